@@ -1,0 +1,198 @@
+/* authloop: a login session for event-loop applications.
+ *
+ * One authloop_ctx per libuv loop; any number of authloop_client sessions on
+ * it. Every function here is called from the loop's thread. A call that
+ * returns an error fires no event and no callback for that call; a call that
+ * returns 0 produces exactly one outcome. Events are dispatched from the loop,
+ * never from inside the call that caused them, so a handler may call any
+ * authloop function, including authloop_client_free() on its own client.
+ */
+#ifndef AUTHLOOP_H
+#define AUTHLOOP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(AUTHLOOP_BUILDING_SHARED)
+#define AUTHLOOP_EXTERN __declspec(dllexport)
+#elif defined(__GNUC__)
+#define AUTHLOOP_EXTERN __attribute__((visibility("default")))
+#else
+#define AUTHLOOP_EXTERN
+#endif
+
+#define AUTHLOOP_VERSION_MAJOR 0
+#define AUTHLOOP_VERSION_MINOR 1
+#define AUTHLOOP_VERSION_PATCH 0
+
+/* Errors: negative codes, one table. XX(suffix, name, message). */
+#define AUTHLOOP_ERRNO_MAP(XX)                                                           \
+  XX(EINVAL, "EINVAL", "invalid argument")                                               \
+  XX(ENOMEM, "ENOMEM", "out of memory")                                                  \
+  XX(EINSECURE, "EINSECURE",                                                             \
+     "plain http is only allowed to loopback; use https or set allow_insecure_http")     \
+  XX(ENOPROVIDER, "ENOPROVIDER", "unknown provider name")                                \
+  XX(ELOGININPROGRESS, "ERROR_LOGIN_IN_PROGRESS",                                        \
+     "Login in progress. Please wait for the login request to finish")                   \
+  XX(EALREADY, "EALREADY", "a user is already logged in; log out first")                 \
+  XX(ENOTLOGGEDIN, "ERROR_NO_USER_LOGGED_IN", "no user is logged in")                    \
+  XX(ENOENT, "ENOENT", "no such listener")                                               \
+  XX(ECLOSING, "ECLOSING", "the context is closing")                                     \
+  XX(ENETWORK, "ENETWORK", "network failure: could not reach the server")                \
+  XX(ETLS, "ETLS", "TLS failure: the server's certificate or handshake was refused")     \
+  XX(ETIMEDOUT, "ETIMEDOUT", "the request timed out")                                    \
+  XX(ETOOLARGE, "ETOOLARGE", "the response is larger than the configured limit")         \
+  XX(EPROTO, "EPROTO", "malformed response: bad JSON or missing or mistyped fields")     \
+  XX(EREJECTED, "EREJECTED", "the server rejected the request")                          \
+  XX(EUNAVAILABLE, "EUNAVAILABLE", "the server is unavailable (5xx or 429); try again")  \
+  XX(ECANCELED, "ECANCELED", "the operation was cancelled")
+
+#define AUTHLOOP_OK 0
+
+/* The codes themselves: AUTHLOOP_EINVAL == -3001 and so on down. */
+enum {
+#define AUTHLOOP__ERRNO_ENUM(suffix, name, msg) AUTHLOOP__IDX_##suffix,
+  AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERRNO_ENUM)
+#undef AUTHLOOP__ERRNO_ENUM
+  AUTHLOOP__ERRNO_COUNT
+};
+enum {
+#define AUTHLOOP__ERRNO_ENUM(suffix, name, msg) AUTHLOOP_##suffix = -3001 - AUTHLOOP__IDX_##suffix,
+  AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERRNO_ENUM)
+#undef AUTHLOOP__ERRNO_ENUM
+};
+
+/* Message for a code; never NULL. Unknown codes get "unknown error". */
+AUTHLOOP_EXTERN const char *authloop_strerror(int err);
+/* Symbolic name ("ETIMEDOUT", "ERROR_LOGIN_IN_PROGRESS"); never NULL. */
+AUTHLOOP_EXTERN const char *authloop_err_name(int err);
+
+/* ---- context: one per loop ------------------------------------------------ */
+
+typedef struct authloop_ctx authloop_ctx;
+typedef struct authloop_client authloop_client;
+typedef struct authloop_user authloop_user;
+
+typedef enum {
+  AUTHLOOP_LOG_ERROR = 0,
+  AUTHLOOP_LOG_WARN,
+  AUTHLOOP_LOG_INFO,
+  AUTHLOOP_LOG_DEBUG
+} authloop_log_level;
+
+/* Log lines never carry a token, code, password or key in clear. */
+typedef void (*authloop_log_cb)(authloop_log_level level, const char *message, void *userdata);
+
+/* Zero-initialise, then set what you need: a zero field means its default. */
+typedef struct {
+  const char *ca_file;           /* PEM bundle to trust; NULL = system store */
+  unsigned timeout_ms;           /* per request; 0 = 30000 */
+  size_t max_body_bytes;         /* response body limit; 0 = 1 MiB */
+  const char *user_agent;        /* NULL = "authloop/<version>" */
+  unsigned max_host_connections; /* per host, shared by all clients; 0 = 8 */
+  authloop_log_cb log_cb;        /* NULL = silent */
+  authloop_log_level log_level;  /* most verbose level passed to log_cb */
+  void *log_userdata;
+} authloop_ctx_options;
+
+/* Make a ctx on `loop` (NULL = uv_default_loop()); opts may be NULL. */
+AUTHLOOP_EXTERN int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts,
+                                     authloop_ctx **out);
+AUTHLOOP_EXTERN uv_loop_t *authloop_ctx_loop(const authloop_ctx *ctx);
+
+typedef void (*authloop_close_cb)(authloop_ctx *ctx, void *userdata);
+
+/* Asynchronous close. In-flight operations end with AUTHLOOP_ECANCELED
+ * (their events are dispatched first), then every client still on the ctx is
+ * freed, the ctx's handles are closed, and cb runs (ctx is valid during cb
+ * only). After that the loop holds nothing of authloop: uv_loop_close() == 0.
+ * A second call returns AUTHLOOP_ECLOSING. */
+AUTHLOOP_EXTERN int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata);
+
+/* ---- client: one user session --------------------------------------------- */
+
+typedef enum {
+  AUTHLOOP_STATE_LOGGED_OUT = 0,
+  AUTHLOOP_STATE_LOGGING_IN,
+  AUTHLOOP_STATE_LOGGED_IN
+} authloop_state;
+
+typedef struct {
+  const char *provider;    /* dialect: "gateway" */
+  const char *base_url;    /* e.g. "https://chat.example.com"; http only to loopback */
+  int allow_insecure_http; /* non-zero: allow plain http to any host */
+  const char *login_path;  /* NULL = the dialect's default, e.g. "/auth/login" */
+  const char *logout_path; /* NULL = the dialect's default, e.g. "/auth/logout" */
+} authloop_client_options;
+
+AUTHLOOP_EXTERN int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
+                                        authloop_client **out);
+/* Frees now (or, inside one of its own handlers, when the handler returns).
+ * Requests in flight are cancelled; no event fires for a freed client. */
+AUTHLOOP_EXTERN void authloop_client_free(authloop_client *c);
+AUTHLOOP_EXTERN authloop_ctx *authloop_client_ctx(const authloop_client *c);
+AUTHLOOP_EXTERN authloop_state authloop_client_state(const authloop_client *c);
+AUTHLOOP_EXTERN const char *authloop_state_name(authloop_state state);
+
+/* Gateway login with a one-time authorization code. The outcome is one
+ * loginAttempt event. Fails at once with AUTHLOOP_EINVAL (NULL, empty or
+ * whitespace in the code), AUTHLOOP_ELOGININPROGRESS, AUTHLOOP_EALREADY. */
+AUTHLOOP_EXTERN int authloop_login_code(authloop_client *c, const char *authorization_code);
+
+/* Clears the session locally at once (state LOGGED_OUT) and tells the server;
+ * the logout event reports the server's answer (error 0 when acknowledged).
+ * Fails with AUTHLOOP_ENOTLOGGEDIN when nobody is logged in. */
+AUTHLOOP_EXTERN int authloop_logout(authloop_client *c);
+
+/* Session queries. Strings stay valid until the session changes (login,
+ * logout, free); copy them to keep them longer. */
+AUTHLOOP_EXTERN int authloop_is_logged_in(const authloop_client *c);
+AUTHLOOP_EXTERN const authloop_user *authloop_current_user(const authloop_client *c);
+AUTHLOOP_EXTERN const char *authloop_access_token(const authloop_client *c);
+AUTHLOOP_EXTERN const char *authloop_id_token(const authloop_client *c);
+/* Lifetime of the access token in seconds as the server granted it; 0 if none. */
+AUTHLOOP_EXTERN long authloop_token_lifetime(const authloop_client *c);
+
+AUTHLOOP_EXTERN const char *authloop_user_id(const authloop_user *u);
+AUTHLOOP_EXTERN const char *authloop_user_name(const authloop_user *u);
+/* A top-level string field of the user object ("email", "tenantId" ...), or NULL. */
+AUTHLOOP_EXTERN const char *authloop_user_field(const authloop_user *u, const char *key);
+/* The user object as the server sent it: same keys in the same order, compact. */
+AUTHLOOP_EXTERN const char *authloop_user_json(const authloop_user *u);
+
+/* ---- events ----------------------------------------------------------------- */
+
+typedef enum {
+  AUTHLOOP_EV_LOGIN_ATTEMPT = 0, /* "loginAttempt" */
+  AUTHLOOP_EV_LOGOUT,            /* "logout" */
+  AUTHLOOP_EV_STATE_CHANGED,     /* "stateChanged" */
+  AUTHLOOP_EV__COUNT
+} authloop_event_type;
+
+typedef struct {
+  authloop_event_type type;
+  int success;             /* loginAttempt: 1 or 0 */
+  int error;               /* 0 or an AUTHLOOP_E* code */
+  const char *message;     /* NULL on success; the server's own message when it sent one */
+  const char *server_code; /* the server's error code as text, or NULL */
+  int http_status;         /* 0 when no HTTP answer arrived */
+  authloop_state old_state, new_state; /* stateChanged */
+} authloop_event;
+
+/* The event and its strings are valid only during the call. */
+typedef void (*authloop_event_cb)(authloop_client *c, const authloop_event *ev, void *userdata);
+
+/* Returns a listener id > 0, or a negative error code. */
+AUTHLOOP_EXTERN int authloop_on(authloop_client *c, authloop_event_type type, authloop_event_cb cb,
+                                void *userdata);
+AUTHLOOP_EXTERN int authloop_off(authloop_client *c, int listener_id);
+AUTHLOOP_EXTERN const char *authloop_event_name(authloop_event_type type);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AUTHLOOP_H */

@@ -1,0 +1,328 @@
+// The authloop reference server: HTTPS on loopback, Node.js built-in modules
+// only. It speaks the dialects of docs/protocol.md with real credential
+// checks and real expiry, plus a test-control API under /__test/
+// (docs/test-server.md).
+//
+//   node test/server/server.mjs --port 0 --state-dir DIR [--token-ttl SECONDS]
+//                               [--host 127.0.0.1] [--stdin-lifeline]
+//
+// Prints one JSON line when ready: {"port": N, "ca": "DIR/ca.pem"}.
+
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+
+const MAX_BODY = 64 * 1024;
+const CODE_TTL_S = 60;
+
+function parseArgs(argv) {
+  const opts = { port: 0, host: '127.0.0.1', stateDir: null, tokenTtl: 3600, lifeline: false };
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--port') opts.port = Number(next());
+    else if (a === '--host') opts.host = next();
+    else if (a === '--state-dir') opts.stateDir = next();
+    else if (a === '--token-ttl') opts.tokenTtl = Number(next());
+    else if (a === '--stdin-lifeline') opts.lifeline = true;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (!opts.stateDir) throw new Error('--state-dir DIR is required');
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('bad --port');
+  if (!(opts.tokenTtl > 0)) throw new Error('bad --token-ttl');
+  return opts;
+}
+
+// ---- certificates: a throwaway CA and a server certificate, made once per dir ----
+
+function ensureCertificates(dir) {
+  const ca = path.join(dir, 'ca.pem');
+  if (fs.existsSync(ca)) return;
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(dir, '.certs-'));
+  const f = (n) => path.join(tmp, n);
+  const ssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '3650',
+    '-subj', '/CN=authloop test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  ssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
+  fs.writeFileSync(f('ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n' +
+    'extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
+  ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
+    '-CAcreateserial', '-out', f('server.pem'), '-days', '825', '-extfile', f('ext.cnf'));
+  for (const n of ['server.key', 'server.pem', 'ca.key']) fs.renameSync(f(n), path.join(dir, n));
+  fs.renameSync(f('ca.pem'), ca); // last: its presence means the set is complete
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+// ---- helpers -------------------------------------------------------------------
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+const randomToken = (bytes = 32) => b64url(crypto.randomBytes(bytes));
+const nowS = () => Math.floor(Date.now() / 1000);
+
+function signJwt(secret, claims) {
+  const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const body = b64url(JSON.stringify(claims));
+  const sig = crypto.createHmac('sha256', secret).update(`${head}.${body}`).digest();
+  return `${head}.${body}.${b64url(sig)}`;
+}
+
+function sendJson(res, status, obj, headers = {}) {
+  if (res.destroyed || res.headersSent) return;
+  const body = JSON.stringify(obj);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (c) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(Object.assign(new Error('body too large'), { status: 413 }));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function parseJsonBody(text) {
+  if (text === '') return {};
+  try {
+    const v = JSON.parse(text);
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+function bearer(req) {
+  const m = /^Bearer (\S+)$/.exec(req.headers.authorization || '');
+  return m ? m[1] : null;
+}
+
+// ---- the gateway dialect --------------------------------------------------------
+
+class Gateway {
+  constructor(state) {
+    this.s = state;
+    this.codes = new Map(); // code -> {userId, expiresAt}
+    this.access = new Map(); // access token -> {userId, expiresAt, refreshToken}
+    this.refresh = new Map(); // refresh token -> {userId}
+  }
+
+  static error(res, status, code, name, message) {
+    sendJson(res, status, { error: { code, name, message } });
+  }
+
+  user(userId) {
+    return {
+      id: userId,
+      tenantId: 'tenant-1',
+      subscriptionId: `sub-${userId}`,
+      name: `User ${userId}`,
+      email: `${userId}@example.test`,
+      country: 'MY',
+      preferredLanguage: 'en',
+      referenceId: `ref-${userId}`,
+      claims: { role: 'member' },
+      couponId: null,
+      codeId: null,
+    };
+  }
+
+  mintCode(userId) {
+    const code = randomToken(24);
+    this.codes.set(code, { userId, expiresAt: Date.now() + CODE_TTL_S * 1000 });
+    return code;
+  }
+
+  issueTokens(userId, refreshToken) {
+    const ttl = this.s.opts.tokenTtl;
+    const iat = nowS();
+    const u = this.user(userId);
+    const base = { sub: userId, iss: 'authloop-reference', iat, exp: iat + ttl };
+    const accessToken = signJwt(this.s.secret, { ...base, token_use: 'access', jti: randomToken(12) });
+    const idToken = signJwt(this.s.secret, { ...base, token_use: 'id', name: u.name, email: u.email });
+    this.access.set(accessToken, { userId, expiresAt: Date.now() + ttl * 1000, refreshToken });
+    return { accessToken, idToken, expiresIn: ttl };
+  }
+
+  login(req, res, body) {
+    const code = body.authorizationCode;
+    if (typeof code !== 'string' || code === '')
+      return Gateway.error(res, 400, 4000, 'BadRequest', 'authorizationCode is required');
+    const entry = this.codes.get(code);
+    this.codes.delete(code); // one use, whatever happens
+    if (!entry || entry.expiresAt < Date.now())
+      return Gateway.error(res, 401, 4003, 'InvalidAuthorizationCode',
+        'Authorization code is invalid, expired or already used');
+    const refreshToken = randomToken(48);
+    this.refresh.set(refreshToken, { userId: entry.userId });
+    const t = this.issueTokens(entry.userId, refreshToken);
+    sendJson(res, 200, { user: this.user(entry.userId), accessToken: t.accessToken, idToken: t.idToken,
+      refreshToken, expiresIn: t.expiresIn });
+  }
+
+  refreshTokens(req, res, body) {
+    const rt = body.refreshToken;
+    if (typeof rt !== 'string' || rt === '')
+      return Gateway.error(res, 400, 4000, 'BadRequest', 'refreshToken is required');
+    const entry = this.refresh.get(rt);
+    if (!entry)
+      return Gateway.error(res, 401, 4009, 'InvalidRefreshToken', 'Refresh token is invalid or revoked');
+    const t = this.issueTokens(entry.userId, rt);
+    sendJson(res, 200, t);
+  }
+
+  logout(req, res) {
+    const tok = bearer(req);
+    const entry = tok && this.access.get(tok);
+    if (!entry || entry.expiresAt < Date.now())
+      return Gateway.error(res, 401, 4001, 'Unauthorized', 'Missing or invalid access token');
+    this.access.delete(tok);
+    this.refresh.delete(entry.refreshToken);
+    res.writeHead(204).end();
+  }
+}
+
+// ---- the server --------------------------------------------------------------------
+
+class ReferenceServer {
+  constructor(opts) {
+    this.opts = opts;
+    this.secret = crypto.randomBytes(32);
+    this.gateway = new Gateway(this);
+    this.stats = { routes: {}, connections: 0 };
+    this.faults = new Map(); // route -> [{status, delayMs, drop, body, count}]
+    this.routes = {
+      'POST /auth/login': (q, r, b) => this.gateway.login(q, r, b),
+      'POST /auth/refresh': (q, r, b) => this.gateway.refreshTokens(q, r, b),
+      'POST /auth/logout': (q, r) => this.gateway.logout(q, r),
+      'POST /__test/codes': (q, r, b) => this.testCodes(r, b),
+      'POST /__test/faults': (q, r, b) => this.testFaults(r, b),
+      'GET /__test/stats': (q, r) => sendJson(r, 200, this.stats),
+    };
+  }
+
+  testCodes(res, body) {
+    if (typeof body.userId !== 'string' || body.userId === '')
+      return Gateway.error(res, 400, 4000, 'BadRequest', 'userId is required');
+    sendJson(res, 200, { authorizationCode: this.gateway.mintCode(body.userId) });
+  }
+
+  testFaults(res, body) {
+    const { route } = body;
+    const count = body.count === undefined ? 1 : body.count;
+    if (typeof route !== 'string' || !route.startsWith('/') || !Number.isInteger(count) || count < 1)
+      return Gateway.error(res, 400, 4000, 'BadRequest', 'route (a path) and a positive count are required');
+    const f = { count };
+    if (body.status !== undefined) f.status = body.status;
+    if (body.delayMs !== undefined) f.delayMs = body.delayMs;
+    if (body.drop) f.drop = true;
+    if (body.body !== undefined) f.body = String(body.body);
+    if (f.status === undefined && f.delayMs === undefined && !f.drop && f.body === undefined)
+      return Gateway.error(res, 400, 4000, 'BadRequest', 'a fault needs status, delayMs, drop or body');
+    if (!this.faults.has(route)) this.faults.set(route, []);
+    this.faults.get(route).push(f);
+    sendJson(res, 200, { queued: true });
+  }
+
+  takeFault(route) {
+    const list = this.faults.get(route);
+    if (!list || list.length === 0) return null;
+    const f = list[0];
+    if (--f.count === 0) list.shift();
+    return f;
+  }
+
+  // Returns true when the fault answered the request itself.
+  async applyFault(f, req, res) {
+    if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+    if (f.drop) {
+      req.socket.destroy();
+      return true;
+    }
+    if (f.body !== undefined) {
+      if (!res.destroyed) {
+        res.writeHead(f.status || 200, { 'Content-Type': 'application/json' });
+        res.end(f.body);
+      }
+      return true;
+    }
+    if (f.status !== undefined) {
+      Gateway.error(res, f.status, f.status * 10, 'InjectedFault', `injected fault: HTTP ${f.status}`);
+      return true;
+    }
+    return false;
+  }
+
+  async handle(req, res) {
+    const url = new URL(req.url, 'https://localhost');
+    const route = url.pathname;
+    this.stats.routes[route] = (this.stats.routes[route] || 0) + 1;
+    try {
+      const fault = route.startsWith('/__test/') ? null : this.takeFault(route);
+      const text = await readBody(req);
+      if (fault && (await this.applyFault(fault, req, res))) return;
+      if (res.destroyed) return;
+      const handler = this.routes[`${req.method} ${route}`];
+      if (!handler) return Gateway.error(res, 404, 4040, 'NotFound', `no route ${req.method} ${route}`);
+      const body = parseJsonBody(text);
+      if (body === null) return Gateway.error(res, 400, 4000, 'BadRequest', 'the body is not a JSON object');
+      handler(req, res, body);
+    } catch (e) {
+      Gateway.error(res, e.status || 500, (e.status || 500) * 10, 'Error', e.message);
+    }
+  }
+
+  listen() {
+    const dir = this.opts.stateDir;
+    ensureCertificates(dir);
+    const server = https.createServer({
+      key: fs.readFileSync(path.join(dir, 'server.key')),
+      cert: fs.readFileSync(path.join(dir, 'server.pem')),
+    }, (req, res) => this.handle(req, res));
+    server.on('connection', () => this.stats.connections++);
+    server.on('tlsClientError', () => {}); // an untrusting client hangs up: expected in tests
+    server.listen(this.opts.port, this.opts.host, () => {
+      const ca = path.resolve(dir, 'ca.pem');
+      process.stdout.write(`${JSON.stringify({ port: server.address().port, ca })}\n`);
+    });
+    return server;
+  }
+}
+
+let opts;
+try {
+  opts = parseArgs(process.argv);
+} catch (e) {
+  process.stderr.write(`server.mjs: ${e.message}\n`);
+  process.exit(2);
+}
+const server = new ReferenceServer(opts).listen();
+const stop = () => {
+  server.close();
+  server.closeAllConnections?.();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+if (opts.lifeline) {
+  process.stdin.on('end', stop);
+  process.stdin.on('error', stop);
+  process.stdin.resume();
+}
