@@ -7,8 +7,8 @@ static const char *const err_names[] = {AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERR_NAME)};
 static const char *const err_msgs[] = {AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERR_MSG)};
 
 static int err_index(int err) {
-  int i = -3001 - err;
-  return i >= 0 && i < AUTHLOOP__ERRNO_COUNT ? i : -1;
+  long long i = -3001LL - err; /* wide: err may be INT_MAX */
+  return i >= 0 && i < AUTHLOOP__ERRNO_COUNT ? (int)i : -1;
 }
 
 const char *authloop_strerror(int err) {

@@ -199,8 +199,11 @@ int authloop__transport_init(authloop_ctx *ctx) {
  * its connections, then closes whatever handles remain. */
 void authloop__transport_close(authloop_ctx *ctx) {
   authloop__link *l;
-  for (l = ctx->sockets.next; l != &ctx->sockets; l = l->next)
-    uv_poll_stop(&AUTHLOOP__CONTAINER_OF(l, authloop__sock, link)->poll);
+  for (l = ctx->sockets.next; l != &ctx->sockets; l = l->next) {
+    uv_poll_t *p = &AUTHLOOP__CONTAINER_OF(l, authloop__sock, link)->poll;
+    if (!uv_is_closing((uv_handle_t *)p))
+      uv_poll_stop(p);
+  }
   curl_multi_cleanup(ctx->multi);
   curl_share_cleanup(ctx->share);
   curl_global_cleanup();

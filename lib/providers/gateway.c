@@ -70,7 +70,8 @@ static int parse_login(long status, const char *body, size_t len, authloop__sess
   memset(f, 0, sizeof(*f));
   if (status < 200 || status > 299)
     return fail_status(status, body, len, f);
-  if (!json_is_object(root = load(body, len))) {
+  root = load(body, len); /* not inside json_is_object(): it evaluates twice */
+  if (!json_is_object(root)) {
     authloop__json_wipe_decref(root);
     return fail(f, AUTHLOOP_EPROTO, status, "malformed response: %s", "the body is not a JSON object");
   }

@@ -1,0 +1,277 @@
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *env_or(const char *name, const char *fallback) {
+  const char *v = getenv(name);
+  return v && *v ? v : fallback;
+}
+
+void test_server_start(test_server *s, ...) {
+  const char *argv[32];
+  int argc = 0, in[2], out[2];
+  char line[1024];
+  size_t len = 0;
+  json_t *ready;
+  va_list ap;
+  posix_spawn_file_actions_t fa;
+
+  memset(s, 0, sizeof(*s));
+  snprintf(s->dir, sizeof(s->dir), "%s/authloop-test-XXXXXX", env_or("TMPDIR", "/tmp"));
+  assert_non_null(mkdtemp(s->dir));
+  argv[argc++] = env_or("AUTHLOOP_NODE", "node");
+  argv[argc++] = env_or("AUTHLOOP_SERVER", "test/server/server.mjs");
+  argv[argc++] = "--port";
+  argv[argc++] = "0";
+  argv[argc++] = "--state-dir";
+  argv[argc++] = s->dir;
+  argv[argc++] = "--stdin-lifeline";
+  va_start(ap, s);
+  for (const char *a; argc < 31 && (a = va_arg(ap, const char *));)
+    argv[argc++] = a;
+  va_end(ap);
+  argv[argc] = NULL;
+
+  assert_int_equal(pipe(in), 0);
+  assert_int_equal(pipe(out), 0);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, in[1]);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  assert_int_equal(posix_spawnp(&s->pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[0]);
+  close(out[1]);
+  s->lifeline = in[1];
+
+  /* the ready line: {"port": N, "ca": "..."} */
+  while (len < sizeof(line) - 1) {
+    ssize_t n = read(out[0], line + len, 1);
+    if (n <= 0 || line[len] == '\n')
+      break;
+    len++;
+  }
+  line[len] = '\0';
+  close(out[0]);
+  ready = json_loads(line, 0, NULL);
+  if (!ready)
+    fail_msg("reference server did not start: \"%s\"", line);
+  s->port = (int)json_integer_value(json_object_get(ready, "port"));
+  snprintf(s->ca, sizeof(s->ca), "%s", json_string_value(json_object_get(ready, "ca")));
+  snprintf(s->base_url, sizeof(s->base_url), "https://127.0.0.1:%d", s->port);
+  json_decref(ready);
+  assert_true(s->port > 0);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+void test_server_stop(test_server *s) {
+  int status;
+  close(s->lifeline);
+  if (waitpid(s->pid, &status, 0) < 0)
+    kill(s->pid, SIGKILL);
+  nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+typedef struct {
+  char *data;
+  size_t len;
+} sink;
+
+static size_t sink_write(char *p, size_t size, size_t n, void *ud) {
+  sink *b = ud;
+  char *d = realloc(b->data, b->len + size * n + 1);
+  assert_non_null(d);
+  memcpy(d + b->len, p, size * n);
+  b->data = d;
+  b->len += size * n;
+  d[b->len] = '\0';
+  return size * n;
+}
+
+static json_t *control(const test_server *s, const char *path, const char *post) {
+  char url[256];
+  sink b = {0};
+  CURL *e = curl_easy_init();
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  long status = 0;
+  json_t *j;
+  snprintf(url, sizeof(url), "%s%s", s->base_url, path);
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_CAINFO, s->ca);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+  if (post)
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, post);
+  assert_int_equal(curl_easy_perform(e), CURLE_OK);
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(e);
+  if (status != 200)
+    fail_msg("%s answered %ld: %s", path, status, b.data ? b.data : "");
+  j = json_loads(b.data, 0, NULL);
+  free(b.data);
+  assert_non_null(j);
+  return j;
+}
+
+char *test_mint_code(const test_server *s, const char *user_id) {
+  char body[256];
+  json_t *j;
+  char *code;
+  snprintf(body, sizeof(body), "{\"userId\":\"%s\"}", user_id);
+  j = control(s, "/__test/codes", body);
+  code = strdup(json_string_value(json_object_get(j, "authorizationCode")));
+  json_decref(j);
+  return code;
+}
+
+void test_fault(const test_server *s, const char *json) {
+  json_decref(control(s, "/__test/faults", json));
+}
+
+long test_stat(const test_server *s, const char *key) {
+  json_t *j = control(s, "/__test/stats", NULL);
+  json_t *v = strcmp(key, "connections") == 0 ? json_object_get(j, "connections")
+                                              : json_object_get(json_object_get(j, "routes"), key);
+  long n = (long)json_integer_value(v);
+  json_decref(j);
+  return n;
+}
+
+int test_closed_port(void) {
+  struct sockaddr_in a = {0};
+  socklen_t len = sizeof(a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd); /* bound, never listened, closed: connections are refused */
+  return ntohs(a.sin_port);
+}
+
+/* ---- loop ---------------------------------------------------------------------- */
+
+void test_env_init(test_env *e, const test_server *s, const authloop_ctx_options *opts) {
+  authloop_ctx_options o = {0};
+  memset(e, 0, sizeof(*e));
+  if (opts)
+    o = *opts;
+  else if (s)
+    o.ca_file = s->ca;
+  assert_int_equal(uv_loop_init(&e->loop), 0);
+  assert_int_equal(uv_timer_init(&e->loop, &e->watchdog), 0);
+  e->watchdog.data = e;
+  assert_int_equal(authloop_ctx_new(&e->loop, &o, &e->ctx), 0);
+}
+
+static void on_closed(authloop_ctx *ctx, void *userdata) {
+  test_env *e = userdata;
+  assert_ptr_equal(ctx, e->ctx);
+  e->closed++;
+}
+
+void test_env_close(test_env *e) {
+  assert_int_equal(authloop_ctx_close(e->ctx, on_closed, e), 0);
+  assert_int_equal(authloop_ctx_close(e->ctx, on_closed, e), AUTHLOOP_ECLOSING);
+  uv_close((uv_handle_t *)&e->watchdog, NULL);
+  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(e->closed, 1);
+  assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+static void on_watchdog(uv_timer_t *t) {
+  test_env *e = t->data;
+  e->timed_out = 1;
+}
+
+void test_run_until(test_env *e, const int *flag, int target, unsigned limit_ms) {
+  e->timed_out = 0;
+  uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
+  while (*flag < target && !e->timed_out)
+    uv_run(&e->loop, UV_RUN_ONCE);
+  uv_timer_stop(&e->watchdog);
+  if (*flag < target)
+    fail_msg("timed out after %u ms waiting (%d of %d)", limit_ms, *flag, target);
+}
+
+void test_run_turns(test_env *e, int n) {
+  while (n-- > 0)
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
+authloop_client *test_client(test_env *e, const test_server *s) {
+  authloop_client_options o = {0};
+  authloop_client *c = NULL;
+  o.provider = "gateway";
+  o.base_url = s->base_url;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  assert_non_null(c);
+  return c;
+}
+
+/* ---- recorder -------------------------------------------------------------------- */
+
+static void trace_add(test_recorder *r, const char *fmt, ...) {
+  size_t used = strlen(r->trace);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->trace + used, sizeof(r->trace) - used, fmt, ap);
+  va_end(ap);
+}
+
+void test_recorder_cb(authloop_client *c, const authloop_event *ev, void *userdata) {
+  test_recorder *r = userdata;
+  (void)c;
+  r->count[ev->type]++;
+  r->total++;
+  r->last[ev->type] = *ev;
+  snprintf(r->last_message[ev->type], 256, "%s", ev->message ? ev->message : "");
+  snprintf(r->last_server_code[ev->type], 64, "%s", ev->server_code ? ev->server_code : "");
+  r->last[ev->type].message = ev->message ? r->last_message[ev->type] : NULL;
+  r->last[ev->type].server_code = ev->server_code ? r->last_server_code[ev->type] : NULL;
+  if (ev->type == AUTHLOOP_EV_STATE_CHANGED)
+    trace_add(r, "stateChanged:%s>%s;", authloop_state_name(ev->old_state),
+              authloop_state_name(ev->new_state));
+  else
+    trace_add(r, "%s:%s;", authloop_event_name(ev->type),
+              ev->error ? authloop_err_name(ev->error) : "ok");
+}
+
+void test_record(authloop_client *c, test_recorder *r) {
+  int t;
+  memset(r, 0, sizeof(*r));
+  for (t = 0; t < AUTHLOOP_EV__COUNT; t++)
+    assert_true(authloop_on(c, (authloop_event_type)t, test_recorder_cb, r) > 0);
+}
+
+void test_log_cb(authloop_log_level level, const char *msg, void *userdata) {
+  test_log *l = userdata;
+  int n;
+  (void)level;
+  n = snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s\n", msg);
+  if (n > 0 && (size_t)n < sizeof(l->text) - l->len)
+    l->len += (size_t)n;
+  l->lines++;
+}

@@ -1,0 +1,82 @@
+/* Test harness: the reference server as a child process, a real uv loop with
+ * a watchdog, and an event recorder. Integration tests never sleep: they run
+ * the loop until what they wait for has happened, or the watchdog fails them. */
+#ifndef AUTHLOOP_TEST_HARNESS_H
+#define AUTHLOOP_TEST_HARNESS_H
+
+#include <authloop.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+/* ---- the reference server ------------------------------------------------- */
+
+typedef struct {
+  pid_t pid;
+  int lifeline; /* the server's stdin: closing it stops the server */
+  int port;
+  char dir[256];
+  char ca[512];
+  char base_url[64];
+} test_server;
+
+/* Starts node test/server/server.mjs; extra args end with NULL. */
+void test_server_start(test_server *s, ...);
+void test_server_stop(test_server *s);
+/* Blocking helpers for setup and inspection (plain libcurl, not authloop). */
+char *test_mint_code(const test_server *s, const char *user_id);
+void test_fault(const test_server *s, const char *json);
+/* GET /__test/stats -> the count for a route ("/auth/login"), or "connections". */
+long test_stat(const test_server *s, const char *key);
+/* A loopback port with nothing listening. */
+int test_closed_port(void);
+
+/* ---- a loop with a ctx ----------------------------------------------------- */
+
+typedef struct {
+  uv_loop_t loop;
+  uv_timer_t watchdog;
+  authloop_ctx *ctx;
+  int closed;
+  int timed_out;
+} test_env;
+
+/* opts may be NULL; the server's CA is trusted unless opts says otherwise. */
+void test_env_init(test_env *e, const test_server *s, const authloop_ctx_options *opts);
+/* Closes the ctx, runs the loop dry, asserts uv_loop_close() == 0. */
+void test_env_close(test_env *e);
+/* Runs the loop until *flag >= target; fails the test after limit_ms. */
+void test_run_until(test_env *e, const int *flag, int target, unsigned limit_ms);
+/* Runs n loop turns without blocking. */
+void test_run_turns(test_env *e, int n);
+
+authloop_client *test_client(test_env *e, const test_server *s);
+
+/* ---- event recorder ----------------------------------------------------------- */
+
+typedef struct {
+  int count[AUTHLOOP_EV__COUNT];
+  int total;
+  authloop_event last[AUTHLOOP_EV__COUNT]; /* strings copied below */
+  char last_message[AUTHLOOP_EV__COUNT][256];
+  char last_server_code[AUTHLOOP_EV__COUNT][64];
+  char trace[2048]; /* "stateChanged:LOGGED_OUT>LOGGING_IN;loginAttempt:ok;" */
+} test_recorder;
+
+void test_record(authloop_client *c, test_recorder *r);
+void test_recorder_cb(authloop_client *c, const authloop_event *ev, void *userdata);
+
+/* Log capture: every line at DEBUG level, joined. */
+typedef struct {
+  char text[64 * 1024];
+  size_t len;
+  int lines;
+} test_log;
+void test_log_cb(authloop_log_level level, const char *msg, void *userdata);
+
+#endif
