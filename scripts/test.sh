@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, then runs every unit and
+# integration test three times: a normal build, an ASan+UBSan build, and the
+# normal build under valgrind. Ends with one line: "total: N passed, N failed".
+#   scripts/test.sh            all three stages
+#   scripts/test.sh --quick    the normal build only
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+scripts/deps.sh || exit 1
+status=0
+logs=()
+
+stage() { # stage NAME BUILD_DIR [meson test args...]
+  local name=$1 dir=$2
+  shift 2
+  echo "== $name"
+  if ! meson test -C "$dir" --print-errorlogs --logbase "$name" "$@"; then
+    status=1
+  fi
+  # meson names the log NAME.json, or NAME-WRAPPER.json under --wrap
+  logs+=("$(ls -t "$dir"/meson-logs/"$name"*.json 2>/dev/null | head -n 1)")
+}
+
+scripts/build.sh build || exit 1
+stage plain build
+
+if [ $quick -eq 0 ]; then
+  scripts/build.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || exit 1
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    stage sanitize build-sanitize
+  stage valgrind build --timeout-multiplier=4 \
+    --wrap="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible"
+fi
+
+python3 scripts/summary.py "${logs[@]}" || status=1
+exit $status
