@@ -30,25 +30,25 @@ extern "C" {
 #define AUTHLOOP_VERSION_PATCH 0
 
 /* Errors: negative codes, one table. XX(suffix, name, message). */
-#define AUTHLOOP_ERRNO_MAP(XX)                                                           \
-  XX(EINVAL, "EINVAL", "invalid argument")                                               \
-  XX(ENOMEM, "ENOMEM", "out of memory")                                                  \
-  XX(EINSECURE, "EINSECURE",                                                             \
-     "plain http is only allowed to loopback; use https or set allow_insecure_http")     \
-  XX(ENOPROVIDER, "ENOPROVIDER", "unknown provider name")                                \
-  XX(ELOGININPROGRESS, "ERROR_LOGIN_IN_PROGRESS",                                        \
-     "Login in progress. Please wait for the login request to finish")                   \
-  XX(EALREADY, "EALREADY", "a user is already logged in; log out first")                 \
-  XX(ENOTLOGGEDIN, "ERROR_NO_USER_LOGGED_IN", "no user is logged in")                    \
-  XX(ENOENT, "ENOENT", "no such listener")                                               \
-  XX(ECLOSING, "ECLOSING", "the context is closing")                                     \
-  XX(ENETWORK, "ENETWORK", "network failure: could not reach the server")                \
-  XX(ETLS, "ETLS", "TLS failure: the server's certificate or handshake was refused")     \
-  XX(ETIMEDOUT, "ETIMEDOUT", "the request timed out")                                    \
-  XX(ETOOLARGE, "ETOOLARGE", "the response is larger than the configured limit")         \
-  XX(EPROTO, "EPROTO", "malformed response: bad JSON or missing or mistyped fields")     \
-  XX(EREJECTED, "EREJECTED", "the server rejected the request")                          \
-  XX(EUNAVAILABLE, "EUNAVAILABLE", "the server is unavailable (5xx or 429); try again")  \
+#define AUTHLOOP_ERRNO_MAP(XX)                                                                     \
+  XX(EINVAL, "EINVAL", "invalid argument")                                                         \
+  XX(ENOMEM, "ENOMEM", "out of memory")                                                            \
+  XX(EINSECURE, "EINSECURE",                                                                       \
+     "plain http is only allowed to loopback; use https or set allow_insecure_http")               \
+  XX(ENOPROVIDER, "ENOPROVIDER", "unknown provider name")                                          \
+  XX(ELOGININPROGRESS, "ERROR_LOGIN_IN_PROGRESS",                                                  \
+     "Login in progress. Please wait for the login request to finish")                             \
+  XX(EALREADY, "EALREADY", "a user is already logged in; log out first")                           \
+  XX(ENOTLOGGEDIN, "ERROR_NO_USER_LOGGED_IN", "no user is logged in")                              \
+  XX(ENOENT, "ENOENT", "no such listener")                                                         \
+  XX(ECLOSING, "ECLOSING", "the context is closing")                                               \
+  XX(ENETWORK, "ENETWORK", "network failure: could not reach the server")                          \
+  XX(ETLS, "ETLS", "TLS failure: the server's certificate or handshake was refused")               \
+  XX(ETIMEDOUT, "ETIMEDOUT", "the request timed out")                                              \
+  XX(ETOOLARGE, "ETOOLARGE", "the response is larger than the configured limit")                   \
+  XX(EPROTO, "EPROTO", "malformed response: bad JSON or missing or mistyped fields")               \
+  XX(EREJECTED, "EREJECTED", "the server rejected the request")                                    \
+  XX(EUNAVAILABLE, "EUNAVAILABLE", "the server is unavailable (5xx or 429); try again")            \
   XX(ECANCELED, "ECANCELED", "the operation was cancelled")
 
 #define AUTHLOOP_OK 0
@@ -58,7 +58,7 @@ enum {
 #define AUTHLOOP__ERRNO_ENUM(suffix, name, msg) AUTHLOOP__IDX_##suffix,
   AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERRNO_ENUM)
 #undef AUTHLOOP__ERRNO_ENUM
-  AUTHLOOP__ERRNO_COUNT
+      AUTHLOOP__ERRNO_COUNT
 };
 enum {
 #define AUTHLOOP__ERRNO_ENUM(suffix, name, msg) AUTHLOOP_##suffix = -3001 - AUTHLOOP__IDX_##suffix,

@@ -82,7 +82,8 @@ static int is_loopback(const char *host) {
   if (n > 2 && n < sizeof(v6) && host[0] == '[' && host[n - 1] == ']') {
     memcpy(v6, host + 1, n - 2);
     v6[n - 2] = '\0';
-    return inet_pton(AF_INET6, v6, a) == 1 && memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+    return inet_pton(AF_INET6, v6, a) == 1 &&
+           memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
   }
   return 0;
 }
@@ -271,7 +272,8 @@ static int start_login(authloop_client *c, const json_t *body) {
   int rc = authloop__req_new(c->ctx, "POST", c->login_url, &req);
   if (rc)
     return rc;
-  if ((rc = authloop__req_set_json(req, body)) || (rc = authloop__req_start(req, on_login_done, c))) {
+  if ((rc = authloop__req_set_json(req, body)) ||
+      (rc = authloop__req_start(req, on_login_done, c))) {
     authloop__req_free(req);
     return rc;
   }

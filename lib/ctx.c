@@ -6,9 +6,9 @@
 #include <string.h>
 
 #define AUTHLOOP__STR2(x) #x
-#define AUTHLOOP__STR(x) AUTHLOOP__STR2(x)
-#define AUTHLOOP__DEFAULT_UA                                                               \
-  "authloop/" AUTHLOOP__STR(AUTHLOOP_VERSION_MAJOR) "." AUTHLOOP__STR(                     \
+#define AUTHLOOP__STR(x)  AUTHLOOP__STR2(x)
+#define AUTHLOOP__DEFAULT_UA                                                                       \
+  "authloop/" AUTHLOOP__STR(AUTHLOOP_VERSION_MAJOR) "." AUTHLOOP__STR(                             \
       AUTHLOOP_VERSION_MINOR) "." AUTHLOOP__STR(AUTHLOOP_VERSION_PATCH)
 
 void authloop__log(const authloop_ctx *ctx, authloop_log_level level, const char *fmt, ...) {
@@ -62,7 +62,8 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
   authloop__list_init(&ctx->clients);
   authloop__list_init(&ctx->events);
   ctx->ca_file = dup_or_null(opts->ca_file, &failed);
-  ctx->user_agent = dup_or_null(opts->user_agent ? opts->user_agent : AUTHLOOP__DEFAULT_UA, &failed);
+  ctx->user_agent =
+      dup_or_null(opts->user_agent ? opts->user_agent : AUTHLOOP__DEFAULT_UA, &failed);
   ctx->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 30000;
   ctx->max_body_bytes = opts->max_body_bytes ? opts->max_body_bytes : 1024 * 1024;
   ctx->max_host_connections = opts->max_host_connections ? opts->max_host_connections : 8;

@@ -2,7 +2,7 @@
 #include "internal.h"
 
 #define AUTHLOOP__ERR_NAME(suffix, name, msg) name,
-#define AUTHLOOP__ERR_MSG(suffix, name, msg) msg,
+#define AUTHLOOP__ERR_MSG(suffix, name, msg)  msg,
 static const char *const err_names[] = {AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERR_NAME)};
 static const char *const err_msgs[] = {AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERR_MSG)};
 

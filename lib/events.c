@@ -83,7 +83,8 @@ void authloop__listeners_free(authloop__listeners *ls) {
   memset(ls, 0, sizeof(*ls));
 }
 
-int authloop_on(authloop_client *c, authloop_event_type type, authloop_event_cb cb, void *userdata) {
+int authloop_on(authloop_client *c, authloop_event_type type, authloop_event_cb cb,
+                void *userdata) {
   authloop__listeners *ls;
   authloop__listener *l;
   if (!c || !cb || (unsigned)type >= AUTHLOOP_EV__COUNT || c->free_requested)

@@ -16,7 +16,7 @@
 #define AUTHLOOP__PRINTF(a, b)
 #endif
 
-#define AUTHLOOP__CONTAINER_OF(ptr, type, member)                                          \
+#define AUTHLOOP__CONTAINER_OF(ptr, type, member)                                                  \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- intrusive doubly linked list (a list head is a link to itself) ------- */

@@ -270,7 +270,8 @@ static char *log_target(const char *method, const char *url) {
       curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
     size_t n;
     curl_url_get(u, CURLUPART_PORT, &port, 0);
-    n = strlen(method) + strlen(scheme) + strlen(host) + strlen(path) + (port ? strlen(port) : 0) + 8;
+    n = strlen(method) + strlen(scheme) + strlen(host) + strlen(path) + (port ? strlen(port) : 0) +
+        8;
     out = malloc(n);
     if (out)
       snprintf(out, n, "%s %s://%s%s%s%s", method, scheme, host, port ? ":" : "", port ? port : "",
@@ -297,8 +298,7 @@ int authloop__req_new(authloop_ctx *ctx, const char *method, const char *url, au
   req->ctx = ctx;
   req->target = log_target(method, url);
   req->easy = e = curl_easy_init();
-  if (!req->target || !e ||
-      !(req->headers = curl_slist_append(NULL, "Accept: application/json")) ||
+  if (!req->target || !e || !(req->headers = curl_slist_append(NULL, "Accept: application/json")) ||
       !(req->headers = curl_slist_append(req->headers, "Expect:"))) {
     authloop__req_free(req);
     return AUTHLOOP_ENOMEM;

@@ -10,7 +10,9 @@
 /* Ten years: anything longer is not a lifetime but a mistake. */
 #define GATEWAY_MAX_EXPIRES_IN (10L * 366 * 24 * 3600)
 
-static json_t *login_code_body(const char *code) { return json_pack("{s:s}", "authorizationCode", code); }
+static json_t *login_code_body(const char *code) {
+  return json_pack("{s:s}", "authorizationCode", code);
+}
 
 static int fail(authloop__failure *f, int error, long status, const char *fmt, const char *arg) {
   char msg[256];
@@ -73,13 +75,15 @@ static int parse_login(long status, const char *body, size_t len, authloop__sess
   root = load(body, len); /* not inside json_is_object(): it evaluates twice */
   if (!json_is_object(root)) {
     authloop__json_wipe_decref(root);
-    return fail(f, AUTHLOOP_EPROTO, status, "malformed response: %s", "the body is not a JSON object");
+    return fail(f, AUTHLOOP_EPROTO, status, "malformed response: %s",
+                "the body is not a JSON object");
   }
   user = json_object_get(root, "user");
   if (!json_is_object(user) || !token_field(user, "id") ||
       ((v = json_object_get(user, "name")) && !json_is_string(v) && !json_is_null(v))) {
     authloop__json_wipe_decref(root);
-    return fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped \"%s\"", "user");
+    return fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped \"%s\"",
+                "user");
   }
   for (i = 0; i < 3; i++) {
     if (!(tokens[i] = token_field(root, token_keys[i]))) {

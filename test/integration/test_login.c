@@ -502,7 +502,7 @@ static void listener_a(authloop_client *c, const authloop_event *ev, void *ud) {
   listener_state *s = ud;
   (void)ev;
   if (s->calls_a++ == 0) {
-    assert_int_equal(authloop_off(c, s->id_b), 0);  /* b must not run for this event */
+    assert_int_equal(authloop_off(c, s->id_b), 0); /* b must not run for this event */
     assert_true(authloop_on(c, AUTHLOOP_EV_STATE_CHANGED, late_listener, s) > 0);
   }
 }

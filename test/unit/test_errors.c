@@ -1,9 +1,9 @@
 /* The error table: every code distinct, named, explained; unknown codes safe. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <string.h>
 
 #include <authloop.h>
@@ -53,8 +53,8 @@ static void known_names(void **state) {
 }
 
 static void unknown_codes_are_safe(void **state) {
-  static const int bad[] = {1, -1, -3000, -3001 - AUTHLOOP__ERRNO_COUNT, -99999, 2147483647,
-                            -2147483647 - 1};
+  static const int bad[] = {1,      -1,         -3000,          -3001 - AUTHLOOP__ERRNO_COUNT,
+                            -99999, 2147483647, -2147483647 - 1};
   size_t i;
   (void)state;
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -1,9 +1,9 @@
 /* Parsing of gateway answers: valid, malformed, mistyped, error bodies. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,7 +11,7 @@
 
 static const authloop__provider *gw = &authloop__provider_gateway;
 
-#define USER "{\"id\":\"u1\",\"name\":\"Una\",\"email\":\"u1@example.test\",\"claims\":{\"a\":1}}"
+#define USER   "{\"id\":\"u1\",\"name\":\"Una\",\"email\":\"u1@example.test\",\"claims\":{\"a\":1}}"
 #define TOKENS "\"accessToken\":\"AT\",\"idToken\":\"IT\",\"refreshToken\":\"RT\""
 
 static int parse(long status, const char *body, authloop__session *s, authloop__failure *f) {
@@ -105,11 +105,11 @@ static void error_bodies(void **state) {
   authloop__session s;
   authloop__failure f;
   (void)state;
-  assert_int_equal(
-      parse(401,
-            "{\"error\":{\"code\":4003,\"name\":\"InvalidAuthorizationCode\",\"message\":\"bad code\"}}",
-            &s, &f),
-      AUTHLOOP_EREJECTED);
+  assert_int_equal(parse(401,
+                         "{\"error\":{\"code\":4003,\"name\":\"InvalidAuthorizationCode\","
+                         "\"message\":\"bad code\"}}",
+                         &s, &f),
+                   AUTHLOOP_EREJECTED);
   assert_int_equal(f.http_status, 401);
   assert_string_equal(f.server_code, "4003");
   assert_string_equal(f.message, "bad code");
