@@ -6,9 +6,9 @@
 
 #include <authloop.h>
 #include <jansson.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
 #include <sys/types.h>
 

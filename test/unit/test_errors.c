@@ -1,9 +1,9 @@
 /* The error table: every code distinct, named, explained; unknown codes safe. */
-#include <cmocka.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
 #include <string.h>
 
 #include <authloop.h>

@@ -1,9 +1,9 @@
 /* Parsing of gateway answers: valid, malformed, mistyped, error bodies. */
-#include <cmocka.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -1,9 +1,9 @@
 /* The base URL policy: http(s) only, plain http only to loopback. */
-#include <cmocka.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include "internal.h"
 
