@@ -49,7 +49,10 @@ extern "C" {
   XX(EPROTO, "EPROTO", "malformed response: bad JSON or missing or mistyped fields")               \
   XX(EREJECTED, "EREJECTED", "the server rejected the request")                                    \
   XX(EUNAVAILABLE, "EUNAVAILABLE", "the server is unavailable (5xx or 429); try again")            \
-  XX(ECANCELED, "ECANCELED", "the operation was cancelled")
+  XX(ECANCELED, "ECANCELED", "the operation was cancelled")                                        \
+  XX(EOFFLINE, "EOFFLINE", "offline: the network is marked unavailable")                           \
+  XX(EREVOKED, "EREVOKED", "the session was revoked or has ended; log in again")                   \
+  XX(ESTORE, "ESTORE", "the session file could not be written")
 
 #define AUTHLOOP_OK 0
 
@@ -118,15 +121,26 @@ AUTHLOOP_EXTERN int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, 
 typedef enum {
   AUTHLOOP_STATE_LOGGED_OUT = 0,
   AUTHLOOP_STATE_LOGGING_IN,
-  AUTHLOOP_STATE_LOGGED_IN
+  AUTHLOOP_STATE_LOGGED_IN,
+  AUTHLOOP_STATE_REFRESHING, /* still logged in: tokens are being renewed */
+  AUTHLOOP_STATE_EXPIRED     /* the session ended without a logout (idle, revoked) */
 } authloop_state;
 
 typedef struct {
-  const char *provider;    /* dialect: "gateway" */
-  const char *base_url;    /* e.g. "https://chat.example.com"; http only to loopback */
-  int allow_insecure_http; /* non-zero: allow plain http to any host */
-  const char *login_path;  /* NULL = the dialect's default, e.g. "/auth/login" */
-  const char *logout_path; /* NULL = the dialect's default, e.g. "/auth/logout" */
+  const char *provider;     /* dialect: "gateway" */
+  const char *base_url;     /* e.g. "https://chat.example.com"; http only to loopback */
+  int allow_insecure_http;  /* non-zero: allow plain http to any host */
+  const char *login_path;   /* NULL = the dialect's default, e.g. "/auth/login" */
+  const char *logout_path;  /* NULL = the dialect's default, e.g. "/auth/logout" */
+  const char *refresh_path; /* NULL = the dialect's default, e.g. "/auth/refresh" */
+  /* token policy (docs/token-policy.md); 0 = default */
+  unsigned refresh_margin_s; /* refresh this long before expiry (300), at most half the lifetime */
+  unsigned idle_window_s;    /* a user idle this long is not refreshed (3600) */
+  unsigned retry_base_ms;    /* first backoff step after a transient failure (1000) */
+  unsigned retry_cap_ms;     /* longest backoff step (60000) */
+  /* persisted session: NULL = none. session_key, when set, is 32 bytes (AES-256-GCM). */
+  const char *session_path;
+  const unsigned char *session_key;
 } authloop_client_options;
 
 AUTHLOOP_EXTERN int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
@@ -156,6 +170,39 @@ AUTHLOOP_EXTERN const char *authloop_access_token(const authloop_client *c);
 AUTHLOOP_EXTERN const char *authloop_id_token(const authloop_client *c);
 /* Lifetime of the access token in seconds as the server granted it; 0 if none. */
 AUTHLOOP_EXTERN long authloop_token_lifetime(const authloop_client *c);
+/* Milliseconds until the access token expires (0 if expired or none). */
+AUTHLOOP_EXTERN long long authloop_token_expires_in_ms(const authloop_client *c);
+
+/* Records user activity: an active user is kept logged in (refreshed before
+ * expiry); an idle one is left to expire. Authenticated requests count too. */
+AUTHLOOP_EXTERN int authloop_touch(authloop_client *c);
+
+typedef void (*authloop_done_cb)(authloop_client *c, int status, void *userdata);
+
+/* Refreshes the tokens now, or joins the refresh in flight: every caller gets
+ * the same outcome (0 or an error) through cb, once. */
+AUTHLOOP_EXTERN int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata);
+
+/* status: 0 when an HTTP answer arrived (see http_status), else AUTHLOOP_E*.
+ * body is valid only during the call. */
+typedef void (*authloop_response_cb)(authloop_client *c, int status, long http_status,
+                                     const char *body, size_t len, void *userdata);
+
+/* An authenticated request to the client's backend: path is appended to the
+ * base URL, body_json (may be NULL) is sent as application/json. It carries
+ * the dialect's bearer token, counts as activity, waits while a refresh is in
+ * flight or the network is offline (up to the ctx timeout), and on a 401
+ * refreshes once and retries once. */
+AUTHLOOP_EXTERN int authloop_request(authloop_client *c, const char *method, const char *path,
+                                     const char *body_json, authloop_response_cb cb,
+                                     void *userdata);
+
+/* Tells authloop the network is gone (0) or back (1). While offline, logins
+ * fail at once with AUTHLOOP_EOFFLINE, refreshes wait and run when the network
+ * is back, requests wait up to their timeout. authloop also goes offline by
+ * itself after consecutive network failures and back online on a success. */
+AUTHLOOP_EXTERN int authloop_ctx_set_online(authloop_ctx *ctx, int online);
+AUTHLOOP_EXTERN int authloop_ctx_is_online(const authloop_ctx *ctx);
 
 AUTHLOOP_EXTERN const char *authloop_user_id(const authloop_user *u);
 AUTHLOOP_EXTERN const char *authloop_user_name(const authloop_user *u);
@@ -170,8 +217,17 @@ typedef enum {
   AUTHLOOP_EV_LOGIN_ATTEMPT = 0, /* "loginAttempt" */
   AUTHLOOP_EV_LOGOUT,            /* "logout" */
   AUTHLOOP_EV_STATE_CHANGED,     /* "stateChanged" */
+  AUTHLOOP_EV_TOKEN_REFRESHED,   /* "tokenRefreshed" */
+  AUTHLOOP_EV_TOKEN_EXPIRING,    /* "tokenExpiring": a due refresh was skipped, user idle */
+  AUTHLOOP_EV_SESSION_EXPIRED,   /* "sessionExpired" */
   AUTHLOOP_EV__COUNT
 } authloop_event_type;
+
+typedef enum {
+  AUTHLOOP_EXPIRED_NONE = 0,
+  AUTHLOOP_EXPIRED_IDLE,   /* "idle": nobody used the session until the token ran out */
+  AUTHLOOP_EXPIRED_REVOKED /* "revoked": the server refused the refresh token */
+} authloop_expiry_reason;
 
 typedef struct {
   authloop_event_type type;
@@ -181,6 +237,9 @@ typedef struct {
   const char *server_code; /* the server's error code as text, or NULL */
   int http_status;         /* 0 when no HTTP answer arrived */
   authloop_state old_state, new_state; /* stateChanged */
+  long lifetime;                       /* tokenRefreshed: the new lifetime in seconds */
+  long long expires_in_ms;             /* tokenExpiring: time left on the token */
+  authloop_expiry_reason reason;       /* sessionExpired */
 } authloop_event;
 
 /* The event and its strings are valid only during the call. */

@@ -3,11 +3,13 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
+#include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const state_names[] = {"LOGGED_OUT", "LOGGING_IN", "LOGGED_IN"};
+static const char *const state_names[] = {"LOGGED_OUT", "LOGGING_IN", "LOGGED_IN", "REFRESHING",
+                                          "EXPIRED"};
 
 const char *authloop_state_name(authloop_state s) {
   return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "UNKNOWN";
@@ -41,6 +43,33 @@ void authloop__session_clear(authloop__session *s) {
   authloop__secret_free(s->id_token);
   authloop__secret_free(s->refresh_token);
   memset(s, 0, sizeof(*s));
+}
+
+static void take(char **dst, char **src) {
+  if (!*src)
+    return;
+  authloop__secret_free(*dst);
+  *dst = *src;
+  *src = NULL;
+}
+
+void authloop__session_merge(authloop__session *dst, authloop__session *src) {
+  take(&dst->access_token, &src->access_token);
+  take(&dst->id_token, &src->id_token);
+  take(&dst->refresh_token, &src->refresh_token);
+  if (src->user) {
+    authloop__user_free(dst->user);
+    dst->user = src->user;
+    src->user = NULL;
+  }
+  if (src->expires_in)
+    dst->expires_in = src->expires_in;
+  src->expires_in = 0;
+}
+
+int authloop__is_transient(int error) {
+  return error == AUTHLOOP_ENETWORK || error == AUTHLOOP_ETIMEDOUT ||
+         error == AUTHLOOP_EUNAVAILABLE;
 }
 
 void authloop__failure_clear(authloop__failure *f) {
@@ -145,22 +174,43 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
     return AUTHLOOP_ENOPROVIDER;
   if ((rc = authloop__check_base_url(opts->base_url, opts->allow_insecure_http)) != 0)
     return rc;
-  if (!valid_path(opts->login_path) || !valid_path(opts->logout_path))
+  if (!valid_path(opts->login_path) || !valid_path(opts->logout_path) ||
+      !valid_path(opts->refresh_path) || (opts->session_path && !*opts->session_path) ||
+      (opts->session_key && !opts->session_path))
     return AUTHLOOP_EINVAL;
   if (!(c = calloc(1, sizeof(*c))))
     return AUTHLOOP_ENOMEM;
   c->ctx = ctx;
   c->provider = p;
+  c->heap_index = AUTHLOOP__NOT_SCHEDULED;
   authloop__list_init(&c->reqs);
+  authloop__list_init(&c->refresh_waiters);
+  authloop__list_init(&c->calls);
+  authloop__list_init(&c->link);
+  c->margin_ms = (opts->refresh_margin_s ? opts->refresh_margin_s : 300) * 1000ull;
+  c->timing.idle_ms = (opts->idle_window_s ? opts->idle_window_s : 3600) * 1000ull;
+  c->retry_base_ms = opts->retry_base_ms ? opts->retry_base_ms : 1000;
+  c->retry_cap_ms = opts->retry_cap_ms ? opts->retry_cap_ms : 60000;
+  if (c->retry_cap_ms < c->retry_base_ms)
+    c->retry_cap_ms = c->retry_base_ms;
+  c->base_url = join_url(opts->base_url, "");
   c->login_url = join_url(opts->base_url, opts->login_path ? opts->login_path : p->login_path);
   c->logout_url = join_url(opts->base_url, opts->logout_path ? opts->logout_path : p->logout_path);
-  if (!c->login_url || !c->logout_url) {
-    free(c->login_url);
-    free(c->logout_url);
-    free(c);
+  c->refresh_url =
+      join_url(opts->base_url, opts->refresh_path ? opts->refresh_path : p->refresh_path);
+  c->session_path = opts->session_path ? strdup(opts->session_path) : NULL;
+  if (opts->session_key) {
+    memcpy(c->session_key, opts->session_key, sizeof(c->session_key));
+    c->has_session_key = 1;
+  }
+  if (!c->base_url || !c->login_url || !c->logout_url || !c->refresh_url ||
+      (opts->session_path && !c->session_path)) {
+    authloop__client_destroy(c);
     return AUTHLOOP_ENOMEM;
   }
   authloop__list_push(&ctx->clients, &c->link);
+  if (c->session_path)
+    authloop__store_load(c); /* a bad file is logged and ignored */
   *out = c;
   return 0;
 }
@@ -172,13 +222,18 @@ static void client_abort_requests(authloop_client *c) {
 }
 
 void authloop__client_destroy(authloop_client *c) {
+  authloop__session_abort(c, 0, 0);
   client_abort_requests(c);
-  authloop__events_drop(c);
+  authloop__events_drop(c, 1);
   authloop__list_remove(&c->link);
   authloop__session_clear(&c->session);
   authloop__listeners_free(&c->listeners);
+  mbedtls_platform_zeroize(c->session_key, sizeof(c->session_key));
+  free(c->session_path);
+  free(c->base_url);
   free(c->login_url);
   free(c->logout_url);
+  free(c->refresh_url);
   free(c);
 }
 
@@ -186,14 +241,14 @@ void authloop_client_free(authloop_client *c) {
   if (!c || c->free_requested)
     return;
   c->free_requested = 1;
-  if (c->in_callback) {
-    /* inside one of its own handlers: nothing more may fire, memory goes
-     * when the handler returns */
-    client_abort_requests(c);
-    authloop__events_drop(c);
-    return;
-  }
-  authloop__client_destroy(c);
+  /* No event fires for a freed client; the callbacks of its pending
+   * authloop_refresh/request calls run once with ECANCELED, and the memory
+   * goes when the last of them (or the running handler) has returned. */
+  client_abort_requests(c);
+  authloop__session_abort(c, 1, AUTHLOOP_ECANCELED);
+  authloop__events_drop(c, 0);
+  if (!c->in_callback && !c->pending_callbacks)
+    authloop__client_destroy(c);
 }
 
 authloop_ctx *authloop_client_ctx(const authloop_client *c) { return c ? c->ctx : NULL; }
@@ -203,7 +258,7 @@ authloop_state authloop_client_state(const authloop_client *c) {
 
 /* ---- state machine ---------------------------------------------------------------- */
 
-static void set_state(authloop_client *c, authloop_state s) {
+void authloop__set_state(authloop_client *c, authloop_state s) {
   authloop_event ev = {0};
   if (c->state == s)
     return;
@@ -238,16 +293,19 @@ static void on_login_done(authloop__req *req, void *userdata) {
   else
     rc = c->provider->parse_login(req->http_status, req->resp.data, req->resp.len, &s, &f);
   if (rc == 0) {
+    uint64_t now = authloop__boot_ms();
     c->session = s;
     authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "login succeeded (token lifetime %ld s)",
                   s.expires_in);
-    set_state(c, AUTHLOOP_STATE_LOGGED_IN);
+    authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
     emit_outcome(c, AUTHLOOP_EV_LOGIN_ATTEMPT, NULL);
+    c->timing.last_activity = now; /* logging in is activity */
+    authloop__session_started(c, now, 1);
     return;
   }
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "login failed: %s (HTTP %ld, server code %s)",
                 authloop_err_name(rc), f.http_status, f.server_code ? f.server_code : "none");
-  set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
+  authloop__set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
   emit_outcome(c, AUTHLOOP_EV_LOGIN_ATTEMPT, &f);
   authloop__failure_clear(&f);
 }
@@ -262,8 +320,10 @@ static int login_precheck(const authloop_client *c) {
     return AUTHLOOP_ECLOSING;
   if (c->state == AUTHLOOP_STATE_LOGGING_IN)
     return AUTHLOOP_ELOGININPROGRESS;
-  if (c->state == AUTHLOOP_STATE_LOGGED_IN)
+  if (c->state == AUTHLOOP_STATE_LOGGED_IN || c->state == AUTHLOOP_STATE_REFRESHING)
     return AUTHLOOP_EALREADY;
+  if (!authloop__ctx_online(c->ctx))
+    return AUTHLOOP_EOFFLINE; /* never queued */
   return 0;
 }
 
@@ -279,7 +339,7 @@ static int start_login(authloop_client *c, const json_t *body) {
   }
   authloop__list_push(&c->reqs, &req->owner_link);
   c->login_req = req;
-  set_state(c, AUTHLOOP_STATE_LOGGING_IN);
+  authloop__set_state(c, AUTHLOOP_STATE_LOGGING_IN);
   return 0;
 }
 
@@ -313,19 +373,25 @@ static void on_logout_done(authloop__req *req, void *userdata) {
 
 int authloop_logout(authloop_client *c) {
   authloop__req *req = NULL;
+  uint64_t idle_ms;
   int rc;
   if (!c || c->free_requested)
     return AUTHLOOP_EINVAL;
+  idle_ms = c->timing.idle_ms;
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
-  if (c->state != AUTHLOOP_STATE_LOGGED_IN)
+  if (!authloop_is_logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;
   rc = authloop__req_new(c->ctx, "POST", c->logout_url, &req);
-  if (!rc && !(rc = authloop__req_set_bearer(req, c->session.access_token)))
+  if (!rc && !(rc = c->provider->authorize(req, &c->session)))
     rc = authloop__req_start(req, on_logout_done, c);
   /* local state goes whatever the server will say */
+  authloop__session_abort(c, 1, AUTHLOOP_ECANCELED);
   authloop__session_clear(&c->session);
-  set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
+  memset(&c->timing, 0, sizeof(c->timing));
+  c->timing.idle_ms = idle_ms;
+  authloop__store_delete(c);
+  authloop__set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
   if (rc) {
     authloop__failure f = {0};
     authloop__req_free(req);
@@ -340,7 +406,15 @@ int authloop_logout(authloop_client *c) {
 /* ---- queries ------------------------------------------------------------------------ */
 
 int authloop_is_logged_in(const authloop_client *c) {
-  return c && c->state == AUTHLOOP_STATE_LOGGED_IN;
+  return c && (c->state == AUTHLOOP_STATE_LOGGED_IN || c->state == AUTHLOOP_STATE_REFRESHING);
+}
+
+long long authloop_token_expires_in_ms(const authloop_client *c) {
+  uint64_t now;
+  if (!authloop_is_logged_in(c))
+    return 0;
+  now = authloop__boot_ms();
+  return c->timing.expires_at > now ? (long long)(c->timing.expires_at - now) : 0;
 }
 
 const authloop_user *authloop_current_user(const authloop_client *c) {

@@ -25,6 +25,7 @@ void authloop__log(const authloop_ctx *ctx, authloop_log_level level, const char
 static void on_dispatch(uv_idle_t *h) { authloop__dispatch(h->data); }
 
 static void ctx_free(authloop_ctx *ctx) {
+  authloop__rng_free(&ctx->rng);
   free(ctx->ca_file);
   free(ctx->user_agent);
   free(ctx);
@@ -61,6 +62,8 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
   authloop__list_init(&ctx->sockets);
   authloop__list_init(&ctx->clients);
   authloop__list_init(&ctx->events);
+  authloop__list_init(&ctx->stores);
+  ctx->online_app = 1;
   ctx->ca_file = dup_or_null(opts->ca_file, &failed);
   ctx->user_agent =
       dup_or_null(opts->user_agent ? opts->user_agent : AUTHLOOP__DEFAULT_UA, &failed);
@@ -70,14 +73,17 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
   ctx->log_cb = opts->log_cb;
   ctx->log_level = opts->log_level;
   ctx->log_userdata = opts->log_userdata;
-  if (failed) {
-    ctx_free(ctx);
+  if (failed || authloop__rng_init(&ctx->rng) != 0) {
+    free(ctx->ca_file);
+    free(ctx->user_agent);
+    free(ctx);
     return AUTHLOOP_ENOMEM;
   }
   if ((rc = authloop__transport_init(ctx)) != 0) {
     ctx_free(ctx);
     return rc;
   }
+  authloop__sched_init(ctx);
   uv_idle_init(loop, &ctx->dispatcher);
   ctx->dispatcher.data = ctx;
   ctx->open_handles++;
@@ -88,6 +94,7 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
 uv_loop_t *authloop_ctx_loop(const authloop_ctx *ctx) { return ctx ? ctx->loop : NULL; }
 
 int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata) {
+  authloop__link *l;
   if (!ctx)
     return AUTHLOOP_EINVAL;
   if (ctx->closing)
@@ -96,17 +103,32 @@ int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata) 
   ctx->close_cb = cb;
   ctx->close_userdata = userdata;
   authloop__req_cancel_all(ctx);
+  for (l = ctx->clients.next; l != &ctx->clients; l = l->next)
+    authloop__session_abort(AUTHLOOP__CONTAINER_OF(l, authloop_client, link), 1,
+                            AUTHLOOP_ECANCELED);
   /* the dispatcher delivers the cancellations, then tears the ctx down */
   uv_idle_start(&ctx->dispatcher, on_dispatch);
   return 0;
 }
 
-/* Every event has been delivered: free the clients and close the handles. */
+/* Every event has been delivered: free the clients, let the session files
+ * they wrote reach the disk, then close the handles. */
 void authloop__ctx_teardown(authloop_ctx *ctx) {
-  ctx->finalizing = 1;
-  while (!authloop__list_empty(&ctx->clients))
-    authloop__client_destroy(AUTHLOOP__CONTAINER_OF(ctx->clients.next, authloop_client, link));
+  if (!ctx->finalizing) {
+    ctx->finalizing = 1;
+    while (!authloop__list_empty(&ctx->clients))
+      authloop__client_destroy(AUTHLOOP__CONTAINER_OF(ctx->clients.next, authloop_client, link));
+  }
+  if (authloop__store_busy(ctx) || ctx->handles_closing)
+    return; /* store.c calls again when its last write is done */
+  ctx->handles_closing = 1;
+  authloop__sched_close(ctx);
   authloop__transport_close(ctx);
+}
+
+void authloop__handle_closed(authloop_ctx *ctx) {
+  if (--ctx->open_handles == 0 && ctx->handles_closing)
+    authloop__ctx_finalize(ctx);
 }
 
 /* The last handle has closed. */
@@ -119,4 +141,43 @@ void authloop__ctx_finalize(authloop_ctx *ctx) {
 void authloop__dispatch_wake(authloop_ctx *ctx) {
   if (!uv_is_active((uv_handle_t *)&ctx->dispatcher))
     uv_idle_start(&ctx->dispatcher, on_dispatch);
+}
+
+int authloop__ctx_online(const authloop_ctx *ctx) {
+  return ctx->online_app && ctx->net_failures < AUTHLOOP__OFFLINE_AFTER;
+}
+
+int authloop_ctx_is_online(const authloop_ctx *ctx) { return ctx && authloop__ctx_online(ctx); }
+
+int authloop_ctx_set_online(authloop_ctx *ctx, int online) {
+  int was;
+  if (!ctx)
+    return AUTHLOOP_EINVAL;
+  if (ctx->closing)
+    return AUTHLOOP_ECLOSING;
+  was = authloop__ctx_online(ctx);
+  ctx->online_app = online != 0;
+  if (online)
+    ctx->net_failures = 0; /* the application knows better than our count */
+  authloop__log(ctx, AUTHLOOP_LOG_INFO, "network marked %s by the application",
+                online ? "online" : "offline");
+  if (!was && authloop__ctx_online(ctx))
+    authloop__ctx_wake_all(ctx);
+  return 0;
+}
+
+void authloop__ctx_note_result(authloop_ctx *ctx, int error) {
+  int was = authloop__ctx_online(ctx);
+  if (error == AUTHLOOP_ENETWORK || error == AUTHLOOP_ETIMEDOUT) {
+    if (ctx->net_failures < AUTHLOOP__OFFLINE_AFTER &&
+        ++ctx->net_failures == AUTHLOOP__OFFLINE_AFTER)
+      authloop__log(ctx, AUTHLOOP_LOG_WARN, "%u network failures in a row: offline",
+                    ctx->net_failures);
+  } else if (error != AUTHLOOP_ECANCELED) {
+    ctx->net_failures = 0; /* the server answered */
+    if (!was && authloop__ctx_online(ctx)) {
+      authloop__log(ctx, AUTHLOOP_LOG_INFO, "the server answers again: online");
+      authloop__ctx_wake_all(ctx);
+    }
+  }
 }

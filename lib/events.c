@@ -7,19 +7,32 @@
  * marked, then compacted. */
 #include "internal.h"
 
+#include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
 
+typedef enum { PENDING_EVENT, PENDING_DONE, PENDING_RESPONSE } pending_kind;
+
+/* One queued delivery: an event for the listeners, or one application
+ * callback (authloop_refresh, authloop_request). */
 typedef struct {
   authloop__link link; /* in ctx->events */
   uint64_t seq;
   authloop_client *client;
+  pending_kind kind;
   authloop_event ev;
   char *message, *server_code; /* owned; ev points at them */
+  authloop_done_cb done;
+  authloop_response_cb response;
+  void *userdata;
+  int status;
+  long http_status;
+  char *body; /* owned, wiped */
+  size_t len;
 } authloop__pending;
 
-static const char *const event_names[AUTHLOOP_EV__COUNT] = {"loginAttempt", "logout",
-                                                            "stateChanged"};
+static const char *const event_names[AUTHLOOP_EV__COUNT] = {
+    "loginAttempt", "logout", "stateChanged", "tokenRefreshed", "tokenExpiring", "sessionExpired"};
 
 const char *authloop_event_name(authloop_event_type type) {
   return (unsigned)type < AUTHLOOP_EV__COUNT ? event_names[type] : "unknown";
@@ -28,7 +41,54 @@ const char *authloop_event_name(authloop_event_type type) {
 static void pending_free(authloop__pending *p) {
   free(p->message);
   free(p->server_code);
+  if (p->body)
+    mbedtls_platform_zeroize(p->body, p->len);
+  free(p->body);
   free(p);
+}
+
+static void enqueue(authloop_client *c, authloop__pending *p) {
+  authloop_ctx *ctx = c->ctx;
+  if (p->kind != PENDING_EVENT)
+    c->pending_callbacks++;
+  p->client = c;
+  p->seq = ++ctx->next_event_seq;
+  authloop__list_push(&ctx->events, &p->link);
+  authloop__dispatch_wake(ctx);
+}
+
+int authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status) {
+  authloop__pending *p;
+  if (!cb)
+    return 0;
+  if (!(p = calloc(1, sizeof(*p))))
+    return AUTHLOOP_ENOMEM;
+  p->kind = PENDING_DONE;
+  p->done = cb;
+  p->userdata = userdata;
+  p->status = status;
+  enqueue(c, p);
+  return 0;
+}
+
+int authloop__defer_response(authloop_client *c, authloop_response_cb cb, void *userdata,
+                             int status, long http_status, const char *body, size_t len) {
+  authloop__pending *p = calloc(1, sizeof(*p));
+  if (!p || !(p->body = malloc(len + 1))) {
+    free(p);
+    return AUTHLOOP_ENOMEM;
+  }
+  p->kind = PENDING_RESPONSE;
+  p->response = cb;
+  p->userdata = userdata;
+  p->status = status;
+  p->http_status = http_status;
+  if (len)
+    memcpy(p->body, body, len);
+  p->body[len] = '\0';
+  p->len = len;
+  enqueue(c, p);
+  return 0;
 }
 
 static int dup_field(const char *s, char **out) {
@@ -39,11 +99,10 @@ static int dup_field(const char *s, char **out) {
 }
 
 int authloop__emit(authloop_client *c, const authloop_event *ev) {
-  authloop_ctx *ctx = c->ctx;
   authloop__pending *p = calloc(1, sizeof(*p));
   if (!p)
     return AUTHLOOP_ENOMEM;
-  p->client = c;
+  p->kind = PENDING_EVENT;
   p->ev = *ev;
   if (dup_field(ev->message, &p->message) || dup_field(ev->server_code, &p->server_code)) {
     pending_free(p);
@@ -51,18 +110,18 @@ int authloop__emit(authloop_client *c, const authloop_event *ev) {
   }
   p->ev.message = p->message;
   p->ev.server_code = p->server_code;
-  p->seq = ++ctx->next_event_seq;
-  authloop__list_push(&ctx->events, &p->link);
-  authloop__dispatch_wake(ctx);
+  enqueue(c, p);
   return 0;
 }
 
-void authloop__events_drop(authloop_client *c) {
+void authloop__events_drop(authloop_client *c, int callbacks_too) {
   authloop__link *l = c->ctx->events.next, *next;
   for (; l != &c->ctx->events; l = next) {
     authloop__pending *p = AUTHLOOP__CONTAINER_OF(l, authloop__pending, link);
     next = l->next;
-    if (p->client == c) {
+    if (p->client == c && (callbacks_too || p->kind == PENDING_EVENT)) {
+      if (p->kind != PENDING_EVENT)
+        c->pending_callbacks--;
       authloop__list_remove(l);
       pending_free(p);
     }
@@ -127,22 +186,29 @@ int authloop_off(authloop_client *c, int listener_id) {
   return AUTHLOOP_ENOENT;
 }
 
-/* Calls the listeners registered before the event's delivery began. */
+/* An event goes to the listeners registered before its delivery began. */
 static void deliver(authloop__pending *p) {
   authloop_client *c = p->client;
   size_t i, n = c->listeners.len;
   c->in_callback++;
-  for (i = 0; i < n && !c->free_requested; i++) {
+  if (p->kind == PENDING_DONE)
+    p->done(c, p->status, p->userdata);
+  else if (p->kind == PENDING_RESPONSE)
+    p->response(c, p->status, p->http_status, p->body, p->len, p->userdata);
+  for (i = 0; p->kind == PENDING_EVENT && i < n && !c->free_requested; i++) {
     authloop__listener l = c->listeners.items[i]; /* the array may move */
     if (l.id && l.type == p->ev.type)
       l.cb(c, &p->ev, l.userdata);
   }
   c->in_callback--;
+  if (p->kind != PENDING_EVENT)
+    c->pending_callbacks--;
   if (c->in_callback)
     return;
-  if (c->free_requested)
-    authloop__client_destroy(c);
-  else if (c->listeners.dirty)
+  if (c->free_requested) {
+    if (!c->pending_callbacks) /* its last ECANCELED callback has run */
+      authloop__client_destroy(c);
+  } else if (c->listeners.dirty)
     listeners_compact(&c->listeners);
 }
 

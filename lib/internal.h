@@ -6,6 +6,8 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +50,66 @@ void authloop__secret_free(char *s);
 void authloop__json_wipe_decref(json_t *j);
 int authloop__has_space(const char *s);
 
+/* ---- random numbers (lib/util.c): mbedTLS CTR-DRBG, one per ctx ---------------- */
+
+typedef struct {
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+} authloop__rng;
+
+int authloop__rng_init(authloop__rng *r);
+void authloop__rng_free(authloop__rng *r);
+int authloop__random(authloop__rng *r, void *buf, size_t n);
+uint32_t authloop__random_u32(authloop__rng *r);
+
+/* ---- time and policy (lib/schedule.c) ------------------------------------------ */
+
+#define AUTHLOOP__NEVER         UINT64_MAX
+#define AUTHLOOP__NOT_SCHEDULED SIZE_MAX
+
+/* A clock that counts suspended time (CLOCK_BOOTTIME), and the wall clock. */
+uint64_t authloop__boot_ms(void);
+uint64_t authloop__wall_ms(void);
+
+/* Everything the policy needs to decide what a logged-in client does next. */
+typedef struct {
+  uint64_t expires_at, refresh_due, retry_at, last_activity, idle_ms;
+  int retrying; /* a transient failure happened: retry_at is the next try */
+  int warned;   /* tokenExpiring was emitted for this token */
+  int offline;  /* the application said the network is gone */
+  int stale;    /* restored with a dead token: refresh on first activity */
+} authloop__timing;
+
+typedef enum {
+  AUTHLOOP__WAIT,       /* nothing now; look again at *wake_at */
+  AUTHLOOP__REFRESH,    /* refresh now */
+  AUTHLOOP__WARN_IDLE,  /* due but idle: emit tokenExpiring (once) */
+  AUTHLOOP__EXPIRE_IDLE /* idle and the token ran out: end the session */
+} authloop__action;
+
+uint64_t authloop__refresh_margin(uint64_t lifetime_ms, uint64_t margin_ms);
+uint64_t authloop__refresh_due(uint64_t received, uint64_t lifetime_ms, uint64_t margin_ms,
+                               uint32_t rnd);
+uint64_t authloop__backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, uint32_t rnd);
+uint64_t authloop__retry_at(uint64_t now, uint64_t backoff_ms, long long retry_after_ms,
+                            uint64_t expires_at);
+authloop__action authloop__decide(const authloop__timing *t, uint64_t now, uint64_t *wake_at);
+
+typedef struct {
+  authloop_client **items; /* min-heap on wake_at */
+  size_t len, cap;
+  uint64_t armed_at;
+  int fd; /* timerfd on CLOCK_BOOTTIME, or -1: timer is used */
+  uv_poll_t poll;
+  uv_timer_t timer;
+} authloop__sched;
+
+void authloop__sched_init(authloop_ctx *ctx);
+void authloop__sched_close(authloop_ctx *ctx);
+/* Wake the client at wake_at (AUTHLOOP__NEVER: not at all). */
+void authloop__sched_set(authloop_client *c, uint64_t wake_at);
+void authloop__sched_remove(authloop_client *c);
+
 /* ---- logging (lib/ctx.c) ------------------------------------------------------- */
 
 void authloop__log(const authloop_ctx *ctx, authloop_log_level level, const char *fmt, ...)
@@ -76,6 +138,7 @@ struct authloop__req {
   int overflow; /* the body or headers went past their limit */
   char errbuf[CURL_ERROR_SIZE];
   uint64_t started_ms;
+  long long retry_after_ms; /* from a Retry-After header, else -1 */
   /* outcome */
   int error; /* 0: an HTTP answer arrived (see http_status); else AUTHLOOP_E* */
   long http_status;
@@ -92,6 +155,8 @@ void authloop__transport_close(authloop_ctx *ctx);
 int authloop__req_new(authloop_ctx *ctx, const char *method, const char *url, authloop__req **out);
 int authloop__req_add_header(authloop__req *req, const char *header);
 int authloop__req_set_bearer(authloop__req *req, const char *token);
+/* Sends json_text (copied) as application/json. */
+int authloop__req_set_body(authloop__req *req, const char *json_text);
 /* Sends `body` as application/json (compact). Does not steal the reference. */
 int authloop__req_set_json(authloop__req *req, const json_t *body);
 /* On error the caller still owns req. On success the transport does. */
@@ -116,6 +181,9 @@ typedef struct {
 } authloop__session;
 
 void authloop__session_clear(authloop__session *s);
+/* Moves the fields src has into dst (a rotated refresh token replaces the old
+ * one; a missing one keeps it). src is left empty. */
+void authloop__session_merge(authloop__session *dst, authloop__session *src);
 /* Takes the reference to obj. */
 int authloop__user_new(json_t *obj, authloop_user **out);
 void authloop__user_free(authloop_user *u);
@@ -131,12 +199,14 @@ typedef struct {
 void authloop__failure_clear(authloop__failure *f);
 /* Fills f from a transport-level failure of req (req->error != 0). */
 int authloop__failure_from_req(const authloop__req *req, authloop__failure *f);
+/* Network trouble, an overloaded server: worth retrying. */
+int authloop__is_transient(int error);
 
 /* ---- providers (lib/providers/) ------------------------------------------------- */
 
 typedef struct {
   const char *name;
-  const char *login_path, *logout_path;
+  const char *login_path, *logout_path, *refresh_path;
   /* Request body for a login with a one-time authorization code. */
   json_t *(*login_code_body)(const char *code);
   /* 0 and a filled session, or an AUTHLOOP_E* code with f filled. */
@@ -144,6 +214,14 @@ typedef struct {
                      authloop__failure *f);
   /* 0 when the server acknowledged the logout, or an error with f filled. */
   int (*parse_logout)(long status, const char *body, size_t len, authloop__failure *f);
+  /* Request body for a refresh. */
+  json_t *(*refresh_body)(const authloop__session *s);
+  /* 0 and the new tokens in out (fields it lacks stay NULL), or an error:
+   * AUTHLOOP_EREVOKED when the refresh token is refused for good. */
+  int (*parse_refresh)(long status, const char *body, size_t len, authloop__session *out,
+                       authloop__failure *f);
+  /* Adds the session's credentials to an authenticated request. */
+  int (*authorize)(authloop__req *req, const authloop__session *s);
 } authloop__provider;
 
 const authloop__provider *authloop__provider_find(const char *name);
@@ -173,8 +251,13 @@ typedef struct {
 
 /* Queues ev for c; strings are copied. Dispatched from the loop later. */
 int authloop__emit(authloop_client *c, const authloop_event *ev);
-/* Drops every queued event of c. */
-void authloop__events_drop(authloop_client *c);
+/* Queues a call of an application callback for c. */
+int authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status);
+/* body is copied. */
+int authloop__defer_response(authloop_client *c, authloop_response_cb cb, void *userdata,
+                             int status, long http_status, const char *body, size_t len);
+/* Drops c's queued events; with callbacks_too, its queued callbacks as well. */
+void authloop__events_drop(authloop_client *c, int callbacks_too);
 void authloop__listeners_free(authloop__listeners *ls);
 /* Runs the queued events; finishes a pending ctx close when none remain. */
 void authloop__dispatch(authloop_ctx *ctx);
@@ -191,6 +274,11 @@ struct authloop_ctx {
   authloop__link reqs, sockets, clients, events;
   uint64_t next_event_seq;
   int dispatching;
+  authloop__sched sched;
+  authloop__rng rng;
+  int online_app;        /* what the application said (authloop_ctx_set_online) */
+  unsigned net_failures; /* consecutive; AUTHLOOP__OFFLINE_AFTER of them: offline */
+  authloop__link stores; /* session files being written, see store.c */
   /* options, owned copies */
   char *ca_file, *user_agent;
   unsigned timeout_ms, max_host_connections;
@@ -199,27 +287,77 @@ struct authloop_ctx {
   authloop_log_level log_level;
   void *log_userdata;
   /* close */
-  int closing, finalizing;
+  int closing, finalizing, handles_closing;
   authloop_close_cb close_cb;
   void *close_userdata;
 };
 
+#define AUTHLOOP__OFFLINE_AFTER 3
+
 struct authloop_client {
   authloop_ctx *ctx;
   const authloop__provider *provider;
-  char *login_url, *logout_url;
+  char *base_url, *login_url, *logout_url, *refresh_url;
   authloop_state state;
   authloop__session session;
   authloop__req *login_req;
+  /* token lifecycle (lib/session.c); times in authloop__boot_ms() */
+  authloop__timing timing;
+  uint64_t margin_ms, retry_base_ms, retry_cap_ms;
+  unsigned retry_attempt;
+  authloop__req *refresh_req;
+  authloop__link refresh_waiters; /* authloop_refresh() callers */
+  authloop__link calls;           /* authloop_request()s, waiting or sent */
+  uint64_t wake_at;
+  size_t heap_index;
+  /* persisted session (lib/store.c) */
+  char *session_path;
+  unsigned char session_key[32];
+  int has_session_key;
   authloop__link reqs; /* requests of this client: login and logouts */
   authloop__listeners listeners;
   int in_callback;
   int free_requested;
-  authloop__link link; /* in ctx->clients */
+  unsigned pending_callbacks; /* queued authloop_refresh/request callbacks */
+  unsigned token_gen;         /* bumped on every new access token */
+  authloop__link link;        /* in ctx->clients */
 };
 
 /* Frees a client's memory; the caller has made sure no handler is running. */
 void authloop__client_destroy(authloop_client *c);
+void authloop__set_state(authloop_client *c, authloop_state s);
+/* A handle of the ctx closed. */
+void authloop__handle_closed(authloop_ctx *ctx);
+int authloop__ctx_online(const authloop_ctx *ctx);
+/* A request ended: counts consecutive network failures for the offline mark. */
+void authloop__ctx_note_result(authloop_ctx *ctx, int error);
+
+/* ---- token lifecycle (lib/session.c) ----------------------------------------------- */
+
+/* A session was just granted (login or restore); received = boot ms. */
+void authloop__session_started(authloop_client *c, uint64_t received, int persist);
+/* The timer reached the client's wake_at. */
+void authloop__client_evaluate(authloop_client *c, uint64_t now);
+/* Ends the session: tokens wiped, state EXPIRED, sessionExpired(reason). */
+void authloop__session_end(authloop_client *c, authloop_expiry_reason reason);
+/* Drops refresh and waiting requests of c. With notify, their callbacks get
+ * `error`; without, nothing is called (the client is being freed). */
+void authloop__session_abort(authloop_client *c, int notify, int error);
+/* The network came back: everyone looks again. */
+void authloop__ctx_wake_all(authloop_ctx *ctx);
+
+/* ---- persisted session (lib/store.c) ------------------------------------------------ */
+
+/* Loads c's session file if it holds a session for this provider and URL. */
+int authloop__store_load(authloop_client *c);
+/* Writes (or deletes) c's session file off the loop thread, in order. */
+void authloop__store_save(authloop_client *c);
+void authloop__store_delete(authloop_client *c);
+/* Serialisation, for tests. */
+int authloop__store_encode(const authloop_client *c, authloop__rng *rng, unsigned char **out,
+                           size_t *len);
+int authloop__store_decode(authloop_client *c, const unsigned char *data, size_t len);
+int authloop__store_busy(const authloop_ctx *ctx);
 /* Makes sure the dispatcher runs on the next loop turn. */
 void authloop__dispatch_wake(authloop_ctx *ctx);
 /* Close, step 2 (all events delivered): free clients, close handles. */

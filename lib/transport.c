@@ -17,19 +17,14 @@ typedef struct {
   authloop__link link; /* in ctx->sockets until its close callback */
 } authloop__sock;
 
-static void handle_closed(uv_handle_t *h) {
-  authloop_ctx *ctx = h->data;
-  if (--ctx->open_handles == 0 && ctx->finalizing)
-    authloop__ctx_finalize(ctx);
-}
+static void handle_closed(uv_handle_t *h) { authloop__handle_closed(h->data); }
 
 static void sock_closed(uv_handle_t *h) {
   authloop__sock *sk = AUTHLOOP__CONTAINER_OF(h, authloop__sock, poll);
   authloop_ctx *ctx = sk->ctx;
   authloop__list_remove(&sk->link);
   free(sk);
-  if (--ctx->open_handles == 0 && ctx->finalizing)
-    authloop__ctx_finalize(ctx);
+  authloop__handle_closed(ctx);
 }
 
 static void sock_close(authloop__sock *sk) {
@@ -70,8 +65,15 @@ static void req_finish(authloop__req *req, int error) {
   authloop_ctx *ctx = req->ctx;
   uint64_t ms = uv_hrtime() / 1000000 - req->started_ms;
   req->error = error;
-  if (!error)
+  if (!error) {
+    curl_off_t retry_after = 0;
     curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->http_status);
+    /* seconds, from either form of the header (delay or HTTP date) */
+    if (curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+        retry_after > 0 && retry_after < 24 * 3600)
+      req->retry_after_ms = (long long)retry_after * 1000;
+  }
+  authloop__ctx_note_result(ctx, error);
   if (error)
     authloop__log(ctx, AUTHLOOP_LOG_WARN, "%s failed after %llu ms: %s (%s)", req->target,
                   (unsigned long long)ms, authloop_err_name(error),
@@ -296,6 +298,7 @@ int authloop__req_new(authloop_ctx *ctx, const char *method, const char *url, au
   authloop__list_init(&req->link);
   authloop__list_init(&req->owner_link);
   req->ctx = ctx;
+  req->retry_after_ms = -1;
   req->target = log_target(method, url);
   req->easy = e = curl_easy_init();
   if (!req->target || !e || !(req->headers = curl_slist_append(NULL, "Accept: application/json")) ||
@@ -359,20 +362,30 @@ int authloop__req_set_bearer(authloop__req *req, const char *token) {
   return rc;
 }
 
+int authloop__req_set_body(authloop__req *req, const char *json_text) {
+  char *copy = authloop__secret_dup(json_text);
+  int rc;
+  if (!copy)
+    return AUTHLOOP_ENOMEM;
+  if ((rc = authloop__req_add_header(req, "Content-Type: application/json")) != 0) {
+    authloop__secret_free(copy);
+    return rc;
+  }
+  authloop__secret_free(req->body);
+  req->body = copy;
+  curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, req->body);
+  curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(req->body));
+  return 0;
+}
+
 int authloop__req_set_json(authloop__req *req, const json_t *body) {
   char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
   int rc;
   if (!s)
     return AUTHLOOP_ENOMEM;
-  if ((rc = authloop__req_add_header(req, "Content-Type: application/json")) != 0) {
-    authloop__secret_free(s);
-    return rc;
-  }
-  authloop__secret_free(req->body);
-  req->body = s;
-  curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, req->body);
-  curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(req->body));
-  return 0;
+  rc = authloop__req_set_body(req, s);
+  authloop__secret_free(s);
+  return rc;
 }
 
 int authloop__req_start(authloop__req *req, authloop__req_cb cb, void *userdata) {

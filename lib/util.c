@@ -49,3 +49,31 @@ int authloop__has_space(const char *s) {
       return 1;
   return 0;
 }
+
+/* ---- random numbers ---------------------------------------------------------------- */
+
+int authloop__rng_init(authloop__rng *r) {
+  static const unsigned char pers[] = "authloop";
+  mbedtls_entropy_init(&r->entropy);
+  mbedtls_ctr_drbg_init(&r->drbg);
+  if (mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers, sizeof(pers)) != 0) {
+    authloop__rng_free(r);
+    return AUTHLOOP_ENOMEM;
+  }
+  return 0;
+}
+
+void authloop__rng_free(authloop__rng *r) {
+  mbedtls_ctr_drbg_free(&r->drbg);
+  mbedtls_entropy_free(&r->entropy);
+}
+
+int authloop__random(authloop__rng *r, void *buf, size_t n) {
+  return mbedtls_ctr_drbg_random(&r->drbg, buf, n) == 0 ? 0 : AUTHLOOP_ENOMEM;
+}
+
+uint32_t authloop__random_u32(authloop__rng *r) {
+  uint32_t v = 0;
+  authloop__random(r, &v, sizeof(v));
+  return v;
+}

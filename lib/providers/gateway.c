@@ -112,6 +112,71 @@ static int parse_login(long status, const char *body, size_t len, authloop__sess
   return 0;
 }
 
+/* A refresh answer: new access and id tokens and a lifetime; a new refresh
+ * token when the gateway rotates them. 4009, 401 and 400 are final. */
+static int parse_refresh(long status, const char *body, size_t len, authloop__session *out,
+                         authloop__failure *f) {
+  static const char *const keys[] = {"accessToken", "idToken"};
+  json_t *root, *v;
+  json_int_t expires_in;
+  size_t i;
+  int rotated;
+  memset(out, 0, sizeof(*out));
+  memset(f, 0, sizeof(*f));
+  if (status < 200 || status > 299) {
+    int e = fail_status(status, body, len, f);
+    if (status == 400 || status == 401 || (f->server_code && strcmp(f->server_code, "4009") == 0))
+      e = f->error = AUTHLOOP_EREVOKED;
+    return e;
+  }
+  root = load(body, len);
+  if (!json_is_object(root)) {
+    authloop__json_wipe_decref(root);
+    return fail(f, AUTHLOOP_EPROTO, status, "malformed response: %s",
+                "the body is not a JSON object");
+  }
+  for (i = 0; i < 2; i++) {
+    if (!token_field(root, keys[i])) {
+      authloop__json_wipe_decref(root);
+      return fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped \"%s\"",
+                  keys[i]);
+    }
+  }
+  v = json_object_get(root, "refreshToken");
+  if (v && !token_field(root, "refreshToken")) {
+    authloop__json_wipe_decref(root);
+    return fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped \"%s\"",
+                "refreshToken");
+  }
+  v = json_object_get(root, "expiresIn");
+  expires_in = json_is_integer(v) ? json_integer_value(v) : 0;
+  if (expires_in <= 0 || expires_in > GATEWAY_MAX_EXPIRES_IN) {
+    authloop__json_wipe_decref(root);
+    return fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped \"%s\"",
+                "expiresIn");
+  }
+  rotated = token_field(root, "refreshToken") != NULL;
+  out->access_token = authloop__secret_dup(token_field(root, "accessToken"));
+  out->id_token = authloop__secret_dup(token_field(root, "idToken"));
+  if (rotated)
+    out->refresh_token = authloop__secret_dup(token_field(root, "refreshToken"));
+  out->expires_in = (long)expires_in;
+  authloop__json_wipe_decref(root);
+  if (!out->access_token || !out->id_token || (rotated && !out->refresh_token)) {
+    authloop__session_clear(out);
+    return fail(f, AUTHLOOP_ENOMEM, status, NULL, NULL);
+  }
+  return 0;
+}
+
+static json_t *refresh_body(const authloop__session *s) {
+  return json_pack("{s:s}", "refreshToken", s->refresh_token);
+}
+
+static int authorize(authloop__req *req, const authloop__session *s) {
+  return authloop__req_set_bearer(req, s->access_token);
+}
+
 static int parse_logout(long status, const char *body, size_t len, authloop__failure *f) {
   memset(f, 0, sizeof(*f));
   if (status >= 200 && status <= 299)
@@ -123,7 +188,11 @@ const authloop__provider authloop__provider_gateway = {
     .name = "gateway",
     .login_path = "/auth/login",
     .logout_path = "/auth/logout",
+    .refresh_path = "/auth/refresh",
     .login_code_body = login_code_body,
     .parse_login = parse_login,
     .parse_logout = parse_logout,
+    .refresh_body = refresh_body,
+    .parse_refresh = parse_refresh,
+    .authorize = authorize,
 };
