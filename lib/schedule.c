@@ -71,7 +71,8 @@ uint64_t authloop__retry_at(uint64_t now, uint64_t backoff_ms, long long retry_a
 }
 
 authloop__action authloop__decide(const authloop__timing *t, uint64_t now, uint64_t *wake_at) {
-  int active = t->last_activity + t->idle_ms > now;
+  /* last_activity 0: never active (a restored session not yet touched) */
+  int active = t->last_activity && (now < t->last_activity || now - t->last_activity < t->idle_ms);
   uint64_t due = t->retrying ? t->retry_at : t->refresh_due;
   *wake_at = AUTHLOOP__NEVER;
   if (t->stale) /* restored with a dead token: refresh on first activity */
@@ -83,10 +84,9 @@ authloop__action authloop__decide(const authloop__timing *t, uint64_t now, uint6
   if (active) {
     if (!t->offline)
       return AUTHLOOP__REFRESH;
-    /* offline: look again when the user may have gone idle */
+    /* offline: only the user going idle changes anything before the
+     * network comes back (which wakes every client) */
     *wake_at = t->last_activity + t->idle_ms;
-    if (now < t->expires_at && t->expires_at > *wake_at)
-      *wake_at = t->expires_at;
     return AUTHLOOP__WAIT;
   }
   if (now >= t->expires_at)

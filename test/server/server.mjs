@@ -119,9 +119,11 @@ function bearer(req) {
 class Gateway {
   constructor(state) {
     this.s = state;
-    this.codes = new Map(); // code -> {userId, expiresAt}
+    this.codes = new Map(); // code -> {userId, expiresAt, ttl}
     this.access = new Map(); // access token -> {userId, expiresAt, refreshToken}
-    this.refresh = new Map(); // refresh token -> {userId}
+    this.refresh = new Map(); // refresh token -> {userId, ttl, accessToken}
+    this.rotated = new Set(); // refresh tokens replaced by rotation
+    this.rotate = false;
   }
 
   static error(res, status, code, name, message) {
@@ -144,14 +146,13 @@ class Gateway {
     };
   }
 
-  mintCode(userId) {
+  mintCode(userId, ttl) {
     const code = randomToken(24);
-    this.codes.set(code, { userId, expiresAt: Date.now() + CODE_TTL_S * 1000 });
+    this.codes.set(code, { userId, expiresAt: Date.now() + CODE_TTL_S * 1000, ttl });
     return code;
   }
 
-  issueTokens(userId, refreshToken) {
-    const ttl = this.s.opts.tokenTtl;
+  issueTokens(userId, refreshToken, ttl) {
     const iat = nowS();
     const u = this.user(userId);
     const base = { sub: userId, iss: 'authloop-reference', iat, exp: iat + ttl };
@@ -159,6 +160,24 @@ class Gateway {
     const idToken = signJwt(this.s.secret, { ...base, token_use: 'id', name: u.name, email: u.email });
     this.access.set(accessToken, { userId, expiresAt: Date.now() + ttl * 1000, refreshToken });
     return { accessToken, idToken, expiresIn: ttl };
+  }
+
+  // The access token of a request, if it is live.
+  authenticate(req) {
+    const tok = bearer(req);
+    const entry = tok && this.access.get(tok);
+    return entry && entry.expiresAt >= Date.now() ? { tok, entry } : null;
+  }
+
+  revokeUser(userId) {
+    let n = 0;
+    for (const [rt, e] of this.refresh) {
+      if (e.userId === userId) {
+        this.refresh.delete(rt);
+        n++;
+      }
+    }
+    return n;
   }
 
   login(req, res, body) {
@@ -171,8 +190,9 @@ class Gateway {
       return Gateway.error(res, 401, 4003, 'InvalidAuthorizationCode',
         'Authorization code is invalid, expired or already used');
     const refreshToken = randomToken(48);
-    this.refresh.set(refreshToken, { userId: entry.userId });
-    const t = this.issueTokens(entry.userId, refreshToken);
+    const ttl = entry.ttl || this.s.opts.tokenTtl;
+    const t = this.issueTokens(entry.userId, refreshToken, ttl);
+    this.refresh.set(refreshToken, { userId: entry.userId, ttl, accessToken: t.accessToken });
     sendJson(res, 200, { user: this.user(entry.userId), accessToken: t.accessToken, idToken: t.idToken,
       refreshToken, expiresIn: t.expiresIn });
   }
@@ -182,10 +202,34 @@ class Gateway {
     if (typeof rt !== 'string' || rt === '')
       return Gateway.error(res, 400, 4000, 'BadRequest', 'refreshToken is required');
     const entry = this.refresh.get(rt);
-    if (!entry)
+    if (!entry) {
+      if (this.rotated.has(rt)) this.s.stats.rotatedReuse++;
       return Gateway.error(res, 401, 4009, 'InvalidRefreshToken', 'Refresh token is invalid or revoked');
-    const t = this.issueTokens(entry.userId, rt);
-    sendJson(res, 200, t);
+    }
+    const old = this.access.get(entry.accessToken);
+    if (old && old.expiresAt >= Date.now()) this.s.stats.refreshWhileValid++;
+    else this.s.stats.refreshAfterExpiry++;
+    let next = rt;
+    if (this.rotate) {
+      next = randomToken(48);
+      this.refresh.delete(rt);
+      this.rotated.add(rt);
+    }
+    const t = this.issueTokens(entry.userId, next, entry.ttl);
+    this.refresh.set(next, { ...entry, accessToken: t.accessToken });
+    sendJson(res, 200, this.rotate ? { ...t, refreshToken: next } : t);
+  }
+
+  me(req, res) {
+    const a = this.authenticate(req);
+    if (!a) return Gateway.error(res, 401, 4001, 'Unauthorized', 'Missing or invalid access token');
+    sendJson(res, 200, { user: this.user(a.entry.userId) });
+  }
+
+  echo(req, res, body) {
+    const a = this.authenticate(req);
+    if (!a) return Gateway.error(res, 401, 4001, 'Unauthorized', 'Missing or invalid access token');
+    sendJson(res, 200, { userId: a.entry.userId, echo: body });
   }
 
   logout(req, res) {
@@ -206,12 +250,18 @@ class ReferenceServer {
     this.opts = opts;
     this.secret = crypto.randomBytes(32);
     this.gateway = new Gateway(this);
-    this.stats = { routes: {}, connections: 0 };
+    this.started = Date.now();
+    this.stats = { routes: {}, connections: 0, times: {}, refreshWhileValid: 0, refreshAfterExpiry: 0,
+      rotatedReuse: 0 };
     this.faults = new Map(); // route -> [{status, delayMs, drop, body, count}]
     this.routes = {
       'POST /auth/login': (q, r, b) => this.gateway.login(q, r, b),
       'POST /auth/refresh': (q, r, b) => this.gateway.refreshTokens(q, r, b),
       'POST /auth/logout': (q, r) => this.gateway.logout(q, r),
+      'GET /api/me': (q, r) => this.gateway.me(q, r),
+      'POST /api/echo': (q, r, b) => this.gateway.echo(q, r, b),
+      'POST /__test/revoke': (q, r, b) => this.testRevoke(r, b),
+      'POST /__test/config': (q, r, b) => this.testConfig(r, b),
       'POST /__test/codes': (q, r, b) => this.testCodes(r, b),
       'POST /__test/faults': (q, r, b) => this.testFaults(r, b),
       'GET /__test/stats': (q, r) => sendJson(r, 200, this.stats),
@@ -221,7 +271,19 @@ class ReferenceServer {
   testCodes(res, body) {
     if (typeof body.userId !== 'string' || body.userId === '')
       return Gateway.error(res, 400, 4000, 'BadRequest', 'userId is required');
-    sendJson(res, 200, { authorizationCode: this.gateway.mintCode(body.userId) });
+    if (body.tokenTtl !== undefined && !(Number.isInteger(body.tokenTtl) && body.tokenTtl > 0))
+      return Gateway.error(res, 400, 4000, 'BadRequest', 'tokenTtl must be a positive integer');
+    sendJson(res, 200, { authorizationCode: this.gateway.mintCode(body.userId, body.tokenTtl) });
+  }
+
+  testRevoke(res, body) {
+    if (typeof body.userId !== 'string') return Gateway.error(res, 400, 4000, 'BadRequest', 'userId is required');
+    sendJson(res, 200, { revoked: this.gateway.revokeUser(body.userId) });
+  }
+
+  testConfig(res, body) {
+    if (body.rotateRefreshTokens !== undefined) this.gateway.rotate = Boolean(body.rotateRefreshTokens);
+    sendJson(res, 200, { rotateRefreshTokens: this.gateway.rotate });
   }
 
   testFaults(res, body) {
@@ -234,6 +296,7 @@ class ReferenceServer {
     if (body.delayMs !== undefined) f.delayMs = body.delayMs;
     if (body.drop) f.drop = true;
     if (body.body !== undefined) f.body = String(body.body);
+    if (body.retryAfter !== undefined) f.retryAfter = String(body.retryAfter);
     if (f.status === undefined && f.delayMs === undefined && !f.drop && f.body === undefined)
       return Gateway.error(res, 400, 4000, 'BadRequest', 'a fault needs status, delayMs, drop or body');
     if (!this.faults.has(route)) this.faults.set(route, []);
@@ -264,6 +327,7 @@ class ReferenceServer {
       return true;
     }
     if (f.status !== undefined) {
+      if (f.retryAfter !== undefined) res.setHeader('Retry-After', f.retryAfter);
       Gateway.error(res, f.status, f.status * 10, 'InjectedFault', `injected fault: HTTP ${f.status}`);
       return true;
     }
@@ -274,6 +338,11 @@ class ReferenceServer {
     const url = new URL(req.url, 'https://localhost');
     const route = url.pathname;
     this.stats.routes[route] = (this.stats.routes[route] || 0) + 1;
+    if (!route.startsWith('/__test/')) {
+      const t = (this.stats.times[route] ||= []);
+      t.push(Date.now() - this.started); // ms since start, the last 200
+      if (t.length > 200) t.shift();
+    }
     try {
       const fault = route.startsWith('/__test/') ? null : this.takeFault(route);
       const text = await readBody(req);

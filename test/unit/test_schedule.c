@@ -1,0 +1,188 @@
+/* The refresh policy's arithmetic, driven by an injected "now": margin, the
+ * cap at half the lifetime, jitter and backoff bounds, Retry-After, never
+ * past expiry, idle decisions, and a boot clock that jumped (suspend). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#define S      1000ull
+#define MINUTE (60 * S)
+#define T0     (1000 * S) /* an arbitrary boot-clock origin */
+
+static void margin_and_its_cap(void **state) {
+  (void)state;
+  assert_int_equal(authloop__refresh_margin(3600 * S, 300 * S), 300 * S);
+  assert_int_equal(authloop__refresh_margin(400 * S, 300 * S), 200 * S); /* half the lifetime */
+  assert_int_equal(authloop__refresh_margin(4 * S, 300 * S), 2 * S);
+  assert_int_equal(authloop__refresh_margin(0, 300 * S), 0);
+}
+
+static void due_time_and_jitter_bounds(void **state) {
+  uint32_t rnd;
+  (void)state;
+  /* one hour, 5 min margin: due in [55 min - 30 s, 55 min] (jitter <= 30 s) */
+  assert_int_equal(authloop__refresh_due(T0, 3600 * S, 300 * S, 0), T0 + 55 * MINUTE);
+  for (rnd = 0; rnd < 200000; rnd += 997) {
+    uint64_t due = authloop__refresh_due(T0, 3600 * S, 300 * S, rnd * 2654435761u);
+    assert_true(due <= T0 + 55 * MINUTE);
+    assert_true(due >= T0 + 55 * MINUTE - 30 * S);
+  }
+  /* short lifetime: margin 2 s, jitter at most a tenth of it */
+  for (rnd = 0; rnd < 5000; rnd++) {
+    uint64_t due = authloop__refresh_due(T0, 4 * S, 300 * S, rnd * 2654435761u);
+    assert_true(due <= T0 + 2 * S && due >= T0 + 2 * S - 200);
+  }
+  /* the jitter spreads: 1,000 draws use many distinct instants */
+  {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (rnd = 0; rnd < 1000; rnd++) {
+      uint64_t due = authloop__refresh_due(T0, 3600 * S, 300 * S, rnd * 2654435761u);
+      lo = due < lo ? due : lo;
+      hi = due > hi ? due : hi;
+    }
+    assert_true(hi - lo > 25 * S);
+  }
+}
+
+static void backoff_bounds(void **state) {
+  unsigned attempt;
+  uint32_t rnd;
+  (void)state;
+  for (attempt = 0; attempt < 40; attempt++) {
+    uint64_t ceiling = attempt < 6 ? (1000ull << attempt) : 60000;
+    uint64_t hi = 0;
+    for (rnd = 0; rnd < 3000; rnd++) {
+      uint64_t b = authloop__backoff_ms(attempt, 1000, 60000, rnd * 2654435761u);
+      assert_true(b <= ceiling);
+      hi = b > hi ? b : hi;
+    }
+    assert_true(hi > ceiling / 2); /* full jitter uses the whole range */
+  }
+  assert_int_equal(authloop__backoff_ms(3, 1000, 60000, 0), 0);
+  assert_int_equal(authloop__backoff_ms(1000, 1000, 60000, 60000), 60000); /* no overflow */
+}
+
+static void retry_after_and_expiry(void **state) {
+  uint64_t exp = T0 + 10 * MINUTE;
+  (void)state;
+  /* no Retry-After: the backoff */
+  assert_int_equal(authloop__retry_at(T0, 1500, -1, exp), T0 + 1500);
+  /* Retry-After wins over the backoff */
+  assert_int_equal(authloop__retry_at(T0, 1500, 30 * S, exp), T0 + 30 * S);
+  /* never past the token's expiry */
+  assert_int_equal(authloop__retry_at(T0, 1500, 3600 * S, exp), exp);
+  assert_int_equal(authloop__retry_at(exp - 100, 5000, -1, exp), exp);
+  /* already expired (an active user, network down): plain backoff */
+  assert_int_equal(authloop__retry_at(exp + 5, 5000, -1, exp), exp + 5 + 5000);
+}
+
+static authloop__timing timing(void) {
+  authloop__timing t = {0};
+  t.expires_at = T0 + 60 * MINUTE;
+  t.refresh_due = T0 + 55 * MINUTE;
+  t.last_activity = T0;
+  t.idle_ms = 60 * MINUTE;
+  return t;
+}
+
+static void decisions(void **state) {
+  authloop__timing t = timing();
+  uint64_t wake;
+  (void)state;
+  /* before the due time: wait for it */
+  assert_int_equal(authloop__decide(&t, T0 + MINUTE, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, t.refresh_due);
+  /* due and active: refresh */
+  t.last_activity = T0 + 50 * MINUTE;
+  assert_int_equal(authloop__decide(&t, t.refresh_due, &wake), AUTHLOOP__REFRESH);
+  /* due and idle (last activity more than an hour before): warn once, then wait for expiry */
+  t.last_activity = T0;
+  t.refresh_due = T0 + 65 * MINUTE;
+  t.expires_at = T0 + 70 * MINUTE;
+  assert_int_equal(authloop__decide(&t, T0 + 65 * MINUTE, &wake), AUTHLOOP__WARN_IDLE);
+  t.warned = 1;
+  assert_int_equal(authloop__decide(&t, T0 + 65 * MINUTE, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, t.expires_at);
+  /* still idle at expiry: the session ends */
+  assert_int_equal(authloop__decide(&t, t.expires_at, &wake), AUTHLOOP__EXPIRE_IDLE);
+  /* activity before expiry: refresh at once */
+  t.last_activity = T0 + 68 * MINUTE;
+  assert_int_equal(authloop__decide(&t, T0 + 68 * MINUTE, &wake), AUTHLOOP__REFRESH);
+}
+
+static void retries_and_offline(void **state) {
+  authloop__timing t = timing();
+  uint64_t wake;
+  (void)state;
+  t.last_activity = T0 + 54 * MINUTE;
+  t.retrying = 1;
+  t.retry_at = T0 + 56 * MINUTE;
+  assert_int_equal(authloop__decide(&t, T0 + 55 * MINUTE, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, t.retry_at);
+  assert_int_equal(authloop__decide(&t, t.retry_at, &wake), AUTHLOOP__REFRESH);
+  /* offline: no refresh; look again when the user would turn idle */
+  t.offline = 1;
+  assert_int_equal(authloop__decide(&t, t.retry_at, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, t.last_activity + t.idle_ms);
+  /* offline past expiry, user still active: keep the session, look again at idle time */
+  assert_int_equal(authloop__decide(&t, t.expires_at + S, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, t.last_activity + t.idle_ms);
+  assert_int_equal(authloop__decide(&t, t.last_activity + t.idle_ms, &wake), AUTHLOOP__EXPIRE_IDLE);
+}
+
+static void suspend_past_the_deadline(void **state) {
+  authloop__timing t = timing();
+  uint64_t wake;
+  (void)state;
+  /* The timer was set for the due time; the machine slept 3 hours. When it
+   * fires, the boot clock (which counts the sleep) is far past everything. */
+  t.last_activity = T0 + 54 * MINUTE; /* active just before the lid closed */
+  assert_int_equal(authloop__decide(&t, T0 + 54 * MINUTE, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, t.refresh_due);
+  /* woke 10 minutes past the due time, token still alive: refresh at once */
+  t.last_activity = T0 + 60 * MINUTE - 30 * S;
+  assert_int_equal(authloop__decide(&t, T0 + 60 * MINUTE - 20 * S, &wake), AUTHLOOP__REFRESH);
+  /* slept 3 hours: the user was away longer than the idle window: session ends */
+  t.last_activity = T0 + 54 * MINUTE;
+  assert_int_equal(authloop__decide(&t, T0 + 234 * MINUTE, &wake), AUTHLOOP__EXPIRE_IDLE);
+}
+
+static void stale_restored_session(void **state) {
+  authloop__timing t = timing();
+  uint64_t wake;
+  (void)state;
+  t.stale = 1;
+  t.last_activity = 0;
+  assert_int_equal(authloop__decide(&t, T0, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, AUTHLOOP__NEVER); /* no idle expiry: waits for activity */
+  t.last_activity = T0;
+  assert_int_equal(authloop__decide(&t, T0, &wake), AUTHLOOP__REFRESH);
+}
+
+static void boot_clock_moves_and_counts_from_an_offset(void **state) {
+  uint64_t a = authloop__boot_ms(), b = authloop__boot_ms();
+  (void)state;
+  assert_true(b >= a);
+  assert_true(a > (1ull << 40)); /* wall-derived times never underflow */
+  assert_true(authloop__wall_ms() > 1600000000000ull);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(margin_and_its_cap),
+      cmocka_unit_test(due_time_and_jitter_bounds),
+      cmocka_unit_test(backoff_bounds),
+      cmocka_unit_test(retry_after_and_expiry),
+      cmocka_unit_test(decisions),
+      cmocka_unit_test(retries_and_offline),
+      cmocka_unit_test(suspend_past_the_deadline),
+      cmocka_unit_test(stale_restored_session),
+      cmocka_unit_test(boot_clock_moves_and_counts_from_an_offset),
+  };
+  cmocka_set_message_output(CM_OUTPUT_TAP);
+  return cmocka_run_group_tests_name("schedule", tests, NULL, NULL);
+}
