@@ -143,8 +143,11 @@ void authloop__dispatch_wake(authloop_ctx *ctx) {
     uv_idle_start(&ctx->dispatcher, on_dispatch);
 }
 
+/* Offline by our own count holds AUTHLOOP__OFFLINE_HOLD_MS after the last
+ * network failure; then the next request is let through as a probe. */
 int authloop__ctx_online(const authloop_ctx *ctx) {
-  return ctx->online_app && ctx->net_failures < AUTHLOOP__OFFLINE_AFTER;
+  return ctx->online_app &&
+         (ctx->net_failures < AUTHLOOP__OFFLINE_AFTER || authloop__boot_ms() >= ctx->offline_until);
 }
 
 int authloop_ctx_is_online(const authloop_ctx *ctx) { return ctx && authloop__ctx_online(ctx); }
@@ -173,6 +176,8 @@ void authloop__ctx_note_result(authloop_ctx *ctx, int error) {
         ++ctx->net_failures == AUTHLOOP__OFFLINE_AFTER)
       authloop__log(ctx, AUTHLOOP_LOG_WARN, "%u network failures in a row: offline",
                     ctx->net_failures);
+    if (ctx->net_failures >= AUTHLOOP__OFFLINE_AFTER)
+      ctx->offline_until = authloop__boot_ms() + AUTHLOOP__OFFLINE_HOLD_MS;
   } else if (error != AUTHLOOP_ECANCELED) {
     ctx->net_failures = 0; /* the server answered */
     if (!was && authloop__ctx_online(ctx)) {

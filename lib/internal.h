@@ -277,7 +277,8 @@ struct authloop_ctx {
   authloop__sched sched;
   authloop__rng rng;
   int online_app;        /* what the application said (authloop_ctx_set_online) */
-  unsigned net_failures; /* consecutive; AUTHLOOP__OFFLINE_AFTER of them: offline */
+  unsigned net_failures;  /* consecutive; AUTHLOOP__OFFLINE_AFTER of them: offline */
+  uint64_t offline_until; /* ... until then (boot ms), unless a request succeeds */
   authloop__link stores; /* session files being written, see store.c */
   /* options, owned copies */
   char *ca_file, *user_agent;
@@ -293,6 +294,7 @@ struct authloop_ctx {
 };
 
 #define AUTHLOOP__OFFLINE_AFTER 3
+#define AUTHLOOP__OFFLINE_HOLD_MS 10000
 
 struct authloop_client {
   authloop_ctx *ctx;

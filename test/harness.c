@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,7 +109,7 @@ static size_t sink_write(char *p, size_t size, size_t n, void *ud) {
   return size * n;
 }
 
-static json_t *control(const test_server *s, const char *path, const char *post) {
+json_t *test_control(const test_server *s, const char *path, const char *post) {
   char url[256];
   sink b = {0};
   CURL *e = curl_easy_init();
@@ -136,27 +137,77 @@ static json_t *control(const test_server *s, const char *path, const char *post)
 }
 
 char *test_mint_code(const test_server *s, const char *user_id) {
+  return test_mint_code_ttl(s, user_id, 0);
+}
+
+char *test_mint_code_ttl(const test_server *s, const char *user_id, int ttl_s) {
   char body[256];
   json_t *j;
   char *code;
-  snprintf(body, sizeof(body), "{\"userId\":\"%s\"}", user_id);
-  j = control(s, "/__test/codes", body);
+  if (ttl_s > 0)
+    snprintf(body, sizeof(body), "{\"userId\":\"%s\",\"tokenTtl\":%d}", user_id, ttl_s);
+  else
+    snprintf(body, sizeof(body), "{\"userId\":\"%s\"}", user_id);
+  j = test_control(s, "/__test/codes", body);
   code = strdup(json_string_value(json_object_get(j, "authorizationCode")));
   json_decref(j);
   return code;
 }
 
 void test_fault(const test_server *s, const char *json) {
-  json_decref(control(s, "/__test/faults", json));
+  json_decref(test_control(s, "/__test/faults", json));
 }
 
 long test_stat(const test_server *s, const char *key) {
-  json_t *j = control(s, "/__test/stats", NULL);
-  json_t *v = strcmp(key, "connections") == 0 ? json_object_get(j, "connections")
-                                              : json_object_get(json_object_get(j, "routes"), key);
+  json_t *j = test_control(s, "/__test/stats", NULL);
+  json_t *v =
+      key[0] == '/' ? json_object_get(json_object_get(j, "routes"), key) : json_object_get(j, key);
   long n = (long)json_integer_value(v);
   json_decref(j);
   return n;
+}
+
+long test_last_gap_ms(const test_server *s, const char *route) {
+  json_t *j = test_control(s, "/__test/stats", NULL);
+  json_t *t = json_object_get(json_object_get(j, "times"), route);
+  size_t n = json_array_size(t);
+  long gap = -1;
+  if (n >= 2)
+    gap = (long)(json_integer_value(json_array_get(t, n - 1)) -
+                 json_integer_value(json_array_get(t, n - 2)));
+  json_decref(j);
+  return gap;
+}
+
+char *test_run_program(const char *const argv[]) {
+  posix_spawn_file_actions_t fa;
+  char *out = calloc(1, 1);
+  size_t len = 0;
+  int p[2], status;
+  pid_t pid;
+  assert_int_equal(pipe(p), 0);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  posix_spawn_file_actions_addclose(&fa, p[0]);
+  assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  for (;;) {
+    char buf[4096];
+    ssize_t n = read(p[0], buf, sizeof(buf));
+    if (n <= 0)
+      break;
+    out = realloc(out, len + (size_t)n + 1);
+    assert_non_null(out);
+    memcpy(out + len, buf, (size_t)n);
+    len += (size_t)n;
+    out[len] = '\0';
+  }
+  close(p[0]);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail_msg("%s failed (status %d): %s", argv[0], status, out);
+  return out;
 }
 
 int test_closed_port(void) {
@@ -219,6 +270,32 @@ void test_run_until(test_env *e, const int *flag, int target, unsigned limit_ms)
 void test_run_turns(test_env *e, int n) {
   while (n-- > 0)
     uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
+static void on_elapsed(uv_timer_t *t) { (*(int *)t->data)++; }
+
+void test_run_for(test_env *e, unsigned ms) {
+  uv_timer_t t;
+  int done = 0;
+  uv_timer_init(&e->loop, &t);
+  t.data = &done;
+  uv_timer_start(&t, on_elapsed, ms, 0);
+  while (!done)
+    uv_run(&e->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
+void test_run_until_file(test_env *e, const char *path, int exists, unsigned limit_ms) {
+  struct stat st;
+  e->timed_out = 0;
+  uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
+  /* the store's thread-pool completion wakes the loop, so each turn is a look */
+  while ((stat(path, &st) == 0) != exists && !e->timed_out)
+    uv_run(&e->loop, UV_RUN_ONCE);
+  uv_timer_stop(&e->watchdog);
+  if ((stat(path, &st) == 0) != exists)
+    fail_msg("%s did not %s within %u ms", path, exists ? "appear" : "go", limit_ms);
 }
 
 authloop_client *test_client(test_env *e, const test_server *s) {

@@ -30,9 +30,17 @@ void test_server_start(test_server *s, ...);
 void test_server_stop(test_server *s);
 /* Blocking helpers for setup and inspection (plain libcurl, not authloop). */
 char *test_mint_code(const test_server *s, const char *user_id);
+/* A code whose tokens live ttl_s seconds (0: the server's default). */
+char *test_mint_code_ttl(const test_server *s, const char *user_id, int ttl_s);
 void test_fault(const test_server *s, const char *json);
-/* GET /__test/stats -> the count for a route ("/auth/login"), or "connections". */
+/* POST (json non-NULL) or GET a control path; the answer must be 200. */
+json_t *test_control(const test_server *s, const char *path, const char *json);
+/* GET /__test/stats -> a route's count ("/auth/login") or a top-level counter. */
 long test_stat(const test_server *s, const char *key);
+/* Milliseconds between the last two requests to a route. */
+long test_last_gap_ms(const test_server *s, const char *route);
+/* Runs a program to its end; returns what it printed (free it). */
+char *test_run_program(const char *const argv[]);
 /* A loopback port with nothing listening. */
 int test_closed_port(void);
 
@@ -54,6 +62,10 @@ void test_env_close(test_env *e);
 void test_run_until(test_env *e, const int *flag, int target, unsigned limit_ms);
 /* Runs n loop turns without blocking. */
 void test_run_turns(test_env *e, int n);
+/* Lets ms of real time pass on the loop (for tokens to run out). */
+void test_run_for(test_env *e, unsigned ms);
+/* Runs the loop until path exists (or, with exists 0, is gone). */
+void test_run_until_file(test_env *e, const char *path, int exists, unsigned limit_ms);
 
 authloop_client *test_client(test_env *e, const test_server *s);
 
