@@ -1,7 +1,10 @@
 /* Log in to a gateway with a one-time authorization code, print each event as
  * it arrives, show the user, log out, and close everything cleanly.
  *
- *   login --url https://127.0.0.1:8443 --ca ca.pem --code CODE
+ *   login --url https://127.0.0.1:8443 --ca ca.pem --code CODE [--until-refresh]
+ *
+ * With --until-refresh the user stays logged in until authloop has refreshed
+ * the tokens by itself (before they expire), then logs out.
  */
 #include <authloop.h>
 
@@ -11,6 +14,7 @@
 
 typedef struct {
   int exit_code;
+  int until_refresh;
 } app_state;
 
 static void on_event(authloop_client *c, const authloop_event *ev, void *userdata) {
@@ -38,7 +42,22 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *userdat
     printf("user json: %s\n", authloop_user_json(u));
     printf("access token: %zu bytes, lifetime %ld s\n", strlen(authloop_access_token(c)),
            authloop_token_lifetime(c));
+    if (app->until_refresh) {
+      printf("waiting for the automatic refresh (the token expires in %lld ms)...\n",
+             authloop_token_expires_in_ms(c));
+      break;
+    }
     authloop_logout(c);
+    break;
+  case AUTHLOOP_EV_TOKEN_REFRESHED:
+    printf("event tokenRefreshed: new lifetime %ld s, expires in %lld ms\n", ev->lifetime,
+           authloop_token_expires_in_ms(c));
+    authloop_logout(c);
+    break;
+  case AUTHLOOP_EV_SESSION_EXPIRED:
+    printf("event sessionExpired: %s\n", ev->message);
+    app->exit_code = 1;
+    authloop_ctx_close(authloop_client_ctx(c), NULL, NULL);
     break;
   case AUTHLOOP_EV_LOGOUT:
     printf("event logout: %s\n", ev->error ? ev->message : "acknowledged by the server");
@@ -50,7 +69,7 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *userdat
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: login --url BASE_URL --code CODE [--ca CA_FILE]\n");
+  fprintf(stderr, "usage: login --url BASE_URL --code CODE [--ca CA_FILE] [--until-refresh]\n");
   exit(2);
 }
 
@@ -64,7 +83,14 @@ int main(int argc, char **argv) {
   uv_loop_t loop;
   int i, rc, t;
 
-  for (i = 1; i + 1 < argc; i += 2) {
+  for (i = 1; i < argc; i += 2) {
+    if (strcmp(argv[i], "--until-refresh") == 0) {
+      app.until_refresh = 1;
+      i--;
+      continue;
+    }
+    if (i + 1 >= argc)
+      usage();
     if (strcmp(argv[i], "--url") == 0)
       url = argv[i + 1];
     else if (strcmp(argv[i], "--code") == 0)
@@ -74,7 +100,7 @@ int main(int argc, char **argv) {
     else
       usage();
   }
-  if (i != argc || !url || !code)
+  if (!url || !code)
     usage();
 
   uv_loop_init(&loop);

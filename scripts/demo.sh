@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole flow on this machine, with no account anywhere: installs what is
 # missing, builds, starts the reference server, mints a one-time code for a
-# user, runs samples/login against it (login -> loginAttempt -> user -> logout),
-# and stops the server.
+# user, runs samples/login against it (login -> loginAttempt -> user ->
+# automatic token refresh before expiry -> logout), and stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,7 @@ port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' <<<"$ready")
 url="https://127.0.0.1:$port"
 ca="$state/ca.pem"
 echo "== reference server on $url"
-code=$(node test/server/ctl.mjs --url "$url" --ca "$ca" code alice)
-echo "== minted a one-time authorization code for user alice"
-build/samples/login --url "$url" --ca "$ca" --code "$code"
+# Tokens that live 6 s instead of an hour, so the automatic refresh shows up quickly.
+code=$(node test/server/ctl.mjs --url "$url" --ca "$ca" code alice 6)
+echo "== minted a one-time authorization code for user alice (tokens live 6 s)"
+build/samples/login --url "$url" --ca "$ca" --code "$code" --until-refresh

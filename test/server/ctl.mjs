@@ -1,5 +1,5 @@
 // Talks to the reference server's test-control API (docs/test-server.md).
-//   node test/server/ctl.mjs --url URL --ca CA_FILE code USER_ID   -> prints a one-time code
+//   node test/server/ctl.mjs --url URL --ca CA_FILE code USER_ID [TOKEN_TTL_S] -> prints a one-time code
 //   node test/server/ctl.mjs --url URL --ca CA_FILE stats          -> prints the counters
 import fs from 'node:fs';
 import https from 'node:https';
@@ -30,14 +30,15 @@ function call(url, ca, method, path, body) {
 try {
   const url = opt('--url');
   const ca = fs.readFileSync(opt('--ca'));
-  const [cmd, arg] = args;
+  const [cmd, arg, ttl] = args;
   if (cmd === 'code' && arg) {
-    const r = await call(url, ca, 'POST', '/__test/codes', { userId: arg });
+    const body = ttl ? { userId: arg, tokenTtl: Number(ttl) } : { userId: arg };
+    const r = await call(url, ca, 'POST', '/__test/codes', body);
     process.stdout.write(`${r.authorizationCode}\n`);
   } else if (cmd === 'stats') {
     process.stdout.write(`${JSON.stringify(await call(url, ca, 'GET', '/__test/stats'))}\n`);
   } else {
-    throw new Error('usage: ctl.mjs --url URL --ca CA (code USER_ID | stats)');
+    throw new Error('usage: ctl.mjs --url URL --ca CA (code USER_ID [TOKEN_TTL_S] | stats)');
   }
 } catch (e) {
   process.stderr.write(`ctl.mjs: ${e.message}\n`);
