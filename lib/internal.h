@@ -110,6 +110,12 @@ void authloop__sched_close(authloop_ctx *ctx);
 void authloop__sched_set(authloop_client *c, uint64_t wake_at);
 void authloop__sched_remove(authloop_client *c);
 
+/* ---- JWT (lib/jwt.c) --------------------------------------------------------------- */
+
+int authloop__b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
+/* exp - iat of a JWT's claims, in seconds (tokens stay opaque otherwise). */
+int authloop__jwt_lifetime(const char *token, long *seconds);
+
 /* ---- logging (lib/ctx.c) ------------------------------------------------------- */
 
 void authloop__log(const authloop_ctx *ctx, authloop_log_level level, const char *fmt, ...)

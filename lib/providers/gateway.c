@@ -60,12 +60,25 @@ static const char *token_field(json_t *root, const char *key) {
   return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
 }
 
+/* Seconds the access token lives: "expiresIn", or the JWT's exp - iat when
+ * the server sent none. 0 when neither is usable. */
+static long lifetime(json_t *root, const char *access_token) {
+  json_t *v = json_object_get(root, "expiresIn");
+  long jwt;
+  if (v)
+    return json_is_integer(v) && json_integer_value(v) > 0 &&
+                   json_integer_value(v) <= GATEWAY_MAX_EXPIRES_IN
+               ? (long)json_integer_value(v)
+               : 0;
+  return authloop__jwt_lifetime(access_token, &jwt) == 0 ? jwt : 0;
+}
+
 static int parse_login(long status, const char *body, size_t len, authloop__session *out,
                        authloop__failure *f) {
   static const char *const token_keys[] = {"accessToken", "idToken", "refreshToken"};
   const char *tokens[3];
   json_t *root, *user, *v;
-  json_int_t expires_in;
+  long expires_in;
   size_t i;
   int rc;
   memset(out, 0, sizeof(*out));
@@ -92,9 +105,7 @@ static int parse_login(long status, const char *body, size_t len, authloop__sess
                   token_keys[i]);
     }
   }
-  v = json_object_get(root, "expiresIn");
-  expires_in = json_is_integer(v) ? json_integer_value(v) : 0;
-  if (expires_in <= 0 || expires_in > GATEWAY_MAX_EXPIRES_IN) {
+  if (!(expires_in = lifetime(root, tokens[0]))) {
     authloop__json_wipe_decref(root);
     return fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped \"%s\"",
                 "expiresIn");
@@ -102,7 +113,7 @@ static int parse_login(long status, const char *body, size_t len, authloop__sess
   out->access_token = authloop__secret_dup(tokens[0]);
   out->id_token = authloop__secret_dup(tokens[1]);
   out->refresh_token = authloop__secret_dup(tokens[2]);
-  out->expires_in = (long)expires_in;
+  out->expires_in = expires_in;
   rc = authloop__user_new(json_incref(user), &out->user);
   authloop__json_wipe_decref(root);
   if (rc || !out->access_token || !out->id_token || !out->refresh_token) {
@@ -117,8 +128,8 @@ static int parse_login(long status, const char *body, size_t len, authloop__sess
 static int parse_refresh(long status, const char *body, size_t len, authloop__session *out,
                          authloop__failure *f) {
   static const char *const keys[] = {"accessToken", "idToken"};
-  json_t *root, *v;
-  json_int_t expires_in;
+  json_t *root;
+  long expires_in;
   size_t i;
   int rotated;
   memset(out, 0, sizeof(*out));
@@ -142,15 +153,12 @@ static int parse_refresh(long status, const char *body, size_t len, authloop__se
                   keys[i]);
     }
   }
-  v = json_object_get(root, "refreshToken");
-  if (v && !token_field(root, "refreshToken")) {
+  if (json_object_get(root, "refreshToken") && !token_field(root, "refreshToken")) {
     authloop__json_wipe_decref(root);
     return fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped \"%s\"",
                 "refreshToken");
   }
-  v = json_object_get(root, "expiresIn");
-  expires_in = json_is_integer(v) ? json_integer_value(v) : 0;
-  if (expires_in <= 0 || expires_in > GATEWAY_MAX_EXPIRES_IN) {
+  if (!(expires_in = lifetime(root, token_field(root, "accessToken")))) {
     authloop__json_wipe_decref(root);
     return fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped \"%s\"",
                 "expiresIn");
@@ -160,7 +168,7 @@ static int parse_refresh(long status, const char *body, size_t len, authloop__se
   out->id_token = authloop__secret_dup(token_field(root, "idToken"));
   if (rotated)
     out->refresh_token = authloop__secret_dup(token_field(root, "refreshToken"));
-  out->expires_in = (long)expires_in;
+  out->expires_in = expires_in;
   authloop__json_wipe_decref(root);
   if (!out->access_token || !out->id_token || (rotated && !out->refresh_token)) {
     authloop__session_clear(out);

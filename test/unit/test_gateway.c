@@ -147,6 +147,115 @@ static void logout_answers(void **state) {
   authloop__failure_clear(&f);
 }
 
+/* base64url of {"sub":"u","iat":1000,"exp":4600} and of {"iat":1000} */
+#define JWT_3600  "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1IiwiaWF0IjoxMDAwLCJleHAiOjQ2MDB9.c2ln"
+#define JWT_NOEXP "eyJhbGciOiJIUzI1NiJ9.eyJpYXQiOjEwMDB9.c2ln"
+
+static void lifetime_falls_back_to_the_jwt(void **state) {
+  authloop__session s;
+  authloop__failure f;
+  long secs;
+  (void)state;
+  assert_int_equal(authloop__jwt_lifetime(JWT_3600, &secs), 0);
+  assert_int_equal(secs, 3600);
+  assert_int_equal(parse(200,
+                         "{\"user\":" USER ",\"accessToken\":\"" JWT_3600
+                         "\",\"idToken\":\"I\",\"refreshToken\":\"R\"}",
+                         &s, &f),
+                   0);
+  assert_int_equal(s.expires_in, 3600);
+  authloop__session_clear(&s);
+  /* expiresIn, when present, wins; when present and bad, no fallback */
+  assert_int_equal(parse(200,
+                         "{\"user\":" USER ",\"accessToken\":\"" JWT_3600
+                         "\",\"idToken\":\"I\",\"refreshToken\":\"R\",\"expiresIn\":60}",
+                         &s, &f),
+                   0);
+  assert_int_equal(s.expires_in, 60);
+  authloop__session_clear(&s);
+  assert_int_equal(parse(200,
+                         "{\"user\":" USER ",\"accessToken\":\"" JWT_3600
+                         "\",\"idToken\":\"I\",\"refreshToken\":\"R\",\"expiresIn\":\"x\"}",
+                         &s, &f),
+                   AUTHLOOP_EPROTO);
+  authloop__failure_clear(&f);
+  /* opaque tokens and broken JWTs give no lifetime */
+  assert_int_equal(authloop__jwt_lifetime(JWT_NOEXP, &secs), AUTHLOOP_EPROTO);
+  assert_int_equal(authloop__jwt_lifetime("opaque-token", &secs), AUTHLOOP_EPROTO);
+  assert_int_equal(authloop__jwt_lifetime("a.b.c.d.e", &secs), AUTHLOOP_EPROTO); /* a JWE */
+  assert_int_equal(authloop__jwt_lifetime("e30.!!!.x", &secs), AUTHLOOP_EPROTO);
+  assert_int_equal(authloop__jwt_lifetime("e30.e30=.x", &secs), AUTHLOOP_EPROTO);
+  assert_int_equal(authloop__jwt_lifetime("e30.W10.x", &secs), AUTHLOOP_EPROTO); /* [] */
+  assert_int_equal(authloop__jwt_lifetime("..", &secs), AUTHLOOP_EPROTO);
+}
+
+static void base64url(void **state) {
+  unsigned char *out;
+  size_t n;
+  (void)state;
+  assert_int_equal(authloop__b64url_decode("_-8", 3, &out, &n), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(out[0], 0xff);
+  assert_int_equal(out[1], 0xef);
+  free(out);
+  assert_int_equal(authloop__b64url_decode("", 0, &out, &n), 0);
+  assert_int_equal(n, 0);
+  free(out);
+  assert_int_equal(authloop__b64url_decode("a", 1, &out, &n), AUTHLOOP_EPROTO);
+  assert_int_equal(authloop__b64url_decode("ab+/", 4, &out, &n), AUTHLOOP_EPROTO);
+  assert_int_equal(authloop__b64url_decode("a*b=", 4, &out, &n), AUTHLOOP_EPROTO);
+}
+
+static int refresh(long status, const char *body, authloop__session *s, authloop__failure *f) {
+  return gw->parse_refresh(status, body, strlen(body), s, f);
+}
+
+static void refresh_answers(void **state) {
+  static const struct {
+    long status;
+    const char *body;
+    int want;
+  } bad[] = {
+      {401, "{\"error\":{\"code\":4009,\"message\":\"Refresh token is invalid\"}}",
+       AUTHLOOP_EREVOKED},
+      {401, "", AUTHLOOP_EREVOKED},
+      {400, "{}", AUTHLOOP_EREVOKED},
+      {403, "{\"error\":{\"code\":4009}}", AUTHLOOP_EREVOKED}, /* the code decides */
+      {403, "{\"error\":{\"code\":4030}}", AUTHLOOP_EREJECTED},
+      {500, "{}", AUTHLOOP_EUNAVAILABLE},
+      {429, "", AUTHLOOP_EUNAVAILABLE},
+      {200, "{\"accessToken\":\"A\",\"expiresIn\":60}", AUTHLOOP_EPROTO},
+      {200, "{\"accessToken\":\"A\",\"idToken\":\"I\"}", AUTHLOOP_EPROTO},
+      {200, "{\"accessToken\":\"A\",\"idToken\":\"I\",\"expiresIn\":60,\"refreshToken\":\"\"}",
+       AUTHLOOP_EPROTO},
+      {200, "nope", AUTHLOOP_EPROTO},
+  };
+  authloop__session s;
+  authloop__failure f;
+  size_t i;
+  (void)state;
+  assert_int_equal(
+      refresh(200, "{\"accessToken\":\"A2\",\"idToken\":\"I2\",\"expiresIn\":60}", &s, &f), 0);
+  assert_string_equal(s.access_token, "A2");
+  assert_null(s.refresh_token); /* not rotated: the old one stays */
+  assert_int_equal(s.expires_in, 60);
+  authloop__session_clear(&s);
+  assert_int_equal(refresh(200,
+                           "{\"accessToken\":\"A3\",\"idToken\":\"I3\",\"expiresIn\":60,"
+                           "\"refreshToken\":\"R3\"}",
+                           &s, &f),
+                   0);
+  assert_string_equal(s.refresh_token, "R3");
+  authloop__session_clear(&s);
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    int rc = refresh(bad[i].status, bad[i].body, &s, &f);
+    if (rc != bad[i].want)
+      fail_msg("case %zu: %ld %s -> %s", i, bad[i].status, bad[i].body, authloop_err_name(rc));
+    assert_null(s.access_token);
+    authloop__failure_clear(&f);
+  }
+}
+
 static void login_body_carries_the_code(void **state) {
   json_t *b = gw->login_code_body("c0de");
   char *s = json_dumps(b, JSON_COMPACT);
@@ -164,6 +273,9 @@ int main(void) {
       cmocka_unit_test(error_bodies),
       cmocka_unit_test(logout_answers),
       cmocka_unit_test(login_body_carries_the_code),
+      cmocka_unit_test(lifetime_falls_back_to_the_jwt),
+      cmocka_unit_test(base64url),
+      cmocka_unit_test(refresh_answers),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("gateway parsing", tests, NULL, NULL);
