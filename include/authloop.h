@@ -52,7 +52,10 @@ extern "C" {
   XX(ECANCELED, "ECANCELED", "the operation was cancelled")                                        \
   XX(EOFFLINE, "EOFFLINE", "offline: the network is marked unavailable")                           \
   XX(EREVOKED, "EREVOKED", "the session was revoked or has ended; log in again")                   \
-  XX(ESTORE, "ESTORE", "the session file could not be written")
+  XX(ESTORE, "ESTORE", "the session file could not be written")                                    \
+  XX(EKEY, "EKEY", "the private key could not be read: no such file, or not a PEM key")            \
+  XX(EKEYPASS, "EKEYPASS", "the private key is encrypted: wrong or missing passphrase")            \
+  XX(EKEYTYPE, "EKEYTYPE", "unsupported key: use RSA of 2048 bits or more, or EC P-256")
 
 #define AUTHLOOP_OK 0
 
@@ -115,6 +118,44 @@ typedef void (*authloop_close_cb)(authloop_ctx *ctx, void *userdata);
  * only). After that the loop holds nothing of authloop: uv_loop_close() == 0.
  * A second call returns AUTHLOOP_ECLOSING. */
 AUTHLOOP_EXTERN int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata);
+
+/* ---- pre-auth: the backend half of the gateway flow ------------------------- */
+
+/* A backend asks the gateway for a one-time authorization code for a user,
+ * with a bearer JWT it signs with its own private key (RS256 for RSA of 2048
+ * bits or more, ES256 for P-256). The client then logs in with the code. */
+typedef struct {
+  const char *gateway_url; /* base URL; also the bearer's "aud" */
+  const char *user_id;     /* the user to mint a code for */
+  const char *client_id;   /* the bearer's "iss": who the backend is */
+  const char *key_file;    /* PEM private key file, or ... */
+  const char *key_pem;     /* ... a PEM buffer (key_pem_len 0: NUL-terminated) */
+  size_t key_pem_len;
+  const char *passphrase;     /* for an encrypted key; NULL if none */
+  const char *kid;            /* optional "kid" in the JWT header */
+  unsigned bearer_lifetime_s; /* 0 = 60; at most 300 */
+  const char *path;           /* NULL = "/auth/pre-auth" */
+  int allow_insecure_http;    /* as in authloop_client_options */
+} authloop_preauth_options;
+
+typedef struct {
+  int status;                     /* 0 or an AUTHLOOP_E* code */
+  const char *authorization_code; /* on success */
+  const char *message;            /* on failure; the server's own when it sent one */
+  const char *server_code;        /* the server's error code as text, or NULL */
+  int http_status;
+} authloop_preauth_result;
+
+/* The result and its strings are valid only during the call. */
+typedef void (*authloop_preauth_cb)(authloop_ctx *ctx, const authloop_preauth_result *result,
+                                    void *userdata);
+
+/* Signs the bearer and sends the request; cb runs once. Fails at once, with no
+ * request sent, on a bad option (AUTHLOOP_EINVAL, AUTHLOOP_EINSECURE) or key
+ * (AUTHLOOP_EKEY, AUTHLOOP_EKEYPASS, AUTHLOOP_EKEYTYPE). The key is read,
+ * used and wiped within this call. */
+AUTHLOOP_EXTERN int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *opts,
+                                     authloop_preauth_cb cb, void *userdata);
 
 /* ---- client: one user session --------------------------------------------- */
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { PENDING_EVENT, PENDING_DONE, PENDING_RESPONSE } pending_kind;
+typedef enum { PENDING_EVENT, PENDING_DONE, PENDING_RESPONSE, PENDING_PREAUTH } pending_kind;
 
 /* One queued delivery: an event for the listeners, or one application
  * callback (authloop_refresh, authloop_request). */
@@ -29,6 +29,8 @@ typedef struct {
   long http_status;
   char *body; /* owned, wiped */
   size_t len;
+  authloop_ctx *ctx; /* PENDING_PREAUTH: no client */
+  authloop_preauth_cb preauth;
 } authloop__pending;
 
 static const char *const event_names[AUTHLOOP_EV__COUNT] = {
@@ -47,14 +49,18 @@ static void pending_free(authloop__pending *p) {
   free(p);
 }
 
+static void enqueue_on(authloop_ctx *ctx, authloop__pending *p) {
+  p->seq = ++ctx->next_event_seq;
+  authloop__list_push(&ctx->events, &p->link);
+  authloop__dispatch_wake(ctx);
+}
+
 static void enqueue(authloop_client *c, authloop__pending *p) {
   authloop_ctx *ctx = c->ctx;
   if (p->kind != PENDING_EVENT)
     c->pending_callbacks++;
   p->client = c;
-  p->seq = ++ctx->next_event_seq;
-  authloop__list_push(&ctx->events, &p->link);
-  authloop__dispatch_wake(ctx);
+  enqueue_on(ctx, p);
 }
 
 int authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status) {
@@ -95,6 +101,32 @@ static int dup_field(const char *s, char **out) {
   *out = NULL;
   if (s && !(*out = strdup(s)))
     return AUTHLOOP_ENOMEM;
+  return 0;
+}
+
+int authloop__defer_preauth(authloop_ctx *ctx, authloop_preauth_cb cb, void *userdata,
+                            const authloop_preauth_result *r) {
+  authloop__pending *p = calloc(1, sizeof(*p));
+  if (!p)
+    return AUTHLOOP_ENOMEM;
+  p->kind = PENDING_PREAUTH;
+  p->ctx = ctx;
+  p->preauth = cb;
+  p->userdata = userdata;
+  p->status = r->status;
+  p->http_status = r->http_status;
+  if (r->authorization_code) {
+    if (!(p->body = authloop__secret_dup(r->authorization_code))) {
+      free(p);
+      return AUTHLOOP_ENOMEM;
+    }
+    p->len = strlen(p->body);
+  }
+  if (dup_field(r->message, &p->message) || dup_field(r->server_code, &p->server_code)) {
+    pending_free(p);
+    return AUTHLOOP_ENOMEM;
+  }
+  enqueue_on(ctx, p);
   return 0;
 }
 
@@ -186,10 +218,25 @@ int authloop_off(authloop_client *c, int listener_id) {
   return AUTHLOOP_ENOENT;
 }
 
+static void deliver_preauth(authloop__pending *p) {
+  authloop_preauth_result r = {0};
+  r.status = p->status;
+  r.authorization_code = p->body;
+  r.message = p->message;
+  r.server_code = p->server_code;
+  r.http_status = (int)p->http_status;
+  p->preauth(p->ctx, &r, p->userdata);
+}
+
 /* An event goes to the listeners registered before its delivery began. */
 static void deliver(authloop__pending *p) {
   authloop_client *c = p->client;
-  size_t i, n = c->listeners.len;
+  size_t i, n;
+  if (p->kind == PENDING_PREAUTH) {
+    deliver_preauth(p);
+    return;
+  }
+  n = c->listeners.len;
   c->in_callback++;
   if (p->kind == PENDING_DONE)
     p->done(c, p->status, p->userdata);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
+#include <mbedtls/pk.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -113,6 +114,17 @@ void authloop__sched_remove(authloop_client *c);
 /* ---- JWT (lib/jwt.c) --------------------------------------------------------------- */
 
 int authloop__b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
+char *authloop__b64url_encode(const unsigned char *in, size_t len);
+
+#define AUTHLOOP__RS256 1
+#define AUTHLOOP__ES256 2
+/* A private key from a PEM file or buffer: RSA >= 2048 bits (RS256) or P-256
+ * (ES256). On error nothing is left to free. mbedtls_pk_free wipes it. */
+int authloop__key_load(const char *file, const char *pem, size_t pem_len, const char *passphrase,
+                       authloop__rng *rng, mbedtls_pk_context *pk, int *alg);
+/* header.claims.signature, compact serialisation. */
+int authloop__jwt_sign(mbedtls_pk_context *pk, int alg, const char *kid, const json_t *claims,
+                       authloop__rng *rng, char **out);
 /* exp - iat of a JWT's claims, in seconds (tokens stay opaque otherwise). */
 int authloop__jwt_lifetime(const char *token, long *seconds);
 
@@ -231,6 +243,8 @@ typedef struct {
 } authloop__provider;
 
 const authloop__provider *authloop__provider_find(const char *name);
+/* A gateway error answer (non-2xx) into f; returns f->error. */
+int authloop__gateway_failure(long status, const char *body, size_t len, authloop__failure *f);
 extern const authloop__provider authloop__provider_gateway;
 
 /* ---- URL policy (lib/client.c) ----------------------------------------------- */
@@ -257,6 +271,9 @@ typedef struct {
 
 /* Queues ev for c; strings are copied. Dispatched from the loop later. */
 int authloop__emit(authloop_client *c, const authloop_event *ev);
+/* Queues a pre-auth result (a ctx-level callback); strings are copied. */
+int authloop__defer_preauth(authloop_ctx *ctx, authloop_preauth_cb cb, void *userdata,
+                            const authloop_preauth_result *r);
 /* Queues a call of an application callback for c. */
 int authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status);
 /* body is copied. */
@@ -282,10 +299,10 @@ struct authloop_ctx {
   int dispatching;
   authloop__sched sched;
   authloop__rng rng;
-  int online_app;        /* what the application said (authloop_ctx_set_online) */
+  int online_app;         /* what the application said (authloop_ctx_set_online) */
   unsigned net_failures;  /* consecutive; AUTHLOOP__OFFLINE_AFTER of them: offline */
   uint64_t offline_until; /* ... until then (boot ms), unless a request succeeds */
-  authloop__link stores; /* session files being written, see store.c */
+  authloop__link stores;  /* session files being written, see store.c */
   /* options, owned copies */
   char *ca_file, *user_agent;
   unsigned timeout_ms, max_host_connections;
@@ -299,7 +316,7 @@ struct authloop_ctx {
   void *close_userdata;
 };
 
-#define AUTHLOOP__OFFLINE_AFTER 3
+#define AUTHLOOP__OFFLINE_AFTER   3
 #define AUTHLOOP__OFFLINE_HOLD_MS 10000
 
 struct authloop_client {

@@ -1,11 +1,21 @@
-/* JWT helpers. Tokens are opaque to authloop; the one thing it may read from
- * one is its lifetime (exp - iat), when a server sends no expiresIn. */
+/* JWT helpers: base64url, done once here; the lifetime of a token a server
+ * sent without expiresIn (tokens are opaque otherwise); and signing the
+ * pre-auth bearer with the backend's private key (RS256, ES256). */
 #include "internal.h"
 
+#include "mbedtls_compat.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <mbedtls/asn1.h>
 #include <mbedtls/base64.h>
+#include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define JWT_MAX_PART (16 * 1024)
 
@@ -66,5 +76,172 @@ int authloop__jwt_lifetime(const char *token, long *seconds) {
     rc = 0;
   }
   authloop__json_wipe_decref(claims);
+  return rc;
+}
+
+/* ---- signing (pre-auth bearers) ---------------------------------------------------- */
+
+#define KEY_MAX_BYTES (64 * 1024)
+
+char *authloop__b64url_encode(const unsigned char *in, size_t len) {
+  size_t n = 0, cap = (len + 2) / 3 * 4 + 1, i, j;
+  unsigned char *buf = malloc(cap);
+  if (!buf)
+    return NULL;
+  if (mbedtls_base64_encode(buf, cap, &n, in, len) != 0) {
+    free(buf);
+    return NULL;
+  }
+  for (i = j = 0; i < n; i++) {
+    unsigned char ch = buf[i];
+    if (ch == '=')
+      break;
+    buf[j++] = ch == '+' ? '-' : ch == '/' ? '_' : ch;
+  }
+  buf[j] = '\0';
+  return (char *)buf;
+}
+
+static int read_key_file(const char *path, unsigned char **out, size_t *len) {
+  struct stat st;
+  unsigned char *buf;
+  size_t got = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return AUTHLOOP_EKEY;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > KEY_MAX_BYTES ||
+      !(buf = malloc((size_t)st.st_size + 1))) {
+    close(fd);
+    return AUTHLOOP_EKEY;
+  }
+  while (got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n > 0)
+      got += (size_t)n;
+    else if (n == 0 || errno != EINTR)
+      break;
+  }
+  close(fd);
+  buf[got] = '\0';
+  *out = buf;
+  *len = got;
+  return 0;
+}
+
+int authloop__key_load(const char *file, const char *pem, size_t pem_len, const char *passphrase,
+                       authloop__rng *rng, mbedtls_pk_context *pk, int *alg) {
+  unsigned char *buf;
+  size_t len;
+  int rc;
+  mbedtls_pk_init(pk);
+  if (file) {
+    if ((rc = read_key_file(file, &buf, &len)) != 0)
+      return rc;
+  } else {
+    len = pem_len ? pem_len : strlen(pem);
+    if (len > KEY_MAX_BYTES || !(buf = malloc(len + 1)))
+      return AUTHLOOP_EKEY;
+    memcpy(buf, pem, len);
+    buf[len] = '\0';
+  }
+  /* PEM input is parsed with its terminating NUL counted */
+  rc = AUTHLOOP__PK_PARSE_KEY(pk, buf, len + 1, (const unsigned char *)passphrase,
+                              passphrase ? strlen(passphrase) : 0, &rng->drbg);
+  mbedtls_platform_zeroize(buf, len);
+  free(buf);
+  if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH)
+    rc = AUTHLOOP_EKEYPASS;
+  else if (rc != 0)
+    rc = AUTHLOOP_EKEY;
+  else if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_RSA && mbedtls_pk_get_bitlen(pk) >= 2048)
+    *alg = AUTHLOOP__RS256;
+  else if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY &&
+           AUTHLOOP__PK_EC_GROUP(pk) == MBEDTLS_ECP_DP_SECP256R1)
+    *alg = AUTHLOOP__ES256;
+  else
+    rc = AUTHLOOP_EKEYTYPE;
+  if (rc)
+    mbedtls_pk_free(pk); /* wipes what was parsed */
+  return rc;
+}
+
+/* An ECDSA signature from DER (SEQUENCE of two INTEGERs) to JOSE's r || s. */
+static int ecdsa_der_to_raw(const unsigned char *der, size_t len, unsigned char raw[64]) {
+  unsigned char *p = (unsigned char *)der;
+  const unsigned char *end = der + len;
+  size_t seq;
+  mbedtls_mpi r, s;
+  int rc;
+  mbedtls_mpi_init(&r);
+  mbedtls_mpi_init(&s);
+  rc = mbedtls_asn1_get_tag(&p, end, &seq, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE);
+  if (rc == 0 && p + seq != end)
+    rc = -1;
+  if (rc == 0)
+    rc = mbedtls_asn1_get_mpi(&p, end, &r);
+  if (rc == 0)
+    rc = mbedtls_asn1_get_mpi(&p, end, &s);
+  if (rc == 0)
+    rc = mbedtls_mpi_write_binary(&r, raw, 32);
+  if (rc == 0)
+    rc = mbedtls_mpi_write_binary(&s, raw + 32, 32);
+  mbedtls_mpi_free(&r);
+  mbedtls_mpi_free(&s);
+  return rc;
+}
+
+static char *b64url_json(const json_t *j) {
+  char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER), *out;
+  if (!s)
+    return NULL;
+  out = authloop__b64url_encode((const unsigned char *)s, strlen(s));
+  free(s);
+  return out;
+}
+
+int authloop__jwt_sign(mbedtls_pk_context *pk, int alg, const char *kid, const json_t *claims,
+                       authloop__rng *rng, char **out) {
+  unsigned char hash[32], sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE], raw[64];
+  const unsigned char *sig_bytes = sig;
+  size_t sig_len = 0, n;
+  json_t *header =
+      json_pack("{s:s, s:s}", "alg", alg == AUTHLOOP__ES256 ? "ES256" : "RS256", "typ", "JWT");
+  char *h = NULL, *p = NULL, *s = NULL, *token = NULL;
+  int rc = AUTHLOOP_ENOMEM;
+  if (header && kid)
+    json_object_set_new(header, "kid", json_string(kid));
+  if (!header || !(h = b64url_json(header)) || !(p = b64url_json(claims)))
+    goto done;
+  n = strlen(h) + 1 + strlen(p);
+  if (!(token = malloc(n + 1 + (sizeof(sig) * 4 / 3 + 4))))
+    goto done;
+  snprintf(token, n + 1, "%s.%s", h, p);
+  rc = AUTHLOOP_EKEY;
+  if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (unsigned char *)token, n, hash) !=
+          0 ||
+      AUTHLOOP__PK_SIGN(pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, sizeof(sig), &sig_len,
+                        &rng->drbg) != 0)
+    goto done;
+  if (alg == AUTHLOOP__ES256) {
+    if (ecdsa_der_to_raw(sig, sig_len, raw) != 0)
+      goto done;
+    sig_bytes = raw;
+    sig_len = sizeof(raw);
+  }
+  if (!(s = authloop__b64url_encode(sig_bytes, sig_len))) {
+    rc = AUTHLOOP_ENOMEM;
+    goto done;
+  }
+  snprintf(token + n, 2 + strlen(s), ".%s", s);
+  *out = token;
+  token = NULL;
+  rc = 0;
+done:
+  json_decref(header);
+  free(h);
+  authloop__secret_free(p);
+  free(s);
+  authloop__secret_free(token);
+  mbedtls_platform_zeroize(sig, sizeof(sig));
   return rc;
 }

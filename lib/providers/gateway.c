@@ -30,7 +30,7 @@ static json_t *load(const char *body, size_t len) {
 }
 
 /* A non-2xx answer: the server's code and message when its body has them. */
-static int fail_status(long status, const char *body, size_t len, authloop__failure *f) {
+int authloop__gateway_failure(long status, const char *body, size_t len, authloop__failure *f) {
   json_t *root = load(body, len), *err = json_object_get(root, "error");
   json_t *code = json_object_get(err, "code"), *message = json_object_get(err, "message");
   char num[32];
@@ -84,7 +84,7 @@ static int parse_login(long status, const char *body, size_t len, authloop__sess
   memset(out, 0, sizeof(*out));
   memset(f, 0, sizeof(*f));
   if (status < 200 || status > 299)
-    return fail_status(status, body, len, f);
+    return authloop__gateway_failure(status, body, len, f);
   root = load(body, len); /* not inside json_is_object(): it evaluates twice */
   if (!json_is_object(root)) {
     authloop__json_wipe_decref(root);
@@ -135,7 +135,7 @@ static int parse_refresh(long status, const char *body, size_t len, authloop__se
   memset(out, 0, sizeof(*out));
   memset(f, 0, sizeof(*f));
   if (status < 200 || status > 299) {
-    int e = fail_status(status, body, len, f);
+    int e = authloop__gateway_failure(status, body, len, f);
     if (status == 400 || status == 401 || (f->server_code && strcmp(f->server_code, "4009") == 0))
       e = f->error = AUTHLOOP_EREVOKED;
     return e;
@@ -189,7 +189,7 @@ static int parse_logout(long status, const char *body, size_t len, authloop__fai
   memset(f, 0, sizeof(*f));
   if (status >= 200 && status <= 299)
     return 0;
-  return fail_status(status, body, len, f);
+  return authloop__gateway_failure(status, body, len, f);
 }
 
 const authloop__provider authloop__provider_gateway = {

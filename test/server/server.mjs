@@ -124,6 +124,66 @@ class Gateway {
     this.refresh = new Map(); // refresh token -> {userId, ttl, accessToken}
     this.rotated = new Set(); // refresh tokens replaced by rotation
     this.rotate = false;
+    this.jtis = new Map(); // iss + jti -> exp (s): pre-auth bearers already used
+  }
+
+  // The public key registered for a backend: DIR/clients/<clientId>.pem.
+  clientKey(clientId) {
+    if (typeof clientId !== 'string' || !/^[A-Za-z0-9._-]{1,128}$/.test(clientId)) return null;
+    try {
+      return crypto.createPublicKey(fs.readFileSync(path.join(this.s.opts.stateDir, 'clients', `${clientId}.pem`)));
+    } catch {
+      return null;
+    }
+  }
+
+  // Checks a pre-auth bearer for real; returns null or [code, name, message].
+  checkBearer(req) {
+    const bad = (message) => [4010, 'InvalidBearer', message];
+    const tok = bearer(req);
+    if (!tok) return bad('Missing bearer token');
+    const parts = tok.split('.');
+    if (parts.length !== 3) return bad('The bearer is not a signed JWT');
+    let header;
+    let claims;
+    try {
+      header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+      claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    } catch {
+      return bad('The bearer is not a signed JWT');
+    }
+    if (!claims || typeof claims !== 'object') return bad('The bearer has no claims');
+    const wantType = { RS256: 'rsa', ES256: 'ec' }[header.alg];
+    if (!wantType) return bad(`Unsupported alg ${header.alg}`);
+    const key = this.clientKey(claims.iss);
+    if (!key) return bad('Unknown client (iss)');
+    if (key.asymmetricKeyType !== wantType) return bad(`alg ${header.alg} does not match the registered key`);
+    const ok = crypto.verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`),
+      wantType === 'ec' ? { key, dsaEncoding: 'ieee-p1363' } : key, Buffer.from(parts[2], 'base64url'));
+    if (!ok) return bad('Bearer signature is invalid');
+    if (claims.aud !== `https://${req.headers.host}`)
+      return [4014, 'InvalidAudience', `Bearer audience must be https://${req.headers.host}`];
+    const now = Date.now() / 1000;
+    if (!Number.isInteger(claims.iat) || !Number.isInteger(claims.exp)) return bad('iat and exp are required');
+    if (claims.exp <= now) return [4011, 'BearerExpired', 'Bearer expired'];
+    if (claims.iat > now + 60) return [4012, 'BearerNotYetValid', 'Bearer issued in the future'];
+    if (claims.exp - claims.iat > 300)
+      return [4013, 'BearerLifetimeTooLong', 'Bearer lifetime exceeds 300 seconds'];
+    if (typeof claims.jti !== 'string' || claims.jti === '') return bad('jti is required');
+    for (const [k, exp] of this.jtis) if (exp < now) this.jtis.delete(k);
+    const seen = `${claims.iss}\n${claims.jti}`;
+    if (this.jtis.has(seen)) return [4015, 'ReplayedBearer', 'Bearer already used (replayed jti)'];
+    this.jtis.set(seen, claims.exp);
+    return null;
+  }
+
+  preauth(req, res, body) {
+    const err = this.checkBearer(req);
+    if (err) return Gateway.error(res, 401, ...err);
+    if (typeof body.userId !== 'string' || body.userId === '')
+      return Gateway.error(res, 400, 4000, 'BadRequest', 'userId is required');
+    this.s.stats.preauthAccepted++;
+    sendJson(res, 200, { authorizationCode: this.mintCode(body.userId) });
   }
 
   static error(res, status, code, name, message) {
@@ -252,9 +312,10 @@ class ReferenceServer {
     this.gateway = new Gateway(this);
     this.started = Date.now();
     this.stats = { routes: {}, connections: 0, times: {}, refreshWhileValid: 0, refreshAfterExpiry: 0,
-      rotatedReuse: 0 };
+      rotatedReuse: 0, preauthAccepted: 0 };
     this.faults = new Map(); // route -> [{status, delayMs, drop, body, count}]
     this.routes = {
+      'POST /auth/pre-auth': (q, r, b) => this.gateway.preauth(q, r, b),
       'POST /auth/login': (q, r, b) => this.gateway.login(q, r, b),
       'POST /auth/refresh': (q, r, b) => this.gateway.refreshTokens(q, r, b),
       'POST /auth/logout': (q, r) => this.gateway.logout(q, r),
