@@ -55,7 +55,10 @@ extern "C" {
   XX(ESTORE, "ESTORE", "the session file could not be written")                                    \
   XX(EKEY, "EKEY", "the private key could not be read: no such file, or not a PEM key")            \
   XX(EKEYPASS, "EKEYPASS", "the private key is encrypted: wrong or missing passphrase")            \
-  XX(EKEYTYPE, "EKEYTYPE", "unsupported key: use RSA of 2048 bits or more, or EC P-256")
+  XX(EKEYTYPE, "EKEYTYPE", "unsupported key: use RSA of 2048 bits or more, or EC P-256")           \
+  XX(EKEYCIPHER, "EKEYCIPHER",                                                                     \
+     "the key's encryption is not supported here: use traditional PEM encryption "                 \
+     "(openssl pkey -traditional) or an unencrypted key")
 
 #define AUTHLOOP_OK 0
 

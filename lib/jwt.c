@@ -10,6 +10,7 @@
 #include <mbedtls/asn1.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
+#include <mbedtls/pkcs5.h>
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,10 @@ int authloop__key_load(const char *file, const char *pem, size_t pem_len, const 
   free(buf);
   if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH)
     rc = AUTHLOOP_EKEYPASS;
+  else if (rc == MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE || rc == MBEDTLS_ERR_PK_FEATURE_UNAVAILABLE)
+    rc = AUTHLOOP_EKEYCIPHER; /* e.g. PKCS#8 with AES on mbedTLS 2.28 */
+  else if (rc == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG)
+    rc = AUTHLOOP_EKEYTYPE; /* e.g. Ed25519 */
   else if (rc != 0)
     rc = AUTHLOOP_EKEY;
   else if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_RSA && mbedtls_pk_get_bitlen(pk) >= 2048)

@@ -109,29 +109,40 @@ static size_t sink_write(char *p, size_t size, size_t n, void *ud) {
   return size * n;
 }
 
-json_t *test_control(const test_server *s, const char *path, const char *post) {
-  char url[256];
+char *test_http(const test_server *s, const char *method, const char *path,
+                const char *authorization, const char *body, long *status) {
+  char url[256], auth[8192];
   sink b = {0};
   CURL *e = curl_easy_init();
   struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-  long status = 0;
-  json_t *j;
   snprintf(url, sizeof(url), "%s%s", s->base_url, path);
+  if (authorization) {
+    snprintf(auth, sizeof(auth), "Authorization: %s", authorization);
+    h = curl_slist_append(h, auth);
+  }
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_CAINFO, s->ca);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-  if (post)
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, post);
+  if (body)
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
   assert_int_equal(curl_easy_perform(e), CURLE_OK);
-  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
   curl_slist_free_all(h);
   curl_easy_cleanup(e);
+  return b.data ? b.data : strdup("");
+}
+
+json_t *test_control(const test_server *s, const char *path, const char *post) {
+  long status = 0;
+  char *text = test_http(s, post ? "POST" : "GET", path, NULL, post, &status);
+  json_t *j;
   if (status != 200)
-    fail_msg("%s answered %ld: %s", path, status, b.data ? b.data : "");
-  j = json_loads(b.data, 0, NULL);
-  free(b.data);
+    fail_msg("%s answered %ld: %s", path, status, text);
+  j = json_loads(text, 0, NULL);
+  free(text);
   assert_non_null(j);
   return j;
 }
@@ -179,15 +190,16 @@ long test_last_gap_ms(const test_server *s, const char *route) {
   return gap;
 }
 
-char *test_run_program(const char *const argv[]) {
+int test_run_status(const char *const argv[], char **out) {
   posix_spawn_file_actions_t fa;
-  char *out = calloc(1, 1);
+  char *text = calloc(1, 1);
   size_t len = 0;
   int p[2], status;
   pid_t pid;
   assert_int_equal(pipe(p), 0);
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 2);
   posix_spawn_file_actions_addclose(&fa, p[0]);
   assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
   posix_spawn_file_actions_destroy(&fa);
@@ -197,15 +209,22 @@ char *test_run_program(const char *const argv[]) {
     ssize_t n = read(p[0], buf, sizeof(buf));
     if (n <= 0)
       break;
-    out = realloc(out, len + (size_t)n + 1);
-    assert_non_null(out);
-    memcpy(out + len, buf, (size_t)n);
+    text = realloc(text, len + (size_t)n + 1);
+    assert_non_null(text);
+    memcpy(text + len, buf, (size_t)n);
     len += (size_t)n;
-    out[len] = '\0';
+    text[len] = '\0';
   }
   close(p[0]);
   assert_int_equal(waitpid(pid, &status, 0), pid);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+  *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+char *test_run_program(const char *const argv[]) {
+  char *out;
+  int status = test_run_status(argv, &out);
+  if (status != 0)
     fail_msg("%s failed (status %d): %s", argv[0], status, out);
   return out;
 }

@@ -39,8 +39,14 @@ json_t *test_control(const test_server *s, const char *path, const char *json);
 long test_stat(const test_server *s, const char *key);
 /* Milliseconds between the last two requests to a route. */
 long test_last_gap_ms(const test_server *s, const char *route);
-/* Runs a program to its end; returns what it printed (free it). */
+/* Runs a program to its end; returns what it printed (free it). It must exit 0. */
 char *test_run_program(const char *const argv[]);
+/* The same, for a program whose exit status is the answer. */
+int test_run_status(const char *const argv[], char **out);
+/* A plain HTTPS request to the server (not through authloop): returns the
+ * body (free it) and the status in *status. authorization may be NULL. */
+char *test_http(const test_server *s, const char *method, const char *path,
+                const char *authorization, const char *body, long *status);
 /* A loopback port with nothing listening. */
 int test_closed_port(void);
 
