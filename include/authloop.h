@@ -58,7 +58,20 @@ extern "C" {
   XX(EKEYTYPE, "EKEYTYPE", "unsupported key: use RSA of 2048 bits or more, or EC P-256")           \
   XX(EKEYCIPHER, "EKEYCIPHER",                                                                     \
      "the key's encryption is not supported here: use traditional PEM encryption "                 \
-     "(openssl pkey -traditional) or an unencrypted key")
+     "(openssl pkey -traditional) or an unencrypted key")                                          \
+  XX(EWRONGPROVIDER, "EWRONGPROVIDER", "this login call belongs to another provider's dialect")    \
+  XX(ENOTSUP, "ENOTSUP", "not supported by this provider (its tokens never expire)")               \
+  XX(EINVALIDUID, "ERROR_INVALID_UID", "Please provide a valid UID")                               \
+  XX(EUIDSPACE, "ERROR_UID_WITH_SPACE", "UID cannot contain spaces")                               \
+  XX(EAPIKEY, "ERROR_API_KEY_NOT_FOUND", "ApiKey cannot be null or empty")                         \
+  XX(EBLANKAUTHTOKEN, "ERROR_BLANK_AUTHTOKEN", "Auth token cannot be blank")                       \
+  XX(EAUTHTOKENSPACE, "ERROR_AUTHTOKEN_WITH_SPACE", "Auth token cannot contain spaces")            \
+  XX(ENOTINIT, "ERROR_SDK_NOT_INITIALIZED",                                                        \
+     "The client is not initialised: give it an app id (and region) in its options")               \
+  XX(ECREDENTIALS, "ECREDENTIALS", "wrong username or password")                                   \
+  XX(ESTRATEGY, "ESTRATEGY", "unknown login strategy")                                             \
+  XX(EEXPIRESIN, "EEXPIRESIN",                                                                     \
+     "invalid expiresIn: use the ms syntax (\"1h\", \"30m\", \"-1\") within the server's maximum")
 
 #define AUTHLOOP_OK 0
 
@@ -166,13 +179,16 @@ typedef enum {
   AUTHLOOP_STATE_LOGGED_OUT = 0,
   AUTHLOOP_STATE_LOGGING_IN,
   AUTHLOOP_STATE_LOGGED_IN,
-  AUTHLOOP_STATE_REFRESHING, /* still logged in: tokens are being renewed */
-  AUTHLOOP_STATE_EXPIRED     /* the session ended without a logout (idle, revoked) */
+  AUTHLOOP_STATE_REFRESHING,    /* still logged in: tokens are being renewed */
+  AUTHLOOP_STATE_EXPIRED,       /* the session ended without a logout (idle, revoked) */
+  AUTHLOOP_STATE_AWAITING_TOKEN /* a two-step strategy: waiting for authloop_set_token() */
 } authloop_state;
 
 typedef struct {
-  const char *provider;     /* dialect: "gateway" */
-  const char *base_url;     /* e.g. "https://chat.example.com"; http only to loopback */
+  const char *provider; /* dialect: "gateway", "kuzzle" or "cometchat" */
+  /* e.g. "https://chat.example.com"; http only to loopback. For "cometchat",
+   * the client API (NULL: https://{app_id}.apiclient-{region}.cometchat.io/v3.0) */
+  const char *base_url;
   int allow_insecure_http;  /* non-zero: allow plain http to any host */
   const char *login_path;   /* NULL = the dialect's default, e.g. "/auth/login" */
   const char *logout_path;  /* NULL = the dialect's default, e.g. "/auth/logout" */
@@ -185,6 +201,10 @@ typedef struct {
   /* persisted session: NULL = none. session_key, when set, is 32 bytes (AES-256-GCM). */
   const char *session_path;
   const unsigned char *session_key;
+  /* "cometchat": the app, and the admin API (NULL: from app id and region) */
+  const char *app_id;
+  const char *region; /* "us", "eu", "in" ... */
+  const char *admin_url;
 } authloop_client_options;
 
 AUTHLOOP_EXTERN int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
@@ -201,10 +221,31 @@ AUTHLOOP_EXTERN const char *authloop_state_name(authloop_state state);
  * whitespace in the code), AUTHLOOP_ELOGININPROGRESS, AUTHLOOP_EALREADY. */
 AUTHLOOP_EXTERN int authloop_login_code(authloop_client *c, const char *authorization_code);
 
+/* Kuzzle: log in with a strategy ("local", ...) and its credentials (a JSON
+ * object as text). expires_in uses the ms syntax ("1h", "30m", "-1" never);
+ * NULL means the server's default. A two-step strategy that answers without
+ * a token leaves the client AWAITING_TOKEN with no loginAttempt until
+ * authloop_set_token(). */
+AUTHLOOP_EXTERN int authloop_login_strategy(authloop_client *c, const char *strategy,
+                                            const char *credentials_json, const char *expires_in);
+AUTHLOOP_EXTERN int authloop_login_local(authloop_client *c, const char *username,
+                                         const char *password, const char *expires_in);
+/* Completes a two-step login with the token obtained elsewhere: checked with
+ * the server (checkToken), then loginAttempt. */
+AUTHLOOP_EXTERN int authloop_set_token(authloop_client *c, const char *token);
+
+/* CometChat: log in with a uid and the app's auth key (two requests), or with
+ * an auth token minted by your backend. Validation happens first, in
+ * CometChat's order, with its error names (ERROR_INVALID_UID ...). */
+AUTHLOOP_EXTERN int authloop_login_key(authloop_client *c, const char *uid, const char *auth_key);
+AUTHLOOP_EXTERN int authloop_login_token(authloop_client *c, const char *auth_token);
+
 /* Clears the session locally at once (state LOGGED_OUT) and tells the server;
  * the logout event reports the server's answer (error 0 when acknowledged).
  * Fails with AUTHLOOP_ENOTLOGGEDIN when nobody is logged in. */
 AUTHLOOP_EXTERN int authloop_logout(authloop_client *c);
+/* Kuzzle: log out of every session of this user (global=true). */
+AUTHLOOP_EXTERN int authloop_logout_global(authloop_client *c);
 
 /* Session queries. Strings stay valid until the session changes (login,
  * logout, free); copy them to keep them longer. */
@@ -214,7 +255,8 @@ AUTHLOOP_EXTERN const char *authloop_access_token(const authloop_client *c);
 AUTHLOOP_EXTERN const char *authloop_id_token(const authloop_client *c);
 /* Lifetime of the access token in seconds as the server granted it; 0 if none. */
 AUTHLOOP_EXTERN long authloop_token_lifetime(const authloop_client *c);
-/* Milliseconds until the access token expires (0 if expired or none). */
+/* Milliseconds until the access token expires (0 if expired or none, -1 if
+ * it never expires). */
 AUTHLOOP_EXTERN long long authloop_token_expires_in_ms(const authloop_client *c);
 
 /* Records user activity: an active user is kept logged in (refreshed before

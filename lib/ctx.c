@@ -5,11 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AUTHLOOP__STR2(x) #x
-#define AUTHLOOP__STR(x)  AUTHLOOP__STR2(x)
-#define AUTHLOOP__DEFAULT_UA                                                                       \
-  "authloop/" AUTHLOOP__STR(AUTHLOOP_VERSION_MAJOR) "." AUTHLOOP__STR(                             \
-      AUTHLOOP_VERSION_MINOR) "." AUTHLOOP__STR(AUTHLOOP_VERSION_PATCH)
+#define AUTHLOOP__DEFAULT_UA "authloop/" AUTHLOOP__VERSION_STRING
 
 void authloop__log(const authloop_ctx *ctx, authloop_log_level level, const char *fmt, ...) {
   char line[512];

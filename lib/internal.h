@@ -12,12 +12,19 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #if defined(__GNUC__)
 #define AUTHLOOP__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define AUTHLOOP__PRINTF(a, b)
 #endif
+
+#define AUTHLOOP__STR2(x) #x
+#define AUTHLOOP__STR(x)  AUTHLOOP__STR2(x)
+#define AUTHLOOP__VERSION_STRING                                                                   \
+  AUTHLOOP__STR(AUTHLOOP_VERSION_MAJOR)                                                            \
+  "." AUTHLOOP__STR(AUTHLOOP_VERSION_MINOR) "." AUTHLOOP__STR(AUTHLOOP_VERSION_PATCH)
 
 #define AUTHLOOP__CONTAINER_OF(ptr, type, member)                                                  \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -157,6 +164,7 @@ struct authloop__req {
   char errbuf[CURL_ERROR_SIZE];
   uint64_t started_ms;
   long long retry_after_ms; /* from a Retry-After header, else -1 */
+  time_t server_date;       /* from the Date header, else 0 */
   /* outcome */
   int error; /* 0: an HTTP answer arrived (see http_status); else AUTHLOOP_E* */
   long http_status;
@@ -188,22 +196,25 @@ void authloop__req_cancel_all(authloop_ctx *ctx);
 /* ---- session data ------------------------------------------------------------- */
 
 struct authloop_user {
-  json_t *obj; /* the user object as parsed */
-  char *json;  /* compact serialisation, server's key order */
+  json_t *obj;           /* the user object as parsed */
+  char *json;            /* compact serialisation, server's key order */
+  const char *id, *name; /* strings inside obj, chosen by the dialect */
 };
 
 typedef struct {
   authloop_user *user;
   char *access_token, *id_token, *refresh_token;
-  long expires_in; /* seconds, as granted */
+  long expires_in; /* seconds, as granted; AUTHLOOP__NO_EXPIRY: never expires */
 } authloop__session;
+
+#define AUTHLOOP__NO_EXPIRY (-1L)
 
 void authloop__session_clear(authloop__session *s);
 /* Moves the fields src has into dst (a rotated refresh token replaces the old
  * one; a missing one keeps it). src is left empty. */
 void authloop__session_merge(authloop__session *dst, authloop__session *src);
-/* Takes the reference to obj. */
-int authloop__user_new(json_t *obj, authloop_user **out);
+/* Takes the reference to obj; id and name are strings inside it (name may be NULL). */
+int authloop__user_new(json_t *obj, const char *id, const char *name, authloop_user **out);
 void authloop__user_free(authloop_user *u);
 
 /* Why an operation failed, for the event that reports it. Strings owned. */
@@ -222,30 +233,68 @@ int authloop__is_transient(int error);
 
 /* ---- providers (lib/providers/) ------------------------------------------------- */
 
+/* What a login was asked with; owned copies, secrets wiped. expires_in stays
+ * for the refreshes of the session (Kuzzle keeps the lifetime the user chose). */
+typedef struct {
+  char *code;                   /* gateway */
+  char *strategy, *credentials; /* kuzzle (credentials: JSON text) */
+  char *expires_in;             /* kuzzle, may be NULL */
+  char *uid, *auth_key, *token; /* cometchat; token also kuzzle's set_token */
+} authloop__login_args;
+
+void authloop__login_args_clear(authloop__login_args *a);
+
+/* login_response verdicts besides 0 (logged in) and errors */
+#define AUTHLOOP__MORE  1 /* send login step + 1 */
+#define AUTHLOOP__AWAIT 2 /* a two-step strategy: wait for authloop_set_token() */
+/* Login steps of a token given with authloop_set_token() (Kuzzle) */
+#define AUTHLOOP__KUZZLE_CHECK_STEP 10
+
+/* A dialect: how session operations become HTTP requests and how answers
+ * become session results. Request builders return 0 and a request ready to
+ * start, or an error; response parsers fill the session or the failure. */
 typedef struct {
   const char *name;
-  const char *login_path, *logout_path, *refresh_path;
-  /* Request body for a login with a one-time authorization code. */
-  json_t *(*login_code_body)(const char *code);
-  /* 0 and a filled session, or an AUTHLOOP_E* code with f filled. */
-  int (*parse_login)(long status, const char *body, size_t len, authloop__session *out,
-                     authloop__failure *f);
-  /* 0 when the server acknowledged the logout, or an error with f filled. */
-  int (*parse_logout)(long status, const char *body, size_t len, authloop__failure *f);
-  /* Request body for a refresh. */
-  json_t *(*refresh_body)(const authloop__session *s);
-  /* 0 and the new tokens in out (fields it lacks stay NULL), or an error:
-   * AUTHLOOP_EREVOKED when the refresh token is refused for good. */
-  int (*parse_refresh)(long status, const char *body, size_t len, authloop__session *out,
-                       authloop__failure *f);
+  const char *login_path, *logout_path, *refresh_path; /* defaults under base_url */
+  int (*login_request)(authloop_client *c, int step, authloop__req **out);
+  int (*login_response)(authloop_client *c, int step, const authloop__req *req,
+                        authloop__session *s, authloop__failure *f);
+  int (*logout_request)(authloop_client *c, int global, authloop__req **out);
+  int (*logout_response)(authloop_client *c, const authloop__req *req, authloop__failure *f);
+  /* NULL: these tokens are never refreshed */
+  int (*refresh_request)(authloop_client *c, authloop__req **out);
+  /* AUTHLOOP_EREVOKED when the refresh token is refused for good */
+  int (*refresh_response)(authloop_client *c, const authloop__req *req, authloop__session *s,
+                          authloop__failure *f);
   /* Adds the session's credentials to an authenticated request. */
-  int (*authorize)(authloop__req *req, const authloop__session *s);
+  int (*authorize)(authloop_client *c, authloop__req *req);
+  /* For the answer to an authenticated request: non-zero when it says the
+   * session no longer exists on the server. */
+  int (*session_gone)(const authloop__req *req);
+  /* The user object as this dialect sends it (checks its id); takes obj. */
+  int (*make_user)(json_t *obj, authloop_user **out);
 } authloop__provider;
 
 const authloop__provider *authloop__provider_find(const char *name);
+extern const authloop__provider authloop__provider_gateway;
+extern const authloop__provider authloop__provider_kuzzle;
+extern const authloop__provider authloop__provider_cometchat;
+
+/* The gateway's answers, as pure functions (unit-tested). */
+json_t *authloop__gateway_login_body(const char *code);
+int authloop__gateway_parse_login(long status, const char *body, size_t len, authloop__session *out,
+                                  authloop__failure *f);
+int authloop__gateway_parse_refresh(long status, const char *body, size_t len,
+                                    authloop__session *out, authloop__failure *f);
+int authloop__gateway_parse_logout(long status, const char *body, size_t len, authloop__failure *f);
 /* A gateway error answer (non-2xx) into f; returns f->error. */
 int authloop__gateway_failure(long status, const char *body, size_t len, authloop__failure *f);
-extern const authloop__provider authloop__provider_gateway;
+
+/* Shared by providers */
+int authloop__fail(authloop__failure *f, int error, long status, const char *fmt, const char *arg);
+/* A request to url with an optional JSON body (copied). */
+int authloop__req_json(authloop_ctx *ctx, const char *method, const char *url, const json_t *body,
+                       authloop__req **out);
 
 /* ---- URL policy (lib/client.c) ----------------------------------------------- */
 
@@ -326,6 +375,13 @@ struct authloop_client {
   authloop_state state;
   authloop__session session;
   authloop__req *login_req;
+  int login_step;
+  authloop__login_args login;
+  authloop__session pending; /* what login steps gathered so far */
+  /* dialect options */
+  char *admin_url; /* cometchat: the admin API base */
+  char *app_id;    /* cometchat */
+  char device_id[33];
   /* token lifecycle (lib/session.c); times in authloop__boot_ms() */
   authloop__timing timing;
   uint64_t margin_ms, retry_base_ms, retry_cap_ms;
@@ -348,6 +404,8 @@ struct authloop_client {
   authloop__link link;        /* in ctx->clients */
 };
 
+/* Clears the session locally and emits logout (why: NULL, or the reason). */
+void authloop__logout_locally(authloop_client *c, const authloop__failure *why);
 /* Frees a client's memory; the caller has made sure no handler is running. */
 void authloop__client_destroy(authloop_client *c);
 void authloop__set_state(authloop_client *c, authloop_state s);

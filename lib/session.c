@@ -74,7 +74,7 @@ static void call_send(authloop__call *call) {
   if (rc == 0 && call->body)
     rc = authloop__req_set_body(req, call->body);
   if (rc == 0)
-    rc = c->provider->authorize(req, &c->session);
+    rc = c->provider->authorize(c, req);
   if (rc == 0)
     rc = authloop__req_start(req, on_call_done, call);
   if (rc) {
@@ -149,17 +149,15 @@ static void on_refresh_done(authloop__req *req, void *userdata);
 
 static int refresh_start(authloop_client *c) {
   authloop__req *req;
-  json_t *body = c->provider->refresh_body(&c->session);
   int rc;
-  if (!body)
-    return AUTHLOOP_ENOMEM;
-  rc = authloop__req_new(c->ctx, "POST", c->refresh_url, &req);
-  if (rc == 0 && ((rc = authloop__req_set_json(req, body)) != 0 ||
-                  (rc = authloop__req_start(req, on_refresh_done, c)) != 0))
-    authloop__req_free(req);
-  authloop__json_wipe_decref(body);
-  if (rc)
+  if (!c->provider->refresh_request)
+    return AUTHLOOP_ENOTSUP;
+  if ((rc = c->provider->refresh_request(c, &req)) != 0)
     return rc;
+  if ((rc = authloop__req_start(req, on_refresh_done, c)) != 0) {
+    authloop__req_free(req);
+    return rc;
+  }
   authloop__list_push(&c->reqs, &req->owner_link);
   c->refresh_req = req;
   authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
@@ -169,9 +167,13 @@ static int refresh_start(authloop_client *c) {
 void authloop__session_started(authloop_client *c, uint64_t received, int persist) {
   authloop__timing *t = &c->timing;
   uint64_t lifetime_ms = (uint64_t)c->session.expires_in * 1000u;
-  t->expires_at = received + lifetime_ms;
-  t->refresh_due = authloop__refresh_due(received, lifetime_ms, c->margin_ms,
-                                         authloop__random_u32(&c->ctx->rng));
+  if (c->session.expires_in == AUTHLOOP__NO_EXPIRY) {
+    t->expires_at = t->refresh_due = AUTHLOOP__NEVER; /* nothing to refresh, ever */
+  } else {
+    t->expires_at = received + lifetime_ms;
+    t->refresh_due = authloop__refresh_due(received, lifetime_ms, c->margin_ms,
+                                           authloop__random_u32(&c->ctx->rng));
+  }
   t->retrying = t->warned = t->stale = 0;
   c->retry_attempt = 0;
   c->token_gen++;
@@ -207,7 +209,7 @@ static void on_refresh_done(authloop__req *req, void *userdata) {
   if (req->error)
     rc = authloop__failure_from_req(req, &f);
   else
-    rc = c->provider->parse_refresh(req->http_status, req->resp.data, req->resp.len, &fresh, &f);
+    rc = c->provider->refresh_response(c, req, &fresh, &f);
   if (rc == 0) {
     authloop_event ev = {0};
     authloop__session_merge(&c->session, &fresh);
@@ -398,7 +400,17 @@ static void on_call_done(authloop__req *req, void *userdata) {
   authloop_client *c = call->c;
   uint64_t now = authloop__boot_ms();
   call->req = NULL; /* the transport frees it */
-  if (!req->error && req->http_status == 401 && !call->retried && logged_in(c)) {
+  if (!req->error && logged_in(c) && c->provider->session_gone(req)) {
+    /* the server no longer knows this session: it ends here too */
+    authloop__failure why = {0};
+    why.error = AUTHLOOP_EREVOKED;
+    why.http_status = req->http_status;
+    call_finish(call, AUTHLOOP_EREVOKED, req->http_status, req->resp.data, req->resp.len);
+    authloop__logout_locally(c, &why);
+    return;
+  }
+  if (!req->error && req->http_status == 401 && !call->retried && logged_in(c) &&
+      c->provider->refresh_request) {
     call->retried = 1;
     call->deadline = now + c->ctx->timeout_ms;
     if (call->token_gen != c->token_gen && can_send(c, now)) {

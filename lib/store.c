@@ -81,7 +81,10 @@ int authloop__store_encode(const authloop_client *c, authloop__rng *rng, unsigne
   const authloop__session *s = &c->session;
   const authloop__timing *t = &c->timing;
   uint64_t now_boot = authloop__boot_ms(), now_wall = authloop__wall_ms();
-  long long expires_at = (long long)now_wall + ((long long)t->expires_at - (long long)now_boot);
+  long long expires_at =
+      t->expires_at == AUTHLOOP__NEVER
+          ? -1 /* never expires */
+          : (long long)now_wall + ((long long)t->expires_at - (long long)now_boot);
   long long last = (long long)now_wall - ((long long)now_boot - (long long)t->last_activity);
   json_t *root;
   char *payload;
@@ -143,33 +146,41 @@ static int decode_payload(authloop_client *c, json_t *root) {
   const char *provider = str_field(root, "provider", 0), *base = str_field(root, "baseUrl", 0);
   uint64_t now_boot = authloop__boot_ms(), now_wall = authloop__wall_ms();
   authloop__session s = {0};
+  int rc;
 
   if (!json_is_integer(v = json_object_get(root, "v")) || json_integer_value(v) != STORE_VERSION)
     return AUTHLOOP_EPROTO;
   if (!provider || strcmp(provider, c->provider->name) != 0 || !base ||
       strcmp(base, c->base_url) != 0)
     return AUTHLOOP_EINVAL; /* another backend's session */
-  if (!json_is_object(user) || !json_is_string(json_object_get(user, "id")) || !access || !id ||
-      !refresh)
+  if (!json_is_object(user) || !access || !id || !refresh)
     return AUTHLOOP_EPROTO;
   lifetime = json_integer_value(json_object_get(root, "lifetime"));
   expires_at = json_integer_value(json_object_get(root, "expiresAt"));
   last = json_integer_value(json_object_get(root, "lastActivity"));
-  if (lifetime <= 0 || lifetime > 10LL * 366 * 24 * 3600 || expires_at <= 0 || last < 0)
+  if ((lifetime <= 0 && lifetime != AUTHLOOP__NO_EXPIRY) || lifetime > 10LL * 366 * 24 * 3600 ||
+      (expires_at <= 0 && expires_at != -1) || (expires_at == -1) != (lifetime < 0) || last < 0)
     return AUTHLOOP_EPROTO;
 
   s.access_token = authloop__secret_dup(access);
   s.id_token = *id ? authloop__secret_dup(id) : NULL;
   s.refresh_token = *refresh ? authloop__secret_dup(refresh) : NULL;
   s.expires_in = (long)lifetime;
-  if (!s.access_token || (*id && !s.id_token) || (*refresh && !s.refresh_token) ||
-      authloop__user_new(json_incref(user), &s.user) != 0) {
+  if (!s.access_token || (*id && !s.id_token) || (*refresh && !s.refresh_token)) {
     authloop__session_clear(&s);
     return AUTHLOOP_ENOMEM;
   }
+  if ((rc = c->provider->make_user(json_incref(user), &s.user)) != 0) {
+    authloop__session_clear(&s);
+    return rc;
+  }
   c->session = s;
   /* wall clock -> boot clock (boot_ms carries an offset: never underflows) */
-  if ((uint64_t)expires_at > now_wall) {
+  if (expires_at == -1) {
+    c->timing.expires_at = c->timing.refresh_due = AUTHLOOP__NEVER;
+    c->timing.last_activity =
+        (uint64_t)last < now_wall ? now_boot - (now_wall - (uint64_t)last) : now_boot;
+  } else if ((uint64_t)expires_at > now_wall) {
     c->timing.expires_at = now_boot + ((uint64_t)expires_at - now_wall);
     c->timing.refresh_due = authloop__refresh_due(c->timing.expires_at - (uint64_t)lifetime * 1000u,
                                                   (uint64_t)lifetime * 1000u, c->margin_ms,

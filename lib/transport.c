@@ -7,6 +7,8 @@
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #define AUTHLOOP__MAX_HEADER_BYTES (64 * 1024)
 
@@ -253,11 +255,19 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userp) {
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp) {
   authloop__req *req = userp;
   size_t n = size * nmemb;
-  (void)ptr;
   req->header_bytes += n;
   if (req->header_bytes > AUTHLOOP__MAX_HEADER_BYTES) {
     req->overflow = 1;
     return 0;
+  }
+  /* the server's clock, to turn its absolute expiry times into lifetimes */
+  if (n > 5 && n < 128 && strncasecmp(ptr, "date:", 5) == 0) {
+    char line[128];
+    time_t t;
+    memcpy(line, ptr + 5, n - 5);
+    line[n - 5] = '\0';
+    if ((t = curl_getdate(line, NULL)) > 0)
+      req->server_date = t;
   }
   return n;
 }
@@ -385,6 +395,14 @@ int authloop__req_set_json(authloop__req *req, const json_t *body) {
     return AUTHLOOP_ENOMEM;
   rc = authloop__req_set_body(req, s);
   authloop__secret_free(s);
+  return rc;
+}
+
+int authloop__req_json(authloop_ctx *ctx, const char *method, const char *url, const json_t *body,
+                       authloop__req **out) {
+  int rc = authloop__req_new(ctx, method, url, out);
+  if (rc == 0 && body && (rc = authloop__req_set_json(*out, body)) != 0)
+    authloop__req_free(*out);
   return rc;
 }
 

@@ -9,13 +9,11 @@
 
 #include "internal.h"
 
-static const authloop__provider *gw = &authloop__provider_gateway;
-
 #define USER   "{\"id\":\"u1\",\"name\":\"Una\",\"email\":\"u1@example.test\",\"claims\":{\"a\":1}}"
 #define TOKENS "\"accessToken\":\"AT\",\"idToken\":\"IT\",\"refreshToken\":\"RT\""
 
 static int parse(long status, const char *body, authloop__session *s, authloop__failure *f) {
-  return gw->parse_login(status, body, strlen(body), s, f);
+  return authloop__gateway_parse_login(status, body, strlen(body), s, f);
 }
 
 static void valid_login(void **state) {
@@ -139,10 +137,11 @@ static void error_bodies(void **state) {
 static void logout_answers(void **state) {
   authloop__failure f;
   (void)state;
-  assert_int_equal(gw->parse_logout(204, NULL, 0, &f), 0);
-  assert_int_equal(gw->parse_logout(200, "{}", 2, &f), 0);
-  assert_int_equal(gw->parse_logout(401, "{\"error\":{\"code\":4001,\"message\":\"no\"}}", 38, &f),
-                   AUTHLOOP_EREJECTED);
+  assert_int_equal(authloop__gateway_parse_logout(204, NULL, 0, &f), 0);
+  assert_int_equal(authloop__gateway_parse_logout(200, "{}", 2, &f), 0);
+  assert_int_equal(
+      authloop__gateway_parse_logout(401, "{\"error\":{\"code\":4001,\"message\":\"no\"}}", 38, &f),
+      AUTHLOOP_EREJECTED);
   assert_string_equal(f.server_code, "4001");
   authloop__failure_clear(&f);
 }
@@ -207,7 +206,7 @@ static void base64url(void **state) {
 }
 
 static int refresh(long status, const char *body, authloop__session *s, authloop__failure *f) {
-  return gw->parse_refresh(status, body, strlen(body), s, f);
+  return authloop__gateway_parse_refresh(status, body, strlen(body), s, f);
 }
 
 static void refresh_answers(void **state) {
@@ -257,7 +256,7 @@ static void refresh_answers(void **state) {
 }
 
 static void login_body_carries_the_code(void **state) {
-  json_t *b = gw->login_code_body("c0de");
+  json_t *b = authloop__gateway_login_body("c0de");
   char *s = json_dumps(b, JSON_COMPACT);
   (void)state;
   assert_string_equal(s, "{\"authorizationCode\":\"c0de\"}");

@@ -40,8 +40,7 @@ static authloop_client *logged_in(fixture *f, const unsigned char *k) {
   authloop_client *c = client(f, "https://chat.example.test", k);
   authloop__failure fail;
   uint64_t now = authloop__boot_ms();
-  assert_int_equal(
-      authloop__provider_gateway.parse_login(200, BODY, strlen(BODY), &c->session, &fail), 0);
+  assert_int_equal(authloop__gateway_parse_login(200, BODY, strlen(BODY), &c->session, &fail), 0);
   c->timing.expires_at = now + 3600 * 1000;
   c->timing.last_activity = now - 5000;
   return c;
