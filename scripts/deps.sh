@@ -9,17 +9,27 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# Node.js runs the reference server; any install on PATH will do.
+# Node.js runs the reference server; any install on PATH will do. npm installs
+# the official client SDKs the fidelity tests run against it.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "deps: installing ${missing[*]}"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  sudo="sudo"
+
+# The SDKs, exactly as the committed lock file says, when missing or stale.
+server_dir="$(dirname "$0")/../test/server"
+if [ ! -f "$server_dir/node_modules/.package-lock.json" ] ||
+  ! cmp -s "$server_dir/package-lock.json" "$server_dir/node_modules/.lock-installed" 2>/dev/null; then
+  echo "deps: npm ci in test/server"
+  (cd "$server_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$server_dir/package-lock.json" "$server_dir/node_modules/.lock-installed"
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

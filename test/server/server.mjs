@@ -303,6 +303,262 @@ class Gateway {
   }
 }
 
+// ---- Kuzzle v2 (auth controller over HTTP) ----------------------------------------
+
+const KUZZLE_MAX_TTL_MS = 24 * 3600 * 1000;
+const KUZZLE_ERRORS = {
+  bad_credentials: [401, 'plugin.strategy.missing_user', 67305492, 'wrong username or password'],
+  unknown_strategy: [400, 'security.credentials.unknown_strategy', 117571585, 'Unknown authentication strategy "%s".'],
+  invalid_argument: [400, 'api.assert.invalid_argument', 117506050, 'Invalid argument "expiresIn". Expected: a valid duration'],
+  ttl_exceeded: [400, 'security.token.ttl_exceeded', 117506058, 'An authentication token cannot have a TTL greater than the maximum configured.'],
+  token_invalid: [401, 'security.token.invalid', 117506049, 'Invalid token.'],
+  token_expired: [401, 'security.token.expired', 117506054, 'Token expired'],
+  unauthorized: [401, 'security.rights.unauthorized', 117637121, 'Unauthorized action [auth/%s] for anonymous user'],
+  refresh_forbidden: [401, 'security.token.refresh_forbidden', 117506060, 'Refresh of a non-expiring token is forbidden'],
+  not_found: [404, 'network.http.url_not_found', 50397185, 'API URL not found: %s'],
+  bad_body: [400, 'api.assert.body_required', 117506059, 'The request must specify a body.'],
+};
+
+// "1h", "30m", "1500", "-1" (never) -> ms, or null when unparsable (the ms syntax).
+function parseDuration(v) {
+  if (v === undefined || v === null || v === '') return 3600 * 1000;
+  const m = /^(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?$/i.exec(String(v).trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  if (n === -1 && !m[2]) return -1;
+  const unit = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000, y: 31557600000 }[(m[2] || 'ms').toLowerCase()];
+  const ms = Math.round(n * unit);
+  return ms > 0 ? ms : null;
+}
+
+class Kuzzle {
+  constructor(state) {
+    this.s = state;
+    this.users = {
+      'kuzzle-user': { password: 'kuzzle-pass', name: 'Kuzzle User', profileIds: ['default'] },
+      'second-user': { password: 'second-pass', name: 'Second User', profileIds: ['default'] },
+    };
+    this.tokens = new Map(); // jwt -> {kuid, expiresAt (ms or -1)}
+  }
+
+  reply(req, res, status, { controller = 'auth', action, result = null, error = null } = {}) {
+    const body = { requestId: randomToken(12), status, error, controller, action, collection: null,
+      index: null, volatile: null, headers: {}, node: 'authloop-reference', result };
+    sendJson(res, status, body);
+  }
+
+  fail(req, res, action, key, arg) {
+    const [status, id, code, message] = KUZZLE_ERRORS[key];
+    this.reply(req, res, status, { action, error: { id, code, message: message.replace('%s', arg ?? ''),
+      status, props: arg !== undefined ? [String(arg)] : [], stack: null } });
+  }
+
+  issue(kuid, ttlMs) {
+    const iat = nowS();
+    const claims = { _id: kuid, iat };
+    if (ttlMs !== -1) claims.exp = iat + Math.ceil(ttlMs / 1000);
+    const jwt = `kauth-${signJwt(this.s.secret, claims)}`;
+    const expiresAt = ttlMs === -1 ? -1 : Date.now() + ttlMs;
+    this.tokens.set(jwt, { kuid, expiresAt });
+    return { _id: kuid, jwt, expiresAt, ttl: ttlMs };
+  }
+
+  // {kuid, expiresAt} for a live bearer, or the error key.
+  check(tok) {
+    const t = tok && this.tokens.get(tok);
+    if (!t) return { err: 'token_invalid' };
+    if (t.expiresAt !== -1 && t.expiresAt < Date.now()) return { err: 'token_expired' };
+    return { t };
+  }
+
+  ttlArg(req, res, action, url) {
+    const ms = parseDuration(url.searchParams.get('expiresIn') ?? undefined);
+    if (ms === null) return this.fail(req, res, action, 'invalid_argument'), null;
+    if (ms !== -1 && ms > KUZZLE_MAX_TTL_MS) return this.fail(req, res, action, 'ttl_exceeded'), null;
+    return ms;
+  }
+
+  login(req, res, body, url, strategy) {
+    if (req.headers.authorization) this.s.stats.kuzzleLoginWithAuthorization++;
+    if (strategy !== 'local' && strategy !== 'twostep') return this.fail(req, res, 'login', 'unknown_strategy', strategy);
+    const ttl = this.ttlArg(req, res, 'login', url);
+    if (ttl === null) return;
+    const user = this.users[body.username];
+    if (strategy === 'twostep') {
+      // step one: the account exists; the token comes through /__test/kuzzle-token
+      if (!user) return this.fail(req, res, 'login', 'bad_credentials');
+      return this.reply(req, res, 200, { action: 'login', result: { _id: body.username, jwt: null, step: 'verify' } });
+    }
+    if (!user || body.password !== user.password) return this.fail(req, res, 'login', 'bad_credentials');
+    this.reply(req, res, 200, { action: 'login', result: this.issue(body.username, ttl) });
+  }
+
+  refreshToken(req, res, url) {
+    const tok = bearer(req);
+    if (!tok) return this.fail(req, res, 'refreshToken', 'unauthorized', 'refreshToken');
+    const { t, err } = this.check(tok);
+    if (err) return this.fail(req, res, 'refreshToken', err);
+    if (t.expiresAt === -1) return this.fail(req, res, 'refreshToken', 'refresh_forbidden');
+    const ttl = this.ttlArg(req, res, 'refreshToken', url);
+    if (ttl === null) return;
+    // the old token stays valid about a second, for requests already sent
+    t.expiresAt = Math.min(t.expiresAt, Date.now() + 1000);
+    this.s.stats.kuzzleRefresh++;
+    this.reply(req, res, 200, { action: 'refreshToken', result: this.issue(t.kuid, ttl) });
+  }
+
+  checkToken(req, res, body) {
+    if (typeof body.token !== 'string') return this.fail(req, res, 'checkToken', 'bad_body');
+    const { t, err } = this.check(body.token);
+    if (err) return this.reply(req, res, 200, { action: 'checkToken',
+      result: { valid: false, state: err === 'token_expired' ? 'Token expired' : 'Invalid token.' } });
+    this.reply(req, res, 200, { action: 'checkToken', result: { valid: true, kuid: t.kuid, expiresAt: t.expiresAt } });
+  }
+
+  logout(req, res, url) {
+    const tok = bearer(req);
+    if (!tok) return this.fail(req, res, 'logout', 'unauthorized', 'logout');
+    const { t, err } = this.check(tok);
+    if (err) return this.fail(req, res, 'logout', err);
+    if (url.searchParams.has('global')) {
+      for (const [jwt, e] of this.tokens) if (e.kuid === t.kuid) this.tokens.delete(jwt);
+      this.s.stats.kuzzleGlobalLogout++;
+    } else {
+      this.tokens.delete(tok);
+    }
+    this.reply(req, res, 200, { action: 'logout', result: { acknowledged: true } });
+  }
+
+  me(req, res) {
+    const tok = bearer(req);
+    if (!tok) return this.fail(req, res, 'getCurrentUser', 'unauthorized', 'getCurrentUser');
+    const { t, err } = this.check(tok);
+    if (err) return this.fail(req, res, 'getCurrentUser', err);
+    const u = this.users[t.kuid];
+    this.reply(req, res, 200, { action: 'getCurrentUser', result: { _id: t.kuid,
+      _source: { profileIds: u.profileIds, name: u.name }, strategies: ['local'] } });
+  }
+
+  publicApi(req, res) {
+    const r = (verb, u) => ({ http: [{ verb, url: u }] });
+    this.reply(req, res, 200, { controller: 'server', action: 'publicApi', result: {
+      auth: {
+        login: r('POST', '/_login/:strategy'),
+        logout: r('POST', '/_logout'),
+        refreshToken: r('POST', '/_refreshToken'),
+        checkToken: r('POST', '/_checkToken'),
+        getCurrentUser: { http: [{ verb: 'GET', url: '/_me' }, { verb: 'GET', url: '/users/_me' }] },
+      },
+      server: { publicApi: r('GET', '/_publicApi') },
+    } });
+  }
+
+  // tests: a token for a two-step login, issued "out of band"; revocation
+  testToken(res, body) {
+    if (!this.users[body.username]) return sendJson(res, 400, { error: 'unknown user' });
+    const ttl = body.ttl === undefined ? 3600000 : body.ttl;
+    sendJson(res, 200, this.issue(body.username, ttl));
+  }
+
+  revoke(res, body) {
+    let n = 0;
+    for (const [jwt, e] of this.tokens) if (e.kuid === body.username) this.tokens.delete(jwt), n++;
+    sendJson(res, 200, { revoked: n });
+  }
+}
+
+// ---- CometChat (Chat SDK REST v3.0) ---------------------------------------------------
+
+const CC_APP = 'app1';
+const CC_AUTH_KEY = 'authkey-1';
+const CC_NAMES = ['Andrew Joseph', 'George Alan', 'Nancy Grace', 'Susan Marie', 'John Paul'];
+
+class CometChat {
+  constructor(state) {
+    this.s = state;
+    this.users = {};
+    CC_NAMES.forEach((name, i) => {
+      const uid = `cometchat-uid-${i + 1}`;
+      this.users[uid] = { uid, name, avatar: `https://assets.example.test/${uid}.webp`, link: null,
+        role: 'default', status: 'offline', statusMessage: '', metadata: {}, tags: [], lastActiveAt: nowS() };
+    });
+    this.tokens = new Map(); // authToken -> uid
+  }
+
+  static error(res, status, code, message) {
+    sendJson(res, status, { error: { code, message, details: {} } });
+  }
+
+  app(req, res) {
+    if (req.headers.appid !== CC_APP) {
+      CometChat.error(res, 401, 'ERR_APP_NOT_FOUND', `The app ${req.headers.appid} does not exist.`);
+      return false;
+    }
+    return true;
+  }
+
+  authToken(req, res, uid) {
+    if (!this.app(req, res)) return;
+    if (req.headers.apikey !== CC_AUTH_KEY)
+      return CometChat.error(res, 401, 'AUTH_ERR_APIKEY_NOT_FOUND', `The apiKey ${req.headers.apikey} does not exist.`);
+    if (!this.users[uid])
+      return CometChat.error(res, 404, 'ERR_UID_NOT_FOUND', `The UID ${uid} does not exist, please make sure you have created a user with UID ${uid}.`);
+    const authToken = `${uid}_${randomToken(20)}`;
+    this.tokens.set(authToken, uid);
+    sendJson(res, 200, { data: { uid, authToken, createdAt: nowS() } });
+  }
+
+  session(req, res) {
+    if (!this.app(req, res)) return null;
+    const uid = this.tokens.get(req.headers.authtoken);
+    if (!uid) {
+      CometChat.error(res, 401, 'AUTH_ERR_AUTH_TOKEN_NOT_FOUND',
+        `The auth token ${req.headers.authtoken || ''} does not exist. Please make sure you are logged in and have a valid auth token or try login again.`);
+      return null;
+    }
+    return uid;
+  }
+
+  updateMe(req, res, body) {
+    const uid = this.session(req, res);
+    if (!uid) return;
+    if (typeof body.deviceId === 'string') this.s.stats.cometchatDevices[body.deviceId] = uid;
+    const u = { ...this.users[uid], status: 'online', lastActiveAt: nowS() };
+    this.users[uid] = u;
+    sendJson(res, 200, { data: u });
+  }
+
+  getMe(req, res) {
+    const uid = this.session(req, res);
+    if (uid) sendJson(res, 200, { data: this.users[uid] });
+  }
+
+  deleteMe(req, res) {
+    const uid = this.session(req, res);
+    if (!uid) return;
+    this.tokens.delete(req.headers.authtoken);
+    this.users[uid].status = 'offline';
+    sendJson(res, 200, { data: { success: true, message: `The user ${uid} has been logged out.` } });
+  }
+
+  // the official SDK posts its platform details once per session
+  userSessions(req, res) {
+    const uid = this.session(req, res);
+    if (uid) sendJson(res, 200, { data: { sessionId: randomToken(16) } });
+  }
+
+  settings(req, res) {
+    if (!this.app(req, res)) return;
+    sendJson(res, 200, { data: {} });
+  }
+
+  revoke(res, body) {
+    let n = 0;
+    for (const [tok, uid] of this.tokens) if (uid === body.uid) this.tokens.delete(tok), n++;
+    sendJson(res, 200, { revoked: n });
+  }
+}
+
 // ---- the server --------------------------------------------------------------------
 
 class ReferenceServer {
@@ -310,9 +566,12 @@ class ReferenceServer {
     this.opts = opts;
     this.secret = crypto.randomBytes(32);
     this.gateway = new Gateway(this);
+    this.kuzzle = new Kuzzle(this);
+    this.cometchat = new CometChat(this);
     this.started = Date.now();
     this.stats = { routes: {}, connections: 0, times: {}, refreshWhileValid: 0, refreshAfterExpiry: 0,
-      rotatedReuse: 0, preauthAccepted: 0 };
+      rotatedReuse: 0, preauthAccepted: 0, kuzzleRefresh: 0, kuzzleGlobalLogout: 0,
+      kuzzleLoginWithAuthorization: 0, cometchatDevices: {} };
     this.faults = new Map(); // route -> [{status, delayMs, drop, body, count}]
     this.routes = {
       'POST /auth/pre-auth': (q, r, b) => this.gateway.preauth(q, r, b),
@@ -326,7 +585,27 @@ class ReferenceServer {
       'POST /__test/codes': (q, r, b) => this.testCodes(r, b),
       'POST /__test/faults': (q, r, b) => this.testFaults(r, b),
       'GET /__test/stats': (q, r) => sendJson(r, 200, this.stats),
+      'GET /_publicApi': (q, r) => this.kuzzle.publicApi(q, r),
+      'POST /_refreshToken': (q, r, b, u) => this.kuzzle.refreshToken(q, r, u),
+      'POST /_checkToken': (q, r, b) => this.kuzzle.checkToken(q, r, b),
+      'POST /_logout': (q, r, b, u) => this.kuzzle.logout(q, r, u),
+      'GET /_me': (q, r) => this.kuzzle.me(q, r),
+      'GET /users/_me': (q, r) => this.kuzzle.me(q, r),
+      'POST /__test/kuzzle-token': (q, r, b) => this.kuzzle.testToken(r, b),
+      'POST /__test/kuzzle-revoke': (q, r, b) => this.kuzzle.revoke(r, b),
+      'PUT /cometchat/client/v3.0/me': (q, r, b) => this.cometchat.updateMe(q, r, b),
+      'GET /cometchat/client/v3.0/me': (q, r) => this.cometchat.getMe(q, r),
+      'DELETE /cometchat/client/v3.0/me': (q, r) => this.cometchat.deleteMe(q, r),
+      'GET /cometchat/client/v3.0/settings': (q, r) => this.cometchat.settings(q, r),
+      'POST /cometchat/client/v3.0/user_sessions': (q, r) => this.cometchat.userSessions(q, r),
+      'POST /__test/cometchat-revoke': (q, r, b) => this.cometchat.revoke(r, b),
     };
+    // routes with a parameter: [method, pattern, handler(req, res, body, url, ...groups)]
+    this.patterns = [
+      ['POST', /^\/_login\/([^/]+)$/, (q, r, b, u, strategy) => this.kuzzle.login(q, r, b, u, decodeURIComponent(strategy))],
+      ['POST', /^\/cometchat\/admin\/v3\.0\/users\/([^/]+)\/auth_tokens$/,
+        (q, r, b, u, uid) => this.cometchat.authToken(q, r, decodeURIComponent(uid))],
+    ];
   }
 
   testCodes(res, body) {
@@ -409,11 +688,16 @@ class ReferenceServer {
       const text = await readBody(req);
       if (fault && (await this.applyFault(fault, req, res))) return;
       if (res.destroyed) return;
-      const handler = this.routes[`${req.method} ${route}`];
+      let handler = this.routes[`${req.method} ${route}`];
+      let groups = [];
+      for (const [method, re, h] of this.patterns) {
+        const m = !handler && method === req.method && re.exec(route);
+        if (m) [handler, groups] = [h, m.slice(1)];
+      }
       if (!handler) return Gateway.error(res, 404, 4040, 'NotFound', `no route ${req.method} ${route}`);
       const body = parseJsonBody(text);
       if (body === null) return Gateway.error(res, 400, 4000, 'BadRequest', 'the body is not a JSON object');
-      handler(req, res, body);
+      handler(req, res, body, url, ...groups);
     } catch (e) {
       Gateway.error(res, e.status || 500, (e.status || 500) * 10, 'Error', e.message);
     }
