@@ -498,7 +498,8 @@ int authloop_login_strategy(authloop_client *c, const char *strategy, const char
   if (!strategy || !*strategy || authloop__has_space(strategy) || !credentials_json ||
       (expires_in && (!*expires_in || strlen(expires_in) > 32)))
     return AUTHLOOP_EINVAL;
-  if (!json_is_object(check = json_loads(credentials_json, 0, NULL))) {
+  check = json_loads(credentials_json, 0, NULL); /* not inside json_is_object(): evaluated twice */
+  if (!json_is_object(check)) {
     authloop__json_wipe_decref(check);
     return AUTHLOOP_EINVAL;
   }

@@ -318,6 +318,8 @@ int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
     return AUTHLOOP_ECLOSING;
   if (!logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;
+  if (!c->provider->refresh_request || c->session.expires_in == AUTHLOOP__NO_EXPIRY)
+    return AUTHLOOP_ENOTSUP; /* a token that never expires is not refreshed */
   if (!c->ctx->online_app)
     return AUTHLOOP_EOFFLINE;
   if (!(w = calloc(1, sizeof(*w))))

@@ -1,0 +1,532 @@
+/* The Kuzzle and CometChat dialects against the reference server over TLS:
+ * logins and their failures, two-step strategies, refresh keeping expiresIn,
+ * expired and revoked tokens, global logout, CometChat's validation codes in
+ * its order, token-not-found, and session queries and restore for all three
+ * providers. Every test ends with uv_loop_close() == 0. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static test_server server;
+static char kuzzle_url[64], cc_client[128], cc_admin[128], tmpdir[256];
+
+static int group_setup(void **state) {
+  (void)state;
+  test_server_start(&server, NULL);
+  snprintf(kuzzle_url, sizeof(kuzzle_url), "%s", server.base_url);
+  snprintf(cc_client, sizeof(cc_client), "%s/cometchat/client/v3.0", server.base_url);
+  snprintf(cc_admin, sizeof(cc_admin), "%s/cometchat/admin/v3.0", server.base_url);
+  snprintf(tmpdir, sizeof(tmpdir), "%s/authloop-dialects-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  assert_non_null(mkdtemp(tmpdir));
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  test_server_stop(&server);
+  rmdir(tmpdir);
+  return 0;
+}
+
+static authloop_client *kuzzle_client(test_env *e, const char *session_path) {
+  authloop_client_options o = {0};
+  authloop_client *c = NULL;
+  o.provider = "kuzzle";
+  o.base_url = kuzzle_url;
+  o.session_path = session_path;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+static authloop_client *cometchat_client(test_env *e, const char *app_id,
+                                         const char *session_path) {
+  authloop_client_options o = {0};
+  authloop_client *c = NULL;
+  o.provider = "cometchat";
+  o.app_id = app_id;
+  o.region = "us";
+  o.base_url = cc_client;
+  o.admin_url = cc_admin;
+  o.session_path = session_path;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+static const authloop_event *wait_login(test_env *e, test_recorder *r) {
+  int before = r->count[AUTHLOOP_EV_LOGIN_ATTEMPT];
+  test_run_until(e, &r->count[AUTHLOOP_EV_LOGIN_ATTEMPT], before + 1, 5000);
+  return &r->last[AUTHLOOP_EV_LOGIN_ATTEMPT];
+}
+
+/* ---- Kuzzle ------------------------------------------------------------------------- */
+
+static void kuzzle_local_login_and_queries(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  const authloop_user *u;
+  long with_auth = test_stat(&server, "kuzzleLoginWithAuthorization");
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "1h"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  u = authloop_current_user(c);
+  assert_string_equal(authloop_user_id(u), "kuzzle-user");
+  assert_string_equal(authloop_user_name(u), "Kuzzle User");
+  assert_non_null(strstr(authloop_user_json(u), "\"profileIds\":[\"default\"]"));
+  assert_int_equal(strncmp(authloop_access_token(c), "kauth-", 6), 0);
+  assert_int_equal(authloop_token_lifetime(c), 3600);
+  assert_true(authloop_token_expires_in_ms(c) > 3590 * 1000);
+  assert_int_equal(test_stat(&server, "kuzzleLoginWithAuthorization"), with_auth); /* none sent */
+  /* a wrong-dialect call is refused at once */
+  assert_int_equal(authloop_logout(c), 0);
+  assert_int_equal(authloop_login_code(c, "abc"), AUTHLOOP_EWRONGPROVIDER);
+  test_env_close(&e);
+}
+
+static void kuzzle_refusals_map_to_their_codes(void **state) {
+  static const struct {
+    const char *strategy, *creds, *expires_in, *server_code;
+    int error;
+  } cases[] = {
+      {"local", "{\"username\":\"kuzzle-user\",\"password\":\"bad\"}", NULL,
+       "plugin.strategy.missing_user", AUTHLOOP_ECREDENTIALS},
+      {"nosuch", "{}", NULL, "security.credentials.unknown_strategy", AUTHLOOP_ESTRATEGY},
+      {"local", "{\"username\":\"kuzzle-user\",\"password\":\"kuzzle-pass\"}", "soon",
+       "api.assert.invalid_argument", AUTHLOOP_EEXPIRESIN},
+      {"local", "{\"username\":\"kuzzle-user\",\"password\":\"kuzzle-pass\"}", "30d",
+       "security.token.ttl_exceeded", AUTHLOOP_EEXPIRESIN},
+  };
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  size_t i;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const authloop_event *ev;
+    assert_int_equal(
+        authloop_login_strategy(c, cases[i].strategy, cases[i].creds, cases[i].expires_in), 0);
+    ev = wait_login(&e, &r);
+    if (ev->error != cases[i].error || !ev->server_code ||
+        strcmp(ev->server_code, cases[i].server_code) != 0)
+      fail_msg("case %zu: %s / %s", i, authloop_err_name(ev->error), ev->server_code);
+    assert_false(ev->success);
+  }
+  /* the server's own message reaches the event */
+  assert_string_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].message,
+                      "An authentication token cannot have a TTL greater than the maximum "
+                      "configured.");
+  assert_int_equal(authloop_login_strategy(c, "local", "not json", NULL), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_strategy(c, "lo cal", "{}", NULL), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_local(c, "", "x", NULL), AUTHLOOP_EINVAL);
+  test_env_close(&e);
+}
+
+static void kuzzle_never_expiring_token(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_token_lifetime(c), -1);
+  assert_int_equal(authloop_token_expires_in_ms(c), -1);
+  assert_int_equal(authloop_refresh(c, NULL, NULL), AUTHLOOP_ENOTSUP);
+  test_env_close(&e);
+}
+
+static void kuzzle_two_step_strategy(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  json_t *tok;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_set_token(c, "x"), AUTHLOOP_EINVAL); /* nothing to complete */
+  assert_int_equal(authloop_login_strategy(c, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
+                   0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
+  test_run_turns(&e, 3);
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0); /* no event yet, as in Kuzzle's SDK */
+  assert_false(authloop_is_logged_in(c));
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL),
+                   AUTHLOOP_ELOGININPROGRESS);
+  assert_int_equal(authloop_set_token(c, ""), AUTHLOOP_EBLANKAUTHTOKEN);
+  assert_int_equal(authloop_set_token(c, "a b"), AUTHLOOP_EAUTHTOKENSPACE);
+
+  /* a bad token: loginAttempt failure, then a good one from "elsewhere" */
+  assert_int_equal(authloop_set_token(c, "kauth-forged"), 0);
+  assert_false(wait_login(&e, &r)->success);
+  assert_string_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].message, "Invalid token.");
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_LOGGED_OUT);
+  assert_int_equal(authloop_login_strategy(c, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
+                   0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_STATE_CHANGED], 6, 5000);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
+  tok =
+      test_control(&server, "/__test/kuzzle-token", "{\"username\":\"kuzzle-user\",\"ttl\":60000}");
+  assert_int_equal(authloop_set_token(c, json_string_value(json_object_get(tok, "jwt"))), 0);
+  json_decref(tok);
+  assert_true(wait_login(&e, &r)->success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "kuzzle-user");
+  /* the lifetime comes from checkToken's expiresAt against the server's clock */
+  assert_true(authloop_token_lifetime(c) >= 58 && authloop_token_lifetime(c) <= 60);
+  test_env_close(&e);
+}
+
+static void kuzzle_refresh_keeps_expires_in(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  long refreshes = test_stat(&server, "kuzzleRefresh");
+  char *first;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "4s"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_token_lifetime(c), 4);
+  first = strdup(authloop_access_token(c));
+  test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 6000);
+  assert_int_equal(r.last[AUTHLOOP_EV_TOKEN_REFRESHED].lifetime, 4); /* not the 1 h default */
+  assert_string_not_equal(authloop_access_token(c), first);
+  assert_int_equal(test_stat(&server, "kuzzleRefresh"), refreshes + 1);
+  free(first);
+  test_env_close(&e);
+}
+
+static void kuzzle_expired_or_revoked_token_ends_the_session(void **state) {
+  test_env e;
+  test_recorder r, r2;
+  authloop_client *c, *c2;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "second-user", "second-pass", "2s"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  /* offline while the token runs out; back online, the refresh meets
+   * security.token.expired, which ends the session (the JS SDK misses it) */
+  authloop_ctx_set_online(e.ctx, 0);
+  test_run_for(&e, 2300);
+  authloop_ctx_set_online(e.ctx, 1);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_EXPIRED);
+
+  /* security.token.invalid (revoked by the server) likewise */
+  c2 = kuzzle_client(&e, NULL);
+  test_record(c2, &r2);
+  assert_int_equal(authloop_login_local(c2, "second-user", "second-pass", NULL), 0);
+  assert_true(wait_login(&e, &r2)->success);
+  json_decref(test_control(&server, "/__test/kuzzle-revoke", "{\"username\":\"second-user\"}"));
+  assert_int_equal(authloop_refresh(c2, NULL, NULL), 0);
+  test_run_until(&e, &r2.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 5000);
+  assert_int_equal(r2.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
+  test_env_close(&e);
+}
+
+typedef struct {
+  int count;
+  int status;
+  long http;
+} reply;
+
+static void on_reply(authloop_client *c, int status, long http_status, const char *body, size_t len,
+                     void *ud) {
+  reply *r = ud;
+  (void)c;
+  (void)body;
+  (void)len;
+  r->count++;
+  r->status = status;
+  r->http = http_status;
+}
+
+static void kuzzle_global_logout(void **state) {
+  test_env e;
+  test_recorder ra, rb;
+  authloop_client *a, *b;
+  reply rep = {0};
+  long globals = test_stat(&server, "kuzzleGlobalLogout");
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  a = kuzzle_client(&e, NULL);
+  b = kuzzle_client(&e, NULL);
+  test_record(a, &ra);
+  test_record(b, &rb);
+  assert_int_equal(authloop_login_local(a, "kuzzle-user", "kuzzle-pass", NULL), 0);
+  assert_true(wait_login(&e, &ra)->success);
+  assert_int_equal(authloop_login_local(b, "kuzzle-user", "kuzzle-pass", NULL), 0);
+  assert_true(wait_login(&e, &rb)->success);
+  assert_int_equal(authloop_request(b, "GET", "/_me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &rep.count, 1, 5000);
+  assert_int_equal(rep.http, 200);
+  assert_int_equal(authloop_logout_global(a), 0);
+  test_run_until(&e, &ra.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(ra.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  assert_int_equal(test_stat(&server, "kuzzleGlobalLogout"), globals + 1);
+  /* b's token went with it: its next request finds out, and b's session ends */
+  assert_int_equal(authloop_request(b, "GET", "/_me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &rb.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 5000);
+  assert_int_equal(rb.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
+  test_run_until(&e, &rep.count, 2, 5000);
+  assert_int_not_equal(rep.status, 0);
+  test_env_close(&e);
+}
+
+/* ---- CometChat ----------------------------------------------------------------------- */
+
+static void cometchat_login_with_key(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  const authloop_user *u;
+  json_t *user;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = cometchat_client(&e, "app1", NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_key(c, "  cometchat-uid-3  ", "authkey-1"), 0); /* trimmed */
+  assert_true(wait_login(&e, &r)->success);
+  u = authloop_current_user(c);
+  assert_string_equal(authloop_user_id(u), "cometchat-uid-3");
+  assert_string_equal(authloop_user_name(u), "Nancy Grace");
+  user = json_loads(authloop_user_json(u), 0, NULL);
+  assert_string_equal(json_string_value(json_object_get(user, "authToken")),
+                      authloop_access_token(c)); /* getUserAuthToken */
+  assert_string_equal(json_string_value(json_object_get(user, "status")), "online");
+  assert_non_null(json_object_get(user, "avatar"));
+  json_decref(user);
+  assert_int_equal(authloop_token_lifetime(c), -1); /* auth tokens do not expire */
+  assert_int_equal(authloop_refresh(c, NULL, NULL), AUTHLOOP_ENOTSUP);
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  test_env_close(&e);
+}
+
+static void cometchat_login_with_token_and_failures(void **state) {
+  test_env e;
+  test_recorder r, r2;
+  authloop_client *c, *minter;
+  char *token;
+  const authloop_event *ev;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  /* a token minted for uid-4 (as a backend would), used by a second client */
+  minter = cometchat_client(&e, "app1", NULL);
+  test_record(minter, &r2);
+  assert_int_equal(authloop_login_key(minter, "cometchat-uid-4", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r2)->success);
+  token = strdup(authloop_access_token(minter));
+  c = cometchat_client(&e, "app1", NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_token(c, token), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "cometchat-uid-4");
+  assert_string_equal(authloop_access_token(c), token);
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+
+  /* refusals come from the body: codes as CometChat sends them */
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-9", "authkey-1"), 0);
+  ev = wait_login(&e, &r);
+  assert_int_equal(ev->error, AUTHLOOP_EREJECTED);
+  assert_string_equal(ev->server_code, "ERR_UID_NOT_FOUND");
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-1", "wrong"), 0);
+  assert_string_equal(wait_login(&e, &r)->server_code, "AUTH_ERR_APIKEY_NOT_FOUND");
+  assert_int_equal(authloop_login_token(c, "not-a-token"), 0);
+  assert_string_equal(wait_login(&e, &r)->server_code, "AUTH_ERR_AUTH_TOKEN_NOT_FOUND");
+  /* a 200 carrying an error is a failure; a 500 carrying data is a success */
+  test_fault(&server,
+             "{\"route\":\"/cometchat/client/v3.0/me\",\"body\":"
+             "\"{\\\"error\\\":{\\\"code\\\":\\\"ERR_X\\\",\\\"message\\\":\\\"no\\\"}}\"}");
+  assert_int_equal(authloop_login_token(c, token), 0);
+  ev = wait_login(&e, &r);
+  assert_false(ev->success);
+  assert_int_equal(ev->http_status, 200);
+  assert_string_equal(ev->server_code, "ERR_X");
+  test_fault(&server,
+             "{\"route\":\"/cometchat/client/v3.0/me\",\"status\":500,\"body\":"
+             "\"{\\\"data\\\":{\\\"uid\\\":\\\"cometchat-uid-4\\\",\\\"name\\\":\\\"X\\\"}}\"}");
+  assert_int_equal(authloop_login_token(c, token), 0);
+  assert_true(wait_login(&e, &r)->success);
+  free(token);
+  test_env_close(&e);
+}
+
+static void cometchat_validation_codes_in_order(void **state) {
+  static const struct {
+    int code;
+    const char *name;
+  } names[] = {
+      {AUTHLOOP_ELOGININPROGRESS, "ERROR_LOGIN_IN_PROGRESS"},
+      {AUTHLOOP_EINVALIDUID, "ERROR_INVALID_UID"},
+      {AUTHLOOP_EUIDSPACE, "ERROR_UID_WITH_SPACE"},
+      {AUTHLOOP_EAPIKEY, "ERROR_API_KEY_NOT_FOUND"},
+      {AUTHLOOP_EBLANKAUTHTOKEN, "ERROR_BLANK_AUTHTOKEN"},
+      {AUTHLOOP_EAUTHTOKENSPACE, "ERROR_AUTHTOKEN_WITH_SPACE"},
+      {AUTHLOOP_ENOTINIT, "ERROR_SDK_NOT_INITIALIZED"},
+      {AUTHLOOP_ENOTLOGGEDIN, "ERROR_NO_USER_LOGGED_IN"},
+  };
+  test_env e;
+  test_recorder r;
+  authloop_client *c, *bare;
+  long requests = test_stat(&server, "/cometchat/client/v3.0/me");
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    assert_string_equal(authloop_err_name(names[i].code), names[i].name);
+    assert_true(strlen(authloop_strerror(names[i].code)) > 10);
+  }
+  assert_string_equal(authloop_strerror(AUTHLOOP_EUIDSPACE), "UID cannot contain spaces");
+  test_env_init(&e, &server, NULL);
+  c = cometchat_client(&e, "app1", NULL);
+  bare = cometchat_client(&e, NULL, NULL); /* no app id: not initialised */
+  test_record(c, &r);
+  assert_int_equal(authloop_logout(c), AUTHLOOP_ENOTLOGGEDIN);
+  assert_int_equal(authloop_login_key(c, NULL, "authkey-1"), AUTHLOOP_EINVALIDUID);
+  assert_int_equal(authloop_login_key(c, "", "authkey-1"), AUTHLOOP_EINVALIDUID);
+  assert_int_equal(authloop_login_key(c, "   ", "authkey-1"), AUTHLOOP_EINVALIDUID);
+  assert_int_equal(authloop_login_key(c, " a b ", "authkey-1"), AUTHLOOP_EUIDSPACE);
+  assert_int_equal(authloop_login_key(c, "a b", NULL), AUTHLOOP_EUIDSPACE); /* uid comes first */
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-1", NULL), AUTHLOOP_EAPIKEY);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-1", ""), AUTHLOOP_EAPIKEY);
+  assert_int_equal(authloop_login_token(c, ""), AUTHLOOP_EBLANKAUTHTOKEN);
+  assert_int_equal(authloop_login_token(c, NULL), AUTHLOOP_EBLANKAUTHTOKEN);
+  assert_int_equal(authloop_login_token(c, "ab cd"), AUTHLOOP_EAUTHTOKENSPACE);
+  assert_int_equal(authloop_login_key(bare, "", "authkey-1"), AUTHLOOP_EINVALIDUID);
+  assert_int_equal(authloop_login_key(bare, "cometchat-uid-1", ""), AUTHLOOP_EAPIKEY);
+  assert_int_equal(authloop_login_key(bare, "cometchat-uid-1", "authkey-1"), AUTHLOOP_ENOTINIT);
+  assert_int_equal(authloop_login_token(bare, "tok"), AUTHLOOP_ENOTINIT);
+  /* in progress comes before everything else, even a blank uid */
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-1", "authkey-1"), 0);
+  assert_int_equal(authloop_login_key(c, "", ""), AUTHLOOP_ELOGININPROGRESS);
+  assert_int_equal(authloop_login_token(c, ""), AUTHLOOP_ELOGININPROGRESS);
+  assert_true(wait_login(&e, &r)->success);
+  test_run_turns(&e, 3);
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1); /* the refused calls fired nothing */
+  assert_int_equal(test_stat(&server, "/cometchat/client/v3.0/me"), requests + 1);
+  test_env_close(&e);
+}
+
+static void cometchat_token_not_found_logs_out_locally(void **state) {
+  test_env e;
+  test_recorder r;
+  reply rep = {0};
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = cometchat_client(&e, "app1", NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-5", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &rep.count, 1, 5000);
+  assert_int_equal(rep.http, 200);
+  json_decref(test_control(&server, "/__test/cometchat-revoke", "{\"uid\":\"cometchat-uid-5\"}"));
+  assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  test_run_until(&e, &rep.count, 2, 5000);
+  assert_int_equal(rep.status, AUTHLOOP_EREVOKED);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, AUTHLOOP_EREVOKED);
+  assert_false(authloop_is_logged_in(c));
+  assert_null(authloop_access_token(c));
+  assert_int_equal(r.count[AUTHLOOP_EV_SESSION_EXPIRED], 0); /* a logout, as CometChat does */
+  test_env_close(&e);
+}
+
+/* ---- all three: queries and a restarted app ------------------------------------------ */
+
+static void restored_at_once_for_every_provider(void **state) {
+  static const char *const kinds[] = {"gateway", "kuzzle", "cometchat"};
+  test_env e;
+  size_t i;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  for (i = 0; i < 3; i++) {
+    char path[320], want[64];
+    test_recorder r;
+    authloop_client *c = NULL, *again = NULL;
+    snprintf(path, sizeof(path), "%s/%s.session", tmpdir, kinds[i]);
+    if (i == 0) {
+      authloop_client_options o = {0};
+      char *code = test_mint_code(&server, "gina");
+      o.provider = "gateway";
+      o.base_url = server.base_url;
+      o.session_path = path;
+      assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+      test_record(c, &r);
+      assert_int_equal(authloop_login_code(c, code), 0);
+      free(code);
+      snprintf(want, sizeof(want), "gina");
+    } else if (i == 1) {
+      c = kuzzle_client(&e, path);
+      test_record(c, &r);
+      assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+      snprintf(want, sizeof(want), "kuzzle-user");
+    } else {
+      c = cometchat_client(&e, "app1", path);
+      test_record(c, &r);
+      assert_int_equal(authloop_login_key(c, "cometchat-uid-2", "authkey-1"), 0);
+      snprintf(want, sizeof(want), "cometchat-uid-2");
+    }
+    assert_true(wait_login(&e, &r)->success);
+    test_run_until_file(&e, path, 1, 5000);
+    authloop_client_free(c);
+    /* the app restarts: the user is there at once, without network */
+    again = i == 0 ? NULL : i == 1 ? kuzzle_client(&e, path) : cometchat_client(&e, "app1", path);
+    if (i == 0) {
+      authloop_client_options o = {0};
+      o.provider = "gateway";
+      o.base_url = server.base_url;
+      o.session_path = path;
+      assert_int_equal(authloop_client_new(e.ctx, &o, &again), 0);
+    }
+    assert_true(authloop_is_logged_in(again));
+    assert_string_equal(authloop_user_id(authloop_current_user(again)), want);
+    assert_non_null(authloop_access_token(again));
+    assert_int_equal(authloop_logout(again), 0);
+    test_run_until_file(&e, path, 0, 5000);
+    assert_null(authloop_current_user(again));
+    assert_false(authloop_is_logged_in(again));
+    assert_null(authloop_access_token(again));
+  }
+  test_env_close(&e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(kuzzle_local_login_and_queries),
+      cmocka_unit_test(kuzzle_refusals_map_to_their_codes),
+      cmocka_unit_test(kuzzle_never_expiring_token),
+      cmocka_unit_test(kuzzle_two_step_strategy),
+      cmocka_unit_test(kuzzle_refresh_keeps_expires_in),
+      cmocka_unit_test(kuzzle_expired_or_revoked_token_ends_the_session),
+      cmocka_unit_test(kuzzle_global_logout),
+      cmocka_unit_test(cometchat_login_with_key),
+      cmocka_unit_test(cometchat_login_with_token_and_failures),
+      cmocka_unit_test(cometchat_validation_codes_in_order),
+      cmocka_unit_test(cometchat_token_not_found_logs_out_locally),
+      cmocka_unit_test(restored_at_once_for_every_provider),
+  };
+  cmocka_set_message_output(CM_OUTPUT_TAP);
+  return cmocka_run_group_tests_name("kuzzle and cometchat", tests, group_setup, group_teardown);
+}
