@@ -135,6 +135,27 @@ typedef void (*authloop_close_cb)(authloop_ctx *ctx, void *userdata);
  * A second call returns AUTHLOOP_ECLOSING. */
 AUTHLOOP_EXTERN int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata);
 
+/* ---- embedding ---------------------------------------------------------------- */
+
+/* Driving authloop from a loop that is not libuv's (Qt, SDL, a poll loop):
+ * watch authloop_ctx_fd() for reading, wake after authloop_ctx_timeout_ms()
+ * (-1: no deadline), and call authloop_ctx_process() when either happens.
+ * process() returns non-zero while the ctx's loop still has work. The ctx's
+ * uv loop must then not be run by anyone else. */
+AUTHLOOP_EXTERN int authloop_ctx_fd(const authloop_ctx *ctx);
+AUTHLOOP_EXTERN int authloop_ctx_timeout_ms(authloop_ctx *ctx);
+AUTHLOOP_EXTERN int authloop_ctx_process(authloop_ctx *ctx);
+
+/* status: 0, or AUTHLOOP_ECANCELED when the ctx closed before fn could run. */
+typedef void (*authloop_post_cb)(authloop_ctx *ctx, int status, void *userdata);
+
+/* The one call that any thread may make: runs fn on the loop thread, once.
+ * Every other function is for the loop thread only (the thread that made the
+ * ctx); debug builds abort on a call from another thread. Fails with
+ * AUTHLOOP_ECLOSING once the ctx is closing; do not call it after the close
+ * callback. */
+AUTHLOOP_EXTERN int authloop_ctx_post(authloop_ctx *ctx, authloop_post_cb fn, void *userdata);
+
 /* ---- pre-auth: the backend half of the gateway flow ------------------------- */
 
 /* A backend asks the gateway for a one-time authorization code for a user,

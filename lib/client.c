@@ -235,6 +235,7 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
   *out = NULL;
   if (!ctx || !opts || !opts->provider)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if (ctx->closing)
     return AUTHLOOP_ECLOSING;
   if (!(p = authloop__provider_find(opts->provider)))
@@ -322,6 +323,7 @@ void authloop__client_destroy(authloop_client *c) {
 void authloop_client_free(authloop_client *c) {
   if (!c || c->free_requested)
     return;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   c->free_requested = 1;
   /* No event fires for a freed client; the callbacks of its pending
    * authloop_refresh/request calls run once with ECANCELED, and the memory
@@ -436,6 +438,7 @@ static int send_login_step(authloop_client *c) {
 static int login_precheck(const authloop_client *c) {
   if (!c)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   if (c->free_requested)
     return AUTHLOOP_EINVAL;
   if (c->ctx->closing)
@@ -536,6 +539,7 @@ int authloop_set_token(authloop_client *c, const char *token) {
   int rc;
   if (!c || c->free_requested)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
   if (!token || !*token)
@@ -651,6 +655,7 @@ static int logout(authloop_client *c, int global) {
   int rc;
   if (!c || c->free_requested)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
   if (!authloop_is_logged_in(c))

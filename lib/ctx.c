@@ -20,7 +20,89 @@ void authloop__log(const authloop_ctx *ctx, authloop_log_level level, const char
 
 static void on_dispatch(uv_idle_t *h) { authloop__dispatch(h->data); }
 
+static void handle_closed(uv_handle_t *h) { authloop__handle_closed(h->data); }
+
+/* ---- authloop_ctx_post: the one entry point for other threads ------------------ */
+
+typedef struct {
+  authloop__link link;
+  authloop_post_cb fn;
+  void *userdata;
+} post_item;
+
+/* Runs what was posted so far; with ECANCELED the queue also closes for good. */
+static void run_posts(authloop_ctx *ctx, int status) {
+  authloop__link batch;
+  authloop__list_init(&batch);
+  uv_mutex_lock(&ctx->post_mutex);
+  if (!authloop__list_empty(&ctx->posts)) { /* move the whole queue to batch */
+    batch.next = ctx->posts.next;
+    batch.prev = ctx->posts.prev;
+    batch.next->prev = batch.prev->next = &batch;
+    authloop__list_init(&ctx->posts);
+  }
+  if (status)
+    ctx->posts_closed = 1;
+  uv_mutex_unlock(&ctx->post_mutex);
+  while (!authloop__list_empty(&batch)) {
+    post_item *p = AUTHLOOP__CONTAINER_OF(batch.next, post_item, link);
+    authloop__list_remove(&p->link);
+    p->fn(ctx, status, p->userdata);
+    free(p);
+  }
+}
+
+static void on_posts(uv_async_t *a) { run_posts(a->data, 0); }
+
+int authloop_ctx_post(authloop_ctx *ctx, authloop_post_cb fn, void *userdata) {
+  post_item *p;
+  int rc = 0;
+  if (!ctx || !fn)
+    return AUTHLOOP_EINVAL;
+  if (!(p = malloc(sizeof(*p))))
+    return AUTHLOOP_ENOMEM;
+  p->fn = fn;
+  p->userdata = userdata;
+  uv_mutex_lock(&ctx->post_mutex);
+  if (ctx->posts_closed) {
+    rc = AUTHLOOP_ECLOSING;
+  } else {
+    authloop__list_push(&ctx->posts, &p->link);
+    /* under the lock: the handle cannot be closing while we wake it */
+    uv_async_send(&ctx->post_async);
+  }
+  uv_mutex_unlock(&ctx->post_mutex);
+  if (rc)
+    free(p);
+  return rc;
+}
+
+void authloop__check_loop_thread(const authloop_ctx *ctx, const char *func) {
+  uv_thread_t self = uv_thread_self();
+  if (!uv_thread_equal(&self, &ctx->loop_thread)) {
+    fprintf(stderr,
+            "authloop: %s() called from a thread that is not the loop's; "
+            "use authloop_ctx_post()\n",
+            func);
+    abort();
+  }
+}
+
+/* ---- driving from another loop -------------------------------------------------- */
+
+int authloop_ctx_fd(const authloop_ctx *ctx) { return ctx ? uv_backend_fd(ctx->loop) : -1; }
+
+int authloop_ctx_timeout_ms(authloop_ctx *ctx) {
+  if (!ctx)
+    return -1;
+  uv_update_time(ctx->loop);
+  return uv_backend_timeout(ctx->loop);
+}
+
+int authloop_ctx_process(authloop_ctx *ctx) { return ctx ? uv_run(ctx->loop, UV_RUN_NOWAIT) : 0; }
+
 static void ctx_free(authloop_ctx *ctx) {
+  uv_mutex_destroy(&ctx->post_mutex);
   authloop__rng_free(&ctx->rng);
   free(ctx->ca_file);
   free(ctx->user_agent);
@@ -59,7 +141,9 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
   authloop__list_init(&ctx->clients);
   authloop__list_init(&ctx->events);
   authloop__list_init(&ctx->stores);
+  authloop__list_init(&ctx->posts);
   ctx->online_app = 1;
+  ctx->loop_thread = uv_thread_self();
   ctx->ca_file = dup_or_null(opts->ca_file, &failed);
   ctx->user_agent =
       dup_or_null(opts->user_agent ? opts->user_agent : AUTHLOOP__DEFAULT_UA, &failed);
@@ -69,7 +153,14 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
   ctx->log_cb = opts->log_cb;
   ctx->log_level = opts->log_level;
   ctx->log_userdata = opts->log_userdata;
-  if (failed || authloop__rng_init(&ctx->rng) != 0) {
+  if (failed || uv_mutex_init(&ctx->post_mutex) != 0) {
+    free(ctx->ca_file);
+    free(ctx->user_agent);
+    free(ctx);
+    return AUTHLOOP_ENOMEM;
+  }
+  if (authloop__rng_init(&ctx->rng) != 0) {
+    uv_mutex_destroy(&ctx->post_mutex);
     free(ctx->ca_file);
     free(ctx->user_agent);
     free(ctx);
@@ -83,6 +174,9 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
   uv_idle_init(loop, &ctx->dispatcher);
   ctx->dispatcher.data = ctx;
   ctx->open_handles++;
+  uv_async_init(loop, &ctx->post_async, on_posts);
+  ctx->post_async.data = ctx;
+  ctx->open_handles++;
   *out = ctx;
   return 0;
 }
@@ -93,6 +187,7 @@ int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata) 
   authloop__link *l;
   if (!ctx)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if (ctx->closing)
     return AUTHLOOP_ECLOSING;
   ctx->closing = 1;
@@ -118,6 +213,8 @@ void authloop__ctx_teardown(authloop_ctx *ctx) {
   if (authloop__store_busy(ctx) || ctx->handles_closing)
     return; /* store.c calls again when its last write is done */
   ctx->handles_closing = 1;
+  run_posts(ctx, AUTHLOOP_ECANCELED); /* and no more come */
+  uv_close((uv_handle_t *)&ctx->post_async, handle_closed);
   authloop__sched_close(ctx);
   authloop__transport_close(ctx);
 }
@@ -152,6 +249,7 @@ int authloop_ctx_set_online(authloop_ctx *ctx, int online) {
   int was;
   if (!ctx)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if (ctx->closing)
     return AUTHLOOP_ECLOSING;
   was = authloop__ctx_online(ctx);

@@ -180,6 +180,7 @@ int authloop_on(authloop_client *c, authloop_event_type type, authloop_event_cb 
   authloop__listener *l;
   if (!c || !cb || (unsigned)type >= AUTHLOOP_EV__COUNT || c->free_requested)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   ls = &c->listeners;
   if (ls->next_id == INT32_MAX)
     return AUTHLOOP_ENOMEM; /* ids are never reused */
@@ -204,6 +205,7 @@ int authloop_off(authloop_client *c, int listener_id) {
   size_t i;
   if (!c || listener_id <= 0)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   ls = &c->listeners;
   for (i = 0; i < ls->len; i++) {
     if (ls->items[i].id != listener_id)

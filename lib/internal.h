@@ -352,6 +352,12 @@ struct authloop_ctx {
   unsigned net_failures;  /* consecutive; AUTHLOOP__OFFLINE_AFTER of them: offline */
   uint64_t offline_until; /* ... until then (boot ms), unless a request succeeds */
   authloop__link stores;  /* session files being written, see store.c */
+  /* authloop_ctx_post: the only state other threads touch, under post_mutex */
+  uv_async_t post_async;
+  uv_mutex_t post_mutex;
+  authloop__link posts;
+  int posts_closed;
+  uv_thread_t loop_thread;
   /* options, owned copies */
   char *ca_file, *user_agent;
   unsigned timeout_ms, max_host_connections;
@@ -403,6 +409,14 @@ struct authloop_client {
   unsigned token_gen;         /* bumped on every new access token */
   authloop__link link;        /* in ctx->clients */
 };
+
+/* Debug builds: abort when a loop-thread-only function is called elsewhere. */
+#ifdef NDEBUG
+#define AUTHLOOP__LOOP_THREAD_ONLY(ctx) ((void)0)
+#else
+#define AUTHLOOP__LOOP_THREAD_ONLY(ctx) authloop__check_loop_thread((ctx), __func__)
+#endif
+void authloop__check_loop_thread(const authloop_ctx *ctx, const char *func);
 
 /* Clears the session locally and emits logout (why: NULL, or the reason). */
 void authloop__logout_locally(authloop_client *c, const authloop__failure *why);

@@ -111,6 +111,7 @@ int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *o, authl
   int rc;
   if (!ctx || !o || !cb)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if ((rc = check_options(o)) != 0)
     return rc;
   if (ctx->closing)

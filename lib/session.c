@@ -302,6 +302,7 @@ int authloop_touch(authloop_client *c) {
   uint64_t now;
   if (!c || c->free_requested)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   now = authloop__boot_ms();
   c->timing.last_activity = now;
   if (c->state == AUTHLOOP_STATE_LOGGED_IN)
@@ -314,6 +315,7 @@ int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
   int rc;
   if (!c || c->free_requested)
     return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
   if (!logged_in(c))
@@ -366,6 +368,7 @@ int authloop_request(authloop_client *c, const char *method, const char *path,
       return AUTHLOOP_EINVAL;
     json_decref(check);
   }
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
   if (!logged_in(c))
