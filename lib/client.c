@@ -297,7 +297,7 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
 static void client_abort_requests(authloop_client *c) {
   while (!authloop__list_empty(&c->reqs))
     authloop__req_free(AUTHLOOP__CONTAINER_OF(c->reqs.next, authloop__req, owner_link));
-  c->login_req = NULL;
+  c->login_req = c->refresh_req = NULL;
 }
 
 void authloop__client_destroy(authloop_client *c) {
@@ -328,8 +328,8 @@ void authloop_client_free(authloop_client *c) {
   /* No event fires for a freed client; the callbacks of its pending
    * authloop_refresh/request calls run once with ECANCELED, and the memory
    * goes when the last of them (or the running handler) has returned. */
+  authloop__session_abort(c, 1, AUTHLOOP_ECANCELED); /* first: it owns the refresh request */
   client_abort_requests(c);
-  authloop__session_abort(c, 1, AUTHLOOP_ECANCELED);
   authloop__events_drop(c, 0);
   if (!c->in_callback && !c->pending_callbacks)
     authloop__client_destroy(c);

@@ -191,6 +191,9 @@ int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata) 
   if (ctx->closing)
     return AUTHLOOP_ECLOSING;
   ctx->closing = 1;
+  uv_mutex_lock(&ctx->post_mutex);
+  ctx->posts_closed = 1; /* what was posted still runs, once */
+  uv_mutex_unlock(&ctx->post_mutex);
   ctx->close_cb = cb;
   ctx->close_userdata = userdata;
   authloop__req_cancel_all(ctx);

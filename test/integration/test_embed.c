@@ -1,0 +1,310 @@
+/* Embedding: posts from other threads, the loop-thread check, a foreign
+ * poll(2) loop driving login/refresh/logout, and shutdown from every awkward
+ * place. Every test ends with uv_loop_close() == 0. */
+#include "harness.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static test_server server;
+
+static int group_setup(void **state) {
+  (void)state;
+  test_server_start(&server, NULL);
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  test_server_stop(&server);
+  return 0;
+}
+
+/* ---- posts from other threads ------------------------------------------------------ */
+
+#define THREADS 8
+#define POSTS   1000
+
+typedef struct {
+  test_env *e;
+  uv_thread_t loop_thread;
+  unsigned char seen[THREADS][POSTS];
+  int done, wrong_thread, cancelled;
+} post_state;
+
+typedef struct {
+  post_state *s;
+  int thread, index;
+} post_arg;
+
+static post_arg args[THREADS][POSTS];
+
+static void on_post(authloop_ctx *ctx, int status, void *ud) {
+  post_arg *a = ud;
+  uv_thread_t self = uv_thread_self();
+  (void)ctx;
+  if (!uv_thread_equal(&self, &a->s->loop_thread))
+    a->s->wrong_thread++;
+  if (status == AUTHLOOP_ECANCELED)
+    a->s->cancelled++;
+  a->s->seen[a->thread][a->index]++;
+  a->s->done++;
+}
+
+static void poster(void *ud) {
+  post_arg *first = ud;
+  int i;
+  for (i = 0; i < POSTS; i++)
+    if (authloop_ctx_post(first->s->e->ctx, on_post, &args[first->thread][i]) != 0)
+      abort();
+}
+
+static void posts_from_eight_threads_run_once_on_the_loop(void **state) {
+  static post_state s;
+  test_env e;
+  uv_thread_t threads[THREADS];
+  int t, i;
+  (void)state;
+  memset(&s, 0, sizeof(s));
+  test_env_init(&e, &server, NULL);
+  s.e = &e;
+  s.loop_thread = uv_thread_self();
+  for (t = 0; t < THREADS; t++)
+    for (i = 0; i < POSTS; i++)
+      args[t][i] = (post_arg){&s, t, i};
+  for (t = 0; t < THREADS; t++)
+    assert_int_equal(uv_thread_create(&threads[t], poster, &args[t][0]), 0);
+  test_run_until(&e, &s.done, THREADS * POSTS, 20000);
+  for (t = 0; t < THREADS; t++)
+    assert_int_equal(uv_thread_join(&threads[t]), 0);
+  test_run_turns(&e, 3);
+  assert_int_equal(s.done, THREADS * POSTS);
+  assert_int_equal(s.wrong_thread, 0);
+  assert_int_equal(s.cancelled, 0);
+  for (t = 0; t < THREADS; t++)
+    for (i = 0; i < POSTS; i++)
+      if (s.seen[t][i] != 1)
+        fail_msg("post %d/%d ran %d times", t, i, s.seen[t][i]);
+  test_env_close(&e);
+}
+
+static void posts_left_at_close_run_once_cancelled(void **state) {
+  static post_state s;
+  test_env e;
+  int i;
+  (void)state;
+  memset(&s, 0, sizeof(s));
+  test_env_init(&e, &server, NULL);
+  s.e = &e;
+  s.loop_thread = uv_thread_self();
+  for (i = 0; i < 100; i++) {
+    args[0][i] = (post_arg){&s, 0, i};
+    assert_int_equal(authloop_ctx_post(e.ctx, on_post, &args[0][i]), 0);
+  }
+  assert_int_equal(authloop_ctx_close(e.ctx, NULL, NULL), 0);
+  assert_int_equal(authloop_ctx_post(e.ctx, on_post, &args[0][0]), AUTHLOOP_ECLOSING);
+  assert_int_equal(authloop_ctx_post(NULL, on_post, NULL), AUTHLOOP_EINVAL);
+  uv_close((uv_handle_t *)&e.watchdog, NULL);
+  assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(s.done, 100);
+  for (i = 0; i < 100; i++)
+    assert_int_equal(s.seen[0][i], 1);
+  assert_int_equal(s.wrong_thread, 0);
+  assert_int_equal(uv_loop_close(&e.loop), 0);
+}
+
+static authloop_client *shared_client;
+
+static void touch_from_elsewhere(void *ud) {
+  (void)ud;
+  authloop_touch(shared_client); /* must abort in a debug build */
+}
+
+static void a_call_from_another_thread_is_caught(void **state) {
+  pid_t pid;
+  int status;
+  (void)state;
+#ifdef NDEBUG
+  skip();
+#endif
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    test_env e;
+    uv_thread_t t;
+    test_env_init(&e, &server, NULL);
+    shared_client = test_client(&e, &server);
+    close(2); /* the abort message is expected */
+    uv_thread_create(&t, touch_from_elsewhere, NULL);
+    uv_thread_join(&t);
+    _exit(0); /* not reached when the check works */
+  }
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+/* ---- a foreign loop --------------------------------------------------------------- */
+
+/* One poll(2) round on the ctx's fd and deadline, as a Qt/SDL/plain loop would. */
+static void poll_once(authloop_ctx *ctx) {
+  struct pollfd p = {authloop_ctx_fd(ctx), POLLIN, 0};
+  int timeout = authloop_ctx_timeout_ms(ctx);
+  if (timeout < 0 || timeout > 200)
+    timeout = 200; /* the test's own watchdog granularity */
+  poll(&p, 1, timeout);
+  authloop_ctx_process(ctx);
+}
+
+static int closed_flag;
+static void on_closed(authloop_ctx *ctx, void *ud) {
+  (void)ctx;
+  (void)ud;
+  closed_flag++;
+}
+
+static void a_poll_loop_drives_login_refresh_logout(void **state) {
+  uv_loop_t loop;
+  authloop_ctx_options o = {0};
+  authloop_client_options co = {0};
+  authloop_ctx *ctx;
+  authloop_client *c;
+  test_recorder r;
+  char *code = test_mint_code_ttl(&server, "polly", 4);
+  uint64_t deadline;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  o.ca_file = server.ca;
+  assert_int_equal(authloop_ctx_new(&loop, &o, &ctx), 0);
+  assert_true(authloop_ctx_fd(ctx) >= 0);
+  co.provider = "gateway";
+  co.base_url = server.base_url;
+  assert_int_equal(authloop_client_new(ctx, &co, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  deadline = uv_hrtime() + 10ull * 1000 * 1000 * 1000;
+  while (r.count[AUTHLOOP_EV_TOKEN_REFRESHED] == 0 && uv_hrtime() < deadline)
+    poll_once(ctx);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1);
+  assert_int_equal(authloop_logout(c), 0);
+  while (r.count[AUTHLOOP_EV_LOGOUT] == 0 && uv_hrtime() < deadline)
+    poll_once(ctx);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  closed_flag = 0;
+  assert_int_equal(authloop_ctx_close(ctx, on_closed, NULL), 0);
+  while (!closed_flag && uv_hrtime() < deadline)
+    poll_once(ctx);
+  assert_int_equal(closed_flag, 1);
+  /* the ctx is gone with its close callback: nothing of authloop is left */
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ---- shutdown from awkward places --------------------------------------------------- */
+
+static test_env *close_env;
+
+static void close_in_handler(authloop_client *c, const authloop_event *ev, void *ud) {
+  (void)c;
+  (void)ud;
+  if (ev->type == AUTHLOOP_EV_LOGIN_ATTEMPT) {
+    assert_int_equal(authloop_ctx_close(close_env->ctx, on_closed, NULL), 0);
+    assert_int_equal(authloop_ctx_close(close_env->ctx, on_closed, NULL), AUTHLOOP_ECLOSING);
+    assert_int_equal(authloop_login_code(c, "again"), AUTHLOOP_ECLOSING);
+  }
+}
+
+static void closing_the_ctx_inside_a_handler(void **state) {
+  test_env e;
+  authloop_client *c;
+  char *code = test_mint_code(&server, "cleo");
+  (void)state;
+  closed_flag = 0;
+  test_env_init(&e, &server, NULL);
+  close_env = &e;
+  c = test_client(&e, &server);
+  assert_true(authloop_on(c, AUTHLOOP_EV_LOGIN_ATTEMPT, close_in_handler, NULL) > 0);
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  uv_close((uv_handle_t *)&e.watchdog, NULL);
+  assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(closed_flag, 1);
+  assert_int_equal(uv_loop_close(&e.loop), 0);
+}
+
+typedef struct {
+  int done, status;
+} outcome;
+
+static void on_refreshed(authloop_client *c, int status, void *ud) {
+  outcome *o = ud;
+  (void)c;
+  o->done++;
+  o->status = status;
+}
+
+static void on_response(authloop_client *c, int status, long http, const char *body, size_t len,
+                        void *ud) {
+  outcome *o = ud;
+  (void)c;
+  (void)http;
+  (void)body;
+  (void)len;
+  o->done++;
+  o->status = status;
+}
+
+static void freeing_or_closing_with_calls_pending(void **state) {
+  int round;
+  (void)state;
+  for (round = 0; round < 2; round++) {
+    test_env e;
+    test_recorder r;
+    outcome p[3]; /* the refresh, a request in flight, a request waiting */
+    authloop_client *c;
+    char *code = test_mint_code(&server, "fred");
+    memset(p, 0, sizeof(p));
+    test_env_init(&e, &server, NULL);
+    c = test_client(&e, &server);
+    test_record(c, &r);
+    assert_int_equal(authloop_login_code(c, code), 0);
+    free(code);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+    test_fault(&server, "{\"route\":\"/auth/refresh\",\"delayMs\":2000}");
+    test_fault(&server, "{\"route\":\"/api/me\",\"delayMs\":2000}");
+    assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_response, &p[1]), 0);
+    assert_int_equal(authloop_refresh(c, on_refreshed, &p[0]), 0);
+    /* waits for the refresh */
+    assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_response, &p[2]), 0);
+    test_run_turns(&e, 2);
+    r.total = 0;
+    if (round == 0)
+      authloop_client_free(c); /* callbacks still come, once, cancelled */
+    test_env_close(&e);        /* round 1: the close cancels them */
+    for (int k = 0; k < 3; k++) {
+      assert_int_equal(p[k].done, 1);
+      assert_int_equal(p[k].status, AUTHLOOP_ECANCELED);
+    }
+    if (round == 0)
+      assert_int_equal(r.total, 0); /* no event for a freed client */
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(posts_from_eight_threads_run_once_on_the_loop),
+      cmocka_unit_test(posts_left_at_close_run_once_cancelled),
+      cmocka_unit_test(a_call_from_another_thread_is_caught),
+      cmocka_unit_test(a_poll_loop_drives_login_refresh_logout),
+      cmocka_unit_test(closing_the_ctx_inside_a_handler),
+      cmocka_unit_test(freeing_or_closing_with_calls_pending),
+  };
+  cmocka_set_message_output(CM_OUTPUT_TAP);
+  return cmocka_run_group_tests_name("embedding", tests, group_setup, group_teardown);
+}
