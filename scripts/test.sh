@@ -30,10 +30,11 @@ stage plain build
 
 if [ $quick -eq 0 ]; then
   scripts/build.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || exit 1
-  # the fidelity suite runs Node only: nothing of ours to sanitize there
+  # fidelity runs Node and gtk a GTK program under Xvfb: the C suites are what
+  # these two stages are for
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    stage sanitize build-sanitize --no-suite fidelity
-  stage valgrind build --no-suite fidelity --timeout-multiplier=4 \
+    stage sanitize build-sanitize --no-suite fidelity --no-suite gtk
+  stage valgrind build --no-suite fidelity --no-suite gtk --timeout-multiplier=4 \
     --wrap="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible"
 fi
 

@@ -1,5 +1,6 @@
 // Talks to the reference server's test-control API (docs/test-server.md).
 //   node test/server/ctl.mjs --url URL --ca CA_FILE code USER_ID [TOKEN_TTL_S] -> prints a one-time code
+//   node test/server/ctl.mjs --url URL --ca CA_FILE fault '{"route": ...}' -> queues a fault
 //   node test/server/ctl.mjs --url URL --ca CA_FILE stats          -> prints the counters
 import fs from 'node:fs';
 import https from 'node:https';
@@ -35,10 +36,12 @@ try {
     const body = ttl ? { userId: arg, tokenTtl: Number(ttl) } : { userId: arg };
     const r = await call(url, ca, 'POST', '/__test/codes', body);
     process.stdout.write(`${r.authorizationCode}\n`);
+  } else if (cmd === 'fault' && arg) {
+    await call(url, ca, 'POST', '/__test/faults', JSON.parse(arg));
   } else if (cmd === 'stats') {
     process.stdout.write(`${JSON.stringify(await call(url, ca, 'GET', '/__test/stats'))}\n`);
   } else {
-    throw new Error('usage: ctl.mjs --url URL --ca CA (code USER_ID [TOKEN_TTL_S] | stats)');
+    throw new Error('usage: ctl.mjs --url URL --ca CA (code USER_ID [TOKEN_TTL_S] | fault JSON | stats)');
   }
 } catch (e) {
   process.stderr.write(`ctl.mjs: ${e.message}\n`);
