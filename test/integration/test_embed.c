@@ -206,6 +206,25 @@ static void a_poll_loop_drives_login_refresh_logout(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void the_poll_loop_sample_logs_in_and_out(void **state) {
+  const char *sample = getenv("AUTHLOOP_POLL_SAMPLE");
+  char *code, *out;
+  (void)state;
+  if (!sample || !*sample)
+    skip(); /* samples not built */
+  code = test_mint_code(&server, "sam");
+  {
+    const char *argv[] = {sample, "--url", server.base_url, "--ca", server.ca, "--code",
+                          code,   NULL};
+    out = test_run_program(argv);
+  }
+  assert_non_null(strstr(out, "event loginAttempt\nuser sam\n"));
+  assert_non_null(strstr(out, "event logout\n"));
+  assert_non_null(strstr(out, "loop closed: clean"));
+  free(out);
+  free(code);
+}
+
 /* ---- shutdown from awkward places --------------------------------------------------- */
 
 static test_env *close_env;
@@ -302,6 +321,7 @@ int main(void) {
       cmocka_unit_test(posts_left_at_close_run_once_cancelled),
       cmocka_unit_test(a_call_from_another_thread_is_caught),
       cmocka_unit_test(a_poll_loop_drives_login_refresh_logout),
+      cmocka_unit_test(the_poll_loop_sample_logs_in_and_out),
       cmocka_unit_test(closing_the_ctx_inside_a_handler),
       cmocka_unit_test(freeing_or_closing_with_calls_pending),
   };

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Opens the GTK 4 sample on a local reference server, with a one-time code in
+# the Secret field (provider "gateway"). Kuzzle works too: user "kuzzle-user",
+# secret "kuzzle-pass"; CometChat: user "cometchat-uid-1", secret "authkey-1".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+scripts/build.sh build
+state=$(mktemp -d)
+coproc SERVER { exec node test/server/server.mjs --port 0 --state-dir "$state" --stdin-lifeline; }
+trap 'kill $SERVER_PID 2>/dev/null || true; rm -rf "$state"' EXIT
+read -r ready <&"${SERVER[0]}"
+url="https://127.0.0.1:$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' <<<"$ready")"
+code=$(node test/server/ctl.mjs --url "$url" --ca "$state/ca.pem" code alice 120)
+echo "reference server on $url; a code for alice is in the Secret field (tokens live 2 minutes)"
+build/samples/gtk-login --url "$url" --ca "$state/ca.pem" --code "$code"
