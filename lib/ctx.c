@@ -176,6 +176,7 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
   ctx->open_handles++;
   uv_async_init(loop, &ctx->post_async, on_posts);
   ctx->post_async.data = ctx;
+  uv_unref((uv_handle_t *)&ctx->post_async); /* an idle ctx does not keep the loop alive */
   ctx->open_handles++;
   *out = ctx;
   return 0;

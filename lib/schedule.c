@@ -168,35 +168,47 @@ static void on_timerfd(uv_poll_t *p, int status, int events) {
   (void)events;
   while (read(ctx->sched.fd, &expirations, sizeof(expirations)) > 0) {
   }
+  ctx->sched.armed_at = AUTHLOOP__NEVER; /* it went off */
   on_due(ctx);
 }
 #endif
 
-static void on_timer(uv_timer_t *t) { on_due(t->data); }
+static void on_timer(uv_timer_t *t) {
+  authloop_ctx *ctx = t->data;
+  ctx->sched.armed_at = AUTHLOOP__NEVER;
+  on_due(ctx);
+}
 
+/* Lazy: the timer is only moved when the earliest deadline comes sooner than
+ * it is set for. Set for too soon, it goes off early and is set again; with
+ * nothing scheduled it is left alone and merely stops keeping the loop alive
+ * (uv_unref, no system call). Logins, refreshes and logouts therefore cost no
+ * timer system calls at all, whatever the number of sessions. */
 static void arm(authloop_ctx *ctx) {
   authloop__sched *s = &ctx->sched;
   uint64_t at = s->len ? s->items[0]->wake_at : AUTHLOOP__NEVER;
-  if (at == s->armed_at)
-    return;
-  s->armed_at = at;
 #ifdef __linux__
   if (s->fd >= 0) {
     struct itimerspec its = {{0, 0}, {0, 0}};
-    if (at != AUTHLOOP__NEVER) {
-      /* back to the kernel's clock; 0 would disarm, a past deadline needs a tick */
-      uint64_t a = at > BOOT_OFFSET_MS ? at - BOOT_OFFSET_MS : 1;
-      its.it_value.tv_sec = (time_t)(a / 1000);
-      its.it_value.tv_nsec = (long)(a % 1000) * 1000000L;
+    if (at == AUTHLOOP__NEVER) {
+      uv_unref((uv_handle_t *)&s->poll);
+      return;
     }
+    uv_ref((uv_handle_t *)&s->poll);
+    if (at >= s->armed_at)
+      return;
+    s->armed_at = at;
+    /* back to the kernel's clock; 0 would disarm, a past deadline needs a tick */
+    at = at > BOOT_OFFSET_MS ? at - BOOT_OFFSET_MS : 1;
+    its.it_value.tv_sec = (time_t)(at / 1000);
+    its.it_value.tv_nsec = (long)(at % 1000) * 1000000L;
     timerfd_settime(s->fd, TFD_TIMER_ABSTIME, &its, NULL);
-    if (at == AUTHLOOP__NEVER)
-      uv_poll_stop(&s->poll);
-    else
-      uv_poll_start(&s->poll, UV_READABLE, on_timerfd);
     return;
   }
 #endif
+  if (at == s->armed_at)
+    return;
+  s->armed_at = at;
   if (at == AUTHLOOP__NEVER) {
     uv_timer_stop(&s->timer);
   } else {
@@ -250,6 +262,9 @@ void authloop__sched_init(authloop_ctx *ctx) {
   if (s->fd >= 0) {
     s->poll.data = ctx;
     ctx->open_handles++;
+    /* watched for good; it keeps the loop alive only while something is scheduled */
+    uv_poll_start(&s->poll, UV_READABLE, on_timerfd);
+    uv_unref((uv_handle_t *)&s->poll);
     return;
   }
 #endif

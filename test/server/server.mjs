@@ -18,7 +18,7 @@ const MAX_BODY = 64 * 1024;
 const CODE_TTL_S = 60;
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', stateDir: null, tokenTtl: 3600, lifeline: false };
+  const opts = { port: 0, host: '127.0.0.1', stateDir: null, tokenTtl: 3600, lifeline: false, keepAliveMs: 5000 };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -30,6 +30,7 @@ function parseArgs(argv) {
     else if (a === '--state-dir') opts.stateDir = next();
     else if (a === '--token-ttl') opts.tokenTtl = Number(next());
     else if (a === '--stdin-lifeline') opts.lifeline = true;
+    else if (a === '--keep-alive-ms') opts.keepAliveMs = Number(next());
     else throw new Error(`unknown argument ${a}`);
   }
   if (!opts.stateDir) throw new Error('--state-dir DIR is required');
@@ -571,6 +572,7 @@ class ReferenceServer {
     this.started = Date.now();
     this.stats = { routes: {}, connections: 0, times: {}, refreshWhileValid: 0, refreshAfterExpiry: 0,
       rotatedReuse: 0, preauthAccepted: 0, kuzzleRefresh: 0, kuzzleGlobalLogout: 0,
+      inFlight: 0, maxInFlight: 0,
       kuzzleLoginWithAuthorization: 0, cometchatDevices: {} };
     this.faults = new Map(); // route -> [{status, delayMs, drop, body, count}]
     this.routes = {
@@ -584,6 +586,10 @@ class ReferenceServer {
       'POST /__test/config': (q, r, b) => this.testConfig(r, b),
       'POST /__test/codes': (q, r, b) => this.testCodes(r, b),
       'POST /__test/faults': (q, r, b) => this.testFaults(r, b),
+      'POST /__test/reset-stats': (q, r) => {
+        Object.assign(this.stats, { connections: 0, maxInFlight: 0, routes: {}, times: {} });
+        sendJson(r, 200, {});
+      },
       'GET /__test/stats': (q, r) => sendJson(r, 200, this.stats),
       'GET /_publicApi': (q, r) => this.kuzzle.publicApi(q, r),
       'POST /_refreshToken': (q, r, b, u) => this.kuzzle.refreshToken(q, r, u),
@@ -613,6 +619,13 @@ class ReferenceServer {
       return Gateway.error(res, 400, 4000, 'BadRequest', 'userId is required');
     if (body.tokenTtl !== undefined && !(Number.isInteger(body.tokenTtl) && body.tokenTtl > 0))
       return Gateway.error(res, 400, 4000, 'BadRequest', 'tokenTtl must be a positive integer');
+    if (body.count !== undefined) { // many at once, for benchmarks: user ids get a -N suffix
+      if (!Number.isInteger(body.count) || body.count < 1 || body.count > 100000)
+        return Gateway.error(res, 400, 4000, 'BadRequest', 'count must be 1 .. 100000');
+      const codes = [];
+      for (let i = 0; i < body.count; i++) codes.push(this.gateway.mintCode(`${body.userId}-${i}`, body.tokenTtl));
+      return sendJson(res, 200, { authorizationCodes: codes });
+    }
     sendJson(res, 200, { authorizationCode: this.gateway.mintCode(body.userId, body.tokenTtl) });
   }
 
@@ -678,6 +691,10 @@ class ReferenceServer {
     const url = new URL(req.url, 'https://localhost');
     const route = url.pathname;
     this.stats.routes[route] = (this.stats.routes[route] || 0) + 1;
+    if (!route.startsWith('/__test/')) { // requests being served at once (not test control)
+      this.stats.maxInFlight = Math.max(this.stats.maxInFlight, ++this.stats.inFlight);
+      res.once('close', () => this.stats.inFlight--);
+    }
     if (!route.startsWith('/__test/')) {
       const t = (this.stats.times[route] ||= []);
       t.push(Date.now() - this.started); // ms since start, the last 200
@@ -710,6 +727,7 @@ class ReferenceServer {
       key: fs.readFileSync(path.join(dir, 'server.key')),
       cert: fs.readFileSync(path.join(dir, 'server.pem')),
     }, (req, res) => this.handle(req, res));
+    server.keepAliveTimeout = this.opts.keepAliveMs;
     server.on('connection', () => this.stats.connections++);
     server.on('tlsClientError', () => {}); // an untrusting client hangs up: expected in tests
     server.listen(this.opts.port, this.opts.host, () => {
