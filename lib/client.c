@@ -492,8 +492,9 @@ int authloop_login_code(authloop_client *c, const char *authorization_code) {
   return refused(c, start_login(c, "gateway", 0));
 }
 
-int authloop_login_strategy(authloop_client *c, const char *strategy, const char *credentials_json,
-                            const char *expires_in) {
+/* validate: credentials_json comes from the application and must be checked */
+static int login_strategy(authloop_client *c, const char *strategy, const char *credentials_json,
+                          const char *expires_in, int validate) {
   json_t *check;
   int rc = login_precheck(c);
   if (rc)
@@ -501,18 +502,26 @@ int authloop_login_strategy(authloop_client *c, const char *strategy, const char
   if (!strategy || !*strategy || authloop__has_space(strategy) || !credentials_json ||
       (expires_in && (!*expires_in || strlen(expires_in) > 32)))
     return AUTHLOOP_EINVAL;
-  check = json_loads(credentials_json, 0, NULL); /* not inside json_is_object(): evaluated twice */
-  if (!json_is_object(check)) {
+  if (validate) {
+    check =
+        json_loads(credentials_json, 0, NULL); /* not inside json_is_object(): evaluated twice */
+    if (!json_is_object(check)) {
+      authloop__json_wipe_decref(check);
+      return AUTHLOOP_EINVAL;
+    }
     authloop__json_wipe_decref(check);
-    return AUTHLOOP_EINVAL;
   }
-  authloop__json_wipe_decref(check);
   authloop__login_args_clear(&c->login);
   if ((rc = keep(&c->login.strategy, strategy)) ||
       (rc = keep(&c->login.credentials, credentials_json)) ||
       (rc = keep(&c->login.expires_in, expires_in)))
     return refused(c, rc);
   return refused(c, start_login(c, "kuzzle", 0));
+}
+
+int authloop_login_strategy(authloop_client *c, const char *strategy, const char *credentials_json,
+                            const char *expires_in) {
+  return login_strategy(c, strategy, credentials_json, expires_in, 1);
 }
 
 int authloop_login_local(authloop_client *c, const char *username, const char *password,
@@ -530,7 +539,7 @@ int authloop_login_local(authloop_client *c, const char *username, const char *p
   authloop__json_wipe_decref(creds);
   if (!text)
     return AUTHLOOP_ENOMEM;
-  rc = authloop_login_strategy(c, "local", text, expires_in);
+  rc = login_strategy(c, "local", text, expires_in, 0); /* built here: no need to re-check */
   authloop__secret_free(text);
   return rc;
 }

@@ -164,7 +164,7 @@ struct authloop__req {
   char errbuf[CURL_ERROR_SIZE];
   uint64_t started_ms;
   long long retry_after_ms; /* from a Retry-After header, else -1 */
-  time_t server_date;       /* from the Date header, else 0 */
+  char server_date[64];     /* the Date header as sent, else "" */
   /* outcome */
   int error; /* 0: an HTTP answer arrived (see http_status); else AUTHLOOP_E* */
   long http_status;

@@ -36,6 +36,10 @@ static void sock_close(authloop__sock *sk) {
 
 /* ---- completion ------------------------------------------------------------ */
 
+static const char *req_label(const authloop__req *req) {
+  return req->target ? req->target : "request";
+}
+
 static int map_curl_error(const authloop__req *req, CURLcode rc) {
   if (req->overflow)
     return AUTHLOOP_ETOOLARGE;
@@ -77,11 +81,11 @@ static void req_finish(authloop__req *req, int error) {
   }
   authloop__ctx_note_result(ctx, error);
   if (error)
-    authloop__log(ctx, AUTHLOOP_LOG_WARN, "%s failed after %llu ms: %s (%s)", req->target,
+    authloop__log(ctx, AUTHLOOP_LOG_WARN, "%s failed after %llu ms: %s (%s)", req_label(req),
                   (unsigned long long)ms, authloop_err_name(error),
                   req->errbuf[0] ? req->errbuf : authloop_strerror(error));
   else
-    authloop__log(ctx, AUTHLOOP_LOG_DEBUG, "%s -> %ld in %llu ms", req->target, req->http_status,
+    authloop__log(ctx, AUTHLOOP_LOG_DEBUG, "%s -> %ld in %llu ms", req_label(req), req->http_status,
                   (unsigned long long)ms);
   authloop__list_remove(&req->link);
   authloop__list_remove(&req->owner_link);
@@ -260,14 +264,10 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp) {
     req->overflow = 1;
     return 0;
   }
-  /* the server's clock, to turn its absolute expiry times into lifetimes */
-  if (n > 5 && n < 128 && strncasecmp(ptr, "date:", 5) == 0) {
-    char line[128];
-    time_t t;
-    memcpy(line, ptr + 5, n - 5);
-    line[n - 5] = '\0';
-    if ((t = curl_getdate(line, NULL)) > 0)
-      req->server_date = t;
+  /* the server's clock, kept as text: parsed only by a dialect that needs it */
+  if (n > 5 && n - 5 < sizeof(req->server_date) && strncasecmp(ptr, "date:", 5) == 0) {
+    memcpy(req->server_date, ptr + 5, n - 5);
+    req->server_date[n - 5] = '\0';
   }
   return n;
 }
@@ -309,9 +309,11 @@ int authloop__req_new(authloop_ctx *ctx, const char *method, const char *url, au
   authloop__list_init(&req->owner_link);
   req->ctx = ctx;
   req->retry_after_ms = -1;
-  req->target = log_target(method, url);
+  /* a label for log lines, only when someone reads them (it costs a URL parse) */
+  req->target = ctx->log_cb ? log_target(method, url) : NULL;
   req->easy = e = curl_easy_init();
-  if (!req->target || !e || !(req->headers = curl_slist_append(NULL, "Accept: application/json")) ||
+  if ((ctx->log_cb && !req->target) || !e ||
+      !(req->headers = curl_slist_append(NULL, "Accept: application/json")) ||
       !(req->headers = curl_slist_append(req->headers, "Expect:"))) {
     authloop__req_free(req);
     return AUTHLOOP_ENOMEM;
@@ -419,7 +421,7 @@ int authloop__req_start(authloop__req *req, authloop__req_cb cb, void *userdata)
     return AUTHLOOP_ENOMEM;
   }
   authloop__list_push(&ctx->reqs, &req->link);
-  authloop__log(ctx, AUTHLOOP_LOG_DEBUG, "%s", req->target);
+  authloop__log(ctx, AUTHLOOP_LOG_DEBUG, "%s", req_label(req));
   return 0;
 }
 

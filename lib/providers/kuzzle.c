@@ -14,35 +14,19 @@
 #define STEP_CHECK    AUTHLOOP__KUZZLE_CHECK_STEP
 #define STEP_CHECK_ME (AUTHLOOP__KUZZLE_CHECK_STEP + 1)
 
-/* {base}{path}[?name=value], the value URL-encoded. */
+/* {base}{path}[?name[=value]], the value URL-encoded. */
 static char *url_with(const authloop_client *c, const char *path, const char *name,
                       const char *value) {
-  CURLU *u = curl_url();
-  char *base = NULL, *out = NULL, *q = NULL, *curl_out = NULL;
-  size_t n = strlen(c->base_url) + strlen(path) + 1;
-  if (!u || !(base = malloc(n)))
-    goto done;
-  snprintf(base, n, "%s%s", c->base_url, path);
-  if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK)
-    goto done;
-  if (name && value) {
-    n = strlen(name) + strlen(value) + 2;
-    if (!(q = malloc(n)))
-      goto done;
-    snprintf(q, n, "%s=%s", name, value);
-    if (curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) != CURLUE_OK)
-      goto done;
-  } else if (name) {
-    if (curl_url_set(u, CURLUPART_QUERY, name, CURLU_APPENDQUERY) != CURLUE_OK)
-      goto done;
+  char *escaped = value ? curl_easy_escape(NULL, value, 0) : NULL, *out;
+  size_t n = strlen(c->base_url) + strlen(path) + (name ? strlen(name) + 2 : 0) +
+             (escaped ? strlen(escaped) + 1 : 0) + 1;
+  if ((value && !escaped) || !(out = malloc(n))) {
+    curl_free(escaped);
+    return NULL;
   }
-  if (curl_url_get(u, CURLUPART_URL, &curl_out, 0) == CURLUE_OK)
-    out = strdup(curl_out);
-done:
-  curl_free(curl_out);
-  curl_url_cleanup(u);
-  free(base);
-  free(q);
+  snprintf(out, n, "%s%s%s%s%s%s", c->base_url, path, name ? "?" : "", name ? name : "",
+           escaped ? "=" : "", escaped ? escaped : "");
+  curl_free(escaped);
   return out;
 }
 
@@ -133,8 +117,8 @@ static int lifetime_from_ttl(json_t *result, long *out) {
  * own clock (its Date header), so that a wrong local clock does not matter. */
 static int lifetime_from_expires_at(const authloop__req *req, json_t *result, long *out) {
   json_t *at = json_object_get(result, "expiresAt");
-  long long now_ms =
-      req->server_date ? (long long)req->server_date * 1000 : (long long)authloop__wall_ms();
+  time_t server = req->server_date[0] ? curl_getdate(req->server_date, NULL) : 0;
+  long long now_ms = server > 0 ? (long long)server * 1000 : (long long)authloop__wall_ms();
   json_int_t v;
   if (!json_is_integer(at))
     return -1;
@@ -254,8 +238,12 @@ static int logout_request(authloop_client *c, int global, authloop__req **out) {
 
 static int logout_response(authloop_client *c, const authloop__req *req, authloop__failure *f) {
   json_t *root = NULL, *result = NULL;
-  int rc = envelope(req, CTX_OTHER, &root, &result, f);
+  int rc;
   (void)c;
+  memset(f, 0, sizeof(*f));
+  if (req->http_status >= 200 && req->http_status <= 299)
+    return 0; /* the envelope's status is the HTTP status: nothing more to read */
+  rc = envelope(req, CTX_OTHER, &root, &result, f);
   json_decref(root);
   return rc;
 }
