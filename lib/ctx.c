@@ -93,8 +93,8 @@ void authloop__check_loop_thread(const authloop_ctx *ctx, const char *func) {
 int authloop_ctx_fd(const authloop_ctx *ctx) { return ctx ? uv_backend_fd(ctx->loop) : -1; }
 
 int authloop_ctx_timeout_ms(authloop_ctx *ctx) {
-  if (!ctx)
-    return -1;
+  if (!ctx || !uv_loop_alive(ctx->loop))
+    return -1; /* nothing scheduled: wait for the fd only (libuv would say 0) */
   uv_update_time(ctx->loop);
   return uv_backend_timeout(ctx->loop);
 }

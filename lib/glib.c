@@ -9,17 +9,24 @@ typedef struct {
   gpointer fd_tag;
 } uv_source;
 
+/* libuv's timeout, except that an idle loop (nothing referenced: authloop
+ * has nothing scheduled) says 0, "don't block"; here it means "no deadline":
+ * only the fd can wake us. Reporting ready would starve GTK's redraws. */
+static int timeout_of(uv_loop_t *loop) {
+  if (!uv_loop_alive(loop))
+    return -1;
+  uv_update_time(loop);
+  return uv_backend_timeout(loop);
+}
+
 static gboolean prepare(GSource *s, gint *timeout) {
-  uv_source *u = (uv_source *)s;
-  uv_update_time(u->loop);
-  *timeout = uv_backend_timeout(u->loop); /* -1: only the fd can wake us */
+  *timeout = timeout_of(((uv_source *)s)->loop);
   return *timeout == 0;
 }
 
 static gboolean check(GSource *s) {
   uv_source *u = (uv_source *)s;
-  return (g_source_query_unix_fd(s, u->fd_tag) & G_IO_IN) != 0 ||
-         uv_backend_timeout(u->loop) == 0;
+  return (g_source_query_unix_fd(s, u->fd_tag) & G_IO_IN) != 0 || timeout_of(u->loop) == 0;
 }
 
 static gboolean dispatch(GSource *s, GSourceFunc cb, gpointer data) {

@@ -95,9 +95,52 @@ static void a_glib_main_loop_drives_the_session(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static gboolean set_flag(gpointer ud) {
+  *(int *)ud = 1;
+  return G_SOURCE_REMOVE;
+}
+
+static void closed_flag(authloop_ctx *ctx, void *ud) {
+  (void)ctx;
+  *(int *)ud = 1;
+}
+
+/* Nothing scheduled: the GLib loop must sleep, not spin on an always-ready
+ * source (which would also starve GTK's redraws). */
+static void an_idle_ctx_lets_the_glib_loop_sleep(void **state) {
+  uv_loop_t loop;
+  authloop_ctx *ctx;
+  authloop_client_options co = {0};
+  authloop_client *c;
+  GSource *source;
+  int done = 0, closed = 0;
+  unsigned iterations = 0;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(authloop_ctx_new(&loop, NULL, &ctx), 0);
+  co.provider = "gateway";
+  co.base_url = server.base_url;
+  assert_int_equal(authloop_client_new(ctx, &co, &c), 0); /* logged out: nothing due */
+  source = authloop_glib_attach(ctx, NULL);
+  g_timeout_add(300, set_flag, &done);
+  while (!done) {
+    g_main_context_iteration(NULL, TRUE);
+    iterations++;
+  }
+  print_message("# %u GLib iterations in 300 ms with an idle ctx\n", iterations);
+  assert_true(iterations <= 5);
+  assert_int_equal(authloop_ctx_close(ctx, closed_flag, &closed), 0);
+  while (!closed)
+    g_main_context_iteration(NULL, TRUE);
+  g_source_destroy(source);
+  g_source_unref(source);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(a_glib_main_loop_drives_the_session),
+      cmocka_unit_test(an_idle_ctx_lets_the_glib_loop_sleep),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("glib adapter", tests, group_setup, group_teardown);
