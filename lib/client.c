@@ -546,11 +546,8 @@ int authloop_login_local(authloop_client *c, const char *username, const char *p
 
 int authloop_set_token(authloop_client *c, const char *token) {
   int rc;
-  if (!c || c->free_requested)
-    return AUTHLOOP_EINVAL;
-  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
-  if (c->ctx->closing)
-    return AUTHLOOP_ECLOSING;
+  if ((rc = authloop__client_usable(c)) != 0)
+    return rc;
   if (!token || !*token)
     return AUTHLOOP_EBLANKAUTHTOKEN;
   if (authloop__has_space(token))
@@ -654,6 +651,13 @@ static void clear_locally(authloop_client *c) {
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
 }
 
+int authloop__client_usable(const authloop_client *c) {
+  if (!c || c->free_requested)
+    return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
+  return c->ctx->closing ? AUTHLOOP_ECLOSING : 0;
+}
+
 void authloop__logout_locally(authloop_client *c, const authloop__failure *why) {
   clear_locally(c);
   emit_outcome(c, AUTHLOOP_EV_LOGOUT, why);
@@ -662,11 +666,8 @@ void authloop__logout_locally(authloop_client *c, const authloop__failure *why) 
 static int logout(authloop_client *c, int global) {
   authloop__req *req = NULL;
   int rc;
-  if (!c || c->free_requested)
-    return AUTHLOOP_EINVAL;
-  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
-  if (c->ctx->closing)
-    return AUTHLOOP_ECLOSING;
+  if ((rc = authloop__client_usable(c)) != 0)
+    return rc;
   if (!authloop_is_logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;
   rc = c->provider->logout_request(c, global, &req);

@@ -180,6 +180,8 @@ void authloop__transport_close(authloop_ctx *ctx);
 
 int authloop__req_new(authloop_ctx *ctx, const char *method, const char *url, authloop__req **out);
 int authloop__req_add_header(authloop__req *req, const char *header);
+/* "name: value", the copy wiped (value may be a secret). */
+int authloop__req_add_header2(authloop__req *req, const char *name, const char *value);
 int authloop__req_set_bearer(authloop__req *req, const char *token);
 /* Sends json_text (copied) as application/json. */
 int authloop__req_set_body(authloop__req *req, const char *json_text);
@@ -409,6 +411,10 @@ struct authloop_client {
   unsigned token_gen;         /* bumped on every new access token */
   authloop__link link;        /* in ctx->clients */
 };
+
+/* The guard of every call on a client: EINVAL (NULL or being freed), the
+ * loop-thread check, ECLOSING; 0 when the call may go on. */
+int authloop__client_usable(const authloop_client *c);
 
 /* Debug builds: abort when a loop-thread-only function is called elsewhere. */
 #ifdef NDEBUG

@@ -313,11 +313,8 @@ int authloop_touch(authloop_client *c) {
 int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
   authloop__waiter *w;
   int rc;
-  if (!c || c->free_requested)
-    return AUTHLOOP_EINVAL;
-  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
-  if (c->ctx->closing)
-    return AUTHLOOP_ECLOSING;
+  if ((rc = authloop__client_usable(c)) != 0)
+    return rc;
   if (!logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;
   if (!c->provider->refresh_request || c->session.expires_in == AUTHLOOP__NO_EXPIRY)

@@ -360,17 +360,28 @@ int authloop__req_add_header(authloop__req *req, const char *header) {
   return 0;
 }
 
-int authloop__req_set_bearer(authloop__req *req, const char *token) {
-  static const char prefix[] = "Authorization: Bearer ";
-  size_t n = sizeof(prefix) + strlen(token);
+int authloop__req_add_header2(authloop__req *req, const char *name, const char *value) {
+  size_t n = strlen(name) + strlen(value) + 3;
   char *h = malloc(n);
   int rc;
   if (!h)
     return AUTHLOOP_ENOMEM;
-  snprintf(h, n, "%s%s", prefix, token);
+  snprintf(h, n, "%s: %s", name, value);
   rc = authloop__req_add_header(req, h);
-  mbedtls_platform_zeroize(h, n);
+  mbedtls_platform_zeroize(h, n); /* the value may be a token */
   free(h);
+  return rc;
+}
+
+int authloop__req_set_bearer(authloop__req *req, const char *token) {
+  size_t n = strlen("Bearer ") + strlen(token) + 1;
+  char *v = malloc(n);
+  int rc;
+  if (!v)
+    return AUTHLOOP_ENOMEM;
+  snprintf(v, n, "Bearer %s", token);
+  rc = authloop__req_add_header2(req, "Authorization", v);
+  authloop__secret_free(v);
   return rc;
 }
 

@@ -42,15 +42,7 @@ static json_t *device_body(const authloop_client *c) {
 }
 
 static int header(authloop__req *req, const char *name, const char *value) {
-  size_t n = strlen(name) + strlen(value) + 3;
-  char *h = malloc(n);
-  int rc;
-  if (!h)
-    return AUTHLOOP_ENOMEM;
-  snprintf(h, n, "%s: %s", name, value);
-  rc = authloop__req_add_header(req, h);
-  authloop__secret_free(h);
-  return rc;
+  return authloop__req_add_header2(req, name, value);
 }
 
 static int app_headers(const authloop_client *c, authloop__req *req) {
