@@ -78,6 +78,20 @@ void test_server_start(test_server *s, ...) {
   assert_true(s->port > 0);
 }
 
+test_server server;
+
+int test_group_setup(void **state) {
+  (void)state;
+  test_server_start(&server, NULL);
+  return 0;
+}
+
+int test_group_teardown(void **state) {
+  (void)state;
+  test_server_stop(&server);
+  return 0;
+}
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
   (void)sb;
   (void)flag;

@@ -25,6 +25,12 @@ typedef struct {
   char base_url[64];
 } test_server;
 
+/* The reference server of the test program, started by test_group_setup()
+ * and stopped by test_group_teardown() (cmocka group fixtures). */
+extern test_server server;
+int test_group_setup(void **state);
+int test_group_teardown(void **state);
+
 /* Starts node test/server/server.mjs; extra args end with NULL. */
 void test_server_start(test_server *s, ...);
 void test_server_stop(test_server *s);

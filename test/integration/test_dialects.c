@@ -10,12 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static test_server server;
 static char kuzzle_url[64], cc_client[128], cc_admin[128], tmpdir[256];
 
 static int group_setup(void **state) {
   (void)state;
-  test_server_start(&server, NULL);
+  test_group_setup(state);
   snprintf(kuzzle_url, sizeof(kuzzle_url), "%s", server.base_url);
   snprintf(cc_client, sizeof(cc_client), "%s/cometchat/client/v3.0", server.base_url);
   snprintf(cc_admin, sizeof(cc_admin), "%s/cometchat/admin/v3.0", server.base_url);
@@ -27,7 +26,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
   (void)state;
-  test_server_stop(&server);
+  test_group_teardown(state);
   rmdir(tmpdir);
   return 0;
 }

@@ -10,20 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static test_server server;
-
-static int group_setup(void **state) {
-  (void)state;
-  test_server_start(&server, NULL);
-  return 0;
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  test_server_stop(&server);
-  return 0;
-}
-
 /* ---- posts from other threads ------------------------------------------------------ */
 
 #define THREADS 8
@@ -326,5 +312,5 @@ int main(void) {
       cmocka_unit_test(freeing_or_closing_with_calls_pending),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
-  return cmocka_run_group_tests_name("embedding", tests, group_setup, group_teardown);
+  return cmocka_run_group_tests_name("embedding", tests, test_group_setup, test_group_teardown);
 }

@@ -6,20 +6,6 @@
 #include <authloop-glib.h>
 #include <stdlib.h>
 
-static test_server server;
-
-static int group_setup(void **state) {
-  (void)state;
-  test_server_start(&server, NULL);
-  return 0;
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  test_server_stop(&server);
-  return 0;
-}
-
 typedef struct {
   GMainLoop *main;
   test_recorder rec;
@@ -143,5 +129,5 @@ int main(void) {
       cmocka_unit_test(an_idle_ctx_lets_the_glib_loop_sleep),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
-  return cmocka_run_group_tests_name("glib adapter", tests, group_setup, group_teardown);
+  return cmocka_run_group_tests_name("glib adapter", tests, test_group_setup, test_group_teardown);
 }

@@ -12,12 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static test_server server;
 static char tmpdir[256];
 
 static int group_setup(void **state) {
   (void)state;
-  test_server_start(&server, NULL);
+  test_group_setup(state);
   snprintf(tmpdir, sizeof(tmpdir), "%s/authloop-lifecycle-XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   assert_non_null(mkdtemp(tmpdir));
@@ -26,7 +25,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
   (void)state;
-  test_server_stop(&server);
+  test_group_teardown(state);
   rmdir(tmpdir);
   return 0;
 }

@@ -5,20 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static test_server server;
-
-static int group_setup(void **state) {
-  (void)state;
-  test_server_start(&server, NULL);
-  return 0;
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  test_server_stop(&server);
-  return 0;
-}
-
 /* Logs c in with a fresh code and waits for the loginAttempt. */
 static void login(test_env *e, authloop_client *c, test_recorder *r, const char *user) {
   char *code = test_mint_code(&server, user);
@@ -578,5 +564,5 @@ int main(void) {
       cmocka_unit_test(close_frees_clients_still_attached),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
-  return cmocka_run_group_tests_name("gateway login", tests, group_setup, group_teardown);
+  return cmocka_run_group_tests_name("gateway login", tests, test_group_setup, test_group_teardown);
 }

@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static test_server server;
 static char keys[256];
 
 static const char *key_path(const char *name) {
@@ -51,7 +50,7 @@ static void register_client(const char *client_id, const char *key_name) {
 
 static int group_setup(void **state) {
   (void)state;
-  test_server_start(&server, NULL);
+  test_group_setup(state);
   snprintf(keys, sizeof(keys), "%s/authloop-keys-XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   assert_non_null(mkdtemp(keys));
@@ -106,7 +105,7 @@ static int rm_all(void) {
 
 static int group_teardown(void **state) {
   (void)state;
-  test_server_stop(&server);
+  test_group_teardown(state);
   rm_all();
   return 0;
 }
