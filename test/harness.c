@@ -21,6 +21,11 @@ static const char *env_or(const char *name, const char *fallback) {
   return v && *v ? v : fallback;
 }
 
+void test_make_tmpdir(char *out, size_t n, const char *tag) {
+  snprintf(out, n, "%s/authloop-%s-XXXXXX", env_or("TMPDIR", "/tmp"), tag);
+  assert_non_null(mkdtemp(out));
+}
+
 void test_server_start(test_server *s, ...) {
   const char *argv[32];
   int argc = 0, in[2], out[2];
@@ -31,8 +36,7 @@ void test_server_start(test_server *s, ...) {
   posix_spawn_file_actions_t fa;
 
   memset(s, 0, sizeof(*s));
-  snprintf(s->dir, sizeof(s->dir), "%s/authloop-test-XXXXXX", env_or("TMPDIR", "/tmp"));
-  assert_non_null(mkdtemp(s->dir));
+  test_make_tmpdir(s->dir, sizeof(s->dir), "test");
   argv[argc++] = env_or("AUTHLOOP_NODE", "node");
   argv[argc++] = env_or("AUTHLOOP_SERVER", "test/server/server.mjs");
   argv[argc++] = "--port";

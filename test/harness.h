@@ -31,6 +31,9 @@ extern test_server server;
 int test_group_setup(void **state);
 int test_group_teardown(void **state);
 
+/* A fresh directory under $TMPDIR (or /tmp), named after tag. */
+void test_make_tmpdir(char *out, size_t n, const char *tag);
+
 /* Starts node test/server/server.mjs; extra args end with NULL. */
 void test_server_start(test_server *s, ...);
 void test_server_stop(test_server *s);

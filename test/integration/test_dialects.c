@@ -10,22 +10,17 @@
 #include <string.h>
 #include <unistd.h>
 
-static char kuzzle_url[64], cc_client[128], cc_admin[128], tmpdir[256];
+static char cc_client[128], cc_admin[128], tmpdir[256];
 
 static int group_setup(void **state) {
-  (void)state;
   test_group_setup(state);
-  snprintf(kuzzle_url, sizeof(kuzzle_url), "%s", server.base_url);
   snprintf(cc_client, sizeof(cc_client), "%s/cometchat/client/v3.0", server.base_url);
   snprintf(cc_admin, sizeof(cc_admin), "%s/cometchat/admin/v3.0", server.base_url);
-  snprintf(tmpdir, sizeof(tmpdir), "%s/authloop-dialects-XXXXXX",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  assert_non_null(mkdtemp(tmpdir));
+  test_make_tmpdir(tmpdir, sizeof(tmpdir), "dialects");
   return 0;
 }
 
 static int group_teardown(void **state) {
-  (void)state;
   test_group_teardown(state);
   rmdir(tmpdir);
   return 0;
@@ -35,7 +30,7 @@ static authloop_client *kuzzle_client(test_env *e, const char *session_path) {
   authloop_client_options o = {0};
   authloop_client *c = NULL;
   o.provider = "kuzzle";
-  o.base_url = kuzzle_url;
+  o.base_url = server.base_url; /* Kuzzle lives at the root */
   o.session_path = session_path;
   assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
   return c;

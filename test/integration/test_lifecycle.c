@@ -15,16 +15,12 @@
 static char tmpdir[256];
 
 static int group_setup(void **state) {
-  (void)state;
   test_group_setup(state);
-  snprintf(tmpdir, sizeof(tmpdir), "%s/authloop-lifecycle-XXXXXX",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  assert_non_null(mkdtemp(tmpdir));
+  test_make_tmpdir(tmpdir, sizeof(tmpdir), "lifecycle");
   return 0;
 }
 
 static int group_teardown(void **state) {
-  (void)state;
   test_group_teardown(state);
   rmdir(tmpdir);
   return 0;

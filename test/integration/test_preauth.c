@@ -49,11 +49,8 @@ static void register_client(const char *client_id, const char *key_name) {
 }
 
 static int group_setup(void **state) {
-  (void)state;
   test_group_setup(state);
-  snprintf(keys, sizeof(keys), "%s/authloop-keys-XXXXXX",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  assert_non_null(mkdtemp(keys));
+  test_make_tmpdir(keys, sizeof(keys), "keys");
   make_key("rs2048.key", "RSA", "rsa_keygen_bits:2048");
   make_key("rs1024.key", "RSA", "rsa_keygen_bits:1024");
   make_key("ec256.key", "EC", "ec_paramgen_curve:P-256");
@@ -104,7 +101,6 @@ static int rm_all(void) {
 }
 
 static int group_teardown(void **state) {
-  (void)state;
   test_group_teardown(state);
   rm_all();
   return 0;
