@@ -60,7 +60,7 @@ extern "C" {
      "the key's encryption is not supported here: use traditional PEM encryption "                 \
      "(openssl pkey -traditional) or an unencrypted key")                                          \
   XX(EWRONGPROVIDER, "EWRONGPROVIDER", "this login call belongs to another provider's dialect")    \
-  XX(ENOTSUP, "ENOTSUP", "not supported by this provider (its tokens never expire)")               \
+  XX(ENOTSUP, "ENOTSUP", "not supported by this provider's dialect")                               \
   XX(EINVALIDUID, "ERROR_INVALID_UID", "Please provide a valid UID")                               \
   XX(EUIDSPACE, "ERROR_UID_WITH_SPACE", "UID cannot contain spaces")                               \
   XX(EAPIKEY, "ERROR_API_KEY_NOT_FOUND", "ApiKey cannot be null or empty")                         \

@@ -1,5 +1,5 @@
 /* The error table: messages and names generated from AUTHLOOP_ERRNO_MAP. */
-#include "internal.h"
+#include "util.h"
 
 #define AUTHLOOP__ERR_NAME(suffix, name, msg) name,
 #define AUTHLOOP__ERR_MSG(suffix, name, msg)  msg,

@@ -1,52 +1,42 @@
-/* The GLib adapter: the ctx's uv loop as a GSource. prepare() asks libuv how
- * long it may sleep, GLib polls libuv's backend fd (epoll), and dispatch()
- * runs the uv loop once without blocking. Everything stays on the GLib thread. */
+/* The GLib adapter: a GSource over the public embedding calls only.
+ * prepare() asks authloop_ctx_timeout_ms() how long GLib may sleep, GLib
+ * polls authloop_ctx_fd(), and dispatch() runs authloop_ctx_process(). With
+ * nothing due the source says "no deadline", so an idle GLib loop sleeps. */
 #include "authloop-glib.h"
 
 typedef struct {
   GSource source;
-  uv_loop_t *loop;
+  authloop_ctx *ctx;
   gpointer fd_tag;
-} uv_source;
-
-/* libuv's timeout, except that an idle loop (nothing referenced: authloop
- * has nothing scheduled) says 0, "don't block"; here it means "no deadline":
- * only the fd can wake us. Reporting ready would starve GTK's redraws. */
-static int timeout_of(uv_loop_t *loop) {
-  if (!uv_loop_alive(loop))
-    return -1;
-  uv_update_time(loop);
-  return uv_backend_timeout(loop);
-}
+} ctx_source;
 
 static gboolean prepare(GSource *s, gint *timeout) {
-  *timeout = timeout_of(((uv_source *)s)->loop);
+  *timeout = authloop_ctx_timeout_ms(((ctx_source *)s)->ctx);
   return *timeout == 0;
 }
 
 static gboolean check(GSource *s) {
-  uv_source *u = (uv_source *)s;
-  return (g_source_query_unix_fd(s, u->fd_tag) & G_IO_IN) != 0 || timeout_of(u->loop) == 0;
+  ctx_source *u = (ctx_source *)s;
+  return (g_source_query_unix_fd(s, u->fd_tag) & G_IO_IN) != 0 ||
+         authloop_ctx_timeout_ms(u->ctx) == 0;
 }
 
 static gboolean dispatch(GSource *s, GSourceFunc cb, gpointer data) {
-  uv_source *u = (uv_source *)s;
   (void)cb;
   (void)data;
-  uv_run(u->loop, UV_RUN_NOWAIT);
+  authloop_ctx_process(((ctx_source *)s)->ctx);
   return G_SOURCE_CONTINUE;
 }
 
 static GSourceFuncs funcs = {prepare, check, dispatch, NULL, NULL, NULL};
 
 GSource *authloop_glib_attach(authloop_ctx *ctx, GMainContext *context) {
-  uv_loop_t *loop = authloop_ctx_loop(ctx);
-  uv_source *u;
+  ctx_source *u;
   int fd;
-  if (!loop || (fd = uv_backend_fd(loop)) < 0)
+  if (!ctx || (fd = authloop_ctx_fd(ctx)) < 0)
     return NULL;
-  u = (uv_source *)g_source_new(&funcs, sizeof(uv_source));
-  u->loop = loop;
+  u = (ctx_source *)g_source_new(&funcs, sizeof(ctx_source));
+  u->ctx = ctx;
   u->fd_tag = g_source_add_unix_fd(&u->source, fd, G_IO_IN);
   g_source_set_name(&u->source, "authloop");
   g_source_attach(&u->source, context);

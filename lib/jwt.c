@@ -1,7 +1,7 @@
 /* JWT helpers: base64url, done once here; the lifetime of a token a server
  * sent without expiresIn (tokens are opaque otherwise); and signing the
  * pre-auth bearer with the backend's private key (RS256, ES256). */
-#include "internal.h"
+#include "jwt.h"
 
 #include "mbedtls_compat.h"
 
@@ -54,11 +54,12 @@ int authloop__b64url_decode(const char *in, size_t len, unsigned char **out, siz
   return 0;
 }
 
-int authloop__jwt_lifetime(const char *token, long *seconds) {
+int authloop__jwt_lifetime(const char *token, long long *seconds) {
   const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
   unsigned char *payload;
   size_t len;
   json_t *claims, *exp, *iat;
+  json_int_t e, i;
   int rc;
   if (!dot1 || !dot2 || strchr(dot2 + 1, '.'))
     return AUTHLOOP_EPROTO; /* not a compact JWS (a JWE has five parts) */
@@ -70,11 +71,14 @@ int authloop__jwt_lifetime(const char *token, long *seconds) {
   exp = json_object_get(claims, "exp");
   iat = json_object_get(claims, "iat");
   rc = AUTHLOOP_EPROTO;
-  if (json_is_integer(exp) && json_is_integer(iat) &&
-      json_integer_value(exp) > json_integer_value(iat) &&
-      json_integer_value(exp) - json_integer_value(iat) <= 10LL * 366 * 24 * 3600) {
-    *seconds = (long)(json_integer_value(exp) - json_integer_value(iat));
-    rc = 0;
+  if (json_is_integer(exp) && json_is_integer(iat)) {
+    e = json_integer_value(exp);
+    i = json_integer_value(iat);
+    /* ranges first: with both at or after the epoch, e - i cannot overflow */
+    if (i >= 0 && e > i && e - i <= 10LL * 366 * 24 * 3600) {
+      *seconds = (long long)(e - i);
+      rc = 0;
+    }
   }
   authloop__json_wipe_decref(claims);
   return rc;

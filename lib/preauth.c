@@ -1,8 +1,10 @@
 /* Pre-auth: a backend mints a one-time authorization code for a user,
- * authenticating to the gateway with a JWT signed by its private key. The key
- * is loaded, used and wiped inside authloop_preauth(); the request then runs
- * on the ctx's transport like any other. */
-#include "internal.h"
+ * authenticating with a JWT signed by its private key. The key is loaded, used
+ * and wiped inside authloop_preauth(); the request (described by the provider
+ * whose dialect has pre-auth) runs on the ctx's transport like any other, and
+ * the result reaches the application through the deferred-call queue. */
+#include "client.h"
+#include "jwt.h"
 
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
@@ -13,55 +15,62 @@
 #define PREAUTH_MAX_LIFETIME     300
 
 typedef struct {
+  authloop__deferred d;
+  authloop_ctx *ctx;
+  const authloop__provider *p;
   authloop_preauth_cb cb;
   void *userdata;
+  authloop__result r;
 } preauth_call;
 
-static void on_preauth_done(authloop__req *req, void *userdata) {
-  preauth_call *call = userdata;
-  authloop_preauth_result r = {0};
-  authloop__failure f = {0};
-  json_t *root = NULL, *code = NULL;
-  if (req->error) {
-    r.status = authloop__failure_from_req(req, &f);
-  } else if (req->http_status < 200 || req->http_status > 299) {
-    r.status = authloop__gateway_failure(req->http_status, req->resp.data, req->resp.len, &f);
+static void run_result(authloop__deferred *d) {
+  preauth_call *call = AUTHLOOP__CONTAINER_OF(d, preauth_call, d);
+  authloop_preauth_result res = {0};
+  res.status = call->r.error;
+  res.http_status = (int)call->r.http_status;
+  if (res.status) {
+    res.message = call->r.message ? call->r.message : authloop_strerror(res.status);
+    res.server_code = call->r.server_code;
   } else {
-    root = json_loadb(req->resp.data ? req->resp.data : "", req->resp.len, JSON_REJECT_DUPLICATES,
-                      NULL);
-    code = json_object_get(root, "authorizationCode");
-    if (json_is_string(code) && json_string_length(code) > 0 &&
-        !authloop__has_space(json_string_value(code))) {
-      r.authorization_code = json_string_value(code);
-    } else {
-      r.status = f.error = AUTHLOOP_EPROTO;
-      f.message = strdup("malformed response: missing or mistyped \"authorizationCode\"");
-    }
+    res.authorization_code = call->r.access_token;
   }
-  r.http_status = (int)req->http_status;
-  if (r.status) {
-    r.message = f.message ? f.message : authloop_strerror(r.status);
-    r.server_code = f.server_code;
-    authloop__log(req->ctx, AUTHLOOP_LOG_INFO, "pre-auth failed: %s (HTTP %ld, server code %s)",
-                  authloop_err_name(r.status), req->http_status,
-                  f.server_code ? f.server_code : "none");
-  }
-  authloop__defer_preauth(req->ctx, call->cb, call->userdata, &r);
-  authloop__json_wipe_decref(root);
-  authloop__failure_clear(&f);
+  call->cb(call->ctx, &res, call->userdata);
+  authloop__result_clear(&call->r);
   free(call);
 }
 
+static void on_preauth_done(void *ud, const authloop__outcome *o) {
+  preauth_call *call = ud;
+  authloop__result *r = &call->r;
+  authloop__health_note(call->ctx, o->error);
+  if (o->error) {
+    char msg[CURL_ERROR_SIZE + 128];
+    r->error = o->error;
+    if (*o->detail) {
+      snprintf(msg, sizeof(msg), "%s: %s", authloop_strerror(o->error), o->detail);
+      r->message = strdup(msg);
+    }
+  } else if (call->p->preauth_answer(&o->answer, r) == 0 &&
+             !authloop__header_value_ok(r->access_token, strlen(r->access_token))) {
+    authloop__result_clear(r);
+    authloop__result_fail(r, AUTHLOOP_EPROTO, o->answer.status, "malformed response: %s",
+                          "the code holds a control character");
+  }
+  if (r->error)
+    authloop__log(call->ctx, AUTHLOOP_LOG_INFO, "pre-auth failed: %s (HTTP %ld, server code %s)",
+                  authloop_err_name(r->error), r->http_status,
+                  r->server_code ? r->server_code : "none");
+  authloop__defer(&call->ctx->dispatch, &call->d);
+}
+
 static int check_options(const authloop_preauth_options *o) {
-  int rc;
   if (!o->user_id || !*o->user_id || !o->client_id || !*o->client_id ||
       !o->key_file == !o->key_pem || (o->key_file && !*o->key_file) ||
       o->bearer_lifetime_s > PREAUTH_MAX_LIFETIME ||
-      (o->path && (o->path[0] != '/' || authloop__has_space(o->path))))
+      (o->path && (o->path[0] != '/' || authloop__has_space(o->path))) ||
+      (o->kid && !authloop__header_value_ok(o->kid, strlen(o->kid))))
     return AUTHLOOP_EINVAL;
-  if ((rc = authloop__check_base_url(o->gateway_url, o->allow_insecure_http)) != 0)
-    return rc;
-  return 0;
+  return authloop__check_base_url(o->gateway_url, o->allow_insecure_http, NULL);
 }
 
 /* The bearer: {alg, typ[, kid]}.{iss, aud, iat, exp, jti} signed with the key. */
@@ -83,7 +92,9 @@ static int make_bearer(authloop_ctx *ctx, const authloop_preauth_options *o, con
       (claims = json_pack("{s:s, s:s, s:I, s:I, s:s}", "iss", o->client_id, "aud", aud, "iat",
                           (json_int_t)now, "exp", (json_int_t)(now + lifetime), "jti", jti)))
     rc = authloop__jwt_sign(&pk, alg, o->kid, claims, &ctx->rng, out);
-  mbedtls_pk_free(&pk); /* the private key is wiped here */
+  else if (!claims && jti)
+    rc = AUTHLOOP_EINVAL; /* not UTF-8 */
+  mbedtls_pk_free(&pk);   /* the private key is wiped here */
   json_decref(claims);
   free(jti);
   return rc;
@@ -103,13 +114,12 @@ static char *trim_slashes(const char *url) {
 
 int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *o, authloop_preauth_cb cb,
                      void *userdata) {
-  authloop__req *req = NULL;
+  const authloop__provider *p = authloop__provider_preauth();
+  authloop__request req = {0};
   preauth_call *call;
-  char *aud, *url = NULL, *bearer = NULL;
-  json_t *body;
-  size_t n;
+  char *aud, *bearer = NULL;
   int rc;
-  if (!ctx || !o || !cb)
+  if (!ctx || !o || !cb || !p)
     return AUTHLOOP_EINVAL;
   AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if ((rc = check_options(o)) != 0)
@@ -122,27 +132,22 @@ int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *o, authl
     free(aud);
     return rc;
   }
-  n = strlen(aud) + strlen(o->path ? o->path : "/auth/pre-auth") + 1;
-  body = json_pack("{s:s}", "userId", o->user_id);
-  call = calloc(1, sizeof(*call));
-  if (!body || !call || !(url = malloc(n))) {
-    rc = AUTHLOOP_ENOMEM;
-  } else {
-    snprintf(url, n, "%s%s", aud, o->path ? o->path : "/auth/pre-auth");
-    call->cb = cb;
-    call->userdata = userdata;
-    if ((rc = authloop__req_new(ctx, "POST", url, &req)) == 0 &&
-        (rc = authloop__req_set_bearer(req, bearer)) == 0 &&
-        (rc = authloop__req_set_json(req, body)) == 0)
-      rc = authloop__req_start(req, on_preauth_done, call);
-  }
-  if (rc) {
-    authloop__req_free(req);
-    free(call);
-  }
-  authloop__secret_free(bearer);
-  json_decref(body);
-  free(url);
   free(aud);
+  if (!(call = calloc(1, sizeof(*call)))) {
+    authloop__secret_free(bearer);
+    return AUTHLOOP_ENOMEM;
+  }
+  call->d.run = run_result;
+  call->ctx = ctx;
+  call->p = p;
+  call->cb = cb;
+  call->userdata = userdata;
+  rc = p->preauth_request(o, bearer, &req);
+  if (rc == 0)
+    rc = authloop__transport_start(&ctx->transport, &req, on_preauth_done, call, NULL);
+  authloop__request_clear(&req);
+  authloop__secret_free(bearer);
+  if (rc)
+    free(call);
   return rc;
 }

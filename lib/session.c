@@ -1,100 +1,145 @@
 /* The token lifecycle: refresh before expiry while the user is active, idle
- * expiry, one refresh in flight per client, retries with backoff, and
- * authenticated requests that wait for a refresh and retry once on a 401.
- * The policy itself is in schedule.c (authloop__decide); this file acts on it. */
-#include "internal.h"
+ * expiry, one refresh in flight per client, retries with backoff, network
+ * health, authenticated requests that wait for a refresh and retry once on a
+ * 401, and the persisted session. The arithmetic is lib/policy.c; this file
+ * acts on it and is the one place that converts wall-clock times to the boot
+ * clock and back. */
+#include "client.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#define OFFLINE_AFTER   3     /* consecutive network failures */
+#define OFFLINE_HOLD_MS 10000 /* then offline this long after the last one */
 
 typedef struct {
   authloop__link link; /* in c->refresh_waiters */
   authloop_done_cb cb;
   void *userdata;
-} authloop__waiter;
+} waiter;
 
-/* One authloop_request(): waiting (req NULL) or sent. */
+/* One authloop_request(): waiting (x NULL) or sent. */
 typedef struct {
   authloop__link link; /* in c->calls */
   authloop_client *c;
-  char *method, *url;
+  char *method, *path;
   char *body; /* owned, may carry secrets: wiped */
   authloop_response_cb cb;
   void *userdata;
   uint64_t deadline;  /* boot ms: stop waiting then */
   unsigned token_gen; /* the access token it was sent with */
   int retried;
-  authloop__req *req;
-} authloop__call;
+  authloop__transfer *x;
+} call;
 
-static int logged_in(const authloop_client *c) {
-  return c->state == AUTHLOOP_STATE_LOGGED_IN || c->state == AUTHLOOP_STATE_REFRESHING;
+/* ---- network health ------------------------------------------------------------ */
+
+/* Offline by our own count holds OFFLINE_HOLD_MS after the last network
+ * failure; then the next request is let through as a probe. */
+int authloop__online(const authloop_ctx *ctx) {
+  return ctx->online_app &&
+         (ctx->net_failures < OFFLINE_AFTER || authloop__boot_ms() >= ctx->offline_until);
+}
+
+int authloop_ctx_is_online(const authloop_ctx *ctx) { return ctx && authloop__online(ctx); }
+
+static void wake_all(authloop_ctx *ctx);
+
+void authloop__health_note(authloop_ctx *ctx, int error) {
+  int was = authloop__online(ctx);
+  if (error == AUTHLOOP_ENETWORK || error == AUTHLOOP_ETIMEDOUT) {
+    if (ctx->net_failures < OFFLINE_AFTER && ++ctx->net_failures == OFFLINE_AFTER)
+      authloop__log(ctx, AUTHLOOP_LOG_WARN, "%u network failures in a row: offline",
+                    ctx->net_failures);
+    if (ctx->net_failures >= OFFLINE_AFTER)
+      ctx->offline_until = authloop__boot_ms() + OFFLINE_HOLD_MS;
+  } else if (error != AUTHLOOP_ECANCELED) {
+    ctx->net_failures = 0; /* the server answered */
+    if (!was && authloop__online(ctx)) {
+      authloop__log(ctx, AUTHLOOP_LOG_INFO, "the server answers again: online");
+      wake_all(ctx);
+    }
+  }
+}
+
+int authloop_ctx_set_online(authloop_ctx *ctx, int online) {
+  int was;
+  if (!ctx)
+    return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(ctx);
+  if (ctx->closing)
+    return AUTHLOOP_ECLOSING;
+  was = authloop__online(ctx);
+  ctx->online_app = online != 0;
+  if (online)
+    ctx->net_failures = 0; /* the application knows better than our count */
+  authloop__log(ctx, AUTHLOOP_LOG_INFO, "network marked %s by the application",
+                online ? "online" : "offline");
+  if (!was && authloop__online(ctx))
+    wake_all(ctx);
+  return 0;
 }
 
 /* A token we may send: alive, and not being replaced right now. */
 static int can_send(const authloop_client *c, uint64_t now) {
   return c->state == AUTHLOOP_STATE_LOGGED_IN && !c->timing.stale && now < c->timing.expires_at &&
-         authloop__ctx_online(c->ctx);
+         authloop__online(c->ctx);
 }
 
 /* ---- waiters and calls --------------------------------------------------------- */
 
-static void finish_waiters(authloop_client *c, int notify, int status) {
+static void finish_waiters(authloop_client *c, int status) {
   while (!authloop__list_empty(&c->refresh_waiters)) {
-    authloop__waiter *w = AUTHLOOP__CONTAINER_OF(c->refresh_waiters.next, authloop__waiter, link);
+    waiter *w = AUTHLOOP__CONTAINER_OF(c->refresh_waiters.next, waiter, link);
     authloop__list_remove(&w->link);
-    if (notify)
-      authloop__defer_done(c, w->cb, w->userdata, status);
+    authloop__defer_done(c, w->cb, w->userdata, status);
     free(w);
   }
 }
 
-static void call_free(authloop__call *call) {
-  authloop__list_remove(&call->link);
-  authloop__req_free(call->req);
-  free(call->method);
-  free(call->url);
-  authloop__secret_free(call->body);
-  free(call);
-}
-
-static void call_finish(authloop__call *call, int status, long http_status, const char *body,
-                        size_t len) {
-  authloop__defer_response(call->c, call->cb, call->userdata, status, http_status, body ? body : "",
+static void call_finish(call *k, int status, long http_status, const char *body, size_t len) {
+  authloop__defer_response(k->c, k->cb, k->userdata, status, http_status, body ? body : "",
                            body ? len : 0);
-  call_free(call);
+  authloop__list_remove(&k->link);
+  authloop__transfer_abort(k->x);
+  free(k->method);
+  free(k->path);
+  authloop__secret_free(k->body);
+  free(k);
 }
 
-static void on_call_done(authloop__req *req, void *userdata);
+static void on_call_done(void *ud, const authloop__outcome *o);
 
-static void call_send(authloop__call *call) {
-  authloop_client *c = call->c;
-  authloop__req *req;
-  int rc = authloop__req_new(c->ctx, call->method, call->url, &req);
-  if (rc == 0 && call->body)
-    rc = authloop__req_set_body(req, call->body);
+static void call_send(call *k) {
+  authloop_client *c = k->c;
+  authloop__request req = {0};
+  authloop__view v;
+  int rc;
+  req.method = k->method;
+  req.base = c->base_url;
+  req.body = k->body;
+  authloop__view_of(c, &c->session, &v);
+  rc = authloop__request_path(&req, k->path, 0);
   if (rc == 0)
-    rc = c->provider->authorize(c, req);
+    rc = c->provider->authorize(c->pstate, &v, &req);
   if (rc == 0)
-    rc = authloop__req_start(req, on_call_done, call);
+    rc = authloop__transport_start(&c->ctx->transport, &req, on_call_done, k, &k->x);
+  authloop__request_clear(&req);
   if (rc) {
-    if (req)
-      authloop__req_free(req);
-    call_finish(call, rc, 0, NULL, 0);
+    call_finish(k, rc, 0, NULL, 0);
     return;
   }
-  call->req = req;
-  call->token_gen = c->token_gen;
+  k->token_gen = c->token_gen;
 }
 
 /* Sends the waiting calls if the token allows; else leaves them waiting. */
 static void flush_calls(authloop_client *c, uint64_t now) {
   authloop__link *l, *next;
   for (l = c->calls.next; l != &c->calls && can_send(c, now); l = next) {
-    authloop__call *call = AUTHLOOP__CONTAINER_OF(l, authloop__call, link);
+    call *k = AUTHLOOP__CONTAINER_OF(l, call, link);
     next = l->next;
-    if (!call->req)
-      call_send(call);
+    if (!k->x)
+      call_send(k);
   }
 }
 
@@ -102,10 +147,10 @@ static void flush_calls(authloop_client *c, uint64_t now) {
 static void fail_retried_calls(authloop_client *c, int status) {
   authloop__link *l, *next;
   for (l = c->calls.next; l != &c->calls; l = next) {
-    authloop__call *call = AUTHLOOP__CONTAINER_OF(l, authloop__call, link);
+    call *k = AUTHLOOP__CONTAINER_OF(l, call, link);
     next = l->next;
-    if (!call->req && call->retried)
-      call_finish(call, status, 0, NULL, 0);
+    if (!k->x && k->retried)
+      call_finish(k, status, 0, NULL, 0);
   }
 }
 
@@ -114,63 +159,193 @@ static uint64_t expire_calls(authloop_client *c, uint64_t now) {
   uint64_t earliest = AUTHLOOP__NEVER;
   authloop__link *l, *next;
   for (l = c->calls.next; l != &c->calls; l = next) {
-    authloop__call *call = AUTHLOOP__CONTAINER_OF(l, authloop__call, link);
+    call *k = AUTHLOOP__CONTAINER_OF(l, call, link);
     next = l->next;
-    if (call->req)
+    if (k->x)
       continue;
-    if (call->deadline <= now)
-      call_finish(call, authloop__ctx_online(c->ctx) ? AUTHLOOP_ETIMEDOUT : AUTHLOOP_EOFFLINE, 0,
-                  NULL, 0);
-    else if (call->deadline < earliest)
-      earliest = call->deadline;
+    if (k->deadline <= now)
+      call_finish(k, authloop__online(c->ctx) ? AUTHLOOP_ETIMEDOUT : AUTHLOOP_EOFFLINE, 0, NULL, 0);
+    else if (k->deadline < earliest)
+      earliest = k->deadline;
   }
   return earliest;
 }
 
-void authloop__session_abort(authloop_client *c, int notify, int error) {
-  if (c->refresh_req) {
-    authloop__req_free(c->refresh_req);
-    c->refresh_req = NULL;
+void authloop__session_abort(authloop_client *c, int error) {
+  authloop__transfer_abort(c->refresh_x);
+  c->refresh_x = NULL;
+  finish_waiters(c, error);
+  while (!authloop__list_empty(&c->calls))
+    call_finish(AUTHLOOP__CONTAINER_OF(c->calls.next, call, link), error, 0, NULL, 0);
+  authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
+}
+
+/* ---- the persisted session -------------------------------------------------------- */
+
+/* boot ms <-> wall ms, saturating (boot times carry an offset: never negative) */
+static long long to_wall(uint64_t boot, uint64_t now_boot, uint64_t now_wall) {
+  uint64_t w = boot >= now_boot ? authloop__sat_add(now_wall, boot - now_boot)
+                                : authloop__sat_sub(now_wall, now_boot - boot);
+  return w > (uint64_t)INT64_MAX ? INT64_MAX : (long long)w;
+}
+
+static uint64_t to_boot(long long wall, uint64_t now_boot, uint64_t now_wall) {
+  uint64_t w = (uint64_t)wall;
+  return w >= now_wall ? authloop__sat_add(now_boot, w - now_wall)
+                       : authloop__sat_sub(now_boot, now_wall - w);
+}
+
+void authloop__session_persist(authloop_client *c) {
+  const authloop__session *s = &c->session;
+  uint64_t now_boot = authloop__boot_ms(), now_wall = authloop__wall_ms();
+  authloop__stored st = {0};
+  unsigned char *data;
+  size_t len;
+  int rc;
+  if (!c->session_path)
+    return;
+  st.provider = (char *)c->provider->name;
+  st.base_url = c->base_url;
+  st.access_token = s->access_token;
+  st.id_token = s->id_token;
+  st.refresh_token = s->refresh_token;
+  st.user = s->user->obj;
+  st.lifetime_s = s->lifetime_s;
+  st.expires_at = c->timing.expires_at == AUTHLOOP__NEVER
+                      ? -1
+                      : to_wall(c->timing.expires_at, now_boot, now_wall);
+  st.last_activity =
+      c->timing.last_activity ? to_wall(c->timing.last_activity, now_boot, now_wall) : 0;
+  rc = authloop__store_encode(&st, c->has_session_key ? c->session_key : NULL, &c->ctx->rng, &data,
+                              &len);
+  if (rc) {
+    authloop__log(c->ctx, AUTHLOOP_LOG_ERROR, "session file %s not written: %s", c->session_path,
+                  authloop_strerror(rc));
+    return;
   }
-  finish_waiters(c, notify, error);
-  while (!authloop__list_empty(&c->calls)) {
-    authloop__call *call = AUTHLOOP__CONTAINER_OF(c->calls.next, authloop__call, link);
-    if (notify)
-      call_finish(call, error, 0, NULL, 0);
-    else
-      call_free(call);
+  authloop__store_write(&c->ctx->store, c->session_path, data, len);
+}
+
+void authloop__session_forget(authloop_client *c) {
+  if (c->session_path)
+    authloop__store_delete(&c->ctx->store, c->session_path);
+}
+
+static const char *restore_problem(int rc) {
+  switch (rc) {
+  case AUTHLOOP_EINVAL:
+    return "it belongs to another backend or key setting";
+  case AUTHLOOP_EREJECTED:
+    return "it does not decrypt: wrong key, or the file was changed";
+  case AUTHLOOP_ENOMEM:
+    return "out of memory";
+  default:
+    return "it is truncated or malformed";
   }
-  authloop__sched_remove(c);
+}
+
+/* What the file holds, checked as an answer from a server would be. */
+static int adopt(authloop_client *c, authloop__stored *st) {
+  uint64_t now_boot = authloop__boot_ms(), now_wall = authloop__wall_ms();
+  authloop__result r = {0};
+  authloop__session s = {0};
+  authloop__timing *t = &c->timing;
+  int rc;
+  if (strcmp(st->provider, c->provider->name) != 0 || strcmp(st->base_url, c->base_url) != 0)
+    return AUTHLOOP_EINVAL; /* another backend's session */
+  r.access_token = st->access_token;
+  r.id_token = st->id_token;
+  r.refresh_token = st->refresh_token;
+  r.user = st->user;
+  r.lifetime_s = st->lifetime_s;
+  st->access_token = st->id_token = st->refresh_token = NULL;
+  st->user = NULL;
+  if ((rc = authloop__result_check(c, &r)) == 0)
+    rc = authloop__session_merge(c, &s, &r);
+  authloop__result_clear(&r);
+  if (rc) {
+    authloop__session_clear(&s);
+    return rc;
+  }
+  c->session = s;
+  t->last_activity = st->last_activity ? to_boot(st->last_activity, now_boot, now_wall) : 0;
+  if (st->expires_at == -1) {
+    t->expires_at = t->refresh_due = AUTHLOOP__NEVER;
+  } else if ((uint64_t)st->expires_at > now_wall) {
+    uint64_t lifetime_ms = (uint64_t)st->lifetime_s * 1000u;
+    t->expires_at = to_boot(st->expires_at, now_boot, now_wall);
+    t->refresh_due =
+        authloop__refresh_due(authloop__sat_sub(t->expires_at, lifetime_ms), lifetime_ms,
+                              c->margin_ms, authloop__random_u32(&c->ctx->rng));
+  } else {
+    /* the access token died while we were away: refresh on first activity */
+    t->expires_at = now_boot;
+    t->stale = 1;
+    t->last_activity = 0;
+  }
+  c->token_gen++;
+  return 0;
+}
+
+void authloop__session_restore(authloop_client *c) {
+  authloop__stored st;
+  unsigned char *data;
+  const char *why;
+  size_t len;
+  int rc = authloop__store_read(c->session_path, &data, &len, &why);
+  if (rc == AUTHLOOP_ENOENT)
+    return;
+  if (rc) {
+    authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "session file %s ignored: %s; starting logged out",
+                  c->session_path, why ? why : authloop_strerror(rc));
+    return;
+  }
+  rc = authloop__store_decode(data, len, c->has_session_key ? c->session_key : NULL, &st);
+  authloop__wipe_free(data, len);
+  if (rc == 0) {
+    rc = adopt(c, &st);
+    authloop__stored_clear(&st);
+  }
+  if (rc) {
+    authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "session file %s ignored: %s; starting logged out",
+                  c->session_path, restore_problem(rc));
+    return;
+  }
+  authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session restored from %s%s", c->session_path,
+                c->timing.stale ? " (token expired: refreshed on first activity)" : "");
+  authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
+  authloop__client_evaluate(c, authloop__boot_ms());
 }
 
 /* ---- refresh --------------------------------------------------------------------- */
 
-static void on_refresh_done(authloop__req *req, void *userdata);
+static void on_refresh_done(void *ud, const authloop__outcome *o);
 
 static int refresh_start(authloop_client *c) {
-  authloop__req *req;
+  authloop__request req = {0};
+  authloop__view v;
   int rc;
   if (!c->provider->refresh_request)
     return AUTHLOOP_ENOTSUP;
-  if ((rc = c->provider->refresh_request(c, &req)) != 0)
-    return rc;
-  if ((rc = authloop__req_start(req, on_refresh_done, c)) != 0) {
-    authloop__req_free(req);
-    return rc;
-  }
-  authloop__list_push(&c->reqs, &req->owner_link);
-  c->refresh_req = req;
-  authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
-  return 0;
+  if (c->ctx->closing)
+    return AUTHLOOP_ECLOSING;
+  authloop__view_of(c, &c->session, &v);
+  rc = c->provider->refresh_request(c->pstate, &v, &req);
+  if (rc == 0)
+    rc = authloop__transport_start(&c->ctx->transport, &req, on_refresh_done, c, &c->refresh_x);
+  authloop__request_clear(&req);
+  if (rc == 0)
+    authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
+  return rc;
 }
 
 void authloop__session_started(authloop_client *c, uint64_t received, int persist) {
   authloop__timing *t = &c->timing;
-  uint64_t lifetime_ms = (uint64_t)c->session.expires_in * 1000u;
-  if (c->session.expires_in == AUTHLOOP__NO_EXPIRY) {
+  if (c->session.lifetime_s == AUTHLOOP__LIFETIME_NEVER) {
     t->expires_at = t->refresh_due = AUTHLOOP__NEVER; /* nothing to refresh, ever */
   } else {
-    t->expires_at = received + lifetime_ms;
+    uint64_t lifetime_ms = (uint64_t)c->session.lifetime_s * 1000u; /* <= 10 years: no overflow */
+    t->expires_at = authloop__sat_add(received, lifetime_ms);
     t->refresh_due = authloop__refresh_due(received, lifetime_ms, c->margin_ms,
                                            authloop__random_u32(&c->ctx->rng));
   }
@@ -178,72 +353,82 @@ void authloop__session_started(authloop_client *c, uint64_t received, int persis
   c->retry_attempt = 0;
   c->token_gen++;
   if (persist)
-    authloop__store_save(c);
+    authloop__session_persist(c);
   authloop__client_evaluate(c, authloop__boot_ms());
 }
 
 void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   authloop_event ev = {0};
+  uint64_t idle_ms;
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session ended: %s",
                 reason == AUTHLOOP_EXPIRED_IDLE ? "idle until the token ran out"
                                                 : "the refresh token was refused");
-  authloop__session_abort(c, 1, AUTHLOOP_EREVOKED);
+  idle_ms = c->timing.idle_ms;
+  authloop__session_abort(c, AUTHLOOP_EREVOKED);
   authloop__session_clear(&c->session);
   memset(&c->timing, 0, sizeof(c->timing));
+  c->timing.idle_ms = idle_ms;
   authloop__set_state(c, AUTHLOOP_STATE_EXPIRED);
   ev.type = AUTHLOOP_EV_SESSION_EXPIRED;
   ev.reason = reason;
   ev.error = AUTHLOOP_EREVOKED;
   ev.message = reason == AUTHLOOP_EXPIRED_IDLE ? "idle" : "revoked";
   authloop__emit(c, &ev);
-  authloop__store_delete(c);
+  authloop__session_forget(c);
 }
 
-static void on_refresh_done(authloop__req *req, void *userdata) {
-  authloop_client *c = userdata;
-  authloop__session fresh = {0};
-  authloop__failure f = {0};
+static void refresh_failed(authloop_client *c, const authloop__outcome *o, int rc, uint64_t now) {
+  /* transient: the session stays; try again later, never past expiry */
+  authloop__timing *t = &c->timing;
+  uint64_t backoff = authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
+                                          authloop__random_u32(&c->ctx->rng));
+  t->retrying = 1;
+  t->retry_at = authloop__retry_at(now, backoff, o->retry_after_ms, t->expires_at);
+  authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh failed: %s; next try in %llu ms",
+                authloop_err_name(rc), (unsigned long long)authloop__sat_sub(t->retry_at, now));
+  authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
+  finish_waiters(c, rc);
+  fail_retried_calls(c, rc);
+  if (!c->ctx->closing) {
+    flush_calls(c, now); /* the old token may still be good */
+    authloop__client_evaluate(c, now);
+  }
+}
+
+static void on_refresh_done(void *ud, const authloop__outcome *o) {
+  authloop_client *c = ud;
+  authloop__result r = {0};
   uint64_t now = authloop__boot_ms();
-  int rc;
-  c->refresh_req = NULL;
-  if (req->error)
-    rc = authloop__failure_from_req(req, &f);
-  else
-    rc = c->provider->refresh_response(c, req, &fresh, &f);
-  if (rc == 0) {
+  c->refresh_x = NULL;
+  authloop__health_note(c->ctx, o->error);
+  if (o->error) {
+    r.error = o->error;
+  } else {
+    authloop__view v;
+    authloop__view_of(c, &c->session, &v);
+    c->provider->refresh_answer(c->pstate, &v, &o->answer, &r);
+    if (authloop__result_check(c, &r) == 0 && !r.access_token)
+      authloop__result_fail(&r, AUTHLOOP_EPROTO, r.http_status, "malformed response: %s",
+                            "a refresh without a token");
+  }
+  if (r.error == 0 && authloop__session_merge(c, &c->session, &r) == 0) {
     authloop_event ev = {0};
-    authloop__session_merge(&c->session, &fresh);
     authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
     ev.type = AUTHLOOP_EV_TOKEN_REFRESHED;
     ev.success = 1;
-    ev.lifetime = c->session.expires_in;
+    ev.lifetime = (long)c->session.lifetime_s;
     authloop__emit(c, &ev);
-    authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "tokens refreshed (lifetime %ld s)",
-                  c->session.expires_in);
-    finish_waiters(c, 1, 0);
+    authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "tokens refreshed (lifetime %lld s)",
+                  c->session.lifetime_s);
+    finish_waiters(c, 0);
     authloop__session_started(c, now, 1);
     flush_calls(c, now);
-  } else if (rc == AUTHLOOP_EREVOKED) {
+  } else if (r.error == AUTHLOOP_EREVOKED) {
     authloop__session_end(c, AUTHLOOP_EXPIRED_REVOKED);
   } else {
-    /* transient: the session stays; try again later, never past expiry */
-    authloop__timing *t = &c->timing;
-    uint64_t backoff = authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
-                                            authloop__random_u32(&c->ctx->rng));
-    t->retrying = 1;
-    t->retry_at = authloop__retry_at(now, backoff, req->retry_after_ms, t->expires_at);
-    authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh failed: %s; next try in %llu ms",
-                  authloop_err_name(rc), (unsigned long long)(t->retry_at - now));
-    authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
-    finish_waiters(c, 1, rc);
-    fail_retried_calls(c, rc);
-    if (!c->ctx->closing) {
-      flush_calls(c, now); /* the old token may still be good */
-      authloop__client_evaluate(c, now);
-    }
+    refresh_failed(c, o, r.error, now);
   }
-  authloop__failure_clear(&f);
-  authloop__session_clear(&fresh);
+  authloop__result_clear(&r);
 }
 
 /* ---- the policy's verdicts ----------------------------------------------------------- */
@@ -251,7 +436,7 @@ static void on_refresh_done(authloop__req *req, void *userdata) {
 void authloop__client_evaluate(authloop_client *c, uint64_t now) {
   authloop__timing *t = &c->timing;
   uint64_t wake = AUTHLOOP__NEVER, calls;
-  if (c->ctx->closing || c->free_requested)
+  if (c->ctx->closing || c->freed)
     return;
   while (c->state == AUTHLOOP_STATE_LOGGED_IN) {
     authloop__action act;
@@ -261,7 +446,7 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
       authloop_event ev = {0};
       t->warned = 1;
       ev.type = AUTHLOOP_EV_TOKEN_EXPIRING;
-      ev.expires_in_ms = (long long)(t->expires_at - now);
+      ev.expires_in_ms = (long long)authloop__sat_sub(t->expires_at, now);
       authloop__emit(c, &ev);
       continue;
     }
@@ -272,21 +457,25 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
     if (act == AUTHLOOP__REFRESH && refresh_start(c) != 0) {
       /* could not even start: try again after a backoff step */
       t->retrying = 1;
-      t->retry_at = now + c->retry_base_ms;
+      t->retry_at = authloop__sat_add(now, c->retry_base_ms);
       wake = t->retry_at;
     }
     break;
   }
   calls = expire_calls(c, now);
-  authloop__sched_set(c, calls < wake ? calls : wake);
+  authloop__timer_set(&c->ctx->timer, &c->wake, calls < wake ? calls : wake);
 }
 
-void authloop__ctx_wake_all(authloop_ctx *ctx) {
+void authloop__client_on_timer(authloop__timer_entry *e, uint64_t now) {
+  authloop__client_evaluate(AUTHLOOP__CONTAINER_OF(e, authloop_client, wake), now);
+}
+
+static void wake_all(authloop_ctx *ctx) {
   uint64_t now = authloop__boot_ms();
   authloop__link *l;
   for (l = ctx->clients.next; l != &ctx->clients; l = l->next) {
     authloop_client *c = AUTHLOOP__CONTAINER_OF(l, authloop_client, link);
-    if (!logged_in(c))
+    if (!authloop__logged_in(c) || c->freed)
       continue;
     /* back online: a due refresh goes now, not after the rest of a backoff */
     if (c->timing.retrying)
@@ -300,7 +489,7 @@ void authloop__ctx_wake_all(authloop_ctx *ctx) {
 
 int authloop_touch(authloop_client *c) {
   uint64_t now;
-  if (!c || c->free_requested)
+  if (!c || c->freed)
     return AUTHLOOP_EINVAL;
   AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
   now = authloop__boot_ms();
@@ -311,19 +500,19 @@ int authloop_touch(authloop_client *c) {
 }
 
 int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
-  authloop__waiter *w;
+  waiter *w;
   int rc;
   if ((rc = authloop__client_usable(c)) != 0)
     return rc;
-  if (!logged_in(c))
+  if (!authloop__logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;
-  if (!c->provider->refresh_request || c->session.expires_in == AUTHLOOP__NO_EXPIRY)
+  if (!c->provider->refresh_request || c->session.lifetime_s == AUTHLOOP__LIFETIME_NEVER)
     return AUTHLOOP_ENOTSUP; /* a token that never expires is not refreshed */
   if (!c->ctx->online_app)
     return AUTHLOOP_EOFFLINE;
   if (!(w = calloc(1, sizeof(*w))))
     return AUTHLOOP_ENOMEM;
-  if (!c->refresh_req && (rc = refresh_start(c)) != 0) {
+  if (!c->refresh_x && (rc = refresh_start(c)) != 0) {
     free(w);
     return rc;
   }
@@ -338,96 +527,96 @@ int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
 static int valid_method(const char *m) {
   static const char *const ok[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
   size_t i;
-  for (i = 0; m && i < sizeof(ok) / sizeof(ok[0]); i++)
+  for (i = 0; m && i < AUTHLOOP__COUNT(ok); i++)
     if (strcmp(m, ok[i]) == 0)
       return 1;
   return 0;
 }
 
-static char *join(const char *a, const char *b) {
-  size_t n = strlen(a) + strlen(b) + 1;
-  char *s = malloc(n);
-  if (s)
-    snprintf(s, n, "%s%s", a, b);
-  return s;
+static int valid_path(const char *p) {
+  for (; p && *p; p++) {
+    unsigned char ch = (unsigned char)*p;
+    if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
+      return 0;
+  }
+  return 1;
 }
 
 int authloop_request(authloop_client *c, const char *method, const char *path,
                      const char *body_json, authloop_response_cb cb, void *userdata) {
-  authloop__call *call;
+  call *k;
   json_t *check;
   uint64_t now;
-  if (!c || c->free_requested || !cb || !valid_method(method) || !path || path[0] != '/' ||
-      authloop__has_space(path))
+  int rc;
+  if (!c || c->freed || !cb || !valid_method(method) || !path || path[0] != '/' ||
+      !valid_path(path))
     return AUTHLOOP_EINVAL;
   if (body_json) {
     if (strcmp(method, "GET") == 0 || !(check = json_loads(body_json, JSON_DECODE_ANY, NULL)))
       return AUTHLOOP_EINVAL;
     json_decref(check);
   }
-  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
-  if (c->ctx->closing)
-    return AUTHLOOP_ECLOSING;
-  if (!logged_in(c))
+  if ((rc = authloop__client_usable(c)) != 0)
+    return rc;
+  if (!authloop__logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;
-  if (!(call = calloc(1, sizeof(*call))))
+  if (!(k = calloc(1, sizeof(*k))))
     return AUTHLOOP_ENOMEM;
-  call->c = c;
-  call->cb = cb;
-  call->userdata = userdata;
-  call->method = strdup(method);
-  call->url = join(c->base_url, path);
-  call->body = body_json ? authloop__secret_dup(body_json) : NULL;
-  if (!call->method || !call->url || (body_json && !call->body)) {
-    free(call->method);
-    free(call->url);
-    authloop__secret_free(call->body);
-    free(call);
+  k->c = c;
+  k->cb = cb;
+  k->userdata = userdata;
+  k->method = strdup(method);
+  k->path = strdup(path);
+  k->body = body_json ? authloop__secret_dup(body_json) : NULL;
+  if (!k->method || !k->path || (body_json && !k->body)) {
+    free(k->method);
+    free(k->path);
+    authloop__secret_free(k->body);
+    free(k);
     return AUTHLOOP_ENOMEM;
   }
   now = authloop__boot_ms();
-  call->deadline = now + c->ctx->timeout_ms;
-  authloop__list_push(&c->calls, &call->link);
+  k->deadline = authloop__sat_add(now, c->ctx->timeout_ms);
+  authloop__list_push(&c->calls, &k->link);
   /* activity: may start a refresh this call then waits for */
   c->timing.last_activity = now;
   if (c->state == AUTHLOOP_STATE_LOGGED_IN)
     authloop__client_evaluate(c, now);
-  if (can_send(c, now))
-    call_send(call);
+  if (can_send(c, now) && !k->x)
+    call_send(k);
   return 0;
 }
 
-static void on_call_done(authloop__req *req, void *userdata) {
-  authloop__call *call = userdata;
-  authloop_client *c = call->c;
+static void on_call_done(void *ud, const authloop__outcome *o) {
+  call *k = ud;
+  authloop_client *c = k->c;
+  const authloop__answer *a = &o->answer;
   uint64_t now = authloop__boot_ms();
-  call->req = NULL; /* the transport frees it */
-  if (!req->error && logged_in(c) && c->provider->session_gone(req)) {
+  k->x = NULL; /* the transport frees it */
+  authloop__health_note(c->ctx, o->error);
+  if (!o->error && authloop__logged_in(c) && c->provider->session_gone(c->pstate, a)) {
     /* the server no longer knows this session: it ends here too */
-    authloop__failure why = {0};
-    why.error = AUTHLOOP_EREVOKED;
-    why.http_status = req->http_status;
-    call_finish(call, AUTHLOOP_EREVOKED, req->http_status, req->resp.data, req->resp.len);
-    authloop__logout_locally(c, &why);
+    call_finish(k, AUTHLOOP_EREVOKED, a->status, a->body, a->len);
+    authloop__logout_locally(c, AUTHLOOP_EREVOKED, a->status);
     return;
   }
-  if (!req->error && req->http_status == 401 && !call->retried && logged_in(c) &&
-      c->provider->refresh_request) {
-    call->retried = 1;
-    call->deadline = now + c->ctx->timeout_ms;
-    if (call->token_gen != c->token_gen && can_send(c, now)) {
-      call_send(call); /* someone refreshed meanwhile: the new token may do */
+  if (!o->error && a->status == 401 && !k->retried && authloop__logged_in(c) &&
+      c->provider->refresh_request && !c->ctx->closing) {
+    k->retried = 1;
+    k->deadline = authloop__sat_add(now, c->ctx->timeout_ms);
+    if (k->token_gen != c->token_gen && can_send(c, now)) {
+      call_send(k); /* someone refreshed meanwhile: the new token may do */
       return;
     }
     if (c->state == AUTHLOOP_STATE_LOGGED_IN) {
       int rc = refresh_start(c);
       if (rc) {
-        call_finish(call, rc, 401, req->resp.data, req->resp.len);
+        call_finish(k, rc, 401, a->body, a->len);
         return;
       }
     }
     authloop__client_evaluate(c, now); /* waits for the refresh, up to its deadline */
     return;
   }
-  call_finish(call, req->error, req->http_status, req->resp.data, req->resp.len);
+  call_finish(k, o->error, a->status, a->body, a->len);
 }

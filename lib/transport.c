@@ -2,46 +2,239 @@
  * to watch, one uv_timer_t for curl's timeout, completions drained after every
  * socket action. One multi handle per ctx is the connection pool all its
  * clients share; the share handle adds DNS and TLS session reuse. */
-#include "internal.h"
+#include "transport.h"
 
+#include <arpa/inet.h>
+#include <limits.h>
 #include <mbedtls/platform_util.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#define AUTHLOOP__MAX_HEADER_BYTES (64 * 1024)
+typedef struct {
+  char *data;
+  size_t len, cap;
+} buf;
+
+struct authloop__transfer {
+  authloop__transport *t;
+  CURL *easy;
+  CURLU *url;
+  struct curl_slist *headers; /* may carry a token: wiped on free */
+  char *body;                 /* owned, wiped on free */
+  char *target;               /* "METHOD scheme://host/path" for logs, when logging */
+  buf resp;                   /* at most max_body_bytes */
+  size_t header_bytes;
+  int overflow; /* the body or the headers went past their limit */
+  int want_date;
+  char date[64];
+  char errbuf[CURL_ERROR_SIZE];
+  uint64_t started_ns;
+  authloop__transfer_cb cb; /* NULL once finished or aborted */
+  void *ud;
+  authloop__link link; /* in t->transfers while started */
+};
 
 typedef struct {
   uv_poll_t poll;
   curl_socket_t fd;
-  authloop_ctx *ctx;
-  authloop__link link; /* in ctx->sockets until its close callback */
-} authloop__sock;
+  authloop__transport *t;
+  authloop__link link; /* in t->sockets until its close callback */
+} sock;
 
-static void handle_closed(uv_handle_t *h) { authloop__handle_closed(h->data); }
-
-static void sock_closed(uv_handle_t *h) {
-  authloop__sock *sk = AUTHLOOP__CONTAINER_OF(h, authloop__sock, poll);
-  authloop_ctx *ctx = sk->ctx;
-  authloop__list_remove(&sk->link);
-  free(sk);
-  authloop__handle_closed(ctx);
+static void one_closed(authloop__transport *t) {
+  if (--t->handles == 0 && t->closing)
+    t->closed(t->closed_ud);
 }
 
-static void sock_close(authloop__sock *sk) {
+static void handle_closed(uv_handle_t *h) { one_closed(h->data); }
+
+static void sock_closed(uv_handle_t *h) {
+  sock *sk = AUTHLOOP__CONTAINER_OF(h, sock, poll);
+  authloop__transport *t = sk->t;
+  authloop__list_remove(&sk->link);
+  free(sk);
+  one_closed(t);
+}
+
+static void sock_close(sock *sk) {
   if (!uv_is_closing((uv_handle_t *)&sk->poll))
     uv_close((uv_handle_t *)&sk->poll, sock_closed);
 }
 
-/* ---- completion ------------------------------------------------------------ */
+/* ---- URLs ------------------------------------------------------------------- */
 
-static const char *req_label(const authloop__req *req) {
-  return req->target ? req->target : "request";
+static int is_loopback(const char *host) {
+  unsigned char a[16];
+  char v6[64];
+  size_t n = strlen(host);
+  if (strcasecmp(host, "localhost") == 0)
+    return 1;
+  if (inet_pton(AF_INET, host, a) == 1)
+    return a[0] == 127;
+  if (n > 2 && n < sizeof(v6) && host[0] == '[' && host[n - 1] == ']') {
+    memcpy(v6, host + 1, n - 2);
+    v6[n - 2] = '\0';
+    return inet_pton(AF_INET6, v6, a) == 1 &&
+           memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+  }
+  return 0;
 }
 
-static int map_curl_error(const authloop__req *req, CURLcode rc) {
-  if (req->overflow)
+int authloop__check_base_url(const char *url, int allow_insecure, int *loopback) {
+  CURLU *u;
+  char *scheme = NULL, *host = NULL, *query = NULL, *fragment = NULL;
+  int rc = AUTHLOOP_EINVAL, lo = 0;
+  if (!url || !*url || !authloop__header_value_ok(url, strlen(url)) || authloop__has_space(url))
+    return AUTHLOOP_EINVAL;
+  if (!(u = curl_url()))
+    return AUTHLOOP_ENOMEM;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_NO_QUERY &&
+      curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_NO_FRAGMENT) {
+    lo = is_loopback(host);
+    if (strcmp(scheme, "https") == 0)
+      rc = 0;
+    else if (strcmp(scheme, "http") == 0)
+      rc = allow_insecure || lo ? 0 : AUTHLOOP_EINSECURE;
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(query);
+  curl_free(fragment);
+  curl_url_cleanup(u);
+  if (loopback)
+    *loopback = lo;
+  return rc;
+}
+
+/* Literal path text: starts with '/', no byte a URL path cannot hold as is. */
+static int literal_ok(const char *s) {
+  if (s[0] != '/')
+    return 0;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
+      return 0;
+  }
+  return 1;
+}
+
+/* base's path, without its trailing slashes, then every part of r->path. */
+static int build_path(CURLU *u, const authloop__request *r) {
+  char *base = NULL, *out, *esc;
+  size_t n, len, i;
+  int rc = AUTHLOOP_EINVAL;
+  if (curl_url_get(u, CURLUPART_PATH, &base, 0) != CURLUE_OK)
+    return AUTHLOOP_EINVAL;
+  len = strlen(base);
+  while (len && base[len - 1] == '/')
+    len--;
+  n = len + 2;
+  for (i = 0; i < AUTHLOOP__MAX_PATH && r->path[i].text; i++)
+    n += r->path[i].segment ? 3 * strlen(r->path[i].text) + 1 : strlen(r->path[i].text);
+  if (!(out = malloc(n))) {
+    curl_free(base);
+    return AUTHLOOP_ENOMEM;
+  }
+  memcpy(out, base, len);
+  curl_free(base);
+  for (i = 0; i < AUTHLOOP__MAX_PATH && r->path[i].text; i++) {
+    const char *part = r->path[i].text;
+    if (!r->path[i].segment) {
+      if (!literal_ok(part))
+        goto done;
+      memcpy(out + len, part, strlen(part));
+      len += strlen(part);
+      continue;
+    }
+    if (!*part || !(esc = curl_easy_escape(NULL, part, 0))) /* every reserved byte as %XX */
+      goto done;
+    out[len++] = '/';
+    memcpy(out + len, esc, strlen(esc));
+    len += strlen(esc);
+    curl_free(esc);
+  }
+  if (len == 0)
+    out[len++] = '/';
+  out[len] = '\0';
+  rc = curl_url_set(u, CURLUPART_PATH, out, 0) == CURLUE_OK ? 0 : AUTHLOOP_EINVAL;
+done:
+  free(out);
+  return rc;
+}
+
+static int build_url(const authloop__request *r, CURLU **out) {
+  CURLU *u = curl_url();
+  size_t i;
+  int rc;
+  if (!u)
+    return AUTHLOOP_ENOMEM;
+  rc = curl_url_set(u, CURLUPART_URL, r->base, 0) == CURLUE_OK ? build_path(u, r) : AUTHLOOP_EINVAL;
+  for (i = 0; rc == 0 && i < AUTHLOOP__MAX_QUERY && r->query[i].name; i++) {
+    const char *name = r->query[i].name, *value = r->query[i].value;
+    size_t n = strlen(name) + (value ? strlen(value) + 1 : 0) + 1;
+    char *q = malloc(n);
+    if (!q) {
+      rc = AUTHLOOP_ENOMEM;
+      break;
+    }
+    snprintf(q, n, "%s%s%s", name, value ? "=" : "", value ? value : "");
+    /* name=value, both URL-encoded (the first '=' kept), joined with '&' */
+    if (!*name || strchr(name, '=') ||
+        curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) != CURLUE_OK)
+      rc = AUTHLOOP_EINVAL;
+    free(q);
+  }
+  if (rc) {
+    curl_url_cleanup(u);
+    return rc;
+  }
+  *out = u;
+  return 0;
+}
+
+int authloop__request_url(const authloop__request *r, char **url) {
+  CURLU *u;
+  int rc = build_url(r, &u);
+  if (rc)
+    return rc;
+  rc = curl_url_get(u, CURLUPART_URL, url, 0) == CURLUE_OK ? 0 : AUTHLOOP_EINVAL;
+  curl_url_cleanup(u);
+  return rc;
+}
+
+/* "METHOD scheme://host[:port]/path": what a log line may show of a URL. */
+static char *log_target(const char *method, CURLU *u) {
+  char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *out = NULL;
+  if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
+    size_t n;
+    curl_url_get(u, CURLUPART_PORT, &port, 0);
+    n = strlen(method) + strlen(scheme) + strlen(host) + strlen(path) + (port ? strlen(port) : 0) +
+        8;
+    if ((out = malloc(n)))
+      snprintf(out, n, "%s %s://%s%s%s%s", method, scheme, host, port ? ":" : "", port ? port : "",
+               path);
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_free(path);
+  return out;
+}
+
+/* ---- completion ------------------------------------------------------------ */
+
+static const char *label(const authloop__transfer *x) { return x->target ? x->target : "request"; }
+
+static int map_curl_error(const authloop__transfer *x, CURLcode rc) {
+  if (x->overflow)
     return AUTHLOOP_ETOOLARGE;
   switch (rc) {
   case CURLE_OPERATION_TIMEDOUT:
@@ -67,53 +260,77 @@ static int map_curl_error(const authloop__req *req, CURLcode rc) {
   }
 }
 
-static void req_finish(authloop__req *req, int error) {
-  authloop_ctx *ctx = req->ctx;
-  uint64_t ms = uv_hrtime() / 1000000 - req->started_ms;
-  req->error = error;
-  if (!error) {
-    curl_off_t retry_after = 0;
-    curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->http_status);
-    /* seconds, from either form of the header (delay or HTTP date) */
-    if (curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
-        retry_after > 0 && retry_after < 24 * 3600)
-      req->retry_after_ms = (long long)retry_after * 1000;
-  }
-  authloop__ctx_note_result(ctx, error);
-  if (error)
-    authloop__log(ctx, AUTHLOOP_LOG_WARN, "%s failed after %llu ms: %s (%s)", req_label(req),
-                  (unsigned long long)ms, authloop_err_name(error),
-                  req->errbuf[0] ? req->errbuf : authloop_strerror(error));
-  else
-    authloop__log(ctx, AUTHLOOP_LOG_DEBUG, "%s -> %ld in %llu ms", req_label(req), req->http_status,
-                  (unsigned long long)ms);
-  authloop__list_remove(&req->link);
-  authloop__list_remove(&req->owner_link);
-  req->cb(req, req->userdata);
-  req->cb = NULL;
-  authloop__req_free(req);
+static void transfer_free(authloop__transfer *x) {
+  struct curl_slist *h;
+  authloop__list_remove(&x->link);
+  curl_easy_cleanup(x->easy);
+  curl_url_cleanup(x->url);
+  for (h = x->headers; h; h = h->next)
+    mbedtls_platform_zeroize(h->data, strlen(h->data));
+  curl_slist_free_all(x->headers);
+  authloop__secret_free(x->body);
+  if (x->resp.data)
+    mbedtls_platform_zeroize(x->resp.data, x->resp.cap);
+  free(x->resp.data);
+  free(x->target);
+  free(x);
 }
 
-static void drain(authloop_ctx *ctx) {
+static void finish(authloop__transfer *x, int error) {
+  authloop__transport *t = x->t;
+  authloop__outcome o;
+  authloop__transfer_cb cb = x->cb;
+  unsigned long long ms = (unsigned long long)((uv_hrtime() - x->started_ns) / 1000000);
+  memset(&o, 0, sizeof(o));
+  o.error = error;
+  o.detail = error && error != AUTHLOOP_ECANCELED ? x->errbuf : "";
+  o.retry_after_ms = -1;
+  o.answer.body = x->resp.data ? x->resp.data : "";
+  o.answer.len = x->resp.len;
+  if (!error) {
+    curl_off_t retry_after = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &o.answer.status);
+    /* seconds, from either form of the header (delay or HTTP date) */
+    if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+        retry_after > 0 && retry_after < 24 * 3600)
+      o.retry_after_ms = (long long)retry_after * 1000;
+    if (x->want_date && x->date[0]) {
+      time_t d = curl_getdate(x->date, NULL);
+      o.answer.date_ms = d > 0 && (long long)d < LLONG_MAX / 1000 ? (long long)d * 1000 : 0;
+    }
+  }
+  if (error)
+    authloop__logf(t->log, AUTHLOOP_LOG_WARN, "%s failed after %llu ms: %s (%s)", label(x), ms,
+                   authloop_err_name(error), x->errbuf[0] ? x->errbuf : authloop_strerror(error));
+  else
+    authloop__logf(t->log, AUTHLOOP_LOG_DEBUG, "%s -> %ld in %llu ms", label(x), o.answer.status,
+                   ms);
+  authloop__list_remove(&x->link);
+  x->cb = NULL;
+  cb(x->ud, &o);
+  transfer_free(x);
+}
+
+static void drain(authloop__transport *t) {
   CURLMsg *msg;
   int left;
-  while ((msg = curl_multi_info_read(ctx->multi, &left))) {
-    authloop__req *req = NULL;
+  while ((msg = curl_multi_info_read(t->multi, &left))) {
+    authloop__transfer *x = NULL;
     CURLcode rc;
     if (msg->msg != CURLMSG_DONE)
       continue;
     rc = msg->data.result;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
-    curl_multi_remove_handle(ctx->multi, msg->easy_handle);
-    req_finish(req, rc == CURLE_OK && !req->overflow ? 0 : map_curl_error(req, rc));
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    curl_multi_remove_handle(t->multi, msg->easy_handle);
+    finish(x, rc == CURLE_OK && !x->overflow ? 0 : map_curl_error(x, rc));
   }
 }
 
 /* ---- curl -> libuv ------------------------------------------------------------ */
 
 static void on_poll(uv_poll_t *h, int status, int events) {
-  authloop__sock *sk = h->data;
-  authloop_ctx *ctx = sk->ctx;
+  sock *sk = h->data;
+  authloop__transport *t = sk->t;
   int flags = 0, running;
   if (status < 0)
     flags = CURL_CSELECT_ERR;
@@ -123,43 +340,42 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (events & UV_WRITABLE)
       flags |= CURL_CSELECT_OUT;
   }
-  curl_multi_socket_action(ctx->multi, sk->fd, flags, &running);
-  drain(ctx);
+  curl_multi_socket_action(t->multi, sk->fd, flags, &running);
+  drain(t);
 }
 
-static void on_curl_timer(uv_timer_t *t) {
-  authloop_ctx *ctx = t->data;
+static void on_curl_timer(uv_timer_t *h) {
+  authloop__transport *t = h->data;
   int running;
-  curl_multi_socket_action(ctx->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  drain(ctx);
+  curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  drain(t);
 }
 
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
-  authloop_ctx *ctx = userp;
-  authloop__sock *sk = socketp;
+  authloop__transport *t = userp;
+  sock *sk = socketp;
   int events = 0;
   (void)easy;
   if (what == CURL_POLL_REMOVE) {
     if (sk) {
-      curl_multi_assign(ctx->multi, s, NULL);
+      curl_multi_assign(t->multi, s, NULL);
       sock_close(sk);
     }
     return 0;
   }
   if (!sk) {
-    sk = calloc(1, sizeof(*sk));
-    if (!sk)
+    if (!(sk = calloc(1, sizeof(*sk))))
       return -1;
-    if (uv_poll_init_socket(ctx->loop, &sk->poll, s) != 0) {
+    if (uv_poll_init_socket(t->loop, &sk->poll, s) != 0) {
       free(sk);
       return -1;
     }
     sk->fd = s;
-    sk->ctx = ctx;
+    sk->t = t;
     sk->poll.data = sk;
-    ctx->open_handles++;
-    authloop__list_push(&ctx->sockets, &sk->link);
-    curl_multi_assign(ctx->multi, s, sk);
+    t->handles++;
+    authloop__list_push(&t->sockets, &sk->link);
+    curl_multi_assign(t->multi, s, sk);
   }
   if (what & CURL_POLL_IN)
     events |= UV_READABLE;
@@ -170,157 +386,208 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 
 /* Never calls curl from here: a 0 ms timer runs on the next loop turn. */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-  authloop_ctx *ctx = userp;
+  authloop__transport *t = userp;
   (void)multi;
   if (timeout_ms < 0)
-    uv_timer_stop(&ctx->curl_timer);
+    uv_timer_stop(&t->timer);
   else
-    uv_timer_start(&ctx->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+    uv_timer_start(&t->timer, on_curl_timer, (uint64_t)timeout_ms, 0);
   return 0;
 }
 
-int authloop__transport_init(authloop_ctx *ctx) {
+int authloop__transport_init(authloop__transport *t, uv_loop_t *loop,
+                             const authloop__transport_options *o) {
+  memset(t, 0, sizeof(*t));
+  t->loop = loop;
+  t->log = o->log;
+  t->timeout_ms = o->timeout_ms;
+  t->max_body_bytes = o->max_body_bytes;
+  authloop__list_init(&t->transfers);
+  authloop__list_init(&t->sockets);
+  if ((o->ca_file && !(t->ca_file = strdup(o->ca_file))) ||
+      !(t->user_agent = strdup(o->user_agent)))
+    goto fail;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return AUTHLOOP_ENOMEM;
-  ctx->multi = curl_multi_init();
-  ctx->share = curl_share_init();
-  if (!ctx->multi || !ctx->share) {
-    curl_multi_cleanup(ctx->multi);
-    curl_share_cleanup(ctx->share);
+    goto fail;
+  t->multi = curl_multi_init();
+  t->share = curl_share_init();
+  if (!t->multi || !t->share) {
+    curl_multi_cleanup(t->multi);
+    curl_share_cleanup(t->share);
     curl_global_cleanup();
-    return AUTHLOOP_ENOMEM;
+    goto fail;
   }
-  curl_share_setopt(ctx->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(ctx->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  curl_multi_setopt(ctx->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-  curl_multi_setopt(ctx->multi, CURLMOPT_SOCKETDATA, ctx);
-  curl_multi_setopt(ctx->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-  curl_multi_setopt(ctx->multi, CURLMOPT_TIMERDATA, ctx);
-  curl_multi_setopt(ctx->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)ctx->max_host_connections);
-  uv_timer_init(ctx->loop, &ctx->curl_timer);
-  ctx->curl_timer.data = ctx;
-  ctx->open_handles++;
+  curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+  curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+  curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->max_host_connections);
   return 0;
+fail:
+  free(t->ca_file);
+  free(t->user_agent);
+  t->ca_file = t->user_agent = NULL;
+  return AUTHLOOP_ENOMEM;
+}
+
+void authloop__transport_attach(authloop__transport *t) {
+  uv_timer_init(t->loop, &t->timer); /* cannot fail on a valid loop */
+  t->timer.data = t;
+  t->handles = 1;
+}
+
+void authloop__transport_discard(authloop__transport *t) {
+  curl_multi_cleanup(t->multi);
+  curl_share_cleanup(t->share);
+  curl_global_cleanup();
+  free(t->ca_file);
+  free(t->user_agent);
+  memset(t, 0, sizeof(*t));
 }
 
 /* Stops watching every socket while its fd is still open, lets curl close
  * its connections, then closes whatever handles remain. */
-void authloop__transport_close(authloop_ctx *ctx) {
+void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud), void *ud) {
   authloop__link *l;
-  for (l = ctx->sockets.next; l != &ctx->sockets; l = l->next) {
-    uv_poll_t *p = &AUTHLOOP__CONTAINER_OF(l, authloop__sock, link)->poll;
+  t->closing = 1;
+  t->closed = closed;
+  t->closed_ud = ud;
+  authloop__transport_cancel_all(t);
+  for (l = t->sockets.next; l != &t->sockets; l = l->next) {
+    uv_poll_t *p = &AUTHLOOP__CONTAINER_OF(l, sock, link)->poll;
     if (!uv_is_closing((uv_handle_t *)p))
       uv_poll_stop(p);
   }
-  curl_multi_cleanup(ctx->multi);
-  curl_share_cleanup(ctx->share);
+  curl_multi_cleanup(t->multi);
+  curl_share_cleanup(t->share);
   curl_global_cleanup();
-  ctx->multi = NULL;
-  ctx->share = NULL;
-  for (l = ctx->sockets.next; l != &ctx->sockets; l = l->next)
-    sock_close(AUTHLOOP__CONTAINER_OF(l, authloop__sock, link));
-  uv_close((uv_handle_t *)&ctx->curl_timer, handle_closed);
-  uv_close((uv_handle_t *)&ctx->dispatcher, handle_closed);
+  t->multi = NULL;
+  t->share = NULL;
+  for (l = t->sockets.next; l != &t->sockets; l = l->next)
+    sock_close(AUTHLOOP__CONTAINER_OF(l, sock, link));
+  free(t->ca_file);
+  free(t->user_agent);
+  t->ca_file = t->user_agent = NULL;
+  uv_close((uv_handle_t *)&t->timer, handle_closed);
 }
 
-/* ---- requests ------------------------------------------------------------------ */
+/* ---- transfers ------------------------------------------------------------------ */
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userp) {
-  authloop__req *req = userp;
-  size_t n = size * nmemb, limit = req->ctx->max_body_bytes;
-  if (n > limit - req->resp.len) {
-    req->overflow = 1;
+  authloop__transfer *x = userp;
+  size_t n = size * nmemb, limit = x->t->max_body_bytes;
+  if (n > limit - x->resp.len) { /* resp.len <= limit always */
+    x->overflow = 1;
     return 0; /* aborts the transfer */
   }
-  if (req->resp.len + n + 1 > req->resp.cap) {
-    size_t cap = req->resp.cap ? req->resp.cap : 1024;
+  if (x->resp.len + n >= x->resp.cap) {
+    size_t cap = x->resp.cap ? x->resp.cap : 1024;
     char *p;
-    while (cap < req->resp.len + n + 1)
-      cap *= 2;
-    if (cap > limit + 1)
-      cap = limit + 1;
-    p = malloc(cap);
-    if (!p)
+    while (cap <= x->resp.len + n)
+      cap = cap > limit / 2 ? limit + 1 : cap * 2;
+    if (!(p = malloc(cap)))
       return 0;
-    if (req->resp.len) {
-      memcpy(p, req->resp.data, req->resp.len);
-      mbedtls_platform_zeroize(req->resp.data, req->resp.len);
+    if (x->resp.len) {
+      memcpy(p, x->resp.data, x->resp.len);
+      mbedtls_platform_zeroize(x->resp.data, x->resp.len);
     }
-    free(req->resp.data);
-    req->resp.data = p;
-    req->resp.cap = cap;
+    free(x->resp.data);
+    x->resp.data = p;
+    x->resp.cap = cap;
   }
-  memcpy(req->resp.data + req->resp.len, ptr, n);
-  req->resp.len += n;
-  req->resp.data[req->resp.len] = '\0';
+  memcpy(x->resp.data + x->resp.len, ptr, n);
+  x->resp.len += n;
+  x->resp.data[x->resp.len] = '\0';
   return n;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp) {
-  authloop__req *req = userp;
+  authloop__transfer *x = userp;
   size_t n = size * nmemb;
-  req->header_bytes += n;
-  if (req->header_bytes > AUTHLOOP__MAX_HEADER_BYTES) {
-    req->overflow = 1;
+  x->header_bytes += n;
+  if (x->header_bytes > AUTHLOOP__MAX_HEADER_BYTES) {
+    x->overflow = 1;
     return 0;
   }
-  /* the server's clock, kept as text: parsed only by a dialect that needs it */
-  if (n > 5 && n - 5 < sizeof(req->server_date) && strncasecmp(ptr, "date:", 5) == 0) {
-    memcpy(req->server_date, ptr + 5, n - 5);
-    req->server_date[n - 5] = '\0';
+  /* the server's clock, kept as text, only for a caller that asked for it */
+  if (x->want_date && n > 5 && n - 5 < sizeof(x->date) && strncasecmp(ptr, "date:", 5) == 0) {
+    memcpy(x->date, ptr + 5, n - 5);
+    x->date[n - 5] = '\0';
   }
   return n;
 }
 
-/* "METHOD scheme://host[:port]/path": what a log line may show of a URL. */
-static char *log_target(const char *method, const char *url) {
-  CURLU *u = curl_url();
-  char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *out = NULL;
-  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
-    size_t n;
-    curl_url_get(u, CURLUPART_PORT, &port, 0);
-    n = strlen(method) + strlen(scheme) + strlen(host) + strlen(path) + (port ? strlen(port) : 0) +
-        8;
-    out = malloc(n);
-    if (out)
-      snprintf(out, n, "%s %s://%s%s%s%s", method, scheme, host, port ? ":" : "", port ? port : "",
-               path);
-  }
-  curl_free(scheme);
-  curl_free(host);
-  curl_free(port);
-  curl_free(path);
-  curl_url_cleanup(u);
-  return out;
+/* "name: value" appended to the list; every byte checked here, and only here. */
+static int add_header(struct curl_slist **list, const char *name, const char *prefix,
+                      const char *value) {
+  size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
+  struct curl_slist *l;
+  char *h;
+  if (!authloop__header_name_ok(name) || !authloop__header_value_ok(value, strlen(value)))
+    return AUTHLOOP_EINVAL;
+  if (!(h = malloc(n)))
+    return AUTHLOOP_ENOMEM;
+  /* "Name:" with nothing after the colon is curl's way to leave a header out */
+  snprintf(h, n, "%s:%s%s%s", name, *prefix || *value ? " " : "", prefix, value);
+  l = curl_slist_append(*list, h);
+  mbedtls_platform_zeroize(h, n); /* the value may be a token */
+  free(h);
+  if (!l)
+    return AUTHLOOP_ENOMEM;
+  *list = l;
+  return 0;
 }
 
-int authloop__req_new(authloop_ctx *ctx, const char *method, const char *url, authloop__req **out) {
-  authloop__req *req;
+static int set_headers(authloop__transfer *x, const authloop__request *r, int has_body) {
+  size_t i;
+  int rc = add_header(&x->headers, "Accept", "", "application/json");
+  if (rc == 0)
+    rc = add_header(&x->headers, "Expect", "", ""); /* no 100-continue round trip */
+  if (rc == 0 && has_body)
+    rc = add_header(&x->headers, "Content-Type", "", "application/json");
+  if (rc == 0 && r->bearer)
+    rc = *r->bearer ? add_header(&x->headers, "Authorization", "Bearer ", r->bearer)
+                    : AUTHLOOP_EINVAL;
+  for (i = 0; rc == 0 && i < AUTHLOOP__MAX_HEADERS && r->headers[i].name; i++)
+    rc = r->headers[i].value ? add_header(&x->headers, r->headers[i].name, "", r->headers[i].value)
+                             : AUTHLOOP_EINVAL;
+  return rc;
+}
+
+static int valid_method(const char *m) {
+  static const char *const ok[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+  size_t i;
+  for (i = 0; m && i < AUTHLOOP__COUNT(ok); i++)
+    if (strcmp(m, ok[i]) == 0)
+      return 1;
+  return 0;
+}
+
+static int prepare(authloop__transport *t, authloop__transfer *x, const authloop__request *r) {
   CURL *e;
-  if (ctx->closing)
-    return AUTHLOOP_ECLOSING;
-  req = calloc(1, sizeof(*req));
-  if (!req)
+  int rc;
+  if (!valid_method(r->method) || !r->base || (r->json && r->body))
+    return AUTHLOOP_EINVAL;
+  if ((rc = build_url(r, &x->url)) != 0)
+    return rc;
+  if (r->json && !(x->body = authloop__json_text(r->json)))
     return AUTHLOOP_ENOMEM;
-  authloop__list_init(&req->link);
-  authloop__list_init(&req->owner_link);
-  req->ctx = ctx;
-  req->retry_after_ms = -1;
-  /* a label for log lines, only when someone reads them (it costs a URL parse) */
-  req->target = ctx->log_cb ? log_target(method, url) : NULL;
-  req->easy = e = curl_easy_init();
-  if ((ctx->log_cb && !req->target) || !e ||
-      !(req->headers = curl_slist_append(NULL, "Accept: application/json")) ||
-      !(req->headers = curl_slist_append(req->headers, "Expect:"))) {
-    authloop__req_free(req);
+  if (r->body && !(x->body = authloop__secret_dup(r->body)))
     return AUTHLOOP_ENOMEM;
-  }
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, req);
-  curl_easy_setopt(e, CURLOPT_SHARE, ctx->share);
+  if ((rc = set_headers(x, r, x->body != NULL)) != 0)
+    return rc;
+  /* a label for log lines, only when someone reads them */
+  if (authloop__log_wants(t->log, AUTHLOOP_LOG_WARN) &&
+      !(x->target = log_target(r->method, x->url)))
+    return AUTHLOOP_ENOMEM;
+  if (!(x->easy = e = curl_easy_init()))
+    return AUTHLOOP_ENOMEM;
+  x->want_date = (r->flags & AUTHLOOP__WANT_DATE) != 0;
+  curl_easy_setopt(e, CURLOPT_CURLU, x->url);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(e, CURLOPT_SHARE, t->share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -329,137 +596,68 @@ int authloop__req_new(authloop_ctx *ctx, const char *method, const char *url, au
 #endif
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (ctx->ca_file)
-    curl_easy_setopt(e, CURLOPT_CAINFO, ctx->ca_file);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, ctx->user_agent);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ctx->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ctx->max_body_bytes);
+  if (t->ca_file)
+    curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, t->user_agent);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
-  if (strcmp(method, "GET") == 0)
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  if (strcmp(r->method, "GET") == 0) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  else {
+  } else {
     /* an empty body unless one is set: POST needs one, DELETE/PUT may have one */
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
-    if (strcmp(method, "POST") != 0)
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(x->body ? strlen(x->body) : 0));
+    if (strcmp(r->method, "POST") != 0)
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
   }
-  *out = req;
   return 0;
 }
 
-int authloop__req_add_header(authloop__req *req, const char *header) {
-  struct curl_slist *l = curl_slist_append(req->headers, header);
-  if (!l)
-    return AUTHLOOP_ENOMEM;
-  req->headers = l;
-  return 0;
-}
-
-int authloop__req_add_header2(authloop__req *req, const char *name, const char *value) {
-  size_t n = strlen(name) + strlen(value) + 3;
-  char *h = malloc(n);
+int authloop__transport_start(authloop__transport *t, const authloop__request *r,
+                              authloop__transfer_cb cb, void *ud, authloop__transfer **out) {
+  authloop__transfer *x;
   int rc;
-  if (!h)
+  if (t->closing)
+    return AUTHLOOP_ECLOSING;
+  if (!(x = calloc(1, sizeof(*x))))
     return AUTHLOOP_ENOMEM;
-  snprintf(h, n, "%s: %s", name, value);
-  rc = authloop__req_add_header(req, h);
-  mbedtls_platform_zeroize(h, n); /* the value may be a token */
-  free(h);
-  return rc;
-}
-
-int authloop__req_set_bearer(authloop__req *req, const char *token) {
-  size_t n = strlen("Bearer ") + strlen(token) + 1;
-  char *v = malloc(n);
-  int rc;
-  if (!v)
-    return AUTHLOOP_ENOMEM;
-  snprintf(v, n, "Bearer %s", token);
-  rc = authloop__req_add_header2(req, "Authorization", v);
-  authloop__secret_free(v);
-  return rc;
-}
-
-int authloop__req_set_body(authloop__req *req, const char *json_text) {
-  char *copy = authloop__secret_dup(json_text);
-  int rc;
-  if (!copy)
-    return AUTHLOOP_ENOMEM;
-  if ((rc = authloop__req_add_header(req, "Content-Type: application/json")) != 0) {
-    authloop__secret_free(copy);
+  x->t = t;
+  authloop__list_init(&x->link);
+  if ((rc = prepare(t, x, r)) != 0) {
+    transfer_free(x);
     return rc;
   }
-  authloop__secret_free(req->body);
-  req->body = copy;
-  curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, req->body);
-  curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(req->body));
-  return 0;
-}
-
-int authloop__req_set_json(authloop__req *req, const json_t *body) {
-  char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  int rc;
-  if (!s)
-    return AUTHLOOP_ENOMEM;
-  rc = authloop__req_set_body(req, s);
-  authloop__secret_free(s);
-  return rc;
-}
-
-int authloop__req_json(authloop_ctx *ctx, const char *method, const char *url, const json_t *body,
-                       authloop__req **out) {
-  int rc = authloop__req_new(ctx, method, url, out);
-  if (rc == 0 && body && (rc = authloop__req_set_json(*out, body)) != 0)
-    authloop__req_free(*out);
-  return rc;
-}
-
-int authloop__req_start(authloop__req *req, authloop__req_cb cb, void *userdata) {
-  authloop_ctx *ctx = req->ctx;
-  if (ctx->closing)
-    return AUTHLOOP_ECLOSING;
-  curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
-  req->cb = cb;
-  req->userdata = userdata;
-  req->started_ms = uv_hrtime() / 1000000;
-  if (curl_multi_add_handle(ctx->multi, req->easy) != CURLM_OK) {
-    req->cb = NULL;
+  x->cb = cb;
+  x->ud = ud;
+  x->started_ns = uv_hrtime();
+  if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
+    transfer_free(x);
     return AUTHLOOP_ENOMEM;
   }
-  authloop__list_push(&ctx->reqs, &req->link);
-  authloop__log(ctx, AUTHLOOP_LOG_DEBUG, "%s", req_label(req));
+  authloop__list_push(&t->transfers, &x->link);
+  authloop__logf(t->log, AUTHLOOP_LOG_DEBUG, "%s", label(x));
+  if (out)
+    *out = x;
   return 0;
 }
 
-void authloop__req_free(authloop__req *req) {
-  struct curl_slist *h;
-  if (!req)
+void authloop__transfer_abort(authloop__transfer *x) {
+  if (!x)
     return;
-  if (req->cb) /* started and not finished: abort quietly */
-    curl_multi_remove_handle(req->ctx->multi, req->easy);
-  authloop__list_remove(&req->link);
-  authloop__list_remove(&req->owner_link);
-  curl_easy_cleanup(req->easy);
-  for (h = req->headers; h; h = h->next)
-    mbedtls_platform_zeroize(h->data, strlen(h->data));
-  curl_slist_free_all(req->headers);
-  authloop__secret_free(req->body);
-  if (req->resp.data)
-    mbedtls_platform_zeroize(req->resp.data, req->resp.cap);
-  free(req->resp.data);
-  free(req->target);
-  free(req);
+  curl_multi_remove_handle(x->t->multi, x->easy);
+  transfer_free(x);
 }
 
-void authloop__req_cancel_all(authloop_ctx *ctx) {
-  while (!authloop__list_empty(&ctx->reqs)) {
-    authloop__req *req = AUTHLOOP__CONTAINER_OF(ctx->reqs.next, authloop__req, link);
-    curl_multi_remove_handle(ctx->multi, req->easy);
-    req_finish(req, AUTHLOOP_ECANCELED);
+void authloop__transport_cancel_all(authloop__transport *t) {
+  while (!authloop__list_empty(&t->transfers)) {
+    authloop__transfer *x = AUTHLOOP__CONTAINER_OF(t->transfers.next, authloop__transfer, link);
+    curl_multi_remove_handle(t->multi, x->easy);
+    finish(x, AUTHLOOP_ECANCELED);
   }
 }

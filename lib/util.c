@@ -1,8 +1,9 @@
-/* Helpers for secrets: copies that are wiped before they are released. */
-#include "internal.h"
+/* Helpers for secrets, byte checks, random numbers and log lines. */
+#include "util.h"
 
 #include <ctype.h>
 #include <mbedtls/platform_util.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,22 @@ void authloop__secret_free(char *s) {
     return;
   mbedtls_platform_zeroize(s, strlen(s));
   free(s);
+}
+
+void authloop__wipe_free(void *p, size_t n) {
+  if (!p)
+    return;
+  mbedtls_platform_zeroize(p, n);
+  free(p);
+}
+
+int authloop__secret_set(char **p, const char *s) {
+  char *copy = NULL;
+  if (s && !(copy = authloop__secret_dup(s)))
+    return AUTHLOOP_ENOMEM;
+  authloop__secret_free(*p);
+  *p = copy;
+  return 0;
 }
 
 /* jansson frees its strings without wiping them; a parsed response holds
@@ -43,11 +60,44 @@ void authloop__json_wipe_decref(json_t *j) {
   json_decref(j);
 }
 
+char *authloop__json_text(const json_t *j) {
+  return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
+json_t *authloop__json_parse(const char *body, size_t len) {
+  return json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, NULL);
+}
+
+const char *authloop__json_str(const json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+}
+
 int authloop__has_space(const char *s) {
   for (; *s; s++)
     if (isspace((unsigned char)*s))
       return 1;
   return 0;
+}
+
+int authloop__header_value_ok(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch < 0x20 || ch == 0x7f)
+      return 0;
+  }
+  return 1;
+}
+
+int authloop__header_name_ok(const char *s) {
+  static const char extra[] = "!#$%&'*+-.^_`|~";
+  if (!*s)
+    return 0;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+      return 0;
+  return 1;
 }
 
 /* ---- random numbers ---------------------------------------------------------------- */
@@ -76,4 +126,17 @@ uint32_t authloop__random_u32(authloop__rng *r) {
   uint32_t v = 0;
   authloop__random(r, &v, sizeof(v));
   return v;
+}
+
+/* ---- logging ------------------------------------------------------------------------- */
+
+void authloop__logf(const authloop__logger *l, authloop_log_level level, const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  if (!authloop__log_wants(l, level))
+    return;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  l->write(l->ud, level, line);
 }

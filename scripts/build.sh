@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# build.sh DIR [meson options...]: configure DIR once, then build it.
+# build.sh DIR [meson options...]: configure DIR (or apply the options to an
+# existing DIR, so a build dir never silently keeps other settings), then build.
 set -euo pipefail
 dir=$1
 shift
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 if [ ! -f "$dir/build.ninja" ]; then
-  meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; exit 1; }
+  meson setup "$dir" "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
+elif [ $# -gt 0 ]; then
+  meson configure "$dir" "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
-ninja -C "$dir" >/dev/null
+ninja -C "$dir" >"$log" 2>&1 || { cat "$log"; exit 1; }

@@ -271,6 +271,9 @@ void test_env_init(test_env *e, const test_server *s, const authloop_ctx_options
   assert_int_equal(uv_loop_init(&e->loop), 0);
   assert_int_equal(uv_timer_init(&e->loop, &e->watchdog), 0);
   e->watchdog.data = e;
+  /* the watchdog never keeps the loop alive: a loop that runs dry while the
+   * test waits for authloop is a lost wake-up, and fails the test */
+  uv_unref((uv_handle_t *)&e->watchdog);
   assert_int_equal(authloop_ctx_new(&e->loop, &o, &e->ctx), 0);
 }
 
@@ -294,14 +297,33 @@ static void on_watchdog(uv_timer_t *t) {
   e->timed_out = 1;
 }
 
+/* A loop that turns far more often than the work it does explains is
+ * spinning: at most 200 turns plus 20 per millisecond of wall time. */
+static void check_spin(unsigned long turns, uint64_t start_ns, const char *what) {
+  uint64_t ms = (uv_hrtime() - start_ns) / 1000000;
+  if (turns > 200 + 20 * ms)
+    fail_msg("%s: the loop turned %lu times in %llu ms: a spin", what, turns,
+             (unsigned long long)ms);
+}
+
 void test_run_until(test_env *e, const int *flag, int target, unsigned limit_ms) {
+  uint64_t start = uv_hrtime();
+  unsigned long turns = 0;
   e->timed_out = 0;
   uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
-  while (*flag < target && !e->timed_out)
-    uv_run(&e->loop, UV_RUN_ONCE);
+  while (*flag < target && !e->timed_out) {
+    int alive = uv_run(&e->loop, UV_RUN_ONCE);
+    turns++;
+    if (!alive && *flag < target && !e->timed_out) {
+      uv_timer_stop(&e->watchdog);
+      fail_msg("the loop ran dry waiting (%d of %d): nothing of authloop's kept it alive", *flag,
+               target);
+    }
+  }
   uv_timer_stop(&e->watchdog);
   if (*flag < target)
     fail_msg("timed out after %u ms waiting (%d of %d)", limit_ms, *flag, target);
+  check_spin(turns, start, "test_run_until");
 }
 
 void test_run_turns(test_env *e, int n) {
@@ -311,16 +333,23 @@ void test_run_turns(test_env *e, int n) {
 
 static void on_elapsed(uv_timer_t *t) { (*(int *)t->data)++; }
 
+/* The test's own timer keeps the loop alive here, on purpose: time must
+ * pass. The spin check still applies. */
 void test_run_for(test_env *e, unsigned ms) {
   uv_timer_t t;
+  uint64_t start = uv_hrtime();
+  unsigned long turns = 0;
   int done = 0;
   uv_timer_init(&e->loop, &t);
   t.data = &done;
   uv_timer_start(&t, on_elapsed, ms, 0);
-  while (!done)
+  while (!done) {
     uv_run(&e->loop, UV_RUN_ONCE);
+    turns++;
+  }
   uv_close((uv_handle_t *)&t, NULL);
   uv_run(&e->loop, UV_RUN_NOWAIT);
+  check_spin(turns, start, "test_run_for");
 }
 
 void test_run_until_file(test_env *e, const char *path, int exists, unsigned limit_ms) {
@@ -329,7 +358,8 @@ void test_run_until_file(test_env *e, const char *path, int exists, unsigned lim
   uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
   /* the store's thread-pool completion wakes the loop, so each turn is a look */
   while ((stat(path, &st) == 0) != exists && !e->timed_out)
-    uv_run(&e->loop, UV_RUN_ONCE);
+    if (!uv_run(&e->loop, UV_RUN_ONCE) && (stat(path, &st) == 0) != exists)
+      break; /* nothing pending: it will not change */
   uv_timer_stop(&e->watchdog);
   if ((stat(path, &st) == 0) != exists)
     fail_msg("%s did not %s within %u ms", path, exists ? "appear" : "go", limit_ms);

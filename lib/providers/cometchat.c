@@ -3,8 +3,9 @@
  * auth token from the admin API, then PUT /me on the client API), or with an
  * auth token; DELETE /me to log out. Success is read from the body ("data"
  * or "error"), never from the status. Auth tokens do not expire. */
-#include "../internal.h"
+#include "builtin.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,181 +13,307 @@
 #define STEP_AUTH_TOKEN 0
 #define STEP_ME         1
 #define TOKEN_GONE      "AUTH_ERR_AUTH_TOKEN_NOT_FOUND"
+#define MAX_UID         100
+#define SDK             "authloop@" AUTHLOOP__VERSION_STRING
 
-/* RFC 3986 unreserved characters pass, the rest is %XX. */
-static void path_escape(const char *in, char *out, size_t cap) {
-  static const char hex[] = "0123456789ABCDEF";
-  size_t o = 0;
-  for (; *in && o + 4 < cap; in++) {
-    unsigned char ch = (unsigned char)*in;
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-        ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-      out[o++] = (char)ch;
-    } else {
-      out[o++] = '%';
-      out[o++] = hex[ch >> 4];
-      out[o++] = hex[ch & 15];
-    }
-  }
-  out[o] = '\0';
-}
-
-/* The body the SDK sends with both login requests. */
-static json_t *device_body(const authloop_client *c) {
-  char version[32];
-  snprintf(version, sizeof(version), "%d.%d.%d", AUTHLOOP_VERSION_MAJOR, AUTHLOOP_VERSION_MINOR,
-           AUTHLOOP_VERSION_PATCH);
-  return json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "platform", "c", "deviceId", c->device_id,
-                   "appInfo", "version", version, "apiVersion", "v3.0", "userAgent",
-                   c->ctx->user_agent);
-}
-
-static int header(authloop__req *req, const char *name, const char *value) {
-  return authloop__req_add_header2(req, name, value);
-}
-
-static int app_headers(const authloop_client *c, authloop__req *req) {
-  int rc = header(req, "appId", c->app_id);
-  return rc ? rc : header(req, "sdk", "authloop@" AUTHLOOP__VERSION_STRING);
-}
+typedef struct {
+  char *client_base, *admin_base, *app_id; /* app_id NULL: not initialised */
+  char *login_path, *logout_path;
+  char *user_agent;
+  char device_id[33];
+  char *uid, *auth_key, *token; /* during a login */
+} cometchat;
 
 /* 0 and "data", or the body's "error" (any HTTP status) as a failure. */
-static int answer(const authloop__req *req, json_t **root, json_t **data, authloop__failure *f) {
+static int answer(const authloop__answer *a, json_t **root, json_t **data, authloop__result *out) {
   json_t *err, *code, *msg;
-  memset(f, 0, sizeof(*f));
-  *root =
-      json_loadb(req->resp.data ? req->resp.data : "", req->resp.len, JSON_REJECT_DUPLICATES, NULL);
+  out->http_status = a->status;
+  *root = authloop__json_parse(a->body, a->len);
   if (json_is_object(*data = json_object_get(*root, "data")))
     return 0;
   err = json_object_get(*root, "error");
   if (!json_is_object(err)) {
-    if (req->http_status >= 500 || req->http_status == 429)
-      return authloop__fail(f, AUTHLOOP_EUNAVAILABLE, req->http_status, "%s",
-                            authloop_strerror(AUTHLOOP_EUNAVAILABLE));
-    return authloop__fail(f, AUTHLOOP_EPROTO, req->http_status, "malformed response: %s",
-                          "neither \"data\" nor \"error\"");
+    if (a->status >= 500 || a->status == 429)
+      return authloop__result_status(out, a->status);
+    return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
+                                 "neither \"data\" nor \"error\"");
   }
   code = json_object_get(err, "code");
   msg = json_object_get(err, "message");
-  f->error = req->http_status >= 500 || req->http_status == 429 ? AUTHLOOP_EUNAVAILABLE
-                                                                : AUTHLOOP_EREJECTED;
-  f->http_status = req->http_status;
+  out->error = a->status >= 500 || a->status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;
   if (json_is_string(code))
-    f->server_code = strdup(json_string_value(code));
-  f->message = strdup(json_is_string(msg) ? json_string_value(msg) : authloop_strerror(f->error));
-  return f->error;
+    out->server_code = strdup(json_string_value(code));
+  out->message =
+      strdup(json_is_string(msg) ? json_string_value(msg) : authloop_strerror(out->error));
+  return out->error;
 }
 
-static int make_user(json_t *obj, authloop_user **out) {
-  json_t *uid = json_object_get(obj, "uid"), *name = json_object_get(obj, "name");
-  if (!json_is_object(obj) || !json_is_string(uid) || json_string_length(uid) == 0 ||
-      (name && !json_is_string(name))) {
-    json_decref(obj);
+static int user_fields(const json_t *user, const char **id, const char **name) {
+  json_t *n = json_object_get(user, "name");
+  if (!json_is_object(user) || !(*id = authloop__json_str(user, "uid")) ||
+      (n && !json_is_string(n)))
     return AUTHLOOP_EPROTO;
-  }
-  return authloop__user_new(obj, json_string_value(uid), json_string_value(name), out);
+  *name = json_string_value(n);
+  return 0;
 }
 
-static int login_request(authloop_client *c, int step, authloop__req **out) {
-  json_t *body = device_body(c);
-  char url[512], uid[320];
-  int rc;
-  if (!body)
+/* ---- the table --------------------------------------------------------------------------- */
+
+static void clear_login(cometchat *k) {
+  authloop__secret_free(k->uid);
+  authloop__secret_free(k->auth_key);
+  authloop__secret_free(k->token);
+  k->uid = k->auth_key = k->token = NULL;
+}
+
+static void cometchat_free(void *state) {
+  cometchat *k = state;
+  if (!k)
+    return;
+  clear_login(k);
+  free(k->client_base);
+  free(k->admin_base);
+  free(k->app_id);
+  free(k->login_path);
+  free(k->logout_path);
+  free(k->user_agent);
+  free(k);
+}
+
+static int alnum(const char *s, size_t max) {
+  size_t i;
+  for (i = 0; s[i]; i++)
+    if (!isalnum((unsigned char)s[i]))
+      return 0;
+  return i > 0 && i <= max;
+}
+
+/* https://{app}.{kind}-{region}.cometchat.io/v3.0, unless overridden */
+static char *host(const char *override, const char *app, const char *kind, const char *region) {
+  size_t n = override ? strlen(override) + 1 : strlen(app) + strlen(kind) + strlen(region) + 40;
+  char *s = malloc(n);
+  if (s && override)
+    memcpy(s, override, n);
+  else if (s)
+    snprintf(s, n, "https://%s.%s-%s.cometchat.io/v3.0", app, kind, region);
+  return s;
+}
+
+/* Without an app id the client is "not initialised": logins fail with
+ * ERROR_SDK_NOT_INITIALIZED, in CometChat's order of checks. */
+static int init(const authloop_client_options *o, const authloop__provider_env *env, void **state,
+                const char *bases[AUTHLOOP__MAX_BASES]) {
+  const char *region = o->region ? o->region : "us", *app = o->app_id ? o->app_id : "uninitialised";
+  cometchat *k;
+  size_t i;
+  if (o->refresh_path)
+    return AUTHLOOP_ENOTSUP; /* auth tokens are never refreshed */
+  if ((o->app_id && !alnum(o->app_id, 64)) || !alnum(region, 16) ||
+      !authloop__path_option_ok(o->login_path) || !authloop__path_option_ok(o->logout_path))
+    return AUTHLOOP_EINVAL;
+  if (!(k = calloc(1, sizeof(*k))))
     return AUTHLOOP_ENOMEM;
-  if (step == STEP_AUTH_TOKEN) {
-    path_escape(c->login.uid, uid, sizeof(uid));
-    snprintf(url, sizeof(url), "%s/users/%s/auth_tokens", c->admin_url, uid);
-    rc = authloop__req_json(c->ctx, "POST", url, body, out);
-    if (rc == 0 &&
-        ((rc = app_headers(c, *out)) || (rc = header(*out, "apiKey", c->login.auth_key))))
-      authloop__req_free(*out);
-  } else {
-    const char *token = c->pending.access_token ? c->pending.access_token : c->login.token;
-    snprintf(url, sizeof(url), "%s/me", c->base_url);
-    rc = authloop__req_json(c->ctx, "PUT", url, body, out);
-    if (rc == 0 && ((rc = app_headers(c, *out)) || (rc = header(*out, "authToken", token))))
-      authloop__req_free(*out);
+  k->client_base = host(o->base_url, app, "apiclient", region);
+  k->admin_base = host(o->admin_url, app, "api", region);
+  k->app_id = o->app_id ? strdup(o->app_id) : NULL;
+  k->login_path = strdup(o->login_path ? o->login_path : "/me");
+  k->logout_path = strdup(o->logout_path ? o->logout_path : "/me");
+  k->user_agent = strdup(env->user_agent);
+  if (!k->client_base || !k->admin_base || (o->app_id && !k->app_id) || !k->login_path ||
+      !k->logout_path || !k->user_agent) {
+    cometchat_free(k);
+    return AUTHLOOP_ENOMEM;
   }
-  authloop__json_wipe_decref(body);
-  return rc;
+  /* a device id, as the SDK keeps one per install */
+  for (i = 0; i < 16; i++)
+    snprintf(k->device_id + 2 * i, 3, "%02x", env->random[i]);
+  *state = k;
+  bases[0] = k->client_base;
+  bases[1] = k->admin_base;
+  return 0;
 }
 
-static int login_response(authloop_client *c, int step, const authloop__req *req,
-                          authloop__session *s, authloop__failure *f) {
-  json_t *root = NULL, *data = NULL, *token;
-  int rc = answer(req, &root, &data, f);
-  if (rc == 0 && step == STEP_AUTH_TOKEN) {
-    token = json_object_get(data, "authToken");
-    if (!json_is_string(token) || json_string_length(token) == 0)
-      rc = authloop__fail(f, AUTHLOOP_EPROTO, req->http_status,
-                          "malformed response: missing or mistyped %s", "\"authToken\"");
-    else if (!(s->access_token = authloop__secret_dup(json_string_value(token))))
-      rc = AUTHLOOP_ENOMEM;
-    else
-      rc = AUTHLOOP__MORE;
-  } else if (rc == 0) {
-    const char *used = s->access_token ? s->access_token : c->login.token;
-    token = json_object_get(data, "authToken");
-    if (!s->access_token && !(s->access_token = authloop__secret_dup(used))) {
-      rc = AUTHLOOP_ENOMEM;
+/* "uid" is trimmed first, as CometChat does. */
+static char *trimmed(const char *s) {
+  size_t n;
+  char *t;
+  while (*s && isspace((unsigned char)*s))
+    s++;
+  n = strlen(s);
+  while (n && isspace((unsigned char)s[n - 1]))
+    n--;
+  if ((t = malloc(n + 1))) {
+    memcpy(t, s, n);
+    t[n] = '\0';
+  }
+  return t;
+}
+
+/* CometChat's validation, in its order: uid, auth key / token, initialised. */
+static int check_key_login(const cometchat *k, const char *uid, const char *key) {
+  if (!*uid || strlen(uid) > MAX_UID)
+    return AUTHLOOP_EINVALIDUID;
+  if (authloop__has_space(uid))
+    return AUTHLOOP_EUIDSPACE;
+  if (!key || !*key)
+    return AUTHLOOP_EAPIKEY;
+  if (!authloop__header_value_ok(key, strlen(key)))
+    return AUTHLOOP_EINVAL;
+  return k->app_id ? 0 : AUTHLOOP_ENOTINIT;
+}
+
+static int check_token_login(const cometchat *k, const char *t) {
+  if (!t || !*t)
+    return AUTHLOOP_EBLANKAUTHTOKEN;
+  if (authloop__has_space(t))
+    return AUTHLOOP_EAUTHTOKENSPACE;
+  if (!authloop__header_value_ok(t, strlen(t)))
+    return AUTHLOOP_EINVAL;
+  return k->app_id ? 0 : AUTHLOOP_ENOTINIT;
+}
+
+static int login_start(void *state, const authloop__credential *cred, int *step) {
+  cometchat *k = state;
+  char *uid;
+  int rc;
+  if (cred->kind == AUTHLOOP__CRED_TOKEN) {
+    if ((rc = check_token_login(k, cred->token)) != 0)
+      return rc;
+    clear_login(k);
+    *step = STEP_ME;
+    return authloop__secret_set(&k->token, cred->token);
+  }
+  if (!cred->uid)
+    return AUTHLOOP_EINVALIDUID;
+  if (!(uid = trimmed(cred->uid)))
+    return AUTHLOOP_ENOMEM;
+  if ((rc = check_key_login(k, uid, cred->key)) != 0) {
+    free(uid);
+    return rc;
+  }
+  clear_login(k);
+  k->uid = uid;
+  *step = STEP_AUTH_TOKEN;
+  return authloop__secret_set(&k->auth_key, cred->key);
+}
+
+static void login_end(void *state) { clear_login(state); }
+
+/* The body the SDK sends with both login requests. */
+static json_t *device_body(const cometchat *k) {
+  return json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "platform", "c", "deviceId", k->device_id,
+                   "appInfo", "version", AUTHLOOP__VERSION_STRING, "apiVersion", "v3.0",
+                   "userAgent", k->user_agent);
+}
+
+static int app_headers(const cometchat *k, authloop__request *out) {
+  int rc = authloop__request_header(out, "appId", k->app_id);
+  return rc ? rc : authloop__request_header(out, "sdk", SDK);
+}
+
+static int login_request(void *state, const authloop__view *v, int step, authloop__request *out) {
+  cometchat *k = state;
+  int rc;
+  if (!(out->json = device_body(k)))
+    return AUTHLOOP_ENOMEM;
+  if ((rc = app_headers(k, out)) != 0)
+    return rc;
+  if (step == STEP_AUTH_TOKEN) {
+    out->method = "POST";
+    out->base = k->admin_base;
+    if ((rc = authloop__request_path(out, "/users", 0)) ||
+        (rc = authloop__request_path(out, k->uid, 1)) ||
+        (rc = authloop__request_path(out, "/auth_tokens", 0)))
+      return rc;
+    return authloop__request_header(out, "apiKey", k->auth_key);
+  }
+  out->method = "PUT";
+  out->base = k->client_base;
+  if ((rc = authloop__request_path(out, k->login_path, 0)) != 0)
+    return rc;
+  return authloop__request_header(out, "authToken", v->access_token ? v->access_token : k->token);
+}
+
+static int login_answer(void *state, const authloop__view *v, int step, const authloop__answer *a,
+                        authloop__result *out) {
+  cometchat *k = state;
+  json_t *root = NULL, *data = NULL;
+  const char *id, *name;
+  if (answer(a, &root, &data, out) == 0) {
+    if (step == STEP_AUTH_TOKEN) {
+      const char *token = authloop__json_str(data, "authToken");
+      if (!token)
+        authloop__result_fail(out, AUTHLOOP_EPROTO, a->status,
+                              "malformed response: missing or mistyped %s", "\"authToken\"");
+      else if (authloop__result_take(out, &out->access_token, token) == 0) {
+        out->next = AUTHLOOP__NEXT_STEP;
+        out->step = STEP_ME;
+      }
     } else {
+      const char *used = v->access_token ? v->access_token : k->token;
       /* the user object carries its auth token, as the SDK's does */
-      if (!json_is_string(token))
-        json_object_set_new(data, "authToken", json_string(s->access_token));
-      s->expires_in = AUTHLOOP__NO_EXPIRY;
-      if ((rc = make_user(json_incref(data), &s->user)) != 0)
-        authloop__fail(f, rc, req->http_status, "malformed response: missing or mistyped %s",
-                       "\"uid\"");
+      if (!json_is_string(json_object_get(data, "authToken")))
+        json_object_set_new(data, "authToken", json_string(used));
+      if (user_fields(data, &id, &name) != 0)
+        authloop__result_fail(out, AUTHLOOP_EPROTO, a->status,
+                              "malformed response: missing or mistyped %s", "\"uid\"");
+      else if (authloop__result_take(out, &out->access_token, used) == 0) {
+        out->user = json_incref(data);
+        out->lifetime_s = AUTHLOOP__LIFETIME_NEVER;
+      }
     }
   }
   authloop__json_wipe_decref(root);
-  return rc;
+  return out->error;
 }
 
-static int authorize(authloop_client *c, authloop__req *req) {
-  int rc = app_headers(c, req);
-  return rc ? rc : header(req, "authToken", c->session.access_token);
+static int authorize(void *state, const authloop__view *v, authloop__request *out) {
+  cometchat *k = state;
+  int rc = app_headers(k, out);
+  return rc ? rc : authloop__request_header(out, "authToken", v->access_token);
 }
 
-static int logout_request(authloop_client *c, int global, authloop__req **out) {
-  char url[512];
-  int rc;
-  (void)global;
-  snprintf(url, sizeof(url), "%s/me", c->base_url);
-  if ((rc = authloop__req_json(c->ctx, "DELETE", url, NULL, out)) == 0 &&
-      (rc = authorize(c, *out)) != 0)
-    authloop__req_free(*out);
-  return rc;
+static int logout_request(void *state, const authloop__view *v, int global,
+                          authloop__request *out) {
+  cometchat *k = state;
+  (void)global; /* refused by the engine: no AUTHLOOP__CAN_GLOBAL_LOGOUT */
+  out->method = "DELETE";
+  out->base = k->client_base;
+  int rc = authloop__request_path(out, k->logout_path, 0);
+  return rc ? rc : authorize(state, v, out);
 }
 
-static int logout_response(authloop_client *c, const authloop__req *req, authloop__failure *f) {
+static int logout_answer(void *state, const authloop__answer *a, authloop__result *out) {
   json_t *root = NULL, *data = NULL;
-  int rc = answer(req, &root, &data, f);
-  (void)c;
+  (void)state;
+  answer(a, &root, &data, out);
   json_decref(root);
-  return rc;
+  return out->error;
 }
 
-static int session_gone(const authloop__req *req) {
-  json_t *root = json_loadb(req->resp.data ? req->resp.data : "", req->resp.len, 0, NULL);
+static int session_gone(void *state, const authloop__answer *a) {
+  json_t *root = authloop__json_parse(a->body, a->len);
   const char *code = json_string_value(json_object_get(json_object_get(root, "error"), "code"));
   int gone = code && strcmp(code, TOKEN_GONE) == 0;
+  (void)state;
   json_decref(root);
   return gone;
 }
 
 const authloop__provider authloop__provider_cometchat = {
     .name = "cometchat",
-    .login_path = "/me",
-    .logout_path = "/me",
-    .refresh_path = "/me",
+    .accepts = AUTHLOOP__CRED_UID_KEY | AUTHLOOP__CRED_TOKEN,
+    .init = init,
+    .free = cometchat_free,
+    .login_start = login_start,
     .login_request = login_request,
-    .login_response = login_response,
-    .logout_request = logout_request,
-    .logout_response = logout_response,
+    .login_answer = login_answer,
+    .login_end = login_end,
     .refresh_request = NULL, /* auth tokens do not expire */
-    .refresh_response = NULL,
+    .refresh_answer = NULL,
+    .logout_request = logout_request,
+    .logout_answer = logout_answer,
     .authorize = authorize,
     .session_gone = session_gone,
-    .make_user = make_user,
+    .user_fields = user_fields,
 };

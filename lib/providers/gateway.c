@@ -1,254 +1,310 @@
 /* The gateway dialect (docs/protocol.md, section gateway): login with a
- * one-time authorization code, bearer logout, errors as
- * {"error": {"code": <number>, "name", "message"}}. */
-#include "../internal.h"
+ * one-time authorization code, refresh with the refresh token, bearer logout,
+ * errors as {"error": {"code": <number>, "name", "message"}}; and pre-auth,
+ * the backend's half. */
+#include "builtin.h"
+
+#include "../jwt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Ten years: anything longer is not a lifetime but a mistake. */
-#define GATEWAY_MAX_EXPIRES_IN (10L * 366 * 24 * 3600)
+#define MAX_EXPIRES_IN (10LL * 366 * 24 * 3600)
 
-json_t *authloop__gateway_login_body(const char *code) {
-  return json_pack("{s:s}", "authorizationCode", code);
-}
+typedef struct {
+  char *base, *login_path, *logout_path, *refresh_path;
+  char *code; /* during a login */
+} gateway;
 
-static json_t *load(const char *body, size_t len) {
-  return json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, NULL);
-}
+/* ---- answers (pure) ------------------------------------------------------------------ */
 
 /* A non-2xx answer: the server's code and message when its body has them. */
-int authloop__gateway_failure(long status, const char *body, size_t len, authloop__failure *f) {
-  json_t *root = load(body, len), *err = json_object_get(root, "error");
+int authloop__gateway_error(const authloop__answer *a, authloop__result *out) {
+  json_t *root = authloop__json_parse(a->body, a->len), *err = json_object_get(root, "error");
   json_t *code = json_object_get(err, "code"), *message = json_object_get(err, "message");
   char num[32];
-  int e = status >= 500 || status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;
-  memset(f, 0, sizeof(*f));
-  f->error = e;
-  f->http_status = status;
+  int e = authloop__result_status(out, a->status);
   if (json_is_integer(code)) {
     snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(code));
-    f->server_code = strdup(num);
+    out->server_code = strdup(num);
   } else if (json_is_string(code)) {
-    f->server_code = strdup(json_string_value(code));
+    out->server_code = strdup(json_string_value(code));
   }
   if (json_is_string(message) && json_string_length(message) > 0) {
-    f->message = strdup(json_string_value(message));
-  } else {
-    char msg[128];
-    snprintf(msg, sizeof(msg), "%s (HTTP %ld)", authloop_strerror(e), status);
-    f->message = strdup(msg);
+    free(out->message);
+    out->message = strdup(json_string_value(message));
   }
   authloop__json_wipe_decref(root);
   return e;
 }
 
-static const char *token_field(json_t *root, const char *key) {
-  json_t *v = json_object_get(root, key);
-  return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
-}
-
 /* Seconds the access token lives: "expiresIn", or the JWT's exp - iat when
  * the server sent none. 0 when neither is usable. */
-static long lifetime(json_t *root, const char *access_token) {
+static long long lifetime(json_t *root, const char *access_token) {
   json_t *v = json_object_get(root, "expiresIn");
-  long jwt;
+  long long jwt;
   if (v)
     return json_is_integer(v) && json_integer_value(v) > 0 &&
-                   json_integer_value(v) <= GATEWAY_MAX_EXPIRES_IN
-               ? (long)json_integer_value(v)
+                   json_integer_value(v) <= MAX_EXPIRES_IN
+               ? (long long)json_integer_value(v)
                : 0;
   return authloop__jwt_lifetime(access_token, &jwt) == 0 ? jwt : 0;
 }
 
-static int make_user(json_t *obj, authloop_user **out) {
-  json_t *name = json_object_get(obj, "name");
-  const char *id = token_field(obj, "id");
-  if (!json_is_object(obj) || !id || (name && !json_is_string(name) && !json_is_null(name))) {
-    json_decref(obj);
+static int user_fields(const json_t *user, const char **id, const char **name) {
+  json_t *n = json_object_get(user, "name");
+  if (!json_is_object(user) || !(*id = authloop__json_str(user, "id")) ||
+      (n && !json_is_string(n) && !json_is_null(n)))
     return AUTHLOOP_EPROTO;
-  }
-  return authloop__user_new(obj, id, json_string_value(name), out);
+  *name = json_string_value(n);
+  return 0;
 }
 
-int authloop__gateway_parse_login(long status, const char *body, size_t len, authloop__session *out,
-                                  authloop__failure *f) {
-  static const char *const token_keys[] = {"accessToken", "idToken", "refreshToken"};
-  const char *tokens[3];
-  json_t *root, *user, *v;
-  long expires_in;
-  size_t i;
-  int rc;
-  memset(out, 0, sizeof(*out));
-  memset(f, 0, sizeof(*f));
-  if (status < 200 || status > 299)
-    return authloop__gateway_failure(status, body, len, f);
-  root = load(body, len); /* not inside json_is_object(): it evaluates twice */
-  if (!json_is_object(root)) {
-    authloop__json_wipe_decref(root);
-    return authloop__fail(f, AUTHLOOP_EPROTO, status, "malformed response: %s",
-                          "the body is not a JSON object");
-  }
-  user = json_object_get(root, "user");
-  if (!json_is_object(user) || !token_field(user, "id") ||
-      ((v = json_object_get(user, "name")) && !json_is_string(v) && !json_is_null(v))) {
-    authloop__json_wipe_decref(root);
-    return authloop__fail(f, AUTHLOOP_EPROTO, status,
-                          "malformed response: missing or mistyped \"%s\"", "user");
-  }
-  for (i = 0; i < 3; i++) {
-    if (!(tokens[i] = token_field(root, token_keys[i]))) {
-      authloop__json_wipe_decref(root);
-      return authloop__fail(f, AUTHLOOP_EPROTO, status,
-                            "malformed response: missing or mistyped \"%s\"", token_keys[i]);
-    }
-  }
-  if (!(expires_in = lifetime(root, tokens[0]))) {
-    authloop__json_wipe_decref(root);
-    return authloop__fail(f, AUTHLOOP_EPROTO, status,
-                          "malformed response: missing or mistyped \"%s\"", "expiresIn");
-  }
-  out->access_token = authloop__secret_dup(tokens[0]);
-  out->id_token = authloop__secret_dup(tokens[1]);
-  out->refresh_token = authloop__secret_dup(tokens[2]);
-  out->expires_in = expires_in;
-  rc = make_user(json_incref(user), &out->user);
+static int missing(authloop__result *out, long status, const char *field) {
+  return authloop__result_fail(out, AUTHLOOP_EPROTO, status,
+                               "malformed response: missing or mistyped \"%s\"", field);
+}
+
+static json_t *object_body(const authloop__answer *a, authloop__result *out) {
+  json_t *root = authloop__json_parse(a->body, a->len);
+  if (json_is_object(root))
+    return root;
   authloop__json_wipe_decref(root);
-  if (rc || !out->access_token || !out->id_token || !out->refresh_token) {
-    authloop__session_clear(out);
-    return authloop__fail(f, AUTHLOOP_ENOMEM, status, NULL, NULL);
-  }
+  authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
+                        "the body is not a JSON object");
+  return NULL;
+}
+
+/* The tokens of a login or refresh answer; refresh_required: a login's. */
+static int take_tokens(json_t *root, authloop__result *out, long status, int refresh_required) {
+  const char *access = authloop__json_str(root, "accessToken");
+  const char *id = authloop__json_str(root, "idToken");
+  const char *refresh = authloop__json_str(root, "refreshToken");
+  if (!access)
+    return missing(out, status, "accessToken");
+  if (!id)
+    return missing(out, status, "idToken");
+  if ((refresh_required || json_object_get(root, "refreshToken")) && !refresh)
+    return missing(out, status, "refreshToken");
+  if (!(out->lifetime_s = lifetime(root, access)))
+    return missing(out, status, "expiresIn");
+  if (authloop__result_take(out, &out->access_token, access) ||
+      authloop__result_take(out, &out->id_token, id) ||
+      authloop__result_take(out, &out->refresh_token, refresh))
+    return out->error;
   return 0;
+}
+
+int authloop__gateway_login_answer(const authloop__answer *a, authloop__result *out) {
+  const char *id, *name;
+  json_t *root, *user;
+  out->http_status = a->status;
+  if (!authloop__is_2xx(a->status))
+    return authloop__gateway_error(a, out);
+  if (!(root = object_body(a, out)))
+    return out->error;
+  user = json_object_get(root, "user");
+  if (user_fields(user, &id, &name) != 0)
+    missing(out, a->status, "user");
+  else if (take_tokens(root, out, a->status, 1) == 0)
+    out->user = json_incref(user);
+  authloop__json_wipe_decref(root);
+  return out->error;
 }
 
 /* A refresh answer: new access and id tokens and a lifetime; a new refresh
  * token when the gateway rotates them. 4009, 401 and 400 are final. */
-int authloop__gateway_parse_refresh(long status, const char *body, size_t len,
-                                    authloop__session *out, authloop__failure *f) {
-  static const char *const keys[] = {"accessToken", "idToken"};
+int authloop__gateway_refresh_answer(const authloop__answer *a, authloop__result *out) {
   json_t *root;
-  long expires_in;
-  size_t i;
-  int rotated;
-  memset(out, 0, sizeof(*out));
-  memset(f, 0, sizeof(*f));
-  if (status < 200 || status > 299) {
-    int e = authloop__gateway_failure(status, body, len, f);
-    if (status == 400 || status == 401 || (f->server_code && strcmp(f->server_code, "4009") == 0))
-      e = f->error = AUTHLOOP_EREVOKED;
-    return e;
+  out->http_status = a->status;
+  if (!authloop__is_2xx(a->status)) {
+    authloop__gateway_error(a, out);
+    if (a->status == 400 || a->status == 401 ||
+        (out->server_code && strcmp(out->server_code, "4009") == 0))
+      out->error = AUTHLOOP_EREVOKED;
+    return out->error;
   }
-  root = load(body, len);
-  if (!json_is_object(root)) {
-    authloop__json_wipe_decref(root);
-    return authloop__fail(f, AUTHLOOP_EPROTO, status, "malformed response: %s",
-                          "the body is not a JSON object");
-  }
-  for (i = 0; i < 2; i++) {
-    if (!token_field(root, keys[i])) {
-      authloop__json_wipe_decref(root);
-      return authloop__fail(f, AUTHLOOP_EPROTO, status,
-                            "malformed response: missing or mistyped \"%s\"", keys[i]);
-    }
-  }
-  if (json_object_get(root, "refreshToken") && !token_field(root, "refreshToken")) {
-    authloop__json_wipe_decref(root);
-    return authloop__fail(f, AUTHLOOP_EPROTO, status,
-                          "malformed response: missing or mistyped \"%s\"", "refreshToken");
-  }
-  if (!(expires_in = lifetime(root, token_field(root, "accessToken")))) {
-    authloop__json_wipe_decref(root);
-    return authloop__fail(f, AUTHLOOP_EPROTO, status,
-                          "malformed response: missing or mistyped \"%s\"", "expiresIn");
-  }
-  rotated = token_field(root, "refreshToken") != NULL;
-  out->access_token = authloop__secret_dup(token_field(root, "accessToken"));
-  out->id_token = authloop__secret_dup(token_field(root, "idToken"));
-  if (rotated)
-    out->refresh_token = authloop__secret_dup(token_field(root, "refreshToken"));
-  out->expires_in = expires_in;
+  if (!(root = object_body(a, out)))
+    return out->error;
+  take_tokens(root, out, a->status, 0);
   authloop__json_wipe_decref(root);
-  if (!out->access_token || !out->id_token || (rotated && !out->refresh_token)) {
-    authloop__session_clear(out);
-    return authloop__fail(f, AUTHLOOP_ENOMEM, status, NULL, NULL);
+  return out->error;
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+static void gateway_free(void *state) {
+  gateway *g = state;
+  if (!g)
+    return;
+  free(g->base);
+  free(g->login_path);
+  free(g->logout_path);
+  free(g->refresh_path);
+  authloop__secret_free(g->code);
+  free(g);
+}
+
+static char *path_or(const char *option, const char *fallback, int *failed) {
+  char *p = strdup(option ? option : fallback);
+  if (!p)
+    *failed = 1;
+  return p;
+}
+
+static int init(const authloop_client_options *o, const authloop__provider_env *env, void **state,
+                const char *bases[AUTHLOOP__MAX_BASES]) {
+  gateway *g;
+  int failed = 0;
+  (void)env;
+  if (o->app_id || o->region || o->admin_url)
+    return AUTHLOOP_ENOTSUP; /* CometChat's options */
+  if (!o->base_url || !authloop__path_option_ok(o->login_path) ||
+      !authloop__path_option_ok(o->logout_path) || !authloop__path_option_ok(o->refresh_path))
+    return AUTHLOOP_EINVAL;
+  if (!(g = calloc(1, sizeof(*g))))
+    return AUTHLOOP_ENOMEM;
+  g->base = path_or(o->base_url, "", &failed);
+  g->login_path = path_or(o->login_path, "/auth/login", &failed);
+  g->logout_path = path_or(o->logout_path, "/auth/logout", &failed);
+  g->refresh_path = path_or(o->refresh_path, "/auth/refresh", &failed);
+  if (failed) {
+    gateway_free(g);
+    return AUTHLOOP_ENOMEM;
   }
+  *state = g;
+  bases[0] = g->base;
   return 0;
 }
 
-int authloop__gateway_parse_logout(long status, const char *body, size_t len,
-                                   authloop__failure *f) {
-  memset(f, 0, sizeof(*f));
-  if (status >= 200 && status <= 299)
-    return 0;
-  return authloop__gateway_failure(status, body, len, f);
+static int login_start(void *state, const authloop__credential *cred, int *step) {
+  gateway *g = state;
+  const char *code = cred->code;
+  if (!code || !*code || authloop__has_space(code) ||
+      !authloop__header_value_ok(code, strlen(code)))
+    return AUTHLOOP_EINVAL;
+  *step = 0;
+  return authloop__secret_set(&g->code, code);
 }
 
-/* ---- the provider table ------------------------------------------------------------ */
+static void login_end(void *state) {
+  gateway *g = state;
+  authloop__secret_free(g->code);
+  g->code = NULL;
+}
 
-static int login_request(authloop_client *c, int step, authloop__req **out) {
-  json_t *body = authloop__gateway_login_body(c->login.code);
-  int rc = body ? authloop__req_json(c->ctx, "POST", c->login_url, body, out) : AUTHLOOP_ENOMEM;
+static int post_json(gateway *g, const char *path, json_t *body, authloop__request *out) {
+  out->method = "POST";
+  out->base = g->base;
+  out->json = body;
+  if (!body)
+    return AUTHLOOP_ENOMEM;
+  return authloop__request_path(out, path, 0);
+}
+
+static int login_request(void *state, const authloop__view *v, int step, authloop__request *out) {
+  gateway *g = state;
+  (void)v;
   (void)step;
-  authloop__json_wipe_decref(body);
-  return rc;
+  return post_json(g, g->login_path, json_pack("{s:s}", "authorizationCode", g->code), out);
 }
 
-static int login_response(authloop_client *c, int step, const authloop__req *req,
-                          authloop__session *s, authloop__failure *f) {
-  (void)c;
+static int login_answer(void *state, const authloop__view *v, int step, const authloop__answer *a,
+                        authloop__result *out) {
+  (void)state;
+  (void)v;
   (void)step;
-  return authloop__gateway_parse_login(req->http_status, req->resp.data, req->resp.len, s, f);
+  return authloop__gateway_login_answer(a, out);
 }
 
-static int authorize(authloop_client *c, authloop__req *req) {
-  return authloop__req_set_bearer(req, c->session.access_token);
+static int refresh_request(void *state, const authloop__view *v, authloop__request *out) {
+  gateway *g = state;
+  if (!v->refresh_token)
+    return AUTHLOOP_EREVOKED; /* nothing to refresh with */
+  return post_json(g, g->refresh_path, json_pack("{s:s}", "refreshToken", v->refresh_token), out);
 }
 
-static int logout_request(authloop_client *c, int global, authloop__req **out) {
-  int rc = authloop__req_json(c->ctx, "POST", c->logout_url, NULL, out);
-  (void)global;
-  if (rc == 0 && (rc = authorize(c, *out)) != 0)
-    authloop__req_free(*out);
-  return rc;
+static int refresh_answer(void *state, const authloop__view *v, const authloop__answer *a,
+                          authloop__result *out) {
+  (void)state;
+  (void)v;
+  return authloop__gateway_refresh_answer(a, out);
 }
 
-static int logout_response(authloop_client *c, const authloop__req *req, authloop__failure *f) {
-  (void)c;
-  return authloop__gateway_parse_logout(req->http_status, req->resp.data, req->resp.len, f);
+static int logout_request(void *state, const authloop__view *v, int global,
+                          authloop__request *out) {
+  gateway *g = state;
+  (void)global; /* refused by the engine: no AUTHLOOP__CAN_GLOBAL_LOGOUT */
+  out->method = "POST";
+  out->base = g->base;
+  out->bearer = v->access_token;
+  return authloop__request_path(out, g->logout_path, 0);
 }
 
-static int refresh_request(authloop_client *c, authloop__req **out) {
-  json_t *body = json_pack("{s:s}", "refreshToken", c->session.refresh_token);
-  int rc = body ? authloop__req_json(c->ctx, "POST", c->refresh_url, body, out) : AUTHLOOP_ENOMEM;
-  authloop__json_wipe_decref(body);
-  return rc;
+static int logout_answer(void *state, const authloop__answer *a, authloop__result *out) {
+  (void)state;
+  out->http_status = a->status;
+  return authloop__is_2xx(a->status) ? 0 : authloop__gateway_error(a, out);
 }
 
-static int refresh_response(authloop_client *c, const authloop__req *req, authloop__session *s,
-                            authloop__failure *f) {
-  (void)c;
-  return authloop__gateway_parse_refresh(req->http_status, req->resp.data, req->resp.len, s, f);
+static int authorize(void *state, const authloop__view *v, authloop__request *out) {
+  (void)state;
+  out->bearer = v->access_token;
+  return 0;
 }
 
 /* A 401 on a request is answered with a refresh, whose answer tells. */
-static int session_gone(const authloop__req *req) {
-  (void)req;
+static int session_gone(void *state, const authloop__answer *a) {
+  (void)state;
+  (void)a;
   return 0;
+}
+
+static int preauth_request(const authloop_preauth_options *o, const char *bearer,
+                           authloop__request *out) {
+  out->method = "POST";
+  out->base = o->gateway_url;
+  out->bearer = bearer;
+  out->json = json_pack("{s:s}", "userId", o->user_id);
+  if (!out->json)
+    return AUTHLOOP_ENOMEM;
+  return authloop__request_path(out, o->path ? o->path : "/auth/pre-auth", 0);
+}
+
+static int preauth_answer(const authloop__answer *a, authloop__result *out) {
+  json_t *root;
+  const char *code;
+  out->http_status = a->status;
+  if (!authloop__is_2xx(a->status))
+    return authloop__gateway_error(a, out);
+  if (!(root = object_body(a, out)))
+    return out->error;
+  code = authloop__json_str(root, "authorizationCode");
+  if (!code || authloop__has_space(code))
+    missing(out, a->status, "authorizationCode");
+  else
+    authloop__result_take(out, &out->access_token, code);
+  authloop__json_wipe_decref(root);
+  return out->error;
 }
 
 const authloop__provider authloop__provider_gateway = {
     .name = "gateway",
-    .login_path = "/auth/login",
-    .logout_path = "/auth/logout",
-    .refresh_path = "/auth/refresh",
+    .accepts = AUTHLOOP__CRED_CODE,
+    .init = init,
+    .free = gateway_free,
+    .login_start = login_start,
     .login_request = login_request,
-    .login_response = login_response,
-    .logout_request = logout_request,
-    .logout_response = logout_response,
+    .login_answer = login_answer,
+    .login_end = login_end,
     .refresh_request = refresh_request,
-    .refresh_response = refresh_response,
+    .refresh_answer = refresh_answer,
+    .logout_request = logout_request,
+    .logout_answer = logout_answer,
     .authorize = authorize,
     .session_gone = session_gone,
-    .make_user = make_user,
+    .user_fields = user_fields,
+    .preauth_request = preauth_request,
+    .preauth_answer = preauth_answer,
 };

@@ -3,286 +3,385 @@
  * user from getCurrentUser, refresh with /_refreshToken, logout (optionally
  * global). Every answer is Kuzzle's envelope
  * {"requestId", "status", "error", "controller", "action", "result", ...}. */
-#include "../internal.h"
+#include "builtin.h"
+
+#include "../jwt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define STEP_LOGIN    0
-#define STEP_ME       1
-#define STEP_CHECK    AUTHLOOP__KUZZLE_CHECK_STEP
-#define STEP_CHECK_ME (AUTHLOOP__KUZZLE_CHECK_STEP + 1)
+#define STEP_LOGIN 0
+#define STEP_ME    1
+#define STEP_CHECK 2
 
-/* {base}{path}[?name[=value]], the value URL-encoded. */
-static char *url_with(const authloop_client *c, const char *path, const char *name,
-                      const char *value) {
-  char *escaped = value ? curl_easy_escape(NULL, value, 0) : NULL, *out;
-  size_t n = strlen(c->base_url) + strlen(path) + (name ? strlen(name) + 2 : 0) +
-             (escaped ? strlen(escaped) + 1 : 0) + 1;
-  if ((value && !escaped) || !(out = malloc(n))) {
-    curl_free(escaped);
-    return NULL;
-  }
-  snprintf(out, n, "%s%s%s%s%s%s", c->base_url, path, name ? "?" : "", name ? name : "",
-           escaped ? "=" : "", escaped ? escaped : "");
-  curl_free(escaped);
-  return out;
-}
+#define MAX_TTL_MS  (10LL * 366 * 24 * 3600 * 1000)
+#define MAX_EXPIRES 32 /* characters of an expiresIn value */
 
-static int request(authloop_client *c, const char *method, const char *path, const char *qname,
-                   const char *qvalue, const char *bearer, authloop__req **out) {
-  char *url = url_with(c, path, qname, qvalue);
-  int rc;
-  if (!url)
-    return AUTHLOOP_ENOMEM;
-  rc = authloop__req_new(c->ctx, method, url, out);
-  free(url);
-  if (rc == 0 && bearer && (rc = authloop__req_set_bearer(*out, bearer)) != 0)
-    authloop__req_free(*out);
-  return rc;
-}
+typedef struct {
+  char *base, *login_path, *logout_path, *refresh_path;
+  /* the login being made; expires_in stays for the session's refreshes */
+  char *strategy, *credentials, *expires_in, *token;
+} kuzzle;
 
 /* ---- the envelope ------------------------------------------------------------------ */
 
-typedef enum { CTX_LOGIN, CTX_REFRESH, CTX_OTHER } call_kind;
+typedef enum { CALL_LOGIN, CALL_REFRESH, CALL_OTHER } call_kind;
+
+static int is(const char *id, const char *what) { return id && strcmp(id, what) == 0; }
 
 static int map_error(const char *id, long status, call_kind kind) {
-  if (id && (strcmp(id, "plugin.strategy.missing_user") == 0 ||
-             strcmp(id, "security.credentials.invalid") == 0))
+  if (is(id, "plugin.strategy.missing_user") || is(id, "security.credentials.invalid"))
     return AUTHLOOP_ECREDENTIALS;
-  if (id && strcmp(id, "security.credentials.unknown_strategy") == 0)
+  if (is(id, "security.credentials.unknown_strategy"))
     return AUTHLOOP_ESTRATEGY;
-  if (id && kind != CTX_OTHER &&
-      (strcmp(id, "api.assert.invalid_argument") == 0 ||
-       strcmp(id, "security.token.ttl_exceeded") == 0))
+  if (kind != CALL_OTHER &&
+      (is(id, "api.assert.invalid_argument") || is(id, "security.token.ttl_exceeded")))
     return AUTHLOOP_EEXPIRESIN;
   /* both: the official SDK only knows "invalid" and misses "expired" */
-  if (kind == CTX_REFRESH && (status == 401 || (id && (strcmp(id, "security.token.invalid") == 0 ||
-                                                       strcmp(id, "security.token.expired") == 0))))
+  if (kind == CALL_REFRESH &&
+      (status == 401 || is(id, "security.token.invalid") || is(id, "security.token.expired")))
     return AUTHLOOP_EREVOKED;
   return status >= 500 || status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;
 }
 
 /* 0 and the envelope's result (a borrowed reference into *root), or a failure. */
-static int envelope(const authloop__req *req, call_kind kind, json_t **root, json_t **result,
-                    authloop__failure *f) {
+static int envelope(const authloop__answer *a, call_kind kind, json_t **root, json_t **result,
+                    authloop__result *out) {
   json_t *err, *id, *msg;
-  long status = req->http_status;
-  memset(f, 0, sizeof(*f));
-  *root =
-      json_loadb(req->resp.data ? req->resp.data : "", req->resp.len, JSON_REJECT_DUPLICATES, NULL);
+  out->http_status = a->status;
+  *root = authloop__json_parse(a->body, a->len);
   err = json_object_get(*root, "error");
   if (json_is_object(err)) {
     id = json_object_get(err, "id");
     msg = json_object_get(err, "message");
-    f->error = map_error(json_string_value(id), status, kind);
-    f->http_status = status;
+    out->error = map_error(json_string_value(id), a->status, kind);
     if (json_is_string(id))
-      f->server_code = strdup(json_string_value(id));
+      out->server_code = strdup(json_string_value(id));
     if (json_is_string(msg))
-      f->message = strdup(json_string_value(msg));
-    return f->error;
+      out->message = strdup(json_string_value(msg));
+    return out->error;
   }
-  if (status < 200 || status > 299) {
-    char msg_buf[96];
-    f->error = map_error(NULL, status, kind);
-    snprintf(msg_buf, sizeof(msg_buf), "%s (HTTP %ld)", authloop_strerror(f->error), status);
-    return authloop__fail(f, f->error, status, "%s", msg_buf);
+  if (!authloop__is_2xx(a->status)) {
+    char text[96];
+    int e = map_error(NULL, a->status, kind);
+    snprintf(text, sizeof(text), "%s (HTTP %ld)", authloop_strerror(e), a->status);
+    return authloop__result_fail(out, e, a->status, "%s", text);
   }
   if (!json_is_object(*root) || !(*result = json_object_get(*root, "result")))
-    return authloop__fail(f, AUTHLOOP_EPROTO, status, "malformed response: %s",
-                          "not a Kuzzle envelope with a result");
+    return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
+                                 "not a Kuzzle envelope with a result");
   return 0;
 }
 
 /* ttl (ms) -> seconds; -1: never expires. */
-static int lifetime_from_ttl(json_t *result, long *out) {
+static int lifetime_from_ttl(json_t *result, long long *out) {
   json_t *ttl = json_object_get(result, "ttl");
   json_int_t v;
   if (!json_is_integer(ttl))
     return -1;
   v = json_integer_value(ttl);
   if (v == -1) {
-    *out = AUTHLOOP__NO_EXPIRY;
+    *out = AUTHLOOP__LIFETIME_NEVER;
     return 0;
   }
-  if (v <= 0 || v > 10LL * 366 * 24 * 3600 * 1000)
+  if (v <= 0 || v > MAX_TTL_MS)
     return -1;
-  *out = v < 1000 ? 1 : (long)(v / 1000);
+  *out = v < 1000 ? 1 : (long long)(v / 1000);
   return 0;
 }
 
 /* An absolute expiresAt (ms since the epoch) measured against the server's
  * own clock (its Date header), so that a wrong local clock does not matter. */
-static int lifetime_from_expires_at(const authloop__req *req, json_t *result, long *out) {
+static int lifetime_from_expires_at(const authloop__answer *a, const authloop__view *v,
+                                    json_t *result, long long *out) {
   json_t *at = json_object_get(result, "expiresAt");
-  time_t server = req->server_date[0] ? curl_getdate(req->server_date, NULL) : 0;
-  long long now_ms = server > 0 ? (long long)server * 1000 : (long long)authloop__wall_ms();
-  json_int_t v;
+  long long now = a->date_ms > 0 ? a->date_ms : v->now_wall_ms;
+  json_int_t e;
   if (!json_is_integer(at))
     return -1;
-  v = json_integer_value(at);
-  if (v == -1) {
-    *out = AUTHLOOP__NO_EXPIRY;
+  e = json_integer_value(at);
+  if (e == -1) {
+    *out = AUTHLOOP__LIFETIME_NEVER;
     return 0;
   }
-  if (v <= now_ms)
+  /* ranges first: both positive, so e - now cannot overflow */
+  if (now < 0 || e <= now || e - now > MAX_TTL_MS)
     return -1;
-  *out = (long)((v - now_ms) / 1000);
-  if (*out < 1)
-    *out = 1;
+  *out = (e - now) / 1000 > 0 ? (e - now) / 1000 : 1;
   return 0;
 }
 
-static int take_jwt(json_t *result, authloop__session *s, authloop__failure *f, long status) {
-  json_t *jwt = json_object_get(result, "jwt");
-  if (!json_is_string(jwt) || json_string_length(jwt) == 0 ||
-      authloop__has_space(json_string_value(jwt)))
-    return authloop__fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped %s",
-                          "\"jwt\"");
-  if (lifetime_from_ttl(result, &s->expires_in) != 0)
-    return authloop__fail(f, AUTHLOOP_EPROTO, status, "malformed response: missing or mistyped %s",
-                          "\"ttl\"");
-  authloop__secret_free(s->access_token);
-  if (!(s->access_token = authloop__secret_dup(json_string_value(jwt))))
-    return authloop__fail(f, AUTHLOOP_ENOMEM, status, NULL, NULL);
-  return 0;
+static int malformed(authloop__result *out, long status, const char *what) {
+  return authloop__result_fail(out, AUTHLOOP_EPROTO, status,
+                               "malformed response: missing or mistyped %s", what);
 }
 
-/* ---- the provider table ------------------------------------------------------------- */
+static int take_jwt(json_t *result, authloop__result *out, long status) {
+  const char *jwt = authloop__json_str(result, "jwt");
+  if (!jwt || authloop__has_space(jwt))
+    return malformed(out, status, "\"jwt\"");
+  if (lifetime_from_ttl(result, &out->lifetime_s) != 0)
+    return malformed(out, status, "\"ttl\"");
+  return authloop__result_take(out, &out->access_token, jwt);
+}
 
-static int make_user(json_t *obj, authloop_user **out) {
-  json_t *id = json_object_get(obj, "_id");
-  json_t *name = json_object_get(json_object_get(obj, "_source"), "name");
-  if (!json_is_object(obj) || !json_is_string(id) || json_string_length(id) == 0) {
-    json_decref(obj);
+static int user_fields(const json_t *user, const char **id, const char **name) {
+  if (!json_is_object(user) || !(*id = authloop__json_str(user, "_id")))
     return AUTHLOOP_EPROTO;
-  }
-  return authloop__user_new(obj, json_string_value(id), json_string_value(name), out);
+  *name = json_string_value(json_object_get(json_object_get(user, "_source"), "name"));
+  return 0;
 }
 
-static int login_request(authloop_client *c, int step, authloop__req **out) {
-  char path[160];
-  int rc;
-  switch (step) {
-  case STEP_LOGIN:
-    if (strlen(c->login.strategy) > 100)
+/* ---- the table --------------------------------------------------------------------------- */
+
+static void clear_login(kuzzle *k, int keep_expires_in) {
+  authloop__secret_free(k->strategy);
+  authloop__secret_free(k->credentials);
+  authloop__secret_free(k->token);
+  k->strategy = k->credentials = k->token = NULL;
+  if (!keep_expires_in) {
+    free(k->expires_in);
+    k->expires_in = NULL;
+  }
+}
+
+static void kuzzle_free(void *state) {
+  kuzzle *k = state;
+  if (!k)
+    return;
+  clear_login(k, 0);
+  free(k->base);
+  free(k->login_path);
+  free(k->logout_path);
+  free(k->refresh_path);
+  free(k);
+}
+
+static char *path_or(const char *option, const char *fallback, int *failed) {
+  char *p = strdup(option ? option : fallback);
+  if (!p)
+    *failed = 1;
+  return p;
+}
+
+static int init(const authloop_client_options *o, const authloop__provider_env *env, void **state,
+                const char *bases[AUTHLOOP__MAX_BASES]) {
+  kuzzle *k;
+  int failed = 0;
+  (void)env;
+  if (o->app_id || o->region || o->admin_url)
+    return AUTHLOOP_ENOTSUP; /* CometChat's options */
+  if (!o->base_url || !authloop__path_option_ok(o->login_path) ||
+      !authloop__path_option_ok(o->logout_path) || !authloop__path_option_ok(o->refresh_path))
+    return AUTHLOOP_EINVAL;
+  if (!(k = calloc(1, sizeof(*k))))
+    return AUTHLOOP_ENOMEM;
+  k->base = path_or(o->base_url, "", &failed);
+  k->login_path = path_or(o->login_path, "/_login", &failed);
+  k->logout_path = path_or(o->logout_path, "/_logout", &failed);
+  k->refresh_path = path_or(o->refresh_path, "/_refreshToken", &failed);
+  if (failed) {
+    kuzzle_free(k);
+    return AUTHLOOP_ENOMEM;
+  }
+  *state = k;
+  bases[0] = k->base;
+  return 0;
+}
+
+static int strategy_start(kuzzle *k, const authloop__credential *cred) {
+  const char *s = cred->strategy, *e = cred->expires_in;
+  json_t *check;
+  int ok;
+  if (!s || !*s || authloop__has_space(s) || !authloop__header_value_ok(s, strlen(s)) ||
+      !cred->credentials_json ||
+      (e && (!*e || strlen(e) > MAX_EXPIRES || !authloop__header_value_ok(e, strlen(e)))))
+    return AUTHLOOP_EINVAL;
+  check = json_loads(cred->credentials_json, 0, NULL);
+  ok = json_is_object(check);
+  authloop__json_wipe_decref(check);
+  if (!ok)
+    return AUTHLOOP_EINVAL;
+  clear_login(k, 0);
+  if (!(k->strategy = strdup(s)) ||
+      !(k->credentials = authloop__secret_dup(cred->credentials_json)) ||
+      (e && !(k->expires_in = strdup(e)))) {
+    clear_login(k, 0);
+    return AUTHLOOP_ENOMEM;
+  }
+  return 0;
+}
+
+static int login_start(void *state, const authloop__credential *cred, int *step) {
+  kuzzle *k = state;
+  if (cred->kind == AUTHLOOP__CRED_TOKEN) { /* completing a two-step strategy */
+    const char *t = cred->token;
+    if (!t || !*t)
+      return AUTHLOOP_EBLANKAUTHTOKEN;
+    if (authloop__has_space(t))
+      return AUTHLOOP_EAUTHTOKENSPACE;
+    if (!authloop__header_value_ok(t, strlen(t)))
       return AUTHLOOP_EINVAL;
-    snprintf(path, sizeof(path), "/_login/%s", c->login.strategy);
-    /* no Authorization header on a login */
-    rc = request(c, "POST", path, c->login.expires_in ? "expiresIn" : NULL, c->login.expires_in,
-                 NULL, out);
-    if (rc == 0 && (rc = authloop__req_set_body(*out, c->login.credentials)) != 0)
-      authloop__req_free(*out);
-    return rc;
-  case STEP_CHECK: {
-    json_t *body = json_pack("{s:s}", "token", c->login.token);
-    char *url = url_with(c, "/_checkToken", NULL, NULL);
-    rc = body && url ? authloop__req_json(c->ctx, "POST", url, body, out) : AUTHLOOP_ENOMEM;
-    authloop__json_wipe_decref(body);
-    free(url);
-    return rc;
+    *step = STEP_CHECK;
+    return authloop__secret_set(&k->token, t);
   }
-  default: /* STEP_ME, STEP_CHECK_ME: getCurrentUser is the user object */
-    return request(c, "GET", "/_me", NULL, NULL, c->pending.access_token, out);
+  *step = STEP_LOGIN;
+  return strategy_start(k, cred);
+}
+
+/* What a login keeps for the session: the lifetime the user chose. */
+static void login_end(void *state) { clear_login(state, 1); }
+
+static int login_request(void *state, const authloop__view *v, int step, authloop__request *out) {
+  kuzzle *k = state;
+  int rc;
+  out->base = k->base;
+  switch (step) {
+  case STEP_LOGIN: /* no Authorization header on a login */
+    out->method = "POST";
+    out->body = k->credentials;
+    if ((rc = authloop__request_path(out, k->login_path, 0)) ||
+        (rc = authloop__request_path(out, k->strategy, 1)))
+      return rc;
+    return k->expires_in ? authloop__request_query(out, "expiresIn", k->expires_in) : 0;
+  case STEP_CHECK:
+    out->method = "POST";
+    out->flags = AUTHLOOP__WANT_DATE;
+    if (!(out->json = json_pack("{s:s}", "token", k->token)))
+      return AUTHLOOP_ENOMEM;
+    return authloop__request_path(out, "/_checkToken", 0);
+  default: /* STEP_ME: getCurrentUser is the user object */
+    out->method = "GET";
+    out->bearer = v->access_token;
+    return authloop__request_path(out, "/_me", 0);
   }
 }
 
-static int login_response(authloop_client *c, int step, const authloop__req *req,
-                          authloop__session *s, authloop__failure *f) {
+static int check_answer(kuzzle *k, const authloop__view *v, const authloop__answer *a,
+                        json_t *result, authloop__result *out) {
+  long long jwt;
+  if (!json_is_true(json_object_get(result, "valid"))) {
+    const char *why = json_string_value(json_object_get(result, "state"));
+    authloop__result_fail(out, AUTHLOOP_EREJECTED, a->status, "%s", why ? why : "Invalid token.");
+    out->server_code =
+        strdup(why && strstr(why, "xpired") ? "security.token.expired" : "security.token.invalid");
+    return out->error;
+  }
+  if (lifetime_from_expires_at(a, v, result, &out->lifetime_s) != 0) {
+    if (authloop__jwt_lifetime(k->token, &jwt) != 0)
+      return malformed(out, a->status, "\"expiresAt\"");
+    out->lifetime_s = jwt;
+  }
+  if (authloop__result_take(out, &out->access_token, k->token))
+    return out->error;
+  out->next = AUTHLOOP__NEXT_STEP;
+  out->step = STEP_ME;
+  return 0;
+}
+
+static int login_answer(void *state, const authloop__view *v, int step, const authloop__answer *a,
+                        authloop__result *out) {
+  kuzzle *k = state;
   json_t *root = NULL, *result = NULL;
-  int rc = envelope(req, CTX_LOGIN, &root, &result, f);
+  const char *id, *name;
+  int rc = envelope(a, CALL_LOGIN, &root, &result, out);
   if (rc == 0 && step == STEP_LOGIN) {
     json_t *jwt = json_object_get(result, "jwt");
-    if (!jwt || json_is_null(jwt))
-      rc = AUTHLOOP__AWAIT; /* a two-step strategy: the token comes another way */
-    else if ((rc = take_jwt(result, s, f, req->http_status)) == 0)
-      rc = AUTHLOOP__MORE;
-  } else if (rc == 0 && step == STEP_CHECK) {
-    json_t *valid = json_object_get(result, "valid");
-    if (!json_is_true(valid)) {
-      json_t *state = json_object_get(result, "state");
-      const char *why = json_string_value(state);
-      rc = authloop__fail(f, AUTHLOOP_EREJECTED, req->http_status, "%s",
-                          why ? why : "Invalid token.");
-      f->server_code = strdup(why && strstr(why, "xpired") ? "security.token.expired"
-                                                           : "security.token.invalid");
-    } else if (lifetime_from_expires_at(req, result, &s->expires_in) != 0 &&
-               authloop__jwt_lifetime(c->login.token, &s->expires_in) != 0) {
-      rc = authloop__fail(f, AUTHLOOP_EPROTO, req->http_status,
-                          "malformed response: missing or mistyped %s", "\"expiresAt\"");
-    } else if (!(s->access_token = authloop__secret_dup(c->login.token))) {
-      rc = AUTHLOOP_ENOMEM;
-    } else {
-      rc = AUTHLOOP__MORE;
+    if (!jwt || json_is_null(jwt)) {
+      out->next = AUTHLOOP__NEXT_AWAIT; /* a two-step strategy: the token comes another way */
+    } else if ((rc = take_jwt(result, out, a->status)) == 0) {
+      out->next = AUTHLOOP__NEXT_STEP;
+      out->step = STEP_ME;
     }
+  } else if (rc == 0 && step == STEP_CHECK) {
+    rc = check_answer(k, v, a, result, out);
   } else if (rc == 0) {
-    rc = make_user(json_incref(result), &s->user);
-    if (rc)
-      authloop__fail(f, rc, req->http_status, "malformed response: %s",
-                     "getCurrentUser without an _id");
+    if (user_fields(result, &id, &name) != 0)
+      rc = authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
+                                 "getCurrentUser without an _id");
+    else
+      out->user = json_incref(result);
   }
   authloop__json_wipe_decref(root);
-  return rc;
+  return out->error;
 }
 
-static int authorize(authloop_client *c, authloop__req *req) {
-  return authloop__req_set_bearer(req, c->session.access_token);
+static int authorize(void *state, const authloop__view *v, authloop__request *out) {
+  (void)state;
+  out->bearer = v->access_token;
+  return 0;
 }
 
-static int logout_request(authloop_client *c, int global, authloop__req **out) {
-  return request(c, "POST", "/_logout", global ? "global=true" : NULL, NULL,
-                 c->session.access_token, out);
-}
-
-static int logout_response(authloop_client *c, const authloop__req *req, authloop__failure *f) {
-  json_t *root = NULL, *result = NULL;
+static int logout_request(void *state, const authloop__view *v, int global,
+                          authloop__request *out) {
+  kuzzle *k = state;
   int rc;
-  (void)c;
-  memset(f, 0, sizeof(*f));
-  if (req->http_status >= 200 && req->http_status <= 299)
+  out->method = "POST";
+  out->base = k->base;
+  out->bearer = v->access_token;
+  if ((rc = authloop__request_path(out, k->logout_path, 0)) != 0)
+    return rc;
+  return global ? authloop__request_query(out, "global", "true") : 0;
+}
+
+static int logout_answer(void *state, const authloop__answer *a, authloop__result *out) {
+  json_t *root = NULL, *result = NULL;
+  (void)state;
+  out->http_status = a->status;
+  if (authloop__is_2xx(a->status))
     return 0; /* the envelope's status is the HTTP status: nothing more to read */
-  rc = envelope(req, CTX_OTHER, &root, &result, f);
+  envelope(a, CALL_OTHER, &root, &result, out);
   json_decref(root);
-  return rc;
+  return out->error;
 }
 
 /* Keeps the lifetime the user chose at login. */
-static int refresh_request(authloop_client *c, authloop__req **out) {
-  return request(c, "POST", "/_refreshToken", c->login.expires_in ? "expiresIn" : NULL,
-                 c->login.expires_in, c->session.access_token, out);
+static int refresh_request(void *state, const authloop__view *v, authloop__request *out) {
+  kuzzle *k = state;
+  int rc;
+  out->method = "POST";
+  out->base = k->base;
+  out->bearer = v->access_token;
+  if ((rc = authloop__request_path(out, k->refresh_path, 0)) != 0)
+    return rc;
+  return k->expires_in ? authloop__request_query(out, "expiresIn", k->expires_in) : 0;
 }
 
-static int refresh_response(authloop_client *c, const authloop__req *req, authloop__session *s,
-                            authloop__failure *f) {
+static int refresh_answer(void *state, const authloop__view *v, const authloop__answer *a,
+                          authloop__result *out) {
   json_t *root = NULL, *result = NULL;
-  int rc = envelope(req, CTX_REFRESH, &root, &result, f);
-  (void)c;
-  if (rc == 0)
-    rc = take_jwt(result, s, f, req->http_status);
+  (void)state;
+  (void)v;
+  if (envelope(a, CALL_REFRESH, &root, &result, out) == 0)
+    take_jwt(result, out, a->status);
   authloop__json_wipe_decref(root);
-  return rc;
+  return out->error;
 }
 
 /* A 401 on a request goes through a refresh, whose answer tells. */
-static int session_gone(const authloop__req *req) {
-  (void)req;
+static int session_gone(void *state, const authloop__answer *a) {
+  (void)state;
+  (void)a;
   return 0;
 }
 
 const authloop__provider authloop__provider_kuzzle = {
     .name = "kuzzle",
-    .login_path = "/_login",
-    .logout_path = "/_logout",
-    .refresh_path = "/_refreshToken",
+    .accepts = AUTHLOOP__CRED_STRATEGY,
+    .resumes = AUTHLOOP__CRED_TOKEN,
+    .flags = AUTHLOOP__CAN_GLOBAL_LOGOUT,
+    .init = init,
+    .free = kuzzle_free,
+    .login_start = login_start,
     .login_request = login_request,
-    .login_response = login_response,
-    .logout_request = logout_request,
-    .logout_response = logout_response,
+    .login_answer = login_answer,
+    .login_end = login_end,
     .refresh_request = refresh_request,
-    .refresh_response = refresh_response,
+    .refresh_answer = refresh_answer,
+    .logout_request = logout_request,
+    .logout_answer = logout_answer,
     .authorize = authorize,
     .session_gone = session_gone,
-    .make_user = make_user,
+    .user_fields = user_fields,
 };

@@ -1,81 +1,92 @@
-/* libFuzzer: any bytes as a server's answer, at any HTTP status, to every
- * answer parser of every dialect (login steps, refresh, logout, the session-
- * gone check), plus the JWT lifetime reader. Nothing may crash, leak or read
- * out of bounds (built with ASan and UBSan). */
-#include "internal.h"
+/* libFuzzer: any bytes as a server's answer, at any HTTP status, with or
+ * without a Date header, to every answer reader of every dialect (each login
+ * step, refresh, logout, the session-gone check, pre-auth), plus the JWT
+ * lifetime reader. Nothing may crash, leak or read out of bounds (built with
+ * ASan and UBSan), and a refused answer keeps nothing. */
+#include "jwt.h"
+#include "providers/builtin.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static uv_loop_t loop;
-static authloop_ctx *ctx;
-static authloop_client *clients[3];
+static const authloop__provider *const providers[] = {
+    &authloop__provider_gateway, &authloop__provider_kuzzle, &authloop__provider_cometchat};
+static void *states[3];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  static const char *const names[] = {"gateway", "kuzzle", "cometchat"};
   authloop_client_options o = {0};
-  int i;
+  authloop__provider_env env = {0};
+  authloop__credential cred = {0};
+  const char *bases[AUTHLOOP__MAX_BASES];
+  size_t i;
+  int step;
   (void)argc;
   (void)argv;
-  uv_loop_init(&loop);
-  if (authloop_ctx_new(&loop, NULL, &ctx) != 0)
-    abort();
+  env.user_agent = "fuzz";
+  o.base_url = "https://127.0.0.1:1";
   for (i = 0; i < 3; i++) {
-    o.provider = names[i];
-    o.base_url = "https://127.0.0.1:1";
-    o.app_id = "app1";
-    if (authloop_client_new(ctx, &o, &clients[i]) != 0)
+    o.app_id = i == 2 ? "app1" : NULL;
+    if (providers[i]->init(&o, &env, &states[i], bases) != 0)
       abort();
-    clients[i]->login.token = strdup("kauth-token");
   }
+  /* a token that kuzzle's checkToken step and cometchat's token login hold */
+  cred.kind = AUTHLOOP__CRED_TOKEN;
+  cred.token = "kauth-token";
+  if (providers[1]->login_start(states[1], &cred, &step) != 0 ||
+      providers[2]->login_start(states[2], &cred, &step) != 0)
+    abort();
   return 0;
+}
+
+static void check(authloop__result *r) {
+  if (r->error && (r->access_token || r->user))
+    abort(); /* a refused answer keeps nothing */
+  authloop__result_clear(r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const long statuses[] = {200, 201, 204, 302, 400, 401, 403, 404, 429, 500, 503};
-  static const int steps[] = {0, 1, AUTHLOOP__KUZZLE_CHECK_STEP, AUTHLOOP__KUZZLE_CHECK_STEP + 1};
-  authloop__req req;
+  authloop__answer a = {0};
+  authloop__view v = {0};
+  authloop__result r;
   char *body;
-  size_t i, s, k;
-  long secs;
+  size_t i;
+  int step;
+  long long secs;
   if (size < 1)
     return 0;
-  memset(&req, 0, sizeof(req));
   body = malloc(size); /* the first byte picks the status; the rest is the body */
   memcpy(body, data + 1, size - 1);
-  req.resp.data = body;
-  req.resp.len = size - 1;
-  req.http_status = statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))];
-  if (data[0] & 0x80)
-    strcpy(req.server_date, " Sun, 22 Nov 2026 08:00:00 GMT");
+  body[size - 1] = '\0';
+  a.body = body;
+  a.len = size - 1;
+  a.status = statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))];
+  a.date_ms = data[0] & 0x80 ? 1795334400000LL : 0;
+  v.access_token = data[0] & 0x40 ? "tok" : NULL;
+  v.now_wall_ms = 1795334400000LL;
   for (i = 0; i < 3; i++) {
-    authloop_client *c = clients[i];
-    const authloop__provider *p = c->provider;
-    authloop__session sess = {0};
-    authloop__failure f = {0};
-    for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
-      p->login_response(c, steps[k], &req, &sess, &f);
-      authloop__session_clear(&sess);
-      authloop__failure_clear(&f);
+    const authloop__provider *p = providers[i];
+    for (step = 0; step < 3; step++) {
+      memset(&r, 0, sizeof(r));
+      p->login_answer(states[i], &v, step, &a, &r);
+      check(&r);
     }
-    if (p->refresh_response) {
-      p->refresh_response(c, &req, &sess, &f);
-      authloop__session_clear(&sess);
-      authloop__failure_clear(&f);
+    if (p->refresh_answer) {
+      memset(&r, 0, sizeof(r));
+      p->refresh_answer(states[i], &v, &a, &r);
+      check(&r);
     }
-    p->logout_response(c, &req, &f);
-    authloop__failure_clear(&f);
-    p->session_gone(&req);
+    memset(&r, 0, sizeof(r));
+    p->logout_answer(states[i], &a, &r);
+    check(&r);
+    p->session_gone(states[i], &a);
+    if (p->preauth_answer) {
+      memset(&r, 0, sizeof(r));
+      p->preauth_answer(&a, &r);
+      check(&r);
+    }
   }
-  /* the JWT reader, on the same bytes as a token */
-  {
-    char *tok = malloc(size);
-    memcpy(tok, data + 1, size - 1);
-    tok[size - 1] = '\0';
-    authloop__jwt_lifetime(tok, &secs);
-    free(tok);
-  }
-  (void)s;
+  authloop__jwt_lifetime(body, &secs); /* the same bytes as a token */
   free(body);
   return 0;
 }

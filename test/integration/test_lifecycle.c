@@ -601,6 +601,10 @@ static void bad_session_files_start_logged_out(void **state) {
     } else {
       c = client_with(&e, &p);
     }
+    assert_false(authloop_is_logged_in(c)); /* known at once */
+    /* the warning reaches the log callback from the loop, like every callback */
+    test_run_until(&e, &log.lines, lines + 1, 2000);
+    test_run_turns(&e, 3);
     if (authloop_is_logged_in(c) || log.lines != lines + 1)
       fail_msg("%s file: logged in %d, %d warnings", what[i], authloop_is_logged_in(c),
                log.lines - lines);

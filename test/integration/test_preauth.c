@@ -3,7 +3,8 @@
  * refused with its own code; bad keys refused at once with no request sent.
  * Keys are made for each run with the openssl command. */
 #include "harness.h"
-#include "internal.h"
+#include "jwt.h"
+#include "timer.h"
 
 #include <fcntl.h>
 #include <stdio.h>

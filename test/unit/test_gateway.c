@@ -7,29 +7,47 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "jwt.h"
+#include "providers/builtin.h"
+#include "transport.h"
 
 #define USER   "{\"id\":\"u1\",\"name\":\"Una\",\"email\":\"u1@example.test\",\"claims\":{\"a\":1}}"
 #define TOKENS "\"accessToken\":\"AT\",\"idToken\":\"IT\",\"refreshToken\":\"RT\""
 
-static int parse(long status, const char *body, authloop__session *s, authloop__failure *f) {
-  return authloop__gateway_parse_login(status, body, strlen(body), s, f);
+/* An answer as the transport hands it over. */
+static authloop__answer answer(long status, const char *body) {
+  authloop__answer a = {0};
+  a.status = status;
+  a.body = body;
+  a.len = strlen(body);
+  return a;
+}
+
+static int parse(long status, const char *body, authloop__result *r) {
+  authloop__answer a = answer(status, body);
+  memset(r, 0, sizeof(*r));
+  return authloop__gateway_login_answer(&a, r);
 }
 
 static void valid_login(void **state) {
-  authloop__session s;
-  authloop__failure f;
+  authloop__result r;
+  char *json;
+  const char *id, *name;
   (void)state;
-  assert_int_equal(parse(200, "{\"user\":" USER "," TOKENS ",\"expiresIn\":3600}", &s, &f), 0);
-  assert_string_equal(s.access_token, "AT");
-  assert_string_equal(s.id_token, "IT");
-  assert_string_equal(s.refresh_token, "RT");
-  assert_int_equal(s.expires_in, 3600);
-  assert_string_equal(authloop_user_id(s.user), "u1");
-  assert_string_equal(authloop_user_name(s.user), "Una");
-  assert_string_equal(authloop_user_json(s.user), USER);
-  authloop__session_clear(&s);
-  assert_null(s.access_token);
+  assert_int_equal(parse(200, "{\"user\":" USER "," TOKENS ",\"expiresIn\":3600}", &r), 0);
+  assert_string_equal(r.access_token, "AT");
+  assert_string_equal(r.id_token, "IT");
+  assert_string_equal(r.refresh_token, "RT");
+  assert_int_equal(r.lifetime_s, 3600);
+  assert_int_equal(r.next, AUTHLOOP__NEXT_DONE);
+  assert_int_equal(authloop__provider_gateway.user_fields(r.user, &id, &name), 0);
+  assert_string_equal(id, "u1");
+  assert_string_equal(name, "Una");
+  json = authloop__json_text(r.user);
+  assert_string_equal(json, USER); /* the server's key order, compact */
+  free(json);
+  authloop__result_clear(&r);
+  assert_null(r.access_token);
 }
 
 /* Each body must be refused with EPROTO naming the field, and keep nothing. */
@@ -71,79 +89,82 @@ static void malformed_logins(void **state) {
   size_t i;
   (void)state;
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    authloop__session s;
-    authloop__failure f;
-    int rc = parse(200, cases[i].body, &s, &f);
+    authloop__result r;
+    int rc = parse(200, cases[i].body, &r);
     if (rc != AUTHLOOP_EPROTO)
       fail_msg("case %zu: %s -> %s", i, cases[i].body, authloop_err_name(rc));
-    assert_int_equal(f.error, AUTHLOOP_EPROTO);
-    assert_non_null(f.message);
-    if (!strstr(f.message, cases[i].field))
-      fail_msg("case %zu: message \"%s\" does not name %s", i, f.message, cases[i].field);
-    assert_null(s.user);
-    assert_null(s.access_token);
-    authloop__failure_clear(&f);
+    assert_int_equal(r.error, AUTHLOOP_EPROTO);
+    assert_non_null(r.message);
+    if (!strstr(r.message, cases[i].field))
+      fail_msg("case %zu: message \"%s\" does not name %s", i, r.message, cases[i].field);
+    assert_null(r.user);
+    assert_null(r.access_token);
+    authloop__result_clear(&r);
   }
 }
 
 static void deep_json_is_refused_not_crashed(void **state) {
   char body[20000];
-  authloop__session s;
-  authloop__failure f;
+  authloop__result r;
   size_t i;
   (void)state;
   for (i = 0; i < 9000; i++)
     body[i] = '[';
   body[i] = '\0';
-  assert_int_equal(parse(200, body, &s, &f), AUTHLOOP_EPROTO);
-  authloop__failure_clear(&f);
+  assert_int_equal(parse(200, body, &r), AUTHLOOP_EPROTO);
+  authloop__result_clear(&r);
 }
 
 static void error_bodies(void **state) {
-  authloop__session s;
-  authloop__failure f;
+  authloop__result f;
   (void)state;
   assert_int_equal(parse(401,
                          "{\"error\":{\"code\":4003,\"name\":\"InvalidAuthorizationCode\","
                          "\"message\":\"bad code\"}}",
-                         &s, &f),
+                         &f),
                    AUTHLOOP_EREJECTED);
   assert_int_equal(f.http_status, 401);
   assert_string_equal(f.server_code, "4003");
   assert_string_equal(f.message, "bad code");
-  authloop__failure_clear(&f);
+  authloop__result_clear(&f);
 
   /* no usable body: the status speaks */
-  assert_int_equal(parse(500, "<html>oops</html>", &s, &f), AUTHLOOP_EUNAVAILABLE);
+  assert_int_equal(parse(500, "<html>oops</html>", &f), AUTHLOOP_EUNAVAILABLE);
   assert_null(f.server_code);
   assert_non_null(strstr(f.message, "HTTP 500"));
-  authloop__failure_clear(&f);
-  assert_int_equal(parse(429, "", &s, &f), AUTHLOOP_EUNAVAILABLE);
-  authloop__failure_clear(&f);
-  assert_int_equal(parse(404, "{\"error\":\"nope\"}", &s, &f), AUTHLOOP_EREJECTED);
+  authloop__result_clear(&f);
+  assert_int_equal(parse(429, "", &f), AUTHLOOP_EUNAVAILABLE);
+  authloop__result_clear(&f);
+  assert_int_equal(parse(404, "{\"error\":\"nope\"}", &f), AUTHLOOP_EREJECTED);
   assert_non_null(strstr(f.message, "HTTP 404"));
-  authloop__failure_clear(&f);
+  authloop__result_clear(&f);
   /* a string code is kept as sent; an empty message falls back */
-  assert_int_equal(parse(403, "{\"error\":{\"code\":\"E42\",\"message\":\"\"}}", &s, &f),
+  assert_int_equal(parse(403, "{\"error\":{\"code\":\"E42\",\"message\":\"\"}}", &f),
                    AUTHLOOP_EREJECTED);
   assert_string_equal(f.server_code, "E42");
   assert_non_null(strstr(f.message, "HTTP 403"));
-  authloop__failure_clear(&f);
+  authloop__result_clear(&f);
   /* a redirect is not a login */
-  assert_int_equal(parse(302, "", &s, &f), AUTHLOOP_EREJECTED);
-  authloop__failure_clear(&f);
+  assert_int_equal(parse(302, "", &f), AUTHLOOP_EREJECTED);
+  authloop__result_clear(&f);
+}
+
+static int logout(long status, const char *body, authloop__result *r) {
+  authloop__answer a = answer(status, body);
+  memset(r, 0, sizeof(*r));
+  return authloop__provider_gateway.logout_answer(NULL, &a, r);
 }
 
 static void logout_answers(void **state) {
-  authloop__failure f;
+  authloop__result f;
   (void)state;
-  assert_int_equal(authloop__gateway_parse_logout(204, NULL, 0, &f), 0);
-  assert_int_equal(authloop__gateway_parse_logout(200, "{}", 2, &f), 0);
-  assert_int_equal(
-      authloop__gateway_parse_logout(401, "{\"error\":{\"code\":4001,\"message\":\"no\"}}", 38, &f),
-      AUTHLOOP_EREJECTED);
+  assert_int_equal(logout(204, "", &f), 0);
+  assert_int_equal(logout(200, "{}", &f), 0);
+  assert_int_equal(logout(401, "{\"error\":{\"code\":4001,\"message\":\"no\"}}", &f),
+                   AUTHLOOP_EREJECTED);
   assert_string_equal(f.server_code, "4001");
-  authloop__failure_clear(&f);
+  assert_string_equal(f.message, "no");
+  authloop__result_clear(&f);
 }
 
 /* base64url of {"sub":"u","iat":1000,"exp":4600} and of {"iat":1000} */
@@ -151,33 +172,32 @@ static void logout_answers(void **state) {
 #define JWT_NOEXP "eyJhbGciOiJIUzI1NiJ9.eyJpYXQiOjEwMDB9.c2ln"
 
 static void lifetime_falls_back_to_the_jwt(void **state) {
-  authloop__session s;
-  authloop__failure f;
-  long secs;
+  authloop__result f;
+  long long secs;
   (void)state;
   assert_int_equal(authloop__jwt_lifetime(JWT_3600, &secs), 0);
   assert_int_equal(secs, 3600);
   assert_int_equal(parse(200,
                          "{\"user\":" USER ",\"accessToken\":\"" JWT_3600
                          "\",\"idToken\":\"I\",\"refreshToken\":\"R\"}",
-                         &s, &f),
+                         &f),
                    0);
-  assert_int_equal(s.expires_in, 3600);
-  authloop__session_clear(&s);
+  assert_int_equal(f.lifetime_s, 3600);
+  authloop__result_clear(&f);
   /* expiresIn, when present, wins; when present and bad, no fallback */
   assert_int_equal(parse(200,
                          "{\"user\":" USER ",\"accessToken\":\"" JWT_3600
                          "\",\"idToken\":\"I\",\"refreshToken\":\"R\",\"expiresIn\":60}",
-                         &s, &f),
+                         &f),
                    0);
-  assert_int_equal(s.expires_in, 60);
-  authloop__session_clear(&s);
+  assert_int_equal(f.lifetime_s, 60);
+  authloop__result_clear(&f);
   assert_int_equal(parse(200,
                          "{\"user\":" USER ",\"accessToken\":\"" JWT_3600
                          "\",\"idToken\":\"I\",\"refreshToken\":\"R\",\"expiresIn\":\"x\"}",
-                         &s, &f),
+                         &f),
                    AUTHLOOP_EPROTO);
-  authloop__failure_clear(&f);
+  authloop__result_clear(&f);
   /* opaque tokens and broken JWTs give no lifetime */
   assert_int_equal(authloop__jwt_lifetime(JWT_NOEXP, &secs), AUTHLOOP_EPROTO);
   assert_int_equal(authloop__jwt_lifetime("opaque-token", &secs), AUTHLOOP_EPROTO);
@@ -205,8 +225,10 @@ static void base64url(void **state) {
   assert_int_equal(authloop__b64url_decode("a*b=", 4, &out, &n), AUTHLOOP_EPROTO);
 }
 
-static int refresh(long status, const char *body, authloop__session *s, authloop__failure *f) {
-  return authloop__gateway_parse_refresh(status, body, strlen(body), s, f);
+static int refresh(long status, const char *body, authloop__result *r) {
+  authloop__answer a = answer(status, body);
+  memset(r, 0, sizeof(*r));
+  return authloop__gateway_refresh_answer(&a, r);
 }
 
 static void refresh_answers(void **state) {
@@ -229,39 +251,71 @@ static void refresh_answers(void **state) {
        AUTHLOOP_EPROTO},
       {200, "nope", AUTHLOOP_EPROTO},
   };
-  authloop__session s;
-  authloop__failure f;
+  authloop__result f;
   size_t i;
   (void)state;
-  assert_int_equal(
-      refresh(200, "{\"accessToken\":\"A2\",\"idToken\":\"I2\",\"expiresIn\":60}", &s, &f), 0);
-  assert_string_equal(s.access_token, "A2");
-  assert_null(s.refresh_token); /* not rotated: the old one stays */
-  assert_int_equal(s.expires_in, 60);
-  authloop__session_clear(&s);
+  assert_int_equal(refresh(200, "{\"accessToken\":\"A2\",\"idToken\":\"I2\",\"expiresIn\":60}", &f),
+                   0);
+  assert_string_equal(f.access_token, "A2");
+  assert_null(f.refresh_token); /* not rotated: the old one stays */
+  assert_int_equal(f.lifetime_s, 60);
+  authloop__result_clear(&f);
   assert_int_equal(refresh(200,
                            "{\"accessToken\":\"A3\",\"idToken\":\"I3\",\"expiresIn\":60,"
                            "\"refreshToken\":\"R3\"}",
-                           &s, &f),
+                           &f),
                    0);
-  assert_string_equal(s.refresh_token, "R3");
-  authloop__session_clear(&s);
+  assert_string_equal(f.refresh_token, "R3");
+  authloop__result_clear(&f);
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    int rc = refresh(bad[i].status, bad[i].body, &s, &f);
+    int rc = refresh(bad[i].status, bad[i].body, &f);
     if (rc != bad[i].want)
       fail_msg("case %zu: %ld %s -> %s", i, bad[i].status, bad[i].body, authloop_err_name(rc));
-    assert_null(s.access_token);
-    authloop__failure_clear(&f);
+    assert_null(f.access_token);
+    authloop__result_clear(&f);
   }
 }
 
-static void login_body_carries_the_code(void **state) {
-  json_t *b = authloop__gateway_login_body("c0de");
-  char *s = json_dumps(b, JSON_COMPACT);
+/* The provider describes the login request; the URL comes out of libcurl's
+ * URL API with the path option in place. */
+static void login_request_carries_the_code(void **state) {
+  const authloop__provider *p = &authloop__provider_gateway;
+  authloop_client_options o = {0};
+  authloop__provider_env env = {0};
+  authloop__credential cred = {0};
+  const char *bases[AUTHLOOP__MAX_BASES] = {0};
+  authloop__request req = {0};
+  authloop__view v = {0};
+  void *st = NULL;
+  char *text, *url;
+  int step;
   (void)state;
-  assert_string_equal(s, "{\"authorizationCode\":\"c0de\"}");
-  free(s);
-  authloop__json_wipe_decref(b);
+  o.base_url = "https://chat.example.test/gw/";
+  o.login_path = "/v2/login";
+  env.user_agent = "ua";
+  assert_int_equal(p->init(&o, &env, &st, bases), 0);
+  assert_string_equal(bases[0], "https://chat.example.test/gw/");
+  cred.kind = AUTHLOOP__CRED_CODE;
+  cred.code = "bad code";
+  assert_int_equal(p->login_start(st, &cred, &step), AUTHLOOP_EINVAL);
+  cred.code = "c0de\x01";
+  assert_int_equal(p->login_start(st, &cred, &step), AUTHLOOP_EINVAL);
+  cred.code = "c0de";
+  assert_int_equal(p->login_start(st, &cred, &step), 0);
+  assert_int_equal(p->login_request(st, &v, step, &req), 0);
+  assert_string_equal(req.method, "POST");
+  text = authloop__json_text(req.json);
+  assert_string_equal(text, "{\"authorizationCode\":\"c0de\"}");
+  free(text);
+  assert_int_equal(authloop__request_url(&req, &url), 0);
+  assert_string_equal(url, "https://chat.example.test/gw/v2/login");
+  curl_free(url);
+  authloop__request_clear(&req);
+  p->login_end(st);
+  p->free(st);
+  /* options of another dialect are refused, not ignored */
+  o.app_id = "app1";
+  assert_int_equal(p->init(&o, &env, &st, bases), AUTHLOOP_ENOTSUP);
 }
 
 int main(void) {
@@ -271,7 +325,7 @@ int main(void) {
       cmocka_unit_test(deep_json_is_refused_not_crashed),
       cmocka_unit_test(error_bodies),
       cmocka_unit_test(logout_answers),
-      cmocka_unit_test(login_body_carries_the_code),
+      cmocka_unit_test(login_request_carries_the_code),
       cmocka_unit_test(lifetime_falls_back_to_the_jwt),
       cmocka_unit_test(base64url),
       cmocka_unit_test(refresh_answers),

@@ -1,216 +1,222 @@
-/* The session file format: round trips (plain and AES-256-GCM), and every
- * kind of bad file refused without touching the client. */
+/* The session file codec: round trips (plain and AES-256-GCM), and every
+ * kind of bad file refused with nothing kept: tampered, truncated, wrong key,
+ * downgraded, mistyped, and every number out of its range. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-#define BODY                                                                                       \
-  "{\"user\":{\"id\":\"u1\",\"name\":\"Una\"},\"accessToken\":\"AT\",\"idToken\":\"IT\","          \
-  "\"refreshToken\":\"RT\",\"expiresIn\":3600}"
-
-typedef struct {
-  uv_loop_t loop;
-  authloop_ctx *ctx;
-} fixture;
+#include "store.h"
 
 static const unsigned char key[32] = "0123456789abcdef0123456789abcdef";
 static const unsigned char other_key[32] = "fedcba9876543210fedcba9876543210";
+static authloop__rng rng;
 
-static authloop_client *client(fixture *f, const char *url, const unsigned char *k) {
-  authloop_client_options o = {0};
-  authloop_client *c;
-  o.provider = "gateway";
-  o.base_url = url;
-  assert_int_equal(authloop_client_new(f->ctx, &o, &c), 0);
-  if (k) {
-    memcpy(c->session_key, k, 32);
-    c->has_session_key = 1;
-  }
-  return c;
+static authloop__stored sample(void) {
+  authloop__stored s = {0};
+  s.provider = "gateway";
+  s.base_url = "https://chat.example.test";
+  s.access_token = "AT";
+  s.id_token = "IT";
+  s.refresh_token = "RT";
+  s.user = json_pack("{s:s, s:s}", "id", "u1", "name", "Una");
+  s.lifetime_s = 3600;
+  s.expires_at = 1900000000000LL;
+  s.last_activity = 1899999000000LL;
+  return s;
 }
 
-/* A logged-in client with a token that expires in an hour. */
-static authloop_client *logged_in(fixture *f, const unsigned char *k) {
-  authloop_client *c = client(f, "https://chat.example.test", k);
-  authloop__failure fail;
-  uint64_t now = authloop__boot_ms();
-  assert_int_equal(authloop__gateway_parse_login(200, BODY, strlen(BODY), &c->session, &fail), 0);
-  c->timing.expires_at = now + 3600 * 1000;
-  c->timing.last_activity = now - 5000;
-  return c;
+static void encode(const authloop__stored *s, const unsigned char *k, unsigned char **d,
+                   size_t *n) {
+  assert_int_equal(authloop__store_encode(s, k, &rng, d, n), 0);
 }
 
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof(*f));
-  assert_int_equal(uv_loop_init(&f->loop), 0);
-  assert_int_equal(authloop_ctx_new(&f->loop, NULL, &f->ctx), 0);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  assert_int_equal(authloop_ctx_close(f->ctx, NULL, NULL), 0);
-  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  free(f);
-  return 0;
-}
-
-static void round_trip(fixture *f, const unsigned char *k) {
-  authloop_client *a = logged_in(f, k), *b = client(f, "https://chat.example.test", k);
+static void round_trip(const unsigned char *k) {
+  authloop__stored a = sample(), b;
   unsigned char *data;
   size_t len;
-  long long left;
-  assert_int_equal(authloop__store_encode(a, &f->ctx->rng, &data, &len), 0);
+  encode(&a, k, &data, &len);
   if (k) /* nothing readable in an encrypted file */
     assert_null(memmem(data, len, "refreshToken", 12));
   else
     assert_non_null(memmem(data, len, "\"refreshToken\":\"RT\"", 19));
-  assert_int_equal(authloop__store_decode(b, data, len), 0);
-  assert_string_equal(b->session.access_token, "AT");
-  assert_string_equal(b->session.id_token, "IT");
-  assert_string_equal(b->session.refresh_token, "RT");
-  assert_int_equal(b->session.expires_in, 3600);
-  assert_string_equal(authloop_user_id(b->session.user), "u1");
-  assert_string_equal(authloop_user_json(b->session.user), "{\"id\":\"u1\",\"name\":\"Una\"}");
-  assert_false(b->timing.stale);
-  left = (long long)(b->timing.expires_at - authloop__boot_ms());
-  assert_true(left > 3590 * 1000 && left <= 3600 * 1000);
-  assert_true(b->timing.last_activity <= a->timing.last_activity + 50 &&
-              b->timing.last_activity + 50 >= a->timing.last_activity);
-  assert_true(b->timing.refresh_due < b->timing.expires_at - 270 * 1000);
+  assert_int_equal(authloop__store_decode(data, len, k, &b), 0);
+  assert_string_equal(b.provider, "gateway");
+  assert_string_equal(b.base_url, "https://chat.example.test");
+  assert_string_equal(b.access_token, "AT");
+  assert_string_equal(b.id_token, "IT");
+  assert_string_equal(b.refresh_token, "RT");
+  assert_string_equal(json_string_value(json_object_get(b.user, "id")), "u1");
+  assert_int_equal(b.lifetime_s, 3600);
+  assert_int_equal(b.expires_at, 1900000000000LL);
+  assert_int_equal(b.last_activity, 1899999000000LL);
+  authloop__stored_clear(&b);
+  assert_null(b.access_token);
   free(data);
-  authloop_client_free(a);
-  authloop_client_free(b);
+  json_decref(a.user);
 }
 
-static void plain_round_trip(void **state) { round_trip(*state, NULL); }
-static void encrypted_round_trip(void **state) { round_trip(*state, key); }
+static void plain_round_trip(void **state) {
+  (void)state;
+  round_trip(NULL);
+}
+static void encrypted_round_trip(void **state) {
+  (void)state;
+  round_trip(key);
+}
 
 static void encrypted_files_differ_each_time(void **state) {
-  fixture *f = *state;
-  authloop_client *a = logged_in(f, key);
+  authloop__stored a = sample();
   unsigned char *d1, *d2;
   size_t l1, l2;
-  assert_int_equal(authloop__store_encode(a, &f->ctx->rng, &d1, &l1), 0);
-  assert_int_equal(authloop__store_encode(a, &f->ctx->rng, &d2, &l2), 0);
+  (void)state;
+  encode(&a, key, &d1, &l1);
+  encode(&a, key, &d2, &l2);
   assert_int_equal(l1, l2);
   assert_memory_not_equal(d1 + 6, d2 + 6, 12); /* fresh nonce */
   free(d1);
   free(d2);
-  authloop_client_free(a);
+  json_decref(a.user);
 }
 
-/* Every bad file leaves the client as it was: logged out, no tokens. */
-static void refused(fixture *f, const unsigned char *data, size_t len, const char *url,
-                    const unsigned char *k, int want) {
-  authloop_client *b = client(f, url, k);
-  int rc = authloop__store_decode(b, data, len);
+static void refused(const unsigned char *data, size_t len, const unsigned char *k, int want) {
+  authloop__stored b;
+  int rc = authloop__store_decode(data, len, k, &b);
   if (rc != want)
-    fail_msg("decode gave %s, want %s (len %zu)", authloop_err_name(rc), authloop_err_name(want),
-             len);
-  assert_null(b->session.access_token);
-  assert_null(b->session.user);
-  assert_false(authloop_is_logged_in(b));
-  authloop_client_free(b);
+    fail_msg("decode gave %s, want %s (len %zu: %.*s)", authloop_err_name(rc),
+             authloop_err_name(want), len, (int)len, (const char *)data);
+  assert_null(b.access_token);
+  assert_null(b.user);
 }
 
 static void every_tampered_byte_is_refused(void **state) {
-  fixture *f = *state;
-  authloop_client *a = logged_in(f, key);
+  authloop__stored a = sample(), b;
   unsigned char *data;
   size_t len, i;
-  assert_int_equal(authloop__store_encode(a, &f->ctx->rng, &data, &len), 0);
+  (void)state;
+  encode(&a, key, &data, &len);
   for (i = 0; i < len; i++) {
-    authloop_client *b = client(f, "https://chat.example.test", key);
     data[i] ^= 0x20;
-    assert_int_not_equal(authloop__store_decode(b, data, len), 0);
-    assert_null(b->session.access_token);
+    assert_int_not_equal(authloop__store_decode(data, len, key, &b), 0);
+    assert_null(b.access_token);
     data[i] ^= 0x20;
-    authloop_client_free(b);
   }
   free(data);
-  authloop_client_free(a);
+  json_decref(a.user);
 }
 
 static void every_truncation_is_refused(void **state) {
-  fixture *f = *state;
   const unsigned char *const keys[] = {NULL, key};
+  authloop__stored a = sample(), b;
   size_t k;
+  (void)state;
   for (k = 0; k < 2; k++) {
-    authloop_client *a = logged_in(f, keys[k]);
     unsigned char *data;
     size_t len, n;
-    assert_int_equal(authloop__store_encode(a, &f->ctx->rng, &data, &len), 0);
+    encode(&a, keys[k], &data, &len);
     for (n = 0; n < len; n++) {
-      authloop_client *b = client(f, "https://chat.example.test", keys[k]);
-      assert_int_not_equal(authloop__store_decode(b, data, n), 0);
-      assert_null(b->session.access_token);
-      authloop_client_free(b);
+      assert_int_not_equal(authloop__store_decode(data, n, keys[k], &b), 0);
+      assert_null(b.access_token);
     }
     free(data);
-    authloop_client_free(a);
   }
+  json_decref(a.user);
 }
 
-static void wrong_key_foreign_and_downgrade(void **state) {
-  fixture *f = *state;
-  authloop_client *enc = logged_in(f, key), *plain = logged_in(f, NULL);
+static void wrong_key_and_downgrade(void **state) {
+  authloop__stored a = sample();
   unsigned char *de, *dp;
   size_t le, lp;
-  assert_int_equal(authloop__store_encode(enc, &f->ctx->rng, &de, &le), 0);
-  assert_int_equal(authloop__store_encode(plain, &f->ctx->rng, &dp, &lp), 0);
-  refused(f, de, le, "https://chat.example.test", other_key, AUTHLOOP_EREJECTED);
-  refused(f, de, le, "https://chat.example.test", NULL, AUTHLOOP_EINVAL); /* no key */
-  refused(f, dp, lp, "https://chat.example.test", key, AUTHLOOP_EINVAL);  /* plain where a key is */
-  refused(f, dp, lp, "https://other.example.test", NULL, AUTHLOOP_EINVAL); /* another backend */
-  refused(f, de, le, "https://other.example.test", key, AUTHLOOP_EINVAL);
-  refused(f, (const unsigned char *)"", 0, "https://chat.example.test", NULL, AUTHLOOP_EPROTO);
-  refused(f, (const unsigned char *)"ALS1\x01\x00not json", 14, "https://chat.example.test", NULL,
+  (void)state;
+  encode(&a, key, &de, &le);
+  encode(&a, NULL, &dp, &lp);
+  refused(de, le, other_key, AUTHLOOP_EREJECTED);
+  refused(de, le, NULL, AUTHLOOP_EINVAL); /* encrypted, no key here */
+  refused(dp, lp, key, AUTHLOOP_EINVAL);  /* plain where a key is: could be planted */
+  refused((const unsigned char *)"", 0, NULL, AUTHLOOP_EPROTO);
+  refused((const unsigned char *)"ALS1\x01\x00not json", 14, NULL, AUTHLOOP_EPROTO);
+  refused((const unsigned char *)"ALS1\x02\x00{}", 8, NULL, AUTHLOOP_EPROTO);
+  refused((const unsigned char *)"ALS1\x01\x00{\"v\":1,\"provider\":\"gateway\"}", 34, NULL,
           AUTHLOOP_EPROTO);
-  refused(f, (const unsigned char *)"ALS1\x02\x00{}", 8, "https://chat.example.test", NULL,
-          AUTHLOOP_EPROTO);
-  refused(f, (const unsigned char *)"ALS1\x01\x00{\"v\":1,\"provider\":\"gateway\"}", 34,
-          "https://chat.example.test", NULL, AUTHLOOP_EINVAL);
   free(de);
   free(dp);
-  authloop_client_free(enc);
-  authloop_client_free(plain);
+  json_decref(a.user);
 }
 
-static void expired_token_restores_stale(void **state) {
-  fixture *f = *state;
-  authloop_client *a = logged_in(f, NULL), *b = client(f, "https://chat.example.test", NULL);
-  unsigned char *data;
-  size_t len;
-  a->timing.expires_at = authloop__boot_ms() - 1000; /* ran out a second ago */
-  assert_int_equal(authloop__store_encode(a, &f->ctx->rng, &data, &len), 0);
-  assert_int_equal(authloop__store_decode(b, data, len), 0);
-  assert_true(b->timing.stale);
-  assert_int_equal(b->timing.last_activity, 0); /* refreshed on the first activity only */
-  assert_string_equal(b->session.refresh_token, "RT");
-  free(data);
-  authloop_client_free(a);
-  authloop_client_free(b);
+/* A payload with one field replaced by raw JSON text. */
+static void payload_with(const char *field, const char *value, int want) {
+  static const char *const fields[] = {"v",           "provider",    "baseUrl",      "user",
+                                       "accessToken", "idToken",     "refreshToken", "lifetime",
+                                       "expiresAt",   "lastActivity"};
+  static const char *const values[] = {
+      "1",     "\"gateway\"", "\"https://h\"", "{\"id\":\"u\"}", "\"A\"",
+      "\"I\"", "\"R\"",       "3600",          "1900000000000",  "1899999000000"};
+  char body[1024];
+  size_t i, n = 6;
+  memcpy(body, "ALS1\x01\x00", 6);
+  body[n++] = '{';
+  for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"%s\":%s", i ? "," : "", fields[i],
+                          strcmp(fields[i], field) == 0 ? value : values[i]);
+  body[n++] = '}';
+  refused((const unsigned char *)body, n, NULL, want);
+}
+
+/* Every number is range-checked before it is used. */
+static void numbers_out_of_range(void **state) {
+  static const struct {
+    const char *field, *value;
+  } bad[] = {
+      {"lifetime", "0"},
+      {"lifetime", "-5"},
+      {"lifetime", "316224001"}, /* ten years and a second */
+      {"lifetime", "9223372036854775807"},
+      {"lifetime", "3600.5"},
+      {"lifetime", "\"3600\""},
+      {"expiresAt", "0"},
+      {"expiresAt", "-2"},
+      {"expiresAt", "9223372036854775807"},
+      {"expiresAt", "-1"}, /* never expires, but a lifetime: inconsistent */
+      {"lastActivity", "-1"},
+      {"lastActivity", "9223372036854775807"},
+      {"v", "2"},
+      {"accessToken", "\"\""},
+      {"accessToken", "7"},
+      {"user", "[]"},
+      {"idToken", "null"},
+      {"accessToken", "\"A\\u0000B\""}, /* a NUL inside */
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    payload_with(bad[i].field, bad[i].value, AUTHLOOP_EPROTO);
+}
+
+static int setup(void **state) {
+  (void)state;
+  return authloop__rng_init(&rng);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  authloop__rng_free(&rng);
+  return 0;
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(plain_round_trip, setup, teardown),
-      cmocka_unit_test_setup_teardown(encrypted_round_trip, setup, teardown),
-      cmocka_unit_test_setup_teardown(encrypted_files_differ_each_time, setup, teardown),
-      cmocka_unit_test_setup_teardown(every_tampered_byte_is_refused, setup, teardown),
-      cmocka_unit_test_setup_teardown(every_truncation_is_refused, setup, teardown),
-      cmocka_unit_test_setup_teardown(wrong_key_foreign_and_downgrade, setup, teardown),
-      cmocka_unit_test_setup_teardown(expired_token_restores_stale, setup, teardown),
+      cmocka_unit_test(plain_round_trip),
+      cmocka_unit_test(encrypted_round_trip),
+      cmocka_unit_test(encrypted_files_differ_each_time),
+      cmocka_unit_test(every_tampered_byte_is_refused),
+      cmocka_unit_test(every_truncation_is_refused),
+      cmocka_unit_test(wrong_key_and_downgrade),
+      cmocka_unit_test(numbers_out_of_range),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
-  return cmocka_run_group_tests_name("session file", tests, NULL, NULL);
+  return cmocka_run_group_tests_name("session file", tests, setup, teardown);
 }

@@ -1,11 +1,15 @@
-/* The base URL policy: http(s) only, plain http only to loopback. */
+/* URLs: the base URL policy (http(s) only, plain http only to loopback) and
+ * request URLs built with libcurl's URL API from a description. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "internal.h"
+#include "transport.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 static void accepted(void **state) {
   static const char *const ok[] = {
@@ -16,7 +20,7 @@ static void accepted(void **state) {
   size_t i;
   (void)state;
   for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-    if (authloop__check_base_url(ok[i], 0) != 0)
+    if (authloop__check_base_url(ok[i], 0, NULL) != 0)
       fail_msg("%s refused", ok[i]);
 }
 
@@ -38,11 +42,13 @@ static void refused(void **state) {
       {"http://128.0.0.1", AUTHLOOP_EINSECURE},
       {"http://[::2]", AUTHLOOP_EINSECURE},
       {"http://localhost.example.com", AUTHLOOP_EINSECURE},
+      {"https://example.com\r\nX-Injected: 1", AUTHLOOP_EINVAL},
+      {"https://exa\x7fmple.com", AUTHLOOP_EINVAL},
   };
   size_t i;
   (void)state;
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    int rc = authloop__check_base_url(bad[i].url, 0);
+    int rc = authloop__check_base_url(bad[i].url, 0, NULL);
     if (rc != bad[i].err)
       fail_msg("%s -> %s, want %s", bad[i].url ? bad[i].url : "(null)", authloop_err_name(rc),
                authloop_err_name(bad[i].err));
@@ -51,8 +57,87 @@ static void refused(void **state) {
 
 static void insecure_opt_in(void **state) {
   (void)state;
-  assert_int_equal(authloop__check_base_url("http://example.com", 1), 0);
-  assert_int_equal(authloop__check_base_url("ftp://example.com", 1), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop__check_base_url("http://example.com", 1, NULL), 0);
+  assert_int_equal(authloop__check_base_url("ftp://example.com", 1, NULL), AUTHLOOP_EINVAL);
+}
+
+static char *url_of(const authloop__request *r) {
+  char *u = NULL;
+  int rc = authloop__request_url(r, &u);
+  if (rc)
+    fail_msg("no URL: %s", authloop_err_name(rc));
+  return u;
+}
+
+/* A segment reaches the server as one segment, whatever it holds. */
+static void segments_are_encoded_whole(void **state) {
+  authloop__request r = {0};
+  char long_uid[4001];
+  char *u;
+  (void)state;
+  r.method = "POST";
+  r.base = "https://h.example/api/v3.0/";
+  authloop__request_path(&r, "/_login", 0);
+  authloop__request_path(&r, "a/b?c#d%e f", 1);
+  authloop__request_query(&r, "expiresIn", "1 hour&x=y");
+  authloop__request_query(&r, "global", "true");
+  u = url_of(&r);
+  assert_string_equal(u, "https://h.example/api/v3.0/_login/a%2fb%3fc%23d%25e%20f"
+                         "?expiresIn=1+hour%26x%3dy&global=true");
+  curl_free(u);
+  /* no fixed buffer: a 4,000-byte uid comes out whole */
+  memset(long_uid, 'u', sizeof(long_uid) - 1);
+  long_uid[sizeof(long_uid) - 1] = '\0';
+  memset(&r, 0, sizeof(r));
+  r.base = "https://h.example";
+  authloop__request_path(&r, "/users", 0);
+  authloop__request_path(&r, long_uid, 1);
+  authloop__request_path(&r, "/auth_tokens", 0);
+  u = url_of(&r);
+  assert_int_equal(strlen(u), strlen("https://h.example/users//auth_tokens") + 4000);
+  curl_free(u);
+}
+
+static void bad_parts_are_refused(void **state) {
+  static const char *const literals[] = {"no-slash", "/a b", "/a?b", "/a#b", "/a\r\nb", "/\x7f"};
+  authloop__request r = {0};
+  char *u;
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(literals) / sizeof(literals[0]); i++) {
+    memset(&r, 0, sizeof(r));
+    r.base = "https://h.example";
+    authloop__request_path(&r, literals[i], 0);
+    assert_int_equal(authloop__request_url(&r, &u), AUTHLOOP_EINVAL);
+  }
+  memset(&r, 0, sizeof(r));
+  r.base = "https://h.example";
+  authloop__request_path(&r, "", 1); /* an empty segment */
+  assert_int_equal(authloop__request_url(&r, &u), AUTHLOOP_EINVAL);
+  memset(&r, 0, sizeof(r));
+  r.base = "not a url";
+  assert_int_equal(authloop__request_url(&r, &u), AUTHLOOP_EINVAL);
+  /* the fixed slots refuse an overflow rather than drop a part */
+  memset(&r, 0, sizeof(r));
+  for (i = 0; i < AUTHLOOP__MAX_PATH; i++)
+    assert_int_equal(authloop__request_path(&r, "/x", 0), 0);
+  assert_int_equal(authloop__request_path(&r, "/x", 0), AUTHLOOP_ENOMEM);
+}
+
+/* The one rule for header bytes. */
+static void header_bytes(void **state) {
+  (void)state;
+  assert_true(authloop__header_value_ok("Bearer abc.def-ghi_~+/=", 23));
+  assert_true(authloop__header_value_ok("caf\xc3\xa9", 5)); /* obs-text passes */
+  assert_false(authloop__header_value_ok("a\rb", 3));
+  assert_false(authloop__header_value_ok("a\nb", 3));
+  assert_false(authloop__header_value_ok("a\0b", 3));
+  assert_false(authloop__header_value_ok("a\tb", 3));
+  assert_false(authloop__header_value_ok("a\x7f", 2));
+  assert_true(authloop__header_name_ok("X-Api_Key"));
+  assert_false(authloop__header_name_ok("X Api"));
+  assert_false(authloop__header_name_ok("X:"));
+  assert_false(authloop__header_name_ok(""));
 }
 
 int main(void) {
@@ -60,7 +145,10 @@ int main(void) {
       cmocka_unit_test(accepted),
       cmocka_unit_test(refused),
       cmocka_unit_test(insecure_opt_in),
+      cmocka_unit_test(segments_are_encoded_whole),
+      cmocka_unit_test(bad_parts_are_refused),
+      cmocka_unit_test(header_bytes),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
-  return cmocka_run_group_tests_name("base URL policy", tests, NULL, NULL);
+  return cmocka_run_group_tests_name("URLs and header bytes", tests, NULL, NULL);
 }

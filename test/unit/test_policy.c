@@ -7,7 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "internal.h"
+#include "policy.h"
+#include "timer.h"
 
 #define S      1000ull
 #define MINUTE (60 * S)
@@ -163,6 +164,28 @@ static void stale_restored_session(void **state) {
   assert_int_equal(authloop__decide(&t, T0, &wake), AUTHLOOP__REFRESH);
 }
 
+/* Extreme values saturate; nothing wraps into the past (a refresh storm). */
+static void extremes_saturate(void **state) {
+  uint64_t wake;
+  authloop__timing t = timing();
+  (void)state;
+  assert_int_equal(authloop__refresh_due(UINT64_MAX - 5, 3600 * S, 300 * S, 0), UINT64_MAX);
+  assert_true(authloop__refresh_due(T0, UINT64_MAX, 300 * S, 7) > T0);
+  assert_int_equal(authloop__retry_at(UINT64_MAX - 1, 5000, -1, AUTHLOOP__NEVER), UINT64_MAX);
+  assert_int_equal(authloop__retry_at(T0, 0, 0x7fffffffffffffffLL, AUTHLOOP__NEVER),
+                   T0 + 0x7fffffffffffffffULL);
+  assert_true(authloop__backoff_ms(64, UINT64_MAX / 2, UINT64_MAX, 12345) <= UINT64_MAX);
+  assert_int_equal(authloop__backoff_ms(200, 1000, UINT64_MAX, 77), 77);
+  /* a last activity far in the past and an idle window near the maximum */
+  t.offline = 1;
+  t.last_activity = UINT64_MAX - 10;
+  t.idle_ms = UINT64_MAX;
+  assert_int_equal(authloop__decide(&t, t.refresh_due, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, UINT64_MAX);
+  assert_int_equal(authloop__sat_sub(3, 5), 0);
+  assert_int_equal(authloop__sat_add(UINT64_MAX, 1), UINT64_MAX);
+}
+
 static void boot_clock_moves_and_counts_from_an_offset(void **state) {
   uint64_t a = authloop__boot_ms(), b = authloop__boot_ms();
   (void)state;
@@ -181,8 +204,9 @@ int main(void) {
       cmocka_unit_test(retries_and_offline),
       cmocka_unit_test(suspend_past_the_deadline),
       cmocka_unit_test(stale_restored_session),
+      cmocka_unit_test(extremes_saturate),
       cmocka_unit_test(boot_clock_moves_and_counts_from_an_offset),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
-  return cmocka_run_group_tests_name("schedule", tests, NULL, NULL);
+  return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

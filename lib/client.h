@@ -1,0 +1,143 @@
+/* The session engine (lib/client.c, lib/session.c, lib/events.c): the state
+ * machine and the only code that changes session state. It runs providers
+ * (lib/provider.h) over the transport, converts between the wall clock and
+ * the boot clock, keeps network health, schedules refreshes on the ctx's
+ * timer, persists the session through the store, and turns results into
+ * events on the deferred-call queue. */
+#ifndef AUTHLOOP_CLIENT_H
+#define AUTHLOOP_CLIENT_H
+
+#include "ctx.h"
+#include "policy.h"
+#include "provider.h"
+
+/* ---- session data ------------------------------------------------------------ */
+
+struct authloop_user {
+  json_t *obj;           /* the user object as parsed */
+  char *json;            /* compact serialisation, server's key order */
+  const char *id, *name; /* strings inside obj, chosen by the dialect */
+};
+
+typedef struct {
+  authloop_user *user;
+  char *access_token, *id_token, *refresh_token;
+  long long lifetime_s; /* > 0 as granted, AUTHLOOP__LIFETIME_NEVER, or 0: none */
+} authloop__session;
+
+void authloop__session_clear(authloop__session *s);
+/* Takes the user object (its reference); the dialect names its id and name. */
+int authloop__user_new(const authloop__provider *p, json_t *obj, authloop_user **out);
+void authloop__user_free(authloop_user *u);
+
+/* ---- listeners ------------------------------------------------------------------ */
+
+typedef struct {
+  int id; /* 0: removed during a dispatch, compacted afterwards */
+  authloop_event_type type;
+  authloop_event_cb cb;
+  void *userdata;
+} authloop__listener;
+
+typedef struct {
+  authloop__listener *items;
+  size_t len, cap;
+  int next_id;
+  int delivering; /* listeners run now: removals are only marked */
+  int dirty;
+} authloop__listeners;
+
+/* ---- the client ---------------------------------------------------------------- */
+
+struct authloop_client {
+  authloop_ctx *ctx;
+  const authloop__provider *provider;
+  void *pstate;   /* the provider's own options and state */
+  char *base_url; /* the provider's API base: authloop_request(), the session file */
+  unsigned refs;  /* the application's (until free) + one per queued call + one per handler */
+  int freed;      /* authloop_client_free() was called: no event fires any more */
+  authloop_state state;
+  authloop__session session;
+  /* a login in flight */
+  authloop__session pending; /* what its steps gathered so far */
+  authloop__transfer *login_x;
+  int login_step;
+  /* the token lifecycle (lib/session.c); times in authloop__boot_ms() */
+  authloop__timing timing;
+  uint64_t margin_ms, retry_base_ms, retry_cap_ms;
+  unsigned retry_attempt;
+  authloop__transfer *refresh_x;
+  authloop__link refresh_waiters; /* authloop_refresh() callers */
+  authloop__link calls;           /* authloop_request()s, waiting or sent */
+  authloop__link logouts;         /* logout requests on their way */
+  authloop__timer_entry wake;
+  unsigned token_gen; /* bumped on every new access token */
+  /* persisted session */
+  char *session_path;
+  unsigned char session_key[AUTHLOOP__STORE_KEY_BYTES];
+  int has_session_key;
+  authloop__listeners listeners;
+  authloop__link link; /* in ctx->clients */
+};
+
+void authloop__client_ref(authloop_client *c);
+/* Drops a reference; the last one frees the client. */
+void authloop__client_unref(authloop_client *c);
+/* The guard of every call on a client: EINVAL (NULL or freed), the
+ * loop-thread check, ECLOSING; 0 when the call may go on. */
+int authloop__client_usable(const authloop_client *c);
+int authloop__logged_in(const authloop_client *c);
+/* The session as a provider sees it. */
+void authloop__view_of(const authloop_client *c, const authloop__session *s, authloop__view *v);
+/* What a login step, a refresh or a session file returned, into s (the
+ * tokens and user move; a missing refresh token keeps the old one). */
+int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__result *r);
+/* Every state change goes through here; emits stateChanged. */
+void authloop__set_state(authloop_client *c, authloop_state s);
+/* Clears the session locally and emits logout (why: NULL, or the reason). */
+void authloop__logout_locally(authloop_client *c, int error, long http_status);
+/* Checks what a provider returned before anything of it is kept: tokens
+ * that could not be sent in a header are EPROTO, so is a user object the
+ * dialect does not know. */
+int authloop__result_check(const authloop_client *c, authloop__result *r);
+
+/* ---- events (lib/events.c) ------------------------------------------------------ */
+
+/* Queues ev for c; strings are copied. No event is delivered to a freed client. */
+void authloop__emit(authloop_client *c, const authloop_event *ev);
+/* An outcome event from a result (loginAttempt, logout): success when r is
+ * NULL or r->error is 0. */
+void authloop__emit_outcome(authloop_client *c, authloop_event_type type,
+                            const authloop__result *r);
+/* Queues a call of an application callback for c (runs once, freed or not). */
+void authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status);
+/* body is copied. */
+void authloop__defer_response(authloop_client *c, authloop_response_cb cb, void *userdata,
+                              int status, long http_status, const char *body, size_t len);
+void authloop__listeners_free(authloop__listeners *ls);
+
+/* ---- network health (lib/session.c) -------------------------------------------- */
+
+int authloop__online(const authloop_ctx *ctx);
+/* A transfer ended: counts consecutive network failures. */
+void authloop__health_note(authloop_ctx *ctx, int error);
+
+/* ---- token lifecycle (lib/session.c) ----------------------------------------------- */
+
+/* A session was just granted (login, refresh, restore); received = boot ms. */
+void authloop__session_started(authloop_client *c, uint64_t received, int persist);
+/* Looks at the client's timing now and schedules its next wake-up. */
+void authloop__client_evaluate(authloop_client *c, uint64_t now);
+/* Ends the session: tokens wiped, state EXPIRED, sessionExpired(reason). */
+void authloop__session_end(authloop_client *c, authloop_expiry_reason reason);
+/* Ends the refresh and the waiting requests of c; their callbacks get error. */
+void authloop__session_abort(authloop_client *c, int error);
+/* Restores c's session file, if it holds a session of this provider and URL. */
+void authloop__session_restore(authloop_client *c);
+/* Writes (or deletes) c's session file off the loop thread. */
+void authloop__session_persist(authloop_client *c);
+void authloop__session_forget(authloop_client *c);
+/* The timer reached c's wake-up. */
+void authloop__client_on_timer(authloop__timer_entry *e, uint64_t now);
+
+#endif

@@ -1,0 +1,142 @@
+/* What a provider (a dialect) is: a table of pure functions. It turns session
+ * operations into request descriptions (lib/http.h) and answers into result
+ * values. It sees a read-only view of the session and its own options and
+ * state; it never sees a client, a curl or uv type, or a clock (the time comes
+ * in as a value). Everything dialect-specific lives behind this header, in
+ * lib/providers/; no other file names a dialect. */
+#ifndef AUTHLOOP_PROVIDER_H
+#define AUTHLOOP_PROVIDER_H
+
+#include "http.h"
+#include "util.h"
+
+/* ---- what a login is made with ------------------------------------------------ */
+
+/* The kinds of credential the public login calls build. A provider's table
+ * says which kinds it takes; the others fail with AUTHLOOP_EWRONGPROVIDER. */
+typedef enum {
+  AUTHLOOP__CRED_CODE = 1,     /* authloop_login_code: a one-time authorization code */
+  AUTHLOOP__CRED_STRATEGY = 2, /* authloop_login_strategy/local: strategy + credentials */
+  AUTHLOOP__CRED_UID_KEY = 4,  /* authloop_login_key: a user id and the app's key */
+  AUTHLOOP__CRED_TOKEN = 8     /* authloop_login_token: a token minted elsewhere */
+} authloop__cred_kind;
+
+typedef struct {
+  authloop__cred_kind kind;
+  const char *code;                        /* CODE */
+  const char *strategy, *credentials_json; /* STRATEGY (credentials: a JSON object) */
+  const char *expires_in;                  /* STRATEGY, may be NULL */
+  const char *uid, *key;                   /* UID_KEY, as the application gave them */
+  const char *token;                       /* TOKEN */
+} authloop__credential;
+
+/* ---- what a provider sees -------------------------------------------------------- */
+
+/* The session as the operation sees it. During a login: what the steps so
+ * far gathered; otherwise the session's tokens. Borrowed, read-only. */
+typedef struct {
+  const char *access_token, *id_token, *refresh_token; /* may be NULL */
+  long long now_wall_ms; /* the wall clock when the request was built / the answer arrived */
+} authloop__view;
+
+/* What a provider's init gets besides the options. */
+typedef struct {
+  const char *user_agent;
+  unsigned char random[16]; /* fresh random bytes (device ids ...) */
+} authloop__provider_env;
+
+#define AUTHLOOP__MAX_BASES 2
+
+/* ---- what a provider answers ---------------------------------------------------------- */
+
+#define AUTHLOOP__LIFETIME_UNSET 0LL    /* the answer says nothing of it */
+#define AUTHLOOP__LIFETIME_NEVER (-1LL) /* the token never expires */
+
+typedef enum {
+  AUTHLOOP__NEXT_DONE = 0, /* the operation is complete (or failed: see error) */
+  AUTHLOOP__NEXT_STEP,     /* send login step `step` */
+  AUTHLOOP__NEXT_AWAIT     /* a two-step strategy: wait for authloop_set_token() */
+} authloop__next;
+
+/* An answer read. Strings and the user are owned (authloop__result_clear). */
+typedef struct {
+  int error;           /* 0 or AUTHLOOP_E*; EREVOKED on refresh: refused for good */
+  authloop__next next; /* on success */
+  int step;            /* NEXT_STEP: the step to send */
+  long http_status;    /* of the answer, for the event */
+  char *message;       /* the server's message, or ours; NULL: authloop_strerror(error) */
+  char *server_code;   /* the server's error code as text, or NULL */
+  char *access_token, *id_token, *refresh_token; /* NULL: not in this answer */
+  json_t *user;         /* the user object, checked with the table's user_fields */
+  long long lifetime_s; /* > 0, AUTHLOOP__LIFETIME_NEVER or AUTHLOOP__LIFETIME_UNSET */
+} authloop__result;
+
+void authloop__result_clear(authloop__result *r);
+/* Sets r->error, r->http_status and a message (fmt with one %s) ; returns error. */
+int authloop__result_fail(authloop__result *r, int error, long status, const char *fmt,
+                          const char *arg);
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+#define AUTHLOOP__CAN_GLOBAL_LOGOUT 1
+
+typedef struct authloop__provider {
+  const char *name;
+  unsigned accepts; /* authloop__cred_kind bits a fresh login takes */
+  unsigned resumes; /* kinds authloop_set_token() may complete an awaiting login with */
+  unsigned flags;
+
+  /* Checks the options this dialect reads (and refuses the ones it has no
+   * use for: AUTHLOOP_ENOTSUP), and makes its state. bases[] gets the base
+   * URLs it will send to, first the one authloop_request() uses; the engine
+   * checks them (https, loopback). */
+  int (*init)(const authloop_client_options *o, const authloop__provider_env *env, void **state,
+              const char *bases[AUTHLOOP__MAX_BASES]);
+  void (*free)(void *state);
+
+  /* Validates a credential with the dialect's own codes and keeps what the
+   * login needs; *step is the first step to send. */
+  int (*login_start)(void *state, const authloop__credential *cred, int *step);
+  int (*login_request)(void *state, const authloop__view *v, int step, authloop__request *out);
+  int (*login_answer)(void *state, const authloop__view *v, int step, const authloop__answer *a,
+                      authloop__result *out);
+  /* The login ended (either way): drop what only it needed. */
+  void (*login_end)(void *state);
+
+  /* NULL: these tokens are never refreshed */
+  int (*refresh_request)(void *state, const authloop__view *v, authloop__request *out);
+  int (*refresh_answer)(void *state, const authloop__view *v, const authloop__answer *a,
+                        authloop__result *out);
+
+  int (*logout_request)(void *state, const authloop__view *v, int global, authloop__request *out);
+  int (*logout_answer)(void *state, const authloop__answer *a, authloop__result *out);
+
+  /* Adds the session's credentials to an application request (base set). */
+  int (*authorize)(void *state, const authloop__view *v, authloop__request *out);
+  /* For the answer to an application request: non-zero when it says the
+   * session no longer exists on the server. */
+  int (*session_gone)(void *state, const authloop__answer *a);
+
+  /* The id and display name in a user object of this dialect (pointers into
+   * it); AUTHLOOP_EPROTO when it is not one. Used for answers and restores. */
+  int (*user_fields)(const json_t *user, const char **id, const char **name);
+
+  /* Pre-auth (the gateway's backend half); NULL elsewhere. */
+  int (*preauth_request)(const authloop_preauth_options *o, const char *bearer,
+                         authloop__request *out);
+  int (*preauth_answer)(const authloop__answer *a, authloop__result *out);
+} authloop__provider;
+
+const authloop__provider *authloop__provider_find(const char *name);
+/* The provider whose dialect has pre-auth. */
+const authloop__provider *authloop__provider_preauth(void);
+
+/* ---- helpers for providers -------------------------------------------------------------- */
+
+/* A non-2xx answer without a body this dialect understands. */
+int authloop__result_status(authloop__result *r, long status);
+/* A string copied into *dst for a result (secret copy). */
+int authloop__result_take(authloop__result *r, char **dst, const char *src);
+static inline int authloop__is_2xx(long status) { return status >= 200 && status <= 299; }
+
+#endif

@@ -1,0 +1,20 @@
+/* The built-in dialects, for the registry and the tests. */
+#ifndef AUTHLOOP_PROVIDERS_BUILTIN_H
+#define AUTHLOOP_PROVIDERS_BUILTIN_H
+
+#include "../provider.h"
+
+extern const authloop__provider authloop__provider_gateway;
+extern const authloop__provider authloop__provider_kuzzle;
+extern const authloop__provider authloop__provider_cometchat;
+
+/* The gateway's answers as pure functions (unit-tested, fuzzed). */
+int authloop__gateway_login_answer(const authloop__answer *a, authloop__result *out);
+int authloop__gateway_refresh_answer(const authloop__answer *a, authloop__result *out);
+int authloop__gateway_error(const authloop__answer *a, authloop__result *out);
+
+/* A path option: NULL (use the default) or text the URL builder accepts
+ * (starts with '/', no space, control byte, '?' or '#'). */
+int authloop__path_option_ok(const char *path);
+
+#endif

@@ -1,0 +1,74 @@
+/* The registry of built-in dialects, and what every dialect shares. */
+#include "builtin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const authloop__provider *const all[] = {
+    &authloop__provider_gateway, &authloop__provider_kuzzle, &authloop__provider_cometchat};
+
+const authloop__provider *authloop__provider_find(const char *name) {
+  size_t i;
+  for (i = 0; name && i < AUTHLOOP__COUNT(all); i++)
+    if (strcmp(all[i]->name, name) == 0)
+      return all[i];
+  return NULL;
+}
+
+const authloop__provider *authloop__provider_preauth(void) {
+  size_t i;
+  for (i = 0; i < AUTHLOOP__COUNT(all); i++)
+    if (all[i]->preauth_answer)
+      return all[i];
+  return NULL;
+}
+
+void authloop__result_clear(authloop__result *r) {
+  free(r->message);
+  free(r->server_code);
+  authloop__secret_free(r->access_token);
+  authloop__secret_free(r->id_token);
+  authloop__secret_free(r->refresh_token);
+  authloop__json_wipe_decref(r->user);
+  memset(r, 0, sizeof(*r));
+}
+
+int authloop__result_fail(authloop__result *r, int error, long status, const char *fmt,
+                          const char *arg) {
+  char msg[256];
+  r->error = error;
+  r->http_status = status;
+  if (fmt) {
+    snprintf(msg, sizeof(msg), fmt, arg);
+    free(r->message);
+    r->message = strdup(msg);
+  }
+  return error;
+}
+
+int authloop__result_status(authloop__result *r, long status) {
+  char msg[128];
+  int e = status >= 500 || status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;
+  snprintf(msg, sizeof(msg), "%s (HTTP %ld)", authloop_strerror(e), status);
+  return authloop__result_fail(r, e, status, "%s", msg);
+}
+
+int authloop__result_take(authloop__result *r, char **dst, const char *src) {
+  if (authloop__secret_set(dst, src) != 0)
+    return authloop__result_fail(r, AUTHLOOP_ENOMEM, r->http_status, NULL, NULL);
+  return 0;
+}
+
+int authloop__path_option_ok(const char *p) {
+  if (!p)
+    return 1;
+  if (p[0] != '/')
+    return 0;
+  for (; *p; p++) {
+    unsigned char ch = (unsigned char)*p;
+    if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
+      return 0;
+  }
+  return 1;
+}

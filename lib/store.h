@@ -1,0 +1,60 @@
+/* The persisted session (docs/session-file.md): a pure codec between a
+ * session value and the file's bytes, a bounded synchronous reader, and an
+ * atomic writer that runs off the loop thread. It never touches a client: the
+ * session engine decides what to store and applies what it reads. */
+#ifndef AUTHLOOP_STORE_H
+#define AUTHLOOP_STORE_H
+
+#include "util.h"
+
+#include <uv.h>
+
+#define AUTHLOOP__STORE_MAX_BYTES (64 * 1024)
+#define AUTHLOOP__STORE_KEY_BYTES 32
+
+/* A session as stored. Times are wall-clock ms so that they survive a reboot.
+ * Decoded values own their strings and user (authloop__stored_clear). */
+typedef struct {
+  char *provider, *base_url;
+  char *access_token, *id_token, *refresh_token; /* id and refresh may be NULL */
+  json_t *user;
+  long long lifetime_s;    /* > 0, or -1: never expires */
+  long long expires_at;    /* wall ms > 0, or -1: never expires */
+  long long last_activity; /* wall ms, >= 0 */
+} authloop__stored;
+
+void authloop__stored_clear(authloop__stored *s);
+/* key: 32 bytes, or NULL for a plain file. rng makes the nonce. */
+int authloop__store_encode(const authloop__stored *s, const unsigned char *key, authloop__rng *rng,
+                           unsigned char **out, size_t *len);
+/* AUTHLOOP_EPROTO: malformed; AUTHLOOP_EINVAL: encrypted where no key is
+ * given or plain where one is; AUTHLOOP_EREJECTED: the tag does not verify
+ * (wrong key, or changed). Types and ranges are checked; nothing is kept on
+ * error. */
+int authloop__store_decode(const unsigned char *data, size_t len, const unsigned char *key,
+                           authloop__stored *out);
+
+/* Reads path (at most AUTHLOOP__STORE_MAX_BYTES, a regular file, no symlink,
+ * never blocking on a FIFO). 0 and the bytes (wipe and free them);
+ * AUTHLOOP_ENOENT when there is no file; else an error and a reason. */
+int authloop__store_read(const char *path, unsigned char **out, size_t *len, const char **why);
+
+/* Writes and deletes, one at a time per path, in order, on libuv's thread
+ * pool; an operation not yet started is replaced by a newer one. */
+typedef struct {
+  uv_loop_t *loop;
+  const authloop__logger *log;
+  authloop__link slots;
+  void (*idle)(void *ud); /* the last operation finished */
+  void *idle_ud;
+} authloop__store_writer;
+
+void authloop__store_writer_init(authloop__store_writer *w, uv_loop_t *loop,
+                                 const authloop__logger *log);
+/* Takes data (wiped and freed when done). */
+void authloop__store_write(authloop__store_writer *w, const char *path, unsigned char *data,
+                           size_t len);
+void authloop__store_delete(authloop__store_writer *w, const char *path);
+int authloop__store_busy(const authloop__store_writer *w);
+
+#endif

@@ -1,0 +1,119 @@
+/* The leaf of the library: lists, secrets, byte checks, random numbers and the
+ * logger. Everything else may include this; it includes nothing of authloop's
+ * but the public header (for the error codes and log levels). */
+#ifndef AUTHLOOP_UTIL_H
+#define AUTHLOOP_UTIL_H
+
+#include "authloop.h"
+
+#include <jansson.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define AUTHLOOP__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define AUTHLOOP__PRINTF(a, b)
+#endif
+
+#define AUTHLOOP__STR2(x) #x
+#define AUTHLOOP__STR(x)  AUTHLOOP__STR2(x)
+#define AUTHLOOP__VERSION_STRING                                                                   \
+  AUTHLOOP__STR(AUTHLOOP_VERSION_MAJOR)                                                            \
+  "." AUTHLOOP__STR(AUTHLOOP_VERSION_MINOR) "." AUTHLOOP__STR(AUTHLOOP_VERSION_PATCH)
+
+#define AUTHLOOP__CONTAINER_OF(ptr, type, member)                                                  \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define AUTHLOOP__COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- intrusive doubly linked list (a list head is a link to itself) ------- */
+
+typedef struct authloop__link {
+  struct authloop__link *prev, *next;
+} authloop__link;
+
+static inline void authloop__list_init(authloop__link *head) { head->prev = head->next = head; }
+static inline int authloop__list_empty(const authloop__link *head) { return head->next == head; }
+static inline void authloop__list_push(authloop__link *head, authloop__link *l) {
+  l->prev = head->prev;
+  l->next = head;
+  head->prev->next = l;
+  head->prev = l;
+}
+static inline void authloop__list_remove(authloop__link *l) {
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  l->prev = l->next = l;
+}
+/* Moves every link of src to the end of dst; src is left empty. */
+static inline void authloop__list_splice(authloop__link *dst, authloop__link *src) {
+  if (authloop__list_empty(src))
+    return;
+  src->next->prev = dst->prev;
+  src->prev->next = dst;
+  dst->prev->next = src->next;
+  dst->prev = src->prev;
+  authloop__list_init(src);
+}
+
+/* ---- secrets ------------------------------------------------------------------ */
+
+/* strdup / free for secrets: the copy is wiped before it is released. */
+char *authloop__secret_dup(const char *s);
+void authloop__secret_free(char *s);
+/* Wipes n bytes at p, then frees p. */
+void authloop__wipe_free(void *p, size_t n);
+/* Frees *p (wiped) and sets it to a copy of s (NULL stays NULL). */
+int authloop__secret_set(char **p, const char *s);
+/* Wipes every string value in a JSON tree, then drops the reference. */
+void authloop__json_wipe_decref(json_t *j);
+/* Compact JSON text of j, or NULL; wipe it with authloop__secret_free. */
+char *authloop__json_text(const json_t *j);
+/* Parses a response body (NUL-terminated, len bytes) as JSON, duplicates refused. */
+json_t *authloop__json_parse(const char *body, size_t len);
+/* A non-empty string member of obj, or NULL. */
+const char *authloop__json_str(const json_t *obj, const char *key);
+
+/* ---- byte checks -------------------------------------------------------------- */
+
+int authloop__has_space(const char *s);
+/* The one rule for a value that may reach an HTTP header line: no byte below
+ * 0x20 (CR, LF, NUL, TAB ...) and no DEL. The transport refuses any header that
+ * breaks it; parsers and API calls use it to refuse such values early. */
+int authloop__header_value_ok(const char *s, size_t len);
+/* A header name: RFC 9110 token characters only. */
+int authloop__header_name_ok(const char *s);
+
+/* ---- random numbers: mbedTLS CTR-DRBG, one per ctx ------------------------------- */
+
+typedef struct {
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+} authloop__rng;
+
+int authloop__rng_init(authloop__rng *r);
+void authloop__rng_free(authloop__rng *r);
+int authloop__random(authloop__rng *r, void *buf, size_t n);
+uint32_t authloop__random_u32(authloop__rng *r);
+
+/* ---- logging --------------------------------------------------------------------- */
+
+/* Where log lines go: a function of the ctx that queues them for the
+ * application's log callback (never called synchronously by any layer). */
+typedef struct {
+  void (*write)(void *ud, authloop_log_level level, const char *line);
+  void *ud;
+  authloop_log_level level; /* most verbose level wanted */
+  int enabled;
+} authloop__logger;
+
+void authloop__logf(const authloop__logger *l, authloop_log_level level, const char *fmt, ...)
+    AUTHLOOP__PRINTF(3, 4);
+static inline int authloop__log_wants(const authloop__logger *l, authloop_log_level level) {
+  return l && l->enabled && level <= l->level;
+}
+
+#endif
