@@ -260,10 +260,27 @@ static int map_curl_error(const authloop__transfer *x, CURLcode rc) {
   }
 }
 
+/* An easy handle is kept for the next transfer: resetting one costs a small
+ * part of making a new one, and curl_easy_reset() forgets every option. */
+static void easy_release(authloop__transport *t, CURL *e) {
+  if (!e)
+    return;
+  if (t->closing || t->n_idle == AUTHLOOP__COUNT(t->idle)) {
+    curl_easy_cleanup(e);
+    return;
+  }
+  curl_easy_reset(e);
+  t->idle[t->n_idle++] = e;
+}
+
+static CURL *easy_take(authloop__transport *t) {
+  return t->n_idle ? t->idle[--t->n_idle] : curl_easy_init();
+}
+
 static void transfer_free(authloop__transfer *x) {
   struct curl_slist *h;
   authloop__list_remove(&x->link);
-  curl_easy_cleanup(x->easy);
+  easy_release(x->t, x->easy);
   curl_url_cleanup(x->url);
   for (h = x->headers; h; h = h->next)
     mbedtls_platform_zeroize(h->data, strlen(h->data));
@@ -460,6 +477,8 @@ void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud),
     if (!uv_is_closing((uv_handle_t *)p))
       uv_poll_stop(p);
   }
+  while (t->n_idle)
+    curl_easy_cleanup(t->idle[--t->n_idle]);
   curl_multi_cleanup(t->multi);
   curl_share_cleanup(t->share);
   curl_global_cleanup();
@@ -582,7 +601,7 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
   if (authloop__log_wants(t->log, AUTHLOOP_LOG_WARN) &&
       !(x->target = log_target(r->method, x->url)))
     return AUTHLOOP_ENOMEM;
-  if (!(x->easy = e = curl_easy_init()))
+  if (!(x->easy = e = easy_take(t)))
     return AUTHLOOP_ENOMEM;
   x->want_date = (r->flags & AUTHLOOP__WANT_DATE) != 0;
   curl_easy_setopt(e, CURLOPT_CURLU, x->url);

@@ -39,6 +39,8 @@ typedef struct {
   CURLSH *share;
   uv_timer_t timer;
   authloop__link transfers, sockets;
+  CURL *idle[8]; /* easy handles kept for the next transfers (curl_easy_reset) */
+  unsigned n_idle;
   unsigned handles;
   int closing;
   void (*closed)(void *ud);

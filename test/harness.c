@@ -208,6 +208,31 @@ long test_last_gap_ms(const test_server *s, const char *route) {
   return gap;
 }
 
+int test_sent(const test_server *s, const char *needle) {
+  json_t *j = test_control(s, "/__test/requests", NULL), *req;
+  size_t i, k;
+  int n = 0;
+  json_array_foreach(json_object_get(j, "requests"), i, req) {
+    json_t *h, *lines = json_object_get(req, "rawHeaders");
+    json_array_foreach(lines, k, h) {
+      if (strstr(json_string_value(h), needle)) {
+        n++;
+        break;
+      }
+    }
+  }
+  json_decref(j);
+  return n;
+}
+
+long test_refused_requests(const test_server *s) { return test_stat(s, "clientErrors"); }
+
+void test_alias(const test_server *s, const char *path, const char *route) {
+  char body[512];
+  snprintf(body, sizeof(body), "{\"path\":\"%s\",\"route\":\"%s\"}", path, route);
+  json_decref(test_control(s, "/__test/alias", body));
+}
+
 int test_run_status(const char *const argv[], char **out) {
   posix_spawn_file_actions_t fa;
   char *text = calloc(1, 1);

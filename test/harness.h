@@ -56,6 +56,12 @@ int test_run_status(const char *const argv[], char **out);
  * body (free it) and the status in *status. authorization may be NULL. */
 char *test_http(const test_server *s, const char *method, const char *path,
                 const char *authorization, const char *body, long *status);
+/* Requests the server received whose header lines (names or values, as
+ * they arrived) contain needle; and requests its parser refused outright. */
+int test_sent(const test_server *s, const char *needle);
+long test_refused_requests(const test_server *s);
+/* Requests to path are served as route (a path option's target). */
+void test_alias(const test_server *s, const char *path, const char *route);
 /* A loopback port with nothing listening. */
 int test_closed_port(void);
 

@@ -506,6 +506,180 @@ static void restored_at_once_for_every_provider(void **state) {
   test_env_close(&e);
 }
 
+/* ---- path options, names that need escaping, unsupported options --------------------------- */
+
+typedef struct {
+  int done, status;
+} done_outcome;
+
+static void on_done(authloop_client *c, int status, void *ud) {
+  done_outcome *o = ud;
+  (void)c;
+  o->status = status;
+  o->done++;
+}
+
+/* Each path option is where the request goes, for every dialect that has
+ * the operation: the server counts the requests at the option's path. */
+static void path_options_are_honoured(void **state) {
+  static const char *const gw[][2] = {{"/v2/sign-in", "/auth/login"},
+                                      {"/v2/renew", "/auth/refresh"},
+                                      {"/v2/sign-out", "/auth/logout"}};
+  static const char *const kz[][2] = {{"/alt/_login/local", "/_login/local"},
+                                      {"/alt/_refreshToken", "/_refreshToken"},
+                                      {"/alt/_logout", "/_logout"}};
+  static const char *const cc[][2] = {
+      {"/cometchat/client/v3.0/me-in", "/cometchat/client/v3.0/me"},
+      {"/cometchat/client/v3.0/me-out", "/cometchat/client/v3.0/me"}};
+  test_env e;
+  test_recorder r;
+  authloop_client_options o = {0};
+  authloop_client *c;
+  done_outcome d = {0};
+  char *code = test_mint_code(&server, "pathy");
+  long login0 = test_stat(&server, "/auth/login"),
+       me0 = test_stat(&server, "/cometchat/client/v3.0/me");
+  size_t i;
+  (void)state;
+  for (i = 0; i < 3; i++) {
+    test_alias(&server, gw[i][0], gw[i][1]);
+    test_alias(&server, kz[i][0], kz[i][1]);
+  }
+  for (i = 0; i < 2; i++)
+    test_alias(&server, cc[i][0], cc[i][1]);
+  test_env_init(&e, &server, NULL);
+
+  /* gateway: login, refresh, logout */
+  o.provider = "gateway";
+  o.base_url = server.base_url;
+  o.login_path = "/v2/sign-in";
+  o.refresh_path = "/v2/renew";
+  o.logout_path = "/v2/sign-out";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_refresh(c, on_done, &d), 0);
+  test_run_until(&e, &d.done, 1, 5000);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(authloop_logout_global(c), AUTHLOOP_ENOTSUP); /* no such thing here */
+  assert_true(authloop_is_logged_in(c));
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  for (i = 0; i < 3; i++)
+    if (test_stat(&server, gw[i][0]) != 1)
+      fail_msg("%s: %ld requests", gw[i][0], test_stat(&server, gw[i][0]));
+  assert_int_equal(test_stat(&server, "/auth/login"), login0);
+
+  /* kuzzle: login, refresh, global logout */
+  memset(&o, 0, sizeof(o));
+  o.provider = "kuzzle";
+  o.base_url = server.base_url;
+  o.login_path = "/alt/_login";
+  o.refresh_path = "/alt/_refreshToken";
+  o.logout_path = "/alt/_logout";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "1h"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  d.done = 0;
+  assert_int_equal(authloop_refresh(c, on_done, &d), 0);
+  test_run_until(&e, &d.done, 1, 5000);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(authloop_logout_global(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  for (i = 0; i < 3; i++)
+    if (test_stat(&server, kz[i][0]) != 1)
+      fail_msg("%s: %ld requests", kz[i][0], test_stat(&server, kz[i][0]));
+
+  /* cometchat: login, logout (it has no refresh) */
+  memset(&o, 0, sizeof(o));
+  o.provider = "cometchat";
+  o.app_id = "app1";
+  o.base_url = cc_client;
+  o.admin_url = cc_admin;
+  o.login_path = "/me-in";
+  o.logout_path = "/me-out";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-2", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_logout_global(c), AUTHLOOP_ENOTSUP);
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  for (i = 0; i < 2; i++)
+    if (test_stat(&server, cc[i][0]) != 1)
+      fail_msg("%s: %ld requests", cc[i][0], test_stat(&server, cc[i][0]));
+  assert_int_equal(test_stat(&server, "/cometchat/client/v3.0/me"), me0);
+  test_env_close(&e);
+}
+
+/* Options a dialect has no use for fail at once, never silently. */
+static void unsupported_options_are_refused(void **state) {
+  test_env e;
+  authloop_client_options o = {0};
+  authloop_client *c = NULL;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  o.provider = "cometchat";
+  o.app_id = "app1";
+  o.refresh_path = "/refresh";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  memset(&o, 0, sizeof(o));
+  o.provider = "gateway";
+  o.base_url = server.base_url;
+  o.app_id = "app1";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.provider = "kuzzle";
+  o.app_id = NULL;
+  o.region = "eu";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.region = NULL;
+  o.login_path = "no-slash";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  o.login_path = "/a?b";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  assert_null(c);
+  test_env_close(&e);
+}
+
+/* A strategy name and a uid reach the server as they are, whatever they
+ * hold; the servers name them back in their refusals. */
+static void names_reach_the_server_intact(void **state) {
+  const char *strategy = "a/b?c#d%e&f=g";
+  char uid[101], quoted[128];
+  test_env e;
+  test_recorder rk, rc;
+  authloop_client *k, *cc;
+  size_t i;
+  (void)state;
+  for (i = 0; i < 100; i++)
+    uid[i] = "%/?#&=+;"[i % 8];
+  uid[100] = '\0';
+  test_env_init(&e, &server, NULL);
+  k = kuzzle_client(&e, NULL);
+  cc = cometchat_client(&e, "app1", NULL);
+  test_record(k, &rk);
+  test_record(cc, &rc);
+  assert_int_equal(authloop_login_strategy(k, strategy, "{}", NULL), 0);
+  assert_int_equal(authloop_login_key(cc, uid, "authkey-1"), 0);
+  test_run_until(&e, &rk.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_int_equal(rk.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ESTRATEGY);
+  snprintf(quoted, sizeof(quoted), "\"%s\"", strategy);
+  if (!strstr(rk.last[AUTHLOOP_EV_LOGIN_ATTEMPT].message, quoted))
+    fail_msg("the server saw another strategy: %s", rk.last[AUTHLOOP_EV_LOGIN_ATTEMPT].message);
+  test_run_until(&e, &rc.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000); /* both were in flight */
+  assert_string_equal(rc.last_server_code[AUTHLOOP_EV_LOGIN_ATTEMPT], "ERR_UID_NOT_FOUND");
+  snprintf(quoted, sizeof(quoted), "The UID %s does", uid);
+  if (!strstr(rc.last_message[AUTHLOOP_EV_LOGIN_ATTEMPT], quoted))
+    fail_msg("the server saw another uid: %s", rc.last_message[AUTHLOOP_EV_LOGIN_ATTEMPT]);
+  test_env_close(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(kuzzle_local_login_and_queries),
@@ -520,6 +694,9 @@ int main(void) {
       cmocka_unit_test(cometchat_validation_codes_in_order),
       cmocka_unit_test(cometchat_token_not_found_logs_out_locally),
       cmocka_unit_test(restored_at_once_for_every_provider),
+      cmocka_unit_test(path_options_are_honoured),
+      cmocka_unit_test(unsupported_options_are_refused),
+      cmocka_unit_test(names_reach_the_server_intact),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("kuzzle and cometchat", tests, group_setup, group_teardown);

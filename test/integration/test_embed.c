@@ -5,6 +5,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -20,6 +21,7 @@ typedef struct {
   uv_thread_t loop_thread;
   unsigned char seen[THREADS][POSTS];
   int done, wrong_thread, cancelled;
+  authloop_client *client; /* touched by a post that runs uncancelled */
 } post_state;
 
 typedef struct {
@@ -37,6 +39,8 @@ static void on_post(authloop_ctx *ctx, int status, void *ud) {
     a->s->wrong_thread++;
   if (status == AUTHLOOP_ECANCELED)
     a->s->cancelled++;
+  else if (a->s->client) /* the ctx is not closing: its clients are alive */
+    (void)authloop_client_state(a->s->client);
   a->s->seen[a->thread][a->index]++;
   a->s->done++;
 }
@@ -87,15 +91,38 @@ static void posts_left_at_close_run_once_cancelled(void **state) {
   test_env_init(&e, &server, NULL);
   s.e = &e;
   s.loop_thread = uv_thread_self();
-  for (i = 0; i < 100; i++) {
-    args[0][i] = (post_arg){&s, 0, i};
-    assert_int_equal(authloop_ctx_post(e.ctx, on_post, &args[0][i]), 0);
+  /* a client whose session file is being written: the write delays the
+   * teardown, and the posts must not run (uncancelled) while it waits */
+  {
+    authloop_client_options o = {0};
+    test_recorder r;
+    char dir[256], path[320];
+    char *code = test_mint_code(&server, "poster");
+    test_make_tmpdir(dir, sizeof(dir), "posts");
+    snprintf(path, sizeof(path), "%s/session", dir);
+    o.provider = "gateway";
+    o.base_url = server.base_url;
+    o.session_path = path;
+    assert_int_equal(authloop_client_new(e.ctx, &o, &s.client), 0);
+    test_record(s.client, &r);
+    assert_int_equal(authloop_login_code(s.client, code), 0);
+    free(code);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+    assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+    /* the write of the session file was just queued to the thread pool */
+    for (i = 0; i < 100; i++) {
+      args[0][i] = (post_arg){&s, 0, i};
+      assert_int_equal(authloop_ctx_post(e.ctx, on_post, &args[0][i]), 0);
+    }
+    assert_int_equal(authloop_ctx_close(e.ctx, NULL, NULL), 0);
+    assert_int_equal(authloop_ctx_post(e.ctx, on_post, &args[0][0]), AUTHLOOP_ECLOSING);
+    assert_int_equal(authloop_ctx_post(NULL, on_post, NULL), AUTHLOOP_EINVAL);
+    uv_close((uv_handle_t *)&e.watchdog, NULL);
+    assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+    unlink(path);
+    rmdir(dir);
   }
-  assert_int_equal(authloop_ctx_close(e.ctx, NULL, NULL), 0);
-  assert_int_equal(authloop_ctx_post(e.ctx, on_post, &args[0][0]), AUTHLOOP_ECLOSING);
-  assert_int_equal(authloop_ctx_post(NULL, on_post, NULL), AUTHLOOP_EINVAL);
-  uv_close((uv_handle_t *)&e.watchdog, NULL);
-  assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(s.cancelled, 100); /* all of them, and none ran as if nothing happened */
   assert_int_equal(s.done, 100);
   for (i = 0; i < 100; i++)
     assert_int_equal(s.seen[0][i], 1);
@@ -211,6 +238,148 @@ static void the_poll_loop_sample_logs_in_and_out(void **state) {
   free(code);
 }
 
+/* ---- a foreign loop that sleeps ------------------------------------------------------ */
+
+static uint64_t cpu_us(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+         (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* poll(2) on the ctx's fd and deadline until `until` (uv_hrtime ns), or until
+ * *flag reaches target; returns how many times poll returned. Nothing but
+ * the deadline the test ends at bounds the wait: an armed timer or a readable
+ * fd nobody services shows up as wake-ups. */
+static unsigned poll_until(authloop_ctx *ctx, uint64_t until, const int *flag, int target) {
+  struct pollfd p = {authloop_ctx_fd(ctx), POLLIN, 0};
+  unsigned wakes = 0;
+  uint64_t now;
+  while ((now = uv_hrtime()) < until && (!flag || *flag < target)) {
+    int timeout = authloop_ctx_timeout_ms(ctx);
+    int left = (int)((until - now + 999999) / 1000000);
+    if (timeout < 0 || timeout > left)
+      timeout = left;
+    poll(&p, 1, timeout);
+    wakes++;
+    authloop_ctx_process(ctx);
+  }
+  return wakes;
+}
+
+#define SEC 1000000000ull
+
+static void login_then_logout(authloop_ctx *ctx, authloop_client *c, test_recorder *r, int ttl_s) {
+  char *code = test_mint_code_ttl(&server, "sleeper", ttl_s);
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  poll_until(ctx, uv_hrtime() + 5 * SEC, &r->count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1);
+  assert_true(r->last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(authloop_logout(c), 0);
+  poll_until(ctx, uv_hrtime() + 5 * SEC, &r->count[AUTHLOOP_EV_LOGOUT], 1);
+  assert_int_equal(r->count[AUTHLOOP_EV_LOGOUT], 1);
+}
+
+static void close_polled(authloop_ctx *ctx, uv_loop_t *loop) {
+  closed_flag = 0;
+  assert_int_equal(authloop_ctx_close(ctx, on_closed, NULL), 0);
+  poll_until(ctx, uv_hrtime() + 5 * SEC, &closed_flag, 1);
+  assert_int_equal(closed_flag, 1);
+  assert_int_equal(uv_loop_close(loop), 0);
+}
+
+/* Log in with 4 s tokens (refresh due at about 2 s), log out, then stay idle
+ * until 5 s past the old refresh time: the loop sleeps. */
+static void a_poll_loop_sleeps_after_logout(void **state) {
+  uv_loop_t loop;
+  authloop_ctx_options o = {0};
+  authloop_client_options co = {0};
+  authloop_ctx *ctx;
+  authloop_client *c;
+  test_recorder r;
+  uint64_t t0 = uv_hrtime(), cpu;
+  unsigned wakes;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  o.ca_file = server.ca;
+  assert_int_equal(authloop_ctx_new(&loop, &o, &ctx), 0);
+  co.provider = "gateway";
+  co.base_url = server.base_url;
+  assert_int_equal(authloop_client_new(ctx, &co, &c), 0);
+  test_record(c, &r);
+  login_then_logout(ctx, c, &r, 4);
+  cpu = cpu_us();
+  wakes = poll_until(ctx, t0 + 7 * SEC, NULL, 0);
+  cpu = cpu_us() - cpu;
+  print_message("# idle after logout: %u wake-ups, %llu us CPU\n", wakes, (unsigned long long)cpu);
+  assert_true(wakes < 50);
+  assert_true(cpu < 100000);
+  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 0);
+  close_polled(ctx, &loop);
+}
+
+typedef struct {
+  authloop_ctx *ctx;
+  uint64_t posted, ran;
+  int done, status;
+} delayed_post;
+
+static void on_delayed(authloop_ctx *ctx, int status, void *ud) {
+  delayed_post *d = ud;
+  (void)ctx;
+  d->ran = uv_hrtime();
+  d->status = status;
+  d->done++;
+}
+
+/* Another thread posts once the loop has gone to sleep. */
+static void post_after_a_while(void *ud) {
+  delayed_post *d = ud;
+  uv_sleep(150);
+  d->posted = uv_hrtime();
+  if (authloop_ctx_post(d->ctx, on_delayed, d) != 0)
+    abort();
+}
+
+static void post_reaches_a_sleeping_loop(authloop_ctx *ctx) {
+  delayed_post d = {0};
+  uv_thread_t t;
+  unsigned wakes;
+  d.ctx = ctx;
+  assert_int_equal(uv_thread_create(&t, post_after_a_while, &d), 0);
+  wakes = poll_until(ctx, uv_hrtime() + 2 * SEC, &d.done, 1);
+  assert_int_equal(uv_thread_join(&t), 0);
+  assert_int_equal(d.done, 1);
+  assert_int_equal(d.status, 0);
+  print_message("# post ran %llu us after it was made, %u wake-ups\n",
+                (unsigned long long)(d.ran - d.posted) / 1000, wakes);
+  assert_true(d.ran - d.posted < 200000000ull);
+  assert_true(wakes <= 3);
+}
+
+static void posts_reach_an_idle_poll_loop(void **state) {
+  uv_loop_t loop;
+  authloop_ctx_options o = {0};
+  authloop_client_options co = {0};
+  authloop_ctx *ctx;
+  authloop_client *c;
+  test_recorder r;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  o.ca_file = server.ca;
+  /* a ctx that never did any I/O */
+  assert_int_equal(authloop_ctx_new(&loop, &o, &ctx), 0);
+  post_reaches_a_sleeping_loop(ctx);
+  /* one whose clients have all logged out */
+  co.provider = "gateway";
+  co.base_url = server.base_url;
+  assert_int_equal(authloop_client_new(ctx, &co, &c), 0);
+  test_record(c, &r);
+  login_then_logout(ctx, c, &r, 0);
+  post_reaches_a_sleeping_loop(ctx);
+  close_polled(ctx, &loop);
+}
+
 /* ---- shutdown from awkward places --------------------------------------------------- */
 
 static test_env *close_env;
@@ -308,6 +477,8 @@ int main(void) {
       cmocka_unit_test(a_call_from_another_thread_is_caught),
       cmocka_unit_test(a_poll_loop_drives_login_refresh_logout),
       cmocka_unit_test(the_poll_loop_sample_logs_in_and_out),
+      cmocka_unit_test(a_poll_loop_sleeps_after_logout),
+      cmocka_unit_test(posts_reach_an_idle_poll_loop),
       cmocka_unit_test(closing_the_ctx_inside_a_handler),
       cmocka_unit_test(freeing_or_closing_with_calls_pending),
   };

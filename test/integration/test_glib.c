@@ -5,6 +5,7 @@
 
 #include <authloop-glib.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 typedef struct {
   GMainLoop *main;
@@ -123,10 +124,151 @@ static void an_idle_ctx_lets_the_glib_loop_sleep(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- a GLib loop that sleeps ---------------------------------------------------------- */
+
+#define SEC 1000000000ull
+
+static uint64_t cpu_us(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+         (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* GLib iterations (each one a wake-up) until `until` (uv_hrtime ns) or until
+ * *flag reaches target. The only GLib source of the test's own is the one
+ * that ends the wait; it never touches the uv loop. */
+static unsigned iterate_until(uint64_t until, const int *flag, int target) {
+  unsigned wakes = 0;
+  int done = 0;
+  uint64_t now = uv_hrtime();
+  guint end = g_timeout_add(now < until ? (guint)((until - now) / 1000000) : 0, set_flag, &done);
+  while (!done && (!flag || *flag < target)) {
+    g_main_context_iteration(NULL, TRUE);
+    wakes++;
+  }
+  if (!done)
+    g_source_remove(end);
+  return wakes;
+}
+
+typedef struct {
+  uv_loop_t loop;
+  authloop_ctx *ctx;
+  authloop_client *c;
+  GSource *source;
+  test_recorder rec;
+} glib_env;
+
+static void glib_env_init(glib_env *g) {
+  authloop_ctx_options o = {0};
+  authloop_client_options co = {0};
+  assert_int_equal(uv_loop_init(&g->loop), 0);
+  o.ca_file = server.ca;
+  assert_int_equal(authloop_ctx_new(&g->loop, &o, &g->ctx), 0);
+  g->source = authloop_glib_attach(g->ctx, NULL);
+  assert_non_null(g->source);
+  co.provider = "gateway";
+  co.base_url = server.base_url;
+  assert_int_equal(authloop_client_new(g->ctx, &co, &g->c), 0);
+  test_record(g->c, &g->rec);
+}
+
+static void glib_env_close(glib_env *g) {
+  int closed = 0;
+  assert_int_equal(authloop_ctx_close(g->ctx, closed_flag, &closed), 0);
+  iterate_until(uv_hrtime() + 5 * SEC, &closed, 1);
+  assert_int_equal(closed, 1);
+  g_source_destroy(g->source);
+  g_source_unref(g->source);
+  assert_int_equal(uv_loop_close(&g->loop), 0);
+}
+
+static void login_then_logout(glib_env *g, int ttl_s) {
+  char *code = test_mint_code_ttl(&server, "sleeper", ttl_s);
+  assert_int_equal(authloop_login_code(g->c, code), 0);
+  free(code);
+  iterate_until(uv_hrtime() + 5 * SEC, &g->rec.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1);
+  assert_true(g->rec.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(authloop_logout(g->c), 0);
+  iterate_until(uv_hrtime() + 5 * SEC, &g->rec.count[AUTHLOOP_EV_LOGOUT], 1);
+  assert_int_equal(g->rec.count[AUTHLOOP_EV_LOGOUT], 1);
+}
+
+/* Log in with 4 s tokens (refresh due at about 2 s), log out, then stay idle
+ * until 5 s past the old refresh time: the GLib loop sleeps. */
+static void the_glib_loop_sleeps_after_logout(void **state) {
+  glib_env g;
+  uint64_t t0 = uv_hrtime(), cpu;
+  unsigned wakes;
+  (void)state;
+  glib_env_init(&g);
+  login_then_logout(&g, 4);
+  cpu = cpu_us();
+  wakes = iterate_until(t0 + 7 * SEC, NULL, 0);
+  cpu = cpu_us() - cpu;
+  print_message("# idle after logout: %u wake-ups, %llu us CPU\n", wakes, (unsigned long long)cpu);
+  assert_true(wakes < 50);
+  assert_true(cpu < 100000);
+  assert_int_equal(g.rec.count[AUTHLOOP_EV_TOKEN_REFRESHED], 0);
+  glib_env_close(&g);
+}
+
+typedef struct {
+  authloop_ctx *ctx;
+  uint64_t posted, ran;
+  int done, status;
+} delayed_post;
+
+static void on_delayed(authloop_ctx *ctx, int status, void *ud) {
+  delayed_post *d = ud;
+  (void)ctx;
+  d->ran = uv_hrtime();
+  d->status = status;
+  d->done++;
+}
+
+static gpointer post_after_a_while(gpointer ud) {
+  delayed_post *d = ud;
+  g_usleep(150000); /* the GLib loop is asleep by then */
+  d->posted = uv_hrtime();
+  if (authloop_ctx_post(d->ctx, on_delayed, d) != 0)
+    abort();
+  return NULL;
+}
+
+static void post_reaches_a_sleeping_loop(authloop_ctx *ctx) {
+  delayed_post d = {0};
+  GThread *t;
+  unsigned wakes;
+  d.ctx = ctx;
+  t = g_thread_new("poster", post_after_a_while, &d);
+  wakes = iterate_until(uv_hrtime() + 2 * SEC, &d.done, 1);
+  g_thread_join(t);
+  assert_int_equal(d.done, 1);
+  assert_int_equal(d.status, 0);
+  print_message("# post ran %llu us after it was made, %u wake-ups\n",
+                (unsigned long long)(d.ran - d.posted) / 1000, wakes);
+  assert_true(d.ran - d.posted < 200000000ull);
+  assert_true(wakes <= 3);
+}
+
+static void posts_reach_an_idle_glib_loop(void **state) {
+  glib_env g;
+  (void)state;
+  glib_env_init(&g); /* the ctx has done no I/O yet */
+  post_reaches_a_sleeping_loop(g.ctx);
+  login_then_logout(&g, 0); /* and now all its clients have logged out */
+  post_reaches_a_sleeping_loop(g.ctx);
+  glib_env_close(&g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(a_glib_main_loop_drives_the_session),
       cmocka_unit_test(an_idle_ctx_lets_the_glib_loop_sleep),
+      cmocka_unit_test(the_glib_loop_sleeps_after_logout),
+      cmocka_unit_test(posts_reach_an_idle_glib_loop),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("glib adapter", tests, test_group_setup, test_group_teardown);

@@ -575,6 +575,9 @@ class ReferenceServer {
       inFlight: 0, maxInFlight: 0,
       kuzzleLoginWithAuthorization: 0, cometchatDevices: {} };
     this.faults = new Map(); // route -> [{status, delayMs, drop, body, count}]
+    this.aliases = new Map(); // path -> the route it stands for (tests of path options)
+    this.requests = []; // the last 500: {method, url, rawHeaders}, test control excluded
+    this.stats.clientErrors = 0; // requests Node's parser refused (bad header bytes ...)
     this.routes = {
       'POST /auth/pre-auth': (q, r, b) => this.gateway.preauth(q, r, b),
       'POST /auth/login': (q, r, b) => this.gateway.login(q, r, b),
@@ -587,8 +590,16 @@ class ReferenceServer {
       'POST /__test/codes': (q, r, b) => this.testCodes(r, b),
       'POST /__test/faults': (q, r, b) => this.testFaults(r, b),
       'POST /__test/reset-stats': (q, r) => {
-        Object.assign(this.stats, { connections: 0, maxInFlight: 0, routes: {}, times: {} });
+        Object.assign(this.stats, { connections: 0, maxInFlight: 0, routes: {}, times: {}, clientErrors: 0 });
+        this.requests = [];
         sendJson(r, 200, {});
+      },
+      'GET /__test/requests': (q, r) => sendJson(r, 200, { requests: this.requests }),
+      'POST /__test/alias': (q, r, b) => {
+        if (typeof b.path !== 'string' || typeof b.route !== 'string' || !b.path.startsWith('/'))
+          return Gateway.error(r, 400, 4000, 'BadRequest', 'path and route are required');
+        this.aliases.set(b.path, b.route);
+        sendJson(r, 200, { aliases: Object.fromEntries(this.aliases) });
       },
       'GET /__test/stats': (q, r) => sendJson(r, 200, this.stats),
       'GET /_publicApi': (q, r) => this.kuzzle.publicApi(q, r),
@@ -689,8 +700,14 @@ class ReferenceServer {
 
   async handle(req, res) {
     const url = new URL(req.url, 'https://localhost');
-    const route = url.pathname;
-    this.stats.routes[route] = (this.stats.routes[route] || 0) + 1;
+    this.stats.routes[url.pathname] = (this.stats.routes[url.pathname] || 0) + 1;
+    if (!url.pathname.startsWith('/__test/')) {
+      // the header lines exactly as they arrived, for tests of what was sent
+      this.requests.push({ method: req.method, url: req.url, rawHeaders: req.rawHeaders });
+      if (this.requests.length > 500) this.requests.shift();
+    }
+    // a path given as an option stands for the route it is an alias of
+    const route = this.aliases.get(url.pathname) ?? url.pathname;
     if (!route.startsWith('/__test/')) { // requests being served at once (not test control)
       this.stats.maxInFlight = Math.max(this.stats.maxInFlight, ++this.stats.inFlight);
       res.once('close', () => this.stats.inFlight--);
@@ -730,6 +747,10 @@ class ReferenceServer {
     server.keepAliveTimeout = this.opts.keepAliveMs;
     server.on('connection', () => this.stats.connections++);
     server.on('tlsClientError', () => {}); // an untrusting client hangs up: expected in tests
+    server.on('clientError', (err, socket) => { // a request the parser refused
+      this.stats.clientErrors++;
+      socket.destroy();
+    });
     server.listen(this.opts.port, this.opts.host, () => {
       const ca = path.resolve(dir, 'ca.pem');
       process.stdout.write(`${JSON.stringify({ port: server.address().port, ca })}\n`);

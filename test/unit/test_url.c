@@ -134,6 +134,21 @@ static void header_bytes(void **state) {
   assert_false(authloop__header_value_ok("a\0b", 3));
   assert_false(authloop__header_value_ok("a\tb", 3));
   assert_false(authloop__header_value_ok("a\x7f", 2));
+  /* the word-at-a-time check agrees with the byte rule for every byte value,
+   * at every position of a buffer longer than a word */
+  {
+    char buf[19];
+    int v;
+    size_t pos;
+    for (v = 0; v < 256; v++) {
+      for (pos = 0; pos < sizeof(buf); pos++) {
+        memset(buf, 'a', sizeof(buf));
+        buf[pos] = (char)v;
+        if (authloop__header_value_ok(buf, sizeof(buf)) != (v >= 0x20 && v != 0x7f))
+          fail_msg("byte 0x%02x at %zu judged wrong", v, pos);
+      }
+    }
+  }
   assert_true(authloop__header_name_ok("X-Api_Key"));
   assert_false(authloop__header_name_ok("X Api"));
   assert_false(authloop__header_name_ok("X:"));

@@ -1,0 +1,345 @@
+/* Values that could break a header line: a token with CR, LF, NUL or DEL from
+ * the server, in every dialect and every answer that carries one (login,
+ * refresh, a restored session file), is refused and never sent; the same
+ * bytes from the application are AUTHLOOP_EINVAL at the call, with nothing
+ * sent. The reference server records every header line as it arrived, and
+ * counts the requests its parser refused, so "never sent" is checked where it
+ * matters: on the wire. */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MARK "X-Injected"
+
+/* Token values as JSON text: each breaks a header line in its own way. */
+static const char *const bad_tokens[] = {
+    "abc\\r\\nX-Injected: yes", /* a second header line */
+    "abc\\nX-Injected: yes",    /* a bare LF */
+    "abc\\u007fdef",            /* DEL */
+    "abc\\u0000def",            /* NUL */
+    "abc\\tdef",                /* TAB, a control byte too */
+};
+#define N_BAD (sizeof(bad_tokens) / sizeof(bad_tokens[0]))
+
+static char cc_client[128], cc_admin[128], tmpdir[256];
+
+static int group_setup(void **state) {
+  test_group_setup(state);
+  snprintf(cc_client, sizeof(cc_client), "%s/cometchat/client/v3.0", server.base_url);
+  snprintf(cc_admin, sizeof(cc_admin), "%s/cometchat/admin/v3.0", server.base_url);
+  test_make_tmpdir(tmpdir, sizeof(tmpdir), "hostile");
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  test_group_teardown(state);
+  rmdir(tmpdir);
+  return 0;
+}
+
+static authloop_client *client_of(test_env *e, const char *provider, const char *session_path) {
+  authloop_client_options o = {0};
+  authloop_client *c = NULL;
+  o.provider = provider;
+  o.base_url = server.base_url;
+  o.session_path = session_path;
+  if (strcmp(provider, "cometchat") == 0) {
+    o.app_id = "app1";
+    o.base_url = cc_client;
+    o.admin_url = cc_admin;
+  }
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+static void fault_body(const char *route, long status, const char *body) {
+  json_t *f = json_pack("{s:s, s:i, s:s}", "route", route, "status", (int)status, "body", body);
+  char *text = json_dumps(f, JSON_COMPACT);
+  test_fault(&server, text);
+  free(text);
+  json_decref(f);
+}
+
+static void nothing_injected(void) {
+  assert_int_equal(test_sent(&server, MARK), 0);
+  assert_int_equal(test_refused_requests(&server), 0);
+}
+
+static const authloop_event *wait_login(test_env *e, test_recorder *r) {
+  int before = r->count[AUTHLOOP_EV_LOGIN_ATTEMPT];
+  test_run_until(e, &r->count[AUTHLOOP_EV_LOGIN_ATTEMPT], before + 1, 5000);
+  return &r->last[AUTHLOOP_EV_LOGIN_ATTEMPT];
+}
+
+/* A login refused for its token leaves nothing to send; were it kept, the
+ * logout would send it. */
+static void refused_login(test_env *e, authloop_client *c, test_recorder *r, const char *route,
+                          const char *next_route) {
+  long next = next_route ? test_stat(&server, next_route) : 0;
+  const authloop_event *ev = wait_login(e, r);
+  if (ev->success || ev->error != AUTHLOOP_EPROTO)
+    fail_msg("a login whose token breaks a header: success %d, %s (%s)", ev->success,
+             authloop_err_name(ev->error), route);
+  assert_false(authloop_is_logged_in(c));
+  assert_null(authloop_access_token(c));
+  if (authloop_logout(c) == 0) /* not logged in: ENOTLOGGEDIN, nothing sent */
+    test_run_until(e, &r->count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  if (next_route)
+    assert_int_equal(test_stat(&server, next_route), next); /* the next step never went */
+  nothing_injected();
+}
+
+static void gateway_login_answers(void **state) {
+  size_t i;
+  (void)state;
+  for (i = 0; i < N_BAD; i++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    char body[512];
+    test_env_init(&e, &server, NULL);
+    c = client_of(&e, "gateway", NULL);
+    test_record(c, &r);
+    /* each of the three tokens in turn */
+    snprintf(body, sizeof(body),
+             "{\"user\":{\"id\":\"u\"},\"accessToken\":\"%s\",\"idToken\":\"%s\","
+             "\"refreshToken\":\"%s\",\"expiresIn\":60}",
+             i % 3 == 0 ? bad_tokens[i] : "a", i % 3 == 1 ? bad_tokens[i] : "i",
+             i % 3 == 2 ? bad_tokens[i] : "r");
+    fault_body("/auth/login", 200, body);
+    assert_int_equal(authloop_login_code(c, "any-code"), 0);
+    refused_login(&e, c, &r, "/auth/login", NULL);
+    test_env_close(&e);
+  }
+}
+
+static void kuzzle_login_answers(void **state) {
+  size_t i;
+  (void)state;
+  for (i = 0; i < N_BAD; i++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    char body[512];
+    test_env_init(&e, &server, NULL);
+    c = client_of(&e, "kuzzle", NULL);
+    test_record(c, &r);
+    snprintf(body, sizeof(body),
+             "{\"requestId\":\"x\",\"status\":200,\"error\":null,\"controller\":\"auth\","
+             "\"action\":\"login\",\"result\":{\"_id\":\"kuzzle-user\",\"jwt\":\"%s\","
+             "\"expiresAt\":4102444800000,\"ttl\":3600000}}",
+             bad_tokens[i]);
+    fault_body("/_login/local", 200, body);
+    assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+    refused_login(&e, c, &r, "/_login/local", "/_me");
+    test_env_close(&e);
+  }
+}
+
+static void cometchat_auth_token_answers(void **state) {
+  const char *route = "/cometchat/admin/v3.0/users/cometchat-uid-1/auth_tokens";
+  size_t i;
+  (void)state;
+  for (i = 0; i < N_BAD; i++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    char body[512];
+    test_env_init(&e, &server, NULL);
+    c = client_of(&e, "cometchat", NULL);
+    test_record(c, &r);
+    snprintf(body, sizeof(body),
+             "{\"data\":{\"uid\":\"cometchat-uid-1\",\"authToken\":\"%s\",\"createdAt\":1}}",
+             bad_tokens[i]);
+    fault_body(route, 200, body);
+    assert_int_equal(authloop_login_key(c, "cometchat-uid-1", "authkey-1"), 0);
+    refused_login(&e, c, &r, route, "/cometchat/client/v3.0/me");
+    test_env_close(&e);
+  }
+}
+
+typedef struct {
+  int done, status;
+  long http;
+} outcome;
+
+static void on_done(authloop_client *c, int status, void *ud) {
+  outcome *o = ud;
+  (void)c;
+  o->status = status;
+  o->done++;
+}
+
+static void on_response(authloop_client *c, int status, long http, const char *body, size_t len,
+                        void *ud) {
+  outcome *o = ud;
+  (void)c;
+  (void)body;
+  (void)len;
+  o->status = status;
+  o->http = http;
+  o->done++;
+}
+
+/* A refresh answer with a bad token is a malformed answer: the session keeps
+ * its good token and goes on using it; the bad one is never sent. */
+static void refresh_answers(const char *provider, const char *route, const char *fmt,
+                            const char *me_path) {
+  size_t i;
+  for (i = 0; i < N_BAD; i++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    outcome ref = {0}, req = {0};
+    char body[512], *before;
+    char *code = test_mint_code(&server, "hostile");
+    test_env_init(&e, &server, NULL);
+    c = client_of(&e, provider, NULL);
+    test_record(c, &r);
+    if (strcmp(provider, "gateway") == 0)
+      assert_int_equal(authloop_login_code(c, code), 0);
+    else
+      assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+    free(code);
+    assert_true(wait_login(&e, &r)->success);
+    before = strdup(authloop_access_token(c));
+    snprintf(body, sizeof(body), fmt, bad_tokens[i]);
+    fault_body(route, 200, body);
+    assert_int_equal(authloop_refresh(c, on_done, &ref), 0);
+    test_run_until(&e, &ref.done, 1, 5000);
+    assert_int_equal(ref.status, AUTHLOOP_EPROTO);
+    assert_true(authloop_is_logged_in(c));
+    assert_string_equal(authloop_access_token(c), before); /* the good one stays */
+    assert_int_equal(authloop_request(c, "GET", me_path, NULL, on_response, &req), 0);
+    test_run_until(&e, &req.done, 1, 5000);
+    assert_int_equal(req.status, 0);
+    assert_int_equal(req.http, 200);
+    nothing_injected();
+    free(before);
+    test_env_close(&e);
+  }
+}
+
+static void gateway_refresh_answers(void **state) {
+  (void)state;
+  refresh_answers("gateway", "/auth/refresh",
+                  "{\"accessToken\":\"%s\",\"idToken\":\"i\",\"expiresIn\":60}", "/api/me");
+}
+
+static void kuzzle_refresh_answers(void **state) {
+  (void)state;
+  refresh_answers("kuzzle", "/_refreshToken",
+                  "{\"requestId\":\"x\",\"status\":200,\"error\":null,\"controller\":\"auth\","
+                  "\"action\":\"refreshToken\",\"result\":{\"_id\":\"kuzzle-user\",\"jwt\":\"%s\","
+                  "\"expiresAt\":4102444800000,\"ttl\":3600000}}",
+                  "/_me");
+}
+
+/* A session file is as hostile as a server: a planted token is refused. */
+static void restored_session_files(void **state) {
+  static const char *const providers[] = {"gateway", "kuzzle", "cometchat"};
+  size_t p, i;
+  (void)state;
+  for (p = 0; p < 3; p++) {
+    for (i = 0; i < N_BAD; i++) {
+      test_env e;
+      test_log log = {0};
+      authloop_ctx_options o = {0};
+      authloop_client *c;
+      char path[320], payload[1024];
+      int fd, n;
+      snprintf(path, sizeof(path), "%s/planted-%zu-%zu", tmpdir, p, i);
+      n = snprintf(payload, sizeof(payload),
+                   "ALS1\x01%c{\"v\":1,\"provider\":\"%s\",\"baseUrl\":\"%s\",\"user\":"
+                   "{\"id\":\"u\",\"_id\":\"u\",\"uid\":\"u\"},\"accessToken\":\"%s\","
+                   "\"idToken\":\"\",\"refreshToken\":\"r\",\"lifetime\":3600,"
+                   "\"expiresAt\":4102444800000,\"lastActivity\":1700000000000}",
+                   0, providers[p], p == 2 ? cc_client : server.base_url, bad_tokens[i]);
+      fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      assert_true(fd >= 0);
+      assert_int_equal(write(fd, payload, (size_t)n), n);
+      close(fd);
+      o.ca_file = server.ca;
+      o.log_cb = test_log_cb;
+      o.log_userdata = &log;
+      o.log_level = AUTHLOOP_LOG_WARN;
+      test_env_init(&e, &server, &o);
+      c = client_of(&e, providers[p], path);
+      if (authloop_is_logged_in(c))
+        fail_msg("%s: a session file with token %s was restored", providers[p], bad_tokens[i]);
+      test_run_until(&e, &log.lines, 1, 2000);
+      assert_non_null(strstr(log.text, "ignored"));
+      test_env_close(&e);
+      unlink(path);
+    }
+  }
+  nothing_injected();
+}
+
+/* The same bytes from the application: EINVAL at the call, nothing sent. */
+static void application_values(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *g, *k, *cc;
+  authloop_ctx *other = NULL;
+  authloop_ctx_options o = {0};
+  uv_loop_t loop;
+  long before = test_stat(&server, "/auth/login") + test_stat(&server, "/_login/local") +
+                test_stat(&server, "/cometchat/admin/v3.0/users/cometchat-uid-1/auth_tokens") +
+                test_stat(&server, "/cometchat/client/v3.0/me");
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  g = client_of(&e, "gateway", NULL);
+  k = client_of(&e, "kuzzle", NULL);
+  cc = client_of(&e, "cometchat", NULL);
+  test_record(k, &r);
+  assert_int_equal(authloop_login_code(g, "abc\x7f"), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_code(g, "ab\x01"), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_strategy(k,
+                                           "lo\x01"
+                                           "cal",
+                                           "{}", NULL),
+                   AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_local(k, "kuzzle-user", "kuzzle-pass", "1h\x7f"),
+                   AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_key(cc, "cometchat-uid-1", "authkey-1\r\n" MARK ": yes"),
+                   AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_key(cc, "cometchat-uid-1", "authkey-1\x7f"), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_token(cc, "tok\x01"), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_token(cc, "tok\x7f"), AUTHLOOP_EINVAL);
+  /* a two-step login completed with a bad token */
+  assert_int_equal(authloop_login_strategy(k, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
+                   0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+  assert_int_equal(authloop_client_state(k), AUTHLOOP_STATE_AWAITING_TOKEN);
+  assert_int_equal(authloop_set_token(k, "kauth-\x7f"), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_client_state(k), AUTHLOOP_STATE_AWAITING_TOKEN);
+  /* a user agent that would add a header */
+  assert_int_equal(uv_loop_init(&loop), 0);
+  o.user_agent = "ua\r\n" MARK ": yes";
+  assert_int_equal(authloop_ctx_new(&loop, &o, &other), AUTHLOOP_EINVAL);
+  assert_null(other);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  test_env_close(&e);
+  assert_int_equal(
+      test_stat(&server, "/auth/login") + test_stat(&server, "/_login/local") +
+          test_stat(&server, "/cometchat/admin/v3.0/users/cometchat-uid-1/auth_tokens") +
+          test_stat(&server, "/cometchat/client/v3.0/me"),
+      before); /* the twostep login went to /_login/twostep, nothing else */
+  nothing_injected();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(gateway_login_answers),        cmocka_unit_test(kuzzle_login_answers),
+      cmocka_unit_test(cometchat_auth_token_answers), cmocka_unit_test(gateway_refresh_answers),
+      cmocka_unit_test(kuzzle_refresh_answers),       cmocka_unit_test(restored_session_files),
+      cmocka_unit_test(application_values),
+  };
+  cmocka_set_message_output(CM_OUTPUT_TAP);
+  return cmocka_run_group_tests_name("hostile header bytes", tests, group_setup, group_teardown);
+}
