@@ -1,11 +1,14 @@
 /* authloop: a login session for event-loop applications.
  *
  * One authloop_ctx per libuv loop; any number of authloop_client sessions on
- * it. Every function here is called from the loop's thread. A call that
- * returns an error fires no event and no callback for that call; a call that
- * returns 0 produces exactly one outcome. Events are dispatched from the loop,
- * never from inside the call that caused them, so a handler may call any
- * authloop function, including authloop_client_free() on its own client.
+ * it. Every function here is called from the loop's thread (but
+ * authloop_ctx_post()). A call that returns an error fires no event and no
+ * callback for that call; a call that returns 0 produces exactly one outcome.
+ *
+ * Everything that reaches application code (events, done and response
+ * callbacks, pre-auth results, posts, log lines) is queued and run from the
+ * loop, never from inside the call that caused it, so any callback may call
+ * any authloop function: free its own client, close the ctx, log in again.
  */
 #ifndef AUTHLOOP_H
 #define AUTHLOOP_H
@@ -106,7 +109,9 @@ typedef enum {
   AUTHLOOP_LOG_DEBUG
 } authloop_log_level;
 
-/* Log lines never carry a token, code, password or key in clear. */
+/* Log lines never carry a token, code, password or key in clear. They are
+ * queued and delivered from the loop like events, so the callback may call
+ * any authloop function (it is never inside authloop's own code). */
 typedef void (*authloop_log_cb)(authloop_log_level level, const char *message, void *userdata);
 
 /* Zero-initialise, then set what you need: a zero field means its default. */
@@ -121,7 +126,11 @@ typedef struct {
   void *log_userdata;
 } authloop_ctx_options;
 
-/* Make a ctx on `loop` (NULL = uv_default_loop()); opts may be NULL. */
+/* Make a ctx on `loop` (NULL = uv_default_loop()); opts may be NULL. The
+ * ctx keeps the loop alive (one referenced handle) until it is closed, so a
+ * post from another thread always finds the loop running. AUTHLOOP_EINVAL for
+ * a bad option (a user agent with a control byte ...); on any error the loop
+ * is left as found. */
 AUTHLOOP_EXTERN int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts,
                                      authloop_ctx **out);
 AUTHLOOP_EXTERN uv_loop_t *authloop_ctx_loop(const authloop_ctx *ctx);
@@ -139,9 +148,12 @@ AUTHLOOP_EXTERN int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, 
 
 /* Driving authloop from a loop that is not libuv's (Qt, SDL, a poll loop):
  * watch authloop_ctx_fd() for reading, wake after authloop_ctx_timeout_ms()
- * (-1: no deadline), and call authloop_ctx_process() when either happens.
- * process() returns non-zero while the ctx's loop still has work. The ctx's
- * uv loop must then not be run by anyone else. */
+ * (-1: nothing is due, wait for the fd only; 0: call process() now), and
+ * call authloop_ctx_process() when either happens. process() runs one
+ * non-blocking turn of the loop, returns non-zero while the loop is alive,
+ * and may finish a close (the ctx is gone when the close callback has run).
+ * With nothing due, the host loop sleeps: no timer stays armed and the fd
+ * stays quiet. The ctx's uv loop must then not be run by anyone else. */
 AUTHLOOP_EXTERN int authloop_ctx_fd(const authloop_ctx *ctx);
 AUTHLOOP_EXTERN int authloop_ctx_timeout_ms(authloop_ctx *ctx);
 AUTHLOOP_EXTERN int authloop_ctx_process(authloop_ctx *ctx);
@@ -149,11 +161,13 @@ AUTHLOOP_EXTERN int authloop_ctx_process(authloop_ctx *ctx);
 /* status: 0, or AUTHLOOP_ECANCELED when the ctx closed before fn could run. */
 typedef void (*authloop_post_cb)(authloop_ctx *ctx, int status, void *userdata);
 
-/* The one call that any thread may make: runs fn on the loop thread, once.
- * Every other function is for the loop thread only (the thread that made the
- * ctx); debug builds abort on a call from another thread. Fails with
- * AUTHLOOP_ECLOSING once the ctx is closing; do not call it after the close
- * callback. */
+/* The one call that any thread may make: runs fn on the loop thread, once,
+ * within one turn of the loop (whoever runs it). Every other function is for
+ * the loop thread only (the thread that made the ctx); debug builds abort on
+ * a call from another thread. Fails with AUTHLOOP_ECLOSING once the ctx is
+ * closing; a post still queued when the close starts runs with
+ * AUTHLOOP_ECANCELED (the clients still exist then, but every call on them
+ * fails). Do not call it after the close callback. */
 AUTHLOOP_EXTERN int authloop_ctx_post(authloop_ctx *ctx, authloop_post_cb fn, void *userdata);
 
 /* ---- pre-auth: the backend half of the gateway flow ------------------------- */
@@ -205,15 +219,21 @@ typedef enum {
   AUTHLOOP_STATE_AWAITING_TOKEN /* a two-step strategy: waiting for authloop_set_token() */
 } authloop_state;
 
+/* Options a dialect has no use for (app_id on "gateway", refresh_path on
+ * "cometchat" ...) make authloop_client_new() fail with AUTHLOOP_ENOTSUP;
+ * nothing is silently ignored. docs/protocol.md has the table. */
 typedef struct {
   const char *provider; /* dialect: "gateway", "kuzzle" or "cometchat" */
   /* e.g. "https://chat.example.com"; http only to loopback. For "cometchat",
    * the client API (NULL: https://{app_id}.apiclient-{region}.cometchat.io/v3.0) */
   const char *base_url;
-  int allow_insecure_http;  /* non-zero: allow plain http to any host */
-  const char *login_path;   /* NULL = the dialect's default, e.g. "/auth/login" */
-  const char *logout_path;  /* NULL = the dialect's default, e.g. "/auth/logout" */
-  const char *refresh_path; /* NULL = the dialect's default, e.g. "/auth/refresh" */
+  int allow_insecure_http; /* non-zero: allow plain http to any host */
+  /* Paths under the base URL, for every dialect that has the operation;
+   * NULL = the default ("/auth/login", Kuzzle "/_login", CometChat "/me").
+   * Starts with '/', no space, control byte, '?' or '#'. */
+  const char *login_path;
+  const char *logout_path;
+  const char *refresh_path;
   /* token policy (docs/token-policy.md); 0 = default */
   unsigned refresh_margin_s; /* refresh this long before expiry (300), at most half the lifetime */
   unsigned idle_window_s;    /* a user idle this long is not refreshed (3600) */
@@ -228,18 +248,33 @@ typedef struct {
   const char *admin_url;
 } authloop_client_options;
 
+/* Copies what it keeps of opts. Reads the session file, if any, at once
+ * (bounded, never blocking on a special file): authloop_is_logged_in() then
+ * answers without network. Errors: AUTHLOOP_EINVAL, AUTHLOOP_ENOPROVIDER,
+ * AUTHLOOP_EINSECURE (plain http to a host that is not loopback),
+ * AUTHLOOP_ENOTSUP, AUTHLOOP_ENOMEM, AUTHLOOP_ECLOSING. */
 AUTHLOOP_EXTERN int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
                                         authloop_client **out);
-/* Frees now (or, inside one of its own handlers, when the handler returns).
- * Requests in flight are cancelled; no event fires for a freed client. */
+/* May be called anywhere, inside any callback (its own handlers included),
+ * and twice. Transfers in flight are cancelled and no event fires for the
+ * client any more. The callbacks of its pending authloop_refresh() and
+ * authloop_request() calls still run once, later, from the loop, with
+ * AUTHLOOP_ECANCELED; during them the pointer is valid but every call on it
+ * fails (AUTHLOOP_EINVAL). Its memory goes after the last of them has run. */
 AUTHLOOP_EXTERN void authloop_client_free(authloop_client *c);
 AUTHLOOP_EXTERN authloop_ctx *authloop_client_ctx(const authloop_client *c);
 AUTHLOOP_EXTERN authloop_state authloop_client_state(const authloop_client *c);
 AUTHLOOP_EXTERN const char *authloop_state_name(authloop_state state);
 
 /* Gateway login with a one-time authorization code. The outcome is one
- * loginAttempt event. Fails at once with AUTHLOOP_EINVAL (NULL, empty or
- * whitespace in the code), AUTHLOOP_ELOGININPROGRESS, AUTHLOOP_EALREADY. */
+ * loginAttempt event. Fails at once with AUTHLOOP_EINVAL (NULL, empty,
+ * whitespace or a control byte in the code), AUTHLOOP_ELOGININPROGRESS,
+ * AUTHLOOP_EALREADY, AUTHLOOP_EWRONGPROVIDER (a client of another dialect),
+ * AUTHLOOP_EOFFLINE. Every login call checks in this order: the client
+ * (EINVAL, ECLOSING), a login in progress, a user logged in, the dialect, the
+ * arguments (with the dialect's own codes), the network. A token in the
+ * answer that could not be sent in a header makes the login fail with
+ * AUTHLOOP_EPROTO. */
 AUTHLOOP_EXTERN int authloop_login_code(authloop_client *c, const char *authorization_code);
 
 /* Kuzzle: log in with a strategy ("local", ...) and its credentials (a JSON
@@ -265,7 +300,8 @@ AUTHLOOP_EXTERN int authloop_login_token(authloop_client *c, const char *auth_to
  * the logout event reports the server's answer (error 0 when acknowledged).
  * Fails with AUTHLOOP_ENOTLOGGEDIN when nobody is logged in. */
 AUTHLOOP_EXTERN int authloop_logout(authloop_client *c);
-/* Kuzzle: log out of every session of this user (global=true). */
+/* Kuzzle: log out of every session of this user (global=true). Other
+ * dialects have no such thing: AUTHLOOP_ENOTSUP, and the session stays. */
 AUTHLOOP_EXTERN int authloop_logout_global(authloop_client *c);
 
 /* Session queries. Strings stay valid until the session changes (login,

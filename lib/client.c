@@ -3,7 +3,7 @@
  * change goes through authloop__set_state(), which emits stateChanged. No
  * dialect is named here: a login call builds a credential of a kind and the
  * client's provider does the rest (lib/provider.h). */
-#include "client.h"
+#include "engine.h"
 
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
@@ -17,102 +17,7 @@ const char *authloop_state_name(authloop_state s) {
   return (unsigned)s < AUTHLOOP__COUNT(state_names) ? state_names[s] : "UNKNOWN";
 }
 
-/* ---- session data ------------------------------------------------------------ */
-
-int authloop__user_new(const authloop__provider *p, json_t *obj, authloop_user **out) {
-  authloop_user *u;
-  const char *id, *name;
-  if (p->user_fields(obj, &id, &name) != 0) {
-    authloop__json_wipe_decref(obj);
-    return AUTHLOOP_EPROTO;
-  }
-  if (!(u = calloc(1, sizeof(*u))) || !(u->json = authloop__json_text(obj))) {
-    free(u);
-    authloop__json_wipe_decref(obj);
-    return AUTHLOOP_ENOMEM;
-  }
-  u->obj = obj;
-  u->id = id;
-  u->name = name;
-  *out = u;
-  return 0;
-}
-
-void authloop__user_free(authloop_user *u) {
-  if (!u)
-    return;
-  authloop__json_wipe_decref(u->obj);
-  authloop__secret_free(u->json);
-  free(u);
-}
-
-void authloop__session_clear(authloop__session *s) {
-  authloop__user_free(s->user);
-  authloop__secret_free(s->access_token);
-  authloop__secret_free(s->id_token);
-  authloop__secret_free(s->refresh_token);
-  memset(s, 0, sizeof(*s));
-}
-
-void authloop__view_of(const authloop_client *c, const authloop__session *s, authloop__view *v) {
-  (void)c;
-  v->access_token = s->access_token;
-  v->id_token = s->id_token;
-  v->refresh_token = s->refresh_token;
-  v->now_wall_ms = (long long)authloop__wall_ms();
-}
-
-static int token_ok(const char *t) { return !t || authloop__header_value_ok(t, strlen(t)); }
-
-int authloop__result_check(const authloop_client *c, authloop__result *r) {
-  const char *id, *name;
-  const char *why = NULL;
-  if (r->error)
-    return r->error;
-  if (!token_ok(r->access_token) || !token_ok(r->id_token) || !token_ok(r->refresh_token))
-    why = "a token holds a control character and could not be sent";
-  else if (r->user && c->provider->user_fields(r->user, &id, &name) != 0)
-    why = "the user object has no id";
-  else if (r->lifetime_s != AUTHLOOP__LIFETIME_UNSET && r->lifetime_s != AUTHLOOP__LIFETIME_NEVER &&
-           (r->lifetime_s < 0 || (uint64_t)r->lifetime_s > AUTHLOOP__MAX_LIFETIME_MS / 1000))
-    why = "the token lifetime is out of range";
-  if (!why)
-    return 0;
-  authloop__result_clear(r); /* nothing of it is kept */
-  return authloop__result_fail(r, AUTHLOOP_EPROTO, 0, "malformed response: %s", why);
-}
-
 /* ---- references, life and death ------------------------------------------------------ */
-
-void authloop__client_ref(authloop_client *c) { c->refs++; }
-
-static void client_destroy(authloop_client *c) {
-  authloop__list_remove(&c->link);
-  authloop__session_clear(&c->session);
-  authloop__session_clear(&c->pending);
-  c->provider->free(c->pstate);
-  authloop__listeners_free(&c->listeners);
-  mbedtls_platform_zeroize(c->session_key, sizeof(c->session_key));
-  free(c->session_path);
-  free(c->base_url);
-  free(c);
-}
-
-void authloop__client_unref(authloop_client *c) {
-  if (--c->refs == 0)
-    client_destroy(c);
-}
-
-int authloop__client_usable(const authloop_client *c) {
-  if (!c || c->freed)
-    return AUTHLOOP_EINVAL;
-  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
-  return c->ctx->closing ? AUTHLOOP_ECLOSING : 0;
-}
-
-int authloop__logged_in(const authloop_client *c) {
-  return c->state == AUTHLOOP_STATE_LOGGED_IN || c->state == AUTHLOOP_STATE_REFRESHING;
-}
 
 static int provider_init(authloop_client *c, const authloop_client_options *o) {
   authloop__provider_env env;
@@ -260,17 +165,6 @@ int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata) 
 
 /* ---- state machine ---------------------------------------------------------------- */
 
-void authloop__set_state(authloop_client *c, authloop_state s) {
-  authloop_event ev = {0};
-  if (c->state == s)
-    return;
-  ev.type = AUTHLOOP_EV_STATE_CHANGED;
-  ev.old_state = c->state;
-  ev.new_state = s;
-  c->state = s;
-  authloop__emit(c, &ev);
-}
-
 static void failure_from(authloop__result *r, const authloop__outcome *o) {
   char msg[CURL_ERROR_SIZE + 128];
   r->error = o->error;
@@ -278,32 +172,6 @@ static void failure_from(authloop__result *r, const authloop__outcome *o) {
     snprintf(msg, sizeof(msg), "%s: %s", authloop_strerror(o->error), o->detail);
     r->message = strdup(msg);
   }
-}
-
-static void take(char **dst, char **src) {
-  if (!*src)
-    return;
-  authloop__secret_free(*dst);
-  *dst = *src;
-  *src = NULL;
-}
-
-int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__result *r) {
-  take(&s->access_token, &r->access_token);
-  take(&s->id_token, &r->id_token);
-  take(&s->refresh_token, &r->refresh_token);
-  if (r->lifetime_s != AUTHLOOP__LIFETIME_UNSET)
-    s->lifetime_s = r->lifetime_s;
-  if (r->user) {
-    authloop_user *u;
-    int rc = authloop__user_new(c->provider, r->user, &u);
-    r->user = NULL;
-    if (rc)
-      return authloop__result_fail(r, rc, r->http_status, NULL, NULL);
-    authloop__user_free(s->user);
-    s->user = u;
-  }
-  return 0;
 }
 
 static void on_login_done(void *ud, const authloop__outcome *o);
@@ -443,6 +311,8 @@ int authloop_login_local(authloop_client *c, const char *username, const char *p
   int rc = login_precheck(c);
   if (rc)
     return rc;
+  if (!(c->provider->accepts & AUTHLOOP__CRED_STRATEGY))
+    return AUTHLOOP_EWRONGPROVIDER;
   if (!username || !*username || !password)
     return AUTHLOOP_EINVAL;
   if (!(creds = json_pack("{s:s, s:s}", "username", username, "password", password)))
@@ -500,26 +370,6 @@ static void on_logout_done(void *ud, const authloop__outcome *o) {
   authloop__result_clear(&r);
 }
 
-/* The session goes locally: tokens wiped, file deleted, state LOGGED_OUT. */
-static void clear_locally(authloop_client *c) {
-  uint64_t idle_ms = c->timing.idle_ms;
-  authloop__session_abort(c, AUTHLOOP_ECANCELED);
-  authloop__session_clear(&c->session);
-  memset(&c->timing, 0, sizeof(c->timing));
-  c->timing.idle_ms = idle_ms;
-  authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
-  authloop__session_forget(c);
-  authloop__set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
-}
-
-void authloop__logout_locally(authloop_client *c, int error, long http_status) {
-  authloop__result r = {0};
-  r.error = error;
-  r.http_status = http_status;
-  clear_locally(c);
-  authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r);
-}
-
 static int logout(authloop_client *c, int global) {
   authloop__request req = {0};
   authloop__view v;
@@ -540,7 +390,7 @@ static int logout(authloop_client *c, int global) {
     rc = authloop__transport_start(&c->ctx->transport, &req, on_logout_done, op, &op->x);
   authloop__request_clear(&req);
   /* local state goes whatever the server will say */
-  clear_locally(c);
+  authloop__clear_locally(c);
   if (rc) {
     authloop__result r = {0};
     free(op);

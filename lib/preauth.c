@@ -3,7 +3,7 @@
  * and wiped inside authloop_preauth(); the request (described by the provider
  * whose dialect has pre-auth) runs on the ctx's transport like any other, and
  * the result reaches the application through the deferred-call queue. */
-#include "client.h"
+#include "engine.h"
 #include "jwt.h"
 
 #include <mbedtls/platform_util.h>

@@ -4,7 +4,7 @@
  * 401, and the persisted session. The arithmetic is lib/policy.c; this file
  * acts on it and is the one place that converts wall-clock times to the boot
  * clock and back. */
-#include "client.h"
+#include "engine.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +178,26 @@ void authloop__session_abort(authloop_client *c, int error) {
   while (!authloop__list_empty(&c->calls))
     call_finish(AUTHLOOP__CONTAINER_OF(c->calls.next, call, link), error, 0, NULL, 0);
   authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
+}
+
+/* The session goes locally: tokens wiped, file deleted, state LOGGED_OUT. */
+void authloop__clear_locally(authloop_client *c) {
+  uint64_t idle_ms = c->timing.idle_ms;
+  authloop__session_abort(c, AUTHLOOP_ECANCELED);
+  authloop__session_clear(&c->session);
+  memset(&c->timing, 0, sizeof(c->timing));
+  c->timing.idle_ms = idle_ms;
+  authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
+  authloop__session_forget(c);
+  authloop__set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
+}
+
+void authloop__logout_locally(authloop_client *c, int error, long http_status) {
+  authloop__result r = {0};
+  r.error = error;
+  r.http_status = http_status;
+  authloop__clear_locally(c);
+  authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r);
 }
 
 /* ---- the persisted session -------------------------------------------------------- */

@@ -1,15 +1,151 @@
-/* Listeners and the client's deferred calls.
+/* The client's state and what tells of it: references and destruction,
+ * the session data (user objects, merging results, checking them), state
+ * changes, listeners, and the events and callbacks queued for the
+ * application. The bottom of the session engine: it calls nothing of the
+ * engine above it (lib/session.c, lib/client.c).
  *
  * Events and callbacks are entries on the ctx's deferred-call queue
  * (lib/dispatch.h); each holds a reference on its client, so a handler may
  * free the client (or close the ctx) and the memory stays until the entry is
  * done. Events are not delivered to a client the application has freed;
  * done and response callbacks always run, once. */
-#include "client.h"
+#include "engine.h"
 
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- session data ------------------------------------------------------------ */
+
+int authloop__user_new(const authloop__provider *p, json_t *obj, authloop_user **out) {
+  authloop_user *u;
+  const char *id, *name;
+  if (p->user_fields(obj, &id, &name) != 0) {
+    authloop__json_wipe_decref(obj);
+    return AUTHLOOP_EPROTO;
+  }
+  if (!(u = calloc(1, sizeof(*u))) || !(u->json = authloop__json_text(obj))) {
+    free(u);
+    authloop__json_wipe_decref(obj);
+    return AUTHLOOP_ENOMEM;
+  }
+  u->obj = obj;
+  u->id = id;
+  u->name = name;
+  *out = u;
+  return 0;
+}
+
+void authloop__user_free(authloop_user *u) {
+  if (!u)
+    return;
+  authloop__json_wipe_decref(u->obj);
+  authloop__secret_free(u->json);
+  free(u);
+}
+
+void authloop__session_clear(authloop__session *s) {
+  authloop__user_free(s->user);
+  authloop__secret_free(s->access_token);
+  authloop__secret_free(s->id_token);
+  authloop__secret_free(s->refresh_token);
+  memset(s, 0, sizeof(*s));
+}
+
+void authloop__view_of(const authloop_client *c, const authloop__session *s, authloop__view *v) {
+  (void)c;
+  v->access_token = s->access_token;
+  v->id_token = s->id_token;
+  v->refresh_token = s->refresh_token;
+  v->now_wall_ms = (long long)authloop__wall_ms();
+}
+
+static int token_ok(const char *t) { return !t || authloop__header_value_ok(t, strlen(t)); }
+
+int authloop__result_check(const authloop_client *c, authloop__result *r) {
+  const char *id, *name;
+  const char *why = NULL;
+  if (r->error)
+    return r->error;
+  if (!token_ok(r->access_token) || !token_ok(r->id_token) || !token_ok(r->refresh_token))
+    why = "a token holds a control character and could not be sent";
+  else if (r->user && c->provider->user_fields(r->user, &id, &name) != 0)
+    why = "the user object has no id";
+  else if (r->lifetime_s != AUTHLOOP__LIFETIME_UNSET && r->lifetime_s != AUTHLOOP__LIFETIME_NEVER &&
+           (r->lifetime_s < 0 || (uint64_t)r->lifetime_s > AUTHLOOP__MAX_LIFETIME_MS / 1000))
+    why = "the token lifetime is out of range";
+  if (!why)
+    return 0;
+  authloop__result_clear(r); /* nothing of it is kept */
+  return authloop__result_fail(r, AUTHLOOP_EPROTO, 0, "malformed response: %s", why);
+}
+
+void authloop__client_ref(authloop_client *c) { c->refs++; }
+
+static void client_destroy(authloop_client *c) {
+  authloop__list_remove(&c->link);
+  authloop__session_clear(&c->session);
+  authloop__session_clear(&c->pending);
+  c->provider->free(c->pstate);
+  authloop__listeners_free(&c->listeners);
+  mbedtls_platform_zeroize(c->session_key, sizeof(c->session_key));
+  free(c->session_path);
+  free(c->base_url);
+  free(c);
+}
+
+void authloop__client_unref(authloop_client *c) {
+  if (--c->refs == 0)
+    client_destroy(c);
+}
+
+int authloop__client_usable(const authloop_client *c) {
+  if (!c || c->freed)
+    return AUTHLOOP_EINVAL;
+  AUTHLOOP__LOOP_THREAD_ONLY(c->ctx);
+  return c->ctx->closing ? AUTHLOOP_ECLOSING : 0;
+}
+
+int authloop__logged_in(const authloop_client *c) {
+  return c->state == AUTHLOOP_STATE_LOGGED_IN || c->state == AUTHLOOP_STATE_REFRESHING;
+}
+
+void authloop__set_state(authloop_client *c, authloop_state s) {
+  authloop_event ev = {0};
+  if (c->state == s)
+    return;
+  ev.type = AUTHLOOP_EV_STATE_CHANGED;
+  ev.old_state = c->state;
+  ev.new_state = s;
+  c->state = s;
+  authloop__emit(c, &ev);
+}
+
+static void take(char **dst, char **src) {
+  if (!*src)
+    return;
+  authloop__secret_free(*dst);
+  *dst = *src;
+  *src = NULL;
+}
+
+int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__result *r) {
+  take(&s->access_token, &r->access_token);
+  take(&s->id_token, &r->id_token);
+  take(&s->refresh_token, &r->refresh_token);
+  if (r->lifetime_s != AUTHLOOP__LIFETIME_UNSET)
+    s->lifetime_s = r->lifetime_s;
+  if (r->user) {
+    authloop_user *u;
+    int rc = authloop__user_new(c->provider, r->user, &u);
+    r->user = NULL;
+    if (rc)
+      return authloop__result_fail(r, rc, r->http_status, NULL, NULL);
+    authloop__user_free(s->user);
+    s->user = u;
+  }
+  return 0;
+}
 
 static const char *const event_names[AUTHLOOP_EV__COUNT] = {
     "loginAttempt", "logout", "stateChanged", "tokenRefreshed", "tokenExpiring", "sessionExpired"};

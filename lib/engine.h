@@ -1,11 +1,14 @@
-/* The session engine (lib/client.c, lib/session.c, lib/events.c): the state
- * machine and the only code that changes session state. It runs providers
+/* The session engine, in three files that call one way: lib/client.c (the
+ * public API: clients, logins, logouts, queries, closing the ctx) over
+ * lib/session.c (the token lifecycle, network health, the persisted session)
+ * over lib/state.c (references, session data, state changes, events). It is
+ * the only code that changes session state. It runs providers
  * (lib/provider.h) over the transport, converts between the wall clock and
  * the boot clock, keeps network health, schedules refreshes on the ctx's
  * timer, persists the session through the store, and turns results into
  * events on the deferred-call queue. */
-#ifndef AUTHLOOP_CLIENT_H
-#define AUTHLOOP_CLIENT_H
+#ifndef AUTHLOOP_ENGINE_H
+#define AUTHLOOP_ENGINE_H
 
 #include "ctx.h"
 #include "policy.h"
@@ -94,14 +97,16 @@ void authloop__view_of(const authloop_client *c, const authloop__session *s, aut
 int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__result *r);
 /* Every state change goes through here; emits stateChanged. */
 void authloop__set_state(authloop_client *c, authloop_state s);
-/* Clears the session locally and emits logout (why: NULL, or the reason). */
+/* The session goes locally: tokens wiped, file deleted, state LOGGED_OUT
+ * (lib/session.c); the second also emits logout with the reason. */
+void authloop__clear_locally(authloop_client *c);
 void authloop__logout_locally(authloop_client *c, int error, long http_status);
 /* Checks what a provider returned before anything of it is kept: tokens
  * that could not be sent in a header are EPROTO, so is a user object the
  * dialect does not know. */
 int authloop__result_check(const authloop_client *c, authloop__result *r);
 
-/* ---- events (lib/events.c) ------------------------------------------------------ */
+/* ---- events (lib/state.c) ------------------------------------------------------- */
 
 /* Queues ev for c; strings are copied. No event is delivered to a freed client. */
 void authloop__emit(authloop_client *c, const authloop_event *ev);
