@@ -74,7 +74,10 @@ extern "C" {
   XX(ECREDENTIALS, "ECREDENTIALS", "wrong username or password")                                   \
   XX(ESTRATEGY, "ESTRATEGY", "unknown login strategy")                                             \
   XX(EEXPIRESIN, "EEXPIRESIN",                                                                     \
-     "invalid expiresIn: use the ms syntax (\"1h\", \"30m\", \"-1\") within the server's maximum")
+     "invalid expiresIn: use the ms syntax (\"1h\", \"30m\", \"-1\") within the server's maximum")  \
+  XX(EPERM, "EPERM",                                                                               \
+     "the session file is not safe to trust: another user could have written it")                \
+  XX(ERESOLVE, "ERESOLVE", "the server's host name could not be resolved")
 
 #define AUTHLOOP_OK 0
 

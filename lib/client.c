@@ -17,8 +17,6 @@ const char *authloop_state_name(authloop_state s) {
   return (unsigned)s < AUTHLOOP__COUNT(state_names) ? state_names[s] : "UNKNOWN";
 }
 
-/* ---- references, life and death ------------------------------------------------------ */
-
 static int provider_init(authloop_client *c, const authloop_client_options *o) {
   authloop__provider_env env;
   const char *bases[AUTHLOOP__MAX_BASES] = {NULL};
@@ -29,9 +27,13 @@ static int provider_init(authloop_client *c, const authloop_client_options *o) {
     return rc;
   if ((rc = c->provider->init(o, &env, &c->pstate, bases)) != 0)
     return rc;
-  for (i = 0; i < AUTHLOOP__MAX_BASES && bases[i]; i++)
-    if ((rc = authloop__check_base_url(bases[i], o->allow_insecure_http, NULL)) != 0)
+  for (i = 0; i < AUTHLOOP__MAX_BASES && bases[i]; i++) {
+    if ((rc = authloop__check_base_url(bases[i], o->allow_insecure_http, NULL)) != 0 ||
+        (rc = authloop__origin_get(c->ctx, bases[i], authloop__origin_hold_end, &c->origins[i])) !=
+            0)
       return rc;
+    c->bases[i] = bases[i];
+  }
   if (!bases[0])
     return AUTHLOOP_EINVAL;
   /* the API base, without its trailing slashes: the session file compares it */
@@ -83,6 +85,9 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
       !(c->session_path = strdup(opts->session_path)))
     rc = AUTHLOOP_ENOMEM;
   if (rc) {
+    size_t i;
+    for (i = 0; i < AUTHLOOP__MAX_BASES; i++)
+      authloop__origin_put(c->origins[i]);
     if (c->pstate)
       c->provider->free(c->pstate);
     free(c->base_url);
@@ -104,18 +109,15 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
 typedef struct {
   authloop__link link; /* in c->logouts */
   authloop_client *c;
+  authloop__origin *origin;
   authloop__transfer *x;
 } logout_op;
 
+/* Logouts are left to finish: each holds a reference on the client and is
+ * bounded by the request timeout; the ctx's close waits for them. */
 static void abort_transfers(authloop_client *c) {
   authloop__transfer_abort(c->login_x);
   c->login_x = NULL;
-  while (!authloop__list_empty(&c->logouts)) {
-    logout_op *op = AUTHLOOP__CONTAINER_OF(c->logouts.next, logout_op, link);
-    authloop__list_remove(&op->link);
-    authloop__transfer_abort(op->x);
-    free(op);
-  }
 }
 
 /* No event fires for a freed client; the callbacks of its pending
@@ -155,8 +157,9 @@ int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata) 
   if (ctx->closing)
     return AUTHLOOP_ECLOSING;
   ctx->closing = 1;
-  /* in-flight operations end with ECANCELED; their events are queued first */
-  authloop__transport_cancel_all(&ctx->transport);
+  /* in-flight operations end with ECANCELED, their events queued first; a
+   * logout on its way finishes (the close waits for it) */
+  authloop__transport_cancel_all(&ctx->transport, 1);
   for (l = ctx->clients.next; l != &ctx->clients; l = l->next)
     authloop__session_abort(AUTHLOOP__CONTAINER_OF(l, authloop_client, link), AUTHLOOP_ECANCELED);
   authloop__ctx_begin_close(ctx, close_clients, cb, userdata);
@@ -176,7 +179,9 @@ static void failure_from(authloop__result *r, const authloop__outcome *o) {
 
 static void on_login_done(void *ud, const authloop__outcome *o);
 
-static int send_login_step(authloop_client *c) {
+/* first: the login's first request, which is never queued while its server
+ * is on hold (it fails at once with EOFFLINE) */
+static int send_login_step(authloop_client *c, int first) {
   authloop__request req = {0};
   authloop__view v;
   int rc;
@@ -184,6 +189,9 @@ static int send_login_step(authloop_client *c) {
     return AUTHLOOP_ECLOSING;
   authloop__view_of(c, &c->pending, &v);
   rc = c->provider->login_request(c->pstate, &v, c->login_step, &req);
+  c->login_origin = authloop__origin_of(c, req.base);
+  if (rc == 0 && first && !authloop__online(c->ctx, c->login_origin))
+    rc = AUTHLOOP_EOFFLINE;
   if (rc == 0)
     rc = authloop__transport_start(&c->ctx->transport, &req, on_login_done, c, &c->login_x);
   authloop__request_clear(&req);
@@ -221,7 +229,7 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
   authloop_client *c = ud;
   authloop__result r = {0};
   c->login_x = NULL;
-  authloop__health_note(c->ctx, o->error);
+  authloop__health_note(c->ctx, c->login_origin, o->error);
   if (o->error) {
     failure_from(&r, o);
   } else {
@@ -234,7 +242,7 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
   if (!r.error && r.next == AUTHLOOP__NEXT_STEP) {
     int rc;
     c->login_step = r.step;
-    if ((rc = send_login_step(c)) == 0) {
+    if ((rc = send_login_step(c, 0)) == 0) {
       authloop__result_clear(&r);
       return;
     }
@@ -268,9 +276,7 @@ static int start_login(authloop_client *c, const authloop__credential *cred, uns
     return AUTHLOOP_EWRONGPROVIDER;
   if ((rc = c->provider->login_start(c->pstate, cred, &c->login_step)) != 0)
     return rc;
-  if (!authloop__online(c->ctx))
-    rc = AUTHLOOP_EOFFLINE; /* never queued */
-  else if ((rc = send_login_step(c)) == 0)
+  if ((rc = send_login_step(c, 1)) == 0)
     authloop__set_state(c, AUTHLOOP_STATE_LOGGING_IN);
   if (rc) {
     c->provider->login_end(c->pstate);
@@ -360,14 +366,15 @@ static void on_logout_done(void *ud, const authloop__outcome *o) {
   authloop_client *c = op->c;
   authloop__result r = {0};
   authloop__list_remove(&op->link);
+  authloop__health_note(c->ctx, op->origin, o->error);
   free(op);
-  authloop__health_note(c->ctx, o->error);
   if (o->error)
     failure_from(&r, o);
   else
     c->provider->logout_answer(c->pstate, &o->answer, &r);
-  authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r);
+  authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r); /* none for a freed client */
   authloop__result_clear(&r);
+  authloop__client_unref(c);
 }
 
 static int logout(authloop_client *c, int global) {
@@ -386,6 +393,8 @@ static int logout(authloop_client *c, int global) {
   op->c = c;
   authloop__view_of(c, &c->session, &v);
   rc = c->provider->logout_request(c->pstate, &v, global, &req);
+  req.flags |= AUTHLOOP__LINGER; /* it reaches the server even if the client is freed now */
+  op->origin = authloop__origin_of(c, req.base);
   if (rc == 0)
     rc = authloop__transport_start(&c->ctx->transport, &req, on_logout_done, op, &op->x);
   authloop__request_clear(&req);
@@ -397,6 +406,7 @@ static int logout(authloop_client *c, int global) {
     r.error = rc;
     authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r);
   } else {
+    authloop__client_ref(c);
     authloop__list_push(&c->logouts, &op->link);
   }
   return 0;

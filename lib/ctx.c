@@ -154,6 +154,7 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop
   ctx->loop = loop;
   ctx->loop_thread = uv_thread_self();
   authloop__list_init(&ctx->clients);
+  authloop__list_init(&ctx->origins);
   ctx->online_app = 1;
   ctx->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
   ctx->log_cb = opts->log_cb;
@@ -213,15 +214,23 @@ static void part_closed(void *ud) {
 
 static void on_drained(void *ud);
 
+/* The last write or transfer ended: look again from the loop's top level,
+ * never from inside the store's or the transport's own callbacks. */
 static void on_store_idle(void *ud) {
   authloop_ctx *ctx = ud;
   ctx->store.idle = NULL;
-  on_drained(ctx);
+  authloop__dispatch_on_drained(&ctx->dispatch, on_drained, ctx);
 }
 
-/* The queue ran empty while closing: free the clients, wait for the disk,
- * then close the handles. Called again whenever the queue drains, until it
- * has done all of that. */
+static void on_transport_idle(void *ud) {
+  authloop_ctx *ctx = ud;
+  ctx->transport.idle = NULL;
+  authloop__dispatch_on_drained(&ctx->dispatch, on_drained, ctx);
+}
+
+/* The queue ran empty while closing: free the clients, wait for the logouts
+ * still on their way and for the disk, then close the handles. Called again whenever the queue
+ * drains, until it has done all of that. */
 static void on_drained(void *ud) {
   authloop_ctx *ctx = ud;
   if (ctx->parts_closing)
@@ -231,7 +240,12 @@ static void on_drained(void *ud) {
     ctx->close_clients(ctx);
   }
   if (authloop__dispatch_pending(&ctx->dispatch))
-    return; /* what freeing the clients queued runs first */
+    return;                                        /* what freeing the clients queued runs first */
+  if (authloop__transport_busy(&ctx->transport)) { /* logouts on their way */
+    ctx->transport.idle = on_transport_idle;
+    ctx->transport.idle_ud = ctx;
+    return;
+  }
   if (authloop__store_busy(&ctx->store)) {
     ctx->store.idle = on_store_idle;
     ctx->store.idle_ud = ctx;

@@ -30,9 +30,8 @@ struct authloop_ctx {
   void *log_userdata;
   /* engine (lib/client.c, lib/session.c): its clients and network health */
   authloop__link clients;
+  authloop__link origins; /* authloop__origin: health per scheme, host and port */
   int online_app;         /* what the application said (authloop_ctx_set_online) */
-  unsigned net_failures;  /* consecutive */
-  uint64_t offline_until; /* boot ms */
   /* close */
   int closing;
   int clients_gone, parts_closing;
@@ -43,10 +42,11 @@ struct authloop_ctx {
   int *gone; /* set by the last step of the close, for authloop_ctx_process() */
 };
 
-/* The close sequence, after the engine has cancelled what was in flight:
- * the inbox closes; when every queued call has run, close_clients(ctx) frees
- * the clients; when the session files are written, the handles close; then
- * the close callback runs and the ctx is freed. */
+/* The close sequence, after the engine has cancelled what was in flight (but
+ * lingering transfers: logouts): the inbox closes; when every queued call has
+ * run, close_clients(ctx) frees the clients; when the lingering transfers
+ * have ended and the session files are written, the handles close; then the
+ * close callback runs and the ctx is freed. */
 void authloop__ctx_begin_close(authloop_ctx *ctx, void (*close_clients)(authloop_ctx *ctx),
                                authloop_close_cb cb, void *userdata);
 

@@ -50,12 +50,29 @@ typedef struct {
   int dirty;
 } authloop__listeners;
 
+/* ---- network health, per origin ------------------------------------------------- */
+
+/* One server (scheme, host, port) as the ctx has seen it answer. Consecutive
+ * network failures put it on hold; the clients that use it are woken when
+ * the hold ends or it answers again. Shared by reference. */
+typedef struct {
+  authloop__link link; /* in ctx->origins */
+  authloop_ctx *ctx;
+  char *key; /* scheme://host:port */
+  unsigned refs;
+  unsigned failures;      /* consecutive */
+  uint64_t offline_until; /* boot ms */
+  authloop__timer_entry hold_end;
+} authloop__origin;
+
 /* ---- the client ---------------------------------------------------------------- */
 
 struct authloop_client {
   authloop_ctx *ctx;
   const authloop__provider *provider;
-  void *pstate;   /* the provider's own options and state */
+  void *pstate;                                   /* the provider's own options and state */
+  const char *bases[AUTHLOOP__MAX_BASES];         /* the provider's base URLs (its strings) */
+  authloop__origin *origins[AUTHLOOP__MAX_BASES]; /* their health */
   char *base_url; /* the provider's API base: authloop_request(), the session file */
   unsigned refs;  /* the application's (until free) + one per queued call + one per handler */
   int freed;      /* authloop_client_free() was called: no event fires any more */
@@ -64,12 +81,14 @@ struct authloop_client {
   /* a login in flight */
   authloop__session pending; /* what its steps gathered so far */
   authloop__transfer *login_x;
+  authloop__origin *login_origin;
   int login_step;
   /* the token lifecycle (lib/session.c); times in authloop__boot_ms() */
   authloop__timing timing;
   uint64_t margin_ms, retry_base_ms, retry_cap_ms;
   unsigned retry_attempt;
   authloop__transfer *refresh_x;
+  authloop__origin *refresh_origin;
   authloop__link refresh_waiters; /* authloop_refresh() callers */
   authloop__link calls;           /* authloop_request()s, waiting or sent */
   authloop__link logouts;         /* logout requests on their way */
@@ -123,9 +142,21 @@ void authloop__listeners_free(authloop__listeners *ls);
 
 /* ---- network health (lib/session.c) -------------------------------------------- */
 
-int authloop__online(const authloop_ctx *ctx);
-/* A transfer ended: counts consecutive network failures. */
-void authloop__health_note(authloop_ctx *ctx, int error);
+#define AUTHLOOP__OFFLINE_AFTER 3 /* consecutive network failures put an origin on hold */
+
+/* The origin of url, shared (a new reference); hold_end runs when a hold
+ * ends (lib/state.c). */
+int authloop__origin_get(authloop_ctx *ctx, const char *url, authloop__timer_fn hold_end,
+                         authloop__origin **out);
+void authloop__origin_put(authloop__origin *o);
+/* The origin of a request of c to base (one of c->bases), or NULL. */
+authloop__origin *authloop__origin_of(const authloop_client *c, const char *base);
+/* The application says the network is there, and o (NULL: any) is not on hold. */
+int authloop__online(const authloop_ctx *ctx, const authloop__origin *o);
+/* A transfer to o ended: counts its consecutive network failures, wakes its
+ * clients when it answers again (lib/session.c). */
+void authloop__health_note(authloop_ctx *ctx, authloop__origin *o, int error);
+void authloop__origin_hold_end(authloop__timer_entry *e, uint64_t now);
 
 /* ---- token lifecycle (lib/session.c) ----------------------------------------------- */
 

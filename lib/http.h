@@ -23,7 +23,8 @@ typedef struct {
 } authloop__path_part;
 
 typedef enum {
-  AUTHLOOP__WANT_DATE = 1 /* report the answer's Date header */
+  AUTHLOOP__WANT_DATE = 1, /* report the answer's Date header */
+  AUTHLOOP__LINGER = 2     /* not cancelled when the ctx closes: the close waits for it */
 } authloop__request_flags;
 
 /* Every pointer is borrowed until authloop__transport_start() returns, which

@@ -20,6 +20,7 @@ typedef struct {
   const authloop__provider *p;
   authloop_preauth_cb cb;
   void *userdata;
+  authloop__origin *origin;
   authloop__result r;
 } preauth_call;
 
@@ -42,7 +43,9 @@ static void run_result(authloop__deferred *d) {
 static void on_preauth_done(void *ud, const authloop__outcome *o) {
   preauth_call *call = ud;
   authloop__result *r = &call->r;
-  authloop__health_note(call->ctx, o->error);
+  authloop__health_note(call->ctx, call->origin, o->error);
+  authloop__origin_put(call->origin);
+  call->origin = NULL;
   if (o->error) {
     char msg[CURL_ERROR_SIZE + 128];
     r->error = o->error;
@@ -144,10 +147,16 @@ int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *o, authl
   call->userdata = userdata;
   rc = p->preauth_request(o, bearer, &req);
   if (rc == 0)
+    rc = authloop__origin_get(ctx, o->gateway_url, authloop__origin_hold_end, &call->origin);
+  if (rc == 0 && !authloop__online(ctx, call->origin))
+    rc = AUTHLOOP_EOFFLINE;
+  if (rc == 0)
     rc = authloop__transport_start(&ctx->transport, &req, on_preauth_done, call, NULL);
   authloop__request_clear(&req);
   authloop__secret_free(bearer);
-  if (rc)
+  if (rc) {
+    authloop__origin_put(call->origin);
     free(call);
+  }
   return rc;
 }

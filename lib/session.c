@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OFFLINE_AFTER   3     /* consecutive network failures */
-#define OFFLINE_HOLD_MS 10000 /* then offline this long after the last one */
+#define CLOCK_SKEW_MS   300000 /* what a session file's times may be ahead of our clock */
+#define OFFLINE_HOLD_MS 10000  /* then offline this long after the last one */
 
 typedef struct {
   authloop__link link; /* in c->refresh_waiters */
@@ -32,32 +32,43 @@ typedef struct {
   authloop__transfer *x;
 } call;
 
-/* ---- network health ------------------------------------------------------------ */
+/* ---- network health, per origin ------------------------------------------------ */
 
-/* Offline by our own count holds OFFLINE_HOLD_MS after the last network
- * failure; then the next request is let through as a probe. */
-int authloop__online(const authloop_ctx *ctx) {
-  return ctx->online_app &&
-         (ctx->net_failures < OFFLINE_AFTER || authloop__boot_ms() >= ctx->offline_until);
+static void wake_all(authloop_ctx *ctx, const authloop__origin *only);
+
+void authloop__origin_hold_end(authloop__timer_entry *e, uint64_t now) {
+  authloop__origin *o = AUTHLOOP__CONTAINER_OF(e, authloop__origin, hold_end);
+  (void)now;
+  authloop__log(o->ctx, AUTHLOOP_LOG_INFO, "%s: the hold after network failures ended; probing",
+                o->key);
+  wake_all(o->ctx, o); /* what waited for it goes now, as probes */
 }
 
-int authloop_ctx_is_online(const authloop_ctx *ctx) { return ctx && authloop__online(ctx); }
+int authloop_ctx_is_online(const authloop_ctx *ctx) { return ctx && ctx->online_app; }
 
-static void wake_all(authloop_ctx *ctx);
-
-void authloop__health_note(authloop_ctx *ctx, int error) {
-  int was = authloop__online(ctx);
+/* ERESOLVE is left out, like any answer: a name that does not resolve is a
+ * problem of that name, not a network that is down. */
+void authloop__health_note(authloop_ctx *ctx, authloop__origin *o, int error) {
+  int was;
+  if (!o)
+    return;
+  was = authloop__online(ctx, o);
   if (error == AUTHLOOP_ENETWORK || error == AUTHLOOP_ETIMEDOUT) {
-    if (ctx->net_failures < OFFLINE_AFTER && ++ctx->net_failures == OFFLINE_AFTER)
-      authloop__log(ctx, AUTHLOOP_LOG_WARN, "%u network failures in a row: offline",
-                    ctx->net_failures);
-    if (ctx->net_failures >= OFFLINE_AFTER)
-      ctx->offline_until = authloop__boot_ms() + OFFLINE_HOLD_MS;
-  } else if (error != AUTHLOOP_ECANCELED) {
-    ctx->net_failures = 0; /* the server answered */
-    if (!was && authloop__online(ctx)) {
-      authloop__log(ctx, AUTHLOOP_LOG_INFO, "the server answers again: online");
-      wake_all(ctx);
+    if (o->failures < AUTHLOOP__OFFLINE_AFTER && ++o->failures == AUTHLOOP__OFFLINE_AFTER)
+      authloop__log(ctx, AUTHLOOP_LOG_WARN, "%s: %u network failures in a row: on hold for %u ms",
+                    o->key, o->failures, OFFLINE_HOLD_MS);
+    if (o->failures >= AUTHLOOP__OFFLINE_AFTER) {
+      o->offline_until = authloop__sat_add(authloop__boot_ms(), OFFLINE_HOLD_MS);
+      if (!ctx->closing)
+        authloop__timer_set(&ctx->timer, &o->hold_end, o->offline_until);
+    }
+  } else if (error != AUTHLOOP_ECANCELED && error != AUTHLOOP_ERESOLVE) {
+    o->failures = 0; /* the server answered */
+    if (!ctx->closing)
+      authloop__timer_set(&ctx->timer, &o->hold_end, AUTHLOOP__NEVER);
+    if (!was && authloop__online(ctx, o)) {
+      authloop__log(ctx, AUTHLOOP_LOG_INFO, "%s answers again", o->key);
+      wake_all(ctx, o);
     }
   }
 }
@@ -69,21 +80,19 @@ int authloop_ctx_set_online(authloop_ctx *ctx, int online) {
   AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if (ctx->closing)
     return AUTHLOOP_ECLOSING;
-  was = authloop__online(ctx);
+  was = ctx->online_app;
   ctx->online_app = online != 0;
-  if (online)
-    ctx->net_failures = 0; /* the application knows better than our count */
   authloop__log(ctx, AUTHLOOP_LOG_INFO, "network marked %s by the application",
                 online ? "online" : "offline");
-  if (!was && authloop__online(ctx))
-    wake_all(ctx);
+  if (!was && online)
+    wake_all(ctx, NULL);
   return 0;
 }
 
 /* A token we may send: alive, and not being replaced right now. */
 static int can_send(const authloop_client *c, uint64_t now) {
   return c->state == AUTHLOOP_STATE_LOGGED_IN && !c->timing.stale && now < c->timing.expires_at &&
-         authloop__online(c->ctx);
+         authloop__online(c->ctx, c->origins[0]);
 }
 
 /* ---- waiters and calls --------------------------------------------------------- */
@@ -164,7 +173,9 @@ static uint64_t expire_calls(authloop_client *c, uint64_t now) {
     if (k->x)
       continue;
     if (k->deadline <= now)
-      call_finish(k, authloop__online(c->ctx) ? AUTHLOOP_ETIMEDOUT : AUTHLOOP_EOFFLINE, 0, NULL, 0);
+      call_finish(k,
+                  authloop__online(c->ctx, c->origins[0]) ? AUTHLOOP_ETIMEDOUT : AUTHLOOP_EOFFLINE,
+                  0, NULL, 0);
     else if (k->deadline < earliest)
       earliest = k->deadline;
   }
@@ -273,6 +284,12 @@ static int adopt(authloop_client *c, authloop__stored *st) {
   int rc;
   if (strcmp(st->provider, c->provider->name) != 0 || strcmp(st->base_url, c->base_url) != 0)
     return AUTHLOOP_EINVAL; /* another backend's session */
+  /* times that cannot be: a token that outlives its own lifetime, activity in
+   * the future (either would keep a session alive that should end) */
+  if ((st->expires_at != -1 &&
+       (uint64_t)st->expires_at > now_wall + (uint64_t)st->lifetime_s * 1000u + CLOCK_SKEW_MS) ||
+      (uint64_t)st->last_activity > now_wall + CLOCK_SKEW_MS)
+    return AUTHLOOP_EPROTO;
   r.access_token = st->access_token;
   r.id_token = st->id_token;
   r.refresh_token = st->refresh_token;
@@ -288,7 +305,12 @@ static int adopt(authloop_client *c, authloop__stored *st) {
     return rc;
   }
   c->session = s;
-  t->last_activity = st->last_activity ? to_boot(st->last_activity, now_boot, now_wall) : 0;
+  /* 0: never active (a session restored and not yet used); small skews clamp to now */
+  t->last_activity = st->last_activity
+                         ? to_boot(st->last_activity < (long long)now_wall ? st->last_activity
+                                                                           : (long long)now_wall,
+                                   now_boot, now_wall)
+                         : 0;
   if (st->expires_at == -1) {
     t->expires_at = t->refresh_due = AUTHLOOP__NEVER;
   } else if ((uint64_t)st->expires_at > now_wall) {
@@ -312,7 +334,14 @@ void authloop__session_restore(authloop_client *c) {
   unsigned char *data;
   const char *why;
   size_t len;
-  int rc = authloop__store_read(c->session_path, &data, &len, &why);
+  int rc, pending = authloop__store_pending(&c->ctx->store, c->session_path, &data, &len);
+  why = NULL;
+  if (pending < 0)
+    rc = AUTHLOOP_ENOMEM;
+  else if (pending) /* a write or delete of ours not yet on disk: what the file will be */
+    rc = data ? 0 : AUTHLOOP_ENOENT;
+  else
+    rc = authloop__store_read(c->session_path, &data, &len, &why);
   if (rc == AUTHLOOP_ENOENT)
     return;
   if (rc) {
@@ -351,6 +380,7 @@ static int refresh_start(authloop_client *c) {
     return AUTHLOOP_ECLOSING;
   authloop__view_of(c, &c->session, &v);
   rc = c->provider->refresh_request(c->pstate, &v, &req);
+  c->refresh_origin = authloop__origin_of(c, req.base);
   if (rc == 0)
     rc = authloop__transport_start(&c->ctx->transport, &req, on_refresh_done, c, &c->refresh_x);
   authloop__request_clear(&req);
@@ -420,7 +450,7 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
   authloop__result r = {0};
   uint64_t now = authloop__boot_ms();
   c->refresh_x = NULL;
-  authloop__health_note(c->ctx, o->error);
+  authloop__health_note(c->ctx, c->refresh_origin, o->error);
   if (o->error) {
     r.error = o->error;
   } else {
@@ -490,12 +520,17 @@ void authloop__client_on_timer(authloop__timer_entry *e, uint64_t now) {
   authloop__client_evaluate(AUTHLOOP__CONTAINER_OF(e, authloop_client, wake), now);
 }
 
-static void wake_all(authloop_ctx *ctx) {
+/* Looks again at every logged-in client (using `only`, when given). */
+static void wake_all(authloop_ctx *ctx, const authloop__origin *only) {
   uint64_t now = authloop__boot_ms();
   authloop__link *l;
   for (l = ctx->clients.next; l != &ctx->clients; l = l->next) {
     authloop_client *c = AUTHLOOP__CONTAINER_OF(l, authloop_client, link);
-    if (!authloop__logged_in(c) || c->freed)
+    size_t i;
+    int uses = !only;
+    for (i = 0; only && i < AUTHLOOP__MAX_BASES; i++)
+      uses |= c->origins[i] == only;
+    if (!uses || !authloop__logged_in(c) || c->freed)
       continue;
     /* back online: a due refresh goes now, not after the rest of a backoff */
     if (c->timing.retrying)
@@ -613,7 +648,7 @@ static void on_call_done(void *ud, const authloop__outcome *o) {
   const authloop__answer *a = &o->answer;
   uint64_t now = authloop__boot_ms();
   k->x = NULL; /* the transport frees it */
-  authloop__health_note(c->ctx, o->error);
+  authloop__health_note(c->ctx, c->origins[0], o->error);
   if (!o->error && authloop__logged_in(c) && c->provider->session_gone(c->pstate, a)) {
     /* the server no longer knows this session: it ends here too */
     call_finish(k, AUTHLOOP_EREVOKED, a->status, a->body, a->len);

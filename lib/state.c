@@ -80,10 +80,73 @@ int authloop__result_check(const authloop_client *c, authloop__result *r) {
   return authloop__result_fail(r, AUTHLOOP_EPROTO, 0, "malformed response: %s", why);
 }
 
+/* ---- origins: who answers, shared by the clients that use them ----------------------- */
+
+int authloop__origin_get(authloop_ctx *ctx, const char *url, authloop__timer_fn hold_end,
+                         authloop__origin **out) {
+  authloop__origin *o;
+  authloop__link *l;
+  char *key;
+  int rc = authloop__url_origin(url, &key);
+  if (rc)
+    return rc;
+  for (l = ctx->origins.next; l != &ctx->origins; l = l->next) {
+    o = AUTHLOOP__CONTAINER_OF(l, authloop__origin, link);
+    if (strcmp(o->key, key) == 0) {
+      free(key);
+      o->refs++;
+      *out = o;
+      return 0;
+    }
+  }
+  if (!(o = calloc(1, sizeof(*o)))) {
+    free(key);
+    return AUTHLOOP_ENOMEM;
+  }
+  o->ctx = ctx;
+  o->key = key;
+  o->refs = 1;
+  authloop__timer_entry_init(&o->hold_end, hold_end);
+  authloop__list_push(&ctx->origins, &o->link);
+  *out = o;
+  return 0;
+}
+
+void authloop__origin_put(authloop__origin *o) {
+  if (!o || --o->refs)
+    return;
+  if (!o->ctx->parts_closing) /* the timer's heap is gone once its handles close */
+    authloop__timer_set(&o->ctx->timer, &o->hold_end, AUTHLOOP__NEVER);
+  authloop__list_remove(&o->link);
+  free(o->key);
+  free(o);
+}
+
+authloop__origin *authloop__origin_of(const authloop_client *c, const char *base) {
+  size_t i;
+  for (i = 0; base && i < AUTHLOOP__MAX_BASES && c->bases[i]; i++)
+    if (base == c->bases[i] || strcmp(base, c->bases[i]) == 0)
+      return c->origins[i];
+  return NULL;
+}
+
+/* Offline by our own count holds a while after the last network failure of
+ * that origin (lib/session.c); then the next request to it is let through as
+ * a probe. What the application says holds for every origin. */
+int authloop__online(const authloop_ctx *ctx, const authloop__origin *o) {
+  return ctx->online_app &&
+         (!o || o->failures < AUTHLOOP__OFFLINE_AFTER || authloop__boot_ms() >= o->offline_until);
+}
+
+/* ---- references, life and death ------------------------------------------------------ */
+
 void authloop__client_ref(authloop_client *c) { c->refs++; }
 
 static void client_destroy(authloop_client *c) {
+  size_t i;
   authloop__list_remove(&c->link);
+  for (i = 0; i < AUTHLOOP__MAX_BASES; i++)
+    authloop__origin_put(c->origins[i]);
   authloop__session_clear(&c->session);
   authloop__session_clear(&c->pending);
   c->provider->free(c->pstate);

@@ -211,6 +211,26 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
 
 /* ---- reading ---------------------------------------------------------------------- */
 
+/* A directory where nobody but us (or root) can add or rename files: owned by
+ * us or root, and not writable by group or others unless sticky (then only a
+ * file's owner may rename or remove it, and the file must be ours). */
+static const char *dir_problem(const char *path) {
+  char *copy = strdup(path);
+  struct stat st;
+  int rc;
+  if (!copy)
+    return "out of memory";
+  rc = stat(dirname(copy), &st);
+  free(copy);
+  if (rc != 0 || !S_ISDIR(st.st_mode))
+    return "its directory cannot be examined";
+  if (st.st_uid != geteuid() && st.st_uid != 0)
+    return "its directory belongs to another user";
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+    return "its directory is writable by others (and not sticky)";
+  return NULL;
+}
+
 int authloop__store_read(const char *path, unsigned char **out, size_t *len, const char **why) {
   unsigned char *buf;
   struct stat st;
@@ -222,13 +242,20 @@ int authloop__store_read(const char *path, unsigned char **out, size_t *len, con
   if (fd < 0) {
     if (errno == ENOENT)
       return AUTHLOOP_ENOENT;
-    *why = strerror(errno);
+    *why = errno == ELOOP ? "it is a symbolic link" : strerror(errno);
     return AUTHLOOP_ESTORE;
   }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > AUTHLOOP__STORE_MAX_BYTES) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > AUTHLOOP__STORE_MAX_BYTES)
     *why = "not a regular file of at most 64 KiB";
+  else if (st.st_uid != geteuid())
+    *why = "it belongs to another user";
+  else if (st.st_mode & (S_IWGRP | S_IWOTH))
+    *why = "it is writable by group or others";
+  else
+    *why = dir_problem(path);
+  if (*why) {
     close(fd);
-    return AUTHLOOP_EPROTO;
+    return AUTHLOOP_EPERM;
   }
   if (!(buf = malloc((size_t)st.st_size + 1))) {
     close(fd);
@@ -416,4 +443,25 @@ void authloop__store_delete(authloop__store_writer *w, const char *path) {
 
 int authloop__store_busy(const authloop__store_writer *w) {
   return !authloop__list_empty(&w->slots);
+}
+
+int authloop__store_pending(const authloop__store_writer *w, const char *path, unsigned char **data,
+                            size_t *len) {
+  const authloop__link *l;
+  *data = NULL;
+  *len = 0;
+  for (l = w->slots.next; l != &w->slots; l = l->next) {
+    const store_slot *slot = AUTHLOOP__CONTAINER_OF(l, store_slot, link);
+    const store_job *last = slot->next.op != OP_NONE ? &slot->next : &slot->current;
+    if (strcmp(slot->path, path) != 0)
+      continue;
+    if (last->op == OP_WRITE) {
+      if (!(*data = malloc(last->len)))
+        return -1;
+      memcpy(*data, last->data, last->len);
+      *len = last->len;
+    }
+    return 1;
+  }
+  return 0;
 }

@@ -56,5 +56,10 @@ void authloop__store_write(authloop__store_writer *w, const char *path, unsigned
                            size_t len);
 void authloop__store_delete(authloop__store_writer *w, const char *path);
 int authloop__store_busy(const authloop__store_writer *w);
+/* What path will hold once the operations queued for it are done: 0 and
+ * nothing when none is; 1 and a copy of the bytes (wipe and free them) for a
+ * pending write; 1 and NULL for a pending delete. A load reads this first. */
+int authloop__store_pending(const authloop__store_writer *w, const char *path, unsigned char **data,
+                            size_t *len);
 
 #endif

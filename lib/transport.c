@@ -28,7 +28,7 @@ struct authloop__transfer {
   buf resp;                   /* at most max_body_bytes */
   size_t header_bytes;
   int overflow; /* the body or the headers went past their limit */
-  int want_date;
+  int want_date, linger;
   char date[64];
   char errbuf[CURL_ERROR_SIZE];
   uint64_t started_ns;
@@ -109,6 +109,35 @@ int authloop__check_base_url(const char *url, int allow_insecure, int *loopback)
   curl_url_cleanup(u);
   if (loopback)
     *loopback = lo;
+  return rc;
+}
+
+int authloop__url_origin(const char *url, char **origin) {
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL, *port = NULL;
+  int rc = AUTHLOOP_EINVAL;
+  if (!u)
+    return AUTHLOOP_ENOMEM;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    size_t n = strlen(scheme) + strlen(host) + strlen(port) + 5;
+    if ((*origin = malloc(n))) {
+      size_t i;
+      snprintf(*origin, n, "%s://%s:%s", scheme, host, port);
+      for (i = 0; (*origin)[i]; i++) /* host names compare without case */
+        if ((*origin)[i] >= 'A' && (*origin)[i] <= 'Z')
+          (*origin)[i] = (char)((*origin)[i] - 'A' + 'a');
+      rc = 0;
+    } else {
+      rc = AUTHLOOP_ENOMEM;
+    }
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
   return rc;
 }
 
@@ -243,6 +272,12 @@ static int map_curl_error(const authloop__transfer *x, CURLcode rc) {
     return AUTHLOOP_ETOOLARGE;
   case CURLE_OUT_OF_MEMORY:
     return AUTHLOOP_ENOMEM;
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    return AUTHLOOP_ERESOLVE; /* a name that does not resolve: not "the network is down" */
+  case CURLE_URL_MALFORMAT:
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    return AUTHLOOP_EINVAL;
   case CURLE_SSL_CONNECT_ERROR:
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -265,16 +300,16 @@ static int map_curl_error(const authloop__transfer *x, CURLcode rc) {
 static void easy_release(authloop__transport *t, CURL *e) {
   if (!e)
     return;
-  if (t->closing || t->n_idle == AUTHLOOP__COUNT(t->idle)) {
+  if (t->closing || t->n_spare == AUTHLOOP__COUNT(t->spare)) {
     curl_easy_cleanup(e);
     return;
   }
   curl_easy_reset(e);
-  t->idle[t->n_idle++] = e;
+  t->spare[t->n_spare++] = e;
 }
 
 static CURL *easy_take(authloop__transport *t) {
-  return t->n_idle ? t->idle[--t->n_idle] : curl_easy_init();
+  return t->n_spare ? t->spare[--t->n_spare] : curl_easy_init();
 }
 
 static void transfer_free(authloop__transfer *x) {
@@ -326,6 +361,8 @@ static void finish(authloop__transfer *x, int error) {
   x->cb = NULL;
   cb(x->ud, &o);
   transfer_free(x);
+  if (authloop__list_empty(&t->transfers) && t->idle)
+    t->idle(t->idle_ud);
 }
 
 static void drain(authloop__transport *t) {
@@ -412,6 +449,13 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
   return 0;
 }
 
+/* libcurl's global set-up, once per process: before 7.84 it is not
+ * thread-safe, and ctxs may be made on several threads. It is never undone
+ * (libcurl's own advice for a library: the process's exit does it). */
+static uv_once_t global_once = UV_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
 int authloop__transport_init(authloop__transport *t, uv_loop_t *loop,
                              const authloop__transport_options *o) {
   memset(t, 0, sizeof(*t));
@@ -424,14 +468,14 @@ int authloop__transport_init(authloop__transport *t, uv_loop_t *loop,
   if ((o->ca_file && !(t->ca_file = strdup(o->ca_file))) ||
       !(t->user_agent = strdup(o->user_agent)))
     goto fail;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+  uv_once(&global_once, global_init);
+  if (global_rc != CURLE_OK)
     goto fail;
   t->multi = curl_multi_init();
   t->share = curl_share_init();
   if (!t->multi || !t->share) {
     curl_multi_cleanup(t->multi);
     curl_share_cleanup(t->share);
-    curl_global_cleanup();
     goto fail;
   }
   curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
@@ -458,7 +502,6 @@ void authloop__transport_attach(authloop__transport *t) {
 void authloop__transport_discard(authloop__transport *t) {
   curl_multi_cleanup(t->multi);
   curl_share_cleanup(t->share);
-  curl_global_cleanup();
   free(t->ca_file);
   free(t->user_agent);
   memset(t, 0, sizeof(*t));
@@ -471,17 +514,17 @@ void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud),
   t->closing = 1;
   t->closed = closed;
   t->closed_ud = ud;
-  authloop__transport_cancel_all(t);
+  t->idle = NULL;
+  authloop__transport_cancel_all(t, 0);
   for (l = t->sockets.next; l != &t->sockets; l = l->next) {
     uv_poll_t *p = &AUTHLOOP__CONTAINER_OF(l, sock, link)->poll;
     if (!uv_is_closing((uv_handle_t *)p))
       uv_poll_stop(p);
   }
-  while (t->n_idle)
-    curl_easy_cleanup(t->idle[--t->n_idle]);
+  while (t->n_spare)
+    curl_easy_cleanup(t->spare[--t->n_spare]);
   curl_multi_cleanup(t->multi);
   curl_share_cleanup(t->share);
-  curl_global_cleanup();
   t->multi = NULL;
   t->share = NULL;
   for (l = t->sockets.next; l != &t->sockets; l = l->next)
@@ -575,6 +618,14 @@ static int set_headers(authloop__transfer *x, const authloop__request *r, int ha
   return rc;
 }
 
+static int plain_http(CURLU *u) {
+  char *scheme = NULL;
+  int plain =
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && strcmp(scheme, "http") == 0;
+  curl_free(scheme);
+  return plain;
+}
+
 static int valid_method(const char *m) {
   static const char *const ok[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
   size_t i;
@@ -604,7 +655,10 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
   if (!(x->easy = e = easy_take(t)))
     return AUTHLOOP_ENOMEM;
   x->want_date = (r->flags & AUTHLOOP__WANT_DATE) != 0;
+  x->linger = (r->flags & AUTHLOOP__LINGER) != 0;
   curl_easy_setopt(e, CURLOPT_CURLU, x->url);
+  if (plain_http(x->url))
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* plain http never goes through a proxy */
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_SHARE, t->share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -673,10 +727,20 @@ void authloop__transfer_abort(authloop__transfer *x) {
   transfer_free(x);
 }
 
-void authloop__transport_cancel_all(authloop__transport *t) {
-  while (!authloop__list_empty(&t->transfers)) {
-    authloop__transfer *x = AUTHLOOP__CONTAINER_OF(t->transfers.next, authloop__transfer, link);
+void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering) {
+  authloop__link *l = t->transfers.next;
+  while (l != &t->transfers) {
+    authloop__transfer *x = AUTHLOOP__CONTAINER_OF(l, authloop__transfer, link);
+    if (spare_lingering && x->linger) {
+      l = l->next;
+      continue;
+    }
     curl_multi_remove_handle(t->multi, x->easy);
-    finish(x, AUTHLOOP_ECANCELED);
+    finish(x, AUTHLOOP_ECANCELED); /* its callback may end others: start over */
+    l = t->transfers.next;
   }
+}
+
+int authloop__transport_busy(const authloop__transport *t) {
+  return !authloop__list_empty(&t->transfers);
 }

@@ -39,12 +39,14 @@ typedef struct {
   CURLSH *share;
   uv_timer_t timer;
   authloop__link transfers, sockets;
-  CURL *idle[8]; /* easy handles kept for the next transfers (curl_easy_reset) */
-  unsigned n_idle;
+  CURL *spare[8]; /* easy handles kept for the next transfers (curl_easy_reset) */
+  unsigned n_spare;
   unsigned handles;
   int closing;
   void (*closed)(void *ud);
   void *closed_ud;
+  void (*idle)(void *ud); /* the last transfer ended */
+  void *idle_ud;
 } authloop__transport;
 
 typedef struct {
@@ -67,14 +69,19 @@ int authloop__transport_start(authloop__transport *t, const authloop__request *r
                               authloop__transfer_cb cb, void *ud, authloop__transfer **out);
 /* Stops a transfer quietly: its callback never runs. */
 void authloop__transfer_abort(authloop__transfer *x);
-/* Ends every transfer with AUTHLOOP_ECANCELED (callbacks run now). */
-void authloop__transport_cancel_all(authloop__transport *t);
+/* Ends every transfer with AUTHLOOP_ECANCELED (callbacks run now), but
+ * those started with AUTHLOOP__LINGER when `spare_lingering`. */
+void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering);
+int authloop__transport_busy(const authloop__transport *t);
 /* Closes curl and the handles; closed(ud) runs when they are gone. */
 void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud), void *ud);
 
 /* The URL of r as the transport would send it (for checks and tests); free
  * with curl_free. AUTHLOOP_EINVAL when it cannot be built. */
 int authloop__request_url(const authloop__request *r, char **url);
+/* "scheme://host:port" of url (the port always written), for per-origin
+ * health; free with free(). */
+int authloop__url_origin(const char *url, char **origin);
 /* 0 if url is an absolute http(s) URL with a host and no query or fragment,
  * and plain http only to loopback unless allow_insecure; *loopback says
  * whether its host is loopback. */

@@ -405,21 +405,25 @@ static void offline_requests_give_up_at_their_timeout(void **state) {
   test_env_close(&e);
 }
 
-static void network_failures_mark_offline_until_a_success(void **state) {
+/* Health is per origin: three network failures put one server on hold, and
+ * only that server; work that waited for it goes when the hold ends. */
+static void network_failures_hold_one_origin(void **state) {
   test_env e;
-  test_recorder ra, rb;
-  authloop_client *a, *b;
+  test_recorder ra, rb, rd;
+  responses resp = {0}, waited = {0};
+  authloop_client *a, *b, *d;
   authloop_client_options o = {0};
+  test_server s2;
   policy p = {0};
-  char url[64];
-  int i;
+  char url[64], port[16], *code;
+  uint64_t t0;
+  int i, closed = test_closed_port();
   (void)state;
-  done_count = 0;
   test_env_init(&e, &server, NULL);
   a = client_with(&e, &p);
   test_record(a, &ra);
   login_ttl(&e, a, &ra, "nina", 0);
-  snprintf(url, sizeof(url), "https://127.0.0.1:%d", test_closed_port());
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d", closed);
   o.provider = "gateway";
   o.base_url = url;
   assert_int_equal(authloop_client_new(e.ctx, &o, &b), 0);
@@ -429,14 +433,47 @@ static void network_failures_mark_offline_until_a_success(void **state) {
     test_run_until(&e, &rb.count[AUTHLOOP_EV_LOGIN_ATTEMPT], i, 5000);
     assert_int_equal(rb.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ENETWORK);
   }
-  assert_false(authloop_ctx_is_online(e.ctx));
+  /* that server is on hold: a login to it fails at once, never queued */
   assert_int_equal(authloop_login_code(b, "code"), AUTHLOOP_EOFFLINE);
-  /* a refresh still probes, and its answer brings the ctx back online */
-  assert_int_equal(authloop_refresh(a, on_done, NULL), 0);
-  test_run_until(&e, &done_count, 1, 5000);
-  assert_int_equal(done_status[0], 0);
+  /* the other server is not: a's request goes at once */
+  t0 = uv_hrtime();
   assert_true(authloop_ctx_is_online(e.ctx));
-  assert_int_equal(authloop_login_code(b, "code"), 0);
+  assert_int_equal(authloop_request(a, "GET", "/api/me", NULL, on_response, &resp), 0);
+  test_run_until(&e, &resp.count, 1, 5000);
+  assert_int_equal(resp.ok, 1);
+  assert_true(uv_hrtime() - t0 < 2000000000ull);
+
+  /* a server that goes away while a client is logged in to it */
+  snprintf(port, sizeof(port), "%d", test_closed_port());
+  test_server_start(&s2, "--port", port, "--state-dir", server.dir, NULL);
+  snprintf(url, sizeof(url), "https://127.0.0.1:%s", port);
+  o.base_url = url;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &d), 0);
+  test_record(d, &rd);
+  code = test_mint_code(&s2, "dora");
+  assert_int_equal(authloop_login_code(d, code), 0);
+  free(code);
+  test_run_until(&e, &rd.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_true(rd.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  test_server_stop(&s2);
+  for (i = 1; i <= 3; i++) {
+    memset(&resp, 0, sizeof(resp));
+    assert_int_equal(authloop_request(d, "GET", "/api/me", NULL, on_response, &resp), 0);
+    test_run_until(&e, &resp.count, 1, 5000);
+    assert_int_equal(resp.last_http, AUTHLOOP_ENETWORK);
+  }
+  /* on hold now: this request waits for the hold to end, the server comes back */
+  t0 = uv_hrtime();
+  assert_int_equal(authloop_request(d, "GET", "/api/me", NULL, on_response, &waited), 0);
+  test_run_turns(&e, 3);
+  assert_int_equal(waited.count, 0);
+  test_server_start(&s2, "--port", port, "--state-dir", server.dir, NULL);
+  test_run_until(&e, &waited.count, 1, 15000);
+  /* it was sent (the new server does not know the token: 401, then a refresh it refuses) */
+  assert_int_equal(test_stat(&s2, "/api/me"), 1);
+  print_message("# the waiting request went %llu ms after the hold began\n",
+                (unsigned long long)(uv_hrtime() - t0) / 1000000);
+  test_server_stop(&s2);
   test_env_close(&e);
 }
 
@@ -666,7 +703,7 @@ int main(void) {
       cmocka_unit_test(a_401_refreshes_once_and_retries_once),
       cmocka_unit_test(offline_login_fails_at_once_and_requests_wait),
       cmocka_unit_test(offline_requests_give_up_at_their_timeout),
-      cmocka_unit_test(network_failures_mark_offline_until_a_success),
+      cmocka_unit_test(network_failures_hold_one_origin),
       cmocka_unit_test(session_is_restored_by_a_second_process),
       cmocka_unit_test(encrypted_session_needs_its_key),
       cmocka_unit_test(bad_session_files_start_logged_out),
