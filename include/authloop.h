@@ -74,9 +74,8 @@ extern "C" {
   XX(ECREDENTIALS, "ECREDENTIALS", "wrong username or password")                                   \
   XX(ESTRATEGY, "ESTRATEGY", "unknown login strategy")                                             \
   XX(EEXPIRESIN, "EEXPIRESIN",                                                                     \
-     "invalid expiresIn: use the ms syntax (\"1h\", \"30m\", \"-1\") within the server's maximum")  \
-  XX(EPERM, "EPERM",                                                                               \
-     "the session file is not safe to trust: another user could have written it")                \
+     "invalid expiresIn: use the ms syntax (\"1h\", \"30m\", \"-1\") within the server's maximum") \
+  XX(EPERM, "EPERM", "the session file is not safe to trust: another user could have written it")  \
   XX(ERESOLVE, "ERESOLVE", "the server's host name could not be resolved")
 
 #define AUTHLOOP_OK 0
@@ -307,8 +306,12 @@ AUTHLOOP_EXTERN int authloop_logout(authloop_client *c);
  * dialects have no such thing: AUTHLOOP_ENOTSUP, and the session stays. */
 AUTHLOOP_EXTERN int authloop_logout_global(authloop_client *c);
 
-/* Session queries. Strings stay valid until the session changes (login,
- * logout, free); copy them to keep them longer. */
+/* Session queries. The strings they return (tokens, the user and its
+ * fields) stay valid until control returns to the loop: to the end of the
+ * callback they were read in or, read outside any callback, until the loop
+ * next runs. That holds even if the session changes meanwhile (a logout, a
+ * refresh, authloop_client_free()): the old strings are freed (wiped) later.
+ * Keep a copy (authloop_copy()) to use one after that. */
 AUTHLOOP_EXTERN int authloop_is_logged_in(const authloop_client *c);
 AUTHLOOP_EXTERN const authloop_user *authloop_current_user(const authloop_client *c);
 AUTHLOOP_EXTERN const char *authloop_access_token(const authloop_client *c);
@@ -318,6 +321,23 @@ AUTHLOOP_EXTERN long authloop_token_lifetime(const authloop_client *c);
 /* Milliseconds until the access token expires (0 if expired or none, -1 if
  * it never expires). */
 AUTHLOOP_EXTERN long long authloop_token_expires_in_ms(const authloop_client *c);
+
+typedef enum {
+  AUTHLOOP_COPY_ACCESS_TOKEN = 0,
+  AUTHLOOP_COPY_ID_TOKEN,
+  AUTHLOOP_COPY_USER_ID,
+  AUTHLOOP_COPY_USER_NAME,
+  AUTHLOOP_COPY_USER_JSON
+} authloop_copy_what;
+
+/* Copies one of the session's strings into buf (size bytes, NUL-terminated),
+ * to keep it past the current loop turn; wipe buf when done with a token.
+ * 0, and *len (may be NULL) its length; AUTHLOOP_ETOOLARGE when it does not
+ * fit (buf holds "", *len the length needed: never a truncated token);
+ * AUTHLOOP_ENOTLOGGEDIN; AUTHLOOP_ENOENT when the session has none (no id
+ * token, a user without a name); AUTHLOOP_EINVAL. */
+AUTHLOOP_EXTERN int authloop_copy(const authloop_client *c, authloop_copy_what what, char *buf,
+                                  size_t size, size_t *len);
 
 /* Records user activity: an active user is kept logged in (refreshed before
  * expiry); an idle one is left to expire. Authenticated requests count too. */

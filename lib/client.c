@@ -445,6 +445,49 @@ long authloop_token_lifetime(const authloop_client *c) {
   return authloop_is_logged_in(c) ? (long)c->session.lifetime_s : 0;
 }
 
+int authloop_copy(const authloop_client *c, authloop_copy_what what, char *buf, size_t size,
+                  size_t *len) {
+  const authloop_user *u;
+  const char *v;
+  size_t n;
+  if (!c || (!buf && size))
+    return AUTHLOOP_EINVAL;
+  if (!authloop__logged_in(c))
+    return AUTHLOOP_ENOTLOGGEDIN;
+  u = c->session.user;
+  switch (what) {
+  case AUTHLOOP_COPY_ACCESS_TOKEN:
+    v = c->session.access_token;
+    break;
+  case AUTHLOOP_COPY_ID_TOKEN:
+    v = c->session.id_token;
+    break;
+  case AUTHLOOP_COPY_USER_ID:
+    v = authloop_user_id(u);
+    break;
+  case AUTHLOOP_COPY_USER_NAME:
+    v = authloop_user_name(u);
+    break;
+  case AUTHLOOP_COPY_USER_JSON:
+    v = authloop_user_json(u);
+    break;
+  default:
+    return AUTHLOOP_EINVAL;
+  }
+  if (!v)
+    return AUTHLOOP_ENOENT;
+  n = strlen(v);
+  if (len)
+    *len = n;
+  if (n >= size) {
+    if (size)
+      buf[0] = '\0';
+    return AUTHLOOP_ETOOLARGE;
+  }
+  memcpy(buf, v, n + 1);
+  return 0;
+}
+
 const char *authloop_user_field(const authloop_user *u, const char *key) {
   return u && key ? json_string_value(json_object_get(u->obj, key)) : NULL;
 }

@@ -29,6 +29,9 @@ typedef struct {
 } authloop__session;
 
 void authloop__session_clear(authloop__session *s);
+/* The application's session goes, but what queries handed out of it stays
+ * valid until control returns to the loop (freed by a deferred entry). */
+void authloop__session_retire(authloop_ctx *ctx, authloop__session *s);
 /* Takes the user object (its reference); the dialect names its id and name. */
 int authloop__user_new(const authloop__provider *p, json_t *obj, authloop_user **out);
 void authloop__user_free(authloop_user *u);

@@ -195,7 +195,7 @@ void authloop__session_abort(authloop_client *c, int error) {
 void authloop__clear_locally(authloop_client *c) {
   uint64_t idle_ms = c->timing.idle_ms;
   authloop__session_abort(c, AUTHLOOP_ECANCELED);
-  authloop__session_clear(&c->session);
+  authloop__session_retire(c->ctx, &c->session);
   memset(&c->timing, 0, sizeof(c->timing));
   c->timing.idle_ms = idle_ms;
   authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
@@ -415,7 +415,7 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
                                                 : "the refresh token was refused");
   idle_ms = c->timing.idle_ms;
   authloop__session_abort(c, AUTHLOOP_EREVOKED);
-  authloop__session_clear(&c->session);
+  authloop__session_retire(c->ctx, &c->session);
   memset(&c->timing, 0, sizeof(c->timing));
   c->timing.idle_ms = idle_ms;
   authloop__set_state(c, AUTHLOOP_STATE_EXPIRED);

@@ -147,7 +147,7 @@ static void client_destroy(authloop_client *c) {
   authloop__list_remove(&c->link);
   for (i = 0; i < AUTHLOOP__MAX_BASES; i++)
     authloop__origin_put(c->origins[i]);
-  authloop__session_clear(&c->session);
+  authloop__session_retire(c->ctx, &c->session);
   authloop__session_clear(&c->pending);
   c->provider->free(c->pstate);
   authloop__listeners_free(&c->listeners);
@@ -184,18 +184,92 @@ void authloop__set_state(authloop_client *c, authloop_state s) {
   authloop__emit(c, &ev);
 }
 
-static void take(char **dst, char **src) {
+/* ---- strings the application may still hold ------------------------------------------------ */
+
+/* The session's strings that queries hand out (tokens, the user) stay valid
+ * until control returns to the loop, even when the session changes under
+ * them: the old ones are retired into one deferred entry per turn, which
+ * frees them (wiped) when the queue next runs. */
+typedef struct {
+  authloop__deferred d;
+  authloop_ctx *ctx;
+  size_t n, cap;
+  void **items; /* char * (a secret) or authloop_user *, told apart by kinds */
+  unsigned char *kinds;
+} graveyard;
+
+static void run_graveyard(authloop__deferred *d) {
+  graveyard *g = AUTHLOOP__CONTAINER_OF(d, graveyard, d);
+  size_t i;
+  for (i = 0; i < g->n; i++) {
+    if (g->kinds[i])
+      authloop__user_free(g->items[i]);
+    else
+      authloop__secret_free(g->items[i]);
+  }
+  if (g->ctx->graveyard == g)
+    g->ctx->graveyard = NULL;
+  free(g->items);
+  free(g->kinds);
+  free(g);
+}
+
+static void retire(authloop_ctx *ctx, void *p, int is_user) {
+  graveyard *g = ctx->graveyard;
+  if (!p)
+    return;
+  if (!g && (g = calloc(1, sizeof(*g)))) {
+    g->d.run = run_graveyard;
+    g->ctx = ctx;
+    ctx->graveyard = g;
+    authloop__defer(&ctx->dispatch, &g->d);
+  }
+  if (g && g->n == g->cap) {
+    size_t cap = g->cap ? g->cap * 2 : 8;
+    void **items = realloc(g->items, cap * sizeof(*items));
+    unsigned char *kinds = items ? realloc(g->kinds, cap) : NULL;
+    if (items)
+      g->items = items;
+    if (kinds) {
+      g->kinds = kinds;
+      g->cap = cap;
+    }
+  }
+  if (!g || g->n == g->cap) { /* out of memory: freed now, as before this rule */
+    if (is_user)
+      authloop__user_free(p);
+    else
+      authloop__secret_free(p);
+    return;
+  }
+  g->items[g->n] = p;
+  g->kinds[g->n++] = (unsigned char)is_user;
+}
+
+void authloop__session_retire(authloop_ctx *ctx, authloop__session *s) {
+  retire(ctx, s->access_token, 0);
+  retire(ctx, s->id_token, 0);
+  retire(ctx, s->refresh_token, 0);
+  retire(ctx, s->user, 1);
+  memset(s, 0, sizeof(*s));
+}
+
+/* The application's session hands out its strings: the old ones retire. */
+static void take(authloop_client *c, const authloop__session *s, char **dst, char **src) {
   if (!*src)
     return;
-  authloop__secret_free(*dst);
+  if (s == &c->session)
+    retire(c->ctx, *dst, 0);
+  else
+    authloop__secret_free(*dst);
   *dst = *src;
   *src = NULL;
 }
 
 int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__result *r) {
-  take(&s->access_token, &r->access_token);
-  take(&s->id_token, &r->id_token);
-  take(&s->refresh_token, &r->refresh_token);
+  take(c, s, &s->access_token, &r->access_token);
+  take(c, s, &s->id_token, &r->id_token);
+  take(c, s, &s->refresh_token, &r->refresh_token);
   if (r->lifetime_s != AUTHLOOP__LIFETIME_UNSET)
     s->lifetime_s = r->lifetime_s;
   if (r->user) {
@@ -204,7 +278,10 @@ int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__
     r->user = NULL;
     if (rc)
       return authloop__result_fail(r, rc, r->http_status, NULL, NULL);
-    authloop__user_free(s->user);
+    if (s == &c->session)
+      retire(c->ctx, s->user, 1);
+    else
+      authloop__user_free(s->user);
     s->user = u;
   }
   return 0;

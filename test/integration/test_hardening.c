@@ -402,6 +402,83 @@ static void logout_then_free(void **state) {
   unlink(path);
 }
 
+/* ---- strings handed out live until control returns to the loop ---------------------------- */
+
+typedef struct {
+  int checked;
+} window;
+
+static void check_after(authloop_client *c, int how) {
+  const char *tok = authloop_access_token(c), *idt = authloop_id_token(c);
+  const authloop_user *u = authloop_current_user(c);
+  const char *json = authloop_user_json(u), *uid = authloop_user_id(u);
+  char *tok_copy = strdup(tok), *json_copy = strdup(json), *uid_copy = strdup(uid);
+  char *idt_copy = strdup(idt);
+  if (how == 0)
+    assert_int_equal(authloop_logout(c), 0);
+  else
+    authloop_client_free(c);
+  /* the session is gone, the strings read before are not (ASan checks it) */
+  assert_null(how == 0 ? authloop_access_token(c) : NULL);
+  assert_string_equal(tok, tok_copy);
+  assert_string_equal(idt, idt_copy);
+  assert_string_equal(json, json_copy);
+  assert_string_equal(uid, uid_copy);
+  assert_string_equal(authloop_user_json(u), json_copy);
+  free(tok_copy);
+  free(json_copy);
+  free(uid_copy);
+  free(idt_copy);
+}
+
+static void on_login_check(authloop_client *c, const authloop_event *ev, void *ud) {
+  window *w = ud;
+  if (ev->type == AUTHLOOP_EV_LOGIN_ATTEMPT && ev->success) {
+    check_after(c, w->checked % 2);
+    w->checked++;
+  }
+}
+
+static void strings_live_until_control_returns(void **state) {
+  int round;
+  (void)state;
+  for (round = 0; round < 3; round++) {
+    test_env e;
+    test_recorder r;
+    window w = {round % 2 ? 1 : 0};
+    authloop_client *c;
+    char buf[4096], small[8];
+    size_t len = 0;
+    test_env_init(&e, &server, NULL);
+    c = gateway(&e, NULL);
+    test_record(c, &r);
+    if (round < 2) { /* inside a handler: logout, then free */
+      assert_true(authloop_on(c, AUTHLOOP_EV_LOGIN_ATTEMPT, on_login_check, &w) > 0);
+      login(&e, c, &r, 0);
+      test_run_turns(&e, 2);
+      assert_int_equal(w.checked, round % 2 ? 2 : 1);
+    } else { /* outside any callback, before the loop runs again */
+      assert_true(login(&e, c, &r, 0)->success);
+      assert_int_equal(authloop_copy(c, AUTHLOOP_COPY_ACCESS_TOKEN, buf, sizeof(buf), &len), 0);
+      assert_string_equal(buf, authloop_access_token(c));
+      assert_int_equal(len, strlen(buf));
+      assert_int_equal(authloop_copy(c, AUTHLOOP_COPY_ACCESS_TOKEN, small, sizeof(small), &len),
+                       AUTHLOOP_ETOOLARGE);
+      assert_string_equal(small, ""); /* never a truncated token */
+      assert_int_equal(len, strlen(buf));
+      assert_int_equal(authloop_copy(c, AUTHLOOP_COPY_USER_NAME, buf, sizeof(buf), NULL), 0);
+      assert_string_equal(buf, "User hardy");
+      assert_int_equal(authloop_copy(c, (authloop_copy_what)99, buf, sizeof(buf), NULL),
+                       AUTHLOOP_EINVAL);
+      check_after(c, 0);
+      test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+      assert_int_equal(authloop_copy(c, AUTHLOOP_COPY_ACCESS_TOKEN, buf, sizeof(buf), NULL),
+                       AUTHLOOP_ENOTLOGGEDIN);
+    }
+    test_env_close(&e);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(options_at_their_extremes),
@@ -411,6 +488,7 @@ int main(void) {
       cmocka_unit_test(planted_session_files),
       cmocka_unit_test(a_fifo_does_not_block),
       cmocka_unit_test(logout_then_free),
+      cmocka_unit_test(strings_live_until_control_returns),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("hardening", tests, group_setup, group_teardown);
