@@ -70,6 +70,7 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
   c->ctx = ctx;
   c->provider = authloop__provider_find(opts->provider);
   c->refs = 1;
+  c->lock_fd = -1;
   authloop__list_init(&c->refresh_waiters);
   authloop__list_init(&c->calls);
   authloop__list_init(&c->logouts);
@@ -222,14 +223,15 @@ static void login_finished(authloop_client *c, authloop__result *r) {
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
   authloop__emit_outcome(c, AUTHLOOP_EV_LOGIN_ATTEMPT, NULL);
   c->timing.last_activity = now; /* logging in is activity */
+  authloop__session_generation(c);
   authloop__session_started(c, now, 1);
 }
 
 static void on_login_done(void *ud, const authloop__outcome *o) {
   authloop_client *c = ud;
+  authloop__origin *origin = c->login_origin; /* a next step may go elsewhere */
   authloop__result r = {0};
   c->login_x = NULL;
-  authloop__health_note(c->ctx, c->login_origin, o->error);
   if (o->error) {
     failure_from(&r, o);
   } else {
@@ -244,6 +246,7 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
     c->login_step = r.step;
     if ((rc = send_login_step(c, 0)) == 0) {
       authloop__result_clear(&r);
+      authloop__health_note(c->ctx, origin, o->error);
       return;
     }
     authloop__result_fail(&r, rc, 0, NULL, NULL);
@@ -251,13 +254,15 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
     /* a two-step strategy: no loginAttempt until authloop_set_token() */
     authloop__set_state(c, AUTHLOOP_STATE_AWAITING_TOKEN);
     authloop__result_clear(&r);
+    authloop__health_note(c->ctx, origin, o->error);
     return;
   }
   login_finished(c, &r);
   authloop__result_clear(&r);
+  authloop__health_note(c->ctx, origin, o->error);
 }
 
-/* Checks shared by every login call, in CometChat's order. */
+/* Checks shared by every login call, in the order of docs/protocol.md. */
 static int login_precheck(const authloop_client *c) {
   int rc = authloop__client_usable(c);
   if (rc)

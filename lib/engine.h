@@ -99,6 +99,10 @@ struct authloop_client {
   unsigned token_gen; /* bumped on every new access token */
   /* persisted session */
   char *session_path;
+  long long gen; /* generation of the session held: refreshes count up */
+  int lock_fd;   /* the lock beside the session file, held by a refresh, or -1 */
+  int lock_wait; /* a refresh waits for another process's lock */
+  uint64_t lock_retry_at;
   unsigned char session_key[AUTHLOOP__STORE_KEY_BYTES];
   int has_session_key;
   authloop__listeners listeners;
@@ -176,6 +180,8 @@ void authloop__session_restore(authloop_client *c);
 /* Writes (or deletes) c's session file off the loop thread. */
 void authloop__session_persist(authloop_client *c);
 void authloop__session_forget(authloop_client *c);
+/* A login's session gets a generation past the file's. */
+void authloop__session_generation(authloop_client *c);
 /* The timer reached c's wake-up. */
 void authloop__client_on_timer(authloop__timer_entry *e, uint64_t now);
 

@@ -39,8 +39,15 @@ authloop__action authloop__decide(const authloop__timing *t, uint64_t now, uint6
   int active = t->last_activity && (now < t->last_activity || now - t->last_activity < t->idle_ms);
   uint64_t due = t->retrying ? t->retry_at : t->refresh_due;
   *wake_at = AUTHLOOP__NEVER;
-  if (t->stale) /* restored with a dead token: refresh on first activity */
-    return active && !t->offline ? AUTHLOOP__REFRESH : AUTHLOOP__WAIT;
+  if (t->stale) { /* restored with a dead token: refresh on first activity */
+    if (!active || t->offline)
+      return AUTHLOOP__WAIT;
+    if (t->retrying && now < t->retry_at) { /* a failed one backs off like any other */
+      *wake_at = t->retry_at;
+      return AUTHLOOP__WAIT;
+    }
+    return AUTHLOOP__REFRESH;
+  }
   if (now < due) {
     *wake_at = due;
     return AUTHLOOP__WAIT;

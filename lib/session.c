@@ -182,9 +182,13 @@ static uint64_t expire_calls(authloop_client *c, uint64_t now) {
   return earliest;
 }
 
+static void release_lock(authloop_client *c);
+
 void authloop__session_abort(authloop_client *c, int error) {
   authloop__transfer_abort(c->refresh_x);
   c->refresh_x = NULL;
+  c->lock_wait = 0;
+  release_lock(c);
   finish_waiters(c, error);
   while (!authloop__list_empty(&c->calls))
     call_finish(AUTHLOOP__CONTAINER_OF(c->calls.next, call, link), error, 0, NULL, 0);
@@ -226,15 +230,12 @@ static uint64_t to_boot(long long wall, uint64_t now_boot, uint64_t now_wall) {
                        : authloop__sat_sub(now_boot, now_wall - w);
 }
 
-void authloop__session_persist(authloop_client *c) {
+/* The session as it is stored, the file's bytes (0, or an error logged). */
+static int encode_session(authloop_client *c, unsigned char **data, size_t *len) {
   const authloop__session *s = &c->session;
   uint64_t now_boot = authloop__boot_ms(), now_wall = authloop__wall_ms();
   authloop__stored st = {0};
-  unsigned char *data;
-  size_t len;
   int rc;
-  if (!c->session_path)
-    return;
   st.provider = (char *)c->provider->name;
   st.base_url = c->base_url;
   st.access_token = s->access_token;
@@ -247,19 +248,41 @@ void authloop__session_persist(authloop_client *c) {
                       : to_wall(c->timing.expires_at, now_boot, now_wall);
   st.last_activity =
       c->timing.last_activity ? to_wall(c->timing.last_activity, now_boot, now_wall) : 0;
-  rc = authloop__store_encode(&st, c->has_session_key ? c->session_key : NULL, &c->ctx->rng, &data,
-                              &len);
-  if (rc) {
+  st.gen = c->gen;
+  rc = authloop__store_encode(&st, c->has_session_key ? c->session_key : NULL, &c->ctx->rng, data,
+                              len);
+  if (rc)
     authloop__log(c->ctx, AUTHLOOP_LOG_ERROR, "session file %s not written: %s", c->session_path,
                   authloop_strerror(rc));
+  return rc;
+}
+
+void authloop__session_persist(authloop_client *c) {
+  unsigned char *data;
+  size_t len;
+  if (!c->session_path || encode_session(c, &data, &len) != 0)
     return;
+  if (c->lock_fd >= 0) { /* a refresh held the lock: the write releases it when done */
+    authloop__store_write_locked(&c->ctx->store, c->session_path, data, len, c->lock_fd);
+    c->lock_fd = -1;
+  } else {
+    authloop__store_write(&c->ctx->store, c->session_path, data, len);
   }
-  authloop__store_write(&c->ctx->store, c->session_path, data, len);
 }
 
 void authloop__session_forget(authloop_client *c) {
   if (c->session_path)
     authloop__store_delete(&c->ctx->store, c->session_path);
+}
+
+/* The lock a refresh took goes without a write (the refresh failed, or
+ * another process's tokens were adopted). */
+static void release_lock(authloop_client *c) {
+  if (c->lock_fd < 0)
+    return;
+  authloop__store_unlock(c->lock_fd);
+  c->lock_fd = -1;
+  authloop__store_unhold(&c->ctx->store, c->session_path);
 }
 
 static const char *restore_problem(int rc) {
@@ -275,12 +298,36 @@ static const char *restore_problem(int rc) {
   }
 }
 
-/* What the file holds, checked as an answer from a server would be. */
-static int adopt(authloop_client *c, authloop__stored *st) {
+/* What the file at c's path holds, or will once this ctx's queued writes
+ * are done: 0 and the value, AUTHLOOP_ENOENT, or an error (*why set). */
+static int read_stored(authloop_client *c, authloop__stored *st, const char **why) {
+  unsigned char *data;
+  size_t len;
+  int rc, pending = authloop__store_pending(&c->ctx->store, c->session_path, &data, &len);
+  *why = NULL;
+  if (pending < 0)
+    rc = AUTHLOOP_ENOMEM;
+  else if (pending) /* a write or delete of ours not yet on disk: what the file will be */
+    rc = data ? 0 : AUTHLOOP_ENOENT;
+  else
+    rc = authloop__store_read(c->session_path, &data, &len, why);
+  if (rc)
+    return rc;
+  rc = authloop__store_decode(data, len, c->has_session_key ? c->session_key : NULL, st);
+  authloop__wipe_free(data, len);
+  if (rc)
+    *why = restore_problem(rc);
+  return rc;
+}
+
+/* What the file holds, checked as an answer from a server would be, becomes
+ * the session. `again`: c has a session (another process refreshed it). */
+static int adopt(authloop_client *c, authloop__stored *st, int again) {
   uint64_t now_boot = authloop__boot_ms(), now_wall = authloop__wall_ms();
   authloop__result r = {0};
   authloop__session s = {0};
   authloop__timing *t = &c->timing;
+  uint64_t last;
   int rc;
   if (strcmp(st->provider, c->provider->name) != 0 || strcmp(st->base_url, c->base_url) != 0)
     return AUTHLOOP_EINVAL; /* another backend's session */
@@ -300,17 +347,23 @@ static int adopt(authloop_client *c, authloop__stored *st) {
   if ((rc = authloop__result_check(c, &r)) == 0)
     rc = authloop__session_merge(c, &s, &r);
   authloop__result_clear(&r);
+  if (rc == 0 && again && strcmp(authloop_user_id(s.user), authloop_user_id(c->session.user)))
+    rc = AUTHLOOP_EINVAL; /* another user's session now: not ours to take */
   if (rc) {
     authloop__session_clear(&s);
     return rc;
   }
+  authloop__session_retire(c->ctx, &c->session);
   c->session = s;
+  c->gen = st->gen;
   /* 0: never active (a session restored and not yet used); small skews clamp to now */
-  t->last_activity = st->last_activity
-                         ? to_boot(st->last_activity < (long long)now_wall ? st->last_activity
-                                                                           : (long long)now_wall,
-                                   now_boot, now_wall)
-                         : 0;
+  last = st->last_activity ? to_boot(st->last_activity < (long long)now_wall ? st->last_activity
+                                                                             : (long long)now_wall,
+                                     now_boot, now_wall)
+                           : 0;
+  if (!again || last > t->last_activity)
+    t->last_activity = last;
+  t->retrying = t->warned = t->stale = 0;
   if (st->expires_at == -1) {
     t->expires_at = t->refresh_due = AUTHLOOP__NEVER;
   } else if ((uint64_t)st->expires_at > now_wall) {
@@ -323,7 +376,8 @@ static int adopt(authloop_client *c, authloop__stored *st) {
     /* the access token died while we were away: refresh on first activity */
     t->expires_at = now_boot;
     t->stale = 1;
-    t->last_activity = 0;
+    if (!again)
+      t->last_activity = 0;
   }
   c->token_gen++;
   return 0;
@@ -331,33 +385,20 @@ static int adopt(authloop_client *c, authloop__stored *st) {
 
 void authloop__session_restore(authloop_client *c) {
   authloop__stored st;
-  unsigned char *data;
   const char *why;
-  size_t len;
-  int rc, pending = authloop__store_pending(&c->ctx->store, c->session_path, &data, &len);
-  why = NULL;
-  if (pending < 0)
-    rc = AUTHLOOP_ENOMEM;
-  else if (pending) /* a write or delete of ours not yet on disk: what the file will be */
-    rc = data ? 0 : AUTHLOOP_ENOENT;
-  else
-    rc = authloop__store_read(c->session_path, &data, &len, &why);
+  int rc;
+  authloop__store_tidy(c->session_path);
+  rc = read_stored(c, &st, &why);
   if (rc == AUTHLOOP_ENOENT)
     return;
+  if (rc == 0) {
+    rc = adopt(c, &st, 0);
+    authloop__stored_clear(&st);
+    why = rc ? restore_problem(rc) : NULL;
+  }
   if (rc) {
     authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "session file %s ignored: %s; starting logged out",
                   c->session_path, why ? why : authloop_strerror(rc));
-    return;
-  }
-  rc = authloop__store_decode(data, len, c->has_session_key ? c->session_key : NULL, &st);
-  authloop__wipe_free(data, len);
-  if (rc == 0) {
-    rc = adopt(c, &st);
-    authloop__stored_clear(&st);
-  }
-  if (rc) {
-    authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "session file %s ignored: %s; starting logged out",
-                  c->session_path, restore_problem(rc));
     return;
   }
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session restored from %s%s", c->session_path,
@@ -366,26 +407,104 @@ void authloop__session_restore(authloop_client *c) {
   authloop__client_evaluate(c, authloop__boot_ms());
 }
 
+/* A new login's generation: past whatever the file holds, so that another
+ * process sharing it takes the new session. */
+void authloop__session_generation(authloop_client *c) {
+  authloop__stored st;
+  const char *why;
+  c->gen = 0;
+  if (c->session_path && read_stored(c, &st, &why) == 0) {
+    c->gen = st.gen;
+    authloop__stored_clear(&st);
+  }
+  c->gen++;
+}
+
 /* ---- refresh --------------------------------------------------------------------- */
 
 static void on_refresh_done(void *ud, const authloop__outcome *o);
+static void refreshed(authloop_client *c, uint64_t now, int persist);
+
+#define REFRESH_WAITING 1 /* another process holds the session file's lock */
+#define REFRESH_ADOPTED 2 /* another process had refreshed: its tokens were taken */
+#define LOCK_RETRY_MS   50
+
+/* Processes that share a session file refresh one at a time: under the lock
+ * beside the file, a refresh first reads the file again, and takes the
+ * tokens another process got (a newer generation) instead of spending its
+ * own refresh token, which that process's refresh may have rotated away. */
+static int take_the_lock(authloop_client *c, uint64_t now) {
+  authloop__stored st;
+  const char *why;
+  int rc;
+  if (!c->session_path || c->lock_fd >= 0)
+    return 0;
+  if (authloop__store_running(&c->ctx->store, c->session_path))
+    rc = 1; /* our own write of it is under way */
+  else
+    rc = authloop__store_trylock(c->session_path, &c->lock_fd);
+  if (rc == 1) {
+    c->lock_wait = 1;
+    c->lock_retry_at = authloop__sat_add(now, LOCK_RETRY_MS);
+    return REFRESH_WAITING;
+  }
+  c->lock_wait = 0;
+  if (rc) /* no lock file possible (a read-only directory): refresh alone */
+    return 0;
+  if (authloop__store_hold(&c->ctx->store, c->session_path) != 0) {
+    authloop__store_unlock(c->lock_fd);
+    c->lock_fd = -1;
+    return 0;
+  }
+  if (read_stored(c, &st, &why) == 0) {
+    int newer = st.gen > c->gen;
+    if (newer && adopt(c, &st, 1) == 0) {
+      authloop__stored_clear(&st);
+      release_lock(c);
+      authloop__log(c->ctx, AUTHLOOP_LOG_INFO,
+                    "session file %s: another process refreshed; its tokens taken",
+                    c->session_path);
+      return REFRESH_ADOPTED;
+    }
+    authloop__stored_clear(&st);
+  }
+  return 0;
+}
 
 static int refresh_start(authloop_client *c) {
   authloop__request req = {0};
   authloop__view v;
+  uint64_t now = authloop__boot_ms();
   int rc;
   if (!c->provider->refresh_request)
     return AUTHLOOP_ENOTSUP;
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
+  if ((rc = take_the_lock(c, now)) == REFRESH_WAITING) {
+    authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
+    authloop__timer_set(&c->ctx->timer, &c->wake, c->lock_retry_at);
+    return 0;
+  }
+  if (rc == REFRESH_ADOPTED) {
+    refreshed(c, now, 0);
+    return 0;
+  }
   authloop__view_of(c, &c->session, &v);
   rc = c->provider->refresh_request(c->pstate, &v, &req);
   c->refresh_origin = authloop__origin_of(c, req.base);
+  if (rc == AUTHLOOP_EREVOKED) { /* nothing to refresh with, ever: the session ends */
+    authloop__request_clear(&req);
+    release_lock(c);
+    authloop__session_end(c, AUTHLOOP_EXPIRED_REVOKED);
+    return 0;
+  }
   if (rc == 0)
     rc = authloop__transport_start(&c->ctx->transport, &req, on_refresh_done, c, &c->refresh_x);
   authloop__request_clear(&req);
   if (rc == 0)
     authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
+  else
+    release_lock(c);
   return rc;
 }
 
@@ -450,7 +569,7 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
   authloop__result r = {0};
   uint64_t now = authloop__boot_ms();
   c->refresh_x = NULL;
-  authloop__health_note(c->ctx, c->refresh_origin, o->error);
+  authloop__client_ref(c);
   if (o->error) {
     r.error = o->error;
   } else {
@@ -462,23 +581,35 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
                             "a refresh without a token");
   }
   if (r.error == 0 && authloop__session_merge(c, &c->session, &r) == 0) {
-    authloop_event ev = {0};
-    authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
-    ev.type = AUTHLOOP_EV_TOKEN_REFRESHED;
-    ev.success = 1;
-    ev.lifetime = (long)c->session.lifetime_s;
-    authloop__emit(c, &ev);
-    authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "tokens refreshed (lifetime %lld s)",
-                  c->session.lifetime_s);
-    finish_waiters(c, 0);
-    authloop__session_started(c, now, 1);
-    flush_calls(c, now);
+    c->gen++;
+    refreshed(c, now, 1);
   } else if (r.error == AUTHLOOP_EREVOKED) {
+    release_lock(c);
     authloop__session_end(c, AUTHLOOP_EXPIRED_REVOKED);
   } else {
+    release_lock(c);
     refresh_failed(c, o, r.error, now);
   }
   authloop__result_clear(&r);
+  authloop__health_note(c->ctx, c->refresh_origin, o->error); /* last: it may wake everyone */
+  authloop__client_unref(c);
+}
+
+/* New tokens, from the server or from another process: persisted first (a
+ * rotated refresh token is on its way to disk before anything else happens),
+ * then told. */
+static void refreshed(authloop_client *c, uint64_t now, int persist) {
+  authloop_event ev = {0};
+  authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
+  authloop__session_started(c, now, persist);
+  ev.type = AUTHLOOP_EV_TOKEN_REFRESHED;
+  ev.success = 1;
+  ev.lifetime = (long)c->session.lifetime_s;
+  authloop__emit(c, &ev);
+  authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "tokens refreshed (lifetime %lld s)",
+                c->session.lifetime_s);
+  finish_waiters(c, 0);
+  flush_calls(c, now);
 }
 
 /* ---- the policy's verdicts ----------------------------------------------------------- */
@@ -488,6 +619,16 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
   uint64_t wake = AUTHLOOP__NEVER, calls;
   if (c->ctx->closing || c->freed)
     return;
+  if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait) {
+    if (now < c->lock_retry_at) {
+      wake = c->lock_retry_at;
+    } else if (refresh_start(c) != 0) {
+      c->lock_wait = 0;
+      authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
+    } else if (c->lock_wait) {
+      return; /* refresh_start set the next look */
+    }
+  }
   while (c->state == AUTHLOOP_STATE_LOGGED_IN) {
     authloop__action act;
     t->offline = !c->ctx->online_app; /* offline by our own count: retries probe */
@@ -505,9 +646,12 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
       return;
     }
     if (act == AUTHLOOP__REFRESH && refresh_start(c) != 0) {
-      /* could not even start: try again after a backoff step */
+      /* could not even start: back off as after a failed one */
       t->retrying = 1;
-      t->retry_at = authloop__sat_add(now, c->retry_base_ms);
+      t->retry_at = authloop__sat_add(
+          now, authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
+                                    authloop__random_u32(&c->ctx->rng)) +
+                   1);
       wake = t->retry_at;
     }
     break;
@@ -567,13 +711,15 @@ int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
     return AUTHLOOP_EOFFLINE;
   if (!(w = calloc(1, sizeof(*w))))
     return AUTHLOOP_ENOMEM;
-  if (!c->refresh_x && (rc = refresh_start(c)) != 0) {
+  w->cb = cb;
+  w->userdata = userdata;
+  /* in first: the refresh may end at once (another process's tokens taken) */
+  authloop__list_push(&c->refresh_waiters, &w->link);
+  if (!c->refresh_x && !c->lock_wait && (rc = refresh_start(c)) != 0) {
+    authloop__list_remove(&w->link);
     free(w);
     return rc;
   }
-  w->cb = cb;
-  w->userdata = userdata;
-  authloop__list_push(&c->refresh_waiters, &w->link);
   c->timing.last_activity = authloop__boot_ms();
   authloop__client_evaluate(c, c->timing.last_activity); /* only call deadlines remain */
   return 0;
@@ -588,23 +734,13 @@ static int valid_method(const char *m) {
   return 0;
 }
 
-static int valid_path(const char *p) {
-  for (; p && *p; p++) {
-    unsigned char ch = (unsigned char)*p;
-    if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
-      return 0;
-  }
-  return 1;
-}
-
 int authloop_request(authloop_client *c, const char *method, const char *path,
                      const char *body_json, authloop_response_cb cb, void *userdata) {
   call *k;
   json_t *check;
   uint64_t now;
   int rc;
-  if (!c || c->freed || !cb || !valid_method(method) || !path || path[0] != '/' ||
-      !valid_path(path))
+  if (!c || c->freed || !cb || !valid_method(method) || !path || !authloop__path_text_ok(path))
     return AUTHLOOP_EINVAL;
   if (body_json) {
     if (strcmp(method, "GET") == 0 || !(check = json_loads(body_json, JSON_DECODE_ANY, NULL)))
@@ -642,13 +778,8 @@ int authloop_request(authloop_client *c, const char *method, const char *path,
   return 0;
 }
 
-static void on_call_done(void *ud, const authloop__outcome *o) {
-  call *k = ud;
-  authloop_client *c = k->c;
+static void answered(authloop_client *c, call *k, const authloop__outcome *o, uint64_t now) {
   const authloop__answer *a = &o->answer;
-  uint64_t now = authloop__boot_ms();
-  k->x = NULL; /* the transport frees it */
-  authloop__health_note(c->ctx, c->origins[0], o->error);
   if (!o->error && authloop__logged_in(c) && c->provider->session_gone(c->pstate, a)) {
     /* the server no longer knows this session: it ends here too */
     call_finish(k, AUTHLOOP_EREVOKED, a->status, a->body, a->len);
@@ -674,4 +805,18 @@ static void on_call_done(void *ud, const authloop__outcome *o) {
     return;
   }
   call_finish(k, o->error, a->status, a->body, a->len);
+}
+
+/* The call is settled (finished, resent or waiting again) before the health
+ * note, which may wake every client of the origin: a call whose answer is
+ * being read must not look like one still waiting to be sent or to expire. */
+static void on_call_done(void *ud, const authloop__outcome *o) {
+  call *k = ud;
+  authloop_client *c = k->c;
+  authloop__origin *origin = c->origins[0];
+  k->x = NULL; /* the transport frees it */
+  authloop__client_ref(c);
+  answered(c, k, o, authloop__boot_ms());
+  authloop__health_note(c->ctx, origin, o->error);
+  authloop__client_unref(c);
 }

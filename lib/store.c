@@ -11,6 +11,7 @@
  * fsync of the directory. */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,12 +70,12 @@ int authloop__store_encode(const authloop__stored *s, const unsigned char *key, 
   size_t n, total;
   unsigned char *buf;
   int rc = 0;
-  root = json_pack("{s:i, s:s, s:s, s:O, s:s, s:s, s:s, s:I, s:I, s:I}", "v", STORE_VERSION,
+  root = json_pack("{s:i, s:s, s:s, s:O, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "v", STORE_VERSION,
                    "provider", s->provider, "baseUrl", s->base_url, "user", s->user, "accessToken",
                    s->access_token, "idToken", s->id_token ? s->id_token : "", "refreshToken",
                    s->refresh_token ? s->refresh_token : "", "lifetime", (json_int_t)s->lifetime_s,
                    "expiresAt", (json_int_t)s->expires_at, "lastActivity",
-                   (json_int_t)s->last_activity);
+                   (json_int_t)s->last_activity, "gen", (json_int_t)s->gen);
   if (!root)
     return AUTHLOOP_ENOMEM;
   payload = authloop__json_text(root);
@@ -138,7 +140,7 @@ static int decode_payload(json_t *root, authloop__stored *out) {
   const char *access = str_field(root, "accessToken", 0), *id = str_field(root, "idToken", 1);
   const char *refresh = str_field(root, "refreshToken", 1);
   const char *provider = str_field(root, "provider", 0), *base = str_field(root, "baseUrl", 0);
-  long long v, lifetime, expires_at, last;
+  long long v, lifetime, expires_at, last, gen = 0;
   int failed = 0;
   if (int_field(root, "v", &v) != 0 || v != STORE_VERSION || !provider || !base ||
       !json_is_object(user) || !access || !id || !refresh ||
@@ -151,6 +153,9 @@ static int decode_payload(json_t *root, authloop__stored *out) {
       (expires_at != -1 && (expires_at <= 0 || expires_at > MAX_WALL_MS)) ||
       (expires_at == -1) != (lifetime == -1) || last < 0 || last > MAX_WALL_MS)
     return AUTHLOOP_EPROTO;
+  /* the generation: absent in files of earlier versions */
+  if (json_object_get(root, "gen") && (int_field(root, "gen", &gen) != 0 || gen < 0))
+    return AUTHLOOP_EPROTO;
   memset(out, 0, sizeof(*out));
   out->provider = strdup(provider);
   out->base_url = strdup(base);
@@ -161,6 +166,7 @@ static int decode_payload(json_t *root, authloop__stored *out) {
   out->lifetime_s = lifetime;
   out->expires_at = expires_at;
   out->last_activity = last;
+  out->gen = gen;
   if (failed || !out->provider || !out->base_url || !out->access_token) {
     authloop__stored_clear(out);
     return AUTHLOOP_ENOMEM;
@@ -274,6 +280,81 @@ int authloop__store_read(const char *path, unsigned char **out, size_t *len, con
   return 0;
 }
 
+/* ---- the lock beside the file, and stale temporaries -------------------------------------- */
+
+/* "<path>.lock": flock()ed around every write and delete, and by the session
+ * engine around a refresh, so that processes sharing a session file take
+ * turns (docs/session-file.md). */
+static int lock_open(const char *path) {
+  size_t n = strlen(path) + 6;
+  char *name = malloc(n);
+  int fd;
+  if (!name)
+    return -1;
+  snprintf(name, n, "%s.lock", path);
+  fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  free(name);
+  return fd;
+}
+
+int authloop__store_trylock(const char *path, int *fd) {
+  int l = lock_open(path);
+  if (l < 0)
+    return AUTHLOOP_ESTORE;
+  if (flock(l, LOCK_EX | LOCK_NB) != 0) {
+    int busy = errno == EWOULDBLOCK;
+    close(l);
+    return busy ? 1 : AUTHLOOP_ESTORE;
+  }
+  *fd = l;
+  return 0;
+}
+
+void authloop__store_unlock(int fd) {
+  if (fd < 0)
+    return;
+  flock(fd, LOCK_UN);
+  close(fd);
+}
+
+/* Temporaries of ours ("<name>.tmp-XXXXXX", owned by us) left by a process
+ * that died mid-write: each may hold a whole session. Only under the lock,
+ * so that no live writer's file goes. */
+static void remove_stale_temporaries(const char *path) {
+  char *copy = strdup(path), *copy2 = strdup(path), *dir, *base;
+  size_t blen;
+  DIR *d;
+  struct dirent *e;
+  if (!copy || !copy2)
+    goto done;
+  dir = dirname(copy);
+  base = basename(copy2);
+  blen = strlen(base);
+  if (!(d = opendir(dir)))
+    goto done;
+  while ((e = readdir(d))) {
+    struct stat st;
+    if (strlen(e->d_name) != blen + 11 || strncmp(e->d_name, base, blen) != 0 ||
+        strncmp(e->d_name + blen, ".tmp-", 5) != 0)
+      continue;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_uid == geteuid())
+      unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+done:
+  free(copy);
+  free(copy2);
+}
+
+void authloop__store_tidy(const char *path) {
+  int fd;
+  if (authloop__store_trylock(path, &fd) != 0)
+    return; /* someone is writing: they tidy */
+  remove_stale_temporaries(path);
+  authloop__store_unlock(fd);
+}
+
 /* ---- writing, off the loop thread ---------------------------------------------- */
 
 typedef enum { OP_NONE, OP_WRITE, OP_DELETE } store_op;
@@ -282,16 +363,19 @@ typedef struct {
   store_op op;
   unsigned char *data; /* OP_WRITE: the file's bytes, wiped when done */
   size_t len;
+  int lock_fd; /* the lock, already held (a refresh's), or -1: take it */
 } store_job;
 
-/* One path with a write or delete under way. */
+/* One path with a write or delete under way, waiting, or held by the loop. */
 typedef struct {
   authloop__link link; /* in w->slots */
   authloop__store_writer *w;
   char *path;
   uv_work_t work;
   store_job current, next;
-  int error; /* errno of the current job, 0 if it worked */
+  int running; /* current is on the thread pool */
+  int held;    /* the loop holds the lock: nothing starts */
+  int error;   /* errno of the current job, 0 if it worked */
 } store_slot;
 
 static void job_clear(store_job *j) {
@@ -300,6 +384,7 @@ static void job_clear(store_job *j) {
     free(j->data);
   }
   memset(j, 0, sizeof(*j));
+  j->lock_fd = -1;
 }
 
 static int sync_dir(const char *path) {
@@ -352,20 +437,32 @@ static int write_atomically(const char *path, const unsigned char *data, size_t 
   return rc;
 }
 
+/* On the thread pool: under the lock (taken here, blocking, unless the job
+ * holds it), tidy, write or delete, release. */
 static void work(uv_work_t *wk) {
   store_slot *slot = wk->data;
-  if (slot->current.op == OP_WRITE)
-    slot->error = write_atomically(slot->path, slot->current.data, slot->current.len);
+  store_job *j = &slot->current;
+  int lock = j->lock_fd;
+  j->lock_fd = -1;
+  if (lock < 0 && (lock = lock_open(slot->path)) >= 0)
+    while (flock(lock, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  if (lock >= 0)
+    remove_stale_temporaries(slot->path);
+  if (j->op == OP_WRITE)
+    slot->error = write_atomically(slot->path, j->data, j->len);
   else if (unlink(slot->path) != 0 && errno != ENOENT)
     slot->error = errno;
   else
     slot->error = sync_dir(slot->path);
+  authloop__store_unlock(lock);
 }
 
 static void after_work(uv_work_t *wk, int status);
 
 static void slot_start(store_slot *slot) {
   slot->error = 0;
+  slot->running = 1;
   slot->work.data = slot;
   if (uv_queue_work(slot->w->loop, &slot->work, work, after_work) != 0) {
     /* cannot happen with a valid loop; do it here rather than lose it */
@@ -374,17 +471,16 @@ static void slot_start(store_slot *slot) {
   }
 }
 
-static void after_work(uv_work_t *wk, int status) {
-  store_slot *slot = wk->data;
+/* The slot moves on: the next job if nothing holds it, else it waits; an
+ * empty slot goes. */
+static void slot_next(store_slot *slot) {
   authloop__store_writer *w = slot->w;
-  (void)status;
-  if (slot->error)
-    authloop__logf(w->log, AUTHLOOP_LOG_WARN, "session file %s: %s failed: %s", slot->path,
-                   slot->current.op == OP_WRITE ? "write" : "delete", strerror(slot->error));
-  job_clear(&slot->current);
+  if (slot->running || slot->held)
+    return;
   if (slot->next.op != OP_NONE) {
     slot->current = slot->next;
     memset(&slot->next, 0, sizeof(slot->next));
+    slot->next.lock_fd = -1;
     slot_start(slot);
     return;
   }
@@ -395,33 +491,59 @@ static void after_work(uv_work_t *wk, int status) {
     w->idle(w->idle_ud);
 }
 
-static void submit(authloop__store_writer *w, const char *path, store_op op, unsigned char *data,
-                   size_t len) {
-  store_job job = {op, data, len};
-  store_slot *slot = NULL;
-  authloop__link *l;
+static void after_work(uv_work_t *wk, int status) {
+  store_slot *slot = wk->data;
+  (void)status;
+  if (slot->error)
+    authloop__logf(slot->w->log, AUTHLOOP_LOG_WARN, "session file %s: %s failed: %s", slot->path,
+                   slot->current.op == OP_WRITE ? "write" : "delete", strerror(slot->error));
+  job_clear(&slot->current);
+  slot->running = 0;
+  slot_next(slot);
+}
+
+static store_slot *find(const authloop__store_writer *w, const char *path) {
+  const authloop__link *l;
   for (l = w->slots.next; l != &w->slots; l = l->next) {
     store_slot *s = AUTHLOOP__CONTAINER_OF(l, store_slot, link);
-    if (strcmp(s->path, path) == 0) {
-      slot = s;
-      break;
-    }
+    if (strcmp(s->path, path) == 0)
+      return s;
   }
-  if (slot) { /* busy: this replaces whatever was waiting */
-    job_clear(&slot->next);
-    slot->next = job;
-    return;
-  }
+  return NULL;
+}
+
+static store_slot *slot_for(authloop__store_writer *w, const char *path) {
+  store_slot *slot = find(w, path);
+  if (slot)
+    return slot;
   if (!(slot = calloc(1, sizeof(*slot))) || !(slot->path = strdup(path))) {
     free(slot);
+    return NULL;
+  }
+  slot->w = w;
+  slot->current.lock_fd = slot->next.lock_fd = -1;
+  authloop__list_push(&w->slots, &slot->link);
+  return slot;
+}
+
+static void submit(authloop__store_writer *w, const char *path, store_job job) {
+  store_slot *slot = slot_for(w, path);
+  if (!slot) {
+    authloop__store_unlock(job.lock_fd);
+    job.lock_fd = -1;
     job_clear(&job);
     authloop__logf(w->log, AUTHLOOP_LOG_ERROR, "session file %s: out of memory", path);
     return;
   }
-  slot->w = w;
-  slot->current = job;
-  authloop__list_push(&w->slots, &slot->link);
-  slot_start(slot);
+  if (job.lock_fd >= 0) { /* the loop held the lock for this: it goes first */
+    slot->held = 0;
+    slot->current = job;
+    slot_start(slot);
+    return;
+  }
+  job_clear(&slot->next); /* busy or held: this replaces whatever was waiting */
+  slot->next = job;
+  slot_next(slot);
 }
 
 void authloop__store_writer_init(authloop__store_writer *w, uv_loop_t *loop,
@@ -434,11 +556,40 @@ void authloop__store_writer_init(authloop__store_writer *w, uv_loop_t *loop,
 
 void authloop__store_write(authloop__store_writer *w, const char *path, unsigned char *data,
                            size_t len) {
-  submit(w, path, OP_WRITE, data, len);
+  store_job job = {OP_WRITE, data, len, -1};
+  submit(w, path, job);
 }
 
 void authloop__store_delete(authloop__store_writer *w, const char *path) {
-  submit(w, path, OP_DELETE, NULL, 0);
+  store_job job = {OP_DELETE, NULL, 0, -1};
+  submit(w, path, job);
+}
+
+int authloop__store_running(const authloop__store_writer *w, const char *path) {
+  const store_slot *slot = find(w, path);
+  return slot && (slot->running || slot->held);
+}
+
+int authloop__store_hold(authloop__store_writer *w, const char *path) {
+  store_slot *slot = slot_for(w, path);
+  if (!slot)
+    return AUTHLOOP_ENOMEM;
+  slot->held = 1;
+  return 0;
+}
+
+void authloop__store_write_locked(authloop__store_writer *w, const char *path, unsigned char *data,
+                                  size_t len, int lock_fd) {
+  store_job job = {OP_WRITE, data, len, lock_fd};
+  submit(w, path, job);
+}
+
+void authloop__store_unhold(authloop__store_writer *w, const char *path) {
+  store_slot *slot = find(w, path);
+  if (!slot)
+    return;
+  slot->held = 0;
+  slot_next(slot);
 }
 
 int authloop__store_busy(const authloop__store_writer *w) {
@@ -453,7 +604,7 @@ int authloop__store_pending(const authloop__store_writer *w, const char *path, u
   for (l = w->slots.next; l != &w->slots; l = l->next) {
     const store_slot *slot = AUTHLOOP__CONTAINER_OF(l, store_slot, link);
     const store_job *last = slot->next.op != OP_NONE ? &slot->next : &slot->current;
-    if (strcmp(slot->path, path) != 0)
+    if (strcmp(slot->path, path) != 0 || last->op == OP_NONE)
       continue;
     if (last->op == OP_WRITE) {
       if (!(*data = malloc(last->len)))

@@ -21,6 +21,7 @@ typedef struct {
   long long lifetime_s;    /* > 0, or -1: never expires */
   long long expires_at;    /* wall ms > 0, or -1: never expires */
   long long last_activity; /* wall ms, >= 0 */
+  long long gen;           /* bumped by every refresh: who has the newest tokens */
 } authloop__stored;
 
 void authloop__stored_clear(authloop__stored *s);
@@ -56,6 +57,21 @@ void authloop__store_write(authloop__store_writer *w, const char *path, unsigned
                            size_t len);
 void authloop__store_delete(authloop__store_writer *w, const char *path);
 int authloop__store_busy(const authloop__store_writer *w);
+
+/* The lock beside a session file ("<path>.lock"), for a refresh shared by
+ * processes: 0 and the held fd, 1 when another holds it, or an error. */
+int authloop__store_trylock(const char *path, int *fd);
+void authloop__store_unlock(int fd);
+/* Under the lock when it is free: removes temporaries a dead writer left. */
+void authloop__store_tidy(const char *path);
+/* Whether a write or delete of path runs now, or the loop holds its lock. */
+int authloop__store_running(const authloop__store_writer *w, const char *path);
+/* The loop holds path's lock: nothing for path starts until it writes with
+ * it (write_locked, which releases the lock when done) or lets go (unhold). */
+int authloop__store_hold(authloop__store_writer *w, const char *path);
+void authloop__store_write_locked(authloop__store_writer *w, const char *path, unsigned char *data,
+                                  size_t len, int lock_fd);
+void authloop__store_unhold(authloop__store_writer *w, const char *path);
 /* What path will hold once the operations queued for it are done: 0 and
  * nothing when none is; 1 and a copy of the bytes (wipe and free them) for a
  * pending write; 1 and NULL for a pending delete. A load reads this first. */

@@ -85,7 +85,7 @@ static int is_loopback(const char *host) {
 
 int authloop__check_base_url(const char *url, int allow_insecure, int *loopback) {
   CURLU *u;
-  char *scheme = NULL, *host = NULL, *query = NULL, *fragment = NULL;
+  char *scheme = NULL, *host = NULL, *query = NULL, *fragment = NULL, *user = NULL;
   int rc = AUTHLOOP_EINVAL, lo = 0;
   if (!url || !*url || !authloop__header_value_ok(url, strlen(url)) || authloop__has_space(url))
     return AUTHLOOP_EINVAL;
@@ -95,7 +95,9 @@ int authloop__check_base_url(const char *url, int allow_insecure, int *loopback)
       curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
       curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
       curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_NO_QUERY &&
-      curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_NO_FRAGMENT) {
+      curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_NO_FRAGMENT &&
+      /* credentials in a URL would go out as HTTP Basic on every request */
+      curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER) {
     lo = is_loopback(host);
     if (strcmp(scheme, "https") == 0)
       rc = 0;
@@ -106,6 +108,7 @@ int authloop__check_base_url(const char *url, int allow_insecure, int *loopback)
   curl_free(host);
   curl_free(query);
   curl_free(fragment);
+  curl_free(user);
   curl_url_cleanup(u);
   if (loopback)
     *loopback = lo;
@@ -141,18 +144,6 @@ int authloop__url_origin(const char *url, char **origin) {
   return rc;
 }
 
-/* Literal path text: starts with '/', no byte a URL path cannot hold as is. */
-static int literal_ok(const char *s) {
-  if (s[0] != '/')
-    return 0;
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
-      return 0;
-  }
-  return 1;
-}
-
 /* base's path, without its trailing slashes, then every part of r->path. */
 static int build_path(CURLU *u, const authloop__request *r) {
   char *base = NULL, *out, *esc;
@@ -175,7 +166,7 @@ static int build_path(CURLU *u, const authloop__request *r) {
   for (i = 0; i < AUTHLOOP__MAX_PATH && r->path[i].text; i++) {
     const char *part = r->path[i].text;
     if (!r->path[i].segment) {
-      if (!literal_ok(part))
+      if (!authloop__path_text_ok(part))
         goto done;
       memcpy(out + len, part, strlen(part));
       len += strlen(part);
@@ -609,6 +600,8 @@ static int set_headers(authloop__transfer *x, const authloop__request *r, int ha
     rc = add_header(&x->headers, "Expect", "", ""); /* no 100-continue round trip */
   if (rc == 0 && has_body)
     rc = add_header(&x->headers, "Content-Type", "", "application/json");
+  if (rc == 0)
+    rc = add_header(&x->headers, "User-Agent", "", x->t->user_agent);
   if (rc == 0 && r->bearer)
     rc = *r->bearer ? add_header(&x->headers, "Authorization", "Bearer ", r->bearer)
                     : AUTHLOOP_EINVAL;
@@ -671,7 +664,6 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (t->ca_file)
     curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, t->user_agent);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);

@@ -102,6 +102,39 @@ int authloop__header_value_ok(const char *s, size_t len) {
   return 1;
 }
 
+static int dot_segment(const char *seg, size_t n) {
+  size_t dots = 0, i = 0;
+  while (i < n) {
+    if (seg[i] == '.')
+      i++;
+    else if (n - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' && (seg[i + 2] | 0x20) == 'e')
+      i += 3;
+    else
+      return 0;
+    dots++;
+  }
+  return dots == 1 || dots == 2;
+}
+
+int authloop__path_text_ok(const char *p) {
+  const char *seg;
+  if (!p || p[0] != '/')
+    return 0;
+  for (seg = p + 1;; seg++) {
+    const char *end = seg;
+    for (; *end && *end != '/'; end++) {
+      unsigned char ch = (unsigned char)*end;
+      if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
+        return 0;
+    }
+    if (dot_segment(seg, (size_t)(end - seg)))
+      return 0;
+    if (!*end)
+      return 1;
+    seg = end;
+  }
+}
+
 int authloop__header_name_ok(const char *s) {
   static const char extra[] = "!#$%&'*+-.^_`|~";
   if (!*s)

@@ -84,6 +84,11 @@ int authloop__has_space(const char *s);
  * 0x20 (CR, LF, NUL, TAB ...) and no DEL. The transport refuses any header that
  * breaks it; parsers and API calls use it to refuse such values early. */
 int authloop__header_value_ok(const char *s, size_t len);
+/* Path text authloop puts in a URL as it is (a path option, a request path):
+ * starts with '/', no space, control byte, non-ASCII, '?' or '#', and no dot
+ * segment ("." or "..", plain or percent-encoded) that would climb out of the
+ * base URL's path. */
+int authloop__path_text_ok(const char *p);
 /* A header name: RFC 9110 token characters only. */
 int authloop__header_name_ok(const char *s);
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pure.h" /* last */
+
 #define STEP_AUTH_TOKEN 0
 #define STEP_ME         1
 #define TOKEN_GONE      "AUTH_ERR_AUTH_TOKEN_NOT_FOUND"
@@ -106,8 +108,10 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
   const char *region = o->region ? o->region : "us", *app = o->app_id ? o->app_id : "uninitialised";
   cometchat *k;
   size_t i;
-  if (o->refresh_path)
-    return AUTHLOOP_ENOTSUP; /* auth tokens are never refreshed */
+  /* auth tokens never expire: nothing to refresh, no idle expiry, no retry */
+  if (o->refresh_path || o->refresh_margin_s || o->idle_window_s || o->retry_base_ms ||
+      o->retry_cap_ms || (o->region && o->base_url && o->admin_url))
+    return AUTHLOOP_ENOTSUP; /* (a region with both hosts given is not used either) */
   if ((o->app_id && !alnum(o->app_id, 64)) || !alnum(region, 16) ||
       !authloop__path_option_ok(o->login_path) || !authloop__path_option_ok(o->logout_path))
     return AUTHLOOP_EINVAL;

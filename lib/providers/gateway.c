@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pure.h" /* last */
+
 #define MAX_EXPIRES_IN (10LL * 366 * 24 * 3600)
 
 typedef struct {

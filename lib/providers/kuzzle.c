@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pure.h" /* last */
+
 #define STEP_LOGIN 0
 #define STEP_ME    1
 #define STEP_CHECK 2

@@ -60,15 +60,4 @@ int authloop__result_take(authloop__result *r, char **dst, const char *src) {
   return 0;
 }
 
-int authloop__path_option_ok(const char *p) {
-  if (!p)
-    return 1;
-  if (p[0] != '/')
-    return 0;
-  for (; *p; p++) {
-    unsigned char ch = (unsigned char)*p;
-    if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
-      return 0;
-  }
-  return 1;
-}
+int authloop__path_option_ok(const char *p) { return !p || authloop__path_text_ok(p); }

@@ -42,7 +42,6 @@ static authloop_client *cometchat_client(test_env *e, const char *app_id,
   authloop_client *c = NULL;
   o.provider = "cometchat";
   o.app_id = app_id;
-  o.region = "us";
   o.base_url = cc_client;
   o.admin_url = cc_admin;
   o.session_path = session_path;
@@ -629,6 +628,17 @@ static void unsupported_options_are_refused(void **state) {
   o.app_id = "app1";
   o.refresh_path = "/refresh";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.refresh_path = NULL; /* tokens that never expire: no refresh, idle or retry policy */
+  o.refresh_margin_s = 60;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.refresh_margin_s = 0;
+  o.idle_window_s = 60;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.idle_window_s = 0;
+  o.base_url = cc_client; /* both hosts given: the region is not used */
+  o.admin_url = cc_admin;
+  o.region = "eu";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
   memset(&o, 0, sizeof(o));
   o.provider = "gateway";
   o.base_url = server.base_url;
@@ -699,5 +709,7 @@ int main(void) {
       cmocka_unit_test(names_reach_the_server_intact),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
   return cmocka_run_group_tests_name("kuzzle and cometchat", tests, group_setup, group_teardown);
 }

@@ -479,6 +479,154 @@ static void strings_live_until_control_returns(void **state) {
   }
 }
 
+/* ---- found by attacking the redesign ------------------------------------------------------ */
+
+typedef struct {
+  int count[1];
+} answers;
+
+static void on_answer(authloop_client *c, int status, long http, const char *body, size_t len,
+                      void *ud) {
+  answers *a = ud;
+  (void)c;
+  (void)http;
+  (void)body;
+  (void)len;
+  a->count[0]++;
+  (void)status;
+}
+
+/* Requests wait for a slow refresh, three go out to a dropped connection (the
+ * origin goes on hold), and the fourth's answer, arriving after its wait
+ * deadline, brings the origin back: that wakes every client while the answer
+ * is being read. Each request ends once, and nothing is used after it was
+ * freed (the sanitizer runs check it). */
+static void an_answer_that_brings_its_origin_back(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_ctx_options o = {0};
+  authloop_client *c;
+  answers a = {{0}};
+  long me = test_stat(&server, "/api/me");
+  (void)state;
+  o.ca_file = server.ca;
+  o.timeout_ms = 2000;
+  test_env_init(&e, &server, &o);
+  c = gateway(&e, NULL);
+  test_record(c, &r);
+  assert_true(login(&e, c, &r, 0)->success);
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"delayMs\":1000}");
+  test_fault(&server, "{\"route\":\"/api/me\",\"delayMs\":1500}");
+  test_fault(&server, "{\"route\":\"/api/echo\",\"drop\":true,\"count\":3}");
+  assert_int_equal(authloop_refresh(c, NULL, NULL), 0);
+  assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_answer, &a), 0);
+  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", on_answer, &a), 0);
+  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", on_answer, &a), 0);
+  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", on_answer, &a), 0);
+  test_run_until(&e, &a.count[0], 4, 8000);
+  test_run_for(&e, 300);
+  assert_int_equal(a.count[0], 4);
+  assert_int_equal(test_stat(&server, "/api/me"), me + 1); /* sent once, not twice */
+  test_env_close(&e);
+}
+
+/* A restored session whose token died, refreshed on first activity against
+ * a failing server: the retries back off, they do not storm. */
+static void a_stale_session_backs_off(void **state) {
+  char path[320];
+  long long now = wall_ms();
+  long before;
+  test_env e;
+  test_log log = {0};
+  authloop_client *c;
+  (void)state;
+  snprintf(path, sizeof(path), "%s/stale", tmpdir);
+  write_session(path, 4, now - 1000, now - 2000);
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"status\":503,\"count\":1000}");
+  before = test_stat(&server, "/auth/refresh");
+  c = restoring(&e, path, &log);
+  assert_true(authloop_is_logged_in(c));
+  assert_int_equal(authloop_touch(c), 0);
+  test_run_for(&e, 2000);
+  /* 1 s first step, full jitter: a handful at most; the storm was thousands */
+  if (test_stat(&server, "/auth/refresh") - before > 6)
+    fail_msg("%ld refreshes in 2 s", test_stat(&server, "/auth/refresh") - before);
+  assert_true(authloop_is_logged_in(c));
+  test_env_close(&e);
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"clear\":true}");
+  unlink(path);
+}
+
+static void on_refresh_status(authloop_client *c, int status, void *ud) {
+  (void)c;
+  *(int *)ud = status;
+}
+
+/* No refresh token (a session file with an empty one): a refresh can never
+ * work, so the session ends at once as revoked instead of retrying forever. */
+static void a_session_without_a_refresh_token_ends(void **state) {
+  char payload[1024], path[320];
+  long long now = wall_ms();
+  int round;
+  (void)state;
+  snprintf(path, sizeof(path), "%s/norefresh", tmpdir);
+  for (round = 0; round < 2; round++) {
+    test_env e;
+    test_log log = {0};
+    test_recorder r;
+    authloop_client *c;
+    int status = 1, fd, n;
+    n = snprintf(payload, sizeof(payload),
+                 "ALS1\x01%c{\"v\":1,\"provider\":\"gateway\",\"baseUrl\":\"%s\",\"user\":"
+                 "{\"id\":\"u\"},\"accessToken\":\"at\",\"idToken\":\"it\",\"refreshToken\":"
+                 "\"\",\"lifetime\":60,\"expiresAt\":%lld,\"lastActivity\":%lld}",
+                 0, server.base_url, round ? now + 50000 : now - 1000, now);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_int_equal(write(fd, payload, (size_t)n), n);
+    close(fd);
+    c = restoring(&e, path, &log);
+    test_record(c, &r);
+    assert_true(authloop_is_logged_in(c));
+    if (round == 0) /* a dead token: the first activity refreshes */
+      assert_int_equal(authloop_touch(c), 0);
+    else /* a live one: asked for */
+      assert_int_equal(authloop_refresh(c, on_refresh_status, &status), 0);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 3000);
+    assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
+    if (round == 1)
+      assert_int_equal(status, AUTHLOOP_EREVOKED);
+    test_env_close(&e);
+  }
+  unlink(path);
+}
+
+static void dot_segments_and_userinfo(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client_options o = {0};
+  authloop_client *c = NULL;
+  answers a = {{0}};
+  char url[128];
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = gateway(&e, NULL);
+  test_record(c, &r);
+  assert_true(login(&e, c, &r, 0)->success);
+  assert_int_equal(authloop_request(c, "GET", "/../api/me", NULL, on_answer, &a), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_request(c, "GET", "/x/%2e%2E/me", NULL, on_answer, &a),
+                   AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_request(c, "GET", "/./me", NULL, on_answer, &a), AUTHLOOP_EINVAL);
+  o.provider = "gateway";
+  o.base_url = server.base_url;
+  o.login_path = "/auth/../admin";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  o.login_path = NULL;
+  snprintf(url, sizeof(url), "https://user:pw@127.0.0.1:%d", server.port);
+  o.base_url = url; /* credentials in a URL would go out as Basic auth */
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  test_env_close(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(options_at_their_extremes),
@@ -489,7 +637,13 @@ int main(void) {
       cmocka_unit_test(a_fifo_does_not_block),
       cmocka_unit_test(logout_then_free),
       cmocka_unit_test(strings_live_until_control_returns),
+      cmocka_unit_test(an_answer_that_brings_its_origin_back),
+      cmocka_unit_test(a_stale_session_backs_off),
+      cmocka_unit_test(a_session_without_a_refresh_token_ends),
+      cmocka_unit_test(dot_segments_and_userinfo),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
   return cmocka_run_group_tests_name("hardening", tests, group_setup, group_teardown);
 }

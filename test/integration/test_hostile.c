@@ -341,5 +341,7 @@ int main(void) {
       cmocka_unit_test(application_values),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
   return cmocka_run_group_tests_name("hostile header bytes", tests, group_setup, group_teardown);
 }

@@ -6,6 +6,8 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -690,6 +692,96 @@ static void stale_restored_session_refreshes_on_first_activity(void **state) {
   test_env_close(&e);
 }
 
+/* ---- one session, several processes ----------------------------------------------------- */
+
+extern char **environ;
+
+typedef struct {
+  pid_t pid;
+  int out;
+} spawned;
+
+static spawned spawn_child(const char *const argv[]) {
+  posix_spawn_file_actions_t fa;
+  spawned s;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  posix_spawn_file_actions_addclose(&fa, p[0]);
+  assert_int_equal(posix_spawnp(&s.pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  s.out = p[0];
+  return s;
+}
+
+static void collect(spawned s, char *buf, size_t n) {
+  size_t len = 0;
+  int status;
+  ssize_t got;
+  while (len < n - 1 && (got = read(s.out, buf + len, n - 1 - len)) > 0)
+    len += (size_t)got;
+  buf[len] = '\0';
+  close(s.out);
+  assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail_msg("a sharing process failed: %s", buf);
+}
+
+/* Two processes restore one session file and stay active for 10 s with
+ * tokens of 6 s, the server rotating refresh tokens: they refresh as one
+ * session would (one refresh per round, taken by whoever comes first; the
+ * other takes its tokens from the file), the server sees no rotated token
+ * again, neither session ends, and both end with the same access token. */
+static void processes_share_one_session(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  char path[320], out[2][4096], tok[2][1024];
+  policy p = {0};
+  long refreshes, reuse;
+  int expired[2], refreshed[2], i;
+  spawned kids[2];
+  (void)state;
+  snprintf(path, sizeof(path), "%s/shared.session", tmpdir);
+  json_decref(test_control(&server, "/__test/config", "{\"rotateRefreshTokens\":true}"));
+  test_env_init(&e, &server, NULL);
+  p.session_path = path;
+  c = client_with(&e, &p);
+  test_record(c, &r);
+  login_ttl(&e, c, &r, "shared", 6);
+  test_run_until_file(&e, path, 1, 5000);
+  authloop_client_free(c); /* the file stays: the session goes on in the children */
+  test_env_close(&e);
+  refreshes = test_stat(&server, "/auth/refresh");
+  reuse = test_stat(&server, "rotatedReuse");
+  {
+    const char *argv[] = {
+        getenv("AUTHLOOP_SHARE_CHILD"), path, server.base_url, server.ca, "10000", NULL};
+    kids[0] = spawn_child(argv);
+    kids[1] = spawn_child(argv);
+  }
+  for (i = 0; i < 2; i++) {
+    char state_name[32];
+    collect(kids[i], out[i], sizeof(out[i]));
+    if (sscanf(out[i], "refreshed=%d expired=%d state=%31s token=%1023s", &refreshed[i],
+               &expired[i], state_name, tok[i]) != 4)
+      fail_msg("child %d said: %s", i, out[i]);
+    assert_int_equal(expired[i], 0);
+    assert_string_equal(state_name, "LOGGED_IN");
+  }
+  refreshes = test_stat(&server, "/auth/refresh") - refreshes;
+  print_message("# two processes, one session: %ld refreshes at the server; %d and %d seen\n",
+                refreshes, refreshed[0], refreshed[1]);
+  assert_int_equal(test_stat(&server, "rotatedReuse"), reuse);
+  assert_string_equal(tok[0], tok[1]);
+  /* one process alone: a refresh every 3 s (half of 6) for 10 to 13 s */
+  assert_true(refreshes >= 3 && refreshes <= 5);
+  json_decref(test_control(&server, "/__test/config", "{\"rotateRefreshTokens\":false}"));
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(active_user_is_refreshed_before_expiry),
@@ -707,8 +799,11 @@ int main(void) {
       cmocka_unit_test(session_is_restored_by_a_second_process),
       cmocka_unit_test(encrypted_session_needs_its_key),
       cmocka_unit_test(bad_session_files_start_logged_out),
+      cmocka_unit_test(processes_share_one_session),
       cmocka_unit_test(stale_restored_session_refreshes_on_first_activity),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
   return cmocka_run_group_tests_name("token lifecycle", tests, group_setup, group_teardown);
 }

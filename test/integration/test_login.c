@@ -564,5 +564,7 @@ int main(void) {
       cmocka_unit_test(close_frees_clients_still_attached),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
   return cmocka_run_group_tests_name("gateway login", tests, test_group_setup, test_group_teardown);
 }

@@ -487,5 +487,7 @@ int main(void) {
       cmocka_unit_test(server_refuses_every_bad_bearer),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
   return cmocka_run_group_tests_name("pre-auth", tests, group_setup, group_teardown);
 }

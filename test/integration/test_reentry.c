@@ -208,5 +208,7 @@ int main(void) {
       cmocka_unit_test(free_or_close_from_every_callback),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
   return cmocka_run_group_tests_name("re-entry", tests, test_group_setup, test_group_teardown);
 }

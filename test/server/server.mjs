@@ -655,6 +655,10 @@ class ReferenceServer {
     const count = body.count === undefined ? 1 : body.count;
     if (typeof route !== 'string' || !route.startsWith('/') || !Number.isInteger(count) || count < 1)
       return Gateway.error(res, 400, 4000, 'BadRequest', 'route (a path) and a positive count are required');
+    if (body.clear) { // drops what is still queued for the route
+      this.faults.delete(route);
+      return sendJson(res, 200, { cleared: true });
+    }
     const f = { count };
     if (body.status !== undefined) f.status = body.status;
     if (body.delayMs !== undefined) f.delayMs = body.delayMs;

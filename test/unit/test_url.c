@@ -44,6 +44,8 @@ static void refused(void **state) {
       {"http://localhost.example.com", AUTHLOOP_EINSECURE},
       {"https://example.com\r\nX-Injected: 1", AUTHLOOP_EINVAL},
       {"https://exa\x7fmple.com", AUTHLOOP_EINVAL},
+      {"https://user:pw@example.com", AUTHLOOP_EINVAL}, /* would be sent as Basic auth */
+      {"https://user@example.com", AUTHLOOP_EINVAL},
   };
   size_t i;
   (void)state;
@@ -99,7 +101,9 @@ static void segments_are_encoded_whole(void **state) {
 }
 
 static void bad_parts_are_refused(void **state) {
-  static const char *const literals[] = {"no-slash", "/a b", "/a?b", "/a#b", "/a\r\nb", "/\x7f"};
+  static const char *const literals[] = {"no-slash", "/a b",      "/a?b",  "/a#b",
+                                         "/a\r\nb",  "/\x7f",     "/../x", "/a/./b",
+                                         "/a/..",    "/%2E%2e/x", "/.%2e", "/\xc3\xa9"};
   authloop__request r = {0};
   char *u;
   size_t i;
@@ -110,6 +114,8 @@ static void bad_parts_are_refused(void **state) {
     authloop__request_path(&r, literals[i], 0);
     assert_int_equal(authloop__request_url(&r, &u), AUTHLOOP_EINVAL);
   }
+  /* dots that are not a whole segment are ordinary */
+  assert_true(authloop__path_text_ok("/a/.well-known/x..y/..."));
   memset(&r, 0, sizeof(r));
   r.base = "https://h.example";
   authloop__request_path(&r, "", 1); /* an empty segment */
