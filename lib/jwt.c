@@ -200,11 +200,11 @@ static int ecdsa_der_to_raw(const unsigned char *der, size_t len, unsigned char 
 }
 
 static char *b64url_json(const json_t *j) {
-  char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER), *out;
+  char *s = authloop__json_text(j), *out;
   if (!s)
     return NULL;
   out = authloop__b64url_encode((const unsigned char *)s, strlen(s));
-  free(s);
+  authloop__secret_free(s);
   return out;
 }
 

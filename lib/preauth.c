@@ -71,7 +71,9 @@ static int check_options(const authloop_preauth_options *o) {
       !o->key_file == !o->key_pem || (o->key_file && !*o->key_file) ||
       o->bearer_lifetime_s > PREAUTH_MAX_LIFETIME ||
       (o->path && (o->path[0] != '/' || authloop__has_space(o->path))) ||
-      (o->kid && !authloop__header_value_ok(o->kid, strlen(o->kid))))
+      (o->kid &&
+       (!authloop__header_value_ok(o->kid, strlen(o->kid)) || !authloop__utf8_ok(o->kid))) ||
+      !authloop__utf8_ok(o->user_id) || !authloop__utf8_ok(o->client_id))
     return AUTHLOOP_EINVAL;
   return authloop__check_base_url(o->gateway_url, o->allow_insecure_http, NULL);
 }

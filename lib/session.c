@@ -481,8 +481,7 @@ static int refresh_start(authloop_client *c) {
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
   if ((rc = take_the_lock(c, now)) == REFRESH_WAITING) {
-    authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
-    authloop__timer_set(&c->ctx->timer, &c->wake, c->lock_retry_at);
+    authloop__set_state(c, AUTHLOOP_STATE_REFRESHING); /* evaluate wakes it at lock_retry_at */
     return 0;
   }
   if (rc == REFRESH_ADOPTED) {
@@ -619,15 +618,10 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
   uint64_t wake = AUTHLOOP__NEVER, calls;
   if (c->ctx->closing || c->freed)
     return;
-  if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait) {
-    if (now < c->lock_retry_at) {
-      wake = c->lock_retry_at;
-    } else if (refresh_start(c) != 0) {
-      c->lock_wait = 0;
-      authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
-    } else if (c->lock_wait) {
-      return; /* refresh_start set the next look */
-    }
+  if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait && now >= c->lock_retry_at &&
+      refresh_start(c) != 0) {
+    c->lock_wait = 0;
+    authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
   }
   while (c->state == AUTHLOOP_STATE_LOGGED_IN) {
     authloop__action act;
@@ -656,6 +650,8 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
     }
     break;
   }
+  if (c->lock_wait && c->lock_retry_at < wake) /* another process's lock: look again soon */
+    wake = c->lock_retry_at;
   calls = expire_calls(c, now);
   authloop__timer_set(&c->ctx->timer, &c->wake, calls < wake ? calls : wake);
 }

@@ -60,8 +60,45 @@ void authloop__json_wipe_decref(json_t *j) {
   json_decref(j);
 }
 
+typedef struct {
+  char *data;
+  size_t len, cap;
+  int failed;
+} text_buf;
+
+/* jansson's own dump buffer grows by realloc and is freed unwiped; this one
+ * wipes every copy it leaves behind, since the text may hold a token. */
+static int append(const char *chunk, size_t n, void *ud) {
+  text_buf *b = ud;
+  if (n >= b->cap - b->len) {
+    size_t cap = b->cap ? b->cap : 256;
+    char *p;
+    while (n >= cap - b->len)
+      cap *= 2;
+    if (!(p = malloc(cap))) {
+      b->failed = 1;
+      return -1;
+    }
+    if (b->data) {
+      memcpy(p, b->data, b->len);
+      authloop__wipe_free(b->data, b->cap);
+    }
+    b->data = p;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, chunk, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
 char *authloop__json_text(const json_t *j) {
-  return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  text_buf b = {NULL, 0, 0, 0};
+  if (json_dump_callback(j, append, &b, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || !b.data) {
+    authloop__wipe_free(b.data, b.cap);
+    return NULL;
+  }
+  return b.data;
 }
 
 json_t *authloop__json_parse(const char *body, size_t len) {
@@ -71,6 +108,35 @@ json_t *authloop__json_parse(const char *body, size_t len) {
 const char *authloop__json_str(const json_t *obj, const char *key) {
   json_t *v = json_object_get(obj, key);
   return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+}
+
+int authloop__utf8_ok(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    unsigned c = *p, n, cp, i;
+    if (c < 0x80) {
+      p++;
+      continue;
+    }
+    if (c >= 0xc2 && c <= 0xdf)
+      n = 1, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+      n = 2, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+      n = 3, cp = c & 0x07;
+    else
+      return 0;
+    for (i = 1; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+      return 0;
+    p += n + 1;
+  }
+  return 1;
 }
 
 int authloop__has_space(const char *s) {

@@ -80,6 +80,9 @@ const char *authloop__json_str(const json_t *obj, const char *key);
 /* ---- byte checks -------------------------------------------------------------- */
 
 int authloop__has_space(const char *s);
+/* Well-formed UTF-8 (what JSON text must be): no overlong form, surrogate or
+ * code point past U+10FFFF. */
+int authloop__utf8_ok(const char *s);
 /* The one rule for a value that may reach an HTTP header line: no byte below
  * 0x20 (CR, LF, NUL, TAB ...) and no DEL. The transport refuses any header that
  * breaks it; parsers and API calls use it to refuse such values early. */

@@ -103,12 +103,14 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
   return remove(path);
 }
 
+void test_remove_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
 void test_server_stop(test_server *s) {
   int status;
   close(s->lifeline);
   if (waitpid(s->pid, &status, 0) < 0)
     kill(s->pid, SIGKILL);
-  nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  test_remove_tree(s->dir);
 }
 
 typedef struct {

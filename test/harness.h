@@ -33,6 +33,8 @@ int test_group_teardown(void **state);
 
 /* A fresh directory under $TMPDIR (or /tmp), named after tag. */
 void test_make_tmpdir(char *out, size_t n, const char *tag);
+/* Removes a directory and all it holds (session files, their locks). */
+void test_remove_tree(const char *dir);
 
 /* Starts node test/server/server.mjs; extra args end with NULL. */
 void test_server_start(test_server *s, ...);

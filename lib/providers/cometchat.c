@@ -161,7 +161,7 @@ static int check_key_login(const cometchat *k, const char *uid, const char *key)
     return AUTHLOOP_EUIDSPACE;
   if (!key || !*key)
     return AUTHLOOP_EAPIKEY;
-  if (!authloop__header_value_ok(key, strlen(key)))
+  if (!authloop__header_value_ok(key, strlen(key)) || !authloop__utf8_ok(uid))
     return AUTHLOOP_EINVAL;
   return k->app_id ? 0 : AUTHLOOP_ENOTINIT;
 }
@@ -171,7 +171,7 @@ static int check_token_login(const cometchat *k, const char *t) {
     return AUTHLOOP_EBLANKAUTHTOKEN;
   if (authloop__has_space(t))
     return AUTHLOOP_EAUTHTOKENSPACE;
-  if (!authloop__header_value_ok(t, strlen(t)))
+  if (!authloop__header_value_ok(t, strlen(t)) || !authloop__utf8_ok(t))
     return AUTHLOOP_EINVAL;
   return k->app_id ? 0 : AUTHLOOP_ENOTINIT;
 }

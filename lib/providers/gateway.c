@@ -184,7 +184,7 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
   gateway *g = state;
   const char *code = cred->code;
   if (!code || !*code || authloop__has_space(code) ||
-      !authloop__header_value_ok(code, strlen(code)))
+      !authloop__header_value_ok(code, strlen(code)) || !authloop__utf8_ok(code))
     return AUTHLOOP_EINVAL;
   *step = 0;
   return authloop__secret_set(&g->code, code);

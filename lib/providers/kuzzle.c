@@ -197,8 +197,9 @@ static int strategy_start(kuzzle *k, const authloop__credential *cred) {
   json_t *check;
   int ok;
   if (!s || !*s || authloop__has_space(s) || !authloop__header_value_ok(s, strlen(s)) ||
-      !cred->credentials_json ||
-      (e && (!*e || strlen(e) > MAX_EXPIRES || !authloop__header_value_ok(e, strlen(e)))))
+      !authloop__utf8_ok(s) || !cred->credentials_json ||
+      (e && (!*e || strlen(e) > MAX_EXPIRES || !authloop__header_value_ok(e, strlen(e)) ||
+             !authloop__utf8_ok(e))))
     return AUTHLOOP_EINVAL;
   check = json_loads(cred->credentials_json, 0, NULL);
   ok = json_is_object(check);
@@ -223,7 +224,7 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
       return AUTHLOOP_EBLANKAUTHTOKEN;
     if (authloop__has_space(t))
       return AUTHLOOP_EAUTHTOKENSPACE;
-    if (!authloop__header_value_ok(t, strlen(t)))
+    if (!authloop__header_value_ok(t, strlen(t)) || !authloop__utf8_ok(t))
       return AUTHLOOP_EINVAL;
     *step = STEP_CHECK;
     return authloop__secret_set(&k->token, t);

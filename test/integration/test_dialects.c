@@ -22,7 +22,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
   test_group_teardown(state);
-  rmdir(tmpdir);
+  test_remove_tree(tmpdir);
   return 0;
 }
 

@@ -37,7 +37,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
   test_group_teardown(state);
-  rmdir(tmpdir);
+  test_remove_tree(tmpdir);
   return 0;
 }
 
@@ -311,6 +311,11 @@ static void application_values(void **state) {
   assert_int_equal(authloop_login_key(cc, "cometchat-uid-1", "authkey-1\x7f"), AUTHLOOP_EINVAL);
   assert_int_equal(authloop_login_token(cc, "tok\x01"), AUTHLOOP_EINVAL);
   assert_int_equal(authloop_login_token(cc, "tok\x7f"), AUTHLOOP_EINVAL);
+  /* not UTF-8: EINVAL, not ENOMEM */
+  assert_int_equal(authloop_login_code(g, "ab\xff"), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_local(k, "kuzzle-user", "\xc3\x28", NULL), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_key(cc, "cometchat-\xff", "authkey-1"), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_login_token(cc, "tok\xed\xa0\x80"), AUTHLOOP_EINVAL);
   /* a two-step login completed with a bad token */
   assert_int_equal(authloop_login_strategy(k, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
                    0);

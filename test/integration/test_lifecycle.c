@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
   test_group_teardown(state);
-  rmdir(tmpdir);
+  test_remove_tree(tmpdir);
   return 0;
 }
 
@@ -729,6 +730,45 @@ static void collect(spawned s, char *buf, size_t n) {
     fail_msg("a sharing process failed: %s", buf);
 }
 
+/* Another process holds the session file's lock: a refresh waits for it
+ * (looking again every few tens of ms, never losing its wake-up), and goes
+ * once the lock is free. */
+static void a_refresh_waits_for_the_file_lock(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  char path[320], lock[340];
+  policy p = {0};
+  long before;
+  int fd;
+  (void)state;
+  done_count = 0;
+  snprintf(path, sizeof(path), "%s/locked.session", tmpdir);
+  snprintf(lock, sizeof(lock), "%s.lock", path);
+  test_env_init(&e, &server, NULL);
+  p.session_path = path;
+  c = client_with(&e, &p);
+  test_record(c, &r);
+  login_ttl(&e, c, &r, "locky", 0);
+  test_run_until_file(&e, path, 1, 5000);
+  test_run_for(&e, 100); /* the write is done and the lock free */
+  fd = open(lock, O_RDWR | O_CREAT, 0600);
+  assert_int_equal(flock(fd, LOCK_EX), 0); /* as another process would */
+  before = test_stat(&server, "/auth/refresh");
+  assert_int_equal(authloop_refresh(c, on_done, NULL), 0);
+  test_run_for(&e, 400);
+  assert_int_equal(test_stat(&server, "/auth/refresh"), before);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_REFRESHING);
+  flock(fd, LOCK_UN);
+  close(fd);
+  test_run_until(&e, &done_count, 1, 3000);
+  assert_int_equal(done_status[0], 0);
+  assert_int_equal(test_stat(&server, "/auth/refresh"), before + 1);
+  test_env_close(&e);
+  unlink(path);
+  unlink(lock);
+}
+
 /* Two processes restore one session file and stay active for 10 s with
  * tokens of 6 s, the server rotating refresh tokens: they refresh as one
  * session would (one refresh per round, taken by whoever comes first; the
@@ -799,6 +839,7 @@ int main(void) {
       cmocka_unit_test(session_is_restored_by_a_second_process),
       cmocka_unit_test(encrypted_session_needs_its_key),
       cmocka_unit_test(bad_session_files_start_logged_out),
+      cmocka_unit_test(a_refresh_waits_for_the_file_lock),
       cmocka_unit_test(processes_share_one_session),
       cmocka_unit_test(stale_restored_session_refreshes_on_first_activity),
   };
