@@ -112,6 +112,7 @@ typedef struct {
   authloop_client *c;
   authloop__origin *origin;
   authloop__transfer *x;
+  authloop__event_entry *outcome; /* its logout event, reserved by the call */
 } logout_op;
 
 /* Logouts are left to finish: each holds a reference on the client and is
@@ -212,7 +213,7 @@ static void login_finished(authloop_client *c, authloop__result *r) {
                   r->server_code ? r->server_code : "none");
     authloop__session_clear(p);
     authloop__set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
-    authloop__emit_outcome(c, AUTHLOOP_EV_LOGIN_ATTEMPT, r);
+    authloop__outcome_emit(c, &c->login_outcome, AUTHLOOP_EV_LOGIN_ATTEMPT, r);
     return;
   }
   now = authloop__boot_ms();
@@ -221,7 +222,7 @@ static void login_finished(authloop_client *c, authloop__result *r) {
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "login succeeded (token lifetime %lld s)",
                 c->session.lifetime_s);
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
-  authloop__emit_outcome(c, AUTHLOOP_EV_LOGIN_ATTEMPT, NULL);
+  authloop__outcome_emit(c, &c->login_outcome, AUTHLOOP_EV_LOGIN_ATTEMPT, NULL);
   c->timing.last_activity = now; /* logging in is activity */
   authloop__session_generation(c);
   authloop__session_started(c, now, 1);
@@ -281,11 +282,15 @@ static int start_login(authloop_client *c, const authloop__credential *cred, uns
     return AUTHLOOP_EWRONGPROVIDER;
   if ((rc = c->provider->login_start(c->pstate, cred, &c->login_step)) != 0)
     return rc;
-  if ((rc = send_login_step(c, 1)) == 0)
+  /* what its outcome needs is had now, or the call fails now */
+  if (!c->login_outcome && !(c->login_outcome = authloop__outcome_reserve()))
+    rc = AUTHLOOP_ENOMEM;
+  else if ((rc = send_login_step(c, 1)) == 0)
     authloop__set_state(c, AUTHLOOP_STATE_LOGGING_IN);
   if (rc) {
     c->provider->login_end(c->pstate);
     authloop__session_clear(&c->pending);
+    authloop__outcome_drop(&c->login_outcome);
   }
   return rc;
 }
@@ -371,14 +376,14 @@ static void on_logout_done(void *ud, const authloop__outcome *o) {
   authloop_client *c = op->c;
   authloop__result r = {0};
   authloop__list_remove(&op->link);
-  authloop__health_note(c->ctx, op->origin, o->error);
-  free(op);
   if (o->error)
     failure_from(&r, o);
   else
     c->provider->logout_answer(c->pstate, &o->answer, &r);
-  authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r); /* none for a freed client */
+  authloop__outcome_emit(c, &op->outcome, AUTHLOOP_EV_LOGOUT, &r); /* none for a freed client */
   authloop__result_clear(&r);
+  authloop__health_note(c->ctx, op->origin, o->error);
+  free(op);
   authloop__client_unref(c);
 }
 
@@ -393,8 +398,10 @@ static int logout(authloop_client *c, int global) {
     return AUTHLOOP_ENOTLOGGEDIN;
   if (global && !(c->provider->flags & AUTHLOOP__CAN_GLOBAL_LOGOUT))
     return AUTHLOOP_ENOTSUP;
-  if (!(op = calloc(1, sizeof(*op))))
+  if (!(op = calloc(1, sizeof(*op))) || !(op->outcome = authloop__outcome_reserve())) {
+    free(op);
     return AUTHLOOP_ENOMEM;
+  }
   op->c = c;
   authloop__view_of(c, &c->session, &v);
   rc = c->provider->logout_request(c->pstate, &v, global, &req);
@@ -407,9 +414,9 @@ static int logout(authloop_client *c, int global) {
   authloop__clear_locally(c);
   if (rc) {
     authloop__result r = {0};
-    free(op);
     r.error = rc;
-    authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r);
+    authloop__outcome_emit(c, &op->outcome, AUTHLOOP_EV_LOGOUT, &r);
+    free(op);
   } else {
     authloop__client_ref(c);
     authloop__list_push(&c->logouts, &op->link);

@@ -14,6 +14,9 @@
 #include "policy.h"
 #include "provider.h"
 
+typedef struct authloop__event_entry authloop__event_entry; /* lib/state.c */
+typedef struct authloop__call_entry authloop__call_entry;
+
 /* ---- session data ------------------------------------------------------------ */
 
 struct authloop_user {
@@ -84,6 +87,7 @@ struct authloop_client {
   /* a login in flight */
   authloop__session pending; /* what its steps gathered so far */
   authloop__transfer *login_x;
+  authloop__event_entry *login_outcome; /* its loginAttempt, reserved when it began */
   authloop__origin *login_origin;
   int login_step;
   /* the token lifecycle (lib/session.c); times in authloop__boot_ms() */
@@ -133,6 +137,21 @@ void authloop__logout_locally(authloop_client *c, int error, long http_status);
 int authloop__result_check(const authloop_client *c, authloop__result *r);
 
 /* ---- events (lib/state.c) ------------------------------------------------------- */
+
+/* Entries reserved when a call is accepted, so that its outcome can always
+ * be delivered (no allocation is needed when it comes). A slot is taken by
+ * the function that queues it; a NULL slot or entry allocates then. */
+authloop__event_entry *authloop__outcome_reserve(void);
+void authloop__outcome_drop(authloop__event_entry **slot);
+void authloop__outcome_emit(authloop_client *c, authloop__event_entry **slot,
+                            authloop_event_type type, const authloop__result *r);
+authloop__call_entry *authloop__callback_reserve(void);
+void authloop__callback_drop(authloop__call_entry **slot);
+void authloop__callback_done(authloop_client *c, authloop__call_entry **slot, authloop_done_cb cb,
+                             void *userdata, int status);
+void authloop__callback_response(authloop_client *c, authloop__call_entry **slot,
+                                 authloop_response_cb cb, void *userdata, int status,
+                                 long http_status, const char *body, size_t len);
 
 /* Queues ev for c; strings are copied. No event is delivered to a freed client. */
 void authloop__emit(authloop_client *c, const authloop_event *ev);

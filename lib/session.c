@@ -16,6 +16,7 @@ typedef struct {
   authloop__link link; /* in c->refresh_waiters */
   authloop_done_cb cb;
   void *userdata;
+  authloop__call_entry *out; /* its callback, reserved by the call */
 } waiter;
 
 /* One authloop_request(): waiting (x NULL) or sent. */
@@ -26,8 +27,9 @@ typedef struct {
   char *body; /* owned, may carry secrets: wiped */
   authloop_response_cb cb;
   void *userdata;
-  uint64_t deadline;  /* boot ms: stop waiting then */
-  unsigned token_gen; /* the access token it was sent with */
+  authloop__call_entry *out; /* its callback, reserved by the call */
+  uint64_t deadline;         /* boot ms: stop waiting then */
+  unsigned token_gen;        /* the access token it was sent with */
   int retried;
   authloop__transfer *x;
 } call;
@@ -101,14 +103,14 @@ static void finish_waiters(authloop_client *c, int status) {
   while (!authloop__list_empty(&c->refresh_waiters)) {
     waiter *w = AUTHLOOP__CONTAINER_OF(c->refresh_waiters.next, waiter, link);
     authloop__list_remove(&w->link);
-    authloop__defer_done(c, w->cb, w->userdata, status);
+    authloop__callback_done(c, &w->out, w->cb, w->userdata, status);
     free(w);
   }
 }
 
 static void call_finish(call *k, int status, long http_status, const char *body, size_t len) {
-  authloop__defer_response(k->c, k->cb, k->userdata, status, http_status, body ? body : "",
-                           body ? len : 0);
+  authloop__callback_response(k->c, &k->out, k->cb, k->userdata, status, http_status,
+                              body ? body : "", body ? len : 0);
   authloop__list_remove(&k->link);
   authloop__transfer_abort(k->x);
   free(k->method);
@@ -705,14 +707,17 @@ int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
     return AUTHLOOP_ENOTSUP; /* a token that never expires is not refreshed */
   if (!c->ctx->online_app)
     return AUTHLOOP_EOFFLINE;
-  if (!(w = calloc(1, sizeof(*w))))
+  if (!(w = calloc(1, sizeof(*w))) || (cb && !(w->out = authloop__callback_reserve()))) {
+    free(w);
     return AUTHLOOP_ENOMEM;
+  }
   w->cb = cb;
   w->userdata = userdata;
   /* in first: the refresh may end at once (another process's tokens taken) */
   authloop__list_push(&c->refresh_waiters, &w->link);
   if (!c->refresh_x && !c->lock_wait && (rc = refresh_start(c)) != 0) {
     authloop__list_remove(&w->link);
+    authloop__callback_drop(&w->out);
     free(w);
     return rc;
   }
@@ -755,10 +760,12 @@ int authloop_request(authloop_client *c, const char *method, const char *path,
   k->method = strdup(method);
   k->path = strdup(path);
   k->body = body_json ? authloop__secret_dup(body_json) : NULL;
-  if (!k->method || !k->path || (body_json && !k->body)) {
+  k->out = authloop__callback_reserve();
+  if (!k->method || !k->path || (body_json && !k->body) || !k->out) {
     free(k->method);
     free(k->path);
     authloop__secret_free(k->body);
+    authloop__callback_drop(&k->out);
     free(k);
     return AUTHLOOP_ENOMEM;
   }

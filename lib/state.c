@@ -149,6 +149,7 @@ static void client_destroy(authloop_client *c) {
     authloop__origin_put(c->origins[i]);
   authloop__session_retire(c->ctx, &c->session);
   authloop__session_clear(&c->pending);
+  authloop__outcome_drop(&c->login_outcome);
   c->provider->free(c->pstate);
   authloop__listeners_free(&c->listeners);
   mbedtls_platform_zeroize(c->session_key, sizeof(c->session_key));
@@ -358,16 +359,16 @@ int authloop_off(authloop_client *c, int listener_id) {
 
 /* ---- events ------------------------------------------------------------------------ */
 
-typedef struct {
+struct authloop__event_entry {
   authloop__deferred d;
-  authloop_client *c; /* one reference */
+  authloop_client *c; /* one reference, once queued */
   authloop_event ev;
   char *message, *server_code; /* owned; ev points at them */
-} event_entry;
+};
 
 /* An event goes to the listeners registered before its delivery began. */
 static void run_event(authloop__deferred *d) {
-  event_entry *e = AUTHLOOP__CONTAINER_OF(d, event_entry, d);
+  authloop__event_entry *e = AUTHLOOP__CONTAINER_OF(d, authloop__event_entry, d);
   authloop_client *c = e->c;
   authloop__listeners *ls = &c->listeners;
   size_t i, n = ls->len;
@@ -385,42 +386,49 @@ static void run_event(authloop__deferred *d) {
   authloop__client_unref(c);
 }
 
-static char *dup_or_null(const char *s, int *failed) {
-  char *p;
-  if (!s)
-    return NULL;
-  if (!(p = strdup(s)))
-    *failed = 1;
-  return p;
+authloop__event_entry *authloop__outcome_reserve(void) {
+  authloop__event_entry *e = calloc(1, sizeof(*e));
+  if (e)
+    e->d.run = run_event;
+  return e;
 }
 
-void authloop__emit(authloop_client *c, const authloop_event *ev) {
-  event_entry *e;
-  int failed = 0;
-  if (c->freed)
-    return; /* nobody may hear it */
-  if (!(e = calloc(1, sizeof(*e))))
-    return;
-  e->d.run = run_event;
-  e->c = c;
-  e->ev = *ev;
-  e->message = dup_or_null(ev->message, &failed);
-  e->server_code = dup_or_null(ev->server_code, &failed);
-  if (failed) {
-    free(e->message);
-    free(e->server_code);
+void authloop__outcome_drop(authloop__event_entry **slot) {
+  free(*slot);
+  *slot = NULL;
+}
+
+/* Queues ev in e (taken). Its strings are copied; a copy that cannot be
+ * made falls back to the code's own message: the event still goes. */
+static void queue_event(authloop_client *c, authloop__event_entry *e, const authloop_event *ev) {
+  if (c->freed) { /* nobody may hear it */
     free(e);
     return;
   }
-  e->ev.message = e->message;
+  e->c = c;
+  e->ev = *ev;
+  e->message = ev->message ? strdup(ev->message) : NULL;
+  e->server_code = ev->server_code ? strdup(ev->server_code) : NULL;
+  e->ev.message = e->message ? e->message : ev->message ? authloop_strerror(ev->error) : NULL;
   e->ev.server_code = e->server_code;
   authloop__client_ref(c);
   authloop__defer(&c->ctx->dispatch, &e->d);
 }
 
-void authloop__emit_outcome(authloop_client *c, authloop_event_type type,
-                            const authloop__result *r) {
+void authloop__emit(authloop_client *c, const authloop_event *ev) {
+  authloop__event_entry *e;
+  if (!c->freed && (e = authloop__outcome_reserve()))
+    queue_event(c, e, ev); /* a notification that cannot be allocated is lost */
+}
+
+void authloop__outcome_emit(authloop_client *c, authloop__event_entry **slot,
+                            authloop_event_type type, const authloop__result *r) {
+  authloop__event_entry *e = slot && *slot ? *slot : authloop__outcome_reserve();
   authloop_event ev = {0};
+  if (slot)
+    *slot = NULL;
+  if (!e)
+    return;
   ev.type = type;
   ev.success = !r || r->error == 0;
   if (!ev.success) {
@@ -429,66 +437,104 @@ void authloop__emit_outcome(authloop_client *c, authloop_event_type type,
     ev.message = r->message ? r->message : authloop_strerror(r->error);
     ev.server_code = r->server_code;
   }
-  authloop__emit(c, &ev);
+  queue_event(c, e, &ev);
+}
+
+void authloop__emit_outcome(authloop_client *c, authloop_event_type type,
+                            const authloop__result *r) {
+  authloop__outcome_emit(c, NULL, type, r);
 }
 
 /* ---- done and response callbacks ------------------------------------------------------ */
 
-typedef struct {
+struct authloop__call_entry {
   authloop__deferred d;
-  authloop_client *c; /* one reference */
+  authloop_client *c; /* one reference, once queued */
   authloop_done_cb done;
   authloop_response_cb response;
   void *userdata;
   int status;
   long http_status;
   size_t len;
-  char body[]; /* response: wiped */
-} call_entry;
+  char *body; /* response: wiped */
+};
 
 static void run_call(authloop__deferred *d) {
-  call_entry *e = AUTHLOOP__CONTAINER_OF(d, call_entry, d);
+  authloop__call_entry *e = AUTHLOOP__CONTAINER_OF(d, authloop__call_entry, d);
   authloop_client *c = e->c;
   if (e->done)
     e->done(c, e->status, e->userdata);
   else
-    e->response(c, e->status, e->http_status, e->body, e->len, e->userdata);
-  mbedtls_platform_zeroize(e->body, e->len);
+    e->response(c, e->status, e->http_status, e->body ? e->body : "", e->len, e->userdata);
+  authloop__wipe_free(e->body, e->len);
   free(e);
   authloop__client_unref(c);
 }
 
-static call_entry *call_entry_new(authloop_client *c, size_t len) {
-  call_entry *e = calloc(1, sizeof(*e) + len + 1);
-  if (!e)
-    return NULL;
-  e->d.run = run_call;
-  e->c = c;
-  authloop__client_ref(c);
+authloop__call_entry *authloop__callback_reserve(void) {
+  authloop__call_entry *e = calloc(1, sizeof(*e));
+  if (e)
+    e->d.run = run_call;
   return e;
 }
 
-void authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status) {
-  call_entry *e;
-  if (!cb || !(e = call_entry_new(c, 0)))
+void authloop__callback_drop(authloop__call_entry **slot) {
+  free(*slot);
+  *slot = NULL;
+}
+
+static void queue_call(authloop_client *c, authloop__call_entry *e) {
+  e->c = c;
+  authloop__client_ref(c);
+  authloop__defer(&c->ctx->dispatch, &e->d);
+}
+
+void authloop__callback_done(authloop_client *c, authloop__call_entry **slot, authloop_done_cb cb,
+                             void *userdata, int status) {
+  authloop__call_entry *e = slot && *slot ? *slot : NULL;
+  if (slot)
+    *slot = NULL;
+  if (!cb) {
+    free(e);
+    return;
+  }
+  if (!e && !(e = authloop__callback_reserve()))
     return;
   e->done = cb;
   e->userdata = userdata;
   e->status = status;
-  authloop__defer(&c->ctx->dispatch, &e->d);
+  queue_call(c, e);
 }
 
-void authloop__defer_response(authloop_client *c, authloop_response_cb cb, void *userdata,
-                              int status, long http_status, const char *body, size_t len) {
-  call_entry *e = call_entry_new(c, len);
+/* The body is copied; when that copy cannot be made the callback still
+ * runs, with AUTHLOOP_ENOMEM and no body. */
+void authloop__callback_response(authloop_client *c, authloop__call_entry **slot,
+                                 authloop_response_cb cb, void *userdata, int status,
+                                 long http_status, const char *body, size_t len) {
+  authloop__call_entry *e = slot && *slot ? *slot : authloop__callback_reserve();
+  if (slot)
+    *slot = NULL;
   if (!e)
     return;
   e->response = cb;
   e->userdata = userdata;
   e->status = status;
   e->http_status = http_status;
-  e->len = len;
-  if (len)
+  if (len && (e->body = malloc(len + 1))) {
     memcpy(e->body, body, len);
-  authloop__defer(&c->ctx->dispatch, &e->d);
+    e->body[len] = '\0';
+    e->len = len;
+  } else if (len) {
+    e->status = AUTHLOOP_ENOMEM;
+  }
+  queue_call(c, e);
+}
+
+void authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status) {
+  authloop__callback_done(c, NULL, cb, userdata, status);
+}
+
+void authloop__defer_response(authloop_client *c, authloop_response_cb cb, void *userdata,
+                              int status, long http_status, const char *body, size_t len) {
+  authloop__callback_response(c, NULL, cb, userdata, status, http_status, body, len);
 }

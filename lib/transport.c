@@ -29,6 +29,7 @@ struct authloop__transfer {
   size_t header_bytes;
   int overflow; /* the body or the headers went past their limit */
   int want_date, linger;
+  int stranded; /* its socket could not be watched (out of memory): it fails ENOMEM */
   char date[64];
   char errbuf[CURL_ERROR_SIZE];
   uint64_t started_ns;
@@ -83,21 +84,28 @@ static int is_loopback(const char *host) {
   return 0;
 }
 
+/* got == want, noting libcurl running out of memory (not a bad URL) in *oom */
+static int is(CURLUcode got, CURLUcode want, int *oom) {
+  if (got == CURLUE_OUT_OF_MEMORY)
+    *oom = 1;
+  return got == want;
+}
+
 int authloop__check_base_url(const char *url, int allow_insecure, int *loopback) {
   CURLU *u;
   char *scheme = NULL, *host = NULL, *query = NULL, *fragment = NULL, *user = NULL;
-  int rc = AUTHLOOP_EINVAL, lo = 0;
+  int rc = AUTHLOOP_EINVAL, lo = 0, oom = 0;
   if (!url || !*url || !authloop__header_value_ok(url, strlen(url)) || authloop__has_space(url))
     return AUTHLOOP_EINVAL;
   if (!(u = curl_url()))
     return AUTHLOOP_ENOMEM;
-  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_NO_QUERY &&
-      curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_NO_FRAGMENT &&
+  if (is(curl_url_set(u, CURLUPART_URL, url, 0), CURLUE_OK, &oom) &&
+      is(curl_url_get(u, CURLUPART_SCHEME, &scheme, 0), CURLUE_OK, &oom) &&
+      is(curl_url_get(u, CURLUPART_HOST, &host, 0), CURLUE_OK, &oom) &&
+      is(curl_url_get(u, CURLUPART_QUERY, &query, 0), CURLUE_NO_QUERY, &oom) &&
+      is(curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0), CURLUE_NO_FRAGMENT, &oom) &&
       /* credentials in a URL would go out as HTTP Basic on every request */
-      curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER) {
+      is(curl_url_get(u, CURLUPART_USER, &user, 0), CURLUE_NO_USER, &oom)) {
     lo = is_loopback(host);
     if (strcmp(scheme, "https") == 0)
       rc = 0;
@@ -112,19 +120,19 @@ int authloop__check_base_url(const char *url, int allow_insecure, int *loopback)
   curl_url_cleanup(u);
   if (loopback)
     *loopback = lo;
-  return rc;
+  return oom ? AUTHLOOP_ENOMEM : rc;
 }
 
 int authloop__url_origin(const char *url, char **origin) {
   CURLU *u = curl_url();
   char *scheme = NULL, *host = NULL, *port = NULL;
-  int rc = AUTHLOOP_EINVAL;
+  int rc = AUTHLOOP_EINVAL, oom = 0;
   if (!u)
     return AUTHLOOP_ENOMEM;
-  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+  if (is(curl_url_set(u, CURLUPART_URL, url, 0), CURLUE_OK, &oom) &&
+      is(curl_url_get(u, CURLUPART_SCHEME, &scheme, 0), CURLUE_OK, &oom) &&
+      is(curl_url_get(u, CURLUPART_HOST, &host, 0), CURLUE_OK, &oom) &&
+      is(curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT), CURLUE_OK, &oom)) {
     size_t n = strlen(scheme) + strlen(host) + strlen(port) + 5;
     if ((*origin = malloc(n))) {
       size_t i;
@@ -141,7 +149,7 @@ int authloop__url_origin(const char *url, char **origin) {
   curl_free(host);
   curl_free(port);
   curl_url_cleanup(u);
-  return rc;
+  return oom ? AUTHLOOP_ENOMEM : rc;
 }
 
 /* base's path, without its trailing slashes, then every part of r->path. */
@@ -149,8 +157,9 @@ static int build_path(CURLU *u, const authloop__request *r) {
   char *base = NULL, *out, *esc;
   size_t n, len, i;
   int rc = AUTHLOOP_EINVAL;
-  if (curl_url_get(u, CURLUPART_PATH, &base, 0) != CURLUE_OK)
-    return AUTHLOOP_EINVAL;
+  int oom = 0;
+  if (!is(curl_url_get(u, CURLUPART_PATH, &base, 0), CURLUE_OK, &oom))
+    return oom ? AUTHLOOP_ENOMEM : AUTHLOOP_EINVAL;
   len = strlen(base);
   while (len && base[len - 1] == '/')
     len--;
@@ -182,7 +191,16 @@ static int build_path(CURLU *u, const authloop__request *r) {
   if (len == 0)
     out[len++] = '/';
   out[len] = '\0';
-  rc = curl_url_set(u, CURLUPART_PATH, out, 0) == CURLUE_OK ? 0 : AUTHLOOP_EINVAL;
+  switch (curl_url_set(u, CURLUPART_PATH, out, 0)) {
+  case CURLUE_OK:
+    rc = 0;
+    break;
+  case CURLUE_OUT_OF_MEMORY:
+    rc = AUTHLOOP_ENOMEM;
+    break;
+  default:
+    rc = AUTHLOOP_EINVAL;
+  }
 done:
   free(out);
   return rc;
@@ -194,7 +212,16 @@ static int build_url(const authloop__request *r, CURLU **out) {
   int rc;
   if (!u)
     return AUTHLOOP_ENOMEM;
-  rc = curl_url_set(u, CURLUPART_URL, r->base, 0) == CURLUE_OK ? build_path(u, r) : AUTHLOOP_EINVAL;
+  switch (curl_url_set(u, CURLUPART_URL, r->base, 0)) {
+  case CURLUE_OK:
+    rc = build_path(u, r);
+    break;
+  case CURLUE_OUT_OF_MEMORY:
+    rc = AUTHLOOP_ENOMEM;
+    break;
+  default:
+    rc = AUTHLOOP_EINVAL;
+  }
   for (i = 0; rc == 0 && i < AUTHLOOP__MAX_QUERY && r->query[i].name; i++) {
     const char *name = r->query[i].name, *value = r->query[i].value;
     size_t n = strlen(name) + (value ? strlen(value) + 1 : 0) + 1;
@@ -205,9 +232,18 @@ static int build_url(const authloop__request *r, CURLU **out) {
     }
     snprintf(q, n, "%s%s%s", name, value ? "=" : "", value ? value : "");
     /* name=value, both URL-encoded (the first '=' kept), joined with '&' */
-    if (!*name || strchr(name, '=') ||
-        curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) != CURLUE_OK)
+    if (!*name || strchr(name, '='))
       rc = AUTHLOOP_EINVAL;
+    else
+      switch (curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE)) {
+      case CURLUE_OK:
+        break;
+      case CURLUE_OUT_OF_MEMORY:
+        rc = AUTHLOOP_ENOMEM;
+        break;
+      default:
+        rc = AUTHLOOP_EINVAL;
+      }
     free(q);
   }
   if (rc) {
@@ -356,6 +392,28 @@ static void finish(authloop__transfer *x, int error) {
     t->idle(t->idle_ud);
 }
 
+/* Transfers libcurl cannot go on with because a socket of theirs could not
+ * be watched, or all of them when libcurl itself failed: each ends with
+ * ENOMEM, rather than waiting forever for a socket nobody polls. */
+static void fail_stranded(authloop__transport *t, CURLMcode rc) {
+  authloop__link *l = t->transfers.next;
+  if (!t->stranded && rc == CURLM_OK)
+    return;
+  t->stranded = 0;
+  while (l != &t->transfers) {
+    authloop__transfer *x = AUTHLOOP__CONTAINER_OF(l, authloop__transfer, link);
+    if (!x->stranded && rc == CURLM_OK) {
+      l = l->next;
+      continue;
+    }
+    curl_multi_remove_handle(t->multi, x->easy);
+    snprintf(x->errbuf, sizeof(x->errbuf), "%s",
+             rc != CURLM_OK ? curl_multi_strerror(rc) : "a socket could not be watched");
+    finish(x, AUTHLOOP_ENOMEM);
+    l = t->transfers.next;
+  }
+}
+
 static void drain(authloop__transport *t) {
   CURLMsg *msg;
   int left;
@@ -385,22 +443,33 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (events & UV_WRITABLE)
       flags |= CURL_CSELECT_OUT;
   }
-  curl_multi_socket_action(t->multi, sk->fd, flags, &running);
+  CURLMcode rc = curl_multi_socket_action(t->multi, sk->fd, flags, &running);
   drain(t);
+  fail_stranded(t, rc);
 }
 
 static void on_curl_timer(uv_timer_t *h) {
   authloop__transport *t = h->data;
   int running;
-  curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  CURLMcode rc = curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   drain(t);
+  fail_stranded(t, rc);
+}
+
+static int strand(authloop__transport *t, CURL *easy) {
+  authloop__transfer *x = NULL;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+  if (x) {
+    x->stranded = 1;
+    t->stranded = 1;
+  }
+  return -1;
 }
 
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
   authloop__transport *t = userp;
   sock *sk = socketp;
   int events = 0;
-  (void)easy;
   if (what == CURL_POLL_REMOVE) {
     if (sk) {
       curl_multi_assign(t->multi, s, NULL);
@@ -410,10 +479,10 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
   }
   if (!sk) {
     if (!(sk = calloc(1, sizeof(*sk))))
-      return -1;
+      return strand(t, easy);
     if (uv_poll_init_socket(t->loop, &sk->poll, s) != 0) {
       free(sk);
-      return -1;
+      return strand(t, easy);
     }
     sk->fd = s;
     sk->t = t;
@@ -426,7 +495,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
-  return uv_poll_start(&sk->poll, events, on_poll) == 0 ? 0 : -1;
+  return uv_poll_start(&sk->poll, events, on_poll) == 0 ? 0 : strand(t, easy);
 }
 
 /* Never calls curl from here: a 0 ms timer runs on the next loop turn. */

@@ -43,6 +43,7 @@ typedef struct {
   unsigned n_spare;
   unsigned handles;
   int closing;
+  int stranded; /* a transfer's socket could not be watched */
   void (*closed)(void *ud);
   void *closed_ud;
   void (*idle)(void *ud); /* the last transfer ended */

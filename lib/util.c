@@ -101,8 +101,12 @@ char *authloop__json_text(const json_t *j) {
   return b.data;
 }
 
-json_t *authloop__json_parse(const char *body, size_t len) {
-  return json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, NULL);
+json_t *authloop__json_parse(const char *body, size_t len, int *nomem) {
+  json_error_t e;
+  json_t *j = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &e);
+  if (nomem)
+    *nomem = !j && json_error_code(&e) == json_error_out_of_memory;
+  return j;
 }
 
 const char *authloop__json_str(const json_t *obj, const char *key) {

@@ -72,8 +72,10 @@ int authloop__secret_set(char **p, const char *s);
 void authloop__json_wipe_decref(json_t *j);
 /* Compact JSON text of j, or NULL; wipe it with authloop__secret_free. */
 char *authloop__json_text(const json_t *j);
-/* Parses a response body (NUL-terminated, len bytes) as JSON, duplicates refused. */
-json_t *authloop__json_parse(const char *body, size_t len);
+/* Parses a response body (NUL-terminated, len bytes) as JSON, duplicates
+ * refused. NULL when it is not JSON, or (with *nomem set, nomem may be
+ * NULL) when memory ran out: a different failure. */
+json_t *authloop__json_parse(const char *body, size_t len, int *nomem);
 /* A non-empty string member of obj, or NULL. */
 const char *authloop__json_str(const json_t *obj, const char *key);
 

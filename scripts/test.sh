@@ -33,8 +33,8 @@ if [ $quick -eq 0 ]; then
   # fidelity runs Node and gtk a GTK program under Xvfb: the C suites are what
   # these two stages are for
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    stage sanitize build-sanitize --no-suite fidelity --no-suite gtk
-  stage valgrind build --no-suite fidelity --no-suite gtk --timeout-multiplier=4 \
+    stage sanitize build-sanitize --no-suite fidelity --no-suite gtk --no-suite alloc
+  stage valgrind build --no-suite fidelity --no-suite gtk --no-suite alloc --timeout-multiplier=4 \
     --wrap="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible"
 fi
 

@@ -29,8 +29,10 @@ typedef struct {
 /* 0 and "data", or the body's "error" (any HTTP status) as a failure. */
 static int answer(const authloop__answer *a, json_t **root, json_t **data, authloop__result *out) {
   json_t *err, *code, *msg;
+  int nomem;
   out->http_status = a->status;
-  *root = authloop__json_parse(a->body, a->len);
+  if (!(*root = authloop__json_parse(a->body, a->len, &nomem)) && nomem)
+    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   if (json_is_object(*data = json_object_get(*root, "data")))
     return 0;
   err = json_object_get(*root, "error");
@@ -296,7 +298,7 @@ static int logout_answer(void *state, const authloop__answer *a, authloop__resul
 }
 
 static int session_gone(void *state, const authloop__answer *a) {
-  json_t *root = authloop__json_parse(a->body, a->len);
+  json_t *root = authloop__json_parse(a->body, a->len, NULL);
   const char *code = json_string_value(json_object_get(json_object_get(root, "error"), "code"));
   int gone = code && strcmp(code, TOKEN_GONE) == 0;
   (void)state;

@@ -23,7 +23,7 @@ typedef struct {
 
 /* A non-2xx answer: the server's code and message when its body has them. */
 int authloop__gateway_error(const authloop__answer *a, authloop__result *out) {
-  json_t *root = authloop__json_parse(a->body, a->len), *err = json_object_get(root, "error");
+  json_t *root = authloop__json_parse(a->body, a->len, NULL), *err = json_object_get(root, "error");
   json_t *code = json_object_get(err, "code"), *message = json_object_get(err, "message");
   char num[32];
   int e = authloop__result_status(out, a->status);
@@ -69,10 +69,15 @@ static int missing(authloop__result *out, long status, const char *field) {
 }
 
 static json_t *object_body(const authloop__answer *a, authloop__result *out) {
-  json_t *root = authloop__json_parse(a->body, a->len);
+  int nomem;
+  json_t *root = authloop__json_parse(a->body, a->len, &nomem);
   if (json_is_object(root))
     return root;
   authloop__json_wipe_decref(root);
+  if (nomem) {
+    authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+    return NULL;
+  }
   authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                         "the body is not a JSON object");
   return NULL;

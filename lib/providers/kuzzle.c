@@ -51,8 +51,10 @@ static int map_error(const char *id, long status, call_kind kind) {
 static int envelope(const authloop__answer *a, call_kind kind, json_t **root, json_t **result,
                     authloop__result *out) {
   json_t *err, *id, *msg;
+  int nomem;
   out->http_status = a->status;
-  *root = authloop__json_parse(a->body, a->len);
+  if (!(*root = authloop__json_parse(a->body, a->len, &nomem)) && nomem)
+    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   err = json_object_get(*root, "error");
   if (json_is_object(err)) {
     id = json_object_get(err, "id");

@@ -1,0 +1,202 @@
+/* Allocation failures: one login -> refresh -> request -> logout -> close on
+ * a real loop against the reference server, with the Nth malloc, calloc or
+ * realloc of the whole process (authloop, libcurl, OpenSSL, libuv, jansson)
+ * made to fail once. This program defines malloc, calloc and realloc itself,
+ * so every library's calls come here; it hands them to glibc's own
+ * (__libc_malloc ...), which valgrind also watches for leaks.
+ *
+ *   alloc_driver URL CA N     N = 0: fail nothing, print how many calls there were
+ *
+ * The contract checked: every call either fails at once (no outcome) or gets
+ * exactly one outcome; the ctx closes once; the loop closes clean. Exit 0
+ * when it held, 1 when it did not (with a line saying what); a crash prints
+ * its stack (the test classifies whose code it was in). */
+#include <authloop.h>
+
+#include <curl/curl.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+
+static long calls, fail_at;
+static int armed;
+
+static int should_fail(void) {
+  if (!armed)
+    return 0;
+  return ++calls == fail_at;
+}
+
+void *malloc(size_t n) { return should_fail() ? NULL : __libc_malloc(n); }
+void *calloc(size_t a, size_t b) { return should_fail() ? NULL : __libc_calloc(a, b); }
+void *realloc(void *p, size_t n) { return should_fail() ? NULL : __libc_realloc(p, n); }
+
+static void on_crash(int sig) {
+  void *frames[64];
+  int n = backtrace(frames, 64);
+  char head[64];
+  int len = snprintf(head, sizeof(head), "CRASH signal %d at allocation %ld\n", sig, fail_at);
+  if (write(2, head, (size_t)len) < 0) {
+  }
+  backtrace_symbols_fd(frames, n, 2);
+  _exit(128 + sig);
+}
+
+/* ---- the scenario ------------------------------------------------------------------ */
+
+static int fails;
+#define EXPECT(cond, ...)                                                                          \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "CONTRACT at allocation %ld: ", fail_at);                                    \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fprintf(stderr, "\n");                                                                       \
+      fails++;                                                                                     \
+    }                                                                                              \
+  } while (0)
+
+typedef struct {
+  authloop_ctx *ctx;
+  authloop_client *c;
+  int login_rc, refresh_rc, request_rc, logout_rc, close_rc;
+  int logins, refreshes, responses, logouts, closed;
+} run;
+
+static void on_closed(authloop_ctx *ctx, void *ud) {
+  (void)ctx;
+  ((run *)ud)->closed++;
+}
+
+static void on_response(authloop_client *c, int status, long http, const char *body, size_t len,
+                        void *ud) {
+  run *r = ud;
+  (void)status;
+  (void)http;
+  (void)body;
+  (void)len;
+  r->responses++;
+  r->logout_rc = authloop_logout(c); /* last: the logout */
+  if (r->logout_rc != 0)
+    r->close_rc = authloop_ctx_close(r->ctx, on_closed, r);
+}
+
+static void on_refreshed(authloop_client *c, int status, void *ud) {
+  run *r = ud;
+  (void)status;
+  r->refreshes++;
+  r->request_rc = authloop_request(c, "GET", "/api/me", NULL, on_response, r);
+  if (r->request_rc != 0) {
+    r->logout_rc = authloop_logout(c);
+    if (r->logout_rc != 0)
+      r->close_rc = authloop_ctx_close(r->ctx, on_closed, r);
+  }
+}
+
+static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
+  run *r = ud;
+  if (ev->type == AUTHLOOP_EV_LOGIN_ATTEMPT) {
+    r->logins++;
+    if (ev->success)
+      r->refresh_rc = authloop_refresh(c, on_refreshed, r);
+    if (!ev->success || r->refresh_rc != 0)
+      r->close_rc = authloop_ctx_close(r->ctx, on_closed, r);
+  } else if (ev->type == AUTHLOOP_EV_LOGOUT) {
+    r->logouts++;
+    r->close_rc = authloop_ctx_close(r->ctx, on_closed, r);
+  }
+}
+
+static size_t sink(char *p, size_t size, size_t n, void *ud) {
+  size_t have = strlen(ud), add = size * n;
+  if (have + add < 511) {
+    memcpy((char *)ud + have, p, add);
+    ((char *)ud)[have + add] = '\0';
+  }
+  return add;
+}
+
+/* A one-time code from the server, before anything is made to fail. */
+static void mint(const char *url, const char *ca, char *code, size_t n) {
+  char reply[512] = "", u[256];
+  CURL *e = curl_easy_init();
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  const char *p, *q;
+  snprintf(u, sizeof(u), "%s/__test/codes", url);
+  curl_easy_setopt(e, CURLOPT_URL, u);
+  curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"userId\":\"allocs\"}");
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)reply);
+  if (curl_easy_perform(e) != CURLE_OK || !(p = strstr(reply, "\"authorizationCode\":\"")) ||
+      !(q = strchr(p += 21, '"')) || (size_t)(q - p) >= n)
+    exit(2);
+  memcpy(code, p, (size_t)(q - p));
+  code[q - p] = '\0';
+  curl_slist_free_all(h);
+  curl_easy_cleanup(e);
+}
+
+int main(int argc, char **argv) {
+  authloop_ctx_options o = {0};
+  authloop_client_options co = {0};
+  uv_loop_t loop;
+  run r = {0};
+  char code[256];
+  int t = 0, rc;
+  if (argc != 4)
+    return 2;
+  fail_at = atol(argv[3]);
+  signal(SIGSEGV, on_crash);
+  signal(SIGABRT, on_crash);
+  signal(SIGBUS, on_crash);
+  signal(SIGFPE, on_crash);
+  mint(argv[1], argv[2], code, sizeof(code));
+  if (uv_loop_init(&loop) != 0)
+    return 2;
+  armed = 1;
+  o.ca_file = argv[2];
+  o.timeout_ms = 5000;
+  if ((rc = authloop_ctx_new(&loop, &o, &r.ctx)) != 0) {
+    EXPECT(rc == AUTHLOOP_ENOMEM, "authloop_ctx_new: %s", authloop_err_name(rc));
+    goto done;
+  }
+  co.provider = "gateway";
+  co.base_url = argv[1];
+  if ((rc = authloop_client_new(r.ctx, &co, &r.c)) != 0) {
+    EXPECT(rc == AUTHLOOP_ENOMEM, "authloop_client_new: %s", authloop_err_name(rc));
+    r.close_rc = authloop_ctx_close(r.ctx, on_closed, &r);
+  } else {
+    for (t = 0; t < AUTHLOOP_EV__COUNT; t++)
+      if (authloop_on(r.c, (authloop_event_type)t, on_event, &r) < 0)
+        break;
+    if (t < AUTHLOOP_EV__COUNT || (r.login_rc = authloop_login_code(r.c, code)) != 0)
+      r.close_rc = authloop_ctx_close(r.ctx, on_closed, &r);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  /* each call that returned 0 had exactly one outcome; one that failed, none */
+  EXPECT(r.close_rc == 0 && r.closed == 1, "close %s, %d close callbacks",
+         authloop_err_name(r.close_rc), r.closed);
+  if (r.c) {
+    EXPECT(r.logins == (r.login_rc == 0 && t == AUTHLOOP_EV__COUNT), "%d loginAttempt for %s",
+           r.logins, authloop_err_name(r.login_rc));
+    EXPECT(r.refreshes <= 1 && r.responses <= 1 && r.logouts <= 1, "outcomes %d %d %d", r.refreshes,
+           r.responses, r.logouts);
+    if (r.refreshes)
+      EXPECT(r.responses == (r.request_rc == 0), "%d responses for %s", r.responses,
+             authloop_err_name(r.request_rc));
+  }
+  EXPECT(uv_loop_close(&loop) == 0, "the loop does not close");
+done:
+  armed = 0;
+  if (fail_at == 0)
+    printf("allocations %ld\n", calls);
+  return fails ? 1 : 0;
+}
