@@ -9,6 +9,6 @@ trap 'rm -f "$log"' EXIT
 if [ ! -f "$dir/build.ninja" ]; then
   meson setup "$dir" "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
 elif [ $# -gt 0 ]; then
-  meson configure "$dir" "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
+  meson setup --reconfigure "$dir" "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
 ninja -C "$dir" >"$log" 2>&1 || { cat "$log"; exit 1; }

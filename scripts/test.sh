@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, then runs every unit and
 # integration test three times: a normal build, an ASan+UBSan build, and the
-# normal build under valgrind. Ends with one line: "total: N passed, N failed".
-#   scripts/test.sh            all three stages
+# normal build under valgrind; and fuzzes every parser for 20 s each. Ends
+# with one line: "total: N passed, N failed".
+#   scripts/test.sh            all four stages
 #   scripts/test.sh --quick    the normal build only
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,10 @@ if [ $quick -eq 0 ]; then
   # these two stages are for
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     stage sanitize build-sanitize --no-suite fidelity --no-suite gtk --no-suite alloc
+  # every parser fuzzed from the committed seeds, 20 s each (clang, libFuzzer)
+  CC=clang CXX=clang++ scripts/build.sh build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dsamples=false -Dbuildtype=debugoptimized || exit 1
+  stage fuzz build-fuzz --suite fuzz
   stage valgrind build --no-suite fidelity --no-suite gtk --no-suite alloc --timeout-multiplier=4 \
     --wrap="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible"
 fi

@@ -72,9 +72,9 @@ static int envelope(const authloop__answer *a, call_kind kind, json_t **root, js
     snprintf(text, sizeof(text), "%s (HTTP %ld)", authloop_strerror(e), a->status);
     return authloop__result_fail(out, e, a->status, "%s", text);
   }
-  if (!json_is_object(*root) || !(*result = json_object_get(*root, "result")))
+  if (!json_is_object(*root) || !json_is_object(*result = json_object_get(*root, "result")))
     return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
-                                 "not a Kuzzle envelope with a result");
+                                 "not a Kuzzle envelope with a result object");
   return 0;
 }
 

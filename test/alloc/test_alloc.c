@@ -107,6 +107,8 @@ static void every_allocation_failure_keeps_the_contract(void **state) {
       foreign++;
       print_message("# allocation %ld: status %d, a crash in another library: %s\n", n, r.status,
                     where);
+      if (getenv("AUTHLOOP_ALLOC_STACKS")) /* the whole stack, for docs/allocation-failures.md */
+        print_message("%s\n", r.out);
     }
     free(r.out);
   }

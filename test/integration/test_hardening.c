@@ -479,6 +479,46 @@ static void strings_live_until_control_returns(void **state) {
   }
 }
 
+/* Temporaries a writer killed mid-write left behind (each may hold a whole
+ * session) go when the file is next loaded or written; other names stay. */
+static void stale_temporaries_are_removed(void **state) {
+  char dir[320], path[400], tmp[420], other[420];
+  long long now = wall_ms();
+  test_env e;
+  test_log log = {0};
+  test_recorder r;
+  authloop_client *c;
+  int i;
+  (void)state;
+  snprintf(dir, sizeof(dir), "%s/tmps", tmpdir);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  snprintf(path, sizeof(path), "%s/session", dir);
+  snprintf(other, sizeof(other), "%s/session.tmp-keepme-not-ours", dir);
+  write_session(path, 3600, now + 3000 * 1000, now);
+  write_session(other, 3600, now + 3000 * 1000, now);
+  for (i = 0; i < 3; i++) {
+    snprintf(tmp, sizeof(tmp), "%s/session.tmp-ABC%03d", dir, i);
+    write_session(tmp, 3600, now + 3000 * 1000, now);
+  }
+  c = restoring(&e, path, &log); /* the load tidies */
+  assert_true(authloop_is_logged_in(c));
+  for (i = 0; i < 3; i++) {
+    snprintf(tmp, sizeof(tmp), "%s/session.tmp-ABC%03d", dir, i);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+  }
+  assert_int_equal(access(other, F_OK), 0);
+  /* and a write tidies too */
+  snprintf(tmp, sizeof(tmp), "%s/session.tmp-XYZ123", dir);
+  write_session(tmp, 3600, now + 3000 * 1000, now);
+  test_record(c, &r);
+  assert_int_equal(authloop_logout(c), 0); /* a delete, under the lock */
+  test_run_until_file(&e, path, 0, 5000);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_not_equal(access(tmp, F_OK), 0);
+  test_env_close(&e);
+  test_remove_tree(dir);
+}
+
 /* ---- found by attacking the redesign ------------------------------------------------------ */
 
 typedef struct {
@@ -637,6 +677,7 @@ int main(void) {
       cmocka_unit_test(a_fifo_does_not_block),
       cmocka_unit_test(logout_then_free),
       cmocka_unit_test(strings_live_until_control_returns),
+      cmocka_unit_test(stale_temporaries_are_removed),
       cmocka_unit_test(an_answer_that_brings_its_origin_back),
       cmocka_unit_test(a_stale_session_backs_off),
       cmocka_unit_test(a_session_without_a_refresh_token_ends),

@@ -665,7 +665,15 @@ class ReferenceServer {
     if (body.drop) f.drop = true;
     if (body.body !== undefined) f.body = String(body.body);
     if (body.retryAfter !== undefined) f.retryAfter = String(body.retryAfter);
-    if (f.status === undefined && f.delayMs === undefined && !f.drop && f.body === undefined)
+    // the hostile ones: cut mid-body, drip it, pad the headers, a gzip bomb, a redirect
+    if (body.reset) f.reset = true;
+    if (body.dripMs !== undefined) f.dripMs = body.dripMs;
+    if (body.headerBytes !== undefined) f.headerBytes = body.headerBytes;
+    if (body.gzipBytes !== undefined) f.gzipBytes = body.gzipBytes;
+    if (body.location !== undefined) f.location = String(body.location);
+    if (body.bodyBytes !== undefined) f.bodyBytes = body.bodyBytes;
+    if (f.status === undefined && f.delayMs === undefined && !f.drop && f.body === undefined &&
+        f.gzipBytes === undefined && f.location === undefined && f.bodyBytes === undefined)
       return Gateway.error(res, 400, 4000, 'BadRequest', 'a fault needs status, delayMs, drop or body');
     if (!this.faults.has(route)) this.faults.set(route, []);
     this.faults.get(route).push(f);
@@ -687,15 +695,44 @@ class ReferenceServer {
       req.socket.destroy();
       return true;
     }
-    if (f.body !== undefined) {
+    if (f.location !== undefined) { // a redirect, which a client must not follow
+      if (!res.destroyed) res.writeHead(f.status || 302, { Location: f.location, 'Content-Length': 0 }).end();
+      return true;
+    }
+    if (f.gzipBytes !== undefined) { // f.gzipBytes of zeros, compressed: a small body that is a bomb
+      const zlib = await import('node:zlib');
+      const bomb = zlib.gzipSync(Buffer.alloc(f.gzipBytes), { level: 9 });
       if (!res.destroyed) {
-        res.writeHead(f.status || 200, { 'Content-Type': 'application/json' });
-        res.end(f.body);
+        res.writeHead(f.status || 200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip',
+          'Content-Length': bomb.length });
+        res.end(bomb);
+      }
+      return true;
+    }
+    if (f.body !== undefined || f.bodyBytes !== undefined) {
+      const body = f.body !== undefined ? Buffer.from(f.body) : Buffer.alloc(f.bodyBytes, 0x20);
+      const headers = { 'Content-Type': 'application/json', 'Content-Length': body.length };
+      if (f.headerBytes) headers['X-Pad'] = 'p'.repeat(f.headerBytes);
+      if (res.destroyed) return true;
+      res.writeHead(f.status || 200, headers);
+      if (f.reset) { // half the body, then the connection goes
+        res.write(body.subarray(0, body.length >> 1));
+        setTimeout(() => req.socket.destroy(), 20);
+      } else if (f.dripMs) { // a byte at a time
+        let i = 0;
+        const t = setInterval(() => {
+          if (res.destroyed || i >= body.length) { clearInterval(t); if (!res.destroyed) res.end(); return; }
+          res.write(body.subarray(i, i + 1));
+          i++;
+        }, f.dripMs);
+      } else {
+        res.end(body);
       }
       return true;
     }
     if (f.status !== undefined) {
       if (f.retryAfter !== undefined) res.setHeader('Retry-After', f.retryAfter);
+      if (f.headerBytes) res.setHeader('X-Pad', 'p'.repeat(f.headerBytes));
       Gateway.error(res, f.status, f.status * 10, 'InjectedFault', `injected fault: HTTP ${f.status}`);
       return true;
     }

@@ -1,0 +1,250 @@
+/* A hostile server, for every dialect: the reference server's faults give
+ * each login a refused connection, a reset mid-body, 5xx, 429 with
+ * Retry-After, a slow drip past the timeout, truncated and invalid JSON,
+ * wrong types, NUL in strings, a body and headers over the limits, a gzip
+ * bomb, redirects to plain http and to another origin, and lifetimes of 0,
+ * negative, huge and a string. Each ends in its defined error; refreshes that
+ * meet the transient ones keep the session, and Retry-After is honoured in
+ * both its forms. (CR/LF in tokens: test_hostile.c; numbers and files:
+ * test_hardening.c.) */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static char cc_client[128], cc_admin[128];
+
+static int group_setup(void **state) {
+  test_group_setup(state);
+  snprintf(cc_client, sizeof(cc_client), "%s/cometchat/client/v3.0", server.base_url);
+  snprintf(cc_admin, sizeof(cc_admin), "%s/cometchat/admin/v3.0", server.base_url);
+  return 0;
+}
+
+typedef enum { GATEWAY, KUZZLE, COMETCHAT } dialect;
+static const char *const routes[] = {"/auth/login", "/_login/local",
+                                     "/cometchat/admin/v3.0/users/cometchat-uid-1/auth_tokens"};
+static const char *const names[] = {"gateway", "kuzzle", "cometchat"};
+
+static authloop_client *client_of(test_env *e, dialect d, const char *base) {
+  authloop_client_options o = {0};
+  authloop_client *c = NULL;
+  o.provider = names[d];
+  o.base_url = base ? base : server.base_url;
+  if (d == COMETCHAT) {
+    o.app_id = "app1";
+    o.base_url = base ? base : cc_client;
+    o.admin_url = base ? base : cc_admin;
+  }
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+static int log_in(authloop_client *c, dialect d, const char *code) {
+  if (d == GATEWAY)
+    return authloop_login_code(c, code ? code : "code");
+  if (d == KUZZLE)
+    return authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL);
+  return authloop_login_key(c, "cometchat-uid-1", "authkey-1");
+}
+
+/* One login against one fault: its error, for each dialect. */
+typedef struct {
+  const char *what, *fault; /* fault: the JSON after {"route": ..., */
+  int expect[3];            /* gateway, kuzzle, cometchat */
+} fault_case;
+
+static void login_meets(const fault_case *f, dialect d, const authloop_ctx_options *o) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  char body[2048];
+  int got;
+  snprintf(body, sizeof(body), "{\"route\":\"%s\",%s}", routes[d], f->fault);
+  test_fault(&server, body);
+  test_env_init(&e, &server, o);
+  c = client_of(&e, d, NULL);
+  test_record(c, &r);
+  assert_int_equal(log_in(c, d, NULL), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 8000);
+  got = r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error;
+  if (got != f->expect[d])
+    fail_msg("%s, %s login: %s, want %s (%s)", f->what, names[d], authloop_err_name(got),
+             authloop_err_name(f->expect[d]), r.last_message[AUTHLOOP_EV_LOGIN_ATTEMPT]);
+  assert_false(authloop_is_logged_in(c));
+  test_env_close(&e);
+  snprintf(body, sizeof(body), "{\"route\":\"%s\",\"clear\":true}", routes[d]);
+  test_fault(&server, body);
+}
+
+static void logins_meet_every_fault(void **state) {
+  static const fault_case cases[] = {
+      {"a reset mid-body",
+       "\"reset\":true,\"bodyBytes\":4000",
+       {AUTHLOOP_ENETWORK, AUTHLOOP_ENETWORK, AUTHLOOP_ENETWORK}},
+      {"a 503",
+       "\"status\":503",
+       {AUTHLOOP_EUNAVAILABLE, AUTHLOOP_EUNAVAILABLE, AUTHLOOP_EUNAVAILABLE}},
+      {"a 429 with Retry-After",
+       "\"status\":429,\"retryAfter\":\"3\"",
+       {AUTHLOOP_EUNAVAILABLE, AUTHLOOP_EUNAVAILABLE, AUTHLOOP_EUNAVAILABLE}},
+      {"truncated JSON",
+       "\"body\":\"{\\\"user\\\":{\\\"id\\\":\"",
+       {AUTHLOOP_EPROTO, AUTHLOOP_EPROTO, AUTHLOOP_EPROTO}},
+      {"not JSON",
+       "\"body\":\"<html>bad gateway</html>\"",
+       {AUTHLOOP_EPROTO, AUTHLOOP_EPROTO, AUTHLOOP_EPROTO}},
+      {"wrong types",
+       "\"body\":\"{\\\"user\\\":7,\\\"accessToken\\\":[],\\\"result\\\":\\\"x\\\",\\\"data\\\":"
+       "[1],\\\"error\\\":\\\"e\\\"}\"",
+       {AUTHLOOP_EPROTO, AUTHLOOP_EPROTO, AUTHLOOP_EPROTO}},
+      {"NUL in a string",
+       "\"body\":\"{\\\"user\\\":{\\\"id\\\":\\\"a\\\\u0000b\\\"},\\\"data\\\":{\\\"authToken\\\":"
+       "\\\"a\\\\u0000b\\\"}}\"",
+       {AUTHLOOP_EPROTO, AUTHLOOP_EPROTO, AUTHLOOP_EPROTO}},
+      {"a body over the limit",
+       "\"bodyBytes\":300000",
+       {AUTHLOOP_ETOOLARGE, AUTHLOOP_ETOOLARGE, AUTHLOOP_ETOOLARGE}},
+      {"headers over the limit",
+       "\"status\":200,\"bodyBytes\":2,\"headerBytes\":70000",
+       {AUTHLOOP_ETOOLARGE, AUTHLOOP_ETOOLARGE, AUTHLOOP_ETOOLARGE}},
+      {"a gzip bomb",
+       "\"gzipBytes\":50000000",
+       {AUTHLOOP_EPROTO, AUTHLOOP_EPROTO, AUTHLOOP_EPROTO}},
+      {"a redirect to plain http",
+       "\"location\":\"http://127.0.0.1:9/steal\"",
+       {AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED, AUTHLOOP_EPROTO}},
+      {"a redirect to another origin",
+       "\"status\":307,\"location\":\"https://example.com/x\"",
+       {AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED, AUTHLOOP_EPROTO}},
+  };
+  authloop_ctx_options o = {0};
+  size_t i;
+  int d;
+  struct rusage before, after;
+  (void)state;
+  o.ca_file = server.ca;
+  o.max_body_bytes = 256 * 1024;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    getrusage(RUSAGE_SELF, &before);
+    for (d = GATEWAY; d <= COMETCHAT; d++)
+      login_meets(&cases[i], (dialect)d, &o);
+    getrusage(RUSAGE_SELF, &after);
+    if (strstr(cases[i].what, "bomb")) { /* never inflated: the peak grew by less than 50 MB */
+      print_message("# the bomb: peak memory grew by %ld KiB\n",
+                    after.ru_maxrss - before.ru_maxrss);
+      assert_true(after.ru_maxrss - before.ru_maxrss < 25 * 1024);
+    }
+  }
+}
+
+/* A drip past the timeout, and a server that refuses connections. */
+static void slow_and_refused(void **state) {
+  authloop_ctx_options o = {0};
+  fault_case drip = {"a drip past the timeout",
+                     "\"bodyBytes\":400,\"dripMs\":20",
+                     {AUTHLOOP_ETIMEDOUT, AUTHLOOP_ETIMEDOUT, AUTHLOOP_ETIMEDOUT}};
+  char url[64];
+  int d;
+  (void)state;
+  o.ca_file = server.ca;
+  o.timeout_ms = 1000;
+  for (d = GATEWAY; d <= COMETCHAT; d++)
+    login_meets(&drip, (dialect)d, &o);
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d", test_closed_port());
+  for (d = GATEWAY; d <= COMETCHAT; d++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    test_env_init(&e, &server, NULL);
+    c = client_of(&e, (dialect)d, url);
+    test_record(c, &r);
+    assert_int_equal(log_in(c, (dialect)d, NULL), 0);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+    assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ENETWORK);
+    test_env_close(&e);
+  }
+}
+
+/* The gateway's expiresIn: 0, negative, huge, a string, a fraction. */
+static void lifetimes_that_are_not(void **state) {
+  static const char *const values[] = {"0",    "-60", "99999999999999", "\\\"3600\\\"",
+                                       "60.5", "null"};
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+    fault_case f = {values[i], NULL, {AUTHLOOP_EPROTO, 0, 0}};
+    char fault[512];
+    snprintf(fault, sizeof(fault),
+             "\"body\":\"{\\\"user\\\":{\\\"id\\\":\\\"u\\\"},\\\"accessToken\\\":\\\"a\\\","
+             "\\\"idToken\\\":\\\"i\\\",\\\"refreshToken\\\":\\\"r\\\",\\\"expiresIn\\\":%s}\"",
+             values[i]);
+    f.fault = fault;
+    login_meets(&f, GATEWAY, NULL);
+  }
+}
+
+/* Refreshes meeting transient faults keep the session; Retry-After in
+ * seconds and as an HTTP date both hold the next try back. */
+static void refreshes_keep_the_session(void **state) {
+  static const char *const transient[] = {"\"status\":500", "\"reset\":true,\"bodyBytes\":4000",
+                                          "\"body\":\"{oops\"", "\"status\":429"};
+  char date[64], fault[256];
+  size_t i;
+  int d;
+  (void)state;
+  for (d = GATEWAY; d <= KUZZLE; d++) {
+    const char *route = d == GATEWAY ? "/auth/refresh" : "/_refreshToken";
+    for (i = 0; i < sizeof(transient) / sizeof(transient[0]) + 2; i++) {
+      test_env e;
+      test_recorder r;
+      authloop_client *c;
+      char *code = test_mint_code(&server, "faulty");
+      long gap;
+      test_env_init(&e, &server, NULL);
+      c = client_of(&e, (dialect)d, NULL);
+      test_record(c, &r);
+      assert_int_equal(log_in(c, (dialect)d, code), 0);
+      free(code);
+      test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+      assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+      if (i < sizeof(transient) / sizeof(transient[0]))
+        snprintf(fault, sizeof(fault), "{\"route\":\"%s\",%s}", route, transient[i]);
+      else { /* Retry-After in seconds, then as a date 3 s ahead */
+        time_t later = time(NULL) + 3;
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime(&later));
+        snprintf(fault, sizeof(fault), "{\"route\":\"%s\",\"status\":503,\"retryAfter\":\"%s\"}",
+                 route, i == sizeof(transient) / sizeof(transient[0]) ? "1" : date);
+      }
+      test_fault(&server, fault);
+      assert_int_equal(authloop_refresh(c, NULL, NULL), 0);
+      /* the automatic retry goes after the failure and succeeds */
+      test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 8000);
+      assert_true(authloop_is_logged_in(c));
+      assert_int_equal(r.count[AUTHLOOP_EV_SESSION_EXPIRED], 0);
+      if (i >= sizeof(transient) / sizeof(transient[0])) {
+        gap = test_last_gap_ms(&server, route);
+        print_message("# Retry-After %s: the retry came %ld ms later\n",
+                      i == sizeof(transient) / sizeof(transient[0]) ? "1" : "(a date)", gap);
+        assert_true(gap >= (i == sizeof(transient) / sizeof(transient[0]) ? 900 : 1900));
+      }
+      test_env_close(&e);
+    }
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(logins_meet_every_fault),
+      cmocka_unit_test(slow_and_refused),
+      cmocka_unit_test(lifetimes_that_are_not),
+      cmocka_unit_test(refreshes_keep_the_session),
+  };
+  cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER"))
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
+  return cmocka_run_group_tests_name("a hostile server", tests, group_setup, test_group_teardown);
+}
