@@ -118,10 +118,10 @@ typedef void (*authloop_log_cb)(authloop_log_level level, const char *message, v
 
 /* Zero-initialise, then set what you need: a zero field means its default. */
 typedef struct {
-  const char *ca_file;           /* PEM bundle to trust; NULL = system store */
-  unsigned timeout_ms;           /* per request; 0 = 30000 */
-  size_t max_body_bytes;         /* response body limit; 0 = 1 MiB */
-  const char *user_agent;        /* NULL = "authloop/<version>" */
+  const char *ca_file;    /* PEM bundle to trust; NULL = system store */
+  unsigned timeout_ms;    /* per request; 0 = 30000 */
+  size_t max_body_bytes;  /* response body limit; 0 = 1 MiB; at most 256 MiB (SIZE_MAX: that) */
+  const char *user_agent; /* NULL = "authloop/<version>" */
   unsigned max_host_connections; /* per host, shared by all clients; 0 = 8 */
   authloop_log_cb log_cb;        /* NULL = silent */
   authloop_log_level log_level;  /* most verbose level passed to log_cb */
@@ -363,10 +363,15 @@ AUTHLOOP_EXTERN int authloop_request(authloop_client *c, const char *method, con
                                      const char *body_json, authloop_response_cb cb,
                                      void *userdata);
 
-/* Tells authloop the network is gone (0) or back (1). While offline, logins
- * fail at once with AUTHLOOP_EOFFLINE, refreshes wait and run when the network
- * is back, requests wait up to their timeout. authloop also goes offline by
- * itself after consecutive network failures and back online on a success. */
+/* Tells authloop the network is gone (0) or back (1), for every server. While
+ * offline, logins fail at once with AUTHLOOP_EOFFLINE, refreshes wait and run
+ * when the network is back, requests wait up to their timeout.
+ * authloop_ctx_is_online() is what the application said. Besides, authloop
+ * keeps each server's health (scheme, host, port) on its own: three network
+ * failures in a row put that server on hold for 10 s (its logins fail at once
+ * with AUTHLOOP_EOFFLINE, requests to it wait), and what waited goes when the
+ * hold ends or the server answers again. A host name that does not resolve
+ * (AUTHLOOP_ERESOLVE) does not count. */
 AUTHLOOP_EXTERN int authloop_ctx_set_online(authloop_ctx *ctx, int online);
 AUTHLOOP_EXTERN int authloop_ctx_is_online(const authloop_ctx *ctx);
 

@@ -519,6 +519,28 @@ static void stale_temporaries_are_removed(void **state) {
   test_remove_tree(dir);
 }
 
+/* A host name that does not resolve is that host's problem, not a network
+ * that is down: it never puts anything on hold. */
+static void names_that_do_not_resolve(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client_options o = {0};
+  authloop_client *c;
+  int i;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  o.provider = "gateway";
+  o.base_url = "https://no-such-host.invalid";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  for (i = 1; i <= 4; i++) {
+    assert_int_equal(authloop_login_code(c, "code"), 0); /* never EOFFLINE */
+    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], i, 10000);
+    assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ERESOLVE);
+  }
+  test_env_close(&e);
+}
+
 /* ---- found by attacking the redesign ------------------------------------------------------ */
 
 typedef struct {
@@ -678,6 +700,7 @@ int main(void) {
       cmocka_unit_test(logout_then_free),
       cmocka_unit_test(strings_live_until_control_returns),
       cmocka_unit_test(stale_temporaries_are_removed),
+      cmocka_unit_test(names_that_do_not_resolve),
       cmocka_unit_test(an_answer_that_brings_its_origin_back),
       cmocka_unit_test(a_stale_session_backs_off),
       cmocka_unit_test(a_session_without_a_refresh_token_ends),
