@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* authloop doing full cycles (login -> refresh -> logout) back to back on one
  * client, or timed logins, for bench/run.sh. Prints one JSON line.
  *   cycles --url U --ca CA --mode gateway|kuzzle|latency --n N */

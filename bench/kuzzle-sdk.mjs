@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The peer a user would otherwise pick: the official kuzzle-sdk doing the same
 // Kuzzle cycles (login -> refreshToken -> logout) from Node, measured as this
 // process's CPU time. Prints one JSON line.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The limit authloop is measured against: the same HTTP requests as
  * bench/cycles.c, made with libcurl's multi interface on libuv and the same
  * share handle, with no session logic at all (tokens are pulled out of the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Every benchmark, side by side in one run, and one table of ratios.
 #   bench/run.sh             2,000 cycles per side, repeated 3 times; 10,000 sessions
 #   BENCH_N=500 BENCH_SESSIONS=2000 BENCH_REPEAT=1 bench/run.sh    a quick look

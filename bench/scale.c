@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 10,000 sessions on one ctx: memory per session, TCP connections, loop
  * wake-ups while nothing is due, then every token due within the same minute:
  * how the refreshes spread and how many requests the server saw at once.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Reads the benchmarks' JSON lines and prints one table: medians of the
 repeated runs, ratios against the baselines measured in the same run, and the
 targets of docs/performance.md."""

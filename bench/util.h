@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the benchmark programs: blocking calls to the reference server's
  * control API (setup, never measured), CPU time and memory of this process. */
 #ifndef AUTHLOOP_BENCH_UTIL_H

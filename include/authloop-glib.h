@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* authloop on a GLib main loop (GTK, GNOME, any GMainContext). */
 #ifndef AUTHLOOP_GLIB_H
 #define AUTHLOOP_GLIB_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* authloop: a login session for event-loop applications.
  *
  * One authloop_ctx per libuv loop; any number of authloop_client sessions on
@@ -12,6 +13,8 @@
  */
 #ifndef AUTHLOOP_H
 #define AUTHLOOP_H
+
+#include "authloop-version.h"
 
 #include <stddef.h>
 #include <uv.h>
@@ -28,9 +31,10 @@ extern "C" {
 #define AUTHLOOP_EXTERN
 #endif
 
-#define AUTHLOOP_VERSION_MAJOR 0
-#define AUTHLOOP_VERSION_MINOR 1
-#define AUTHLOOP_VERSION_PATCH 0
+/* The library's version at run time: AUTHLOOP_VERSION_HEX's layout, and the
+ * string; compare with the headers' AUTHLOOP_VERSION_* when it matters. */
+AUTHLOOP_EXTERN unsigned authloop_version(void);
+AUTHLOOP_EXTERN const char *authloop_version_string(void);
 
 /* Errors: negative codes, one table. XX(suffix, name, message). */
 #define AUTHLOOP_ERRNO_MAP(XX)                                                                     \

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The session state machine and the client's public API: life and death of
  * a client, logins and logouts, queries, and closing the ctx. Every state
  * change goes through authloop__set_state(), which emits stateChanged. No

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ctx: options, log lines and posts through the deferred-call queue,
  * driving from a foreign loop, and the asynchronous close. */
 #include "ctx.h"

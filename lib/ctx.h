@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ctx: the machinery one loop's sessions share. It owns the transport,
  * the timer, the deferred-call queue, the session-file writer and the random
  * number generator, borrows the caller's uv loop, and runs the close sequence.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The deferred-call queue (see dispatch.h). */
 #include "dispatch.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one way into application code: a queue of deferred calls per ctx.
  * Events, done and response callbacks, pre-auth results, posts from other
  * threads and log lines are all entries here, run from the loop at the top

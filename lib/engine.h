@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The session engine, in three files that call one way: lib/client.c (the
  * public API: clients, logins, logouts, queries, closing the ctx) over
  * lib/session.c (the token lifecycle, network health, the persisted session)

@@ -1,4 +1,6 @@
-/* The error table: messages and names generated from AUTHLOOP_ERRNO_MAP. */
+/* SPDX-License-Identifier: MIT */
+/* The error table (messages and names generated from AUTHLOOP_ERRNO_MAP)
+ * and the version. */
 #include "util.h"
 
 #define AUTHLOOP__ERR_NAME(suffix, name, msg) name,
@@ -26,3 +28,6 @@ const char *authloop_err_name(int err) {
   i = err_index(err);
   return i < 0 ? "UNKNOWN" : err_names[i];
 }
+
+unsigned authloop_version(void) { return AUTHLOOP_VERSION_HEX; }
+const char *authloop_version_string(void) { return AUTHLOOP_VERSION_STRING; }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The GLib adapter: a GSource over the public embedding calls only.
  * prepare() asks authloop_ctx_timeout_ms() how long GLib may sleep, GLib
  * polls authloop_ctx_fd(), and dispatch() runs authloop_ctx_process(). With

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Filling a request description (see http.h). */
 #include "http.h"
 

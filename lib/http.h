@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A request and its answer as plain values: what a provider describes and
  * reads, what the transport sends and reports. No curl, no uv, no session. */
 #ifndef AUTHLOOP_HTTP_H

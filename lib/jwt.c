@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JWT helpers: base64url, done once here; the lifetime of a token a server
  * sent without expiresIn (tokens are opaque otherwise); and signing the
  * pre-auth bearer with the backend's private key (RS256, ES256). */

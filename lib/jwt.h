@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JWT helpers: base64url, the lifetime of a token a server sent without one
  * (tokens are opaque otherwise), and signing the pre-auth bearer with the
  * backend's private key (RS256, ES256). Pure: no clock, no I/O but reading a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The few mbedTLS calls whose signatures changed between 2.28 (Debian's) and
  * 3.x, in one place. */
 #ifndef AUTHLOOP_MBEDTLS_COMPAT_H

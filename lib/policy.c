@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The refresh/idle/backoff policy as pure functions of "now". */
 #include "policy.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The token policy as pure arithmetic on values: when a refresh is due, how
  * long to back off, what a logged-in session does next. No clock is read
  * here, no system call is made; every time is a value in milliseconds of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pre-auth: a backend mints a one-time authorization code for a user,
  * authenticating with a JWT signed by its private key. The key is loaded, used
  * and wiped inside authloop_preauth(); the request (described by the provider

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What a provider (a dialect) is: a table of pure functions. It turns session
  * operations into request descriptions (lib/http.h) and answers into result
  * values. It sees a read-only view of the session and its own options and

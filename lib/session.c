@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The token lifecycle: refresh before expiry while the user is active, idle
  * expiry, one refresh in flight per client, retries with backoff, network
  * health, authenticated requests that wait for a refresh and retry once on a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The client's state and what tells of it: references and destruction,
  * the session data (user objects, merging results, checking them), state
  * changes, listeners, and the events and callbacks queued for the

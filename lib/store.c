@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The persisted session (docs/session-file.md).
  *
  * File: "ALS1", version (1), flags (bit 0: encrypted), then either the JSON

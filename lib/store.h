@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The persisted session (docs/session-file.md): a pure codec between a
  * session value and the file's bytes, a bounded synchronous reader, and an
  * atomic writer that runs off the loop thread. It never touches a client: the

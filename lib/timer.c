@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The deadline heap and the one kernel timer behind it (see timer.h). */
 #include "timer.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One timer per ctx for every deadline of every session: a min-heap of
  * entries on one timerfd (CLOCK_BOOTTIME, so a deadline that passed during
  * suspend fires on wake), or a uv_timer where there is no timerfd. When a

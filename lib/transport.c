@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcurl's multi socket API on libuv: one uv_poll_t per socket curl asks us
  * to watch, one uv_timer_t for curl's timeout, completions drained after every
  * socket action. One multi handle per ctx is the connection pool all its

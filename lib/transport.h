@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* HTTP transfers: libcurl's multi interface on libuv. A request description
  * goes in (lib/http.h); one completion comes out through the function pointer
  * given with it. The transport builds every URL with libcurl's URL API and

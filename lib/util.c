@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers for secrets, byte checks, random numbers and log lines. */
 #include "util.h"
 

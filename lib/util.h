@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The leaf of the library: lists, secrets, byte checks, random numbers and the
  * logger. Everything else may include this; it includes nothing of authloop's
  * but the public header (for the error codes and log levels). */
@@ -19,11 +20,7 @@
 #define AUTHLOOP__PRINTF(a, b)
 #endif
 
-#define AUTHLOOP__STR2(x) #x
-#define AUTHLOOP__STR(x)  AUTHLOOP__STR2(x)
-#define AUTHLOOP__VERSION_STRING                                                                   \
-  AUTHLOOP__STR(AUTHLOOP_VERSION_MAJOR)                                                            \
-  "." AUTHLOOP__STR(AUTHLOOP_VERSION_MINOR) "." AUTHLOOP__STR(AUTHLOOP_VERSION_PATCH)
+#define AUTHLOOP__VERSION_STRING AUTHLOOP_VERSION_STRING
 
 #define AUTHLOOP__CONTAINER_OF(ptr, type, member)                                                  \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Log in to a gateway with a one-time authorization code, print each event as
  * it arrives, show the user, log out, and close everything cleanly.
  *

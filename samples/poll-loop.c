@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* authloop in a loop that is not libuv's: plain poll(2), as Qt, SDL or a
  * game loop would do it. The ctx gives one fd to watch and a deadline; when
  * either fires, authloop_ctx_process() does the work.

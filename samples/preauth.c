@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The backend half of the gateway flow: ask the gateway for a one-time
  * authorization code for a user, authenticating with a JWT signed by this
  * backend's private key. Prints the code on stdout.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # build.sh DIR [meson options...]: configure DIR (or apply the options to an
 # existing DIR, so a build dir never silently keeps other settings), then build.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole flow on this machine, with no account anywhere: installs what is
 # missing, builds, starts the reference server, makes a backend key pair,
 # mints a one-time code for a user with samples/preauth (a bearer JWT signed

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs what building, testing and the demo need, and only what is missing.
 # Debian packages via apt-get (as root, or through sudo).
 set -euo pipefail
 
 packages=(meson ninja-build pkg-config gcc g++ openssl valgrind
   libuv1-dev libcurl4-openssl-dev libjansson-dev libmbedtls-dev libcmocka-dev
-  libglib2.0-dev libgtk-4-dev xvfb xauth clang libclang-rt-dev)
+  libglib2.0-dev libgtk-4-dev xvfb xauth clang libclang-rt-dev cmake)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

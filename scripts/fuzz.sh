@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Fuzzes every parser and builder of what a server, a session file or an
 # application hands authloop, with libFuzzer, ASan and UBSan (clang):
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]        (default 60; the test suite runs 20)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Opens the GTK 4 sample on a local reference server, with a one-time code in
 # the Secret field (provider "gateway"). Kuzzle works too: user "kuzzle-user",
 # secret "kuzzle-pass"; CometChat: user "cometchat-uid-1", secret "authkey-1".

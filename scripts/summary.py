@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Counts test cases across meson test logs (TAP subtests where a test has
 them, else the test itself) and prints one closing line:
     total: N passed, N failed

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole test suite: installs what is missing, then runs every unit and
 # integration test three times: a normal build, an ASan+UBSan build, and the
 # normal build under valgrind; and fuzzes every parser for 20 s each. Ends
@@ -34,12 +35,12 @@ if [ $quick -eq 0 ]; then
   # fidelity runs Node and gtk a GTK program under Xvfb: the C suites are what
   # these two stages are for
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    stage sanitize build-sanitize --no-suite fidelity --no-suite gtk --no-suite alloc
+    stage sanitize build-sanitize --no-suite fidelity --no-suite gtk --no-suite alloc --no-suite consumers
   # every parser fuzzed from the committed seeds, 20 s each (clang, libFuzzer)
   CC=clang CXX=clang++ scripts/build.sh build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
     -Db_lundef=false -Dsamples=false -Dbuildtype=debugoptimized || exit 1
   stage fuzz build-fuzz --suite fuzz
-  stage valgrind build --no-suite fidelity --no-suite gtk --no-suite alloc --timeout-multiplier=4 \
+  stage valgrind build --no-suite fidelity --no-suite gtk --no-suite alloc --no-suite consumers --timeout-multiplier=4 \
     --wrap="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible"
 fi
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test harness: the reference server as a child process, a real uv loop with
  * a watchdog, and an event recorder. Integration tests never sleep: they run
  * the loop until what they wait for has happened, or the watchdog fails them. */

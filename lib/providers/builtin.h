@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The built-in dialects, for the registry and the tests. */
 #ifndef AUTHLOOP_PROVIDERS_BUILTIN_H
 #define AUTHLOOP_PROVIDERS_BUILTIN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CometChat dialect (docs/protocol.md, section cometchat), as the official
  * JavaScript SDK 4.x speaks it: login with a uid and the app's auth key (an
  * auth token from the admin API, then PUT /me on the client API), or with an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The gateway dialect (docs/protocol.md, section gateway): login with a
  * one-time authorization code, refresh with the refresh token, bearer logout,
  * errors as {"error": {"code": <number>, "name", "message"}}; and pre-auth,

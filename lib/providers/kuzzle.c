@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Kuzzle v2 dialect (docs/protocol.md, section kuzzle): strategy login
  * with expiresIn, two-step strategies completed by a token (checkToken), the
  * user from getCurrentUser, refresh with /_refreshToken, logout (optionally

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The registry of built-in dialects, and what every dialect shares. */
 #include "builtin.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Included last by every provider: what a provider must not touch is
  * poisoned, so the compiler (not habit) holds the boundary of
  * lib/provider.h. No loop, no transfer, no clock, no client. */

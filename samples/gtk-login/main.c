@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A GTK 4 login window on authloop: provider, server URL, user and secret,
  * Login and Logout, a status line and a live countdown to token expiry, all
  * updated from authloop events. authloop runs inside GTK's main loop through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation failures: one login -> refresh -> request -> logout -> close on
  * a real loop against the reference server, with the Nth malloc, calloc or
  * realloc of the whole process (authloop, libcurl, OpenSSL, libuv, jansson)

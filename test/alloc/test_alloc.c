@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation failures through login -> refresh -> request -> logout -> close:
  * alloc_driver runs the whole flow with the Nth allocation of the process
  * failing, for N spread over every allocation the flow makes (all of them

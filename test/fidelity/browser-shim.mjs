@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Just enough of a browser for CometChat's JavaScript SDK (a browser bundle)
 // to run in Node: window, an in-memory localStorage/sessionStorage, navigator,
 // and a fetch that only reaches this machine and trusts the test CA.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The official CometChat JavaScript SDK (a browser bundle, run under a small
 // shim) against the reference server, with its admin and client host
 // overrides: the server speaks CometChat's dialect as the SDK expects it.

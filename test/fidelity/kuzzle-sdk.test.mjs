@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The official Kuzzle JavaScript SDK (Http protocol) against the reference
 // server: the server speaks Kuzzle's dialect as the SDK expects it.
 import assert from 'node:assert/strict';

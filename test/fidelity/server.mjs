@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Starts the reference server for a fidelity test and stops it afterwards.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';

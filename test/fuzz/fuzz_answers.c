@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer: any bytes as a server's answer, at any HTTP status, with or
  * without a Date header, to every answer reader of every dialect (each login
  * step, refresh, logout, the session-gone check, pre-auth), plus the JWT

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer: a JWT's claims (any bytes, base64url-encoded into a token) read
  * for their lifetime: 0 < exp - iat <= 10 years when it is accepted, never a
  * wrapped or negative value (UBSan watches the subtraction). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer: a whole login of every dialect, one answer after another, the
  * state carried from step to step as the session engine carries it: the
  * first byte picks the dialect and the credential, then each answer is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer: building requests. The input is split at NUL bytes into a base
  * URL, a literal path, a path segment, a query value and a header value.
  * What must hold: a URL that builds has no byte that could break a request

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer: any bytes as a session file, with and without a key, read both
  * from memory and through the file path (open, checks, bounded read). A
  * refused file keeps nothing; an accepted one has every number in range. */

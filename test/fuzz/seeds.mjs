@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Captures real answers from the reference server as fuzz seeds: one file per answer,
 // the first byte the status index of fuzz_answers (200 201 204 302 400 401 403 404 429 500 503).
 import https from 'node:https';

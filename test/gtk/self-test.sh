@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The GTK sample in a real window under Xvfb, against the reference server
 # with a login that answers after 1.5 s: the window must keep painting while
 # it waits, show each status, save a screenshot (a test artifact) and log out.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A second process for the persisted-session tests: makes a client on the
  * session file and reports what it finds at once (no network), then proves
  * the restored token works with one authenticated request.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One of several processes sharing a session file: restores it, stays
  * active (a touch every 300 ms) for DURATION_MS, then keeps running until it
  * is not about to refresh (its token has more than 3.5 s left), so that two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Kuzzle and CometChat dialects against the reference server over TLS:
  * logins and their failures, two-step strategies, refresh keeping expiresIn,
  * expired and revoked tokens, global logout, CometChat's validation codes in

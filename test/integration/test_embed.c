@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Embedding: posts from other threads, the loop-thread check, a foreign
  * poll(2) loop driving login/refresh/logout, and shutdown from every awkward
  * place. Every test ends with uv_loop_close() == 0. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A hostile server, for every dialect: the reference server's faults give
  * each login a refused connection, a reset mid-body, 5xx, 429 with
  * Retry-After, a slow drip past the timeout, truncated and invalid JSON,

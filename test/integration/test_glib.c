@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The GLib adapter: a GMainLoop alone drives login, refresh and logout; the
  * test never calls uv_run. Ends with the source destroyed and the uv loop
  * closed (uv_loop_close() == 0). */

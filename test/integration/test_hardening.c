@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Numbers and files a user never meant: options at 0, 1 and their maximum;
  * lifetimes that overflow; session files with impossible times, planted by
  * someone else, or that are not files at all. Each case ends in a defined

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Values that could break a header line: a token with CR, LF, NUL or DEL from
  * the server, in every dialect and every answer that carries one (login,
  * refresh, a restored session file), is refused and never sent; the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The token lifecycle against the reference server with short lifetimes:
  * refresh before expiry while active, idle expiry, retries, Retry-After,
  * revocation, single flight, rotation, 401 handling, offline, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Gateway login and logout over TLS against the reference server, on a real
  * uv loop with real libcurl. Every test ends with uv_loop_close() == 0. */
 #include "harness.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pre-auth: bearers signed with mbedTLS (RS256, ES256) accepted by the
  * reference server and checked again by openssl; every kind of bad bearer
  * refused with its own code; bad keys refused at once with no request sent.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Freeing the client, closing the ctx, or both, from inside every kind of
  * callback: the log callback, each event type, a refresh callback, a request
  * callback and a post callback. Every scenario runs on its own ctx, all of

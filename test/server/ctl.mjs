@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Talks to the reference server's test-control API (docs/test-server.md).
 //   node test/server/ctl.mjs --url URL --ca CA_FILE code USER_ID [TOKEN_TTL_S] -> prints a one-time code
 //   node test/server/ctl.mjs --url URL --ca CA_FILE fault '{"route": ...}' -> queues a fault

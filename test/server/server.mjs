@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The authloop reference server: HTTPS on loopback, Node.js built-in modules
 // only. It speaks the dialects of docs/protocol.md with real credential
 // checks and real expiry, plus a test-control API under /__test/

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The error table: every code distinct, named, explained; unknown codes safe. */
 #include <stdarg.h>
 #include <stddef.h>

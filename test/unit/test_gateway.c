@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Parsing of gateway answers: valid, malformed, mistyped, error bodies. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The refresh policy's arithmetic, driven by an injected "now": margin, the
  * cap at half the lifetime, jitter and backoff bounds, Retry-After, never
  * past expiry, idle decisions, and a boot clock that jumped (suspend). */

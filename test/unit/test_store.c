@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The session file codec: round trips (plain and AES-256-GCM), and every
  * kind of bad file refused with nothing kept: tampered, truncated, wrong key,
  * downgraded, mistyped, and every number out of its range. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* URLs: the base URL policy (http(s) only, plain http only to loopback) and
  * request URLs built with libcurl's URL API from a description. */
 #include <stdarg.h>
