@@ -65,8 +65,8 @@ static void next(run *r) {
 
 int main(int argc, char **argv) {
   const char *url = bench_arg(argc, argv, "--url", NULL), *ca = bench_arg(argc, argv, "--ca", NULL);
-  authloop_ctx_options co = {0};
-  authloop_client_options o = {0};
+  authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   run r = {0};
   uv_loop_t loop;
   uint64_t cpu0, wall0;

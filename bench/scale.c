@@ -63,8 +63,8 @@ int main(int argc, char **argv) {
   const char *url = bench_arg(argc, argv, "--url", NULL), *ca = bench_arg(argc, argv, "--ca", NULL);
   int ttl = atoi(bench_arg(argc, argv, "--ttl", "120"));
   unsigned idle_s = (unsigned)atoi(bench_arg(argc, argv, "--idle-s", "10"));
-  authloop_ctx_options co = {0};
-  authloop_client_options o = {0};
+  authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   scale s = {0};
   long rss0, peak, conns0, conns, max_in_flight;
   uv_prepare_t prep;

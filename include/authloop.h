@@ -36,63 +36,60 @@ extern "C" {
 AUTHLOOP_EXTERN unsigned authloop_version(void);
 AUTHLOOP_EXTERN const char *authloop_version_string(void);
 
-/* Errors: negative codes, one table. XX(suffix, name, message). */
+/* Errors: negative codes with fixed values, never reused, in ranges:
+ * -7001.. general, -7101.. pre-auth keys, -7201.. CometChat's validation (with
+ * its names), -7301.. Kuzzle. XX(suffix, value, name, message). */
 #define AUTHLOOP_ERRNO_MAP(XX)                                                                     \
-  XX(EINVAL, "EINVAL", "invalid argument")                                                         \
-  XX(ENOMEM, "ENOMEM", "out of memory")                                                            \
-  XX(EINSECURE, "EINSECURE",                                                                       \
+  XX(EINVAL, -7001, "EINVAL", "invalid argument")                                                  \
+  XX(ENOMEM, -7002, "ENOMEM", "out of memory")                                                     \
+  XX(EINSECURE, -7003, "EINSECURE",                                                                \
      "plain http is only allowed to loopback; use https or set allow_insecure_http")               \
-  XX(ENOPROVIDER, "ENOPROVIDER", "unknown provider name")                                          \
-  XX(ELOGININPROGRESS, "ERROR_LOGIN_IN_PROGRESS",                                                  \
+  XX(ENOPROVIDER, -7004, "ENOPROVIDER", "unknown provider name")                                   \
+  XX(ELOGININPROGRESS, -7005, "ERROR_LOGIN_IN_PROGRESS",                                           \
      "Login in progress. Please wait for the login request to finish")                             \
-  XX(EALREADY, "EALREADY", "a user is already logged in; log out first")                           \
-  XX(ENOTLOGGEDIN, "ERROR_NO_USER_LOGGED_IN", "no user is logged in")                              \
-  XX(ENOENT, "ENOENT", "no such listener")                                                         \
-  XX(ECLOSING, "ECLOSING", "the context is closing")                                               \
-  XX(ENETWORK, "ENETWORK", "network failure: could not reach the server")                          \
-  XX(ETLS, "ETLS", "TLS failure: the server's certificate or handshake was refused")               \
-  XX(ETIMEDOUT, "ETIMEDOUT", "the request timed out")                                              \
-  XX(ETOOLARGE, "ETOOLARGE", "the response is larger than the configured limit")                   \
-  XX(EPROTO, "EPROTO", "malformed response: bad JSON or missing or mistyped fields")               \
-  XX(EREJECTED, "EREJECTED", "the server rejected the request")                                    \
-  XX(EUNAVAILABLE, "EUNAVAILABLE", "the server is unavailable (5xx or 429); try again")            \
-  XX(ECANCELED, "ECANCELED", "the operation was cancelled")                                        \
-  XX(EOFFLINE, "EOFFLINE", "offline: the network is marked unavailable")                           \
-  XX(EREVOKED, "EREVOKED", "the session was revoked or has ended; log in again")                   \
-  XX(ESTORE, "ESTORE", "the session file could not be written")                                    \
-  XX(EKEY, "EKEY", "the private key could not be read: no such file, or not a PEM key")            \
-  XX(EKEYPASS, "EKEYPASS", "the private key is encrypted: wrong or missing passphrase")            \
-  XX(EKEYTYPE, "EKEYTYPE", "unsupported key: use RSA of 2048 bits or more, or EC P-256")           \
-  XX(EKEYCIPHER, "EKEYCIPHER",                                                                     \
-     "the key's encryption is not supported here: use traditional PEM encryption "                 \
-     "(openssl pkey -traditional) or an unencrypted key")                                          \
-  XX(EWRONGPROVIDER, "EWRONGPROVIDER", "this login call belongs to another provider's dialect")    \
-  XX(ENOTSUP, "ENOTSUP", "not supported by this provider's dialect")                               \
-  XX(EINVALIDUID, "ERROR_INVALID_UID", "Please provide a valid UID")                               \
-  XX(EUIDSPACE, "ERROR_UID_WITH_SPACE", "UID cannot contain spaces")                               \
-  XX(EAPIKEY, "ERROR_API_KEY_NOT_FOUND", "ApiKey cannot be null or empty")                         \
-  XX(EBLANKAUTHTOKEN, "ERROR_BLANK_AUTHTOKEN", "Auth token cannot be blank")                       \
-  XX(EAUTHTOKENSPACE, "ERROR_AUTHTOKEN_WITH_SPACE", "Auth token cannot contain spaces")            \
-  XX(ENOTINIT, "ERROR_SDK_NOT_INITIALIZED",                                                        \
+  XX(EALREADY, -7006, "EALREADY", "a user is already logged in; log out first")                    \
+  XX(ENOTLOGGEDIN, -7007, "ERROR_NO_USER_LOGGED_IN", "no user is logged in")                       \
+  XX(ENOENT, -7008, "ENOENT", "no such listener")                                                  \
+  XX(ECLOSING, -7009, "ECLOSING", "the context is closing")                                        \
+  XX(ENETWORK, -7010, "ENETWORK", "network failure: could not reach the server")                   \
+  XX(ETLS, -7011, "ETLS", "TLS failure: the server's certificate or handshake was refused")        \
+  XX(ETIMEDOUT, -7012, "ETIMEDOUT", "the request timed out")                                       \
+  XX(ETOOLARGE, -7013, "ETOOLARGE", "the response is larger than the configured limit")            \
+  XX(EPROTO, -7014, "EPROTO", "malformed response: bad JSON or missing or mistyped fields")        \
+  XX(EREJECTED, -7015, "EREJECTED", "the server rejected the request")                             \
+  XX(EUNAVAILABLE, -7016, "EUNAVAILABLE", "the server is unavailable (5xx or 429); try again")     \
+  XX(ECANCELED, -7017, "ECANCELED", "the operation was cancelled")                                 \
+  XX(EOFFLINE, -7018, "EOFFLINE", "offline: the network is marked unavailable")                    \
+  XX(EREVOKED, -7019, "EREVOKED", "the session was revoked or has ended; log in again")            \
+  XX(ESTORE, -7020, "ESTORE", "the session file could not be written")                             \
+  XX(EWRONGPROVIDER, -7021, "EWRONGPROVIDER",                                                      \
+     "this login call belongs to another provider's dialect")                                      \
+  XX(ENOTSUP, -7022, "ENOTSUP", "not supported by this provider's dialect")                        \
+  XX(EPERM, -7023, "EPERM",                                                                        \
+     "the session file is not safe to trust: another user could have written it")                  \
+  XX(ERESOLVE, -7024, "ERESOLVE", "the server's host name could not be resolved")                  \
+  XX(EKEY, -7101, "EKEY", "the private key could not be read: no such file, or not a PEM key")     \
+  XX(EKEYPASS, -7102, "EKEYPASS", "the private key is encrypted: wrong or missing passphrase")     \
+  XX(EKEYTYPE, -7103, "EKEYTYPE", "unsupported key: use RSA of 2048 bits or more, or EC P-256")    \
+  XX(EKEYCIPHER, -7104, "EKEYCIPHER",                                                              \
+     "the key's encryption is not supported here: use traditional PEM encryption (openssl pkey "   \
+     "-traditional) or an unencrypted key")                                                        \
+  XX(EINVALIDUID, -7201, "ERROR_INVALID_UID", "Please provide a valid UID")                        \
+  XX(EUIDSPACE, -7202, "ERROR_UID_WITH_SPACE", "UID cannot contain spaces")                        \
+  XX(EAPIKEY, -7203, "ERROR_API_KEY_NOT_FOUND", "ApiKey cannot be null or empty")                  \
+  XX(EBLANKAUTHTOKEN, -7204, "ERROR_BLANK_AUTHTOKEN", "Auth token cannot be blank")                \
+  XX(EAUTHTOKENSPACE, -7205, "ERROR_AUTHTOKEN_WITH_SPACE", "Auth token cannot contain spaces")     \
+  XX(ENOTINIT, -7206, "ERROR_SDK_NOT_INITIALIZED",                                                 \
      "The client is not initialised: give it an app id (and region) in its options")               \
-  XX(ECREDENTIALS, "ECREDENTIALS", "wrong username or password")                                   \
-  XX(ESTRATEGY, "ESTRATEGY", "unknown login strategy")                                             \
-  XX(EEXPIRESIN, "EEXPIRESIN",                                                                     \
-     "invalid expiresIn: use the ms syntax (\"1h\", \"30m\", \"-1\") within the server's maximum") \
-  XX(EPERM, "EPERM", "the session file is not safe to trust: another user could have written it")  \
-  XX(ERESOLVE, "ERESOLVE", "the server's host name could not be resolved")
+  XX(ECREDENTIALS, -7301, "ECREDENTIALS", "wrong username or password")                            \
+  XX(ESTRATEGY, -7302, "ESTRATEGY", "unknown login strategy")                                      \
+  XX(EEXPIRESIN, -7303, "EEXPIRESIN",                                                              \
+     "invalid expiresIn: use the ms syntax (\"1h\", \"30m\", \"-1\") within the server's maximum")
 
 #define AUTHLOOP_OK 0
 
-/* The codes themselves: AUTHLOOP_EINVAL == -3001 and so on down. */
 enum {
-#define AUTHLOOP__ERRNO_ENUM(suffix, name, msg) AUTHLOOP__IDX_##suffix,
-  AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERRNO_ENUM)
-#undef AUTHLOOP__ERRNO_ENUM
-      AUTHLOOP__ERRNO_COUNT
-};
-enum {
-#define AUTHLOOP__ERRNO_ENUM(suffix, name, msg) AUTHLOOP_##suffix = -3001 - AUTHLOOP__IDX_##suffix,
+#define AUTHLOOP__ERRNO_ENUM(suffix, value, name, msg) AUTHLOOP_##suffix = value,
   AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERRNO_ENUM)
 #undef AUTHLOOP__ERRNO_ENUM
 };
@@ -120,8 +117,24 @@ typedef enum {
  * any authloop function (it is never inside authloop's own code). */
 typedef void (*authloop_log_cb)(authloop_log_level level, const char *message, void *userdata);
 
-/* Zero-initialise, then set what you need: a zero field means its default. */
-typedef struct {
+/* The _INIT macros: the size set, every other field zero. Designated where
+ * the language has them, so -Wmissing-field-initializers stays quiet. */
+#if !defined(__cplusplus) || __cplusplus >= 202002L
+#define AUTHLOOP__SIZED_INIT(T)                                                                    \
+  { .size = sizeof(T) }
+#else
+#define AUTHLOOP__SIZED_INIT(T)                                                                    \
+  { sizeof(T) }
+#endif
+
+/* Options structs start with their own size, so that the library can grow
+ * them without breaking programs built against an older header: start from
+ * the _INIT macro (which sets the size and zeroes the rest), then set what
+ * you need; a zero field means its default. A struct without its size is
+ * AUTHLOOP_EINVAL; one from a newer header is accepted when the fields this
+ * library does not know are zero (else AUTHLOOP_ENOTSUP). */
+typedef struct authloop_ctx_options {
+  size_t size;            /* sizeof(authloop_ctx_options): AUTHLOOP_CTX_OPTIONS_INIT */
   const char *ca_file;    /* PEM bundle to trust; NULL = system store */
   unsigned timeout_ms;    /* per request; 0 = 30000 */
   size_t max_body_bytes;  /* response body limit; 0 = 1 MiB; at most 256 MiB (SIZE_MAX: that) */
@@ -131,6 +144,8 @@ typedef struct {
   authloop_log_level log_level;  /* most verbose level passed to log_cb */
   void *log_userdata;
 } authloop_ctx_options;
+
+#define AUTHLOOP_CTX_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_ctx_options)
 
 /* Make a ctx on `loop` (NULL = uv_default_loop()); opts may be NULL. The
  * ctx keeps the loop alive (one referenced handle) until it is closed, so a
@@ -181,7 +196,8 @@ AUTHLOOP_EXTERN int authloop_ctx_post(authloop_ctx *ctx, authloop_post_cb fn, vo
 /* A backend asks the gateway for a one-time authorization code for a user,
  * with a bearer JWT it signs with its own private key (RS256 for RSA of 2048
  * bits or more, ES256 for P-256). The client then logs in with the code. */
-typedef struct {
+typedef struct authloop_preauth_options {
+  size_t size;             /* AUTHLOOP_PREAUTH_OPTIONS_INIT */
   const char *gateway_url; /* base URL; also the bearer's "aud" */
   const char *user_id;     /* the user to mint a code for */
   const char *client_id;   /* the bearer's "iss": who the backend is */
@@ -195,7 +211,9 @@ typedef struct {
   int allow_insecure_http;    /* as in authloop_client_options */
 } authloop_preauth_options;
 
-typedef struct {
+#define AUTHLOOP_PREAUTH_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_preauth_options)
+
+typedef struct authloop_preauth_result {
   int status;                     /* 0 or an AUTHLOOP_E* code */
   const char *authorization_code; /* on success */
   const char *message;            /* on failure; the server's own when it sent one */
@@ -228,7 +246,8 @@ typedef enum {
 /* Options a dialect has no use for (app_id on "gateway", refresh_path on
  * "cometchat" ...) make authloop_client_new() fail with AUTHLOOP_ENOTSUP;
  * nothing is silently ignored. docs/protocol.md has the table. */
-typedef struct {
+typedef struct authloop_client_options {
+  size_t size;          /* AUTHLOOP_CLIENT_OPTIONS_INIT */
   const char *provider; /* dialect: "gateway", "kuzzle" or "cometchat" */
   /* e.g. "https://chat.example.com"; http only to loopback. For "cometchat",
    * the client API (NULL: https://{app_id}.apiclient-{region}.cometchat.io/v3.0) */
@@ -253,6 +272,8 @@ typedef struct {
   const char *region; /* "us", "eu", "in" ... */
   const char *admin_url;
 } authloop_client_options;
+
+#define AUTHLOOP_CLIENT_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_client_options)
 
 /* Copies what it keeps of opts. Reads the session file, if any, at once
  * (bounded, never blocking on a special file): authloop_is_logged_in() then
@@ -404,7 +425,8 @@ typedef enum {
   AUTHLOOP_EXPIRED_REVOKED /* "revoked": the server refused the refresh token */
 } authloop_expiry_reason;
 
-typedef struct {
+/* Made by the library: fields may be added at the end. */
+typedef struct authloop_event {
   authloop_event_type type;
   int success;             /* loginAttempt: 1 or 0 */
   int error;               /* 0 or an AUTHLOOP_E* code */

@@ -50,14 +50,19 @@ static int provider_init(authloop_client *c, const authloop_client_options *o) {
 
 static uint64_t or_default(unsigned v, unsigned fallback) { return v ? v : fallback; }
 
-int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *opts,
+int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller,
                         authloop_client **out) {
+  authloop_client_options copy, *opts = &copy;
   authloop_client *c;
   int rc;
   if (!out)
     return AUTHLOOP_EINVAL;
   *out = NULL;
-  if (!ctx || !opts || !opts->provider)
+  if (!ctx || !caller)
+    return AUTHLOOP_EINVAL;
+  if ((rc = authloop__options_copy(&copy, sizeof(copy), caller)) != 0)
+    return rc;
+  if (!opts->provider)
     return AUTHLOOP_EINVAL;
   AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if (ctx->closing)

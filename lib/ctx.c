@@ -135,16 +135,18 @@ static void ctx_free(authloop_ctx *ctx) {
   free(ctx);
 }
 
-int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts, authloop_ctx **out) {
-  static const authloop_ctx_options defaults;
+int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *caller, authloop_ctx **out) {
+  authloop_ctx_options copy, *opts = &copy;
   authloop__transport_options to = {0};
   authloop_ctx *ctx;
   int rc;
   if (!out)
     return AUTHLOOP_EINVAL;
   *out = NULL;
-  if (!opts)
-    opts = &defaults;
+  if (!caller)
+    memset(&copy, 0, sizeof(copy));
+  else if ((rc = authloop__options_copy(&copy, sizeof(copy), caller)) != 0)
+    return rc;
   if (!loop && !(loop = uv_default_loop()))
     return AUTHLOOP_ENOMEM;
   if ((opts->ca_file && !*opts->ca_file) || (unsigned)opts->log_level > AUTHLOOP_LOG_DEBUG ||

@@ -3,30 +3,36 @@
  * and the version. */
 #include "util.h"
 
-#define AUTHLOOP__ERR_NAME(suffix, name, msg) name,
-#define AUTHLOOP__ERR_MSG(suffix, name, msg)  msg,
-static const char *const err_names[] = {AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERR_NAME)};
-static const char *const err_msgs[] = {AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERR_MSG)};
+typedef struct {
+  int code;
+  const char *name, *msg;
+} entry;
 
-static int err_index(int err) {
-  long long i = -3001LL - err; /* wide: err may be INT_MAX */
-  return i >= 0 && i < AUTHLOOP__ERRNO_COUNT ? (int)i : -1;
+#define AUTHLOOP__ERR_ENTRY(suffix, value, name, msg) {value, name, msg},
+static const entry table[] = {AUTHLOOP_ERRNO_MAP(AUTHLOOP__ERR_ENTRY)};
+
+static const entry *find(int err) {
+  size_t i;
+  for (i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+    if (table[i].code == err)
+      return &table[i];
+  return NULL;
 }
 
 const char *authloop_strerror(int err) {
-  int i;
+  const entry *e;
   if (err == 0)
     return "success";
-  i = err_index(err);
-  return i < 0 ? "unknown error" : err_msgs[i];
+  e = find(err);
+  return e ? e->msg : "unknown error";
 }
 
 const char *authloop_err_name(int err) {
-  int i;
+  const entry *e;
   if (err == 0)
     return "OK";
-  i = err_index(err);
-  return i < 0 ? "UNKNOWN" : err_names[i];
+  e = find(err);
+  return e ? e->name : "UNKNOWN";
 }
 
 unsigned authloop_version(void) { return AUTHLOOP_VERSION_HEX; }

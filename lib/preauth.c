@@ -118,15 +118,18 @@ static char *trim_slashes(const char *url) {
   return s;
 }
 
-int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *o, authloop_preauth_cb cb,
-                     void *userdata) {
+int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *caller,
+                     authloop_preauth_cb cb, void *userdata) {
+  authloop_preauth_options copy, *o = &copy;
   const authloop__provider *p = authloop__provider_preauth();
   authloop__request req = {0};
   preauth_call *call;
   char *aud, *bearer = NULL;
   int rc;
-  if (!ctx || !o || !cb || !p)
+  if (!ctx || !caller || !cb || !p)
     return AUTHLOOP_EINVAL;
+  if ((rc = authloop__options_copy(&copy, sizeof(copy), caller)) != 0)
+    return rc;
   AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if ((rc = check_options(o)) != 0)
     return rc;

@@ -115,6 +115,19 @@ const char *authloop__json_str(const json_t *obj, const char *key) {
   return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
 }
 
+int authloop__options_copy(void *dst, size_t dst_size, const void *src) {
+  size_t size, i;
+  memcpy(&size, src, sizeof(size));
+  if (size < sizeof(size_t) || size > 65536)
+    return AUTHLOOP_EINVAL;
+  memset(dst, 0, dst_size);
+  memcpy(dst, src, size < dst_size ? size : dst_size);
+  for (i = dst_size; i < size; i++) /* a newer header's fields: unknown here, must be unset */
+    if (((const unsigned char *)src)[i])
+      return AUTHLOOP_ENOTSUP;
+  return 0;
+}
+
 int authloop__utf8_ok(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   while (*p) {

@@ -76,6 +76,14 @@ json_t *authloop__json_parse(const char *body, size_t len, int *nomem);
 /* A non-empty string member of obj, or NULL. */
 const char *authloop__json_str(const json_t *obj, const char *key);
 
+/* ---- options from the application ---------------------------------------------------- */
+
+/* Copies an options struct whose first field is its size into dst (of
+ * dst_size, the size this library knows), zero-filling what an older caller's
+ * struct lacks. AUTHLOOP_EINVAL: no size (or an absurd one); AUTHLOOP_ENOTSUP:
+ * a newer caller set fields this library does not know. */
+int authloop__options_copy(void *dst, size_t dst_size, const void *src);
+
 /* ---- byte checks -------------------------------------------------------------- */
 
 int authloop__has_space(const char *s);

@@ -76,8 +76,8 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
   const char *url = NULL, *code = NULL, *ca = NULL;
-  authloop_ctx_options copts = {0};
-  authloop_client_options opts = {0};
+  authloop_ctx_options copts = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options opts = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_ctx *ctx;
   authloop_client *c;
   app_state app = {0};

@@ -38,8 +38,8 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
 }
 
 int main(int argc, char **argv) {
-  authloop_ctx_options co = {0};
-  authloop_client_options o = {0};
+  authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   const char *code = NULL;
   authloop_ctx *ctx;
   authloop_client *c;

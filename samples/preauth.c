@@ -35,8 +35,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  authloop_preauth_options o = {0};
-  authloop_ctx_options co = {0};
+  authloop_preauth_options o = AUTHLOOP_PREAUTH_OPTIONS_INIT;
+  authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
   authloop_ctx *ctx;
   uv_loop_t loop;
   int i, rc;

@@ -290,7 +290,7 @@ int test_closed_port(void) {
 /* ---- loop ---------------------------------------------------------------------- */
 
 void test_env_init(test_env *e, const test_server *s, const authloop_ctx_options *opts) {
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   memset(e, 0, sizeof(*e));
   if (opts)
     o = *opts;
@@ -394,7 +394,7 @@ void test_run_until_file(test_env *e, const char *path, int exists, unsigned lim
 }
 
 authloop_client *test_client(test_env *e, const test_server *s) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   o.provider = "gateway";
   o.base_url = s->base_url;

@@ -152,7 +152,7 @@ static gboolean tick(gpointer ud) {
 
 /* A client for the chosen provider and URL (made again when they change). */
 static int make_client(app *a) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   char client_url[512], admin_url[512];
   const char *url = gtk_editable_get_text(GTK_EDITABLE(a->url));
   int t, rc;
@@ -276,7 +276,7 @@ static gboolean start_self_test(gpointer ud) {
 }
 
 int main(int argc, char **argv) {
-  authloop_ctx_options co = {0};
+  authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
   const char *url = "https://127.0.0.1:8443", *code = NULL;
   app a = {0};
   int i;

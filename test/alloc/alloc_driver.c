@@ -146,8 +146,8 @@ static void mint(const char *url, const char *ca, char *code, size_t n) {
 }
 
 int main(int argc, char **argv) {
-  authloop_ctx_options o = {0};
-  authloop_client_options co = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   uv_loop_t loop;
   run r = {0};
   char code[256];

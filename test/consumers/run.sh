@@ -13,7 +13,7 @@ n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; sed 's/^/# /' "$work/log" | tail -20; }
 check() { local what=$1; shift; if "$@" >"$work/log" 2>&1; then ok "$what"; else notok "$what"; fi; }
-echo "1..6"
+echo "1..7"
 prefix=$work/prefix
 check "configure, build and install into a prefix" sh -c \
   "meson setup '$work/b' '$src' --prefix='$prefix' -Dtests=false -Dsamples=false >/dev/null &&
@@ -34,6 +34,15 @@ check "the shared build installs no static archive" test ! -e "$prefix/$libdir/l
 check "CMake find_package(authloop CONFIG)" sh -c \
   "cmake -S '$here' -B '$work/c' -DCMAKE_PREFIX_PATH='$prefix' >/dev/null && cmake --build '$work/c' >/dev/null &&
    LD_LIBRARY_PATH='$prefix/$libdir' '$work/c/app' && { test ! -e '$work/c/glib_app' || LD_LIBRARY_PATH='$prefix/$libdir' '$work/c/glib_app'; }"
+# Before 1.0 a minor release is a new ABI: CMake must not take 0.2 for 0.1.
+mkdir -p "$work/v"
+printf 'cmake_minimum_required(VERSION 3.16)\nproject(v C)\nfind_package(authloop ${WANT} CONFIG)\nmessage(STATUS "found=${authloop_FOUND}")\n' > "$work/v/CMakeLists.txt"
+ver=$(sed -n "s/^  version: '\\(.*\\)',/\\1/p" "$src/meson.build")
+check "CMake takes $ver for ${ver%.*}, not 0.1 nor 1.0" sh -c \
+  "for w in ${ver%.*}:1 0.1:0 1.0:0 99:0; do
+     rm -rf '$work/v/b'; cmake -S '$work/v' -B '$work/v/b' -DWANT=\${w%%:*} -DCMAKE_PREFIX_PATH='$prefix' > '$work/v/out' 2>&1 || exit 1
+     grep -q \"found=\${w#*:}\" '$work/v/out' || { echo \"asked \${w%%:*}: want found=\${w#*:}\"; cat '$work/v/out'; exit 1; }
+   done"
 mkdir -p "$work/parent/subprojects"
 cp "$here/parent/meson.build" "$work/parent/" && cp "$here/app.c" "$work/" && ln -s "$src" "$work/parent/subprojects/authloop"
 check "a meson parent with authloop as a subproject" sh -c \

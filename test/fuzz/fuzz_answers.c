@@ -15,7 +15,7 @@ static const authloop__provider *const providers[] = {
 static void *states[3];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop__provider_env env = {0};
   authloop__credential cred = {0};
   const char *bases[AUTHLOOP__MAX_BASES];

@@ -29,7 +29,7 @@ static void check_request(const authloop__request *r) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const long statuses[] = {200, 201, 204, 302, 400, 401, 403, 404, 429, 500, 503};
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop__provider_env env = {0};
   authloop__credential cred = {0};
   const char *bases[AUTHLOOP__MAX_BASES] = {0};

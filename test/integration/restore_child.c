@@ -26,8 +26,8 @@ static void on_me(authloop_client *c, int status, long http_status, const char *
 }
 
 int main(int argc, char **argv) {
-  authloop_ctx_options co = {0};
-  authloop_client_options o = {0};
+  authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_ctx *ctx;
   authloop_client *c;
   uv_loop_t loop;

@@ -51,8 +51,8 @@ static void on_tick(uv_timer_t *t) {
 }
 
 int main(int argc, char **argv) {
-  authloop_ctx_options co = {0};
-  authloop_client_options o = {0};
+  authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_ctx *ctx;
   uv_loop_t loop;
   child k = {0};

@@ -28,7 +28,7 @@ static int group_teardown(void **state) {
 }
 
 static authloop_client *kuzzle_client(test_env *e, const char *session_path) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   o.provider = "kuzzle";
   o.base_url = server.base_url; /* Kuzzle lives at the root */
@@ -39,7 +39,7 @@ static authloop_client *kuzzle_client(test_env *e, const char *session_path) {
 
 static authloop_client *cometchat_client(test_env *e, const char *app_id,
                                          const char *session_path) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   o.provider = "cometchat";
   o.app_id = app_id;
@@ -461,7 +461,7 @@ static void restored_at_once_for_every_provider(void **state) {
     authloop_client *c = NULL, *again = NULL;
     snprintf(path, sizeof(path), "%s/%s.session", tmpdir, kinds[i]);
     if (i == 0) {
-      authloop_client_options o = {0};
+      authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
       char *code = test_mint_code(&server, "gina");
       o.provider = "gateway";
       o.base_url = server.base_url;
@@ -488,7 +488,7 @@ static void restored_at_once_for_every_provider(void **state) {
     /* the app restarts: the user is there at once, without network */
     again = i == 0 ? NULL : i == 1 ? kuzzle_client(&e, path) : cometchat_client(&e, "app1", path);
     if (i == 0) {
-      authloop_client_options o = {0};
+      authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
       o.provider = "gateway";
       o.base_url = server.base_url;
       o.session_path = path;
@@ -533,7 +533,7 @@ static void path_options_are_honoured(void **state) {
       {"/cometchat/client/v3.0/me-out", "/cometchat/client/v3.0/me"}};
   test_env e;
   test_recorder r;
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c;
   done_outcome d = {0};
   char *code = test_mint_code(&server, "pathy");
@@ -574,7 +574,7 @@ static void path_options_are_honoured(void **state) {
   assert_int_equal(test_stat(&server, "/auth/login"), login0);
 
   /* kuzzle: login, refresh, global logout */
-  memset(&o, 0, sizeof(o));
+  o = (authloop_client_options)AUTHLOOP_CLIENT_OPTIONS_INIT;
   o.provider = "kuzzle";
   o.base_url = server.base_url;
   o.login_path = "/alt/_login";
@@ -596,7 +596,7 @@ static void path_options_are_honoured(void **state) {
       fail_msg("%s: %ld requests", kz[i][0], test_stat(&server, kz[i][0]));
 
   /* cometchat: login, logout (it has no refresh) */
-  memset(&o, 0, sizeof(o));
+  o = (authloop_client_options)AUTHLOOP_CLIENT_OPTIONS_INIT;
   o.provider = "cometchat";
   o.app_id = "app1";
   o.base_url = cc_client;
@@ -621,7 +621,7 @@ static void path_options_are_honoured(void **state) {
 /* Options a dialect has no use for fail at once, never silently. */
 static void unsupported_options_are_refused(void **state) {
   test_env e;
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   (void)state;
   test_env_init(&e, &server, NULL);
@@ -640,7 +640,7 @@ static void unsupported_options_are_refused(void **state) {
   o.admin_url = cc_admin;
   o.region = "eu";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
-  memset(&o, 0, sizeof(o));
+  o = (authloop_client_options)AUTHLOOP_CLIENT_OPTIONS_INIT;
   o.provider = "gateway";
   o.base_url = server.base_url;
   o.app_id = "app1";

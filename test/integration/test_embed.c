@@ -95,7 +95,7 @@ static void posts_left_at_close_run_once_cancelled(void **state) {
   /* a client whose session file is being written: the write delays the
    * teardown, and the posts must not run (uncancelled) while it waits */
   {
-    authloop_client_options o = {0};
+    authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
     test_recorder r;
     char dir[256], path[320];
     char *code = test_mint_code(&server, "poster");
@@ -183,8 +183,8 @@ static void on_closed(authloop_ctx *ctx, void *ud) {
 
 static void a_poll_loop_drives_login_refresh_logout(void **state) {
   uv_loop_t loop;
-  authloop_ctx_options o = {0};
-  authloop_client_options co = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_ctx *ctx;
   authloop_client *c;
   test_recorder r;
@@ -293,8 +293,8 @@ static void close_polled(authloop_ctx *ctx, uv_loop_t *loop) {
  * until 5 s past the old refresh time: the loop sleeps. */
 static void a_poll_loop_sleeps_after_logout(void **state) {
   uv_loop_t loop;
-  authloop_ctx_options o = {0};
-  authloop_client_options co = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_ctx *ctx;
   authloop_client *c;
   test_recorder r;
@@ -360,8 +360,8 @@ static void post_reaches_a_sleeping_loop(authloop_ctx *ctx) {
 
 static void posts_reach_an_idle_poll_loop(void **state) {
   uv_loop_t loop;
-  authloop_ctx_options o = {0};
-  authloop_client_options co = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_ctx *ctx;
   authloop_client *c;
   test_recorder r;

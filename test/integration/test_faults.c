@@ -31,7 +31,7 @@ static const char *const routes[] = {"/auth/login", "/_login/local",
 static const char *const names[] = {"gateway", "kuzzle", "cometchat"};
 
 static authloop_client *client_of(test_env *e, dialect d, const char *base) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   o.provider = names[d];
   o.base_url = base ? base : server.base_url;
@@ -122,7 +122,7 @@ static void logins_meet_every_fault(void **state) {
        "\"status\":307,\"location\":\"https://example.com/x\"",
        {AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED, AUTHLOOP_EPROTO}},
   };
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   size_t i;
   int d;
   struct rusage before, after;
@@ -144,7 +144,7 @@ static void logins_meet_every_fault(void **state) {
 
 /* A drip past the timeout, and a server that refuses connections. */
 static void slow_and_refused(void **state) {
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   fault_case drip = {"a drip past the timeout",
                      "\"bodyBytes\":400,\"dripMs\":20",
                      {AUTHLOOP_ETIMEDOUT, AUTHLOOP_ETIMEDOUT, AUTHLOOP_ETIMEDOUT}};

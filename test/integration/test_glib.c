@@ -43,8 +43,8 @@ static gboolean give_up(gpointer ud) {
 
 static void a_glib_main_loop_drives_the_session(void **state) {
   uv_loop_t loop;
-  authloop_ctx_options o = {0};
-  authloop_client_options co = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_ctx *ctx;
   authloop_client *c;
   GSource *source;
@@ -98,7 +98,7 @@ static void closed_flag(authloop_ctx *ctx, void *ud) {
 static void an_idle_ctx_lets_the_glib_loop_sleep(void **state) {
   uv_loop_t loop;
   authloop_ctx *ctx;
-  authloop_client_options co = {0};
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c;
   GSource *source;
   int done = 0, closed = 0;
@@ -162,8 +162,8 @@ typedef struct {
 } glib_env;
 
 static void glib_env_init(glib_env *g) {
-  authloop_ctx_options o = {0};
-  authloop_client_options co = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   assert_int_equal(uv_loop_init(&g->loop), 0);
   o.ca_file = server.ca;
   assert_int_equal(authloop_ctx_new(&g->loop, &o, &g->ctx), 0);

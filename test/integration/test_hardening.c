@@ -33,7 +33,7 @@ static int group_teardown(void **state) {
 }
 
 static authloop_client *gateway(test_env *e, const authloop_client_options *extra) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   if (extra)
     o = *extra;
@@ -61,8 +61,8 @@ static void options_at_their_extremes(void **state) {
   for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
     test_env e;
     test_recorder r;
-    authloop_ctx_options o = {0};
-    authloop_client_options co = {0};
+    authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+    authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
     authloop_client *c;
     const authloop_event *ev;
     long refreshes = test_stat(&server, "/auth/refresh");
@@ -177,7 +177,7 @@ static void kuzzle_lifetimes_at_the_edges(void **state) {
   for (i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
     test_env e;
     test_recorder r;
-    authloop_client_options o = {0};
+    authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
     authloop_client *c;
     char body[512];
     json_t *f;
@@ -227,8 +227,8 @@ static long long wall_ms(void) {
 }
 
 static authloop_client *restoring(test_env *e, const char *path, test_log *log) {
-  authloop_ctx_options o = {0};
-  authloop_client_options co = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   o.ca_file = server.ca;
   o.log_cb = test_log_cb;
   o.log_userdata = log;
@@ -372,7 +372,7 @@ static void logout_then_free(void **state) {
   for (round = 0; round < 10; round++) {
     test_env e;
     test_recorder r;
-    authloop_client_options co = {0};
+    authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
     authloop_client *c, *again;
     long logouts = test_stat(&server, "/auth/logout");
     co.session_path = path;
@@ -525,7 +525,7 @@ static void stale_temporaries_are_removed(void **state) {
 static void names_that_do_not_resolve(void **state) {
   test_env e;
   test_recorder r;
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c;
   int i;
   (void)state;
@@ -567,7 +567,7 @@ static void on_answer(authloop_client *c, int status, long http, const char *bod
 static void an_answer_that_brings_its_origin_back(void **state) {
   test_env e;
   test_recorder r;
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   authloop_client *c;
   answers a = {{0}};
   long me = test_stat(&server, "/api/me");
@@ -666,7 +666,7 @@ static void a_session_without_a_refresh_token_ends(void **state) {
 static void dot_segments_and_userinfo(void **state) {
   test_env e;
   test_recorder r;
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   answers a = {{0}};
   char url[128];

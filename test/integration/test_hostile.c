@@ -43,7 +43,7 @@ static int group_teardown(void **state) {
 }
 
 static authloop_client *client_of(test_env *e, const char *provider, const char *session_path) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   o.provider = provider;
   o.base_url = server.base_url;
@@ -249,7 +249,7 @@ static void restored_session_files(void **state) {
     for (i = 0; i < N_BAD; i++) {
       test_env e;
       test_log log = {0};
-      authloop_ctx_options o = {0};
+      authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
       authloop_client *c;
       char path[320], payload[1024];
       int fd, n;
@@ -287,7 +287,7 @@ static void application_values(void **state) {
   test_recorder r;
   authloop_client *g, *k, *cc;
   authloop_ctx *other = NULL;
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   uv_loop_t loop;
   long before = test_stat(&server, "/auth/login") + test_stat(&server, "/_login/local") +
                 test_stat(&server, "/cometchat/admin/v3.0/users/cometchat-uid-1/auth_tokens") +

@@ -37,7 +37,7 @@ typedef struct {
 } policy;
 
 static authloop_client *client_with(test_env *e, const policy *p) {
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   o.provider = "gateway";
   o.base_url = server.base_url;
@@ -389,7 +389,7 @@ static void offline_login_fails_at_once_and_requests_wait(void **state) {
 
 static void offline_requests_give_up_at_their_timeout(void **state) {
   test_env e;
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   test_recorder r;
   responses resp = {0};
   authloop_client *c;
@@ -416,7 +416,7 @@ static void network_failures_hold_one_origin(void **state) {
   test_recorder ra, rb, rd;
   responses resp = {0}, waited = {0};
   authloop_client *a, *b, *d;
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   test_server s2;
   policy p = {0};
   char url[64], port[16], *code;
@@ -573,7 +573,7 @@ static void write_file(const char *path, const void *data, size_t len) {
 
 static void bad_session_files_start_logged_out(void **state) {
   test_env e;
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   test_log log = {0};
   test_recorder r;
   authloop_client *c;
@@ -632,7 +632,7 @@ static void bad_session_files_start_logged_out(void **state) {
       assert_int_equal(mkdir(path, 0700), 0);
     if (i == 6) {
       /* a good file for another backend */
-      authloop_client_options fo = {0};
+      authloop_client_options fo = AUTHLOOP_CLIENT_OPTIONS_INIT;
       write_file(foreign, good, (size_t)good_len);
       fo.provider = "gateway";
       fo.base_url = "https://127.0.0.1:1";

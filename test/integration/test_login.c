@@ -185,7 +185,7 @@ static void expect_login_failure(test_env *e, authloop_client *c, int error) {
 
 static void connection_refused_is_a_network_error(void **state) {
   test_env e;
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c;
   char url[64];
   (void)state;
@@ -200,7 +200,7 @@ static void connection_refused_is_a_network_error(void **state) {
 
 static void untrusted_certificate_is_a_tls_error(void **state) {
   test_env e;
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   long logins = test_stat(&server, "/auth/login");
   (void)state;
   test_env_init(&e, &server, &o); /* the system store does not know our CA */
@@ -241,7 +241,7 @@ static void malformed_json_is_a_protocol_error(void **state) {
 
 static void body_over_the_limit_is_too_large(void **state) {
   test_env e;
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   char fault[8192];
   (void)state;
   o.ca_file = server.ca;
@@ -255,7 +255,7 @@ static void body_over_the_limit_is_too_large(void **state) {
 
 static void silent_server_times_out(void **state) {
   test_env e;
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   (void)state;
   o.ca_file = server.ca;
   o.timeout_ms = 300;
@@ -317,7 +317,7 @@ static void bad_input_fails_at_once_and_changes_nothing(void **state) {
   test_env e;
   test_recorder r;
   authloop_client *c, *x = (authloop_client *)&x;
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   (void)state;
   test_env_init(&e, &server, NULL);
   c = test_client(&e, &server);
@@ -370,7 +370,7 @@ static void bad_input_fails_at_once_and_changes_nothing(void **state) {
 static void log_never_shows_secrets(void **state) {
   test_env e;
   test_recorder r;
-  authloop_ctx_options o = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   authloop_client *c;
   test_log log = {0};
   char *code = test_mint_code(&server, "frank"), *access, *id;

@@ -127,7 +127,7 @@ static void on_result(authloop_ctx *ctx, const authloop_preauth_result *r, void 
 }
 
 static authloop_preauth_options opts(const char *client_id, const char *key, const char *user) {
-  authloop_preauth_options o = {0};
+  authloop_preauth_options o = AUTHLOOP_PREAUTH_OPTIONS_INIT;
   o.gateway_url = server.base_url;
   o.client_id = client_id;
   o.key_file = key;

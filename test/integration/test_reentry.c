@@ -158,8 +158,8 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
 }
 
 static void start(scenario *s, place where, deed what, size_t index) {
-  authloop_ctx_options o = {0};
-  authloop_client_options co = {0};
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
   char *code;
   int t;
   memset(s, 0, sizeof(*s));

@@ -10,21 +10,45 @@
 #include <authloop.h>
 
 static const int all[] = {
-#define XX(suffix, name, msg) AUTHLOOP_##suffix,
+#define XX(suffix, value, name, msg) AUTHLOOP_##suffix,
     AUTHLOOP_ERRNO_MAP(XX)
 #undef XX
 };
 #define N_CODES (sizeof(all) / sizeof(all[0]))
 
-static void codes_are_negative_distinct_and_contiguous(void **state) {
+/* Fixed values (an application may have stored them): a code keeps its
+ * number for good; these are checked so that a change to the table that
+ * would renumber one fails here first. */
+static void codes_have_fixed_values_in_their_ranges(void **state) {
+  size_t i, j;
+  (void)state;
+  assert_int_equal(AUTHLOOP_EINVAL, -7001);
+  assert_int_equal(AUTHLOOP_ESTORE, -7020);
+  assert_int_equal(AUTHLOOP_ERESOLVE, -7024);
+  assert_int_equal(AUTHLOOP_EKEY, -7101);
+  assert_int_equal(AUTHLOOP_EINVALIDUID, -7201);
+  assert_int_equal(AUTHLOOP_ENOTINIT, -7206);
+  assert_int_equal(AUTHLOOP_ECREDENTIALS, -7301);
+  assert_int_equal(AUTHLOOP_EEXPIRESIN, -7303);
+  for (i = 0; i < N_CODES; i++) {
+    assert_true(all[i] <= -7001 && all[i] > -7400);
+    for (j = 0; j < i; j++)
+      assert_int_not_equal(all[i], all[j]);
+  }
+}
+
+/* libuv's codes (errno negated, UV_EAI_* at -3000..) and authloop's never
+ * meet: an application may keep both in one int. */
+static void no_code_is_a_libuv_code(void **state) {
+  char buf[64];
   size_t i;
   (void)state;
-  assert_int_equal(N_CODES, AUTHLOOP__ERRNO_COUNT);
   for (i = 0; i < N_CODES; i++) {
-    assert_true(all[i] < 0);
-    assert_int_equal(all[i], -3001 - (int)i);
+    uv_err_name_r(all[i], buf, sizeof(buf));
+    assert_true(strncmp(buf, "Unknown system error", 20) == 0);
   }
-  assert_int_equal(AUTHLOOP_EINVAL, -3001);
+  uv_err_name_r(UV_EAI_AGAIN, buf, sizeof(buf)); /* the check can see a libuv code */
+  assert_string_equal(buf, "EAI_AGAIN");
 }
 
 static void every_code_has_a_unique_name_and_message(void **state) {
@@ -54,8 +78,7 @@ static void known_names(void **state) {
 }
 
 static void unknown_codes_are_safe(void **state) {
-  static const int bad[] = {1,      -1,         -3000,          -3001 - AUTHLOOP__ERRNO_COUNT,
-                            -99999, 2147483647, -2147483647 - 1};
+  static const int bad[] = {1, -1, -7000, -7025, -7100, -7105, -99999, 2147483647, -2147483647 - 1};
   size_t i;
   (void)state;
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -76,7 +99,8 @@ static void names_of_states_and_events(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(codes_are_negative_distinct_and_contiguous),
+      cmocka_unit_test(codes_have_fixed_values_in_their_ranges),
+      cmocka_unit_test(no_code_is_a_libuv_code),
       cmocka_unit_test(every_code_has_a_unique_name_and_message),
       cmocka_unit_test(known_names),
       cmocka_unit_test(unknown_codes_are_safe),

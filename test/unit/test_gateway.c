@@ -281,7 +281,7 @@ static void refresh_answers(void **state) {
  * URL API with the path option in place. */
 static void login_request_carries_the_code(void **state) {
   const authloop__provider *p = &authloop__provider_gateway;
-  authloop_client_options o = {0};
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop__provider_env env = {0};
   authloop__credential cred = {0};
   const char *bases[AUTHLOOP__MAX_BASES] = {0};
