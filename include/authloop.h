@@ -68,6 +68,8 @@ AUTHLOOP_EXTERN const char *authloop_version_string(void);
   XX(EPERM, -7023, "EPERM",                                                                        \
      "the session file is not safe to trust: another user could have written it")                  \
   XX(ERESOLVE, -7024, "ERESOLVE", "the server's host name could not be resolved")                  \
+  XX(ECRYPTO, -7025, "ECRYPTO",                                                                    \
+     "the crypto library could not start (no entropy source, or psa_crypto_init() failed)")        \
   XX(EKEY, -7101, "EKEY", "the private key could not be read: no such file, or not a PEM key")     \
   XX(EKEYPASS, -7102, "EKEYPASS", "the private key is encrypted: wrong or missing passphrase")     \
   XX(EKEYTYPE, -7103, "EKEYTYPE", "unsupported key: use RSA of 2048 bits or more, or EC P-256")    \

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,13 +232,50 @@ int authloop__header_name_ok(const char *s) {
 
 /* ---- random numbers ---------------------------------------------------------------- */
 
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_PSA_CRYPTO_C)
+/* mbedTLS 3.x routes key parsing and signing through PSA when built with
+ * MBEDTLS_USE_PSA_CRYPTO, and PSA must be started first: psa_crypto_init()
+ * is idempotent, but only thread-safe with MBEDTLS_THREADING_C, so authloop's
+ * own calls (ctxs on several threads) are serialised here. PSA is the
+ * process's: authloop never calls mbedtls_psa_crypto_free(). */
+#include <psa/crypto.h>
+#include <uv.h>
+
+static uv_once_t psa_once = UV_ONCE_INIT;
+static uv_mutex_t psa_lock;
+static int psa_lock_ok;
+
+static void psa_lock_init(void) { psa_lock_ok = uv_mutex_init(&psa_lock) == 0; }
+
+static int crypto_start(void) {
+  psa_status_t st;
+  uv_once(&psa_once, psa_lock_init);
+  if (!psa_lock_ok)
+    return AUTHLOOP_ENOMEM;
+  uv_mutex_lock(&psa_lock);
+  st = psa_crypto_init();
+  uv_mutex_unlock(&psa_lock);
+  if (st == PSA_SUCCESS)
+    return 0;
+  return st == PSA_ERROR_INSUFFICIENT_MEMORY ? AUTHLOOP_ENOMEM : AUTHLOOP_ECRYPTO;
+}
+#else
+static int crypto_start(void) { /* 2.28: the legacy API needs no start */
+  return 0;
+}
+#endif
+
 int authloop__rng_init(authloop__rng *r) {
   static const unsigned char pers[] = "authloop";
+  int rc;
+  if ((rc = crypto_start()) != 0)
+    return rc;
   mbedtls_entropy_init(&r->entropy);
   mbedtls_ctr_drbg_init(&r->drbg);
-  if (mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers, sizeof(pers)) != 0) {
+  rc = mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers, sizeof(pers));
+  if (rc != 0) {
     authloop__rng_free(r);
-    return AUTHLOOP_ENOMEM;
+    return rc == MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED ? AUTHLOOP_ECRYPTO : AUTHLOOP_ENOMEM;
   }
   return 0;
 }
