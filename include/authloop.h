@@ -3,8 +3,13 @@
  *
  * One authloop_ctx per libuv loop; any number of authloop_client sessions on
  * it. Every function here is called from the loop's thread (but
- * authloop_ctx_post()). A call that returns an error fires no event and no
- * callback for that call; a call that returns 0 produces exactly one outcome.
+ * authloop_ctx_post()). Several ctxs may run at once on several threads, each
+ * on its own loop: they share nothing but the one-time start-up of libcurl
+ * and mbedTLS, which authloop does once, under a lock. A call that returns an
+ * error fires no event and no callback for that call; a call that returns 0
+ * produces exactly one outcome. Functions that return int return 0 or a
+ * negative AUTHLOOP_E* code (authloop_on() returns an id > 0); each says which.
+ * A NULL handle is AUTHLOOP_EINVAL for them, and a safe "nothing" for queries.
  *
  * Everything that reaches application code (events, done and response
  * callbacks, pre-auth results, posts, log lines) is queued and run from the
@@ -98,7 +103,8 @@ enum {
 
 /* Message for a code; never NULL. Unknown codes get "unknown error". */
 AUTHLOOP_EXTERN const char *authloop_strerror(int err);
-/* Symbolic name ("ETIMEDOUT", "ERROR_LOGIN_IN_PROGRESS"); never NULL. */
+/* Symbolic name ("ETIMEDOUT", "ERROR_LOGIN_IN_PROGRESS"); never NULL: "OK"
+ * for 0, "UNKNOWN" for a code not in the table. Both are static strings. */
 AUTHLOOP_EXTERN const char *authloop_err_name(int err);
 
 /* ---- context: one per loop ------------------------------------------------ */
@@ -149,13 +155,18 @@ typedef struct authloop_ctx_options {
 
 #define AUTHLOOP_CTX_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_ctx_options)
 
-/* Make a ctx on `loop` (NULL = uv_default_loop()); opts may be NULL. The
- * ctx keeps the loop alive (one referenced handle) until it is closed, so a
- * post from another thread always finds the loop running. AUTHLOOP_EINVAL for
- * a bad option (a user agent with a control byte ...); on any error the loop
- * is left as found. */
+/* Make a ctx on `loop` (NULL = uv_default_loop()); opts may be NULL (every
+ * default). Copies what it keeps of opts. The ctx keeps the loop alive (one
+ * referenced handle) until it is closed, so a post from another thread always
+ * finds the loop running. 0 and *out set; AUTHLOOP_EINVAL (out NULL, a bad
+ * option: a user agent with a control byte, opts without its size ...),
+ * AUTHLOOP_ENOTSUP (opts from a newer header with a field this library does
+ * not know set), AUTHLOOP_ENOMEM, AUTHLOOP_ECRYPTO (no entropy, or mbedTLS's
+ * PSA would not start). On any error *out is NULL and the loop is left as
+ * found. */
 AUTHLOOP_EXTERN int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *opts,
                                      authloop_ctx **out);
+/* The ctx's loop; NULL for a NULL ctx. */
 AUTHLOOP_EXTERN uv_loop_t *authloop_ctx_loop(const authloop_ctx *ctx);
 
 typedef void (*authloop_close_cb)(authloop_ctx *ctx, void *userdata);
@@ -163,8 +174,9 @@ typedef void (*authloop_close_cb)(authloop_ctx *ctx, void *userdata);
 /* Asynchronous close. In-flight operations end with AUTHLOOP_ECANCELED
  * (their events are dispatched first), then every client still on the ctx is
  * freed, the ctx's handles are closed, and cb runs (ctx is valid during cb
- * only). After that the loop holds nothing of authloop: uv_loop_close() == 0.
- * A second call returns AUTHLOOP_ECLOSING. */
+ * only; cb may be NULL). After that the loop holds nothing of authloop:
+ * uv_loop_close() == 0. May be called inside any callback. 0;
+ * AUTHLOOP_EINVAL (NULL); a second call returns AUTHLOOP_ECLOSING. */
 AUTHLOOP_EXTERN int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata);
 
 /* ---- embedding ---------------------------------------------------------------- */
@@ -176,7 +188,8 @@ AUTHLOOP_EXTERN int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, 
  * non-blocking turn of the loop, returns non-zero while the loop is alive,
  * and may finish a close (the ctx is gone when the close callback has run).
  * With nothing due, the host loop sleeps: no timer stays armed and the fd
- * stays quiet. The ctx's uv loop must then not be run by anyone else. */
+ * stays quiet. The ctx's uv loop must then not be run by anyone else. For a
+ * NULL ctx: fd -1, timeout -1, process 0. */
 AUTHLOOP_EXTERN int authloop_ctx_fd(const authloop_ctx *ctx);
 AUTHLOOP_EXTERN int authloop_ctx_timeout_ms(authloop_ctx *ctx);
 AUTHLOOP_EXTERN int authloop_ctx_process(authloop_ctx *ctx);
@@ -190,7 +203,8 @@ typedef void (*authloop_post_cb)(authloop_ctx *ctx, int status, void *userdata);
  * a call from another thread. Fails with AUTHLOOP_ECLOSING once the ctx is
  * closing; a post still queued when the close starts runs with
  * AUTHLOOP_ECANCELED (the clients still exist then, but every call on them
- * fails). Do not call it after the close callback. */
+ * fails). 0; AUTHLOOP_EINVAL (NULL ctx or fn), AUTHLOOP_ENOMEM. Do not call it
+ * after the close callback. */
 AUTHLOOP_EXTERN int authloop_ctx_post(authloop_ctx *ctx, authloop_post_cb fn, void *userdata);
 
 /* ---- pre-auth: the backend half of the gateway flow ------------------------- */
@@ -230,7 +244,10 @@ typedef void (*authloop_preauth_cb)(authloop_ctx *ctx, const authloop_preauth_re
 /* Signs the bearer and sends the request; cb runs once. Fails at once, with no
  * request sent, on a bad option (AUTHLOOP_EINVAL, AUTHLOOP_EINSECURE) or key
  * (AUTHLOOP_EKEY, AUTHLOOP_EKEYPASS, AUTHLOOP_EKEYTYPE). The key is read,
- * used and wiped within this call. */
+ * used and wiped within this call. Also AUTHLOOP_ENOTSUP (opts from a newer
+ * header), AUTHLOOP_ENOMEM, AUTHLOOP_ECLOSING. 0 means cb will run once, from
+ * the loop: with the code, or with AUTHLOOP_E* (EREJECTED with the server's
+ * message and code, ENETWORK, ETIMEDOUT, EPROTO ..., ECANCELED on close). */
 AUTHLOOP_EXTERN int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *opts,
                                      authloop_preauth_cb cb, void *userdata);
 
@@ -291,6 +308,8 @@ AUTHLOOP_EXTERN int authloop_client_new(authloop_ctx *ctx, const authloop_client
  * AUTHLOOP_ECANCELED; during them the pointer is valid but every call on it
  * fails (AUTHLOOP_EINVAL). Its memory goes after the last of them has run. */
 AUTHLOOP_EXTERN void authloop_client_free(authloop_client *c);
+/* The client's ctx (NULL for NULL); its state (LOGGED_OUT for NULL); a
+ * state's name ("LOGGED_IN"; "UNKNOWN" out of range; a static string). */
 AUTHLOOP_EXTERN authloop_ctx *authloop_client_ctx(const authloop_client *c);
 AUTHLOOP_EXTERN authloop_state authloop_client_state(const authloop_client *c);
 AUTHLOOP_EXTERN const char *authloop_state_name(authloop_state state);
@@ -310,27 +329,38 @@ AUTHLOOP_EXTERN int authloop_login_code(authloop_client *c, const char *authoriz
  * object as text). expires_in uses the ms syntax ("1h", "30m", "-1" never);
  * NULL means the server's default. A two-step strategy that answers without
  * a token leaves the client AWAITING_TOKEN with no loginAttempt until
- * authloop_set_token(). */
+ * authloop_set_token(). Errors as for authloop_login_code(), with
+ * AUTHLOOP_EINVAL for a strategy or credentials that are not what Kuzzle
+ * accepts (credentials not a JSON object, a bad expires_in) and
+ * AUTHLOOP_EWRONGPROVIDER on a client that is not "kuzzle". */
 AUTHLOOP_EXTERN int authloop_login_strategy(authloop_client *c, const char *strategy,
                                             const char *credentials_json, const char *expires_in);
 AUTHLOOP_EXTERN int authloop_login_local(authloop_client *c, const char *username,
                                          const char *password, const char *expires_in);
 /* Completes a two-step login with the token obtained elsewhere: checked with
- * the server (checkToken), then loginAttempt. */
+ * the server (checkToken), then loginAttempt. AUTHLOOP_EINVAL when the client
+ * is not AWAITING_TOKEN (AUTHLOOP_ELOGININPROGRESS while a token is being
+ * checked); AUTHLOOP_EBLANKAUTHTOKEN (NULL or empty), AUTHLOOP_EAUTHTOKENSPACE,
+ * AUTHLOOP_EINVAL (a control byte, not UTF-8). */
 AUTHLOOP_EXTERN int authloop_set_token(authloop_client *c, const char *token);
 
 /* CometChat: log in with a uid and the app's auth key (two requests), or with
  * an auth token minted by your backend. Validation happens first, in
- * CometChat's order, with its error names (ERROR_INVALID_UID ...). */
+ * CometChat's order, with its error names (ERROR_INVALID_UID ...), after
+ * the checks every login call makes (see authloop_login_code()). */
 AUTHLOOP_EXTERN int authloop_login_key(authloop_client *c, const char *uid, const char *auth_key);
 AUTHLOOP_EXTERN int authloop_login_token(authloop_client *c, const char *auth_token);
 
 /* Clears the session locally at once (state LOGGED_OUT) and tells the server;
- * the logout event reports the server's answer (error 0 when acknowledged).
- * Fails with AUTHLOOP_ENOTLOGGEDIN when nobody is logged in. */
+ * the logout event reports the server's answer (error 0 when acknowledged),
+ * once, from the loop. The request still reaches the server if the client is
+ * freed at once; closing the ctx waits for it (up to the request timeout).
+ * 0; AUTHLOOP_EINVAL, AUTHLOOP_ECLOSING, AUTHLOOP_ENOTLOGGEDIN (nobody is
+ * logged in: no event), AUTHLOOP_ENOMEM. */
 AUTHLOOP_EXTERN int authloop_logout(authloop_client *c);
-/* Kuzzle: log out of every session of this user (global=true). Other
- * dialects have no such thing: AUTHLOOP_ENOTSUP, and the session stays. */
+/* Kuzzle: log out of every session of this user (global=true); otherwise as
+ * authloop_logout(). The gateway and CometChat have no such thing:
+ * AUTHLOOP_ENOTSUP, no request, no event, and the session stays. */
 AUTHLOOP_EXTERN int authloop_logout_global(authloop_client *c);
 
 /* Session queries. The strings they return (tokens, the user and its
@@ -338,7 +368,11 @@ AUTHLOOP_EXTERN int authloop_logout_global(authloop_client *c);
  * callback they were read in or, read outside any callback, until the loop
  * next runs. That holds even if the session changes meanwhile (a logout, a
  * refresh, authloop_client_free()): the old strings are freed (wiped) later.
- * Keep a copy (authloop_copy()) to use one after that. */
+ * Keep a copy (authloop_copy()) to use one after that. While nobody is
+ * logged in (and for NULL): is_logged_in 0, current_user, access_token and
+ * id_token NULL. A logged-in session always has an access token and a user;
+ * id_token is NULL when the dialect has none (Kuzzle, CometChat). A session
+ * restored from its file counts as logged in before any network. */
 AUTHLOOP_EXTERN int authloop_is_logged_in(const authloop_client *c);
 AUTHLOOP_EXTERN const authloop_user *authloop_current_user(const authloop_client *c);
 AUTHLOOP_EXTERN const char *authloop_access_token(const authloop_client *c);
@@ -367,13 +401,19 @@ AUTHLOOP_EXTERN int authloop_copy(const authloop_client *c, authloop_copy_what w
                                   size_t size, size_t *len);
 
 /* Records user activity: an active user is kept logged in (refreshed before
- * expiry); an idle one is left to expire. Authenticated requests count too. */
+ * expiry); an idle one is left to expire. Authenticated requests count too.
+ * 0 (also while logged out: it only notes the time); AUTHLOOP_EINVAL for NULL
+ * or a freed client. Cheap: no allocation, no request of its own. */
 AUTHLOOP_EXTERN int authloop_touch(authloop_client *c);
 
 typedef void (*authloop_done_cb)(authloop_client *c, int status, void *userdata);
 
 /* Refreshes the tokens now, or joins the refresh in flight: every caller gets
- * the same outcome (0 or an error) through cb, once. */
+ * the same outcome (0 or an error) through cb (may be NULL), once, from the
+ * loop. 0; AUTHLOOP_EINVAL, AUTHLOOP_ECLOSING, AUTHLOOP_ENOTLOGGEDIN,
+ * AUTHLOOP_ENOTSUP (CometChat, or a token that never expires),
+ * AUTHLOOP_EOFFLINE, AUTHLOOP_ENOMEM. A refused refresh token ends the
+ * session (sessionExpired, reason revoked; cb gets AUTHLOOP_EREVOKED). */
 AUTHLOOP_EXTERN int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata);
 
 /* status: 0 when an HTTP answer arrived (see http_status), else AUTHLOOP_E*.
@@ -385,7 +425,11 @@ typedef void (*authloop_response_cb)(authloop_client *c, int status, long http_s
  * base URL, body_json (may be NULL) is sent as application/json. It carries
  * the dialect's bearer token, counts as activity, waits while a refresh is in
  * flight or the network is offline (up to the ctx timeout), and on a 401
- * refreshes once and retries once. */
+ * refreshes once and retries once. cb runs once, from the loop. 0;
+ * AUTHLOOP_EINVAL (NULL client or cb; method other than GET, POST, PUT,
+ * PATCH, DELETE; a path not starting with '/' or with a space or control
+ * byte; body_json not JSON, or with GET), AUTHLOOP_ECLOSING,
+ * AUTHLOOP_ENOTLOGGEDIN, AUTHLOOP_ENOMEM. */
 AUTHLOOP_EXTERN int authloop_request(authloop_client *c, const char *method, const char *path,
                                      const char *body_json, authloop_response_cb cb,
                                      void *userdata);
@@ -398,13 +442,18 @@ AUTHLOOP_EXTERN int authloop_request(authloop_client *c, const char *method, con
  * failures in a row put that server on hold for 10 s (its logins fail at once
  * with AUTHLOOP_EOFFLINE, requests to it wait), and what waited goes when the
  * hold ends or the server answers again. A host name that does not resolve
- * (AUTHLOOP_ERESOLVE) does not count. */
+ * (AUTHLOOP_ERESOLVE) does not count. set_online: 0, AUTHLOOP_EINVAL,
+ * AUTHLOOP_ECLOSING. is_online: 1 or 0 (0 for NULL). */
 AUTHLOOP_EXTERN int authloop_ctx_set_online(authloop_ctx *ctx, int online);
 AUTHLOOP_EXTERN int authloop_ctx_is_online(const authloop_ctx *ctx);
 
+/* The user's fields, valid as the session queries' strings are. id: never
+ * NULL for a user of a session; name: NULL when the server sent none. All
+ * return NULL for a NULL user. */
 AUTHLOOP_EXTERN const char *authloop_user_id(const authloop_user *u);
 AUTHLOOP_EXTERN const char *authloop_user_name(const authloop_user *u);
-/* A top-level string field of the user object ("email", "tenantId" ...), or NULL. */
+/* A top-level string field of the user object ("email", "tenantId" ...), or
+ * NULL (no such field, not a string, NULL key). */
 AUTHLOOP_EXTERN const char *authloop_user_field(const authloop_user *u, const char *key);
 /* The user object as the server sent it: same keys in the same order, compact. */
 AUTHLOOP_EXTERN const char *authloop_user_json(const authloop_user *u);
@@ -444,10 +493,18 @@ typedef struct authloop_event {
 /* The event and its strings are valid only during the call. */
 typedef void (*authloop_event_cb)(authloop_client *c, const authloop_event *ev, void *userdata);
 
-/* Returns a listener id > 0, or a negative error code. */
+/* Registers cb for one event type; listeners of a type run in the order
+ * they were registered, from the loop. A listener added inside a handler
+ * gets the next event, not the one being delivered. Returns a listener id
+ * > 0 (never reused on this client), or AUTHLOOP_EINVAL (NULL client or cb,
+ * an unknown type, a freed client) or AUTHLOOP_ENOMEM. */
 AUTHLOOP_EXTERN int authloop_on(authloop_client *c, authloop_event_type type, authloop_event_cb cb,
                                 void *userdata);
+/* Removes a listener, at once: inside a handler too, it gets nothing more,
+ * not even the rest of the event being delivered. 0; AUTHLOOP_ENOENT (no such
+ * listener, or removed already); AUTHLOOP_EINVAL (NULL client, id <= 0). */
 AUTHLOOP_EXTERN int authloop_off(authloop_client *c, int listener_id);
+/* "loginAttempt" ...; "unknown" out of range; a static string. */
 AUTHLOOP_EXTERN const char *authloop_event_name(authloop_event_type type);
 
 #ifdef __cplusplus

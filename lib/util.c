@@ -232,38 +232,52 @@ int authloop__header_name_ok(const char *s) {
 
 /* ---- random numbers ---------------------------------------------------------------- */
 
+/* Process-wide crypto start-up, once and under a lock, for ctxs made on
+ * several threads at once:
+ * - mbedTLS caches its CPU feature probe (AES-NI, VIA padlock) in plain
+ *   statics the first time an AES key is set, with no lock: one key set here,
+ *   once, fills the cache before any ctx can race on it.
+ * - 3.x routes key parsing and signing through PSA when built with
+ *   MBEDTLS_USE_PSA_CRYPTO, and PSA must be started first: psa_crypto_init()
+ *   is idempotent but only thread-safe with MBEDTLS_THREADING_C, so authloop's
+ *   calls are serialised. PSA is the process's: authloop never calls
+ *   mbedtls_psa_crypto_free(). */
 #if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_PSA_CRYPTO_C)
-/* mbedTLS 3.x routes key parsing and signing through PSA when built with
- * MBEDTLS_USE_PSA_CRYPTO, and PSA must be started first: psa_crypto_init()
- * is idempotent, but only thread-safe with MBEDTLS_THREADING_C, so authloop's
- * own calls (ctxs on several threads) are serialised here. PSA is the
- * process's: authloop never calls mbedtls_psa_crypto_free(). */
 #include <psa/crypto.h>
+#define AUTHLOOP__PSA 1
+#endif
+#include <mbedtls/aes.h>
 #include <uv.h>
 
-static uv_once_t psa_once = UV_ONCE_INIT;
-static uv_mutex_t psa_lock;
-static int psa_lock_ok;
+static uv_once_t crypto_once = UV_ONCE_INIT;
+static uv_mutex_t crypto_lock;
+static int crypto_lock_ok;
 
-static void psa_lock_init(void) { psa_lock_ok = uv_mutex_init(&psa_lock) == 0; }
+static void crypto_once_init(void) {
+  static const unsigned char zero_key[32];
+  mbedtls_aes_context aes;
+  crypto_lock_ok = uv_mutex_init(&crypto_lock) == 0;
+  mbedtls_aes_init(&aes);
+  (void)mbedtls_aes_setkey_enc(&aes, zero_key, 256);
+  mbedtls_aes_free(&aes);
+}
 
 static int crypto_start(void) {
-  psa_status_t st;
-  uv_once(&psa_once, psa_lock_init);
-  if (!psa_lock_ok)
+  uv_once(&crypto_once, crypto_once_init);
+  if (!crypto_lock_ok)
     return AUTHLOOP_ENOMEM;
-  uv_mutex_lock(&psa_lock);
-  st = psa_crypto_init();
-  uv_mutex_unlock(&psa_lock);
-  if (st == PSA_SUCCESS)
-    return 0;
-  return st == PSA_ERROR_INSUFFICIENT_MEMORY ? AUTHLOOP_ENOMEM : AUTHLOOP_ECRYPTO;
-}
-#else
-static int crypto_start(void) { /* 2.28: the legacy API needs no start */
+#ifdef AUTHLOOP__PSA
+  {
+    psa_status_t st;
+    uv_mutex_lock(&crypto_lock);
+    st = psa_crypto_init();
+    uv_mutex_unlock(&crypto_lock);
+    if (st != PSA_SUCCESS)
+      return st == PSA_ERROR_INSUFFICIENT_MEMORY ? AUTHLOOP_ENOMEM : AUTHLOOP_ECRYPTO;
+  }
+#endif
   return 0;
 }
-#endif
 
 int authloop__rng_init(authloop__rng *r) {
   static const unsigned char pers[] = "authloop";

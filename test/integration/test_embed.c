@@ -471,6 +471,122 @@ static void freeing_or_closing_with_calls_pending(void **state) {
   }
 }
 
+/* ---- several ctxs on several threads ------------------------------------------------ */
+
+/* Each thread has its own loop and ctx and runs whole sessions on them at the
+ * same time as the others: login, an authenticated request, logout, close.
+ * Nothing here may use cmocka (not thread-safe): the thread records, the
+ * main thread asserts. */
+typedef struct {
+  uv_thread_t tid;
+  char *codes[3];
+  int logins_ok, requests_200, logouts, closes_clean;
+  int login_done, request_done, logout_done, closed;
+  int errors[8];
+  int nerrors;
+} worker;
+
+static void worker_event(authloop_client *c, const authloop_event *ev, void *ud) {
+  worker *w = ud;
+  (void)c;
+  if (ev->type == AUTHLOOP_EV_LOGIN_ATTEMPT) {
+    w->login_done = 1;
+    w->logins_ok += ev->success;
+    if (!ev->success && w->nerrors < 8)
+      w->errors[w->nerrors++] = ev->error;
+  } else if (ev->type == AUTHLOOP_EV_LOGOUT) {
+    w->logout_done = 1;
+    w->logouts += ev->error == 0;
+  }
+}
+
+static void worker_reply(authloop_client *c, int status, long http, const char *body, size_t len,
+                         void *ud) {
+  worker *w = ud;
+  (void)c, (void)body, (void)len;
+  w->request_done = 1;
+  w->requests_200 += status == 0 && http == 200;
+}
+
+static void worker_closed(authloop_ctx *ctx, void *ud) {
+  (void)ctx;
+  ((worker *)ud)->closed = 1;
+}
+
+/* Runs the loop until *flag is set; the loop has a pending operation all
+ * along, so UV_RUN_ONCE blocks on real work only. */
+static void worker_wait(uv_loop_t *loop, int *flag) {
+  while (!*flag && uv_run(loop, UV_RUN_ONCE))
+    ;
+}
+
+static void worker_main(void *arg) {
+  worker *w = arg;
+  int round;
+  for (round = 0; round < 3; round++) {
+    uv_loop_t loop;
+    authloop_ctx *ctx = NULL;
+    authloop_client *c = NULL;
+    authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
+    authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+    int rc;
+    uv_loop_init(&loop);
+    co.ca_file = server.ca;
+    co.timeout_ms = 5000;
+    o.provider = "gateway";
+    o.base_url = server.base_url;
+    w->login_done = w->request_done = w->logout_done = w->closed = 0;
+    if ((rc = authloop_ctx_new(&loop, &co, &ctx)) != 0 ||
+        (rc = authloop_client_new(ctx, &o, &c)) != 0 ||
+        (rc = authloop_on(c, AUTHLOOP_EV_LOGIN_ATTEMPT, worker_event, w)) < 0 ||
+        (rc = authloop_on(c, AUTHLOOP_EV_LOGOUT, worker_event, w)) < 0 ||
+        (rc = authloop_login_code(c, w->codes[round])) != 0) {
+      if (w->nerrors < 8)
+        w->errors[w->nerrors++] = rc;
+    } else {
+      worker_wait(&loop, &w->login_done);
+      if (authloop_request(c, "GET", "/api/me", NULL, worker_reply, w) == 0)
+        worker_wait(&loop, &w->request_done);
+      if (authloop_logout(c) == 0)
+        worker_wait(&loop, &w->logout_done);
+    }
+    if (ctx && authloop_ctx_close(ctx, worker_closed, w) == 0)
+      uv_run(&loop, UV_RUN_DEFAULT);
+    w->closes_clean += w->closed && uv_loop_close(&loop) == 0;
+  }
+}
+
+static void ctxs_on_several_threads_run_at_once(void **state) {
+  enum { WORKERS = 4 };
+  worker w[WORKERS];
+  char user[32];
+  int i, r;
+  long logins = test_stat(&server, "/auth/login"), mes = test_stat(&server, "/api/me");
+  (void)state;
+  memset(w, 0, sizeof(w));
+  for (i = 0; i < WORKERS; i++)
+    for (r = 0; r < 3; r++) {
+      snprintf(user, sizeof(user), "thread-%d-%d", i, r);
+      w[i].codes[r] = test_mint_code(&server, user);
+    }
+  for (i = 0; i < WORKERS; i++)
+    assert_int_equal(uv_thread_create(&w[i].tid, worker_main, &w[i]), 0);
+  for (i = 0; i < WORKERS; i++)
+    assert_int_equal(uv_thread_join(&w[i].tid), 0);
+  for (i = 0; i < WORKERS; i++) {
+    if (w[i].nerrors)
+      fail_msg("thread %d: %s", i, authloop_err_name(w[i].errors[0]));
+    assert_int_equal(w[i].logins_ok, 3);
+    assert_int_equal(w[i].requests_200, 3);
+    assert_int_equal(w[i].logouts, 3);
+    assert_int_equal(w[i].closes_clean, 3);
+    for (r = 0; r < 3; r++)
+      free(w[i].codes[r]);
+  }
+  assert_int_equal(test_stat(&server, "/auth/login"), logins + WORKERS * 3);
+  assert_int_equal(test_stat(&server, "/api/me"), mes + WORKERS * 3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(posts_from_eight_threads_run_once_on_the_loop),
@@ -482,6 +598,7 @@ int main(void) {
       cmocka_unit_test(posts_reach_an_idle_poll_loop),
       cmocka_unit_test(closing_the_ctx_inside_a_handler),
       cmocka_unit_test(freeing_or_closing_with_calls_pending),
+      cmocka_unit_test(ctxs_on_several_threads_run_at_once),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */
