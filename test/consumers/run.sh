@@ -13,11 +13,17 @@ n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; sed 's/^/# /' "$work/log" | tail -20; }
 check() { local what=$1; shift; if "$@" >"$work/log" 2>&1; then ok "$what"; else notok "$what"; fi; }
-echo "1..7"
+echo "1..8"
 prefix=$work/prefix
 check "configure, build and install into a prefix" sh -c \
   "meson setup '$work/b' '$src' --prefix='$prefix' -Dtests=false -Dsamples=false >/dev/null &&
    ninja -C '$work/b' >/dev/null && meson install -C '$work/b' --quiet"
+# Every exported function has its man page in the prefix (a page or a link to one).
+check "man pages installed for every export" sh -c \
+  "test -d '$prefix/share/man/man3' && for f in \$(cat '$src'/abi/*.symbols); do
+     test -e '$prefix/share/man/man3/'\$f.3 || { echo \"no man page for \$f\"; exit 1; }
+   done && test -L '$prefix/share/man/man3/authloop_ctx_close.3' &&
+   MANWIDTH=80 man -l '$prefix/share/man/man3/authloop_ctx_close.3' 2>&1 | grep -q 'authloop_ctx_close'"
 libdir=$(meson introspect "$work/b" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="libdir"][0])')
 export PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
 check "plain cc with pkg-config" sh -c \
