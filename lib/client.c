@@ -71,8 +71,16 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
     return AUTHLOOP_ENOPROVIDER;
   if ((opts->session_path && !*opts->session_path) || (opts->session_key && !opts->session_path))
     return AUTHLOOP_EINVAL;
-  if (!(c = calloc(1, sizeof(*c))))
+  /* what the client will need where nothing may fail: room to retire its
+   * strings, and room for its wake-up in the timer */
+  if ((rc = authloop__retire_reserve(ctx)) != 0)
+    return rc;
+  if ((rc = authloop__timer_reserve(&ctx->timer)) != 0 || !(c = calloc(1, sizeof(*c)))) {
+    if (rc == 0)
+      authloop__timer_release(&ctx->timer);
+    authloop__retire_release(ctx);
     return AUTHLOOP_ENOMEM;
+  }
   c->ctx = ctx;
   c->provider = authloop__provider_find(opts->provider);
   c->refs = 1;
@@ -99,6 +107,8 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
       c->provider->free(c->pstate);
     free(c->base_url);
     free(c);
+    authloop__timer_release(&ctx->timer);
+    authloop__retire_release(ctx);
     return rc;
   }
   if (opts->session_key) {
@@ -212,6 +222,7 @@ static void login_finished(authloop_client *c, authloop__result *r) {
   if (!r->error && (!p->access_token || !p->user || p->lifetime_s == AUTHLOOP__LIFETIME_UNSET))
     authloop__result_fail(r, AUTHLOOP_EPROTO, r->http_status, "malformed response: %s",
                           "the login ended without a token, a user or a lifetime");
+  authloop__outcome_drop(&c->await_note); /* no pause now: the login has ended */
   c->provider->login_end(c->pstate);
   if (r->error) {
     authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "login failed: %s (HTTP %ld, server code %s)",
@@ -259,7 +270,7 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
     authloop__result_fail(&r, rc, 0, NULL, NULL);
   } else if (!r.error && r.next == AUTHLOOP__NEXT_AWAIT) {
     /* a two-step strategy: no loginAttempt until authloop_set_token() */
-    authloop__set_state(c, AUTHLOOP_STATE_AWAITING_TOKEN);
+    authloop__set_state_in(c, AUTHLOOP_STATE_AWAITING_TOKEN, &c->await_note);
     authloop__result_clear(&r);
     authloop__health_note(c->ctx, origin, o->error);
     return;
@@ -291,12 +302,16 @@ static int start_login(authloop_client *c, const authloop__credential *cred, uns
   /* what its outcome needs is had now, or the call fails now */
   if (!c->login_outcome && !(c->login_outcome = authloop__outcome_reserve()))
     rc = AUTHLOOP_ENOMEM;
+  /* a two-step strategy's pause is told by stateChanged alone: it cannot be lost */
+  else if (c->provider->resumes && !c->await_note && !(c->await_note = authloop__outcome_reserve()))
+    rc = AUTHLOOP_ENOMEM;
   else if ((rc = send_login_step(c, 1)) == 0)
     authloop__set_state(c, AUTHLOOP_STATE_LOGGING_IN);
   if (rc) {
     c->provider->login_end(c->pstate);
     authloop__session_clear(&c->pending);
     authloop__outcome_drop(&c->login_outcome);
+    authloop__outcome_drop(&c->await_note);
   }
   return rc;
 }
@@ -416,8 +431,16 @@ static int logout(authloop_client *c, int global) {
   if (rc == 0)
     rc = authloop__transport_start(&c->ctx->transport, &req, on_logout_done, op, &op->x);
   authloop__request_clear(&req);
-  /* local state goes whatever the server will say */
-  authloop__clear_locally(c);
+  /* local state goes whatever the server will say; so does the file, which
+   * becomes a logout's mark for the processes that share it */
+  {
+    long long gen = c->gen;
+    const char *id = authloop_user_id(c->session.user);
+    char *uid = id ? strdup(id) : NULL;
+    authloop__clear_locally(c);
+    authloop__session_forget(c, AUTHLOOP__FORGET_LOGOUT, gen, uid);
+    free(uid);
+  }
   if (rc) {
     authloop__result r = {0};
     r.error = rc;
@@ -435,7 +458,9 @@ int authloop_logout_global(authloop_client *c) { return logout(c, 1); }
 
 /* ---- queries ------------------------------------------------------------------------ */
 
-int authloop_is_logged_in(const authloop_client *c) { return c && authloop__logged_in(c); }
+int authloop_is_logged_in(const authloop_client *c) {
+  return c && !c->freed && authloop__logged_in(c);
+}
 
 long long authloop_token_expires_in_ms(const authloop_client *c) {
   uint64_t now;
@@ -468,7 +493,7 @@ int authloop_copy(const authloop_client *c, authloop_copy_what what, char *buf, 
   const authloop_user *u;
   const char *v;
   size_t n;
-  if (!c || (!buf && size))
+  if (!c || c->freed || (!buf && size))
     return AUTHLOOP_EINVAL;
   if (!authloop__logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;

@@ -3,9 +3,11 @@
  * driving from a foreign loop, and the asynchronous close. */
 #include "ctx.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define DEFAULT_UA          "authloop/" AUTHLOOP__VERSION_STRING
 #define DEFAULT_TIMEOUT_MS  30000u
@@ -130,9 +132,21 @@ int authloop_ctx_process(authloop_ctx *ctx) {
 /* ---- life and death ---------------------------------------------------------------- */
 
 static void ctx_free(authloop_ctx *ctx) {
+  if (ctx->graveyard_free) /* the session layer's, set when it made one */
+    ctx->graveyard_free(ctx);
+  if (ctx->store.writers.next) /* registered: it is idle by now */
+    authloop__store_writer_fini(&ctx->store);
   authloop__rng_free(&ctx->rng);
   free(ctx->user_agent);
   free(ctx);
+}
+
+/* A CA bundle that exists must be a regular file: libcurl reads it during the
+ * first handshake, on the loop thread, and a FIFO there would block it. One
+ * that does not exist (yet) fails each request with AUTHLOOP_ETLS. */
+static int ca_file_ok(const char *path) {
+  struct stat st;
+  return stat(path, &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode);
 }
 
 int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *caller, authloop_ctx **out) {
@@ -149,7 +163,8 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *caller, authlo
     return rc;
   if (!loop && !(loop = uv_default_loop()))
     return AUTHLOOP_ENOMEM;
-  if ((opts->ca_file && !*opts->ca_file) || (unsigned)opts->log_level > AUTHLOOP_LOG_DEBUG ||
+  if ((opts->ca_file && (!*opts->ca_file || !ca_file_ok(opts->ca_file))) ||
+      (unsigned)opts->log_level > AUTHLOOP_LOG_DEBUG ||
       (opts->user_agent &&
        (!authloop__header_value_ok(opts->user_agent, strlen(opts->user_agent)) ||
         !authloop__utf8_ok(opts->user_agent))))
@@ -198,7 +213,8 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *caller, authlo
   }
   authloop__transport_attach(&ctx->transport);
   authloop__timer_init(&ctx->timer, loop); /* falls back to a uv_timer, never fails */
-  authloop__store_writer_init(&ctx->store, loop, &ctx->logger);
+  /* a write waits for another process's lock at most a request timeout */
+  authloop__store_writer_init(&ctx->store, loop, &ctx->logger, &ctx->timer, ctx->timeout_ms);
   *out = ctx;
   return 0;
 }

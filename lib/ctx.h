@@ -34,6 +34,7 @@ struct authloop_ctx {
   authloop__link origins; /* authloop__origin: health per scheme, host and port */
   int online_app;         /* what the application said (authloop_ctx_set_online) */
   void *graveyard;        /* session strings retired this turn (lib/state.c) */
+  void (*graveyard_free)(authloop_ctx *ctx);
   /* close */
   int closing;
   int clients_gone, parts_closing;

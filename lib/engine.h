@@ -36,6 +36,12 @@ void authloop__session_clear(authloop__session *s);
 /* The application's session goes, but what queries handed out of it stays
  * valid until control returns to the loop (freed by a deferred entry). */
 void authloop__session_retire(authloop_ctx *ctx, authloop__session *s);
+/* Room to retire a client's strings without allocating: taken when a client
+ * is made (AUTHLOOP_ENOMEM), given back when it goes. */
+int authloop__retire_reserve(authloop_ctx *ctx);
+void authloop__retire_release(authloop_ctx *ctx);
+/* At the ctx's end: what is still retired goes. */
+void authloop__graveyard_free(authloop_ctx *ctx);
 /* Takes the user object (its reference); the dialect names its id and name. */
 int authloop__user_new(const authloop__provider *p, json_t *obj, authloop_user **out);
 void authloop__user_free(authloop_user *u);
@@ -89,6 +95,7 @@ struct authloop_client {
   authloop__session pending; /* what its steps gathered so far */
   authloop__transfer *login_x;
   authloop__event_entry *login_outcome; /* its loginAttempt, reserved when it began */
+  authloop__event_entry *await_note;    /* stateChanged to AWAITING_TOKEN, likewise */
   authloop__origin *login_origin;
   int login_step;
   /* the token lifecycle (lib/session.c); times in authloop__boot_ms() */
@@ -108,6 +115,8 @@ struct authloop_client {
   int lock_fd;   /* the lock beside the session file, held by a refresh, or -1 */
   int lock_wait; /* a refresh waits for another process's lock */
   uint64_t lock_retry_at;
+  uint64_t lock_wait_until; /* then it gives up, as after a timed-out refresh */
+  int lock_warned;          /* "no lock possible" was logged */
   unsigned char session_key[AUTHLOOP__STORE_KEY_BYTES];
   int has_session_key;
   authloop__listeners listeners;
@@ -128,6 +137,8 @@ void authloop__view_of(const authloop_client *c, const authloop__session *s, aut
 int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__result *r);
 /* Every state change goes through here; emits stateChanged. */
 void authloop__set_state(authloop_client *c, authloop_state s);
+/* The same, the event going in the reserved entry *slot (taken) if there is one. */
+void authloop__set_state_in(authloop_client *c, authloop_state s, authloop__event_entry **slot);
 /* The session goes locally: tokens wiped, file deleted, state LOGGED_OUT
  * (lib/session.c); the second also emits logout with the reason. */
 void authloop__clear_locally(authloop_client *c);
@@ -199,7 +210,12 @@ void authloop__session_abort(authloop_client *c, int error);
 void authloop__session_restore(authloop_client *c);
 /* Writes (or deletes) c's session file off the loop thread. */
 void authloop__session_persist(authloop_client *c);
-void authloop__session_forget(authloop_client *c);
+enum { AUTHLOOP__FORGET_LOGOUT, AUTHLOOP__FORGET_REVOKED, AUTHLOOP__FORGET_IDLE };
+/* The file, when it still holds the session of generation gen and user uid
+ * (NULL: any), is marked as logged out (LOGOUT, REVOKED) or removed (IDLE). */
+void authloop__session_forget(authloop_client *c, int how, long long gen, const char *uid);
+/* A generation past both and not below the wall clock (saturating). */
+long long authloop__next_gen(long long ours, long long theirs);
 /* A login's session gets a generation past the file's. */
 void authloop__session_generation(authloop_client *c);
 /* The timer reached c's wake-up. */

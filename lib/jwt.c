@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <mbedtls/asn1.h>
 #include <mbedtls/base64.h>
+#include <mbedtls/bignum.h>
 #include <mbedtls/md.h>
+#include <mbedtls/pem.h>
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
@@ -108,17 +110,31 @@ char *authloop__b64url_encode(const unsigned char *in, size_t len) {
   return (char *)buf;
 }
 
+/* mbedTLS's out-of-memory codes, alone or in a high-level code's low bits:
+ * ENOMEM, never taken for a bad key. */
+static int mbedtls_nomem(int rc) {
+  int high = -((-rc) & 0x7F80), low = -((-rc) & 0x007F);
+  return rc < 0 && (high == MBEDTLS_ERR_PK_ALLOC_FAILED || high == MBEDTLS_ERR_PEM_ALLOC_FAILED ||
+                    high == MBEDTLS_ERR_ECP_ALLOC_FAILED || low == MBEDTLS_ERR_MPI_ALLOC_FAILED ||
+                    low == MBEDTLS_ERR_ASN1_ALLOC_FAILED);
+}
+
 static int read_key_file(const char *path, unsigned char **out, size_t *len) {
   struct stat st;
   unsigned char *buf;
   size_t got = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO at the path must not block the loop (it is refused
+   * below, as anything but a regular file is) */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
-    return AUTHLOOP_EKEY;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > KEY_MAX_BYTES ||
-      !(buf = malloc((size_t)st.st_size + 1))) {
+    return errno == ENOMEM ? AUTHLOOP_ENOMEM : AUTHLOOP_EKEY;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > KEY_MAX_BYTES) {
     close(fd);
     return AUTHLOOP_EKEY;
+  }
+  if (!(buf = malloc((size_t)st.st_size + 1))) {
+    close(fd);
+    return AUTHLOOP_ENOMEM;
   }
   while (got < (size_t)st.st_size) {
     ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
@@ -145,8 +161,10 @@ int authloop__key_load(const char *file, const char *pem, size_t pem_len, const 
       return rc;
   } else {
     len = pem_len ? pem_len : strlen(pem);
-    if (len > KEY_MAX_BYTES || !(buf = malloc(len + 1)))
+    if (len > KEY_MAX_BYTES)
       return AUTHLOOP_EKEY;
+    if (!(buf = malloc(len + 1)))
+      return AUTHLOOP_ENOMEM;
     memcpy(buf, pem, len);
     buf[len] = '\0';
   }
@@ -155,7 +173,9 @@ int authloop__key_load(const char *file, const char *pem, size_t pem_len, const 
                               passphrase ? strlen(passphrase) : 0, &rng->drbg);
   mbedtls_platform_zeroize(buf, len);
   free(buf);
-  if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH)
+  if (mbedtls_nomem(rc))
+    rc = AUTHLOOP_ENOMEM;
+  else if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH)
     rc = AUTHLOOP_EKEYPASS;
   else if (rc == MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE || rc == MBEDTLS_ERR_PK_FEATURE_UNAVAILABLE)
     rc = AUTHLOOP_EKEYCIPHER; /* e.g. PKCS#8 with AES on mbedTLS 2.28 */
@@ -226,15 +246,18 @@ int authloop__jwt_sign(mbedtls_pk_context *pk, int alg, const char *kid, const j
   if (!(token = malloc(n + 1 + (sizeof(sig) * 4 / 3 + 4))))
     goto done;
   snprintf(token, n + 1, "%s.%s", h, p);
-  rc = AUTHLOOP_EKEY;
-  if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (unsigned char *)token, n, hash) !=
-          0 ||
-      AUTHLOOP__PK_SIGN(pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, sizeof(sig), &sig_len,
-                        &rng->drbg) != 0)
+  if ((rc = mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (unsigned char *)token, n,
+                       hash)) != 0 ||
+      (rc = AUTHLOOP__PK_SIGN(pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, sizeof(sig), &sig_len,
+                              &rng->drbg)) != 0) {
+    rc = mbedtls_nomem(rc) ? AUTHLOOP_ENOMEM : AUTHLOOP_EKEY;
     goto done;
+  }
   if (alg == AUTHLOOP__ES256) {
-    if (ecdsa_der_to_raw(sig, sig_len, raw) != 0)
+    if ((rc = ecdsa_der_to_raw(sig, sig_len, raw)) != 0) {
+      rc = mbedtls_nomem(rc) ? AUTHLOOP_ENOMEM : AUTHLOOP_EKEY;
       goto done;
+    }
     sig_bytes = raw;
     sig_len = sizeof(raw);
   }

@@ -74,7 +74,8 @@ static int check_options(const authloop_preauth_options *o) {
       (o->path && (o->path[0] != '/' || authloop__has_space(o->path))) ||
       (o->kid &&
        (!authloop__header_value_ok(o->kid, strlen(o->kid)) || !authloop__utf8_ok(o->kid))) ||
-      !authloop__utf8_ok(o->user_id) || !authloop__utf8_ok(o->client_id))
+      !authloop__utf8_ok(o->user_id) || !authloop__utf8_ok(o->client_id) ||
+      (o->gateway_url && !authloop__utf8_ok(o->gateway_url)))
     return AUTHLOOP_EINVAL;
   return authloop__check_base_url(o->gateway_url, o->allow_insecure_http, NULL);
 }
@@ -98,9 +99,8 @@ static int make_bearer(authloop_ctx *ctx, const authloop_preauth_options *o, con
       (claims = json_pack("{s:s, s:s, s:I, s:I, s:s}", "iss", o->client_id, "aud", aud, "iat",
                           (json_int_t)now, "exp", (json_int_t)(now + lifetime), "jti", jti)))
     rc = authloop__jwt_sign(&pk, alg, o->kid, claims, &ctx->rng, out);
-  else if (!claims && jti)
-    rc = AUTHLOOP_EINVAL; /* not UTF-8 */
-  mbedtls_pk_free(&pk);   /* the private key is wiped here */
+  /* every string was checked as UTF-8 before: a failure here is memory */
+  mbedtls_pk_free(&pk); /* the private key is wiped here */
   json_decref(claims);
   free(jti);
   return rc;

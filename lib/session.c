@@ -206,16 +206,31 @@ void authloop__clear_locally(authloop_client *c) {
   memset(&c->timing, 0, sizeof(c->timing));
   c->timing.idle_ms = idle_ms;
   authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
-  authloop__session_forget(c);
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_OUT);
 }
 
-void authloop__logout_locally(authloop_client *c, int error, long http_status) {
+/* The server says the session is gone (or another process ended it):
+ * everything waiting gets `error`, then the logout event. `forget`: the file
+ * goes too (when it still holds this session). */
+static void end_here(authloop_client *c, int error, long http_status, int forget) {
   authloop__result r = {0};
+  long long gen = c->gen;
+  const char *user = NULL;
+  char *uid = NULL;
+  if (forget && c->session.user && (user = authloop_user_id(c->session.user)))
+    uid = strdup(user);
+  authloop__session_abort(c, error);
+  authloop__clear_locally(c);
+  if (forget)
+    authloop__session_forget(c, AUTHLOOP__FORGET_REVOKED, gen, uid);
+  free(uid);
   r.error = error;
   r.http_status = http_status;
-  authloop__clear_locally(c);
   authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r);
+}
+
+void authloop__logout_locally(authloop_client *c, int error, long http_status) {
+  end_here(c, error, http_status, 1);
 }
 
 /* ---- the persisted session -------------------------------------------------------- */
@@ -263,8 +278,12 @@ static int encode_session(authloop_client *c, unsigned char **data, size_t *len)
 void authloop__session_persist(authloop_client *c) {
   unsigned char *data;
   size_t len;
-  if (!c->session_path || encode_session(c, &data, &len) != 0)
+  if (!c->session_path)
     return;
+  if (encode_session(c, &data, &len) != 0) {
+    release_lock(c); /* a refresh's lock goes even when nothing can be written */
+    return;
+  }
   if (c->lock_fd >= 0) { /* a refresh held the lock: the write releases it when done */
     authloop__store_write_locked(&c->ctx->store, c->session_path, data, len, c->lock_fd);
     c->lock_fd = -1;
@@ -273,9 +292,67 @@ void authloop__session_persist(authloop_client *c) {
   }
 }
 
-void authloop__session_forget(authloop_client *c) {
-  if (c->session_path)
+static int read_stored(authloop_client *c, authloop__stored *st, const char **why);
+
+static int stored_user_differs(const authloop_client *c, const json_t *user, const char *uid) {
+  const char *id = NULL, *name;
+  return c->provider->user_fields(user, &id, &name) != 0 || !id || strcmp(id, uid) != 0;
+}
+
+long long authloop__next_gen(long long ours, long long theirs) {
+  long long g = ours > theirs ? ours : theirs, wall = (long long)authloop__wall_ms();
+  g = g < AUTHLOOP__STORE_GEN_MAX ? g + 1 : AUTHLOOP__STORE_GEN_MAX;
+  /* the wall clock as a floor: a login after a logout (the file gone) still
+   * writes past what other processes hold */
+  return wall > g && wall <= AUTHLOOP__STORE_GEN_MAX ? wall : g;
+}
+
+/* How a session this client held (generation gen, user uid) leaves the
+ * file. Only a file that still holds it is touched: not one that another
+ * process has since filled with another user's session, nor, for an end that
+ * is not a logout, a newer generation (another process may be using it).
+ * - LOGOUT: the file becomes a logout's mark, so that processes sharing it
+ *   end their copy at their next refresh instead of reviving it;
+ * - REVOKED: its refresh token is dead for everyone: the mark too;
+ * - IDLE: the file goes (another process, active but offline, may write it
+ *   again when it refreshes).
+ * The check and the write are not atomic: a write by another process in the
+ * milliseconds between them can be lost (docs/session-file.md). */
+void authloop__session_forget(authloop_client *c, int how, long long gen, const char *uid) {
+  authloop__stored st;
+  const char *why;
+  long long theirs = 0;
+  int rc;
+  if (!c->session_path)
+    return;
+  rc = read_stored(c, &st, &why);
+  if (rc == 0) {
+    int other_user = !st.ended && uid && stored_user_differs(c, st.user, uid);
+    int newer = !st.ended && st.gen > gen;
+    theirs = st.gen;
+    authloop__stored_clear(&st);
+    if (other_user || (newer && how != AUTHLOOP__FORGET_LOGOUT))
+      return;
+    if (how != AUTHLOOP__FORGET_LOGOUT && theirs > gen)
+      return;
+  } else if (rc == AUTHLOOP_EINVAL) {
+    return; /* another backend's or key's file: not ours */
+  } else if (rc == AUTHLOOP_ENOENT && how == AUTHLOOP__FORGET_IDLE) {
+    return;
+  }
+  if (how == AUTHLOOP__FORGET_IDLE) {
     authloop__store_delete(&c->ctx->store, c->session_path);
+  } else {
+    authloop__stored mark = {0};
+    unsigned char *data;
+    size_t len;
+    mark.ended = 1;
+    mark.gen = authloop__next_gen(gen, theirs);
+    if (authloop__store_encode(&mark, NULL, NULL, &data, &len) == 0)
+      authloop__store_write(&c->ctx->store, c->session_path, data, len);
+    else /* out of memory: the file goes at least */
+      authloop__store_delete(&c->ctx->store, c->session_path);
+  }
 }
 
 /* The lock a refresh took goes without a write (the refresh failed, or
@@ -334,12 +411,24 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
   int rc;
   if (strcmp(st->provider, c->provider->name) != 0 || strcmp(st->base_url, c->base_url) != 0)
     return AUTHLOOP_EINVAL; /* another backend's session */
+  if (st->ended)
+    return AUTHLOOP_ENOENT;
   /* times that cannot be: a token that outlives its own lifetime, activity in
-   * the future (either would keep a session alive that should end) */
-  if ((st->expires_at != -1 &&
-       (uint64_t)st->expires_at > now_wall + (uint64_t)st->lifetime_s * 1000u + CLOCK_SKEW_MS) ||
-      (uint64_t)st->last_activity > now_wall + CLOCK_SKEW_MS)
-    return AUTHLOOP_EPROTO;
+   * the future (either would keep a session alive that should end). A file
+   * another process wrote while we share it (`again`) comes from a clock
+   * that may run ahead of ours: its times are clamped to ours instead, for
+   * refusing it would mean spending a refresh token it has rotated away. */
+  if (st->expires_at != -1 &&
+      (uint64_t)st->expires_at > now_wall + (uint64_t)st->lifetime_s * 1000u + CLOCK_SKEW_MS) {
+    if (!again)
+      return AUTHLOOP_EPROTO;
+    st->expires_at = (long long)(now_wall + (uint64_t)st->lifetime_s * 1000u);
+  }
+  if ((uint64_t)st->last_activity > now_wall + CLOCK_SKEW_MS) {
+    if (!again)
+      return AUTHLOOP_EPROTO;
+    st->last_activity = (long long)now_wall;
+  }
   r.access_token = st->access_token;
   r.id_token = st->id_token;
   r.refresh_token = st->refresh_token;
@@ -390,10 +479,17 @@ void authloop__session_restore(authloop_client *c) {
   authloop__stored st;
   const char *why;
   int rc;
-  authloop__store_tidy(c->session_path);
+  /* no tidying of stale temporaries here: that scans the directory, which
+   * may be large; the next write does it, under the lock, off the loop */
   rc = read_stored(c, &st, &why);
   if (rc == AUTHLOOP_ENOENT)
     return;
+  if (rc == 0 && st.ended) {
+    authloop__stored_clear(&st);
+    authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session file %s: logged out; starting logged out",
+                  c->session_path);
+    return;
+  }
   if (rc == 0) {
     rc = adopt(c, &st, 0);
     authloop__stored_clear(&st);
@@ -415,12 +511,12 @@ void authloop__session_restore(authloop_client *c) {
 void authloop__session_generation(authloop_client *c) {
   authloop__stored st;
   const char *why;
-  c->gen = 0;
+  long long theirs = 0;
   if (c->session_path && read_stored(c, &st, &why) == 0) {
-    c->gen = st.gen;
+    theirs = st.gen;
     authloop__stored_clear(&st);
   }
-  c->gen++;
+  c->gen = authloop__next_gen(0, theirs);
 }
 
 /* ---- refresh --------------------------------------------------------------------- */
@@ -428,9 +524,11 @@ void authloop__session_generation(authloop_client *c) {
 static void on_refresh_done(void *ud, const authloop__outcome *o);
 static void refreshed(authloop_client *c, uint64_t now, int persist);
 
-#define REFRESH_WAITING 1 /* another process holds the session file's lock */
-#define REFRESH_ADOPTED 2 /* another process had refreshed: its tokens were taken */
-#define LOCK_RETRY_MS   50
+#define REFRESH_WAITING  1 /* another process holds the session file's lock */
+#define REFRESH_ADOPTED  2 /* another process had refreshed: its tokens were taken */
+#define REFRESH_ENDED    3 /* another process logged out: the session is over */
+#define REFRESH_REPLACED 4 /* another session (another user's) now fills the file */
+#define LOCK_RETRY_MS    50
 
 /* Processes that share a session file refresh one at a time: under the lock
  * beside the file, a refresh first reads the file again, and takes the
@@ -447,31 +545,59 @@ static int take_the_lock(authloop_client *c, uint64_t now) {
   else
     rc = authloop__store_trylock(c->session_path, &c->lock_fd);
   if (rc == 1) {
+    if (!c->lock_wait) /* the wait is bounded as a request is */
+      c->lock_wait_until = authloop__sat_add(now, c->ctx->timeout_ms);
     c->lock_wait = 1;
     c->lock_retry_at = authloop__sat_add(now, LOCK_RETRY_MS);
     return REFRESH_WAITING;
   }
   c->lock_wait = 0;
-  if (rc) /* no lock file possible (a read-only directory): refresh alone */
+  if (rc) { /* no lock file possible (read-only directory, a lock file not ours): alone */
+    if (!c->lock_warned)
+      authloop__log(c->ctx, AUTHLOOP_LOG_WARN,
+                    "session file %s: no usable lock beside it (read-only directory, or a lock "
+                    "file that is not ours); refreshing without it",
+                    c->session_path);
+    c->lock_warned = 1;
     return 0;
+  }
   if (authloop__store_hold(&c->ctx->store, c->session_path) != 0) {
     authloop__store_unlock(c->lock_fd);
     c->lock_fd = -1;
     return 0;
   }
-  if (read_stored(c, &st, &why) == 0) {
-    int newer = st.gen > c->gen;
-    if (newer && adopt(c, &st, 1) == 0) {
-      authloop__stored_clear(&st);
-      release_lock(c);
-      authloop__log(c->ctx, AUTHLOOP_LOG_INFO,
-                    "session file %s: another process refreshed; its tokens taken",
-                    c->session_path);
-      return REFRESH_ADOPTED;
-    }
+  if (read_stored(c, &st, &why) == 0 && st.gen > c->gen) {
+    int ended = st.ended, rc2 = ended ? 0 : adopt(c, &st, 1);
     authloop__stored_clear(&st);
+    if (!ended && rc2 == 0 && c->timing.stale)
+      return 0; /* newer, but its token has run out too: refresh with its refresh token */
+    release_lock(c);
+    if (ended || rc2 != 0) {
+      authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session file %s: %s; this session ends",
+                    c->session_path,
+                    ended ? "another process logged out" : "another session has replaced it");
+      return ended ? REFRESH_ENDED : REFRESH_REPLACED;
+    }
+    authloop__log(c->ctx, AUTHLOOP_LOG_INFO,
+                  "session file %s: another process refreshed; its tokens taken", c->session_path);
+    return REFRESH_ADOPTED;
   }
+  authloop__stored_clear(&st);
   return 0;
+}
+
+/* Another process's newer tokens were taken (adopt() set their times): told
+ * as a refresh, without a request. */
+static void adopted(authloop_client *c, uint64_t now) {
+  authloop_event ev = {0};
+  authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
+  c->retry_attempt = 0;
+  ev.type = AUTHLOOP_EV_TOKEN_REFRESHED;
+  ev.success = 1;
+  ev.lifetime = (long)c->session.lifetime_s;
+  authloop__emit(c, &ev);
+  finish_waiters(c, 0);
+  flush_calls(c, now);
 }
 
 static int refresh_start(authloop_client *c) {
@@ -488,7 +614,11 @@ static int refresh_start(authloop_client *c) {
     return 0;
   }
   if (rc == REFRESH_ADOPTED) {
-    refreshed(c, now, 0);
+    adopted(c, now);
+    return 0;
+  }
+  if (rc == REFRESH_ENDED || rc == REFRESH_REPLACED) {
+    end_here(c, AUTHLOOP_EREVOKED, 0, 0); /* the file is the other process's now */
     return 0;
   }
   authloop__view_of(c, &c->session, &v);
@@ -531,6 +661,10 @@ void authloop__session_started(authloop_client *c, uint64_t received, int persis
 void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   authloop_event ev = {0};
   uint64_t idle_ms;
+  long long gen = c->gen;
+  char *uid = c->session.user && authloop_user_id(c->session.user)
+                  ? strdup(authloop_user_id(c->session.user))
+                  : NULL;
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session ended: %s",
                 reason == AUTHLOOP_EXPIRED_IDLE ? "idle until the token ran out"
                                                 : "the refresh token was refused");
@@ -545,7 +679,10 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   ev.error = AUTHLOOP_EREVOKED;
   ev.message = reason == AUTHLOOP_EXPIRED_IDLE ? "idle" : "revoked";
   authloop__emit(c, &ev);
-  authloop__session_forget(c);
+  authloop__session_forget(
+      c, reason == AUTHLOOP_EXPIRED_IDLE ? AUTHLOOP__FORGET_IDLE : AUTHLOOP__FORGET_REVOKED, gen,
+      uid);
+  free(uid);
 }
 
 static void refresh_failed(authloop_client *c, const authloop__outcome *o, int rc, uint64_t now) {
@@ -554,7 +691,7 @@ static void refresh_failed(authloop_client *c, const authloop__outcome *o, int r
   uint64_t backoff = authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
                                           authloop__random_u32(&c->ctx->rng));
   t->retrying = 1;
-  t->retry_at = authloop__retry_at(now, backoff, o->retry_after_ms, t->expires_at);
+  t->retry_at = authloop__retry_at(now, backoff, o ? o->retry_after_ms : 0, t->expires_at);
   authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh failed: %s; next try in %llu ms",
                 authloop_err_name(rc), (unsigned long long)authloop__sat_sub(t->retry_at, now));
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
@@ -583,7 +720,7 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
                             "a refresh without a token");
   }
   if (r.error == 0 && authloop__session_merge(c, &c->session, &r) == 0) {
-    c->gen++;
+    c->gen = authloop__next_gen(c->gen, c->gen);
     refreshed(c, now, 1);
   } else if (r.error == AUTHLOOP_EREVOKED) {
     release_lock(c);
@@ -616,13 +753,37 @@ static void refreshed(authloop_client *c, uint64_t now, int persist) {
 
 /* ---- the policy's verdicts ----------------------------------------------------------- */
 
+/* Before an idle session ends: another process sharing the file may have
+ * kept it alive (a newer generation of the same user with a live token).
+ * 1 when its tokens were taken. */
+static int take_newer(authloop_client *c, uint64_t now) {
+  authloop__stored st;
+  const char *why;
+  int taken = 0;
+  if (!c->session_path || read_stored(c, &st, &why) != 0)
+    return 0;
+  if (!st.ended && st.gen > c->gen && adopt(c, &st, 1) == 0 && !c->timing.stale) {
+    adopted(c, now);
+    taken = 1;
+  }
+  authloop__stored_clear(&st);
+  return taken;
+}
+
 void authloop__client_evaluate(authloop_client *c, uint64_t now) {
   authloop__timing *t = &c->timing;
   uint64_t wake = AUTHLOOP__NEVER, calls;
   if (c->ctx->closing || c->freed)
     return;
-  if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait && now >= c->lock_retry_at &&
-      refresh_start(c) != 0) {
+  if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait && now >= c->lock_wait_until) {
+    /* the lock's holder (stopped, or stuck) keeps it too long: this attempt
+     * fails as a timed-out refresh would, and the backoff tries again */
+    c->lock_wait = 0;
+    authloop__log(c->ctx, AUTHLOOP_LOG_WARN,
+                  "session file %s: its lock is held too long by another process", c->session_path);
+    refresh_failed(c, NULL, AUTHLOOP_ETIMEDOUT, now);
+  } else if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait && now >= c->lock_retry_at &&
+             refresh_start(c) != 0) {
     c->lock_wait = 0;
     authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
   }
@@ -639,17 +800,23 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
       continue;
     }
     if (act == AUTHLOOP__EXPIRE_IDLE) {
+      if (take_newer(c, now))
+        continue; /* another process kept the session alive: ours goes on with it */
       authloop__session_end(c, AUTHLOOP_EXPIRED_IDLE);
       return;
     }
-    if (act == AUTHLOOP__REFRESH && refresh_start(c) != 0) {
-      /* could not even start: back off as after a failed one */
-      t->retrying = 1;
-      t->retry_at = authloop__sat_add(
-          now, authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
-                                    authloop__random_u32(&c->ctx->rng)) +
-                   1);
-      wake = t->retry_at;
+    if (act == AUTHLOOP__REFRESH) {
+      if (refresh_start(c) != 0) {
+        /* could not even start: back off as after a failed one */
+        t->retrying = 1;
+        t->retry_at = authloop__sat_add(
+            now, authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
+                                      authloop__random_u32(&c->ctx->rng)) +
+                     1);
+        wake = t->retry_at;
+      } else if (c->state == AUTHLOOP_STATE_LOGGED_IN) {
+        continue; /* another process's tokens were taken: decide again with them */
+      }
     }
     break;
   }

@@ -149,8 +149,12 @@ static void client_destroy(authloop_client *c) {
   for (i = 0; i < AUTHLOOP__MAX_BASES; i++)
     authloop__origin_put(c->origins[i]);
   authloop__session_retire(c->ctx, &c->session);
+  authloop__retire_release(c->ctx);
+  authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
+  authloop__timer_release(&c->ctx->timer);
   authloop__session_clear(&c->pending);
   authloop__outcome_drop(&c->login_outcome);
+  authloop__outcome_drop(&c->await_note);
   c->provider->free(c->pstate);
   authloop__listeners_free(&c->listeners);
   mbedtls_platform_zeroize(c->session_key, sizeof(c->session_key));
@@ -175,27 +179,46 @@ int authloop__logged_in(const authloop_client *c) {
   return c->state == AUTHLOOP_STATE_LOGGED_IN || c->state == AUTHLOOP_STATE_REFRESHING;
 }
 
-void authloop__set_state(authloop_client *c, authloop_state s) {
+static void queue_event(authloop_client *c, authloop__event_entry *e, const authloop_event *ev);
+
+void authloop__set_state_in(authloop_client *c, authloop_state s, authloop__event_entry **slot) {
   authloop_event ev = {0};
-  if (c->state == s)
+  authloop__event_entry *e = slot && *slot ? *slot : NULL;
+  if (slot)
+    *slot = NULL;
+  if (c->state == s) {
+    free(e);
     return;
+  }
   ev.type = AUTHLOOP_EV_STATE_CHANGED;
   ev.old_state = c->state;
   ev.new_state = s;
   c->state = s;
-  authloop__emit(c, &ev);
+  if (e || (!c->freed && (e = authloop__outcome_reserve())))
+    queue_event(c, e, &ev); /* a notification that cannot be allocated is lost */
+}
+
+void authloop__set_state(authloop_client *c, authloop_state s) {
+  authloop__set_state_in(c, s, NULL);
 }
 
 /* ---- strings the application may still hold ------------------------------------------------ */
 
 /* The session's strings that queries hand out (tokens, the user) stay valid
  * until control returns to the loop, even when the session changes under
- * them: the old ones are retired into one deferred entry per turn, which
- * frees them (wiped) when the queue next runs. */
+ * them: the old ones are retired into the ctx's graveyard, whose deferred
+ * entry frees them (wiped) when the queue next runs. Room in it is reserved
+ * when a client is made (RETIRE_RESERVE per client), so that retiring, which
+ * happens where nothing can fail, does not allocate; should one turn retire
+ * more than that and memory run out, the string is kept (logged), never
+ * freed under the application. */
+#define RETIRE_RESERVE 8
+
 typedef struct {
   authloop__deferred d;
   authloop_ctx *ctx;
-  size_t n, cap;
+  size_t n, cap, promised; /* promised: RETIRE_RESERVE per live client */
+  int queued;
   void **items; /* char * (a secret) or authloop_user *, told apart by kinds */
   unsigned char *kinds;
 } graveyard;
@@ -209,43 +232,74 @@ static void run_graveyard(authloop__deferred *d) {
     else
       authloop__secret_free(g->items[i]);
   }
-  if (g->ctx->graveyard == g)
-    g->ctx->graveyard = NULL;
+  g->n = 0;
+  g->queued = 0;
+}
+
+static int graveyard_grow(graveyard *g, size_t cap) {
+  void **items;
+  unsigned char *kinds;
+  if (cap <= g->cap)
+    return 0;
+  if (!(items = realloc(g->items, cap * sizeof(*items))))
+    return AUTHLOOP_ENOMEM;
+  g->items = items;
+  if (!(kinds = realloc(g->kinds, cap)))
+    return AUTHLOOP_ENOMEM;
+  g->kinds = kinds;
+  g->cap = cap;
+  return 0;
+}
+
+int authloop__retire_reserve(authloop_ctx *ctx) {
+  graveyard *g = ctx->graveyard;
+  if (!g) {
+    if (!(g = calloc(1, sizeof(*g))))
+      return AUTHLOOP_ENOMEM;
+    g->d.run = run_graveyard;
+    g->ctx = ctx;
+    ctx->graveyard = g;
+    ctx->graveyard_free = authloop__graveyard_free;
+  }
+  if (graveyard_grow(g, g->n + g->promised + RETIRE_RESERVE) != 0)
+    return AUTHLOOP_ENOMEM;
+  g->promised += RETIRE_RESERVE;
+  return 0;
+}
+
+void authloop__retire_release(authloop_ctx *ctx) {
+  graveyard *g = ctx->graveyard;
+  if (g && g->promised >= RETIRE_RESERVE)
+    g->promised -= RETIRE_RESERVE;
+}
+
+void authloop__graveyard_free(authloop_ctx *ctx) {
+  graveyard *g = ctx->graveyard;
+  if (!g)
+    return;
+  run_graveyard(&g->d); /* nothing is left to read them by now */
   free(g->items);
   free(g->kinds);
   free(g);
+  ctx->graveyard = NULL;
 }
 
 static void retire(authloop_ctx *ctx, void *p, int is_user) {
   graveyard *g = ctx->graveyard;
   if (!p)
     return;
-  if (!g && (g = calloc(1, sizeof(*g)))) {
-    g->d.run = run_graveyard;
-    g->ctx = ctx;
-    ctx->graveyard = g;
-    authloop__defer(&ctx->dispatch, &g->d);
-  }
-  if (g && g->n == g->cap) {
-    size_t cap = g->cap ? g->cap * 2 : 8;
-    void **items = realloc(g->items, cap * sizeof(*items));
-    unsigned char *kinds = items ? realloc(g->kinds, cap) : NULL;
-    if (items)
-      g->items = items;
-    if (kinds) {
-      g->kinds = kinds;
-      g->cap = cap;
-    }
-  }
-  if (!g || g->n == g->cap) { /* out of memory: freed now, as before this rule */
-    if (is_user)
-      authloop__user_free(p);
-    else
-      authloop__secret_free(p);
+  if (!g || (g->n == g->cap && graveyard_grow(g, g->cap ? g->cap * 2 : RETIRE_RESERVE) != 0)) {
+    /* past every reservation and out of memory: kept rather than freed under
+     * a caller that may still read it (a few bytes, once in a blue moon) */
+    authloop__log(ctx, AUTHLOOP_LOG_ERROR, "out of memory: a retired session string is kept");
     return;
   }
   g->items[g->n] = p;
   g->kinds[g->n++] = (unsigned char)is_user;
+  if (!g->queued) {
+    g->queued = 1;
+    authloop__defer(&ctx->dispatch, &g->d);
+  }
 }
 
 void authloop__session_retire(authloop_ctx *ctx, authloop__session *s) {

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The persisted session (docs/session-file.md).
  *
- * File: "ALS1", version (1), flags (bit 0: encrypted), then either the JSON
- * payload, or a 12-byte nonce, the AES-256-GCM ciphertext and its 16-byte tag,
- * with the 6 header bytes as additional data. Times in the payload are wall
- * clock milliseconds, so they survive a reboot.
+ * File: "ALS1", version (1), flags (bit 0: encrypted; bit 1: ended), then
+ * either the JSON payload, or a 12-byte nonce, the AES-256-GCM ciphertext and
+ * its 16-byte tag, with the 6 header bytes as additional data. Times in the
+ * payload are wall clock milliseconds, so they survive a reboot. An ended
+ * file is the mark a logout leaves: plain JSON {"v", "gen"}, no secrets.
  *
  * Writes and deletes run on libuv's thread pool, one at a time per path and
  * in order: the newest pending operation replaces an older one that has not
@@ -28,6 +29,7 @@
 #define STORE_MAGIC          "ALS1"
 #define STORE_VERSION        1
 #define STORE_FLAG_ENCRYPTED 1
+#define STORE_FLAG_ENDED     2
 #define STORE_HEADER         6
 #define STORE_NONCE          12
 #define STORE_TAG            16
@@ -43,6 +45,21 @@ void authloop__stored_clear(authloop__stored *s) {
   authloop__secret_free(s->refresh_token);
   authloop__json_wipe_decref(s->user);
   memset(s, 0, sizeof(*s));
+}
+
+static int encode_ended(const authloop__stored *s, unsigned char **out, size_t *len) {
+  char payload[64];
+  int n = snprintf(payload, sizeof(payload), "{\"v\":%d,\"gen\":%lld}", STORE_VERSION, s->gen);
+  unsigned char *buf = malloc(STORE_HEADER + (size_t)n);
+  if (!buf)
+    return AUTHLOOP_ENOMEM;
+  memcpy(buf, STORE_MAGIC, 4);
+  buf[4] = STORE_VERSION;
+  buf[5] = STORE_FLAG_ENDED;
+  memcpy(buf + STORE_HEADER, payload, (size_t)n);
+  *out = buf;
+  *len = STORE_HEADER + (size_t)n;
+  return 0;
 }
 
 /* ---- encoding ----------------------------------------------------------------- */
@@ -71,6 +88,8 @@ int authloop__store_encode(const authloop__stored *s, const unsigned char *key, 
   size_t n, total;
   unsigned char *buf;
   int rc = 0;
+  if (s->ended)
+    return encode_ended(s, out, len);
   root = json_pack("{s:i, s:s, s:s, s:O, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "v", STORE_VERSION,
                    "provider", s->provider, "baseUrl", s->base_url, "user", s->user, "accessToken",
                    s->access_token, "idToken", s->id_token ? s->id_token : "", "refreshToken",
@@ -155,7 +174,8 @@ static int decode_payload(json_t *root, authloop__stored *out) {
       (expires_at == -1) != (lifetime == -1) || last < 0 || last > MAX_WALL_MS)
     return AUTHLOOP_EPROTO;
   /* the generation: absent in files of earlier versions */
-  if (json_object_get(root, "gen") && (int_field(root, "gen", &gen) != 0 || gen < 0))
+  if (json_object_get(root, "gen") &&
+      (int_field(root, "gen", &gen) != 0 || gen < 0 || gen > AUTHLOOP__STORE_GEN_MAX))
     return AUTHLOOP_EPROTO;
   memset(out, 0, sizeof(*out));
   out->provider = strdup(provider);
@@ -184,8 +204,24 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
   int rc, encrypted;
   memset(out, 0, sizeof(*out));
   if (len < STORE_HEADER || memcmp(data, STORE_MAGIC, 4) != 0 || data[4] != STORE_VERSION ||
-      (data[5] & ~STORE_FLAG_ENCRYPTED))
+      (data[5] & ~(STORE_FLAG_ENCRYPTED | STORE_FLAG_ENDED)) ||
+      data[5] == (STORE_FLAG_ENCRYPTED | STORE_FLAG_ENDED))
     return AUTHLOOP_EPROTO;
+  if (data[5] & STORE_FLAG_ENDED) { /* a logout's mark: the generation only */
+    long long v, gen;
+    root = json_loadb((const char *)data + STORE_HEADER, len - STORE_HEADER, JSON_REJECT_DUPLICATES,
+                      NULL);
+    rc = json_is_object(root) && int_field(root, "v", &v) == 0 && v == STORE_VERSION &&
+                 int_field(root, "gen", &gen) == 0 && gen >= 0 && gen <= AUTHLOOP__STORE_GEN_MAX
+             ? 0
+             : AUTHLOOP_EPROTO;
+    json_decref(root);
+    if (rc == 0) {
+      out->ended = 1;
+      out->gen = gen;
+    }
+    return rc;
+  }
   encrypted = data[5] & STORE_FLAG_ENCRYPTED;
   /* a plain file where a key is configured would let anyone plant a session */
   if (encrypted != (key != NULL))
@@ -286,15 +322,26 @@ int authloop__store_read(const char *path, unsigned char **out, size_t *len, con
 /* "<path>.lock": flock()ed around every write and delete, and by the session
  * engine around a refresh, so that processes sharing a session file take
  * turns (docs/session-file.md). */
+/* The lock file must be ours as the session file must (a lock file another
+ * user planted in a shared directory, held forever, would stop every refresh
+ * and write): a regular file we own that nobody else can write. -1 with errno
+ * EPERM when it is not. */
 static int lock_open(const char *path) {
   size_t n = strlen(path) + 6;
   char *name = malloc(n);
+  struct stat st;
   int fd;
   if (!name)
     return -1;
   snprintf(name, n, "%s.lock", path);
   fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
   free(name);
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+                  (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+    close(fd);
+    errno = EPERM;
+    return -1;
+  }
   return fd;
 }
 
@@ -348,15 +395,9 @@ done:
   free(copy2);
 }
 
-void authloop__store_tidy(const char *path) {
-  int fd;
-  if (authloop__store_trylock(path, &fd) != 0)
-    return; /* someone is writing: they tidy */
-  remove_stale_temporaries(path);
-  authloop__store_unlock(fd);
-}
-
 /* ---- writing, off the loop thread ---------------------------------------------- */
+
+#define LOCK_RETRY_MS 20
 
 typedef enum { OP_NONE, OP_WRITE, OP_DELETE } store_op;
 
@@ -364,7 +405,8 @@ typedef struct {
   store_op op;
   unsigned char *data; /* OP_WRITE: the file's bytes, wiped when done */
   size_t len;
-  int lock_fd; /* the lock, already held (a refresh's), or -1: take it */
+  int lock_fd;  /* the lock, already held (a refresh's), or -1: take it */
+  uint64_t seq; /* order of submission in the process: the newest wins */
 } store_job;
 
 /* One path with a write or delete under way, waiting, or held by the loop. */
@@ -373,11 +415,35 @@ typedef struct {
   authloop__store_writer *w;
   char *path;
   uv_work_t work;
+  authloop__timer_entry retry; /* the lock was busy: try again */
   store_job current, next;
-  int running; /* current is on the thread pool */
-  int held;    /* the loop holds the lock: nothing starts */
-  int error;   /* errno of the current job, 0 if it worked */
+  int running;       /* current is on the thread pool */
+  int waiting;       /* current waits for another's lock (retry is scheduled) */
+  int held;          /* the loop holds the lock: nothing starts */
+  int unlocked;      /* the lock was busy past the deadline: current goes without it */
+  uint64_t deadline; /* while waiting: when to go without the lock */
+  int error;         /* errno of the current job, 0 if it worked, EWOULDBLOCK: busy */
 } store_slot;
+
+/* Every writer of the process, so that a load sees what any ctx has queued
+ * for its path. The lock guards the lists and the jobs in them; the loop
+ * threads of several ctxs and the pool meet here. */
+static uv_once_t registry_once = UV_ONCE_INIT;
+static uv_mutex_t registry_lock;
+static authloop__link registry = {&registry, &registry};
+static uint64_t registry_seq;
+
+static void registry_init(void) {
+  if (uv_mutex_init(&registry_lock) != 0)
+    abort(); /* cannot fail on Linux; nothing sane to do without it */
+}
+
+static void lock_registry(void) {
+  uv_once(&registry_once, registry_init);
+  uv_mutex_lock(&registry_lock);
+}
+
+static void unlock_registry(void) { uv_mutex_unlock(&registry_lock); }
 
 static void job_clear(store_job *j) {
   if (j->data) {
@@ -438,16 +504,28 @@ static int write_atomically(const char *path, const unsigned char *data, size_t 
   return rc;
 }
 
-/* On the thread pool: under the lock (taken here, blocking, unless the job
- * holds it), tidy, write or delete, release. */
+/* On the thread pool: the lock (the job's, or taken here without waiting),
+ * tidy, write or delete, release. A busy lock ends the job at once with
+ * EWOULDBLOCK: the loop tries again later, no pool thread ever waits. */
 static void work(uv_work_t *wk) {
   store_slot *slot = wk->data;
   store_job *j = &slot->current;
   int lock = j->lock_fd;
   j->lock_fd = -1;
-  if (lock < 0 && (lock = lock_open(slot->path)) >= 0)
-    while (flock(lock, LOCK_EX) != 0 && errno == EINTR) {
+  if (lock < 0 && (lock = lock_open(slot->path)) >= 0) {
+    int rc;
+    while ((rc = flock(lock, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
     }
+    if (rc != 0) {
+      int busy = errno == EWOULDBLOCK;
+      close(lock);
+      lock = -1;
+      if (busy && !slot->unlocked) {
+        slot->error = EWOULDBLOCK;
+        return;
+      }
+    }
+  }
   if (lock >= 0)
     remove_stale_temporaries(slot->path);
   if (j->op == OP_WRITE)
@@ -473,34 +551,87 @@ static void slot_start(store_slot *slot) {
 }
 
 /* The slot moves on: the next job if nothing holds it, else it waits; an
- * empty slot goes. */
-static void slot_next(store_slot *slot) {
+ * empty slot goes. Called with the registry locked; may unlock it to call
+ * the idle callback (then returns 1). */
+static int slot_next(store_slot *slot) {
   authloop__store_writer *w = slot->w;
-  if (slot->running || slot->held)
-    return;
+  if (slot->running || slot->held || slot->waiting)
+    return 0;
   if (slot->next.op != OP_NONE) {
     slot->current = slot->next;
     memset(&slot->next, 0, sizeof(slot->next));
     slot->next.lock_fd = -1;
+    slot->unlocked = 0;
     slot_start(slot);
-    return;
+    return 0;
   }
+  authloop__timer_set(w->timer, &slot->retry, AUTHLOOP__NEVER);
   authloop__list_remove(&slot->link);
   free(slot->path);
   free(slot);
-  if (authloop__list_empty(&w->slots) && w->idle)
+  if (authloop__list_empty(&w->slots) && w->idle) {
+    unlock_registry();
     w->idle(w->idle_ud);
+    return 1;
+  }
+  return 0;
+}
+
+static void slot_next_and_unlock(store_slot *slot) {
+  if (!slot_next(slot))
+    unlock_registry();
+}
+
+/* The lock was busy: the same job again, or a newer one that replaced it
+ * meanwhile; past the deadline, without the lock. */
+static void on_retry(authloop__timer_entry *e, uint64_t now) {
+  store_slot *slot = AUTHLOOP__CONTAINER_OF(e, store_slot, retry);
+  lock_registry();
+  slot->waiting = 0;
+  if (slot->held) { /* the loop took the lock meanwhile: its write comes first */
+    unlock_registry();
+    return;
+  }
+  if (slot->next.op != OP_NONE) {
+    job_clear(&slot->current);
+    slot->current = slot->next;
+    memset(&slot->next, 0, sizeof(slot->next));
+    slot->next.lock_fd = -1;
+  }
+  if (now >= slot->deadline && !slot->unlocked) {
+    slot->unlocked = 1;
+    authloop__logf(slot->w->log, AUTHLOOP_LOG_WARN,
+                   "session file %s: its lock is held too long by another process; "
+                   "writing without it",
+                   slot->path);
+  }
+  slot_start(slot);
+  unlock_registry();
 }
 
 static void after_work(uv_work_t *wk, int status) {
   store_slot *slot = wk->data;
+  uint64_t now;
   (void)status;
+  lock_registry();
+  slot->running = 0;
+  if (slot->error == EWOULDBLOCK) { /* another holds the lock: look again soon */
+    now = authloop__boot_ms();
+    if (!slot->deadline)
+      slot->deadline = authloop__sat_add(now, slot->w->lock_wait_ms);
+    slot->waiting = 1;
+    if (authloop__timer_set(slot->w->timer, &slot->retry, now + LOCK_RETRY_MS) != 0)
+      slot->unlocked = 1, slot->waiting = 0, slot_start(slot); /* no timer: go now */
+    unlock_registry();
+    return;
+  }
   if (slot->error)
     authloop__logf(slot->w->log, AUTHLOOP_LOG_WARN, "session file %s: %s failed: %s", slot->path,
                    slot->current.op == OP_WRITE ? "write" : "delete", strerror(slot->error));
   job_clear(&slot->current);
-  slot->running = 0;
-  slot_next(slot);
+  slot->deadline = 0;
+  slot->unlocked = 0;
+  slot_next_and_unlock(slot);
 }
 
 static store_slot *find(const authloop__store_writer *w, const char *path) {
@@ -523,13 +654,17 @@ static store_slot *slot_for(authloop__store_writer *w, const char *path) {
   }
   slot->w = w;
   slot->current.lock_fd = slot->next.lock_fd = -1;
+  authloop__timer_entry_init(&slot->retry, on_retry);
   authloop__list_push(&w->slots, &slot->link);
   return slot;
 }
 
 static void submit(authloop__store_writer *w, const char *path, store_job job) {
-  store_slot *slot = slot_for(w, path);
-  if (!slot) {
+  store_slot *slot;
+  lock_registry();
+  job.seq = ++registry_seq;
+  if (!(slot = slot_for(w, path))) {
+    unlock_registry();
     authloop__store_unlock(job.lock_fd);
     job.lock_fd = -1;
     job_clear(&job);
@@ -538,82 +673,134 @@ static void submit(authloop__store_writer *w, const char *path, store_job job) {
   }
   if (job.lock_fd >= 0) { /* the loop held the lock for this: it goes first */
     slot->held = 0;
+    /* nothing of this path runs while the loop holds its lock (the refresh
+     * waited for that); what waits is older than this write: it goes */
+    authloop__timer_set(w->timer, &slot->retry, AUTHLOOP__NEVER);
+    slot->waiting = 0;
+    job_clear(&slot->current);
+    job_clear(&slot->next);
+    slot->deadline = 0;
+    slot->unlocked = 0;
     slot->current = job;
     slot_start(slot);
+    unlock_registry();
     return;
   }
   job_clear(&slot->next); /* busy or held: this replaces whatever was waiting */
   slot->next = job;
-  slot_next(slot);
+  slot_next_and_unlock(slot);
 }
 
 void authloop__store_writer_init(authloop__store_writer *w, uv_loop_t *loop,
-                                 const authloop__logger *log) {
+                                 const authloop__logger *log, authloop__timer *timer,
+                                 uint64_t lock_wait_ms) {
   memset(w, 0, sizeof(*w));
   w->loop = loop;
   w->log = log;
+  w->timer = timer;
+  w->lock_wait_ms = lock_wait_ms;
   authloop__list_init(&w->slots);
+  lock_registry();
+  authloop__list_push(&registry, &w->writers);
+  unlock_registry();
+}
+
+void authloop__store_writer_fini(authloop__store_writer *w) {
+  lock_registry();
+  authloop__list_remove(&w->writers);
+  unlock_registry();
 }
 
 void authloop__store_write(authloop__store_writer *w, const char *path, unsigned char *data,
                            size_t len) {
-  store_job job = {OP_WRITE, data, len, -1};
+  store_job job = {OP_WRITE, data, len, -1, 0};
   submit(w, path, job);
 }
 
 void authloop__store_delete(authloop__store_writer *w, const char *path) {
-  store_job job = {OP_DELETE, NULL, 0, -1};
+  store_job job = {OP_DELETE, NULL, 0, -1, 0};
   submit(w, path, job);
 }
 
 int authloop__store_running(const authloop__store_writer *w, const char *path) {
-  const store_slot *slot = find(w, path);
-  return slot && (slot->running || slot->held);
+  const store_slot *slot;
+  int rc;
+  lock_registry();
+  slot = find(w, path);
+  rc = slot && (slot->running || slot->held || slot->waiting);
+  unlock_registry();
+  return rc;
 }
 
 int authloop__store_hold(authloop__store_writer *w, const char *path) {
-  store_slot *slot = slot_for(w, path);
-  if (!slot)
-    return AUTHLOOP_ENOMEM;
-  slot->held = 1;
-  return 0;
+  store_slot *slot;
+  lock_registry();
+  slot = slot_for(w, path);
+  if (slot)
+    slot->held = 1;
+  unlock_registry();
+  return slot ? 0 : AUTHLOOP_ENOMEM;
 }
 
 void authloop__store_write_locked(authloop__store_writer *w, const char *path, unsigned char *data,
                                   size_t len, int lock_fd) {
-  store_job job = {OP_WRITE, data, len, lock_fd};
+  store_job job = {OP_WRITE, data, len, lock_fd, 0};
   submit(w, path, job);
 }
 
 void authloop__store_unhold(authloop__store_writer *w, const char *path) {
-  store_slot *slot = find(w, path);
-  if (!slot)
+  store_slot *slot;
+  lock_registry();
+  if (!(slot = find(w, path))) {
+    unlock_registry();
     return;
+  }
   slot->held = 0;
-  slot_next(slot);
+  if (slot->current.op != OP_NONE && !slot->running && !slot->waiting) {
+    slot_start(slot); /* a job the hold stopped before it could start */
+    unlock_registry();
+    return;
+  }
+  slot_next_and_unlock(slot);
 }
 
 int authloop__store_busy(const authloop__store_writer *w) {
-  return !authloop__list_empty(&w->slots);
+  int rc;
+  lock_registry();
+  rc = !authloop__list_empty(&w->slots);
+  unlock_registry();
+  return rc;
 }
 
 int authloop__store_pending(const authloop__store_writer *w, const char *path, unsigned char **data,
                             size_t *len) {
-  const authloop__link *l;
+  const authloop__link *k, *l;
+  const store_job *newest = NULL;
+  int rc = 0;
+  (void)w; /* every writer of the process counts */
   *data = NULL;
   *len = 0;
-  for (l = w->slots.next; l != &w->slots; l = l->next) {
-    const store_slot *slot = AUTHLOOP__CONTAINER_OF(l, store_slot, link);
-    const store_job *last = slot->next.op != OP_NONE ? &slot->next : &slot->current;
-    if (strcmp(slot->path, path) != 0 || last->op == OP_NONE)
-      continue;
-    if (last->op == OP_WRITE) {
-      if (!(*data = malloc(last->len)))
-        return -1;
-      memcpy(*data, last->data, last->len);
-      *len = last->len;
+  lock_registry();
+  for (k = registry.next; k != &registry; k = k->next) {
+    const authloop__store_writer *ww = AUTHLOOP__CONTAINER_OF(k, authloop__store_writer, writers);
+    for (l = ww->slots.next; l != &ww->slots; l = l->next) {
+      const store_slot *slot = AUTHLOOP__CONTAINER_OF(l, store_slot, link);
+      const store_job *last = slot->next.op != OP_NONE ? &slot->next : &slot->current;
+      if (last->op != OP_NONE && strcmp(slot->path, path) == 0 &&
+          (!newest || last->seq > newest->seq))
+        newest = last;
     }
-    return 1;
   }
-  return 0;
+  if (newest) {
+    rc = 1;
+    if (newest->op == OP_WRITE) {
+      if ((*data = malloc(newest->len)))
+        memcpy(*data, newest->data, newest->len);
+      else
+        rc = -1;
+      *len = rc < 0 ? 0 : newest->len;
+    }
+  }
+  unlock_registry();
+  return rc;
 }

@@ -197,6 +197,26 @@ int authloop__timer_set(authloop__timer *t, authloop__timer_entry *e, uint64_t a
   return rc;
 }
 
+int authloop__timer_reserve(authloop__timer *t) {
+  if (t->len + t->reserved + 1 > t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 16;
+    authloop__timer_entry **items;
+    while (cap < t->len + t->reserved + 1)
+      cap *= 2;
+    if (!(items = realloc(t->items, cap * sizeof(*items))))
+      return AUTHLOOP_ENOMEM;
+    t->items = items;
+    t->cap = cap;
+  }
+  t->reserved++;
+  return 0;
+}
+
+void authloop__timer_release(authloop__timer *t) {
+  if (t->reserved)
+    t->reserved--;
+}
+
 void authloop__timer_init(authloop__timer *t, uv_loop_t *loop) {
   memset(t, 0, sizeof(*t));
   t->armed_at = AUTHLOOP__NEVER;

@@ -38,6 +38,7 @@ struct authloop__timer_entry {
 typedef struct {
   authloop__timer_entry **items; /* min-heap on at */
   size_t len, cap;
+  size_t reserved;   /* entries promised room (authloop__timer_reserve) */
   uint64_t armed_at; /* what the kernel timer is set for; AUTHLOOP__NEVER: disarmed */
   int fd;            /* timerfd, or -1: the uv_timer is used */
   int failed;        /* the kernel timer could not be set: fall back to the uv_timer */
@@ -59,6 +60,11 @@ void authloop__timer_init(authloop__timer *t, uv_loop_t *loop);
 /* Schedules e at `at` (AUTHLOOP__NEVER: unschedules it). ENOMEM leaves it
  * unscheduled. */
 int authloop__timer_set(authloop__timer *t, authloop__timer_entry *e, uint64_t at);
+/* Room in the heap for one more entry, so that scheduling it never fails
+ * for want of memory: taken when its owner is made (AUTHLOOP_ENOMEM), given
+ * back when it goes. Entries without a reservation may get ENOMEM. */
+int authloop__timer_reserve(authloop__timer *t);
+void authloop__timer_release(authloop__timer *t);
 /* Closes the handles; closed(ud) runs when they are gone. */
 void authloop__timer_close(authloop__timer *t, void (*closed)(void *ud), void *ud);
 

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -380,17 +381,28 @@ void test_run_for(test_env *e, unsigned ms) {
   check_spin(turns, start, "test_run_for");
 }
 
-void test_run_until_file(test_env *e, const char *path, int exists, unsigned limit_ms) {
-  struct stat st;
+/* 0: no file; 2: a logout's mark (the header's "ended" flag); 1: anything else. */
+int test_file_state(const char *path) {
+  unsigned char head[6];
+  int fd = open(path, O_RDONLY | O_CLOEXEC), n;
+  if (fd < 0)
+    return 0;
+  n = (int)read(fd, head, sizeof(head));
+  close(fd);
+  return n == 6 && memcmp(head, "ALS1\x01\x02", 6) == 0 ? TEST_FILE_LOGGED_OUT : 1;
+}
+
+void test_run_until_file(test_env *e, const char *path, int want, unsigned limit_ms) {
+  static const char *const what[] = {"go", "appear", "become a logout's mark"};
   e->timed_out = 0;
   uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
   /* the store's thread-pool completion wakes the loop, so each turn is a look */
-  while ((stat(path, &st) == 0) != exists && !e->timed_out)
-    if (!uv_run(&e->loop, UV_RUN_ONCE) && (stat(path, &st) == 0) != exists)
+  while (test_file_state(path) != want && !e->timed_out)
+    if (!uv_run(&e->loop, UV_RUN_ONCE) && test_file_state(path) != want)
       break; /* nothing pending: it will not change */
   uv_timer_stop(&e->watchdog);
-  if ((stat(path, &st) == 0) != exists)
-    fail_msg("%s did not %s within %u ms", path, exists ? "appear" : "go", limit_ms);
+  if (test_file_state(path) != want)
+    fail_msg("%s did not %s within %u ms", path, what[want], limit_ms);
 }
 
 authloop_client *test_client(test_env *e, const test_server *s) {

@@ -88,8 +88,12 @@ void test_run_until(test_env *e, const int *flag, int target, unsigned limit_ms)
 void test_run_turns(test_env *e, int n);
 /* Lets ms of real time pass on the loop (for tokens to run out). */
 void test_run_for(test_env *e, unsigned ms);
-/* Runs the loop until path exists (or, with exists 0, is gone). */
-void test_run_until_file(test_env *e, const char *path, int exists, unsigned limit_ms);
+/* Runs the loop until test_file_state(path) is want (1 exists, 0 gone). */
+void test_run_until_file(test_env *e, const char *path, int want, unsigned limit_ms);
+/* What is at path: 0 nothing, 1 a file, TEST_FILE_LOGGED_OUT a logout's mark
+ * (what a logout leaves for the processes that share the file). */
+#define TEST_FILE_LOGGED_OUT 2
+int test_file_state(const char *path);
 
 authloop_client *test_client(test_env *e, const test_server *s);
 

@@ -164,7 +164,8 @@ static int check_key_login(const cometchat *k, const char *uid, const char *key)
     return AUTHLOOP_EUIDSPACE;
   if (!key || !*key)
     return AUTHLOOP_EAPIKEY;
-  if (!authloop__header_value_ok(key, strlen(key)) || !authloop__utf8_ok(uid))
+  if (!authloop__header_value_ok(key, strlen(key)) || !authloop__utf8_ok(uid) ||
+      !authloop__utf8_ok(key))
     return AUTHLOOP_EINVAL;
   return k->app_id ? 0 : AUTHLOOP_ENOTINIT;
 }

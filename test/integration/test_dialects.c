@@ -498,7 +498,7 @@ static void restored_at_once_for_every_provider(void **state) {
     assert_string_equal(authloop_user_id(authloop_current_user(again)), want);
     assert_non_null(authloop_access_token(again));
     assert_int_equal(authloop_logout(again), 0);
-    test_run_until_file(&e, path, 0, 5000);
+    test_run_until_file(&e, path, TEST_FILE_LOGGED_OUT, 5000);
     assert_null(authloop_current_user(again));
     assert_false(authloop_is_logged_in(again));
     assert_null(authloop_access_token(again));

@@ -516,8 +516,8 @@ static void session_is_restored_by_a_second_process(void **state) {
   assert_null(strstr(out, "log: "));
   free(out);
 
-  assert_int_equal(authloop_logout(c), 0); /* deletes the file */
-  test_run_until_file(&e, path, 0, 5000);
+  assert_int_equal(authloop_logout(c), 0); /* leaves a logout's mark: no session in it */
+  test_run_until_file(&e, path, TEST_FILE_LOGGED_OUT, 5000);
   out = child(path, NULL);
   assert_non_null(strstr(out, "state=LOGGED_OUT user=-\n"));
   free(out);
@@ -690,7 +690,7 @@ static void stale_restored_session_refreshes_on_first_activity(void **state) {
   test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 5000);
   assert_true(authloop_token_expires_in_ms(c) > 1000);
   assert_int_equal(authloop_logout(c), 0);
-  test_run_until_file(&e, path, 0, 5000);
+  test_run_until_file(&e, path, TEST_FILE_LOGGED_OUT, 5000);
   test_env_close(&e);
 }
 
