@@ -6,7 +6,12 @@
  * so every library's calls come here; it hands them to glibc's own
  * (__libc_malloc ...), which valgrind also watches for leaks.
  *
- *   alloc_driver URL CA N     N = 0: fail nothing, print how many calls there were
+ *   alloc_driver URL CA N [FLOW [ARG]]   N = 0: fail nothing, print how many calls there were
+ *
+ * FLOW: "gateway" (the default, as above); "preauth KEYFILE" (a pre-auth with
+ * the backend key KEYFILE as client "alloc-backend", then close: out of
+ * memory must be ENOMEM, never a key error); "twostep" (a Kuzzle two-step
+ * strategy: the pause, then the token, then close).
  *
  * The contract checked: every call either fails at once (no outcome) or gets
  * exactly one outcome; the ctx closes once; the loop closes clean. Exit 0
@@ -114,6 +119,32 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
   }
 }
 
+/* ---- the other flows ---------------------------------------------------------------- */
+
+static int preauth_rc, preauth_results, preauth_status;
+static char kuzzle_token[1024];
+static int twostep_rc, set_token_rc = -1, paused;
+
+static void on_preauth(authloop_ctx *ctx, const authloop_preauth_result *res, void *ud) {
+  run *r = ud;
+  preauth_results++;
+  preauth_status = res->status;
+  r->close_rc = authloop_ctx_close(ctx, on_closed, r);
+}
+
+static void on_twostep(authloop_client *c, const authloop_event *ev, void *ud) {
+  run *r = ud;
+  if (ev->type == AUTHLOOP_EV_STATE_CHANGED && ev->new_state == AUTHLOOP_STATE_AWAITING_TOKEN) {
+    paused++;
+    set_token_rc = authloop_set_token(c, kuzzle_token);
+    if (set_token_rc != 0)
+      r->close_rc = authloop_ctx_close(r->ctx, on_closed, r);
+  } else if (ev->type == AUTHLOOP_EV_LOGIN_ATTEMPT) {
+    r->logins++;
+    r->close_rc = authloop_ctx_close(r->ctx, on_closed, r);
+  }
+}
+
 static size_t sink(char *p, size_t size, size_t n, void *ud) {
   size_t have = strlen(ud), add = size * n;
   if (have + add < 511) {
@@ -145,6 +176,28 @@ static void mint(const char *url, const char *ca, char *code, size_t n) {
   curl_easy_cleanup(e);
 }
 
+/* A Kuzzle token for the second step, before anything is made to fail. */
+static void mint_kuzzle(const char *url, const char *ca) {
+  char reply[1024] = "", u[256];
+  CURL *e = curl_easy_init();
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  const char *p, *q;
+  snprintf(u, sizeof(u), "%s/__test/kuzzle-token", url);
+  curl_easy_setopt(e, CURLOPT_URL, u);
+  curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"username\":\"kuzzle-user\",\"ttl\":60000}");
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)reply);
+  if (curl_easy_perform(e) != CURLE_OK || !(p = strstr(reply, "\"jwt\":\"")) ||
+      !(q = strchr(p += 7, '"')) || (size_t)(q - p) >= sizeof(kuzzle_token))
+    exit(2);
+  memcpy(kuzzle_token, p, (size_t)(q - p));
+  kuzzle_token[q - p] = '\0';
+  curl_slist_free_all(h);
+  curl_easy_cleanup(e);
+}
+
 int main(int argc, char **argv) {
   authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
@@ -152,14 +205,18 @@ int main(int argc, char **argv) {
   run r = {0};
   char code[256];
   int t = 0, rc;
-  if (argc != 4)
+  const char *flow = argc > 4 ? argv[4] : "gateway";
+  if (argc < 4 || (strcmp(flow, "preauth") == 0 && argc < 6))
     return 2;
   fail_at = atol(argv[3]);
   signal(SIGSEGV, on_crash);
   signal(SIGABRT, on_crash);
   signal(SIGBUS, on_crash);
   signal(SIGFPE, on_crash);
-  mint(argv[1], argv[2], code, sizeof(code));
+  if (strcmp(flow, "gateway") == 0)
+    mint(argv[1], argv[2], code, sizeof(code));
+  else if (strcmp(flow, "twostep") == 0)
+    mint_kuzzle(argv[1], argv[2]);
   if (uv_loop_init(&loop) != 0)
     return 2;
   armed = 1;
@@ -167,6 +224,46 @@ int main(int argc, char **argv) {
   o.timeout_ms = 5000;
   if ((rc = authloop_ctx_new(&loop, &o, &r.ctx)) != 0) {
     EXPECT(rc == AUTHLOOP_ENOMEM, "authloop_ctx_new: %s", authloop_err_name(rc));
+    goto done;
+  }
+  if (strcmp(flow, "preauth") == 0) {
+    authloop_preauth_options po = AUTHLOOP_PREAUTH_OPTIONS_INIT;
+    po.gateway_url = argv[1];
+    po.user_id = "allocs";
+    po.client_id = "alloc-backend";
+    po.key_file = argv[5];
+    if ((preauth_rc = authloop_preauth(r.ctx, &po, on_preauth, &r)) != 0) {
+      EXPECT(preauth_rc == AUTHLOOP_ENOMEM, "authloop_preauth: %s", authloop_err_name(preauth_rc));
+      r.close_rc = authloop_ctx_close(r.ctx, on_closed, &r);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    EXPECT(r.close_rc == 0 && r.closed == 1, "close %s, %d close callbacks",
+           authloop_err_name(r.close_rc), r.closed);
+    EXPECT(preauth_results == (preauth_rc == 0), "%d results for %s", preauth_results,
+           authloop_err_name(preauth_rc));
+    EXPECT(preauth_status != AUTHLOOP_EKEY && preauth_status != AUTHLOOP_EINVAL &&
+               preauth_status != AUTHLOOP_EKEYTYPE && preauth_status != AUTHLOOP_EKEYPASS,
+           "the result is %s", authloop_err_name(preauth_status));
+    EXPECT(uv_loop_close(&loop) == 0, "the loop does not close");
+    goto done;
+  }
+  if (strcmp(flow, "twostep") == 0) {
+    co.provider = "kuzzle";
+    co.base_url = argv[1];
+    if ((rc = authloop_client_new(r.ctx, &co, &r.c)) != 0) {
+      EXPECT(rc == AUTHLOOP_ENOMEM, "authloop_client_new: %s", authloop_err_name(rc));
+      r.close_rc = authloop_ctx_close(r.ctx, on_closed, &r);
+    } else if (authloop_on(r.c, AUTHLOOP_EV_STATE_CHANGED, on_twostep, &r) < 0 ||
+               authloop_on(r.c, AUTHLOOP_EV_LOGIN_ATTEMPT, on_twostep, &r) < 0 ||
+               (twostep_rc = authloop_login_strategy(
+                    r.c, "twostep", "{\"username\":\"kuzzle-user\"}", NULL)) != 0) {
+      r.close_rc = authloop_ctx_close(r.ctx, on_closed, &r);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT); /* a lost pause would hang here: the test kills it */
+    EXPECT(r.close_rc == 0 && r.closed == 1, "close %s, %d close callbacks",
+           authloop_err_name(r.close_rc), r.closed);
+    EXPECT(paused <= 1 && r.logins <= 1, "%d pauses, %d loginAttempt", paused, r.logins);
+    EXPECT(uv_loop_close(&loop) == 0, "the loop does not close");
     goto done;
   }
   co.provider = "gateway";

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,11 +25,13 @@ typedef struct {
   char *out;  /* stdout and stderr */
 } result;
 
+static const char *flow = "gateway", *flow_arg; /* the driver's FLOW [ARG] */
+
 static result drive(long n, int valgrind, unsigned limit_s) {
   char nbuf[32], limit[16];
   const char *drv = getenv("AUTHLOOP_ALLOC_DRIVER");
-  const char *plain[] = {"timeout",       "-s",      "KILL", limit, drv,
-                         server.base_url, server.ca, nbuf,   NULL};
+  const char *plain[] = {"timeout", "-s", "KILL", limit,    drv, server.base_url,
+                         server.ca, nbuf, flow,   flow_arg, NULL};
   const char *vg[] = {"timeout",
                       "-s",
                       "KILL",
@@ -43,6 +46,8 @@ static result drive(long n, int valgrind, unsigned limit_s) {
                       server.base_url,
                       server.ca,
                       nbuf,
+                      flow,
+                      flow_arg,
                       NULL};
   result r;
   snprintf(nbuf, sizeof(nbuf), "%ld", n);
@@ -72,11 +77,10 @@ static int crashed_in_authloop(const char *out, char *where, size_t n) {
   return 0;
 }
 
-static void every_allocation_failure_keeps_the_contract(void **state) {
+static void sweep_flow(unsigned spread, int valgrind_runs) {
   const char *sweep = getenv("AUTHLOOP_ALLOC_SWEEP");
   result base;
   long total, n, step, runs = 0, foreign = 0, refused_at_once = 0;
-  (void)state;
   if (!getenv("AUTHLOOP_ALLOC_DRIVER") || !*getenv("AUTHLOOP_ALLOC_DRIVER"))
     skip(); /* a sanitizer build has its own malloc: the driver is not built */
   base = drive(0, 0, 30);
@@ -86,8 +90,8 @@ static void every_allocation_failure_keeps_the_contract(void **state) {
     fail_msg("the flow fails with nothing made to fail: %s", base.out);
   free(base.out);
   /* every one, or about 120 spread over the flow plus its first 40 */
-  step = sweep && strcmp(sweep, "all") == 0 ? 1 : total / 120 + 1;
-  print_message("# the flow makes %ld allocations; failing every %ld%s\n", total, step,
+  step = sweep && strcmp(sweep, "all") == 0 ? 1 : total / spread + 1;
+  print_message("# the %s flow makes %ld allocations; failing every %ld%s\n", flow, total, step,
                 step > 1 ? " (and each of the first 40)" : "");
   for (n = 1; n <= total; n += n < 40 ? 1 : step) {
     result r = drive(n, 0, 30);
@@ -118,18 +122,71 @@ static void every_allocation_failure_keeps_the_contract(void **state) {
   /* leaks: a few runs under valgrind, spread over the flow */
   if (!getenv("AUTHLOOP_ALLOC_NO_VALGRIND")) {
     long k;
-    for (k = 1; k <= 8; k++) {
-      result r = drive(k * total / 9, 1, 120);
+    for (k = 1; k <= valgrind_runs; k++) {
+      long at = k * total / (valgrind_runs + 1);
+      result r = drive(at, 1, 120);
       if (r.status == 99 || r.status == 1)
-        fail_msg("allocation %ld under valgrind: %s", k * total / 9, r.out);
+        fail_msg("allocation %ld under valgrind: %s", at, r.out);
       free(r.out);
     }
   }
 }
 
+static int have_driver(void) {
+  return getenv("AUTHLOOP_ALLOC_DRIVER") && *getenv("AUTHLOOP_ALLOC_DRIVER");
+}
+
+/* login -> refresh -> request -> logout -> close, gateway dialect */
+static void every_allocation_failure_keeps_the_contract(void **state) {
+  (void)state;
+  if (!have_driver())
+    skip(); /* a sanitizer build has its own malloc: the driver is not built */
+  flow = "gateway";
+  flow_arg = NULL;
+  sweep_flow(120, 8);
+}
+
+/* A pre-auth: out of memory anywhere (reading and parsing the key, signing,
+ * the request) is ENOMEM, never taken for a bad key. */
+static void preauth_out_of_memory_is_enomem(void **state) {
+  char key[400], pub[420], dir[320];
+  const char *gen[] = {"openssl", "genpkey",  "-algorithm",
+                       "EC",      "-pkeyopt", "ec_paramgen_curve:P-256",
+                       "-out",    key,        NULL};
+  const char *half[] = {"openssl", "pkey", "-in", key, "-pubout", "-out", pub, NULL};
+  char *out;
+  (void)state;
+  if (!have_driver())
+    skip();
+  snprintf(key, sizeof(key), "%s/alloc-backend.key", server.dir);
+  snprintf(dir, sizeof(dir), "%s/clients", server.dir);
+  mkdir(dir, 0700);
+  snprintf(pub, sizeof(pub), "%s/alloc-backend.pem", dir);
+  assert_int_equal(test_run_status(gen, &out), 0);
+  free(out);
+  assert_int_equal(test_run_status(half, &out), 0);
+  free(out);
+  flow = "preauth";
+  flow_arg = key;
+  sweep_flow(60, 2);
+}
+
+/* A Kuzzle two-step strategy: its pause (told by stateChanged alone) is
+ * never lost, so the set_token that completes it always comes. */
+static void a_two_step_pause_is_never_lost(void **state) {
+  (void)state;
+  if (!have_driver())
+    skip();
+  flow = "twostep";
+  flow_arg = NULL;
+  sweep_flow(60, 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_allocation_failure_keeps_the_contract),
+      cmocka_unit_test(preauth_out_of_memory_is_enomem),
+      cmocka_unit_test(a_two_step_pause_is_never_lost),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("allocation failures", tests, test_group_setup,

@@ -7,6 +7,8 @@
 #include "jwt.h"
 #include "providers/builtin.h"
 
+#include "policy.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +47,25 @@ static void check(authloop__result *r) {
   authloop__result_clear(r);
 }
 
+static long long int64_at(const uint8_t *p) {
+  unsigned long long v = 0;
+  int i;
+  for (i = 0; i < 8; i++)
+    v = v << 8 | p[i];
+  return (long long)v;
+}
+
+/* The clocks and Retry-After of an answer, as hostile as its body: any
+ * 64-bit value. A retry is never later than the token's expiry when the
+ * token is still alive, and never before now. */
+static void check_times(const uint8_t *t) {
+  uint64_t now = (uint64_t)int64_at(t), expires = (uint64_t)int64_at(t + 8);
+  long long retry_after = int64_at(t + 16);
+  uint64_t at = authloop__retry_at(now, (uint64_t)int64_at(t + 24), retry_after, expires);
+  if (at < now || (now < expires && at > expires))
+    abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const long statuses[] = {200, 201, 204, 302, 400, 401, 403, 404, 429, 500, 503};
   authloop__answer a = {0};
@@ -65,6 +86,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   a.date_ms = data[0] & 0x80 ? 1795334400000LL : 0;
   v.access_token = data[0] & 0x40 ? "tok" : NULL;
   v.now_wall_ms = 1795334400000LL;
+  if (size > 33) { /* the last 32 bytes: the server's Date, our clock, Retry-After */
+    const uint8_t *t = data + size - 32;
+    check_times(t);
+    if (data[0] & 0x20) {
+      a.date_ms = int64_at(t);
+      v.now_wall_ms = int64_at(t + 8);
+    }
+  }
   for (i = 0; i < 3; i++) {
     const authloop__provider *p = providers[i];
     for (step = 0; step < 3; step++) {

@@ -403,6 +403,11 @@ static void cometchat_validation_codes_in_order(void **state) {
   assert_int_equal(authloop_login_key(c, "a b", NULL), AUTHLOOP_EUIDSPACE); /* uid comes first */
   assert_int_equal(authloop_login_key(c, "cometchat-uid-1", NULL), AUTHLOOP_EAPIKEY);
   assert_int_equal(authloop_login_key(c, "cometchat-uid-1", ""), AUTHLOOP_EAPIKEY);
+  /* not UTF-8: refused here, not sent (the server would echo it back) */
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-1",
+                                      "ab\xff\xfe"
+                                      "cd"),
+                   AUTHLOOP_EINVAL);
   assert_int_equal(authloop_login_token(c, ""), AUTHLOOP_EBLANKAUTHTOKEN);
   assert_int_equal(authloop_login_token(c, NULL), AUTHLOOP_EBLANKAUTHTOKEN);
   assert_int_equal(authloop_login_token(c, "ab cd"), AUTHLOOP_EAUTHTOKENSPACE);

@@ -348,6 +348,16 @@ static void a_fifo_does_not_block(void **state) {
   test_run_until(&e, &log.lines, 1, 2000);
   assert_non_null(strstr(log.text, "not a regular file"));
   test_env_close(&e);
+  { /* as the CA bundle: libcurl would read it in the first handshake, on the loop */
+    authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+    authloop_ctx *ctx = NULL;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    o.ca_file = path;
+    assert_int_equal(authloop_ctx_new(&loop, &o, &ctx), AUTHLOOP_EINVAL);
+    assert_null(ctx);
+    assert_int_equal(uv_loop_close(&loop), 0);
+  }
   unlink(path);
 }
 

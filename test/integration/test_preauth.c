@@ -101,6 +101,7 @@ static int rm_all(void) {
                                       "rs2048-pkcs8.key",
                                       "rs2048-scrypt.key",
                                       "ed25519.key",
+                                      "fifo.key",
                                       "data",
                                       "sig",
                                       "pub.pem"};
@@ -264,6 +265,7 @@ static void bad_keys_fail_at_once_without_a_request(void **state) {
     {"rs1024.key", NULL, NULL, AUTHLOOP_EKEYTYPE},
     {"ec384.key", NULL, NULL, AUTHLOOP_EKEYTYPE},
     {"ed25519.key", NULL, NULL, AUTHLOOP_EKEYTYPE},
+    {"fifo.key", NULL, NULL, AUTHLOOP_EKEY}, /* refused at once, never read (it would block) */
   };
   test_env e;
   outcome out = {0};
@@ -271,6 +273,8 @@ static void bad_keys_fail_at_once_without_a_request(void **state) {
   long before = test_stat(&server, "/auth/pre-auth");
   size_t i;
   (void)state;
+  unlink(key_path("fifo.key"));
+  assert_int_equal(mkfifo(key_path("fifo.key"), 0600), 0);
   test_env_init(&e, &server, NULL);
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     int rc;
