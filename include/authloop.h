@@ -185,8 +185,9 @@ AUTHLOOP_EXTERN int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, 
  * watch authloop_ctx_fd() for reading, wake after authloop_ctx_timeout_ms()
  * (-1: nothing is due, wait for the fd only; 0: call process() now), and
  * call authloop_ctx_process() when either happens. process() runs one
- * non-blocking turn of the loop, returns non-zero while the loop is alive,
- * and may finish a close (the ctx is gone when the close callback has run).
+ * non-blocking turn of the loop and returns 1; it returns 0 when a close
+ * finished during that turn: the ctx is gone (its close callback has run), so
+ * stop watching its fd and make no more calls with it.
  * With nothing due, the host loop sleeps: no timer stays armed and the fd
  * stays quiet. The ctx's uv loop must then not be run by anyone else. For a
  * NULL ctx: fd -1, timeout -1, process 0. */

@@ -109,7 +109,8 @@ int authloop_ctx_timeout_ms(authloop_ctx *ctx) {
 /* One non-blocking turn of the loop. The ctx keeps its loop alive until it
  * is closed (its post handle is referenced), so the turn always polls and
  * services whatever made the fd readable. If the close finishes during the
- * turn, the ctx is gone when uv_run() returns: nothing of it is touched. */
+ * turn, the ctx is gone when uv_run() returns: nothing of it is touched, and
+ * 0 tells the host loop so. */
 int authloop_ctx_process(authloop_ctx *ctx) {
   uv_loop_t *loop;
   int gone = 0, *outer;
@@ -123,10 +124,10 @@ int authloop_ctx_process(authloop_ctx *ctx) {
   if (gone) {
     if (outer)
       *outer = 1;
-  } else {
-    ctx->gone = outer;
+    return 0; /* closed: the host loop stops watching it */
   }
-  return uv_loop_alive(loop);
+  ctx->gone = outer;
+  return 1;
 }
 
 /* ---- life and death ---------------------------------------------------------------- */

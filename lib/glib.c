@@ -22,11 +22,17 @@ static gboolean check(GSource *s) {
          authloop_ctx_timeout_ms(u->ctx) == 0;
 }
 
+/* When the ctx's close finishes in this turn, the source removes itself
+ * and forgets the ctx: a main loop that runs on never touches freed memory,
+ * whether or not the app destroys the source in its close callback. */
 static gboolean dispatch(GSource *s, GSourceFunc cb, gpointer data) {
+  ctx_source *u = (ctx_source *)s;
   (void)cb;
   (void)data;
-  authloop_ctx_process(((ctx_source *)s)->ctx);
-  return G_SOURCE_CONTINUE;
+  if (u->ctx && authloop_ctx_process(u->ctx))
+    return G_SOURCE_CONTINUE;
+  u->ctx = NULL;
+  return G_SOURCE_REMOVE;
 }
 
 static GSourceFuncs funcs = {prepare, check, dispatch, NULL, NULL, NULL};

@@ -165,13 +165,13 @@ static void a_call_from_another_thread_is_caught(void **state) {
 /* ---- a foreign loop --------------------------------------------------------------- */
 
 /* One poll(2) round on the ctx's fd and deadline, as a Qt/SDL/plain loop would. */
-static void poll_once(authloop_ctx *ctx) {
+static int poll_once(authloop_ctx *ctx) {
   struct pollfd p = {authloop_ctx_fd(ctx), POLLIN, 0};
   int timeout = authloop_ctx_timeout_ms(ctx);
   if (timeout < 0 || timeout > 200)
     timeout = 200; /* the test's own watchdog granularity */
   poll(&p, 1, timeout);
-  authloop_ctx_process(ctx);
+  return authloop_ctx_process(ctx);
 }
 
 static int closed_flag;
@@ -190,6 +190,7 @@ static void a_poll_loop_drives_login_refresh_logout(void **state) {
   test_recorder r;
   char *code = test_mint_code_ttl(&server, "polly", 4);
   uint64_t deadline;
+  int gone = 0, live = 1;
   (void)state;
   assert_int_equal(uv_loop_init(&loop), 0);
   o.ca_file = server.ca;
@@ -203,18 +204,22 @@ static void a_poll_loop_drives_login_refresh_logout(void **state) {
   free(code);
   deadline = uv_hrtime() + 10ull * 1000 * 1000 * 1000;
   while (r.count[AUTHLOOP_EV_TOKEN_REFRESHED] == 0 && uv_hrtime() < deadline)
-    poll_once(ctx);
+    live &= poll_once(ctx);
   assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
   assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1);
   assert_int_equal(authloop_logout(c), 0);
   while (r.count[AUTHLOOP_EV_LOGOUT] == 0 && uv_hrtime() < deadline)
-    poll_once(ctx);
+    live &= poll_once(ctx);
   assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  assert_int_equal(live, 1); /* process() said 1 on every turn while the ctx lived */
   closed_flag = 0;
   assert_int_equal(authloop_ctx_close(ctx, on_closed, NULL), 0);
-  while (!closed_flag && uv_hrtime() < deadline)
-    poll_once(ctx);
+  while (!closed_flag && uv_hrtime() < deadline) {
+    assert_int_equal(gone, 0); /* a 0 comes once, on the turn that ends the close */
+    gone = !poll_once(ctx);
+  }
   assert_int_equal(closed_flag, 1);
+  assert_int_equal(gone, 1); /* ... and says the ctx is gone */
   /* the ctx is gone with its close callback: nothing of authloop is left */
   assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
   assert_int_equal(uv_loop_close(&loop), 0);

@@ -125,6 +125,32 @@ static void an_idle_ctx_lets_the_glib_loop_sleep(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The close finishes inside the source's dispatch; the GLib loop then runs
+ * on, as an application's does (GtkApplication iterates once more after its
+ * last window goes), with the source not yet destroyed by the app: the
+ * source has removed itself and touches nothing of the freed ctx (ASan and
+ * valgrind would see it), and a timer still fires. */
+static void the_source_goes_with_the_ctx(void **state) {
+  uv_loop_t loop;
+  authloop_ctx *ctx;
+  GSource *source;
+  int closed = 0, later = 0;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(authloop_ctx_new(&loop, NULL, &ctx), 0);
+  source = authloop_glib_attach(ctx, NULL);
+  assert_int_equal(authloop_ctx_close(ctx, closed_flag, &closed), 0);
+  while (!closed)
+    g_main_context_iteration(NULL, TRUE);
+  assert_true(g_source_is_destroyed(source));
+  g_timeout_add(50, set_flag, &later);
+  while (!later)
+    g_main_context_iteration(NULL, TRUE); /* polls and dispatches without the ctx */
+  g_source_destroy(source);               /* harmless now */
+  g_source_unref(source);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* ---- a GLib loop that sleeps ---------------------------------------------------------- */
 
 #define SEC 1000000000ull
@@ -268,6 +294,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(a_glib_main_loop_drives_the_session),
       cmocka_unit_test(an_idle_ctx_lets_the_glib_loop_sleep),
+      cmocka_unit_test(the_source_goes_with_the_ctx),
       cmocka_unit_test(the_glib_loop_sleeps_after_logout),
       cmocka_unit_test(posts_reach_an_idle_glib_loop),
   };

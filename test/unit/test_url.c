@@ -159,12 +159,12 @@ static void header_bytes(void **state) {
   /* UTF-8, as JSON text needs it */
   assert_true(authloop__utf8_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
   assert_false(authloop__utf8_ok("\xff"));
-  assert_false(authloop__utf8_ok("\xc3\x28"));             /* a bad continuation */
-  assert_false(authloop__utf8_ok("\xc0\xaf"));             /* overlong */
-  assert_false(authloop__utf8_ok("\xe0\x80\xaf"));         /* overlong */
-  assert_false(authloop__utf8_ok("\xed\xa0\x80"));         /* a surrogate */
-  assert_false(authloop__utf8_ok("\xf4\x90\x80\x80"));     /* past U+10FFFF */
-  assert_false(authloop__utf8_ok("\xe2\x82"));             /* cut short */
+  assert_false(authloop__utf8_ok("\xc3\x28"));         /* a bad continuation */
+  assert_false(authloop__utf8_ok("\xc0\xaf"));         /* overlong */
+  assert_false(authloop__utf8_ok("\xe0\x80\xaf"));     /* overlong */
+  assert_false(authloop__utf8_ok("\xed\xa0\x80"));     /* a surrogate */
+  assert_false(authloop__utf8_ok("\xf4\x90\x80\x80")); /* past U+10FFFF */
+  assert_false(authloop__utf8_ok("\xe2\x82"));         /* cut short */
   assert_true(authloop__header_name_ok("X-Api_Key"));
   assert_false(authloop__header_name_ok("X Api"));
   assert_false(authloop__header_name_ok("X:"));
