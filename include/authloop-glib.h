@@ -4,7 +4,7 @@
 #define AUTHLOOP_GLIB_H
 
 #include <authloop.h>
-#include <glib.h>
+#include <gio/gio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,6 +18,41 @@ extern "C" {
  * after the ctx's close callback, g_source_destroy() and g_source_unref() it,
  * then uv_loop_close() the loop. NULL if the loop has no backend fd here. */
 AUTHLOOP_EXTERN GSource *authloop_glib_attach(authloop_ctx *ctx, GMainContext *context);
+
+/* ---- the session key in the desktop's keyring ----------------------------------- */
+
+#define AUTHLOOP_GLIB_SESSION_KEY_BYTES 32
+#define AUTHLOOP_GLIB_ERROR             (authloop_glib_error_quark())
+typedef enum {
+  AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE, /* none answers on the session bus (or no libsecret) */
+  AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,    /* it answered, but refused (locked, a prompt dismissed) */
+  AUTHLOOP_GLIB_ERROR_BAD_KEY,           /* it holds something that is not a 32-byte key */
+  AUTHLOOP_GLIB_ERROR_INVALID            /* app_id is not an application id */
+} authloop_glib_error;
+AUTHLOOP_EXTERN GQuark authloop_glib_error_quark(void);
+
+/* The application's session key (for authloop_client_options.session_key),
+ * kept in the Secret Service (GNOME Keyring, KWallet) through libsecret under
+ * app_id, a GApplication id ("org.example.Chat"): read when it is there, made
+ * (32 random bytes) and stored the first time. The sync form blocks on D-Bus:
+ * call it before the main loop runs, or use the async form, which does the
+ * work on a thread and calls back on the caller's thread-default main
+ * context. Wipe the key when done. A keyring that is locked may show the
+ * desktop's unlock prompt. Errors: AUTHLOOP_GLIB_ERROR_* (a clear one when no
+ * Secret Service runs), G_IO_ERROR_CANCELLED. */
+AUTHLOOP_EXTERN gboolean
+authloop_glib_session_key_sync(const char *app_id, GCancellable *cancellable,
+                               unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES], GError **error);
+AUTHLOOP_EXTERN void authloop_glib_session_key_async(const char *app_id, GCancellable *cancellable,
+                                                     GAsyncReadyCallback callback,
+                                                     gpointer user_data);
+AUTHLOOP_EXTERN gboolean authloop_glib_session_key_finish(
+    GAsyncResult *result, unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES], GError **error);
+/* Removes the application's key ("forget me"; the session file it sealed can
+ * then no longer be read). TRUE also when there was none. */
+AUTHLOOP_EXTERN gboolean authloop_glib_session_key_forget_sync(const char *app_id,
+                                                               GCancellable *cancellable,
+                                                               GError **error);
 
 #ifdef __cplusplus
 }

@@ -32,16 +32,26 @@ stage plain build
 
 if [ $quick -eq 0 ]; then
   scripts/build.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || exit 1
-  # fidelity runs Node and gtk a GTK program under Xvfb: the C suites are what
-  # these two stages are for
+  # the C suites are what the sanitizer and valgrind stages are for: fidelity
+  # runs Node, gtk a GTK program under Xvfb, and consumers, abi and docs build
+  # programs of their own with the plain compiler (a sanitized library cannot
+  # load into them, and valgrind would only watch the shell that runs them)
+  not_c="--no-suite fidelity --no-suite gtk --no-suite alloc --no-suite consumers --no-suite abi --no-suite docs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    stage sanitize build-sanitize --no-suite fidelity --no-suite gtk --no-suite alloc --no-suite consumers
+    stage sanitize build-sanitize $not_c
   # every parser fuzzed from the committed seeds, 20 s each (clang, libFuzzer)
   CC=clang CXX=clang++ scripts/build.sh build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
     -Db_lundef=false -Dsamples=false -Dbuildtype=debugoptimized || exit 1
   stage fuzz build-fuzz --suite fuzz
-  stage valgrind build --no-suite fidelity --no-suite gtk --no-suite alloc --no-suite consumers --timeout-multiplier=4 \
-    --wrap="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible"
+  # GLib's own suppressions and ours (test/suppressions/valgrind.supp: what
+  # GLib, GIO and libsecret keep for the life of the process)
+  vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible"
+  vg="$vg --show-leak-kinds=definite,indirect,possible --suppressions=$PWD/test/suppressions/valgrind.supp"
+  [ -f /usr/share/glib-2.0/valgrind/glib.supp ] && vg="$vg --suppressions=/usr/share/glib-2.0/valgrind/glib.supp"
+  stage valgrind build $not_c --no-suite keyring --timeout-multiplier=4 --wrap="$vg"
+  # the keyring tests run their program on a private bus (test/keyring/run.sh):
+  # valgrind wraps the program, not the shell around it
+  AUTHLOOP_TEST_WRAP="$vg" stage valgrind-keyring build --suite keyring --timeout-multiplier=4
 fi
 
 python3 scripts/summary.py "${logs[@]}" || status=1

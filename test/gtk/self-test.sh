@@ -1,44 +1,119 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The GTK sample in a real window under Xvfb, against the reference server
-# with a login that answers after 1.5 s: the window must keep painting while
-# it waits, show each status, save a screenshot (a test artifact) and log out.
+# The GTK sample as a user meets it: a real window under Xvfb, on a private
+# session bus with a real gnome-keyring-daemon, against the reference server.
+#   1. login: each provider shows only its fields; a login that answers after
+#      1.5 s while the window keeps painting; the user and a countdown with
+#      hours on screen (screenshot saved: a test artifact); the window closed.
+#   2. restore: a new start of the app, with a new keyring daemon on the same
+#      keyring, opens on the kept session; a refresh keeps the user shown;
+#      then a logout.
+#   3. error: a wrong code gives an error styled as one and wrapped, and the
+#      window does not grow (a second screenshot).
+#   4. no Secret Service on the bus: the app says the session is not kept,
+#      logs in all the same, and keeps nothing on disk.
 # Prints TAP.   self-test.sh GTK_LOGIN_BINARY SCREENSHOT_PATH
 set -uo pipefail
 bin=$1
 shot=$2
+shot_error=${shot%.png}-error.png
 here=$(cd "$(dirname "$0")/.." && pwd)
 state=$(mktemp -d)
-trap 'rm -rf "$state"' EXIT
-echo "1..5"
+home=$(mktemp -d)
+trap 'rm -rf "$state" "$home"' EXIT
+echo "1..14"
 
 coproc SERVER { exec node "$here/server/server.mjs" --port 0 --state-dir "$state" --stdin-lifeline; }
 read -r ready <&"${SERVER[0]}"
 port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' <<<"$ready")
 url="https://127.0.0.1:$port"
 ctl() { node "$here/server/ctl.mjs" --url "$url" --ca "$state/ca.pem" "$@"; }
-code=$(ctl code grace)
-ctl fault '{"route":"/auth/login","delayMs":1500}'
-rm -f "$shot"
+rm -f "$shot" "$shot_error"
 
-out=$(GSK_RENDERER=cairo GDK_BACKEND=x11 NO_AT_BRIDGE=1 timeout 120 xvfb-run -a \
-  "$bin" --self-test --url "$url" --ca "$state/ca.pem" --code "$code" --screenshot "$shot" 2>/dev/null)
-rc=$?
-kill "$SERVER_PID" 2>/dev/null
-printf '%s\n' "$out" | sed 's/^/# /'
+# the app's home: its keyring and its kept session live here, across runs
+export HOME="$home" XDG_DATA_HOME="$home/data" XDG_CONFIG_HOME="$home/config" \
+  XDG_CACHE_HOME="$home/cache" XDG_STATE_HOME="$home/state" XDG_RUNTIME_DIR="$home/run"
+mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME" "$XDG_STATE_HOME" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+unset DBUS_SESSION_BUS_ADDRESS
 
+run() { # run keyring|none ARGS...: the sample on a fresh bus and X server
+  local bus=$1
+  shift
+  local cmd=(env GSK_RENDERER=cairo GDK_BACKEND=x11 NO_AT_BRIDGE=1 GTK_A11Y=none
+    timeout 60 xvfb-run -a "$bin" --url "$url" --ca "$state/ca.pem" "$@")
+  if [ "$bus" = keyring ]; then
+    dbus-run-session -- sh -c 'printf "desktop-password" |
+      gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec "$@"' sh "${cmd[@]}" \
+      2>/dev/null
+  else
+    dbus-run-session --config-file="$here/keyring/session-without-services.conf" -- "${cmd[@]}" \
+      2>/dev/null
+  fi
+}
+show() { printf '%s\n' "$1" | sed 's/^/# /'; }
 check() { # check N DESCRIPTION CONDITION...
   local n=$1 what=$2
   shift 2
   if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; fi
 }
-statuses=$(printf '%s\n' "$out" | sed -n 's/^status: //p' | paste -sd'|')
-frames=$(printf '%s\n' "$out" | sed -n 's/^frames painted while the login was in flight: //p')
-check 1 "the sample exited 0 with its loop closed cleanly" \
-  test "$rc" -eq 0 -a -n "$(printf '%s\n' "$out" | grep -x 'loop closed: clean')"
-check 2 "the status line went: logging in, logged in, logged out" \
-  test "$statuses" = "Logging in…|Logged in as grace|Logged out"
-check 3 "the window kept painting while the login waited (${frames:-0} frames in 1.5 s)" \
+field() { printf '%s\n' "$1" | sed -n "s/^$2: //p" | paste -sd'|'; }
+clean() { test "$1" -eq 0 -a -n "$(printf '%s\n' "$2" | grep -x 'loop closed: clean')"; }
+
+# 1. login
+ctl fault '{"route":"/auth/login","delayMs":1500}'
+out=$(run keyring --self-test=login --code "$(ctl code grace)" --screenshot "$shot")
+rc=$?
+show "$out"
+frames=$(field "$out" "frames painted while the login was in flight")
+check 1 "login: exited 0, its loop closed cleanly" clean "$rc" "$out"
+check 2 "each provider shows only its fields" test \
+  "$(field "$out" "fields gateway")/$(field "$out" "fields kuzzle")/$(field "$out" "fields cometchat")" \
+  = "One-time code/Username,Password/User ID,Auth key"
+check 3 "the key came from the keyring, then: logging in, logged in, grace shown" test \
+  "$(field "$out" keyring)/$(field "$out" status)/$(field "$out" user)" \
+  = "key ready/Signed out|Logging in…|Logged in/grace"
+check 4 "the window kept painting while the login waited (${frames:-0} frames in 1.5 s)" \
   test "${frames:-0}" -ge 10
-check 4 "a screenshot was saved" test -s "$shot"
-check 5 "the screenshot is a PNG" test "$(head -c 8 "$shot" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a"
+check 5 "the countdown has hours: $(field "$out" countdown)" \
+  grep -qxE 'Token expires in (1:00:00|0:59:[0-5][0-9])' <<<"$(field "$out" countdown)"
+check 6 "a screenshot was saved, a PNG" \
+  test "$(head -c 8 "$shot" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a"
+check 7 "the session is kept in a file, not in clear" \
+  sh -c '! grep -qs grace "$0"/state/authloop-login/session-gateway &&
+         test -s "$0"/state/authloop-login/session-gateway' "$home"
+
+# 2. restore: a new keyring daemon unlocks the same keyring
+out=$(run keyring --self-test=restore)
+rc=$?
+show "$out"
+check 8 "restore: exited 0, its loop closed cleanly" clean "$rc" "$out"
+check 9 "the app opened signed in as grace, refreshed, still showed grace, logged out" test \
+  "$(field "$out" status)/$(field "$out" user)" \
+  = "Welcome back|Tokens refreshed|Logged out/grace|(none)"
+
+# 3. error
+out=$(run keyring --self-test=error --code not-a-code --screenshot "$shot_error")
+rc=$?
+show "$out"
+shown=$(field "$out" "error shown")
+before=$(sed -n 's/.*window width \([0-9]*\) before.*/\1/p' <<<"$shown")
+after=$(sed -n 's/.*, \([0-9]*\) after/\1/p' <<<"$shown")
+check 10 "error: exited 0, its loop closed cleanly" clean "$rc" "$out"
+check 11 "a failed login shows the server's error, styled as an error and wrapped" \
+  sh -c 'case "$0" in *"code is invalid"*"(EREJECTED)"*) ;; *) exit 1 ;; esac &&
+         case "$1" in "styled as an error, wrapped,"*) ;; *) exit 1 ;; esac' \
+  "$(field "$out" error)" "$shown"
+check 12 "the long error did not widen the window ($before px before, $after after)" \
+  test -n "$before" -a "$before" = "$after"
+
+# 4. no Secret Service
+rm -rf "$home/state/authloop-login"
+out=$(run none --self-test=login --code "$(ctl code grace)")
+rc=$?
+show "$out"
+check 13 "no keyring: the app said so, and still logged in grace" test \
+  "$rc/$(field "$out" user)" = "0/grace" -a -n "$(field "$out" keyring | grep 'no Secret Service')"
+check 14 "no keyring: nothing kept on disk" \
+  test -z "$(ls -A "$home/state/authloop-login" 2>/dev/null)"
+kill "$SERVER_PID" 2>/dev/null

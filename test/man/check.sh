@@ -60,7 +60,7 @@ if [ -s "$work/log" ]; then notok "sections"; else ok "every page has its sectio
 
 # 3. examples
 pkgs="libuv"
-pkg-config --exists glib-2.0 && pkgs="$pkgs glib-2.0"
+pkg-config --exists gio-2.0 && pkgs="$pkgs gio-2.0"
 : > "$work/log"
 count=0
 for f in "$man"/*.3.md; do
@@ -72,7 +72,7 @@ for f in "$man"/*.3.md; do
     continue
   fi
   libs="-lauthloop"
-  case $page in authloop_glib_attach)
+  case $page in authloop_glib_*)
     [ -e "$build/libauthloop-glib.so" ] || continue
     libs="-lauthloop-glib -lauthloop" ;;
   esac

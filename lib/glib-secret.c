@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/* The session key in the desktop's Secret Service (GNOME Keyring, KWallet)
+ * through libsecret: one secret per application id, schema
+ * "org.authloop.SessionKey", attribute "app-id", the 32 bytes as base64 text.
+ * Read when it is there; made from the kernel's random numbers and stored the
+ * first time. The async form runs the same work on a GTask thread, so a GUI
+ * main loop never waits on D-Bus. Without libsecret at build time every call
+ * fails with AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE. */
+#include "authloop-glib.h"
+
+#include <string.h>
+#include <sys/random.h>
+
+GQuark authloop_glib_error_quark(void) {
+  return g_quark_from_static_string("authloop-glib-error-quark");
+}
+
+#ifdef AUTHLOOP_HAVE_LIBSECRET
+#include <libsecret/secret.h>
+
+static const SecretSchema schema = {
+    .name = "org.authloop.SessionKey",
+    .flags = SECRET_SCHEMA_NONE,
+    .attributes = {{"app-id", SECRET_SCHEMA_ATTRIBUTE_STRING}, {NULL, 0}},
+};
+
+/* libsecret's failure to reach any Secret Service, told apart from the
+ * service's own errors (a locked keyring, a refused prompt ...). */
+static gboolean no_service(const GError *e) {
+  return g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
+         g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
+         g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_SERVICE_NOT_FOUND) ||
+         g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_NO_SERVER) ||
+         g_error_matches(e, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) || /* no bus address */
+         g_error_matches(e, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+         g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+}
+
+static void service_error(GError **error, GError *e, const char *doing) {
+  if (no_service(e))
+    g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE,
+                "no Secret Service (GNOME Keyring, KWallet) answers on the session bus: %s",
+                e->message);
+  else
+    g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,
+                "the Secret Service could not %s the session key: %s", doing, e->message);
+  g_error_free(e);
+}
+
+static gboolean lookup(const char *app_id, GCancellable *cancel, guchar key[32], gboolean *found,
+                       GError **error) {
+  GError *e = NULL;
+  gchar *text = secret_password_lookup_sync(&schema, cancel, &e, "app-id", app_id, NULL);
+  guchar *raw;
+  gsize n = 0;
+  *found = FALSE;
+  if (e) {
+    service_error(error, e, "read");
+    return FALSE;
+  }
+  if (!text)
+    return TRUE;
+  raw = g_base64_decode(text, &n);
+  secret_password_free(text);
+  if (n != AUTHLOOP_GLIB_SESSION_KEY_BYTES) {
+    if (raw)
+      memset(raw, 0, n);
+    g_free(raw);
+    g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_BAD_KEY,
+                "the Secret Service holds a session key for %s that is not %d bytes; "
+                "forget it (authloop_glib_session_key_forget) to make a new one",
+                app_id, AUTHLOOP_GLIB_SESSION_KEY_BYTES);
+    return FALSE;
+  }
+  memcpy(key, raw, n);
+  memset(raw, 0, n);
+  g_free(raw);
+  *found = TRUE;
+  return TRUE;
+}
+
+static gboolean session_key(const char *app_id, GCancellable *cancel, guchar key[32],
+                            GError **error) {
+  guchar fresh[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
+  gboolean found, ok;
+  gchar *text, *label;
+  GError *e = NULL;
+  if (!lookup(app_id, cancel, key, &found, error))
+    return FALSE;
+  if (found)
+    return TRUE;
+  if (getrandom(fresh, sizeof(fresh), 0) != (ssize_t)sizeof(fresh)) {
+    g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,
+                "no random numbers for a new session key");
+    return FALSE;
+  }
+  text = g_base64_encode(fresh, sizeof(fresh));
+  memset(fresh, 0, sizeof(fresh));
+  label = g_strdup_printf("Session key of %s (authloop)", app_id);
+  ok = secret_password_store_sync(&schema, SECRET_COLLECTION_DEFAULT, label, text, cancel, &e,
+                                  "app-id", app_id, NULL);
+  memset(text, 0, strlen(text));
+  g_free(text);
+  g_free(label);
+  if (!ok) {
+    service_error(error, e, "store");
+    return FALSE;
+  }
+  /* read back: two processes making the key at once end with the same one
+   * (the last stored) */
+  if (!lookup(app_id, cancel, key, &found, error))
+    return FALSE;
+  if (!found) {
+    g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,
+                "the Secret Service did not keep the new session key of %s", app_id);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean forget(const char *app_id, GCancellable *cancel, GError **error) {
+  GError *e = NULL;
+  secret_password_clear_sync(&schema, cancel, &e, "app-id", app_id, NULL);
+  if (e) {
+    service_error(error, e, "remove");
+    return FALSE;
+  }
+  return TRUE;
+}
+#else
+static gboolean unavailable(GError **error) {
+  g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE,
+              "authloop-glib was built without libsecret: no Secret Service");
+  return FALSE;
+}
+static gboolean session_key(const char *app_id, GCancellable *cancel, guchar key[32],
+                            GError **error) {
+  (void)app_id, (void)cancel, (void)key;
+  return unavailable(error);
+}
+static gboolean forget(const char *app_id, GCancellable *cancel, GError **error) {
+  (void)app_id, (void)cancel;
+  return unavailable(error);
+}
+#endif
+
+static gboolean valid_id(const char *app_id, GError **error) {
+  if (app_id && g_application_id_is_valid(app_id))
+    return TRUE;
+  g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_INVALID,
+              "not an application id (like \"org.example.Chat\"): %s", app_id ? app_id : "NULL");
+  return FALSE;
+}
+
+gboolean authloop_glib_session_key_sync(const char *app_id, GCancellable *cancellable,
+                                        unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES],
+                                        GError **error) {
+  g_return_val_if_fail(key != NULL, FALSE);
+  g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+  return valid_id(app_id, error) && session_key(app_id, cancellable, key, error);
+}
+
+gboolean authloop_glib_session_key_forget_sync(const char *app_id, GCancellable *cancellable,
+                                               GError **error) {
+  g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+  return valid_id(app_id, error) && forget(app_id, cancellable, error);
+}
+
+static void key_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel) {
+  guchar *key = g_malloc(AUTHLOOP_GLIB_SESSION_KEY_BYTES);
+  GError *e = NULL;
+  (void)source;
+  if (session_key(data, cancel, key, &e)) {
+    g_task_return_pointer(task, key, g_free);
+  } else {
+    g_free(key);
+    g_task_return_error(task, e);
+  }
+}
+
+void authloop_glib_session_key_async(const char *app_id, GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data) {
+  GTask *task = g_task_new(NULL, cancellable, callback, user_data);
+  GError *e = NULL;
+  g_task_set_source_tag(task, authloop_glib_session_key_async);
+  if (!valid_id(app_id, &e)) {
+    g_task_return_error(task, e);
+  } else {
+    g_task_set_task_data(task, g_strdup(app_id), g_free);
+    g_task_run_in_thread(task, key_thread);
+  }
+  g_object_unref(task);
+}
+
+gboolean authloop_glib_session_key_finish(GAsyncResult *result,
+                                          unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES],
+                                          GError **error) {
+  guchar *k;
+  g_return_val_if_fail(g_task_is_valid(result, NULL), FALSE);
+  g_return_val_if_fail(key != NULL, FALSE);
+  if (!(k = g_task_propagate_pointer(G_TASK(result), error)))
+    return FALSE;
+  memcpy(key, k, AUTHLOOP_GLIB_SESSION_KEY_BYTES);
+  memset(k, 0, AUTHLOOP_GLIB_SESSION_KEY_BYTES);
+  g_free(k);
+  return TRUE;
+}
