@@ -328,22 +328,31 @@ AUTHLOOP_EXTERN int authloop_login_code(authloop_client *c, const char *authoriz
 
 /* Kuzzle: log in with a strategy ("local", ...) and its credentials (a JSON
  * object as text). expires_in uses the ms syntax ("1h", "30m", "-1" never);
- * NULL means the server's default. A two-step strategy that answers without
- * a token leaves the client AWAITING_TOKEN with no loginAttempt until
- * authloop_set_token(). Errors as for authloop_login_code(), with
- * AUTHLOOP_EINVAL for a strategy or credentials that are not what Kuzzle
- * accepts (credentials not a JSON object, a bad expires_in) and
- * AUTHLOOP_EWRONGPROVIDER on a client that is not "kuzzle". */
+ * NULL means the server's default. A two-step strategy leaves the client
+ * AWAITING_TOKEN with no loginAttempt until authloop_set_token(): one that
+ * answers without a token, or a redirect strategy (OAuth ...) that answers
+ * 302 with the URL to send the user to (authloop_login_redirect()). Errors as for
+ * authloop_login_code(), with AUTHLOOP_EINVAL for a strategy or credentials that are not what
+ * Kuzzle accepts (credentials not a JSON object, a bad expires_in) and AUTHLOOP_EWRONGPROVIDER on a
+ * client that is not "kuzzle". */
 AUTHLOOP_EXTERN int authloop_login_strategy(authloop_client *c, const char *strategy,
                                             const char *credentials_json, const char *expires_in);
 AUTHLOOP_EXTERN int authloop_login_local(authloop_client *c, const char *username,
                                          const char *password, const char *expires_in);
-/* Completes a two-step login with the token obtained elsewhere: checked with
- * the server (checkToken), then loginAttempt. AUTHLOOP_EINVAL when the client
- * is not AWAITING_TOKEN (AUTHLOOP_ELOGININPROGRESS while a token is being
- * checked); AUTHLOOP_EBLANKAUTHTOKEN (NULL or empty), AUTHLOOP_EAUTHTOKENSPACE,
+/* Completes a two-step login with the token obtained elsewhere: one request
+ * with it (getCurrentUser, which also uses up a single-use token, once), then
+ * loginAttempt; its lifetime is the token's own exp against the server's
+ * clock. AUTHLOOP_EINVAL when the client is not AWAITING_TOKEN
+ * (AUTHLOOP_ELOGININPROGRESS while a token is being tried);
+ * AUTHLOOP_EBLANKAUTHTOKEN (NULL or empty), AUTHLOOP_EAUTHTOKENSPACE,
  * AUTHLOOP_EINVAL (a control byte, not UTF-8). */
 AUTHLOOP_EXTERN int authloop_set_token(authloop_client *c, const char *token);
+/* While AWAITING_TOKEN after a redirect strategy: the absolute URL to send
+ * the user to (the answer's Location), and the server's result as JSON text
+ * (Kuzzle: {"headers": {...}, "statusCode": 302}). NULL in any other state or
+ * when the answer had none. Valid until control returns to the loop. */
+AUTHLOOP_EXTERN const char *authloop_login_redirect(const authloop_client *c);
+AUTHLOOP_EXTERN const char *authloop_login_redirect_result(const authloop_client *c);
 
 /* CometChat: log in with a uid and the app's auth key (two requests), or with
  * an auth token minted by your backend. Validation happens first, in
@@ -473,8 +482,12 @@ typedef enum {
 
 typedef enum {
   AUTHLOOP_EXPIRED_NONE = 0,
-  AUTHLOOP_EXPIRED_IDLE,   /* "idle": nobody used the session until the token ran out */
-  AUTHLOOP_EXPIRED_REVOKED /* "revoked": the server refused the refresh token */
+  AUTHLOOP_EXPIRED_IDLE,    /* "idle": nobody used the session until the token ran out */
+  AUTHLOOP_EXPIRED_REVOKED, /* "revoked": the server refused the refresh token */
+  /* "refresh_lost": a refresh whose answer never arrived was done by the
+   * server (the tokens it gave are lost), which then refused the old ones
+   * (Kuzzle allows one refresh per token; a rotated refresh token is spent) */
+  AUTHLOOP_EXPIRED_REFRESH_LOST
 } authloop_expiry_reason;
 
 /* Made by the library: fields may be added at the end. */

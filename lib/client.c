@@ -216,6 +216,12 @@ static int send_login_step(authloop_client *c, int first) {
   return rc;
 }
 
+static void forget_redirect(authloop_client *c) {
+  free(c->redirect_url);
+  free(c->redirect_result);
+  c->redirect_url = c->redirect_result = NULL;
+}
+
 static void login_finished(authloop_client *c, authloop__result *r) {
   authloop__session *p = &c->pending;
   uint64_t now;
@@ -223,6 +229,7 @@ static void login_finished(authloop_client *c, authloop__result *r) {
     authloop__result_fail(r, AUTHLOOP_EPROTO, r->http_status, "malformed response: %s",
                           "the login ended without a token, a user or a lifetime");
   authloop__outcome_drop(&c->await_note); /* no pause now: the login has ended */
+  forget_redirect(c);
   c->provider->login_end(c->pstate);
   if (r->error) {
     authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "login failed: %s (HTTP %ld, server code %s)",
@@ -269,7 +276,12 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
     }
     authloop__result_fail(&r, rc, 0, NULL, NULL);
   } else if (!r.error && r.next == AUTHLOOP__NEXT_AWAIT) {
-    /* a two-step strategy: no loginAttempt until authloop_set_token() */
+    /* a two-step strategy: no loginAttempt until authloop_set_token(); a
+     * redirect strategy's URL is there to read when stateChanged says so */
+    forget_redirect(c);
+    c->redirect_url = r.redirect_url;
+    c->redirect_result = r.redirect_result;
+    r.redirect_url = r.redirect_result = NULL;
     authloop__set_state_in(c, AUTHLOOP_STATE_AWAITING_TOKEN, &c->await_note);
     authloop__result_clear(&r);
     authloop__health_note(c->ctx, origin, o->error);
@@ -470,6 +482,14 @@ long long authloop_token_expires_in_ms(const authloop_client *c) {
     return -1;
   now = authloop__boot_ms();
   return c->timing.expires_at > now ? (long long)(c->timing.expires_at - now) : 0;
+}
+
+const char *authloop_login_redirect(const authloop_client *c) {
+  return c && !c->freed && c->state == AUTHLOOP_STATE_AWAITING_TOKEN ? c->redirect_url : NULL;
+}
+
+const char *authloop_login_redirect_result(const authloop_client *c) {
+  return c && !c->freed && c->state == AUTHLOOP_STATE_AWAITING_TOKEN ? c->redirect_result : NULL;
 }
 
 const authloop_user *authloop_current_user(const authloop_client *c) {

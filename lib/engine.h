@@ -96,12 +96,15 @@ struct authloop_client {
   authloop__transfer *login_x;
   authloop__event_entry *login_outcome; /* its loginAttempt, reserved when it began */
   authloop__event_entry *await_note;    /* stateChanged to AWAITING_TOKEN, likewise */
+  char *redirect_url, *redirect_result; /* what a redirect strategy said, while AWAITING_TOKEN */
   authloop__origin *login_origin;
   int login_step;
   /* the token lifecycle (lib/session.c); times in authloop__boot_ms() */
   authloop__timing timing;
   uint64_t margin_ms, retry_base_ms, retry_cap_ms;
   unsigned retry_attempt;
+  int refresh_lost; /* a refresh's answer was lost since the tokens were had: the server may
+                       have done it, so a refusal now means that, not a revocation */
   authloop__transfer *refresh_x;
   authloop__origin *refresh_origin;
   authloop__link refresh_waiters; /* authloop_refresh() callers */

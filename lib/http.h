@@ -48,8 +48,10 @@ typedef struct {
   long status;
   const char *body;
   size_t len;
-  long long date_ms; /* the Date header when asked for (AUTHLOOP__WANT_DATE), ms since the
-                        epoch; 0 when absent or unreadable */
+  long long date_ms;    /* the Date header when asked for (AUTHLOOP__WANT_DATE), ms since the
+                           epoch; 0 when absent or unreadable */
+  const char *location; /* a 3xx answer's Location, resolved against the request's URL
+                           (never followed); NULL otherwise */
 } authloop__answer;
 
 /* Appends a path part / query pair / header: 0, or AUTHLOOP_ENOMEM when the

@@ -57,20 +57,48 @@ int authloop__b64url_decode(const char *in, size_t len, unsigned char **out, siz
   return 0;
 }
 
-int authloop__jwt_lifetime(const char *token, long long *seconds) {
+/* The claims of a compact JWS (unverified), or NULL with *rc set. */
+static json_t *claims_of(const char *token, int *rc) {
   const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
   unsigned char *payload;
   size_t len;
-  json_t *claims, *exp, *iat;
-  json_int_t e, i;
-  int rc;
+  json_t *claims;
+  *rc = AUTHLOOP_EPROTO;
   if (!dot1 || !dot2 || strchr(dot2 + 1, '.'))
-    return AUTHLOOP_EPROTO; /* not a compact JWS (a JWE has five parts) */
-  if ((rc = authloop__b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload, &len)) != 0)
-    return rc;
+    return NULL; /* not a compact JWS (a JWE has five parts) */
+  if ((*rc = authloop__b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload, &len)) != 0)
+    return NULL;
   claims = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL);
   mbedtls_platform_zeroize(payload, len);
   free(payload);
+  *rc = json_is_object(claims) ? 0 : AUTHLOOP_EPROTO;
+  return claims;
+}
+
+int authloop__jwt_expiry(const char *token, long long *exp_s) {
+  int rc;
+  json_t *claims = claims_of(token, &rc), *exp = json_object_get(claims, "exp");
+  json_int_t e;
+  if (claims && !exp) {
+    rc = AUTHLOOP_ENOENT; /* a token that never expires */
+  } else if (!rc) {
+    rc = AUTHLOOP_EPROTO;
+    /* after the epoch and within the range every caller bounds against */
+    if (json_is_integer(exp) && (e = json_integer_value(exp)) > 0 && e < (1LL << 40)) {
+      *exp_s = (long long)e;
+      rc = 0;
+    }
+  }
+  authloop__json_wipe_decref(claims);
+  return rc;
+}
+
+int authloop__jwt_lifetime(const char *token, long long *seconds) {
+  json_t *claims, *exp, *iat;
+  json_int_t e, i;
+  int rc;
+  if (!(claims = claims_of(token, &rc)))
+    return rc;
   exp = json_object_get(claims, "exp");
   iat = json_object_get(claims, "iat");
   rc = AUTHLOOP_EPROTO;

@@ -15,6 +15,10 @@ char *authloop__b64url_encode(const unsigned char *in, size_t len);
 
 /* exp - iat of a compact JWS's claims, in seconds: both integers, iat >= 0,
  * and 0 < exp - iat <= 10 years; else AUTHLOOP_EPROTO. */
+/* The exp claim of a JWT (seconds since the epoch, unverified): 0;
+ * AUTHLOOP_ENOENT when it has none (it never expires); AUTHLOOP_EPROTO when
+ * it is no JWT or exp is out of range. */
+int authloop__jwt_expiry(const char *token, long long *exp_s);
 int authloop__jwt_lifetime(const char *token, long long *seconds);
 
 #define AUTHLOOP__RS256 1

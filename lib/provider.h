@@ -68,7 +68,10 @@ typedef struct {
   char *message;       /* the server's message, or ours; NULL: authloop_strerror(error) */
   char *server_code;   /* the server's error code as text, or NULL */
   char *access_token, *id_token, *refresh_token; /* NULL: not in this answer */
-  json_t *user;         /* the user object, checked with the table's user_fields */
+  json_t *user; /* the user object, checked with the table's user_fields */
+  /* NEXT_AWAIT after a redirect strategy's first step: where to send the
+   * user, and the server's result as JSON text (both may be NULL) */
+  char *redirect_url, *redirect_result;
   long long lifetime_s; /* > 0, AUTHLOOP__LIFETIME_NEVER or AUTHLOOP__LIFETIME_UNSET */
 } authloop__result;
 

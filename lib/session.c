@@ -383,7 +383,9 @@ static const char *restore_problem(int rc) {
 static int read_stored(authloop_client *c, authloop__stored *st, const char **why) {
   unsigned char *data;
   size_t len;
-  int rc, pending = authloop__store_pending(&c->ctx->store, c->session_path, &data, &len);
+  int rc, pending;
+  memset(st, 0, sizeof(*st)); /* cleared by every caller, whatever happens here */
+  pending = authloop__store_pending(&c->ctx->store, c->session_path, &data, &len);
   *why = NULL;
   if (pending < 0)
     rc = AUTHLOOP_ENOMEM;
@@ -571,6 +573,12 @@ static int take_the_lock(authloop_client *c, uint64_t now) {
     authloop__stored_clear(&st);
     if (!ended && rc2 == 0 && c->timing.stale)
       return 0; /* newer, but its token has run out too: refresh with its refresh token */
+    if (rc2 == AUTHLOOP_ENOMEM) { /* a transient failure, not another session */
+      release_lock(c);
+      return AUTHLOOP_ENOMEM;
+    }
+    if (rc2 != 0 && rc2 != AUTHLOOP_EINVAL)
+      return 0; /* nothing usable in it (malformed): refresh as if alone */
     release_lock(c);
     if (ended || rc2 != 0) {
       authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session file %s: %s; this session ends",
@@ -592,6 +600,7 @@ static void adopted(authloop_client *c, uint64_t now) {
   authloop_event ev = {0};
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
   c->retry_attempt = 0;
+  c->refresh_lost = 0;
   ev.type = AUTHLOOP_EV_TOKEN_REFRESHED;
   ev.success = 1;
   ev.lifetime = (long)c->session.lifetime_s;
@@ -621,6 +630,8 @@ static int refresh_start(authloop_client *c) {
     end_here(c, AUTHLOOP_EREVOKED, 0, 0); /* the file is the other process's now */
     return 0;
   }
+  if (rc < 0)
+    return rc; /* out of memory: the session stays, the lock is released */
   authloop__view_of(c, &c->session, &v);
   rc = c->provider->refresh_request(c->pstate, &v, &req);
   c->refresh_origin = authloop__origin_of(c, req.base);
@@ -652,6 +663,7 @@ void authloop__session_started(authloop_client *c, uint64_t received, int persis
   }
   t->retrying = t->warned = t->stale = 0;
   c->retry_attempt = 0;
+  c->refresh_lost = 0;
   c->token_gen++;
   if (persist)
     authloop__session_persist(c);
@@ -667,7 +679,9 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
                   : NULL;
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session ended: %s",
                 reason == AUTHLOOP_EXPIRED_IDLE ? "idle until the token ran out"
-                                                : "the refresh token was refused");
+                : reason == AUTHLOOP_EXPIRED_REFRESH_LOST
+                    ? "a refresh's answer was lost and the old tokens were refused since"
+                    : "the refresh token was refused");
   idle_ms = c->timing.idle_ms;
   authloop__session_abort(c, AUTHLOOP_EREVOKED);
   authloop__session_retire(c->ctx, &c->session);
@@ -677,7 +691,9 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   ev.type = AUTHLOOP_EV_SESSION_EXPIRED;
   ev.reason = reason;
   ev.error = AUTHLOOP_EREVOKED;
-  ev.message = reason == AUTHLOOP_EXPIRED_IDLE ? "idle" : "revoked";
+  ev.message = reason == AUTHLOOP_EXPIRED_IDLE           ? "idle"
+               : reason == AUTHLOOP_EXPIRED_REFRESH_LOST ? "refresh_lost"
+                                                         : "revoked";
   authloop__emit(c, &ev);
   authloop__session_forget(
       c, reason == AUTHLOOP_EXPIRED_IDLE ? AUTHLOOP__FORGET_IDLE : AUTHLOOP__FORGET_REVOKED, gen,
@@ -724,8 +740,13 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     refreshed(c, now, 1);
   } else if (r.error == AUTHLOOP_EREVOKED) {
     release_lock(c);
-    authloop__session_end(c, AUTHLOOP_EXPIRED_REVOKED);
+    authloop__session_end(c, c->refresh_lost ? AUTHLOOP_EXPIRED_REFRESH_LOST
+                                             : AUTHLOOP_EXPIRED_REVOKED);
   } else {
+    /* sent, perhaps done, but no answer: the server may have refreshed */
+    if (o->error && o->error != AUTHLOOP_ERESOLVE && o->error != AUTHLOOP_ECANCELED &&
+        o->error != AUTHLOOP_EOFFLINE)
+      c->refresh_lost = 1;
     release_lock(c);
     refresh_failed(c, o, r.error, now);
   }

@@ -155,6 +155,8 @@ static void client_destroy(authloop_client *c) {
   authloop__session_clear(&c->pending);
   authloop__outcome_drop(&c->login_outcome);
   authloop__outcome_drop(&c->await_note);
+  free(c->redirect_url);
+  free(c->redirect_result);
   c->provider->free(c->pstate);
   authloop__listeners_free(&c->listeners);
   mbedtls_platform_zeroize(c->session_key, sizeof(c->session_key));

@@ -374,6 +374,11 @@ static void finish(authloop__transfer *x, int error) {
     if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
         retry_after > 0 && retry_after < 24 * 3600)
       o.retry_after_ms = (long long)retry_after * 1000;
+    if (o.answer.status >= 300 && o.answer.status < 400) {
+      char *to = NULL;
+      if (curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &to) == CURLE_OK && to && *to)
+        o.answer.location = to; /* libcurl's until the handle goes, after the callback */
+    }
     if (x->want_date && x->date[0]) {
       time_t d = curl_getdate(x->date, NULL);
       o.answer.date_ms = d > 0 && (long long)d < LLONG_MAX / 1000 ? (long long)d * 1000 : 0;

@@ -45,13 +45,16 @@ if [ $quick -eq 0 ]; then
   stage fuzz build-fuzz --suite fuzz
   # GLib's own suppressions and ours (test/suppressions/valgrind.supp: what
   # GLib, GIO and libsecret keep for the life of the process)
-  vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible"
+  vg="valgrind -q --num-callers=30 --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible"
   vg="$vg --show-leak-kinds=definite,indirect,possible --suppressions=$PWD/test/suppressions/valgrind.supp"
   [ -f /usr/share/glib-2.0/valgrind/glib.supp ] && vg="$vg --suppressions=/usr/share/glib-2.0/valgrind/glib.supp"
-  stage valgrind build $not_c --no-suite keyring --timeout-multiplier=4 --wrap="$vg"
+  # (waits for the loop last 4 times longer, as meson's timeouts do)
+  AUTHLOOP_TEST_TIME_SCALE=4 stage valgrind build $not_c --no-suite keyring --timeout-multiplier=4 \
+    --wrap="$vg"
   # the keyring tests run their program on a private bus (test/keyring/run.sh):
   # valgrind wraps the program, not the shell around it
-  AUTHLOOP_TEST_WRAP="$vg" stage valgrind-keyring build --suite keyring --timeout-multiplier=4
+  AUTHLOOP_TEST_TIME_SCALE=4 AUTHLOOP_TEST_WRAP="$vg" stage valgrind-keyring build --suite keyring \
+    --timeout-multiplier=4
 fi
 
 python3 scripts/summary.py "${logs[@]}" || status=1

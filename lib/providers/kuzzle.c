@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The Kuzzle v2 dialect (docs/protocol.md, section kuzzle): strategy login
- * with expiresIn, two-step strategies completed by a token (checkToken), the
- * user from getCurrentUser, refresh with /_refreshToken, logout (optionally
- * global). Every answer is Kuzzle's envelope
- * {"requestId", "status", "error", "controller", "action", "result", ...}. */
+ * with expiresIn, two-step strategies (an answer without a jwt, or a
+ * redirect) completed by a token, the user from getCurrentUser at
+ * /users/_me (the route every 2.x serves; /_me only from 2.4.0), refresh with
+ * /_refreshToken, logout (optionally global). Every routed answer is Kuzzle's
+ * envelope {"requestId", "status", "error", "controller", "action",
+ * "result", ...}; errors raised before routing are the bare error object. */
 #include "builtin.h"
 
 #include "../jwt.h"
@@ -11,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pure.h" /* last */
 
 #define STEP_LOGIN 0
-#define STEP_ME    1
-#define STEP_CHECK 2
+#define STEP_ME    1 /* getCurrentUser with the jwt the login gave */
+#define STEP_TOKEN 2 /* getCurrentUser with the token authloop_set_token() gave */
+
+#define ME_PATH "/users/_me"
 
 #define MAX_TTL_MS  (10LL * 366 * 24 * 3600 * 1000)
 #define MAX_EXPIRES 32 /* characters of an expiresIn value */
@@ -57,6 +62,10 @@ static int envelope(const authloop__answer *a, call_kind kind, json_t **root, js
   if (!(*root = authloop__json_parse(a->body, a->len, &nomem)) && nomem)
     return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   err = json_object_get(*root, "error");
+  /* refused before routing (content type, size): the bare error object */
+  if (!err && !authloop__is_2xx(a->status) && json_is_string(json_object_get(*root, "id")) &&
+      json_is_string(json_object_get(*root, "message")))
+    err = *root;
   if (json_is_object(err)) {
     id = json_object_get(err, "id");
     msg = json_object_get(err, "message");
@@ -93,27 +102,6 @@ static int lifetime_from_ttl(json_t *result, long long *out) {
   if (v <= 0 || v > MAX_TTL_MS)
     return -1;
   *out = v < 1000 ? 1 : (long long)(v / 1000);
-  return 0;
-}
-
-/* An absolute expiresAt (ms since the epoch) measured against the server's
- * own clock (its Date header), so that a wrong local clock does not matter. */
-static int lifetime_from_expires_at(const authloop__answer *a, const authloop__view *v,
-                                    json_t *result, long long *out) {
-  json_t *at = json_object_get(result, "expiresAt");
-  long long now = a->date_ms > 0 ? a->date_ms : v->now_wall_ms;
-  json_int_t e;
-  if (!json_is_integer(at))
-    return -1;
-  e = json_integer_value(at);
-  if (e == -1) {
-    *out = AUTHLOOP__LIFETIME_NEVER;
-    return 0;
-  }
-  /* ranges first: both positive, so e - now cannot overflow */
-  if (now < 0 || e <= now || e - now > MAX_TTL_MS)
-    return -1;
-  *out = (e - now) / 1000 > 0 ? (e - now) / 1000 : 1;
   return 0;
 }
 
@@ -229,7 +217,7 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
       return AUTHLOOP_EAUTHTOKENSPACE;
     if (!authloop__header_value_ok(t, strlen(t)) || !authloop__utf8_ok(t))
       return AUTHLOOP_EINVAL;
-    *step = STEP_CHECK;
+    *step = STEP_TOKEN;
     return authloop__secret_set(&k->token, t);
   }
   *step = STEP_LOGIN;
@@ -251,38 +239,64 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
         (rc = authloop__request_path(out, k->strategy, 1)))
       return rc;
     return k->expires_in ? authloop__request_query(out, "expiresIn", k->expires_in) : 0;
-  case STEP_CHECK:
-    out->method = "POST";
+  case STEP_TOKEN: /* one request with the token: a single-use one is used once */
+    out->method = "GET";
     out->flags = AUTHLOOP__WANT_DATE;
-    if (!(out->json = json_pack("{s:s}", "token", k->token)))
-      return AUTHLOOP_ENOMEM;
-    return authloop__request_path(out, "/_checkToken", 0);
+    out->bearer = k->token;
+    return authloop__request_path(out, ME_PATH, 0);
   default: /* STEP_ME: getCurrentUser is the user object */
     out->method = "GET";
     out->bearer = v->access_token;
-    return authloop__request_path(out, "/_me", 0);
+    return authloop__request_path(out, ME_PATH, 0);
   }
 }
 
-static int check_answer(kuzzle *k, const authloop__view *v, const authloop__answer *a,
-                        json_t *result, authloop__result *out) {
-  long long jwt;
-  if (!json_is_true(json_object_get(result, "valid"))) {
-    const char *why = json_string_value(json_object_get(result, "state"));
-    authloop__result_fail(out, AUTHLOOP_EREJECTED, a->status, "%s", why ? why : "Invalid token.");
-    out->server_code =
-        strdup(why && strstr(why, "xpired") ? "security.token.expired" : "security.token.invalid");
+/* The lifetime of a token handed over by the application: its exp against
+ * the server's clock (the Date of the answer), so that a wrong local clock
+ * does not matter; a token without exp never expires. */
+static int token_lifetime(const kuzzle *k, const authloop__view *v, const authloop__answer *a,
+                          authloop__result *out) {
+  long long exp_s, now_ms = a->date_ms > 0 ? a->date_ms : v->now_wall_ms;
+  int rc = authloop__jwt_expiry(k->token, &exp_s);
+  if (rc == AUTHLOOP_ENOENT) {
+    out->lifetime_s = AUTHLOOP__LIFETIME_NEVER;
+    return 0;
+  }
+  if (rc != 0 || now_ms <= 0)
+    return malformed(out, a->status, "token (not a JWT with an exp claim)");
+  /* exp_s < 2^40 and now_ms > 0: no overflow below */
+  if (exp_s * 1000 <= now_ms) {
+    authloop__result_fail(out, AUTHLOOP_EREJECTED, a->status, "%s", "Token expired");
+    out->server_code = strdup("security.token.expired");
     return out->error;
   }
-  if (lifetime_from_expires_at(a, v, result, &out->lifetime_s) != 0) {
-    if (authloop__jwt_lifetime(k->token, &jwt) != 0)
-      return malformed(out, a->status, "\"expiresAt\"");
-    out->lifetime_s = jwt;
+  if (exp_s * 1000 - now_ms > MAX_TTL_MS)
+    return malformed(out, a->status, "token (exp more than ten years ahead)");
+  out->lifetime_s = (exp_s * 1000 - now_ms) / 1000 > 0 ? (exp_s * 1000 - now_ms) / 1000 : 1;
+  return 0;
+}
+
+/* A redirect strategy's first step (OAuth ...): passport's status, normally
+ * 302, with a Location header and result {headers, statusCode}. */
+static int redirect_answer(const authloop__answer *a, authloop__result *out) {
+  json_t *root = NULL, *result;
+  int nomem;
+  out->http_status = a->status;
+  if (!authloop__utf8_ok(a->location))
+    return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
+                                 "a redirect without a Location");
+  if (!(out->redirect_url = strdup(a->location)))
+    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+  root = authloop__json_parse(a->body, a->len, &nomem);
+  if (!root && nomem)
+    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+  if (json_is_object(result = json_object_get(root, "result")) &&
+      !(out->redirect_result = json_dumps(result, JSON_COMPACT))) {
+    json_decref(root);
+    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   }
-  if (authloop__result_take(out, &out->access_token, k->token))
-    return out->error;
-  out->next = AUTHLOOP__NEXT_STEP;
-  out->step = STEP_ME;
+  json_decref(root);
+  out->next = AUTHLOOP__NEXT_AWAIT;
   return 0;
 }
 
@@ -291,7 +305,13 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
   kuzzle *k = state;
   json_t *root = NULL, *result = NULL;
   const char *id, *name;
-  int rc = envelope(a, CALL_LOGIN, &root, &result, out);
+  int rc;
+  /* a redirect strategy sends the user (302, 303) to an https page; any
+   * other redirect is an answer the client does not follow: refused */
+  if (step == STEP_LOGIN && (a->status == 302 || a->status == 303) && a->location &&
+      strncasecmp(a->location, "https://", 8) == 0)
+    return redirect_answer(a, out);
+  rc = envelope(a, CALL_LOGIN, &root, &result, out);
   if (rc == 0 && step == STEP_LOGIN) {
     json_t *jwt = json_object_get(result, "jwt");
     if (!jwt || json_is_null(jwt)) {
@@ -300,12 +320,13 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
       out->next = AUTHLOOP__NEXT_STEP;
       out->step = STEP_ME;
     }
-  } else if (rc == 0 && step == STEP_CHECK) {
-    rc = check_answer(k, v, a, result, out);
   } else if (rc == 0) {
     if (user_fields(result, &id, &name) != 0)
       rc = authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                                  "getCurrentUser without an _id");
+    else if (step == STEP_TOKEN && (token_lifetime(k, v, a, out) != 0 ||
+                                    authloop__result_take(out, &out->access_token, k->token)))
+      rc = out->error;
     else
       out->user = json_incref(result);
   }

@@ -32,6 +32,8 @@ void authloop__result_clear(authloop__result *r) {
   authloop__secret_free(r->id_token);
   authloop__secret_free(r->refresh_token);
   authloop__json_wipe_decref(r->user);
+  free(r->redirect_url);
+  free(r->redirect_result);
   memset(r, 0, sizeof(*r));
 }
 

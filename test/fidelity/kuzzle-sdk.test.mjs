@@ -75,6 +75,9 @@ test('unknown strategy and bad expiresIn are refused as Kuzzle refuses them', as
     (e) => e.id === 'security.credentials.unknown_strategy' && e.status === 400);
   await assert.rejects(kuzzle.auth.login('local', { username: 'kuzzle-user', password: 'kuzzle-pass' }, 'soon'),
     (e) => e.id === 'api.assert.invalid_argument' && e.status === 400);
+  // the default maxTTL is -1, unlimited (default.config.ts); a deployment sets one
+  await server.control('/__test/kuzzle-config', { maxTtl: 24 * 3600 * 1000 });
   await assert.rejects(kuzzle.auth.login('local', { username: 'kuzzle-user', password: 'kuzzle-pass' }, '30d'),
     (e) => e.id === 'security.token.ttl_exceeded');
+  await server.control('/__test/kuzzle-config', {});
 });

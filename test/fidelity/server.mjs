@@ -24,6 +24,18 @@ export async function startServer() {
   return {
     port,
     ca,
+    // POST to the server's test-control API (docs/test-server.md)
+    control(route, body) {
+      return new Promise((resolve, reject) => {
+        const req = https.request({ host: '127.0.0.1', port, path: route, method: 'POST',
+          headers: { 'Content-Type': 'application/json' } }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${route}: ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(body));
+      });
+    },
     stop() {
       child.stdin.end();
       return new Promise((resolve) => child.once('exit', () => {

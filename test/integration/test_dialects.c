@@ -105,6 +105,8 @@ static void kuzzle_refusals_map_to_their_codes(void **state) {
   test_env_init(&e, &server, NULL);
   c = kuzzle_client(&e, NULL);
   test_record(c, &r);
+  /* Kuzzle's default maxTTL is -1 (unlimited); a deployment sets one */
+  json_decref(test_control(&server, "/__test/kuzzle-config", "{\"maxTtl\":86400000}"));
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const authloop_event *ev;
     assert_int_equal(
@@ -115,10 +117,10 @@ static void kuzzle_refusals_map_to_their_codes(void **state) {
       fail_msg("case %zu: %s / %s", i, authloop_err_name(ev->error), ev->server_code);
     assert_false(ev->success);
   }
+  json_decref(test_control(&server, "/__test/kuzzle-config", "{}"));
   /* the server's own message reaches the event */
   assert_string_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].message,
-                      "An authentication token cannot have a TTL greater than the maximum "
-                      "configured.");
+                      "expiresIn value exceeds maximum allowed value");
   assert_int_equal(authloop_login_strategy(c, "local", "not json", NULL), AUTHLOOP_EINVAL);
   assert_int_equal(authloop_login_strategy(c, "lo cal", "{}", NULL), AUTHLOOP_EINVAL);
   assert_int_equal(authloop_login_local(c, "", "x", NULL), AUTHLOOP_EINVAL);
@@ -178,8 +180,97 @@ static void kuzzle_two_step_strategy(void **state) {
   json_decref(tok);
   assert_true(wait_login(&e, &r)->success);
   assert_string_equal(authloop_user_id(authloop_current_user(c)), "kuzzle-user");
-  /* the lifetime comes from checkToken's expiresAt against the server's clock */
+  /* the lifetime is the token's own exp against the server's clock */
   assert_true(authloop_token_lifetime(c) >= 58 && authloop_token_lifetime(c) <= 60);
+  test_env_close(&e);
+}
+
+/* A redirect strategy (OAuth): real Kuzzle answers its first step 302 with
+ * a Location and result {headers, statusCode} (authController.ts login).
+ * The client waits for the token with the URL to hand the user; the token
+ * that comes back completes it in one request, so a single-use one works
+ * (checkToken, then getCurrentUser, used it up and failed). */
+static void kuzzle_redirect_strategy(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  json_t *tok;
+  const char *url, *result;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_null(authloop_login_redirect(c));
+  assert_int_equal(authloop_login_strategy(c, "oauth", "{}", NULL), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0);
+  url = authloop_login_redirect(c);
+  assert_non_null(url);
+  assert_int_equal(strncmp(url, "https://auth.example.test/authorize?client_id=kuzzle&state=", 59),
+                   0);
+  result = authloop_login_redirect_result(c);
+  assert_non_null(result);
+  assert_non_null(strstr(result, "\"statusCode\":302"));
+  assert_non_null(strstr(result, url));
+  tok = test_control(&server, "/__test/kuzzle-token",
+                     "{\"username\":\"kuzzle-user\",\"ttl\":120000,\"singleUse\":true}");
+  assert_int_equal(authloop_set_token(c, json_string_value(json_object_get(tok, "jwt"))), 0);
+  json_decref(tok);
+  assert_true(wait_login(&e, &r)->success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "kuzzle-user");
+  assert_string_equal(authloop_user_name(authloop_current_user(c)), "Kuzzle User");
+  /* the token's own exp against the server's clock */
+  assert_true(authloop_token_lifetime(c) >= 118 && authloop_token_lifetime(c) <= 120);
+  assert_null(authloop_login_redirect(c));
+  test_env_close(&e);
+}
+
+/* Kuzzle 2.0 to 2.3 have no GET /_me: the user comes from /users/_me,
+ * which every 2.x serves (httpRoutes.js at 2.3.0 and 2.4.0). */
+static void kuzzle_before_2_4(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  char *body;
+  long status = 0;
+  (void)state;
+  json_decref(test_control(&server, "/__test/kuzzle-config", "{\"version\":\"2.3.0\"}"));
+  body = test_http(&server, "GET", "/_me", NULL, NULL, &status);
+  assert_int_equal(status, 404);
+  assert_non_null(strstr(body, "network.http.url_not_found"));
+  free(body);
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "1 hour"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "kuzzle-user");
+  assert_int_equal(authloop_token_lifetime(c), 3600); /* "1 hour": ms syntax, as Kuzzle reads it */
+  test_env_close(&e);
+  json_decref(test_control(&server, "/__test/kuzzle-config", "{}"));
+}
+
+/* The server refreshed but its answer was lost: Kuzzle refuses a second
+ * refresh of that token (tokenRepository.ts refresh: "refreshed"), so the
+ * retry is refused; the session ends saying why, not as "revoked". */
+static void kuzzle_lost_refresh_answer(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "4s"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  test_fault(&server, "{\"route\":\"/_refreshToken\",\"lose\":true}");
+  assert_int_equal(authloop_touch(c), 0); /* active: refreshed before expiry */
+  test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 8000);
+  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 0);
+  assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REFRESH_LOST);
+  assert_string_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].message, "refresh_lost");
+  assert_int_equal(test_stat(&server, "kuzzleRefresh") >= 1, 1);
   test_env_close(&e);
 }
 
@@ -702,6 +793,9 @@ int main(void) {
       cmocka_unit_test(kuzzle_refusals_map_to_their_codes),
       cmocka_unit_test(kuzzle_never_expiring_token),
       cmocka_unit_test(kuzzle_two_step_strategy),
+      cmocka_unit_test(kuzzle_redirect_strategy),
+      cmocka_unit_test(kuzzle_before_2_4),
+      cmocka_unit_test(kuzzle_lost_refresh_answer),
       cmocka_unit_test(kuzzle_refresh_keeps_expires_in),
       cmocka_unit_test(kuzzle_expired_or_revoked_token_ends_the_session),
       cmocka_unit_test(kuzzle_global_logout),

@@ -676,6 +676,82 @@ static void a_session_without_a_refresh_token_ends(void **state) {
   unlink(path);
 }
 
+/* The session file goes, or becomes unsafe (mode 0666, a directory others
+ * may write: mkdir under umask 002), between two refreshes: the refresh
+ * reads it again under the lock and must carry on as if alone (it once
+ * freed an uninitialised read of it: a crash at the first refresh). */
+static void a_refresh_after_the_file_went_or_turned_unsafe(void **state) {
+  static const char *const how[] = {"removed", "0666", "directory 0777"};
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(how) / sizeof(how[0]); i++) {
+    authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+    char dir[320], path[400];
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    int status = 1;
+    snprintf(dir, sizeof(dir), "%s/unsafe%zu", tmpdir, i);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/session", dir);
+    o.session_path = path;
+    test_env_init(&e, &server, NULL);
+    c = gateway(&e, &o);
+    test_record(c, &r);
+    assert_true(login(&e, c, &r, 60)->success);
+    test_run_until_file(&e, path, 1, 5000);
+    if (i == 0)
+      assert_int_equal(unlink(path), 0);
+    else if (i == 1)
+      assert_int_equal(chmod(path, 0666), 0);
+    else
+      assert_int_equal(chmod(dir, 0777), 0);
+    assert_int_equal(authloop_refresh(c, on_refresh_status, &status), 0);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 5000);
+    if (status != 0 || !authloop_is_logged_in(c))
+      fail_msg("%s: status %s", how[i], authloop_err_name(status));
+    test_env_close(&e);
+    chmod(dir, 0700);
+    test_remove_tree(dir);
+  }
+}
+
+/* A newer generation in the file that cannot be used (a user without an
+ * id): the refresh goes on alone. Only another user's session ends this
+ * one; a file it cannot read, or memory it could not get, once ended it as
+ * "replaced". */
+static void a_newer_file_that_cannot_be_used(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  char path[320], payload[1024];
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  int status = 1, fd, n;
+  (void)state;
+  snprintf(path, sizeof(path), "%s/newer-bad", tmpdir);
+  o.session_path = path;
+  test_env_init(&e, &server, NULL);
+  c = gateway(&e, &o);
+  test_record(c, &r);
+  assert_true(login(&e, c, &r, 60)->success);
+  test_run_until_file(&e, path, 1, 5000);
+  n = snprintf(payload, sizeof(payload),
+               "ALS1\x01%c{\"v\":1,\"gen\":%lld,\"provider\":\"gateway\",\"baseUrl\":\"%s\","
+               "\"user\":{\"name\":\"no id\"},\"accessToken\":\"at\",\"idToken\":\"it\","
+               "\"refreshToken\":\"rt\",\"lifetime\":60,\"expiresAt\":%lld,\"lastActivity\":%lld}",
+               0, 1LL << 52, server.base_url, wall_ms() + 50000, wall_ms());
+  fd = open(path, O_WRONLY | O_TRUNC, 0600);
+  assert_int_equal(write(fd, payload, (size_t)n), n);
+  close(fd);
+  assert_int_equal(authloop_refresh(c, on_refresh_status, &status), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 5000);
+  assert_int_equal(status, 0);
+  assert_true(authloop_is_logged_in(c));
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGOUT], 0);
+  test_env_close(&e);
+  unlink(path);
+}
+
 static void dot_segments_and_userinfo(void **state) {
   test_env e;
   test_recorder r;
@@ -718,6 +794,8 @@ int main(void) {
       cmocka_unit_test(an_answer_that_brings_its_origin_back),
       cmocka_unit_test(a_stale_session_backs_off),
       cmocka_unit_test(a_session_without_a_refresh_token_ends),
+      cmocka_unit_test(a_refresh_after_the_file_went_or_turned_unsafe),
+      cmocka_unit_test(a_newer_file_that_cannot_be_used),
       cmocka_unit_test(dot_segments_and_userinfo),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The authloop reference server: HTTPS on loopback, Node.js built-in modules
-// only. It speaks the dialects of docs/protocol.md with real credential
+// and ms (the duration parser Kuzzle itself uses). It speaks the dialects of docs/protocol.md with real credential
 // checks and real expiry, plus a test-control API under /__test/
 // (docs/test-server.md).
 //
@@ -14,6 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
+import ms from 'ms';
 
 const MAX_BODY = 64 * 1024;
 const CODE_TTL_S = 60;
@@ -109,6 +110,12 @@ function parseJsonBody(text) {
   } catch {
     return null;
   }
+}
+
+// a Kuzzle route: its requests are read as Kuzzle reads them (Kuzzle.dispatch)
+function kz(handler) {
+  handler.kuzzle = true;
+  return handler;
 }
 
 function bearer(req) {
@@ -306,31 +313,36 @@ class Gateway {
 }
 
 // ---- Kuzzle v2 (auth controller over HTTP) ----------------------------------------
+// Modelled on kuzzleio/kuzzle 2.x (v2.56.0 unless noted); docs/test-server.md
+// lists each behaviour with the file it comes from.
 
-const KUZZLE_MAX_TTL_MS = 24 * 3600 * 1000;
+// lib/kerror/codes/{2-api,3-network,4-plugin,7-security}.json: [status, id, code, message]
 const KUZZLE_ERRORS = {
   bad_credentials: [401, 'plugin.strategy.missing_user', 67305492, 'wrong username or password'],
-  unknown_strategy: [400, 'security.credentials.unknown_strategy', 117571585, 'Unknown authentication strategy "%s".'],
-  invalid_argument: [400, 'api.assert.invalid_argument', 117506050, 'Invalid argument "expiresIn". Expected: a valid duration'],
-  ttl_exceeded: [400, 'security.token.ttl_exceeded', 117506058, 'An authentication token cannot have a TTL greater than the maximum configured.'],
+  unknown_strategy: [400, 'security.credentials.unknown_strategy', 117571585, 'Unknown authentication strategy "%s"'],
+  invalid_argument: [400, 'api.assert.invalid_argument', 33619970, 'Invalid argument "expiresIn". Expected: a number of milliseconds, or a parsable timespan string'],
+  ttl_exceeded: [400, 'security.token.ttl_exceeded', 117506052, 'expiresIn value exceeds maximum allowed value'],
   token_invalid: [401, 'security.token.invalid', 117506049, 'Invalid token.'],
   token_expired: [401, 'security.token.expired', 117506054, 'Token expired'],
-  unauthorized: [401, 'security.rights.unauthorized', 117637121, 'Unauthorized action [auth/%s] for anonymous user'],
-  refresh_forbidden: [401, 'security.token.refresh_forbidden', 117506060, 'Refresh of a non-expiring token is forbidden'],
-  not_found: [404, 'network.http.url_not_found', 50397185, 'API URL not found: %s'],
-  bad_body: [400, 'api.assert.body_required', 117506059, 'The request must specify a body.'],
+  unauthorized: [401, 'security.rights.unauthorized', 117637121, 'Unauthorized: authentication required to execute the action "auth:%s".'],
+  refresh_forbidden: [401, 'security.token.refresh_forbidden', 117506056, 'Token with infinite TTL cannot be refreshed.'],
+  not_found: [404, 'network.http.url_not_found', 50397191, 'API URL not found: %s.'],
+  bad_body: [400, 'api.assert.body_required', 33619976, 'The request must specify a body.'],
+  unsupported_content: [400, 'network.http.unsupported_content', 50397192, 'Invalid request content-type. Expected "application/json", got: "%s".'],
 };
+const KUZZLE_GRACE_MS = 1000; // default.config.ts: security.authToken.gracePeriod
 
-// "1h", "30m", "1500", "-1" (never) -> ms, or null when unparsable (the ms syntax).
-function parseDuration(v) {
-  if (v === undefined || v === null || v === '') return 3600 * 1000;
-  const m = /^(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?$/i.exec(String(v).trim());
-  if (!m) return null;
-  const n = Number(m[1]);
-  if (n === -1 && !m[2]) return -1;
-  const unit = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000, y: 31557600000 }[(m[2] || 'ms').toLowerCase()];
-  const ms = Math.round(n * unit);
-  return ms > 0 ? ms : null;
+// An expiresIn as Kuzzle reads it (tokenRepository.ts parseTimespan, with ms
+// 2.1.3): ms or -1; 0 when unparsable (an error there).
+function kuzzleTimespan(v) {
+  if (v === undefined || v === null) return ms('1h'); // security.authToken.expiresIn
+  const n = ms(String(v));
+  return typeof n === 'number' && Number.isFinite(n) ? n : 0;
+}
+
+function versionAtLeast(v, major, minor) {
+  const [a, b] = String(v).split('.').map(Number);
+  return a > major || (a === major && b >= minor);
 }
 
 class Kuzzle {
@@ -340,75 +352,146 @@ class Kuzzle {
       'kuzzle-user': { password: 'kuzzle-pass', name: 'Kuzzle User', profileIds: ['default'] },
       'second-user': { password: 'second-pass', name: 'Second User', profileIds: ['default'] },
     };
-    this.tokens = new Map(); // jwt -> {kuid, expiresAt (ms or -1)}
+    this.tokens = new Map(); // jwt -> {kuid, expiresAt (ms or -1), ttl, singleUse, refreshed, graceUntil}
+    this.config = Kuzzle.defaults();
   }
 
-  reply(req, res, status, { controller = 'auth', action, result = null, error = null } = {}) {
+  // what a test may change (POST /__test/kuzzle-config; {} restores these)
+  static defaults() {
+    return { version: '2.56.0', maxTtl: -1, keepAlive: false };
+  }
+
+  // Every HTTP answer says Connection: close (httpwsProtocol.js httpWriteRequestHeaders).
+  headers() {
+    return this.config.keepAlive ? {} : { Connection: 'close' };
+  }
+
+  reply(req, res, status, { controller = 'auth', action, result = null, error = null, headers = {} } = {}) {
     const body = { requestId: randomToken(12), status, error, controller, action, collection: null,
       index: null, volatile: null, headers: {}, node: 'authloop-reference', result };
-    sendJson(res, status, body);
+    sendJson(res, status, body, { ...this.headers(), ...headers });
+  }
+
+  kerror(key, arg) {
+    const [status, id, code, message] = KUZZLE_ERRORS[key];
+    return { id, code, message: message.replace('%s', arg ?? ''), status, props: arg !== undefined ? [String(arg)] : [] };
   }
 
   fail(req, res, action, key, arg) {
-    const [status, id, code, message] = KUZZLE_ERRORS[key];
-    this.reply(req, res, status, { action, error: { id, code, message: message.replace('%s', arg ?? ''),
-      status, props: arg !== undefined ? [String(arg)] : [], stack: null } });
+    const error = this.kerror(key, arg);
+    this.reply(req, res, error.status, { action, error });
   }
 
-  issue(kuid, ttlMs) {
+  // Errors raised before routing are the bare error, not the envelope
+  // (httpwsProtocol.js httpSendError).
+  bare(res, key, arg) {
+    const error = this.kerror(key, arg);
+    sendJson(res, error.status, error, this.headers());
+  }
+
+  // A request for a Kuzzle route: content type first (httpwsProtocol.js:
+  // JSON, or an empty form-encoded body as curl sends for a bodiless POST),
+  // then the body, then the route's handler.
+  dispatch(req, res, text, handler, url, groups) {
+    const type = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+    if (text !== '' && type !== 'application/json' && !(type === 'application/x-www-form-urlencoded' && text === ''))
+      return this.bare(res, 'unsupported_content', type);
+    let body = {};
+    if (text !== '') {
+      try { body = JSON.parse(text); } catch { return this.bare(res, 'bad_body'); }
+      if (!body || typeof body !== 'object' || Array.isArray(body)) body = {};
+    }
+    handler(req, res, body, url, ...groups);
+  }
+
+  notFound(req, res, url) {
+    this.reply(req, res, 404, { controller: null, action: null, error: this.kerror('not_found', url.pathname) });
+  }
+
+  // tokenRepository.ts generateToken: the ttl checked against maxTTL (-1:
+  // none), 0 refused, -1 a token without exp.
+  issue(kuid, ttlMs, { singleUse = false } = {}) {
     const iat = nowS();
     const claims = { _id: kuid, iat };
-    if (ttlMs !== -1) claims.exp = iat + Math.ceil(ttlMs / 1000);
+    if (ttlMs !== -1) claims.exp = iat + Math.floor(ttlMs / 1000);
     const jwt = `kauth-${signJwt(this.s.secret, claims)}`;
     const expiresAt = ttlMs === -1 ? -1 : Date.now() + ttlMs;
-    this.tokens.set(jwt, { kuid, expiresAt });
+    this.tokens.set(jwt, { kuid, expiresAt, ttl: ttlMs, singleUse, refreshed: false, graceUntil: 0 });
     return { _id: kuid, jwt, expiresAt, ttl: ttlMs };
   }
 
-  // {kuid, expiresAt} for a live bearer, or the error key.
+  // tokenRepository.ts verifyToken: the token as any request checks it.
+  // Expired by its own exp: "expired"; unknown, or a refreshed one past its
+  // grace period (deleted from the cache): "invalid". A single-use token is
+  // used up by the check.
   check(tok) {
     const t = tok && this.tokens.get(tok);
     if (!t) return { err: 'token_invalid' };
     if (t.expiresAt !== -1 && t.expiresAt < Date.now()) return { err: 'token_expired' };
+    if (t.refreshed && Date.now() > t.graceUntil) {
+      this.tokens.delete(tok);
+      return { err: 'token_invalid' };
+    }
+    if (t.singleUse) this.tokens.delete(tok);
     return { t };
   }
 
+  // null after answering an error
   ttlArg(req, res, action, url) {
-    const ms = parseDuration(url.searchParams.get('expiresIn') ?? undefined);
-    if (ms === null) return this.fail(req, res, action, 'invalid_argument'), null;
-    if (ms !== -1 && ms > KUZZLE_MAX_TTL_MS) return this.fail(req, res, action, 'ttl_exceeded'), null;
-    return ms;
+    const ttl = kuzzleTimespan(url.searchParams.get('expiresIn') ?? undefined);
+    const max = this.config.maxTtl;
+    if (max > -1 && (ttl > max || ttl === -1)) return this.fail(req, res, action, 'ttl_exceeded'), null;
+    if (ttl === 0) return this.fail(req, res, action, 'invalid_argument'), null;
+    return ttl;
   }
 
   login(req, res, body, url, strategy) {
     if (req.headers.authorization) this.s.stats.kuzzleLoginWithAuthorization++;
-    if (strategy !== 'local' && strategy !== 'twostep') return this.fail(req, res, 'login', 'unknown_strategy', strategy);
-    const ttl = this.ttlArg(req, res, 'login', url);
-    if (ttl === null) return;
+    if (!['local', 'twostep', 'oauth'].includes(strategy)) return this.fail(req, res, 'login', 'unknown_strategy', strategy);
     const user = this.users[body.username];
+    if (strategy === 'oauth') {
+      // a redirect strategy's first step: passport's status (302), its
+      // Location header, and result {headers, statusCode}
+      // (authController.ts login, the non-User branch)
+      const location = `https://auth.example.test/authorize?client_id=kuzzle&state=${randomToken(8)}`;
+      return this.reply(req, res, 302, { action: 'login', result: { headers: { Location: location }, statusCode: 302 },
+        headers: { Location: location } });
+    }
     if (strategy === 'twostep') {
-      // step one: the account exists; the token comes through /__test/kuzzle-token
+      // a plugin strategy that answers 200 without a jwt (older plugins);
+      // the token comes through /__test/kuzzle-token
       if (!user) return this.fail(req, res, 'login', 'bad_credentials');
       return this.reply(req, res, 200, { action: 'login', result: { _id: body.username, jwt: null, step: 'verify' } });
     }
     if (!user || body.password !== user.password) return this.fail(req, res, 'login', 'bad_credentials');
+    const ttl = this.ttlArg(req, res, 'login', url);
+    if (ttl === null) return;
     this.reply(req, res, 200, { action: 'login', result: this.issue(body.username, ttl) });
   }
 
+  // tokenRepository.ts refresh: a token refreshed once cannot be refreshed
+  // again ("invalid"); it keeps working for the grace period, then goes.
   refreshToken(req, res, url) {
     const tok = bearer(req);
     if (!tok) return this.fail(req, res, 'refreshToken', 'unauthorized', 'refreshToken');
     const { t, err } = this.check(tok);
     if (err) return this.fail(req, res, 'refreshToken', err);
-    if (t.expiresAt === -1) return this.fail(req, res, 'refreshToken', 'refresh_forbidden');
+    if (t.refreshed) return this.fail(req, res, 'refreshToken', 'token_invalid');
+    if (t.ttl < 0) return this.fail(req, res, 'refreshToken', 'refresh_forbidden');
     const ttl = this.ttlArg(req, res, 'refreshToken', url);
     if (ttl === null) return;
-    // the old token stays valid about a second, for requests already sent
-    t.expiresAt = Math.min(t.expiresAt, Date.now() + 1000);
+    const result = this.issue(t.kuid, ttl);
+    t.refreshed = true;
+    t.graceUntil = Date.now() + KUZZLE_GRACE_MS;
+    // stored again under its jwt (persistToCache); a token issued within the
+    // same second has the same claims, hence the same jwt, and this replaces it
+    this.tokens.set(tok, t);
     this.s.stats.kuzzleRefresh++;
-    this.reply(req, res, 200, { action: 'refreshToken', result: this.issue(t.kuid, ttl) });
+    this.reply(req, res, 200, { action: 'refreshToken', result });
   }
 
+  // authController.ts checkToken: {valid, state} or {valid, kuid, expiresAt};
+  // it verifies, so it uses up a single-use token
   checkToken(req, res, body) {
     if (typeof body.token !== 'string') return this.fail(req, res, 'checkToken', 'bad_body');
     const { t, err } = this.check(body.token);
@@ -431,7 +514,9 @@ class Kuzzle {
     this.reply(req, res, 200, { action: 'logout', result: { acknowledged: true } });
   }
 
-  me(req, res) {
+  // GET /_me only from 2.4.0; /users/_me in every 2.x (httpRoutes.js)
+  me(req, res, url) {
+    if (url.pathname === '/_me' && !versionAtLeast(this.config.version, 2, 4)) return this.notFound(req, res, url);
     const tok = bearer(req);
     if (!tok) return this.fail(req, res, 'getCurrentUser', 'unauthorized', 'getCurrentUser');
     const { t, err } = this.check(tok);
@@ -443,29 +528,41 @@ class Kuzzle {
 
   publicApi(req, res) {
     const r = (verb, u) => ({ http: [{ verb, url: u }] });
+    const me = [{ verb: 'GET', url: '/users/_me' }];
+    if (versionAtLeast(this.config.version, 2, 4)) me.unshift({ verb: 'GET', url: '/_me' });
     this.reply(req, res, 200, { controller: 'server', action: 'publicApi', result: {
       auth: {
         login: r('POST', '/_login/:strategy'),
         logout: r('POST', '/_logout'),
         refreshToken: r('POST', '/_refreshToken'),
         checkToken: r('POST', '/_checkToken'),
-        getCurrentUser: { http: [{ verb: 'GET', url: '/_me' }, { verb: 'GET', url: '/users/_me' }] },
+        getCurrentUser: { http: me },
       },
       server: { publicApi: r('GET', '/_publicApi') },
     } });
   }
 
-  // tests: a token for a two-step login, issued "out of band"; revocation
+  // tests: a token for a two-step login, issued "out of band"; revocation;
+  // the server's version and limits
   testToken(res, body) {
     if (!this.users[body.username]) return sendJson(res, 400, { error: 'unknown user' });
     const ttl = body.ttl === undefined ? 3600000 : body.ttl;
-    sendJson(res, 200, this.issue(body.username, ttl));
+    sendJson(res, 200, this.issue(body.username, ttl, { singleUse: body.singleUse === true }));
   }
 
   revoke(res, body) {
     let n = 0;
     for (const [jwt, e] of this.tokens) if (e.kuid === body.username) this.tokens.delete(jwt), n++;
     sendJson(res, 200, { revoked: n });
+  }
+
+  testConfig(res, body) {
+    const c = { ...Kuzzle.defaults(), ...body };
+    if (typeof c.version !== 'string' || !/^2\.\d+\.\d+$/.test(c.version) || !Number.isInteger(c.maxTtl) ||
+        typeof c.keepAlive !== 'boolean')
+      return sendJson(res, 400, { error: 'version "2.x.y", maxTtl an integer, keepAlive a boolean' });
+    this.config = c;
+    sendJson(res, 200, this.config);
   }
 }
 
@@ -603,14 +700,15 @@ class ReferenceServer {
         sendJson(r, 200, { aliases: Object.fromEntries(this.aliases) });
       },
       'GET /__test/stats': (q, r) => sendJson(r, 200, this.stats),
-      'GET /_publicApi': (q, r) => this.kuzzle.publicApi(q, r),
-      'POST /_refreshToken': (q, r, b, u) => this.kuzzle.refreshToken(q, r, u),
-      'POST /_checkToken': (q, r, b) => this.kuzzle.checkToken(q, r, b),
-      'POST /_logout': (q, r, b, u) => this.kuzzle.logout(q, r, u),
-      'GET /_me': (q, r) => this.kuzzle.me(q, r),
-      'GET /users/_me': (q, r) => this.kuzzle.me(q, r),
+      'GET /_publicApi': kz((q, r) => this.kuzzle.publicApi(q, r)),
+      'POST /_refreshToken': kz((q, r, b, u) => this.kuzzle.refreshToken(q, r, u)),
+      'POST /_checkToken': kz((q, r, b) => this.kuzzle.checkToken(q, r, b)),
+      'POST /_logout': kz((q, r, b, u) => this.kuzzle.logout(q, r, u)),
+      'GET /_me': kz((q, r, b, u) => this.kuzzle.me(q, r, u)),
+      'GET /users/_me': kz((q, r, b, u) => this.kuzzle.me(q, r, u)),
       'POST /__test/kuzzle-token': (q, r, b) => this.kuzzle.testToken(r, b),
       'POST /__test/kuzzle-revoke': (q, r, b) => this.kuzzle.revoke(r, b),
+      'POST /__test/kuzzle-config': (q, r, b) => this.kuzzle.testConfig(r, b),
       'PUT /cometchat/client/v3.0/me': (q, r, b) => this.cometchat.updateMe(q, r, b),
       'GET /cometchat/client/v3.0/me': (q, r) => this.cometchat.getMe(q, r),
       'DELETE /cometchat/client/v3.0/me': (q, r) => this.cometchat.deleteMe(q, r),
@@ -620,7 +718,7 @@ class ReferenceServer {
     };
     // routes with a parameter: [method, pattern, handler(req, res, body, url, ...groups)]
     this.patterns = [
-      ['POST', /^\/_login\/([^/]+)$/, (q, r, b, u, strategy) => this.kuzzle.login(q, r, b, u, decodeURIComponent(strategy))],
+      ['POST', /^\/_login\/([^/]+)$/, kz((q, r, b, u, strategy) => this.kuzzle.login(q, r, b, u, decodeURIComponent(strategy)))],
       ['POST', /^\/cometchat\/admin\/v3\.0\/users\/([^/]+)\/auth_tokens$/,
         (q, r, b, u, uid) => this.cometchat.authToken(q, r, decodeURIComponent(uid))],
     ];
@@ -664,6 +762,7 @@ class ReferenceServer {
     if (body.status !== undefined) f.status = body.status;
     if (body.delayMs !== undefined) f.delayMs = body.delayMs;
     if (body.drop) f.drop = true;
+    if (body.lose) f.lose = true; // the route runs; its answer is lost on the way
     if (body.body !== undefined) f.body = String(body.body);
     if (body.retryAfter !== undefined) f.retryAfter = String(body.retryAfter);
     // the hostile ones: cut mid-body, drip it, pad the headers, a gzip bomb, a redirect
@@ -673,7 +772,7 @@ class ReferenceServer {
     if (body.gzipBytes !== undefined) f.gzipBytes = body.gzipBytes;
     if (body.location !== undefined) f.location = String(body.location);
     if (body.bodyBytes !== undefined) f.bodyBytes = body.bodyBytes;
-    if (f.status === undefined && f.delayMs === undefined && !f.drop && f.body === undefined &&
+    if (f.status === undefined && f.delayMs === undefined && !f.drop && !f.lose && f.body === undefined &&
         f.gzipBytes === undefined && f.location === undefined && f.bodyBytes === undefined)
       return Gateway.error(res, 400, 4000, 'BadRequest', 'a fault needs status, delayMs, drop or body');
     if (!this.faults.has(route)) this.faults.set(route, []);
@@ -691,6 +790,7 @@ class ReferenceServer {
 
   // Returns true when the fault answered the request itself.
   async applyFault(f, req, res) {
+    if (f.lose) return false; // handled by handle(): the route runs, its answer is lost
     if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
     if (f.drop) {
       req.socket.destroy();
@@ -764,6 +864,10 @@ class ReferenceServer {
       const text = await readBody(req);
       if (fault && (await this.applyFault(fault, req, res))) return;
       if (res.destroyed) return;
+      if (fault?.lose) { // served as usual, but the answer never reaches the client
+        res.writeHead = () => res;
+        res.end = () => req.socket.destroy();
+      }
       let handler = this.routes[`${req.method} ${route}`];
       let groups = [];
       for (const [method, re, h] of this.patterns) {
@@ -771,6 +875,7 @@ class ReferenceServer {
         if (m) [handler, groups] = [h, m.slice(1)];
       }
       if (!handler) return Gateway.error(res, 404, 4040, 'NotFound', `no route ${req.method} ${route}`);
+      if (handler.kuzzle) return this.kuzzle.dispatch(req, res, text, handler, url, groups);
       const body = parseJsonBody(text);
       if (body === null) return Gateway.error(res, 400, 4000, 'BadRequest', 'the body is not a JSON object');
       handler(req, res, body, url, ...groups);
