@@ -60,7 +60,7 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
   *out = NULL;
   if (!ctx || !caller)
     return AUTHLOOP_EINVAL;
-  if ((rc = authloop__options_copy(&copy, sizeof(copy), caller)) != 0)
+  if ((rc = AUTHLOOP__OPTIONS_COPY(&copy, caller)) != 0)
     return rc;
   if (!opts->provider)
     return AUTHLOOP_EINVAL;

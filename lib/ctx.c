@@ -160,7 +160,7 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *caller, authlo
   *out = NULL;
   if (!caller)
     memset(&copy, 0, sizeof(copy));
-  else if ((rc = authloop__options_copy(&copy, sizeof(copy), caller)) != 0)
+  else if ((rc = AUTHLOOP__OPTIONS_COPY(&copy, caller)) != 0)
     return rc;
   if (!loop && !(loop = uv_default_loop()))
     return AUTHLOOP_ENOMEM;

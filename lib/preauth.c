@@ -128,7 +128,7 @@ int authloop_preauth(authloop_ctx *ctx, const authloop_preauth_options *caller,
   int rc;
   if (!ctx || !caller || !cb || !p)
     return AUTHLOOP_EINVAL;
-  if ((rc = authloop__options_copy(&copy, sizeof(copy), caller)) != 0)
+  if ((rc = AUTHLOOP__OPTIONS_COPY(&copy, caller)) != 0)
     return rc;
   AUTHLOOP__LOOP_THREAD_ONLY(ctx);
   if ((rc = check_options(o)) != 0)

@@ -116,10 +116,10 @@ const char *authloop__json_str(const json_t *obj, const char *key) {
   return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
 }
 
-int authloop__options_copy(void *dst, size_t dst_size, const void *src) {
+int authloop__options_copy(void *dst, size_t dst_size, size_t dst_align, const void *src) {
   size_t size, i;
   memcpy(&size, src, sizeof(size));
-  if (size < sizeof(size_t) || size > 65536)
+  if (size < sizeof(size_t) || size > 65536 || size % dst_align != 0)
     return AUTHLOOP_EINVAL;
   memset(dst, 0, dst_size);
   memcpy(dst, src, size < dst_size ? size : dst_size);

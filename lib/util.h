@@ -79,10 +79,15 @@ const char *authloop__json_str(const json_t *obj, const char *key);
 /* ---- options from the application ---------------------------------------------------- */
 
 /* Copies an options struct whose first field is its size into dst (of
- * dst_size, the size this library knows), zero-filling what an older caller's
- * struct lacks. AUTHLOOP_EINVAL: no size (or an absurd one); AUTHLOOP_ENOTSUP:
- * a newer caller set fields this library does not know. */
-int authloop__options_copy(void *dst, size_t dst_size, const void *src);
+ * dst_size, the size this library knows, and alignment dst_align),
+ * zero-filling what an older caller's struct lacks. Every size a compiler
+ * gives such a struct is a multiple of its alignment (its fields are at most
+ * pointer-sized), so any other size ends inside a field: refused.
+ * AUTHLOOP_EINVAL: no size, an absurd one, or one inside a field;
+ * AUTHLOOP_ENOTSUP: a newer caller set fields this library does not know. */
+int authloop__options_copy(void *dst, size_t dst_size, size_t dst_align, const void *src);
+#define AUTHLOOP__OPTIONS_COPY(dst, src)                                                           \
+  authloop__options_copy(dst, sizeof(*(dst)), _Alignof(__typeof__(*(dst))), src)
 
 /* ---- byte checks -------------------------------------------------------------- */
 

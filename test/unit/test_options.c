@@ -70,6 +70,21 @@ static void a_struct_without_its_size_is_einval(void **state) {
   o.size = (size_t)-1; /* garbage: never read that far */
   assert_int_equal(authloop_ctx_new(&f->loop, &o, &ctx), AUTHLOOP_EINVAL);
   assert_null(ctx);
+  { /* sizes that end inside a field (half of ca_file, of user_agent): no
+     * compiler makes them, and half a pointer is no pointer */
+    static const size_t inside[] = {9, 12, 34, 35, 36};
+    size_t i;
+    void *p;
+    o = (authloop_ctx_options)AUTHLOOP_CTX_OPTIONS_INIT;
+    o.ca_file = "/nonexistent/ca.pem";
+    o.user_agent = "ua";
+    for (i = 0; i < sizeof(inside) / sizeof(inside[0]); i++) {
+      p = sized(&o, inside[i], sizeof(o), 0);
+      assert_int_equal(authloop_ctx_new(&f->loop, p, &ctx), AUTHLOOP_EINVAL);
+      assert_null(ctx);
+      free(p);
+    }
+  }
 
   assert_int_equal(authloop_ctx_new(&f->loop, NULL, &f->ctx), 0); /* NULL: all defaults */
   memset(&co, 0, sizeof(co));
