@@ -24,10 +24,11 @@ AUTHLOOP_EXTERN GSource *authloop_glib_attach(authloop_ctx *ctx, GMainContext *c
 #define AUTHLOOP_GLIB_SESSION_KEY_BYTES 32
 #define AUTHLOOP_GLIB_ERROR             (authloop_glib_error_quark())
 typedef enum {
-  AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE, /* none answers on the session bus (or no libsecret) */
-  AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,    /* it answered, but refused (locked, a prompt dismissed) */
-  AUTHLOOP_GLIB_ERROR_BAD_KEY,           /* it holds something that is not a 32-byte key */
-  AUTHLOOP_GLIB_ERROR_INVALID            /* app_id is not an application id */
+  /* fixed values, never reused (test_keyring.c holds them) */
+  AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE = 0, /* none answers (no session bus, or no libsecret) */
+  AUTHLOOP_GLIB_ERROR_SECRET_SERVICE = 1, /* it answered but refused (locked, prompt dismissed) */
+  AUTHLOOP_GLIB_ERROR_BAD_KEY = 2,        /* it holds something that is not a 32-byte key */
+  AUTHLOOP_GLIB_ERROR_INVALID = 3         /* app_id is not an application id */
 } authloop_glib_error;
 AUTHLOOP_EXTERN GQuark authloop_glib_error_quark(void);
 

@@ -8,8 +8,12 @@
  * fails with AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE. */
 #include "authloop-glib.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 GQuark authloop_glib_error_quark(void) {
   return g_quark_from_static_string("authloop-glib-error-quark");
@@ -37,6 +41,10 @@ static gboolean no_service(const GError *e) {
 }
 
 static void service_error(GError **error, GError *e, const char *doing) {
+  if (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+    g_propagate_error(error, e); /* as the header says: the caller's cancel, as it is */
+    return;
+  }
   if (no_service(e))
     g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE,
                 "no Secret Service (GNOME Keyring, KWallet) answers on the session bus: %s",
@@ -47,20 +55,65 @@ static void service_error(GError **error, GError *e, const char *doing) {
   g_error_free(e);
 }
 
+/* The session bus first: without one (a bare container, an ssh session
+ * without a display), no Secret Service can answer. */
+static gboolean bus_ok(GCancellable *cancel, GError **error) {
+  GError *e = NULL;
+  GDBusConnection *bus = g_bus_get_sync(G_BUS_TYPE_SESSION, cancel, &e);
+  if (bus) {
+    g_object_unref(bus); /* the shared connection libsecret uses too */
+    return TRUE;
+  }
+  if (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+    g_propagate_error(error, e);
+    return FALSE;
+  }
+  g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE,
+              "no Secret Service (GNOME Keyring, KWallet): no session bus: %s", e->message);
+  g_error_free(e);
+  return FALSE;
+}
+
+/* Items stored for app_id that a lookup could not read: a locked keyring
+ * (whose unlock prompt could not be shown, or was dismissed). */
+static gboolean locked_items(const char *app_id, GCancellable *cancel, GError **error) {
+  GError *e = NULL;
+  GList *items =
+      secret_password_search_sync(&schema, SECRET_SEARCH_ALL, cancel, &e, "app-id", app_id, NULL);
+  if (e) {
+    service_error(error, e, "search for");
+    return TRUE;
+  }
+  if (!items)
+    return FALSE;
+  g_list_free_full(items, g_object_unref);
+  g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,
+              "the keyring that holds the session key of %s is locked", app_id);
+  return TRUE;
+}
+
+/* What g_base64_encode() makes of 32 bytes, and nothing else: 43 characters
+ * of the alphabet and one '=' (g_base64_decode skips what is not base64). */
+static gboolean key_text_ok(const char *text) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  return strlen(text) == 44 && strspn(text, alphabet) == 43 && text[43] == '=';
+}
+
 static gboolean lookup(const char *app_id, GCancellable *cancel, guchar key[32], gboolean *found,
                        GError **error) {
   GError *e = NULL;
   gchar *text = secret_password_lookup_sync(&schema, cancel, &e, "app-id", app_id, NULL);
-  guchar *raw;
+  guchar *raw = NULL;
   gsize n = 0;
   *found = FALSE;
   if (e) {
     service_error(error, e, "read");
     return FALSE;
   }
-  if (!text)
-    return TRUE;
-  raw = g_base64_decode(text, &n);
+  if (!text) /* none, or one in a locked keyring */
+    return !locked_items(app_id, cancel, error);
+  if (key_text_ok(text))
+    raw = g_base64_decode(text, &n);
   secret_password_free(text);
   if (n != AUTHLOOP_GLIB_SESSION_KEY_BYTES) {
     if (raw)
@@ -68,7 +121,7 @@ static gboolean lookup(const char *app_id, GCancellable *cancel, guchar key[32],
     g_free(raw);
     g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_BAD_KEY,
                 "the Secret Service holds a session key for %s that is not %d bytes; "
-                "forget it (authloop_glib_session_key_forget) to make a new one",
+                "forget it (authloop_glib_session_key_forget_sync) to make a new one",
                 app_id, AUTHLOOP_GLIB_SESSION_KEY_BYTES);
     return FALSE;
   }
@@ -79,13 +132,38 @@ static gboolean lookup(const char *app_id, GCancellable *cancel, guchar key[32],
   return TRUE;
 }
 
-static gboolean session_key(const char *app_id, GCancellable *cancel, guchar key[32],
-                            GError **error) {
+/* The Secret Service has no "create if absent": two processes (or threads)
+ * that both find no key would each store one, and one of them would keep a
+ * key the keyring no longer has. Making the key is therefore done under a
+ * lock in the user's runtime directory, shared by every process of the
+ * session: the second one finds the first one's key. -1 when there is no
+ * such directory (the key is then made without it, as a lone process may). */
+#define CREATE_LOCK_WAIT_US (30 * G_USEC_PER_SEC) /* past libsecret's own D-Bus timeout */
+
+static int create_lock(const char *app_id, GCancellable *cancel) {
+  gchar *name = g_strdup_printf("authloop-key-%s.lock", app_id); /* an id: [A-Za-z0-9_.-] */
+  gchar *path = g_build_filename(g_get_user_runtime_dir(), name, NULL);
+  gint64 until = g_get_monotonic_time() + CREATE_LOCK_WAIT_US;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  g_free(name);
+  g_free(path);
+  while (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK || g_get_monotonic_time() > until ||
+        g_cancellable_is_cancelled(cancel)) {
+      close(fd);
+      return -1;
+    }
+    g_usleep(20000); /* on the caller's thread: the sync call, or the async one's worker */
+  }
+  return fd;
+}
+
+static gboolean make_key(const char *app_id, GCancellable *cancel, guchar key[32], GError **error) {
   guchar fresh[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
   gboolean found, ok;
   gchar *text, *label;
   GError *e = NULL;
-  if (!lookup(app_id, cancel, key, &found, error))
+  if (!lookup(app_id, cancel, key, &found, error)) /* again, now under the lock */
     return FALSE;
   if (found)
     return TRUE;
@@ -106,8 +184,7 @@ static gboolean session_key(const char *app_id, GCancellable *cancel, guchar key
     service_error(error, e, "store");
     return FALSE;
   }
-  /* read back: two processes making the key at once end with the same one
-   * (the last stored) */
+  /* read back: what the keyring holds is the key */
   if (!lookup(app_id, cancel, key, &found, error))
     return FALSE;
   if (!found) {
@@ -118,14 +195,32 @@ static gboolean session_key(const char *app_id, GCancellable *cancel, guchar key
   return TRUE;
 }
 
+static gboolean session_key(const char *app_id, GCancellable *cancel, guchar key[32],
+                            GError **error) {
+  gboolean found, ok;
+  int lock;
+  if (!bus_ok(cancel, error) || !lookup(app_id, cancel, key, &found, error))
+    return FALSE;
+  if (found)
+    return TRUE;
+  lock = create_lock(app_id, cancel);
+  ok = make_key(app_id, cancel, key, error);
+  if (lock >= 0)
+    close(lock); /* and with it the lock */
+  return ok;
+}
+
 static gboolean forget(const char *app_id, GCancellable *cancel, GError **error) {
   GError *e = NULL;
+  if (!bus_ok(cancel, error))
+    return FALSE;
   secret_password_clear_sync(&schema, cancel, &e, "app-id", app_id, NULL);
   if (e) {
     service_error(error, e, "remove");
     return FALSE;
   }
-  return TRUE;
+  /* a locked keyring clears nothing and says nothing: look */
+  return !locked_items(app_id, cancel, error);
 }
 #else
 static gboolean unavailable(GError **error) {
@@ -166,14 +261,19 @@ gboolean authloop_glib_session_key_forget_sync(const char *app_id, GCancellable 
   return valid_id(app_id, error) && forget(app_id, cancellable, error);
 }
 
+static void key_free(gpointer key) {
+  memset(key, 0, AUTHLOOP_GLIB_SESSION_KEY_BYTES);
+  g_free(key);
+}
+
 static void key_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel) {
   guchar *key = g_malloc(AUTHLOOP_GLIB_SESSION_KEY_BYTES);
   GError *e = NULL;
   (void)source;
   if (session_key(data, cancel, key, &e)) {
-    g_task_return_pointer(task, key, g_free);
+    g_task_return_pointer(task, key, key_free); /* wiped too when nobody takes it */
   } else {
-    g_free(key);
+    key_free(key);
     g_task_return_error(task, e);
   }
 }
@@ -201,7 +301,6 @@ gboolean authloop_glib_session_key_finish(GAsyncResult *result,
   if (!(k = g_task_propagate_pointer(G_TASK(result), error)))
     return FALSE;
   memcpy(key, k, AUTHLOOP_GLIB_SESSION_KEY_BYTES);
-  memset(k, 0, AUTHLOOP_GLIB_SESSION_KEY_BYTES);
-  g_free(k);
+  key_free(k);
   return TRUE;
 }

@@ -79,6 +79,7 @@ static void set_status(app *a, const char *text) {
  * window's width; NULL hides it. */
 static void set_error(app *a, const char *text) {
   gtk_label_set_text(GTK_LABEL(a->error), text ? text : "");
+  gtk_widget_set_tooltip_text(a->error, text);
   gtk_widget_set_visible(a->error, text != NULL);
   if (text)
     say("error", text);
@@ -271,12 +272,12 @@ static void on_paint(GdkFrameClock *clock, gpointer ud) {
     gtk_window_close(GTK_WINDOW(a->window)); /* as the user would: the session stays */
   }
   if (a->measure_on_next_paint) {
-    char line[128];
+    char line[160];
     a->measure_on_next_paint = 0;
-    snprintf(line, sizeof(line), "%s%s, window width %d before, %d after",
+    snprintf(line, sizeof(line), "%s%s, window width %d before, %d after, height %d",
              gtk_widget_has_css_class(a->error, "error") ? "styled as an error" : "plain",
              gtk_label_get_wrap(GTK_LABEL(a->error)) ? ", wrapped" : "", a->width_before,
-             gtk_widget_get_width(a->window));
+             gtk_widget_get_width(a->window), gtk_widget_get_height(a->window));
     say("error shown", line);
     if (a->screenshot)
       save_screenshot(a);
@@ -436,13 +437,17 @@ static void row_field(GtkWidget *grid, int row, GtkWidget *field) {
   gtk_grid_attach(GTK_GRID(grid), field, 1, row, 2, 1);
 }
 
+/* Long text wraps to the window's width, and a server's message of any
+ * length stops at four lines (the rest ellipsized; all of it in the
+ * tooltip): the window keeps its size. */
 static GtkWidget *text_line(void) {
   GtkWidget *l = gtk_label_new(NULL);
   gtk_label_set_xalign(GTK_LABEL(l), 0);
   gtk_label_set_wrap(GTK_LABEL(l), TRUE);
   gtk_label_set_wrap_mode(GTK_LABEL(l), PANGO_WRAP_WORD_CHAR);
-  gtk_label_set_max_width_chars(GTK_LABEL(l), 40); /* long text wraps; the window keeps its width */
-  gtk_label_set_selectable(GTK_LABEL(l), TRUE);
+  gtk_label_set_max_width_chars(GTK_LABEL(l), 40);
+  gtk_label_set_lines(GTK_LABEL(l), 4);
+  gtk_label_set_ellipsize(GTK_LABEL(l), PANGO_ELLIPSIZE_END);
   return l;
 }
 

@@ -8,8 +8,9 @@
 #   2. restore: a new start of the app, with a new keyring daemon on the same
 #      keyring, opens on the kept session; a refresh keeps the user shown;
 #      then a logout.
-#   3. error: a wrong code gives an error styled as one and wrapped, and the
-#      window does not grow (a second screenshot).
+#   3. error: a refused code with a 2,000-character message from the server
+#      gives an error styled as one, wrapped and cut at four lines: the window
+#      grows neither wider nor taller than a screen (a second screenshot).
 #   4. no Secret Service on the bus: the app says the session is not kept,
 #      logs in all the same, and keeps nothing on disk.
 # Prints TAP.   self-test.sh GTK_LOGIN_BINARY SCREENSHOT_PATH
@@ -93,19 +94,22 @@ check 9 "the app opened signed in as grace, refreshed, still showed grace, logge
   = "Welcome back|Tokens refreshed|Logged out/grace|(none)"
 
 # 3. error
+long="Authorization code is invalid.$(printf ' The server explains this at great length%.0s' $(seq 50))"
+ctl fault "{\"route\":\"/auth/login\",\"status\":401,\"body\":$(node -e 'console.log(JSON.stringify(JSON.stringify({error: {code: 4011, name: "InvalidCode", message: process.argv[1]}})))' "$long")}"
 out=$(run keyring --self-test=error --code not-a-code --screenshot "$shot_error")
 rc=$?
 show "$out"
 shown=$(field "$out" "error shown")
 before=$(sed -n 's/.*window width \([0-9]*\) before.*/\1/p' <<<"$shown")
-after=$(sed -n 's/.*, \([0-9]*\) after/\1/p' <<<"$shown")
+after=$(sed -n 's/.*, \([0-9]*\) after.*/\1/p' <<<"$shown")
+height=$(sed -n 's/.*, height \([0-9]*\)$/\1/p' <<<"$shown")
 check 10 "error: exited 0, its loop closed cleanly" clean "$rc" "$out"
 check 11 "a failed login shows the server's error, styled as an error and wrapped" \
-  sh -c 'case "$0" in *"code is invalid"*"(EREJECTED)"*) ;; *) exit 1 ;; esac &&
+  sh -c 'case "$0" in "Authorization code is invalid. The server explains"*"(E"*")"*) ;; *) exit 1 ;; esac &&
          case "$1" in "styled as an error, wrapped,"*) ;; *) exit 1 ;; esac' \
   "$(field "$out" error)" "$shown"
-check 12 "the long error did not widen the window ($before px before, $after after)" \
-  test -n "$before" -a "$before" = "$after"
+check 12 "the long error widened the window no more than it (${before:-?} px before, ${after:-?} after) and kept it under a screen's height (${height:-?} px)" \
+  test -n "$before" -a "$before" = "$after" -a "${height:-9999}" -lt 600
 
 # 4. no Secret Service
 rm -rf "$home/state/authloop-login"

@@ -8,8 +8,11 @@
 #include "harness.h"
 
 #include <authloop-glib.h>
+#include <fcntl.h>
 #include <libsecret/secret.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,18 +123,118 @@ static void the_key_seals_a_session_file(void **state) {
 }
 
 static void a_bad_stored_key_is_reported_and_kept(void **state) {
+  /* too short; a good key with junk around it (which g_base64_decode skips) */
+  static const char *const bad[] = {"YWJj", "!!!!MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=****"};
   unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
   GError *e = NULL;
   gchar *stored;
+  size_t i;
   (void)state;
-  assert_true(secret_password_store_sync(&schema, SECRET_COLLECTION_DEFAULT, "not a key", "YWJj",
-                                         NULL, &e, "app-id", "org.authloop.Bad", NULL));
-  assert_false(authloop_glib_session_key_sync("org.authloop.Bad", NULL, key, &e));
-  assert_true(g_error_matches(e, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_BAD_KEY));
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_true(secret_password_store_sync(&schema, SECRET_COLLECTION_DEFAULT, "not a key", bad[i],
+                                           NULL, &e, "app-id", "org.authloop.Bad", NULL));
+    assert_false(authloop_glib_session_key_sync("org.authloop.Bad", NULL, key, &e));
+    assert_true(g_error_matches(e, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_BAD_KEY));
+    assert_non_null(strstr(e->message, "authloop_glib_session_key_forget_sync"));
+    g_clear_error(&e);
+    stored = secret_password_lookup_sync(&schema, NULL, &e, "app-id", "org.authloop.Bad", NULL);
+    assert_string_equal(stored, bad[i]); /* not overwritten: a file sealed with it stays readable */
+    secret_password_free(stored);
+  }
+}
+
+/* The Secret Service has no "create if absent": a process that finds no key
+ * makes one under a lock in the runtime directory, and looks again once it
+ * has it. Here the test holds that lock, as a first process making the key
+ * would, and stores the key meanwhile: the second caller waits, then takes
+ * that key instead of making (and keeping) its own. */
+static void a_key_made_meanwhile_is_taken(void **state) {
+  const char *id = "org.authloop.Race";
+  gchar *lock =
+      g_build_filename(g_get_user_runtime_dir(), "authloop-key-org.authloop.Race.lock", NULL);
+  unsigned char made[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
+  async_rec r = {0};
+  GError *e = NULL;
+  gchar *text;
+  gint64 until;
+  int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  (void)state;
+  assert_true(fd >= 0);
+  assert_int_equal(flock(fd, LOCK_EX), 0);
+  r.loop = g_main_loop_new(NULL, FALSE);
+  r.thread = g_thread_self();
+  authloop_glib_session_key_async(id, NULL, on_key, &r);
+  until = g_get_monotonic_time() + 300 * 1000; /* it must wait: nothing may come */
+  while (g_get_monotonic_time() < until)
+    if (!g_main_context_iteration(NULL, FALSE))
+      g_usleep(10000);
+  assert_false(r.ok);
+  assert_null(r.error);
+  memset(made, 0x5a, sizeof(made)); /* the first process's key */
+  text = g_base64_encode(made, sizeof(made));
+  assert_true(secret_password_store_sync(&schema, SECRET_COLLECTION_DEFAULT, "first", text, NULL,
+                                         &e, "app-id", id, NULL));
+  g_free(text);
+  close(fd); /* the first process is done */
+  g_main_loop_run(r.loop);
+  assert_true(r.ok);
+  assert_memory_equal(r.key, made, sizeof(made));
+  g_main_loop_unref(r.loop);
+  g_free(lock);
+}
+
+static void cancelled_is_cancelled(void **state) {
+  unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
+  GCancellable *cancel = g_cancellable_new();
+  GError *e = NULL;
+  (void)state;
+  g_cancellable_cancel(cancel);
+  assert_false(authloop_glib_session_key_sync("org.authloop.Cancelled", cancel, key, &e));
+  assert_true(g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED));
   g_clear_error(&e);
-  stored = secret_password_lookup_sync(&schema, NULL, &e, "app-id", "org.authloop.Bad", NULL);
-  assert_string_equal(stored, "YWJj"); /* not overwritten: a file sealed with it stays readable */
-  secret_password_free(stored);
+  assert_false(authloop_glib_session_key_forget_sync("org.authloop.Cancelled", cancel, &e));
+  assert_true(g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+  g_clear_error(&e);
+  g_object_unref(cancel);
+}
+
+static void error_codes_keep_their_values(void **state) {
+  (void)state;
+  assert_int_equal(AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE, 0);
+  assert_int_equal(AUTHLOOP_GLIB_ERROR_SECRET_SERVICE, 1);
+  assert_int_equal(AUTHLOOP_GLIB_ERROR_BAD_KEY, 2);
+  assert_int_equal(AUTHLOOP_GLIB_ERROR_INVALID, 3);
+}
+
+/* Last: the keyring stays locked (its unlock prompt cannot be shown here).
+ * A key in a locked keyring is neither taken for absent (a new key would be
+ * made, and fail to store) nor said to be forgotten while it stays. */
+static void a_locked_keyring_is_said_so(void **state) {
+  unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
+  SecretService *service;
+  SecretCollection *login;
+  GList *objects;
+  GError *e = NULL;
+  (void)state;
+  assert_true(authloop_glib_session_key_sync(APP, NULL, key, &e)); /* there, before the lock */
+  service = secret_service_get_sync(SECRET_SERVICE_LOAD_COLLECTIONS, NULL, &e);
+  assert_non_null(service);
+  login = secret_collection_for_alias_sync(service, SECRET_COLLECTION_DEFAULT,
+                                           SECRET_COLLECTION_NONE, NULL, &e);
+  assert_non_null(login);
+  objects = g_list_append(NULL, login);
+  assert_true(secret_service_lock_sync(service, objects, NULL, NULL, &e) >= 1);
+  g_list_free(objects);
+  assert_false(authloop_glib_session_key_sync(APP, NULL, key, &e));
+  assert_true(g_error_matches(e, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE));
+  assert_non_null(strstr(e->message, "locked"));
+  g_clear_error(&e);
+  assert_false(authloop_glib_session_key_forget_sync(APP, NULL, &e));
+  assert_true(g_error_matches(e, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE));
+  assert_non_null(strstr(e->message, "locked"));
+  g_clear_error(&e);
+  g_object_unref(login);
+  g_object_unref(service);
 }
 
 static void forget_then_a_new_key(void **state) {
@@ -195,6 +298,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(a_bad_stored_key_is_reported_and_kept),
       cmocka_unit_test(forget_then_a_new_key),
       cmocka_unit_test(app_ids_are_checked),
+      cmocka_unit_test(a_key_made_meanwhile_is_taken),
+      cmocka_unit_test(cancelled_is_cancelled),
+      cmocka_unit_test(error_codes_keep_their_values),
+      cmocka_unit_test(a_locked_keyring_is_said_so), /* last: it leaves the keyring locked */
   };
   const struct CMUnitTest without[] = {
       cmocka_unit_test(no_secret_service_is_a_clear_error),

@@ -3,6 +3,7 @@
 # Runs the keyring test program on a private session bus (dbus-run-session):
 #   run.sh keyring EXE   with gnome-keyring-daemon started and unlocked on it
 #   run.sh none EXE      on a bus that can start no service: no Secret Service
+#   run.sh nobus EXE     with no session bus at all (no address, no display)
 # HOME and the XDG directories are a fresh temporary directory, so the
 # user's own keyring is never touched. AUTHLOOP_TEST_WRAP (for example a
 # valgrind command line) runs the program under it: the suite's valgrind stage
@@ -24,6 +25,8 @@ if [ "$mode" = keyring ]; then
   dbus-run-session -- sh -c '
     printf "test-password" | gnome-keyring-daemon --unlock --components=secrets >/dev/null &&
     exec $1 "$0" keyring' "$exe" "$wrap" 2>"$tmp/bus.log" || status=$?
+elif [ "$mode" = nobus ]; then
+  env -u DISPLAY -u WAYLAND_DISPLAY $wrap "$exe" none 2>"$tmp/bus.log" || status=$?
 else
   dbus-run-session --config-file="$here/session-without-services.conf" -- $wrap "$exe" none \
     2>"$tmp/bus.log" || status=$?
