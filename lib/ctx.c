@@ -166,9 +166,7 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *caller, authlo
     return AUTHLOOP_ENOMEM;
   if ((opts->ca_file && (!*opts->ca_file || !ca_file_ok(opts->ca_file))) ||
       (unsigned)opts->log_level > AUTHLOOP_LOG_DEBUG ||
-      (opts->user_agent &&
-       (!authloop__header_value_ok(opts->user_agent, strlen(opts->user_agent)) ||
-        !authloop__utf8_ok(opts->user_agent))))
+      (opts->user_agent && !authloop__text_ok(opts->user_agent)))
     return AUTHLOOP_EINVAL;
   if (!(ctx = calloc(1, sizeof(*ctx))))
     return AUTHLOOP_ENOMEM;

@@ -29,7 +29,7 @@ static gboolean dispatch(GSource *s, GSourceFunc cb, gpointer data) {
   ctx_source *u = (ctx_source *)s;
   (void)cb;
   (void)data;
-  if (u->ctx && authloop_ctx_process(u->ctx))
+  if (authloop_ctx_process(u->ctx))
     return G_SOURCE_CONTINUE;
   u->ctx = NULL;
   return G_SOURCE_REMOVE;

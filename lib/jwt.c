@@ -71,7 +71,12 @@ static json_t *claims_of(const char *token, int *rc) {
   claims = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL);
   mbedtls_platform_zeroize(payload, len);
   free(payload);
-  *rc = json_is_object(claims) ? 0 : AUTHLOOP_EPROTO;
+  if (!json_is_object(claims)) { /* an array or a number is no claims set */
+    authloop__json_wipe_decref(claims);
+    *rc = AUTHLOOP_EPROTO;
+    return NULL;
+  }
+  *rc = 0;
   return claims;
 }
 

@@ -71,9 +71,7 @@ static int check_options(const authloop_preauth_options *o) {
   if (!o->user_id || !*o->user_id || !o->client_id || !*o->client_id ||
       !o->key_file == !o->key_pem || (o->key_file && !*o->key_file) ||
       o->bearer_lifetime_s > PREAUTH_MAX_LIFETIME ||
-      (o->path && (o->path[0] != '/' || authloop__has_space(o->path))) ||
-      (o->kid &&
-       (!authloop__header_value_ok(o->kid, strlen(o->kid)) || !authloop__utf8_ok(o->kid))) ||
+      (o->path && !authloop__path_text_ok(o->path)) || (o->kid && !authloop__text_ok(o->kid)) ||
       !authloop__utf8_ok(o->user_id) || !authloop__utf8_ok(o->client_id) ||
       (o->gateway_url && !authloop__utf8_ok(o->gateway_url)))
     return AUTHLOOP_EINVAL;

@@ -85,6 +85,12 @@ static int is_loopback(const char *host) {
   return 0;
 }
 
+/* A URL API result as ours: a URL libcurl refused is EINVAL, its running
+ * out of memory ENOMEM. */
+static int curlu_rc(CURLUcode rc) {
+  return rc == CURLUE_OK ? 0 : rc == CURLUE_OUT_OF_MEMORY ? AUTHLOOP_ENOMEM : AUTHLOOP_EINVAL;
+}
+
 /* got == want, noting libcurl running out of memory (not a bad URL) in *oom */
 static int is(CURLUcode got, CURLUcode want, int *oom) {
   if (got == CURLUE_OUT_OF_MEMORY)
@@ -182,7 +188,10 @@ static int build_path(CURLU *u, const authloop__request *r) {
       len += strlen(part);
       continue;
     }
-    if (!*part || !(esc = curl_easy_escape(NULL, part, 0))) /* every reserved byte as %XX */
+    /* every reserved byte as %XX; but "." and ".." escape to themselves, and
+     * a server would resolve them (a CometChat uid ".." climbs a level) */
+    if (!*part || authloop__dot_segment(part, strlen(part)) ||
+        !(esc = curl_easy_escape(NULL, part, 0)))
       goto done;
     out[len++] = '/';
     memcpy(out + len, esc, strlen(esc));
@@ -192,16 +201,7 @@ static int build_path(CURLU *u, const authloop__request *r) {
   if (len == 0)
     out[len++] = '/';
   out[len] = '\0';
-  switch (curl_url_set(u, CURLUPART_PATH, out, 0)) {
-  case CURLUE_OK:
-    rc = 0;
-    break;
-  case CURLUE_OUT_OF_MEMORY:
-    rc = AUTHLOOP_ENOMEM;
-    break;
-  default:
-    rc = AUTHLOOP_EINVAL;
-  }
+  rc = curlu_rc(curl_url_set(u, CURLUPART_PATH, out, 0));
 done:
   free(out);
   return rc;
@@ -213,16 +213,8 @@ static int build_url(const authloop__request *r, CURLU **out) {
   int rc;
   if (!u)
     return AUTHLOOP_ENOMEM;
-  switch (curl_url_set(u, CURLUPART_URL, r->base, 0)) {
-  case CURLUE_OK:
+  if ((rc = curlu_rc(curl_url_set(u, CURLUPART_URL, r->base, 0))) == 0)
     rc = build_path(u, r);
-    break;
-  case CURLUE_OUT_OF_MEMORY:
-    rc = AUTHLOOP_ENOMEM;
-    break;
-  default:
-    rc = AUTHLOOP_EINVAL;
-  }
   for (i = 0; rc == 0 && i < AUTHLOOP__MAX_QUERY && r->query[i].name; i++) {
     const char *name = r->query[i].name, *value = r->query[i].value;
     size_t n = strlen(name) + (value ? strlen(value) + 1 : 0) + 1;
@@ -233,18 +225,9 @@ static int build_url(const authloop__request *r, CURLU **out) {
     }
     snprintf(q, n, "%s%s%s", name, value ? "=" : "", value ? value : "");
     /* name=value, both URL-encoded (the first '=' kept), joined with '&' */
-    if (!*name || strchr(name, '='))
-      rc = AUTHLOOP_EINVAL;
-    else
-      switch (curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE)) {
-      case CURLUE_OK:
-        break;
-      case CURLUE_OUT_OF_MEMORY:
-        rc = AUTHLOOP_ENOMEM;
-        break;
-      default:
-        rc = AUTHLOOP_EINVAL;
-      }
+    rc = !*name || strchr(name, '=')
+             ? AUTHLOOP_EINVAL
+             : curlu_rc(curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE));
     free(q);
   }
   if (rc) {
@@ -376,8 +359,11 @@ static void finish(authloop__transfer *x, int error) {
       o.retry_after_ms = (long long)retry_after * 1000;
     if (o.answer.status >= 300 && o.answer.status < 400) {
       char *to = NULL;
-      if (curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &to) == CURLE_OK && to && *to)
-        o.answer.location = to; /* libcurl's until the handle goes, after the callback */
+      /* libcurl's until the handle goes, after the callback; a Location it
+       * could not parse comes as it arrived: only a clean one is passed on */
+      if (curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &to) == CURLE_OK && to && *to &&
+          authloop__text_ok(to) && !authloop__has_space(to))
+        o.answer.location = to;
     }
     if (x->want_date && x->date[0]) {
       time_t d = curl_getdate(x->date, NULL);

@@ -65,7 +65,6 @@ void authloop__json_wipe_decref(json_t *j) {
 typedef struct {
   char *data;
   size_t len, cap;
-  int failed;
 } text_buf;
 
 /* jansson's own dump buffer grows by realloc and is freed unwiped; this one
@@ -77,10 +76,8 @@ static int append(const char *chunk, size_t n, void *ud) {
     char *p;
     while (n >= cap - b->len)
       cap *= 2;
-    if (!(p = malloc(cap))) {
-      b->failed = 1;
+    if (!(p = malloc(cap)))
       return -1;
-    }
     if (b->data) {
       memcpy(p, b->data, b->len);
       authloop__wipe_free(b->data, b->cap);
@@ -95,7 +92,7 @@ static int append(const char *chunk, size_t n, void *ud) {
 }
 
 char *authloop__json_text(const json_t *j) {
-  text_buf b = {NULL, 0, 0, 0};
+  text_buf b = {NULL, 0, 0};
   if (json_dump_callback(j, append, &b, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || !b.data) {
     authloop__wipe_free(b.data, b.cap);
     return NULL;
@@ -187,7 +184,7 @@ int authloop__header_value_ok(const char *s, size_t len) {
   return 1;
 }
 
-static int dot_segment(const char *seg, size_t n) {
+int authloop__dot_segment(const char *seg, size_t n) {
   size_t dots = 0, i = 0;
   while (i < n) {
     if (seg[i] == '.')
@@ -212,12 +209,16 @@ int authloop__path_text_ok(const char *p) {
       if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
         return 0;
     }
-    if (dot_segment(seg, (size_t)(end - seg)))
+    if (authloop__dot_segment(seg, (size_t)(end - seg)))
       return 0;
     if (!*end)
       return 1;
     seg = end;
   }
+}
+
+int authloop__text_ok(const char *s) {
+  return authloop__header_value_ok(s, strlen(s)) && authloop__utf8_ok(s);
 }
 
 int authloop__header_name_ok(const char *s) {

@@ -99,10 +99,15 @@ int authloop__utf8_ok(const char *s);
  * 0x20 (CR, LF, NUL, TAB ...) and no DEL. The transport refuses any header that
  * breaks it; parsers and API calls use it to refuse such values early. */
 int authloop__header_value_ok(const char *s, size_t len);
+/* Text from the application that may end up in a header line: a valid
+ * header value (no CR, LF, NUL or other control byte) and UTF-8. */
+int authloop__text_ok(const char *s);
 /* Path text authloop puts in a URL as it is (a path option, a request path):
  * starts with '/', no space, control byte, non-ASCII, '?' or '#', and no dot
  * segment ("." or "..", plain or percent-encoded) that would climb out of the
  * base URL's path. */
+/* seg (n bytes) is "." or "..", literally or as %2e. */
+int authloop__dot_segment(const char *seg, size_t n);
 int authloop__path_text_ok(const char *p);
 /* A header name: RFC 9110 token characters only. */
 int authloop__header_name_ok(const char *s);

@@ -164,8 +164,7 @@ static int check_key_login(const cometchat *k, const char *uid, const char *key)
     return AUTHLOOP_EUIDSPACE;
   if (!key || !*key)
     return AUTHLOOP_EAPIKEY;
-  if (!authloop__header_value_ok(key, strlen(key)) || !authloop__utf8_ok(uid) ||
-      !authloop__utf8_ok(key))
+  if (!authloop__text_ok(key) || !authloop__utf8_ok(uid))
     return AUTHLOOP_EINVAL;
   return k->app_id ? 0 : AUTHLOOP_ENOTINIT;
 }
@@ -175,7 +174,7 @@ static int check_token_login(const cometchat *k, const char *t) {
     return AUTHLOOP_EBLANKAUTHTOKEN;
   if (authloop__has_space(t))
     return AUTHLOOP_EAUTHTOKENSPACE;
-  if (!authloop__header_value_ok(t, strlen(t)) || !authloop__utf8_ok(t))
+  if (!authloop__text_ok(t))
     return AUTHLOOP_EINVAL;
   return k->app_id ? 0 : AUTHLOOP_ENOTINIT;
 }

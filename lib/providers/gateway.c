@@ -189,8 +189,7 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
 static int login_start(void *state, const authloop__credential *cred, int *step) {
   gateway *g = state;
   const char *code = cred->code;
-  if (!code || !*code || authloop__has_space(code) ||
-      !authloop__header_value_ok(code, strlen(code)) || !authloop__utf8_ok(code))
+  if (!code || !*code || authloop__has_space(code) || !authloop__text_ok(code))
     return AUTHLOOP_EINVAL;
   *step = 0;
   return authloop__secret_set(&g->code, code);

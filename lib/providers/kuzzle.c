@@ -187,10 +187,8 @@ static int strategy_start(kuzzle *k, const authloop__credential *cred) {
   const char *s = cred->strategy, *e = cred->expires_in;
   json_t *check;
   int ok;
-  if (!s || !*s || authloop__has_space(s) || !authloop__header_value_ok(s, strlen(s)) ||
-      !authloop__utf8_ok(s) || !cred->credentials_json ||
-      (e && (!*e || strlen(e) > MAX_EXPIRES || !authloop__header_value_ok(e, strlen(e)) ||
-             !authloop__utf8_ok(e))))
+  if (!s || !*s || authloop__has_space(s) || !authloop__text_ok(s) || !cred->credentials_json ||
+      (e && (!*e || strlen(e) > MAX_EXPIRES || !authloop__text_ok(e))))
     return AUTHLOOP_EINVAL;
   check = json_loads(cred->credentials_json, 0, NULL);
   ok = json_is_object(check);
@@ -215,7 +213,7 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
       return AUTHLOOP_EBLANKAUTHTOKEN;
     if (authloop__has_space(t))
       return AUTHLOOP_EAUTHTOKENSPACE;
-    if (!authloop__header_value_ok(t, strlen(t)) || !authloop__utf8_ok(t))
+    if (!authloop__text_ok(t))
       return AUTHLOOP_EINVAL;
     *step = STEP_TOKEN;
     return authloop__secret_set(&k->token, t);
@@ -282,16 +280,16 @@ static int redirect_answer(const authloop__answer *a, authloop__result *out) {
   json_t *root = NULL, *result;
   int nomem;
   out->http_status = a->status;
-  if (!authloop__utf8_ok(a->location))
+  if (!a->location || !authloop__utf8_ok(a->location))
     return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
-                                 "a redirect without a Location");
+                                 "a redirect to a Location that is not UTF-8");
   if (!(out->redirect_url = strdup(a->location)))
     return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   root = authloop__json_parse(a->body, a->len, &nomem);
   if (!root && nomem)
     return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   if (json_is_object(result = json_object_get(root, "result")) &&
-      !(out->redirect_result = json_dumps(result, JSON_COMPACT))) {
+      !(out->redirect_result = authloop__json_text(result))) {
     json_decref(root);
     return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   }

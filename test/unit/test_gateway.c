@@ -207,6 +207,13 @@ static void lifetime_falls_back_to_the_jwt(void **state) {
   assert_int_equal(authloop__jwt_lifetime("e30.e30=.x", &secs), AUTHLOOP_EPROTO);
   assert_int_equal(authloop__jwt_lifetime("e30.W10.x", &secs), AUTHLOOP_EPROTO); /* [] */
   assert_int_equal(authloop__jwt_lifetime("..", &secs), AUTHLOOP_EPROTO);
+  /* the exp claim alone: none is "never"; a payload that is no object has no claims at all */
+  assert_int_equal(authloop__jwt_expiry("e30.e30.x", &secs), AUTHLOOP_ENOENT);  /* {} */
+  assert_int_equal(authloop__jwt_expiry("e30.W10.x", &secs), AUTHLOOP_EPROTO);  /* [] */
+  assert_int_equal(authloop__jwt_expiry("e30.WzFd.x", &secs), AUTHLOOP_EPROTO); /* [1] */
+  assert_int_equal(authloop__jwt_expiry("e30.eyJleHAiOjE3fQ.x", &secs), 0);     /* {"exp":17} */
+  assert_int_equal(secs, 17);
+  assert_int_equal(authloop__jwt_expiry("e30.eyJleHAiOi0xfQ.x", &secs), AUTHLOOP_EPROTO); /* -1 */
 }
 
 static void base64url(void **state) {

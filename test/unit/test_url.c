@@ -121,6 +121,25 @@ static void bad_parts_are_refused(void **state) {
   r.base = "https://h.example";
   authloop__request_path(&r, "", 1); /* an empty segment */
   assert_int_equal(authloop__request_url(&r, &u), AUTHLOOP_EINVAL);
+  { /* a value escaped as one segment ("/users/{uid}/..."): "." and ".." escape
+     * to themselves, and would climb */
+    static const char *const dots[] = {".", "..", "%2e", ".%2E"};
+    for (i = 0; i < sizeof(dots) / sizeof(dots[0]); i++) {
+      memset(&r, 0, sizeof(r));
+      r.base = "https://h.example/v3.0";
+      authloop__request_path(&r, "/users", 0);
+      authloop__request_path(&r, dots[i], 1);
+      authloop__request_path(&r, "/auth_tokens", 0);
+      assert_int_equal(authloop__request_url(&r, &u), AUTHLOOP_EINVAL);
+    }
+    memset(&r, 0, sizeof(r));
+    r.base = "https://h.example/v3.0";
+    authloop__request_path(&r, "/users", 0);
+    authloop__request_path(&r, "...", 1); /* three dots: a name */
+    assert_int_equal(authloop__request_url(&r, &u), 0);
+    assert_string_equal(u, "https://h.example/v3.0/users/...");
+    curl_free(u);
+  }
   memset(&r, 0, sizeof(r));
   r.base = "not a url";
   assert_int_equal(authloop__request_url(&r, &u), AUTHLOOP_EINVAL);
