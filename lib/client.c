@@ -446,12 +446,11 @@ static int logout(authloop_client *c, int global) {
   /* local state goes whatever the server will say; so does the file, which
    * becomes a logout's mark for the processes that share it */
   {
+    /* the user, retired by the clearing, stays readable until the loop turns */
     long long gen = c->gen;
-    const char *id = authloop_user_id(c->session.user);
-    char *uid = id ? strdup(id) : NULL;
-    authloop__clear_locally(c);
+    const char *uid = authloop_user_id(c->session.user);
+    authloop__clear_locally(c, AUTHLOOP_ECANCELED);
     authloop__session_forget(c, AUTHLOOP__FORGET_LOGOUT, gen, uid);
-    free(uid);
   }
   if (rc) {
     authloop__result r = {0};

@@ -142,9 +142,10 @@ int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__
 void authloop__set_state(authloop_client *c, authloop_state s);
 /* The same, the event going in the reserved entry *slot (taken) if there is one. */
 void authloop__set_state_in(authloop_client *c, authloop_state s, authloop__event_entry **slot);
-/* The session goes locally: tokens wiped, file deleted, state LOGGED_OUT
- * (lib/session.c); the second also emits logout with the reason. */
-void authloop__clear_locally(authloop_client *c);
+/* The session goes locally: what waits on it gets error, tokens are
+ * retired, state LOGGED_OUT (lib/session.c); the second also forgets the
+ * file and emits logout with the reason. */
+void authloop__clear_locally(authloop_client *c, int error);
 void authloop__logout_locally(authloop_client *c, int error, long http_status);
 /* Checks what a provider returned before anything of it is kept: tokens
  * that could not be sent in a header are EPROTO, so is a user object the
@@ -170,15 +171,6 @@ void authloop__callback_response(authloop_client *c, authloop__call_entry **slot
 
 /* Queues ev for c; strings are copied. No event is delivered to a freed client. */
 void authloop__emit(authloop_client *c, const authloop_event *ev);
-/* An outcome event from a result (loginAttempt, logout): success when r is
- * NULL or r->error is 0. */
-void authloop__emit_outcome(authloop_client *c, authloop_event_type type,
-                            const authloop__result *r);
-/* Queues a call of an application callback for c (runs once, freed or not). */
-void authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status);
-/* body is copied. */
-void authloop__defer_response(authloop_client *c, authloop_response_cb cb, void *userdata,
-                              int status, long http_status, const char *body, size_t len);
 void authloop__listeners_free(authloop__listeners *ls);
 
 /* ---- network health (lib/session.c) -------------------------------------------- */

@@ -199,9 +199,9 @@ void authloop__session_abort(authloop_client *c, int error) {
 }
 
 /* The session goes locally: tokens wiped, file deleted, state LOGGED_OUT. */
-void authloop__clear_locally(authloop_client *c) {
+void authloop__clear_locally(authloop_client *c, int error) {
   uint64_t idle_ms = c->timing.idle_ms;
-  authloop__session_abort(c, AUTHLOOP_ECANCELED);
+  authloop__session_abort(c, error);
   authloop__session_retire(c->ctx, &c->session);
   memset(&c->timing, 0, sizeof(c->timing));
   c->timing.idle_ms = idle_ms;
@@ -215,18 +215,14 @@ void authloop__clear_locally(authloop_client *c) {
 static void end_here(authloop_client *c, int error, long http_status, int forget) {
   authloop__result r = {0};
   long long gen = c->gen;
-  const char *user = NULL;
-  char *uid = NULL;
-  if (forget && c->session.user && (user = authloop_user_id(c->session.user)))
-    uid = strdup(user);
-  authloop__session_abort(c, error);
-  authloop__clear_locally(c);
+  /* retired by the clearing, readable until the loop turns */
+  const char *uid = authloop_user_id(c->session.user);
+  authloop__clear_locally(c, error);
   if (forget)
     authloop__session_forget(c, AUTHLOOP__FORGET_REVOKED, gen, uid);
-  free(uid);
   r.error = error;
   r.http_status = http_status;
-  authloop__emit_outcome(c, AUTHLOOP_EV_LOGOUT, &r);
+  authloop__outcome_emit(c, NULL, AUTHLOOP_EV_LOGOUT, &r);
 }
 
 void authloop__logout_locally(authloop_client *c, int error, long http_status) {
@@ -328,12 +324,10 @@ void authloop__session_forget(authloop_client *c, int how, long long gen, const 
   rc = read_stored(c, &st, &why);
   if (rc == 0) {
     int other_user = !st.ended && uid && stored_user_differs(c, st.user, uid);
-    int newer = !st.ended && st.gen > gen;
     theirs = st.gen;
     authloop__stored_clear(&st);
-    if (other_user || (newer && how != AUTHLOOP__FORGET_LOGOUT))
-      return;
-    if (how != AUTHLOOP__FORGET_LOGOUT && theirs > gen)
+    /* another user's now; or, for an end that is not a logout, newer */
+    if (other_user || (how != AUTHLOOP__FORGET_LOGOUT && theirs > gen))
       return;
   } else if (rc == AUTHLOOP_EINVAL) {
     return; /* another backend's or key's file: not ours */
@@ -524,7 +518,8 @@ void authloop__session_generation(authloop_client *c) {
 /* ---- refresh --------------------------------------------------------------------- */
 
 static void on_refresh_done(void *ud, const authloop__outcome *o);
-static void refreshed(authloop_client *c, uint64_t now, int persist);
+static void refreshed(authloop_client *c, uint64_t now);
+static void told_refreshed(authloop_client *c, uint64_t now);
 
 #define REFRESH_WAITING  1 /* another process holds the session file's lock */
 #define REFRESH_ADOPTED  2 /* another process had refreshed: its tokens were taken */
@@ -597,16 +592,10 @@ static int take_the_lock(authloop_client *c, uint64_t now) {
 /* Another process's newer tokens were taken (adopt() set their times): told
  * as a refresh, without a request. */
 static void adopted(authloop_client *c, uint64_t now) {
-  authloop_event ev = {0};
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
   c->retry_attempt = 0;
   c->refresh_lost = 0;
-  ev.type = AUTHLOOP_EV_TOKEN_REFRESHED;
-  ev.success = 1;
-  ev.lifetime = (long)c->session.lifetime_s;
-  authloop__emit(c, &ev);
-  finish_waiters(c, 0);
-  flush_calls(c, now);
+  told_refreshed(c, now);
 }
 
 static int refresh_start(authloop_client *c) {
@@ -674,9 +663,8 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   authloop_event ev = {0};
   uint64_t idle_ms;
   long long gen = c->gen;
-  char *uid = c->session.user && authloop_user_id(c->session.user)
-                  ? strdup(authloop_user_id(c->session.user))
-                  : NULL;
+  /* retired below, readable until the loop turns */
+  const char *uid = authloop_user_id(c->session.user);
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session ended: %s",
                 reason == AUTHLOOP_EXPIRED_IDLE ? "idle until the token ran out"
                 : reason == AUTHLOOP_EXPIRED_REFRESH_LOST
@@ -698,7 +686,6 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   authloop__session_forget(
       c, reason == AUTHLOOP_EXPIRED_IDLE ? AUTHLOOP__FORGET_IDLE : AUTHLOOP__FORGET_REVOKED, gen,
       uid);
-  free(uid);
 }
 
 static void refresh_failed(authloop_client *c, const authloop__outcome *o, int rc, uint64_t now) {
@@ -737,7 +724,7 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
   }
   if (r.error == 0 && authloop__session_merge(c, &c->session, &r) == 0) {
     c->gen = authloop__next_gen(c->gen, c->gen);
-    refreshed(c, now, 1);
+    refreshed(c, now);
   } else if (r.error == AUTHLOOP_EREVOKED) {
     release_lock(c);
     authloop__session_end(c, c->refresh_lost ? AUTHLOOP_EXPIRED_REFRESH_LOST
@@ -758,16 +745,21 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
 /* New tokens, from the server or from another process: persisted first (a
  * rotated refresh token is on its way to disk before anything else happens),
  * then told. */
-static void refreshed(authloop_client *c, uint64_t now, int persist) {
-  authloop_event ev = {0};
+static void refreshed(authloop_client *c, uint64_t now) {
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
-  authloop__session_started(c, now, persist);
+  authloop__session_started(c, now, 1);
+  authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "tokens refreshed (lifetime %lld s)",
+                c->session.lifetime_s);
+  told_refreshed(c, now);
+}
+
+/* Either way, told: tokenRefreshed, then what waited for it. */
+static void told_refreshed(authloop_client *c, uint64_t now) {
+  authloop_event ev = {0};
   ev.type = AUTHLOOP_EV_TOKEN_REFRESHED;
   ev.success = 1;
   ev.lifetime = (long)c->session.lifetime_s;
   authloop__emit(c, &ev);
-  authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "tokens refreshed (lifetime %lld s)",
-                c->session.lifetime_s);
   finish_waiters(c, 0);
   flush_calls(c, now);
 }

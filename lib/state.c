@@ -497,11 +497,6 @@ void authloop__outcome_emit(authloop_client *c, authloop__event_entry **slot,
   queue_event(c, e, &ev);
 }
 
-void authloop__emit_outcome(authloop_client *c, authloop_event_type type,
-                            const authloop__result *r) {
-  authloop__outcome_emit(c, NULL, type, r);
-}
-
 /* ---- done and response callbacks ------------------------------------------------------ */
 
 struct authloop__call_entry {
@@ -585,13 +580,4 @@ void authloop__callback_response(authloop_client *c, authloop__call_entry **slot
     e->status = AUTHLOOP_ENOMEM;
   }
   queue_call(c, e);
-}
-
-void authloop__defer_done(authloop_client *c, authloop_done_cb cb, void *userdata, int status) {
-  authloop__callback_done(c, NULL, cb, userdata, status);
-}
-
-void authloop__defer_response(authloop_client *c, authloop_response_cb cb, void *userdata,
-                              int status, long http_status, const char *body, size_t len) {
-  authloop__callback_response(c, NULL, cb, userdata, status, http_status, body, len);
 }

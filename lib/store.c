@@ -407,7 +407,16 @@ typedef struct {
   size_t len;
   int lock_fd;  /* the lock, already held (a refresh's), or -1: take it */
   uint64_t seq; /* order of submission in the process: the newest wins */
+  int tidy;     /* this writer's first job for the path: remove stale temporaries */
 } store_job;
+
+/* A path whose stale temporaries a writer has removed: they come only from
+ * a process that died mid-write, so once per ctx and path is enough (the
+ * directory may be large, and the scan runs under the lock others wait on). */
+typedef struct {
+  authloop__link link;
+  char path[];
+} tidied_path;
 
 /* One path with a write or delete under way, waiting, or held by the loop. */
 typedef struct {
@@ -526,7 +535,7 @@ static void work(uv_work_t *wk) {
       }
     }
   }
-  if (lock >= 0)
+  if (lock >= 0 && j->tidy)
     remove_stale_temporaries(slot->path);
   if (j->op == OP_WRITE)
     slot->error = write_atomically(slot->path, j->data, j->len);
@@ -659,10 +668,26 @@ static store_slot *slot_for(authloop__store_writer *w, const char *path) {
   return slot;
 }
 
+/* Whether this is the writer's first job for path (noted; when the note
+ * cannot be made, every job tidies, as before). */
+static int first_for(authloop__store_writer *w, const char *path) {
+  authloop__link *l;
+  tidied_path *t;
+  for (l = w->tidied.next; l != &w->tidied; l = l->next)
+    if (strcmp(AUTHLOOP__CONTAINER_OF(l, tidied_path, link)->path, path) == 0)
+      return 0;
+  if ((t = malloc(sizeof(*t) + strlen(path) + 1))) {
+    strcpy(t->path, path);
+    authloop__list_push(&w->tidied, &t->link);
+  }
+  return 1;
+}
+
 static void submit(authloop__store_writer *w, const char *path, store_job job) {
   store_slot *slot;
   lock_registry();
   job.seq = ++registry_seq;
+  job.tidy = first_for(w, path);
   if (!(slot = slot_for(w, path))) {
     unlock_registry();
     authloop__store_unlock(job.lock_fd);
@@ -677,6 +702,7 @@ static void submit(authloop__store_writer *w, const char *path, store_job job) {
      * waited for that); what waits is older than this write: it goes */
     authloop__timer_set(w->timer, &slot->retry, AUTHLOOP__NEVER);
     slot->waiting = 0;
+    job.tidy |= slot->current.tidy | slot->next.tidy; /* what it replaces was to tidy */
     job_clear(&slot->current);
     job_clear(&slot->next);
     slot->deadline = 0;
@@ -686,6 +712,7 @@ static void submit(authloop__store_writer *w, const char *path, store_job job) {
     unlock_registry();
     return;
   }
+  job.tidy |= slot->next.tidy;
   job_clear(&slot->next); /* busy or held: this replaces whatever was waiting */
   slot->next = job;
   slot_next_and_unlock(slot);
@@ -700,6 +727,7 @@ void authloop__store_writer_init(authloop__store_writer *w, uv_loop_t *loop,
   w->timer = timer;
   w->lock_wait_ms = lock_wait_ms;
   authloop__list_init(&w->slots);
+  authloop__list_init(&w->tidied);
   lock_registry();
   authloop__list_push(&registry, &w->writers);
   unlock_registry();
@@ -709,16 +737,21 @@ void authloop__store_writer_fini(authloop__store_writer *w) {
   lock_registry();
   authloop__list_remove(&w->writers);
   unlock_registry();
+  while (!authloop__list_empty(&w->tidied)) {
+    authloop__link *l = w->tidied.next;
+    authloop__list_remove(l);
+    free(AUTHLOOP__CONTAINER_OF(l, tidied_path, link));
+  }
 }
 
 void authloop__store_write(authloop__store_writer *w, const char *path, unsigned char *data,
                            size_t len) {
-  store_job job = {OP_WRITE, data, len, -1, 0};
+  store_job job = {OP_WRITE, data, len, -1, 0, 0};
   submit(w, path, job);
 }
 
 void authloop__store_delete(authloop__store_writer *w, const char *path) {
-  store_job job = {OP_DELETE, NULL, 0, -1, 0};
+  store_job job = {OP_DELETE, NULL, 0, -1, 0, 0};
   submit(w, path, job);
 }
 
@@ -744,7 +777,7 @@ int authloop__store_hold(authloop__store_writer *w, const char *path) {
 
 void authloop__store_write_locked(authloop__store_writer *w, const char *path, unsigned char *data,
                                   size_t len, int lock_fd) {
-  store_job job = {OP_WRITE, data, len, lock_fd, 0};
+  store_job job = {OP_WRITE, data, len, lock_fd, 0, 0};
   submit(w, path, job);
 }
 

@@ -61,6 +61,7 @@ typedef struct {
   uint64_t lock_wait_ms;
   authloop__link slots;
   authloop__link writers; /* in the process's list of writers */
+  authloop__link tidied;  /* paths whose directory this writer has tidied once */
   void (*idle)(void *ud); /* the last operation finished */
   void *idle_ud;
 } authloop__store_writer;
