@@ -23,7 +23,11 @@ for variant in stock psa; do
     sed -i 's|^//#define MBEDTLS_USE_PSA_CRYPTO$|#define MBEDTLS_USE_PSA_CRYPTO|' "$cfg"
     grep -q '^#define MBEDTLS_USE_PSA_CRYPTO$' "$cfg"
   else
-    ! grep -q '^#define MBEDTLS_USE_PSA_CRYPTO$' "$cfg"
+    # (set -e ignores a negated command: the test must stop the script itself)
+    if grep -q '^#define MBEDTLS_USE_PSA_CRYPTO$' "$cfg"; then
+      echo "mbedtls3: the stock config already has MBEDTLS_USE_PSA_CRYPTO" >&2
+      exit 1
+    fi
   fi
   cmake -S "$d/src" -B "$d/build" -DCMAKE_BUILD_TYPE=Release -DENABLE_TESTING=OFF \
     -DENABLE_PROGRAMS=OFF -DUSE_SHARED_MBEDTLS_LIBRARY=ON -DUSE_STATIC_MBEDTLS_LIBRARY=OFF \

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "harness.h"
 
+#include "ctx.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -328,7 +330,7 @@ static void on_watchdog(uv_timer_t *t) {
 
 /* A loop that turns far more often than the work it does explains is
  * spinning: at most 200 turns plus 20 per millisecond of wall time. */
-static void check_spin(unsigned long turns, uint64_t start_ns, const char *what) {
+void test_check_spin(unsigned long turns, uint64_t start_ns, const char *what) {
   uint64_t ms = (uv_hrtime() - start_ns) / 1000000;
   if (turns > 200 + 20 * ms)
     fail_msg("%s: the loop turned %lu times in %llu ms: a spin", what, turns,
@@ -339,7 +341,7 @@ static void check_spin(unsigned long turns, uint64_t start_ns, const char *what)
  * AUTHLOOP_TEST_TIME_SCALE (1 to 10; the suite sets 4 under valgrind, where
  * a TLS handshake alone can take seconds). Only how long a wait may last:
  * what the test asserts of time (deadlines, wake-ups, spins) is unchanged. */
-static unsigned scaled(unsigned limit_ms) {
+unsigned test_scaled(unsigned limit_ms) {
   static unsigned scale;
   if (!scale) {
     const char *v = getenv("AUTHLOOP_TEST_TIME_SCALE");
@@ -353,7 +355,7 @@ void test_run_until(test_env *e, const int *flag, int target, unsigned limit_ms)
   uint64_t start = uv_hrtime();
   unsigned long turns = 0;
   e->timed_out = 0;
-  limit_ms = scaled(limit_ms);
+  limit_ms = test_scaled(limit_ms);
   uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
   while (*flag < target && !e->timed_out) {
     int alive = uv_run(&e->loop, UV_RUN_ONCE);
@@ -367,7 +369,7 @@ void test_run_until(test_env *e, const int *flag, int target, unsigned limit_ms)
   uv_timer_stop(&e->watchdog);
   if (*flag < target)
     fail_msg("timed out after %u ms waiting (%d of %d)", limit_ms, *flag, target);
-  check_spin(turns, start, "test_run_until");
+  test_check_spin(turns, start, "test_run_until");
 }
 
 void test_run_turns(test_env *e, int n) {
@@ -393,7 +395,7 @@ void test_run_for(test_env *e, unsigned ms) {
   }
   uv_close((uv_handle_t *)&t, NULL);
   uv_run(&e->loop, UV_RUN_NOWAIT);
-  check_spin(turns, start, "test_run_for");
+  test_check_spin(turns, start, "test_run_for");
 }
 
 /* 0: no file; 2: a logout's mark (the header's "ended" flag); 1: anything else. */
@@ -409,16 +411,40 @@ int test_file_state(const char *path) {
 
 void test_run_until_file(test_env *e, const char *path, int want, unsigned limit_ms) {
   static const char *const what[] = {"go", "appear", "become a logout's mark"};
+  uint64_t start = uv_hrtime();
+  unsigned long turns = 0;
   e->timed_out = 0;
-  limit_ms = scaled(limit_ms);
+  limit_ms = test_scaled(limit_ms);
   uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
   /* the store's thread-pool completion wakes the loop, so each turn is a look */
-  while (test_file_state(path) != want && !e->timed_out)
+  while (test_file_state(path) != want && !e->timed_out) {
+    turns++;
     if (!uv_run(&e->loop, UV_RUN_ONCE) && test_file_state(path) != want)
       break; /* nothing pending: it will not change */
+  }
   uv_timer_stop(&e->watchdog);
   if (test_file_state(path) != want)
     fail_msg("%s did not %s within %u ms", path, what[want], limit_ms);
+  test_check_spin(turns, start, "test_run_until_file");
+}
+
+int test_stored(const test_env *e) { return !authloop__store_busy(&e->ctx->store); }
+
+void test_run_until_stored(test_env *e, unsigned limit_ms) {
+  uint64_t start = uv_hrtime();
+  unsigned long turns = 0;
+  e->timed_out = 0;
+  limit_ms = test_scaled(limit_ms);
+  uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
+  while (!test_stored(e) && !e->timed_out) {
+    turns++;
+    if (!uv_run(&e->loop, UV_RUN_ONCE) && !test_stored(e))
+      break; /* a write no completion will wake: lost */
+  }
+  uv_timer_stop(&e->watchdog);
+  if (!test_stored(e))
+    fail_msg("the ctx's session-file writes did not finish within %u ms", limit_ms);
+  test_check_spin(turns, start, "test_run_until_stored");
 }
 
 authloop_client *test_client(test_env *e, const test_server *s) {

@@ -90,6 +90,14 @@ void test_run_turns(test_env *e, int n);
 void test_run_for(test_env *e, unsigned ms);
 /* Runs the loop until test_file_state(path) is want (1 exists, 0 gone). */
 void test_run_until_file(test_env *e, const char *path, int want, unsigned limit_ms);
+/* Runs the loop until every session-file write and delete of the ctx is
+ * done, on disk, and its lock released. */
+void test_run_until_stored(test_env *e, unsigned limit_ms);
+int test_stored(const test_env *e); /* that condition, now */
+/* Limits, scaled under valgrind (AUTHLOOP_TEST_TIME_SCALE); and fails the
+ * test when a loop turned more often than waiting can explain. */
+unsigned test_scaled(unsigned limit_ms);
+void test_check_spin(unsigned long turns, uint64_t start_ns, const char *what);
 /* What is at path: 0 nothing, 1 a file, TEST_FILE_LOGGED_OUT a logout's mark
  * (what a logout leaves for the processes that share the file). */
 #define TEST_FILE_LOGGED_OUT 2

@@ -65,8 +65,18 @@ typedef struct {
   int shoot_on_next_paint, measure_on_next_paint, width_before;
 } app;
 
+/* One line of what the window shows, for the self-test. Text from the
+ * server (a user id, a message) may hold a newline or a terminal escape:
+ * control bytes are printed as \xNN, so no line can be forged. */
 static void say(const char *what, const char *text) {
-  printf("%s: %s\n", what, text);
+  const unsigned char *p;
+  printf("%s: ", what);
+  for (p = (const unsigned char *)text; *p; p++)
+    if (*p < 0x20 || *p == 0x7f)
+      printf("\\x%02x", *p);
+    else
+      putchar(*p);
+  putchar('\n');
   fflush(stdout);
 }
 

@@ -34,10 +34,20 @@ extern void *__libc_realloc(void *, size_t);
 static long calls, fail_at;
 static int armed;
 
+/* AUTHLOOP_ALLOC_TRACE set: the stack of the allocation made to fail, on
+ * stderr (to find whose it is) */
 static int should_fail(void) {
-  if (!armed)
+  if (!armed || ++calls != fail_at)
     return 0;
-  return ++calls == fail_at;
+  if (getenv("AUTHLOOP_ALLOC_TRACE")) {
+    void *frames[64];
+    int n;
+    armed = 0; /* backtrace() may allocate */
+    n = backtrace(frames, 64);
+    backtrace_symbols_fd(frames, n, 2);
+    armed = 1;
+  }
+  return 1;
 }
 
 void *malloc(size_t n) { return should_fail() ? NULL : __libc_malloc(n); }
@@ -209,10 +219,20 @@ int main(int argc, char **argv) {
   if (argc < 4 || (strcmp(flow, "preauth") == 0 && argc < 6))
     return 2;
   fail_at = atol(argv[3]);
-  signal(SIGSEGV, on_crash);
-  signal(SIGABRT, on_crash);
-  signal(SIGBUS, on_crash);
-  signal(SIGFPE, on_crash);
+  {
+    /* the handler must report even when the heap is broken: backtrace()
+     * loads its unwinder (and allocates) now, not then; and a second signal
+     * inside the handler ends the process as the signal would */
+    struct sigaction sa;
+    void *frame[1];
+    int sigs[] = {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL}, i;
+    (void)backtrace(frame, 1);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_crash;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    for (i = 0; i < 5; i++)
+      sigaction(sigs[i], &sa, NULL);
+  }
   if (strcmp(flow, "gateway") == 0)
     mint(argv[1], argv[2], code, sizeof(code));
   else if (strcmp(flow, "twostep") == 0)

@@ -518,11 +518,23 @@ static void worker_closed(authloop_ctx *ctx, void *ud) {
   ((worker *)ud)->closed = 1;
 }
 
-/* Runs the loop until *flag is set; the loop has a pending operation all
- * along, so UV_RUN_ONCE blocks on real work only. */
-static void worker_wait(uv_loop_t *loop, int *flag) {
-  while (!*flag && uv_run(loop, UV_RUN_ONCE))
+/* Runs the loop until *flag is set, for 15 s at most: a lost outcome is an
+ * error of the worker, not a hang. The deadline's timer only wakes the loop
+ * (unreferenced: the ctx keeps it alive, or nothing does). */
+static void on_deadline(uv_timer_t *t) { *(int *)t->data = 1; }
+static void worker_wait(worker *w, uv_loop_t *loop, int *flag) {
+  uv_timer_t deadline;
+  int late = 0;
+  uv_timer_init(loop, &deadline);
+  deadline.data = &late;
+  uv_timer_start(&deadline, on_deadline, 15000, 0);
+  uv_unref((uv_handle_t *)&deadline);
+  while (!*flag && !late && uv_run(loop, UV_RUN_ONCE))
     ;
+  uv_close((uv_handle_t *)&deadline, NULL);
+  uv_run(loop, UV_RUN_NOWAIT); /* the close callback: the timer is on the stack */
+  if (!*flag && w->nerrors < 8)
+    w->errors[w->nerrors++] = AUTHLOOP_ETIMEDOUT;
 }
 
 static void worker_main(void *arg) {
@@ -549,11 +561,11 @@ static void worker_main(void *arg) {
       if (w->nerrors < 8)
         w->errors[w->nerrors++] = rc;
     } else {
-      worker_wait(&loop, &w->login_done);
+      worker_wait(w, &loop, &w->login_done);
       if (authloop_request(c, "GET", "/api/me", NULL, worker_reply, w) == 0)
-        worker_wait(&loop, &w->request_done);
+        worker_wait(w, &loop, &w->request_done);
       if (authloop_logout(c) == 0)
-        worker_wait(&loop, &w->logout_done);
+        worker_wait(w, &loop, &w->logout_done);
     }
     if (ctx && authloop_ctx_close(ctx, worker_closed, w) == 0)
       uv_run(&loop, UV_RUN_DEFAULT);

@@ -88,6 +88,18 @@ static gboolean set_flag(gpointer ud) {
   return G_SOURCE_REMOVE;
 }
 
+/* The GLib loop until *flag, for limit_ms at most (then the test fails): a
+ * close that never finishes is a failure, not a hang. */
+static void iterate_until_set(int *flag, unsigned limit_ms) {
+  int late = 0;
+  guint t = g_timeout_add(limit_ms, set_flag, &late);
+  while (!*flag && !late)
+    g_main_context_iteration(NULL, TRUE);
+  if (!late)
+    g_source_remove(t);
+  assert_true(*flag);
+}
+
 static void closed_flag(authloop_ctx *ctx, void *ud) {
   (void)ctx;
   *(int *)ud = 1;
@@ -118,8 +130,7 @@ static void an_idle_ctx_lets_the_glib_loop_sleep(void **state) {
   print_message("# %u GLib iterations in 300 ms with an idle ctx\n", iterations);
   assert_true(iterations <= 5);
   assert_int_equal(authloop_ctx_close(ctx, closed_flag, &closed), 0);
-  while (!closed)
-    g_main_context_iteration(NULL, TRUE);
+  iterate_until_set(&closed, 5000);
   g_source_destroy(source);
   g_source_unref(source);
   assert_int_equal(uv_loop_close(&loop), 0);
@@ -140,13 +151,11 @@ static void the_source_goes_with_the_ctx(void **state) {
   assert_int_equal(authloop_ctx_new(&loop, NULL, &ctx), 0);
   source = authloop_glib_attach(ctx, NULL);
   assert_int_equal(authloop_ctx_close(ctx, closed_flag, &closed), 0);
-  while (!closed)
-    g_main_context_iteration(NULL, TRUE);
+  iterate_until_set(&closed, 5000);
   assert_true(g_source_is_destroyed(source));
   g_timeout_add(50, set_flag, &later);
-  while (!later)
-    g_main_context_iteration(NULL, TRUE); /* polls and dispatches without the ctx */
-  g_source_destroy(source);               /* harmless now */
+  iterate_until_set(&later, 5000); /* polls and dispatches without the ctx */
+  g_source_destroy(source);        /* harmless now */
   g_source_unref(source);
   assert_int_equal(uv_loop_close(&loop), 0);
 }

@@ -54,16 +54,31 @@ static void first_use_makes_and_keeps_a_key(void **state) {
 typedef struct {
   GMainLoop *loop;
   GThread *thread;
-  gboolean ok, same_thread;
+  gboolean ok, same_thread, answered;
   unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
   GError *error;
 } async_rec;
+
+/* The main loop until the answer, for 20 s at most (libsecret's own D-Bus
+ * timeout is 25 s per call; a hang fails the test instead). */
+static gboolean too_late(gpointer ud) {
+  g_main_loop_quit(ud);
+  return G_SOURCE_REMOVE;
+}
+static void run_until_answer(GMainLoop *loop, const gboolean *answered) {
+  guint t = g_timeout_add_seconds(20, too_late, loop);
+  g_main_loop_run(loop);
+  if (*answered)
+    g_source_remove(t);
+  assert_true(*answered);
+}
 
 static void on_key(GObject *source, GAsyncResult *res, gpointer ud) {
   async_rec *r = ud;
   (void)source;
   r->same_thread = g_thread_self() == r->thread;
   r->ok = authloop_glib_session_key_finish(res, r->key, &r->error);
+  r->answered = TRUE;
   g_main_loop_quit(r->loop);
 }
 
@@ -73,7 +88,7 @@ static void the_async_form_gives_the_same_key(void **state) {
   r.loop = g_main_loop_new(NULL, FALSE);
   r.thread = g_thread_self();
   authloop_glib_session_key_async(APP, NULL, on_key, &r);
-  g_main_loop_run(r.loop);
+  run_until_answer(r.loop, &r.answered);
   assert_true(r.ok);
   assert_null(r.error);
   assert_true(r.same_thread); /* back on the caller's main context */
@@ -176,7 +191,7 @@ static void a_key_made_meanwhile_is_taken(void **state) {
                                          &e, "app-id", id, NULL));
   g_free(text);
   close(fd); /* the first process is done */
-  g_main_loop_run(r.loop);
+  run_until_answer(r.loop, &r.answered);
   assert_true(r.ok);
   assert_memory_equal(r.key, made, sizeof(made));
   g_main_loop_unref(r.loop);
@@ -279,7 +294,7 @@ static void no_secret_service_is_a_clear_error(void **state) {
   r.loop = g_main_loop_new(NULL, FALSE);
   r.thread = g_thread_self();
   authloop_glib_session_key_async(APP, NULL, on_key, &r);
-  g_main_loop_run(r.loop);
+  run_until_answer(r.loop, &r.answered);
   assert_false(r.ok);
   assert_true(g_error_matches(r.error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_NO_SECRET_SERVICE));
   g_clear_error(&r.error);

@@ -798,8 +798,10 @@ static void processes_share_one_session(void **state) {
   refreshes = test_stat(&server, "/auth/refresh");
   reuse = test_stat(&server, "rotatedReuse");
   {
+    /* bounded: a child that never ends is killed, and its output says so */
     const char *argv[] = {
-        getenv("AUTHLOOP_SHARE_CHILD"), path, server.base_url, server.ca, "10000", NULL};
+        "timeout",       "-s",      "KILL",  "60", getenv("AUTHLOOP_SHARE_CHILD"), path,
+        server.base_url, server.ca, "10000", NULL};
     kids[0] = spawn_child(argv);
     kids[1] = spawn_child(argv);
   }

@@ -48,14 +48,22 @@ static long long now_ms(void) {
 /* Both loops until cond(arg) or limit_ms; fails the test at the limit. */
 typedef int (*cond_fn)(void *arg);
 
+/* Both loops until cond(arg) or limit_ms; with a cond, fails the test when
+ * neither loop has anything left that could bring it (a lost wake-up), and
+ * when they turn more often than the wait explains (a spin). */
 static int run_two_until(test_env *a, test_env *b, cond_fn cond, void *arg, unsigned limit_ms) {
-  long long end = now_ms() + limit_ms;
+  long long end = now_ms() + (cond ? test_scaled(limit_ms) : limit_ms);
+  uint64_t start = uv_hrtime();
+  unsigned long turns = 0;
   while (!(cond && cond(arg))) {
     struct pollfd p[2];
     int ta = uv_backend_timeout(&a->loop), tb = uv_backend_timeout(&b->loop), t;
     long long left = end - now_ms();
     if (left <= 0)
       return cond ? 0 : 1;
+    if (cond && !uv_loop_alive(&a->loop) && !uv_loop_alive(&b->loop))
+      fail_msg("both loops ran dry waiting: nothing of authloop's kept them alive");
+    test_check_spin(++turns, start, "run_two_until");
     t = ta < 0 ? tb : tb < 0 ? ta : ta < tb ? ta : tb;
     if (t < 0 || t > left)
       t = (int)left;
@@ -71,6 +79,20 @@ static int run_two_until(test_env *a, test_env *b, cond_fn cond, void *arg, unsi
 
 static void run_two_for(test_env *a, test_env *b, unsigned ms) {
   run_two_until(a, b, NULL, NULL, ms);
+}
+
+/* Every session-file write of both ctxs on disk, their locks released. */
+typedef struct {
+  test_env *a, *b;
+} env_pair;
+static int both_stored(void *arg) {
+  env_pair *p = arg;
+  return test_stored(p->a) && test_stored(p->b);
+}
+static void run_two_until_stored(test_env *a, test_env *b) {
+  env_pair p = {a, b};
+  if (!run_two_until(a, b, both_stored, &p, 5000))
+    fail_msg("the session-file writes did not finish within 5 s");
 }
 
 typedef struct {
@@ -162,6 +184,8 @@ static long long file_gen(const char *path) {
 }
 
 /* Whether another could take the lock beside path now. */
+static int lock_is_free(const char *path);
+static int lock_is_held(void *path) { return !lock_is_free(path); }
 static int lock_is_free(const char *path) {
   char lock[400];
   int fd, ok;
@@ -250,7 +274,7 @@ static void a_newer_but_dead_token_is_refreshed(void **state) {
   assert_int_equal(authloop_refresh(ca, on_done, &d), 0); /* rotates: B's refresh token is spent */
   run_two_to(&a, &b, &d.count, 1, 5000);
   test_run_until_file(&a, path, 1, 5000);
-  run_two_for(&a, &b, 200); /* on disk */
+  run_two_until_stored(&a, &b); /* on disk */
   authloop_client_free(ca);
   /* its access token has expired (as after a long sleep) */
   j = read_plain(path);
@@ -296,7 +320,7 @@ static void a_clock_ahead_is_clamped_not_refused(void **state) {
   test_record(cb, &rb);
   assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
-  run_two_for(&a, &b, 200);
+  run_two_until_stored(&a, &b);
   j = read_plain(path);
   assert_non_null(j);
   json_object_set_new(j, "lastActivity",
@@ -354,7 +378,7 @@ static void a_logout_elsewhere_ends_the_session_here(void **state) {
   assert_int_equal(rb.last[AUTHLOOP_EV_LOGOUT].error, AUTHLOOP_EREVOKED);
   assert_int_equal(authloop_client_state(cb), AUTHLOOP_STATE_LOGGED_OUT);
   assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes);
-  run_two_for(&a, &b, 200);
+  run_two_until_stored(&a, &b);
   assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT);
   cc = client_on(&a, path, 0);
   assert_false(authloop_is_logged_in(cc));
@@ -401,14 +425,14 @@ static void a_new_login_elsewhere(void **state) {
   run_two_to(&a, &b, &ra.count[AUTHLOOP_EV_LOGOUT], 2, 5000);
   login_as(&a, ca, &ra, "someone-else", 3600);
   test_run_until_file(&a, path, 1, 5000);
-  run_two_for(&a, &b, 200);
+  run_two_until_stored(&a, &b);
   d.count = 0;
   assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, AUTHLOOP_EREVOKED);
   assert_int_equal(authloop_client_state(cb), AUTHLOOP_STATE_LOGGED_OUT);
   assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes);
-  run_two_for(&a, &b, 200);
+  run_two_until_stored(&a, &b);
   cc = client_on(&b, path, 0);
   assert_true(authloop_is_logged_in(cc));
   assert_string_equal(authloop_user_id(authloop_current_user(cc)), "someone-else");
@@ -444,14 +468,14 @@ static void a_login_after_the_file_went_is_newer(void **state) {
     run_two_to(&a, &b, &d.count, 1, 5000);
     assert_int_equal(d.status, 0);
   }
-  run_two_for(&a, &b, 200);
+  run_two_until_stored(&a, &b);
   authloop_client_free(ca);
   assert_int_equal(unlink(path), 0);
   ca = client_on(&a, path, 0);
   test_record(ca, &ra);
   login_as(&a, ca, &ra, "phoenix", 3600);
   test_run_until_file(&a, path, 1, 5000);
-  run_two_for(&a, &b, 200);
+  run_two_until_stored(&a, &b);
   refreshes = test_stat(&server, "/auth/refresh");
   d.count = 0;
   assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
@@ -529,7 +553,7 @@ static void a_stuck_lock_holder_is_waited_for_only_so_long(void **state) {
   test_record(ca, &ra);
   login_as(&a, ca, &ra, "stuck", 3600);
   test_run_until_file(&a, path, 1, 5000);
-  test_run_for(&a, 100);
+  test_run_until_stored(&a, 5000);
   fd = open(lock, O_RDWR);
   assert_true(fd >= 0);
   assert_int_equal(flock(fd, LOCK_EX), 0);
@@ -574,7 +598,7 @@ static void a_lock_file_not_ours_is_not_used(void **state) {
   test_record(ca, &ra);
   login_as(&a, ca, &ra, "planted", 3600);
   test_run_until_file(&a, path, 1, 5000);
-  test_run_for(&a, 100);
+  test_run_until_stored(&a, 5000);
   assert_int_equal(chmod(lock, 0666), 0);
   fd = open(lock, O_RDWR);
   assert_int_equal(flock(fd, LOCK_EX), 0); /* held by "someone else", forever */
@@ -583,7 +607,7 @@ static void a_lock_file_not_ours_is_not_used(void **state) {
   test_run_until(&a, &d.count, 1, 3000);
   assert_int_equal(d.status, 0);
   assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes + 1);
-  test_run_for(&a, 200);
+  test_run_until_stored(&a, 5000); /* the log is delivered from the loop too */
   assert_non_null(strstr(log.text, "no usable lock"));
   test_env_close(&a);
   flock(fd, LOCK_UN);
@@ -627,12 +651,12 @@ static void an_unwritable_session_lets_the_lock_go(void **state) {
   test_record(ca, &ra);
   login_as(&a, ca, &ra, "huge", 3600);
   test_run_until_file(&a, path, 1, 5000);
-  test_run_for(&a, 100);
+  test_run_until_stored(&a, 5000);
   assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
   test_run_until(&a, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   assert_int_equal(strlen(authloop_access_token(ca)), 6000);
-  test_run_for(&a, 200);
+  test_run_until_stored(&a, 5000);
   assert_true(lock_is_free(path));
   test_env_close(&a);
 }
@@ -657,10 +681,12 @@ static void writes_never_wait_on_the_thread_pool(void **state) {
   test_record(ca, &ra);
   login_as(&a, ca, &ra, "pool", 3600);
   test_run_until_file(&a, path, 1, 5000);
-  test_run_for(&a, 100);
+  test_run_until_stored(&a, 5000);
   test_fault(&server, "{\"route\":\"/auth/refresh\",\"delayMs\":800,\"count\":1}");
   assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
-  run_two_for(&a, &b, 200); /* A holds the lock, its request in flight */
+  /* A holds the lock, its request in flight */
+  if (!run_two_until(&a, &b, lock_is_held, path, 5000))
+    fail_msg("A never took the lock");
   code = test_mint_code(&server, "pool-b");
   assert_int_equal(authloop_login_code(cb, code), 0); /* B's write will want the lock */
   free(code);
@@ -668,7 +694,7 @@ static void writes_never_wait_on_the_thread_pool(void **state) {
   assert_true(rb.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
-  run_two_for(&a, &b, 300);
+  run_two_until_stored(&a, &b);
   {
     json_t *j = read_plain(path);
     assert_non_null(j);
@@ -697,7 +723,7 @@ static void another_ctx_sees_a_pending_logout(void **state) {
   test_record(ca, &ra);
   login_as(&a, ca, &ra, "pending", 3600);
   test_run_until_file(&a, path, 1, 5000);
-  test_run_for(&a, 100);
+  test_run_until_stored(&a, 5000);
   assert_int_equal(authloop_logout(ca), 0);
   cb = client_on(&b, path, 0); /* same turn: the mark is only queued */
   assert_false(authloop_is_logged_in(cb));
@@ -723,7 +749,7 @@ static void generations_are_bounded(void **state) {
   test_record(ca, &ra);
   login_as(&a, ca, &ra, "gen", 3600);
   test_run_until_file(&a, path, 1, 5000);
-  test_run_for(&a, 100);
+  test_run_until_stored(&a, 5000);
   authloop_client_free(ca);
   j = read_plain(path);
   json_object_set_new(j, "gen", json_integer((json_int_t)1 << 53));
@@ -733,7 +759,7 @@ static void generations_are_bounded(void **state) {
   assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
   test_run_until(&a, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
-  test_run_for(&a, 200);
+  test_run_until_stored(&a, 5000);
   assert_true(file_gen(path) <= (1LL << 53) && file_gen(path) > 0);
   test_env_init(&b, &server, NULL);
   cb = client_on(&b, path, 0);

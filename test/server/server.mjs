@@ -118,6 +118,20 @@ function kz(handler) {
   return handler;
 }
 
+// a path segment as text; a bad %-escape is kept as it came (a name no one has)
+function decoded(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+// a known user by a name from the network: an own key, never Object's
+function own(table, name) {
+  return typeof name === 'string' && Object.hasOwn(table, name) ? table[name] : undefined;
+}
+
 function bearer(req) {
   const m = /^Bearer (\S+)$/.exec(req.headers.authorization || '');
   return m ? m[1] : null;
@@ -333,10 +347,16 @@ const KUZZLE_ERRORS = {
 const KUZZLE_GRACE_MS = 1000; // default.config.ts: security.authToken.gracePeriod
 
 // An expiresIn as Kuzzle reads it (tokenRepository.ts parseTimespan, with ms
-// 2.1.3): ms or -1; 0 when unparsable (an error there).
+// 2.1.3): ms or -1; 0 when unparsable (an error there). Absent or empty is
+// the default (authController.ts passes it on only when it is truthy).
 function kuzzleTimespan(v) {
-  if (v === undefined || v === null) return ms('1h'); // security.authToken.expiresIn
-  const n = ms(String(v));
+  if (v === undefined || v === null || v === '') return ms('1h'); // security.authToken.expiresIn
+  let n;
+  try {
+    n = ms(String(v));
+  } catch {
+    return 0;
+  }
   return typeof n === 'number' && Number.isFinite(n) ? n : 0;
 }
 
@@ -448,7 +468,7 @@ class Kuzzle {
   login(req, res, body, url, strategy) {
     if (req.headers.authorization) this.s.stats.kuzzleLoginWithAuthorization++;
     if (!['local', 'twostep', 'oauth'].includes(strategy)) return this.fail(req, res, 'login', 'unknown_strategy', strategy);
-    const user = this.users[body.username];
+    const user = own(this.users, body.username);
     if (strategy === 'oauth') {
       // a redirect strategy's first step: passport's status (302), its
       // Location header, and result {headers, statusCode}
@@ -463,7 +483,8 @@ class Kuzzle {
       if (!user) return this.fail(req, res, 'login', 'bad_credentials');
       return this.reply(req, res, 200, { action: 'login', result: { _id: body.username, jwt: null, step: 'verify' } });
     }
-    if (!user || body.password !== user.password) return this.fail(req, res, 'login', 'bad_credentials');
+    if (!user || typeof body.password !== 'string' || body.password !== user.password)
+      return this.fail(req, res, 'login', 'bad_credentials');
     const ttl = this.ttlArg(req, res, 'login', url);
     if (ttl === null) return;
     this.reply(req, res, 200, { action: 'login', result: this.issue(body.username, ttl) });
@@ -545,7 +566,7 @@ class Kuzzle {
   // tests: a token for a two-step login, issued "out of band"; revocation;
   // the server's version and limits
   testToken(res, body) {
-    if (!this.users[body.username]) return sendJson(res, 400, { error: 'unknown user' });
+    if (!own(this.users, body.username)) return sendJson(res, 400, { error: 'unknown user' });
     const ttl = body.ttl === undefined ? 3600000 : body.ttl;
     sendJson(res, 200, this.issue(body.username, ttl, { singleUse: body.singleUse === true }));
   }
@@ -600,7 +621,7 @@ class CometChat {
     if (!this.app(req, res)) return;
     if (req.headers.apikey !== CC_AUTH_KEY)
       return CometChat.error(res, 401, 'AUTH_ERR_APIKEY_NOT_FOUND', `The apiKey ${req.headers.apikey} does not exist.`);
-    if (!this.users[uid])
+    if (!own(this.users, uid))
       return CometChat.error(res, 404, 'ERR_UID_NOT_FOUND', `The UID ${uid} does not exist, please make sure you have created a user with UID ${uid}.`);
     const authToken = `${uid}_${randomToken(20)}`;
     this.tokens.set(authToken, uid);
@@ -718,9 +739,9 @@ class ReferenceServer {
     };
     // routes with a parameter: [method, pattern, handler(req, res, body, url, ...groups)]
     this.patterns = [
-      ['POST', /^\/_login\/([^/]+)$/, kz((q, r, b, u, strategy) => this.kuzzle.login(q, r, b, u, decodeURIComponent(strategy)))],
+      ['POST', /^\/_login\/([^/]+)$/, kz((q, r, b, u, strategy) => this.kuzzle.login(q, r, b, u, decoded(strategy)))],
       ['POST', /^\/cometchat\/admin\/v3\.0\/users\/([^/]+)\/auth_tokens$/,
-        (q, r, b, u, uid) => this.cometchat.authToken(q, r, decodeURIComponent(uid))],
+        (q, r, b, u, uid) => this.cometchat.authToken(q, r, decoded(uid))],
     ];
   }
 
@@ -767,11 +788,17 @@ class ReferenceServer {
     if (body.retryAfter !== undefined) f.retryAfter = String(body.retryAfter);
     // the hostile ones: cut mid-body, drip it, pad the headers, a gzip bomb, a redirect
     if (body.reset) f.reset = true;
-    if (body.dripMs !== undefined) f.dripMs = body.dripMs;
-    if (body.headerBytes !== undefined) f.headerBytes = body.headerBytes;
-    if (body.gzipBytes !== undefined) f.gzipBytes = body.gzipBytes;
+    // sizes and times bounded: one test's fault must not stall the server for all
+    const bounded = (v, max) => Number.isInteger(v) && v >= 0 && v <= max;
+    for (const [k, max] of [['dripMs', 1000], ['headerBytes', 1 << 20], ['gzipBytes', 1 << 27],
+      ['bodyBytes', 1 << 24], ['delayMs', 60000]]) {
+      if (body[k] === undefined) continue;
+      if (!bounded(body[k], max)) return Gateway.error(res, 400, 4000, 'BadRequest', `${k}: an integer 0 .. ${max}`);
+      f[k] = body[k];
+    }
+    if (body.status !== undefined && !(Number.isInteger(body.status) && body.status >= 100 && body.status <= 599))
+      return Gateway.error(res, 400, 4000, 'BadRequest', 'status: 100 .. 599');
     if (body.location !== undefined) f.location = String(body.location);
-    if (body.bodyBytes !== undefined) f.bodyBytes = body.bodyBytes;
     if (f.status === undefined && f.delayMs === undefined && !f.drop && !f.lose && f.body === undefined &&
         f.gzipBytes === undefined && f.location === undefined && f.bodyBytes === undefined)
       return Gateway.error(res, 400, 4000, 'BadRequest', 'a fault needs status, delayMs, drop or body');
