@@ -688,13 +688,21 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
       uid);
 }
 
-static void refresh_failed(authloop_client *c, const authloop__outcome *o, int rc, uint64_t now) {
-  /* transient: the session stays; try again later, never past expiry */
+/* The next try after a refresh that failed or could not start: backoff with
+ * jitter (or the server's Retry-After), never past the token's expiry, and
+ * always later than now (a zero jitter would retry in the same turn). */
+static void schedule_retry(authloop_client *c, uint64_t now, long long retry_after_ms) {
   authloop__timing *t = &c->timing;
   uint64_t backoff = authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
                                           authloop__random_u32(&c->ctx->rng));
   t->retrying = 1;
-  t->retry_at = authloop__retry_at(now, backoff, o ? o->retry_after_ms : 0, t->expires_at);
+  t->retry_at = authloop__retry_at(now, backoff + 1, retry_after_ms, t->expires_at);
+}
+
+static void refresh_failed(authloop_client *c, const authloop__outcome *o, int rc, uint64_t now) {
+  /* transient: the session stays; try again later, never past expiry */
+  authloop__timing *t = &c->timing;
+  schedule_retry(c, now, o ? o->retry_after_ms : 0);
   authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh failed: %s; next try in %llu ms",
                 authloop_err_name(rc), (unsigned long long)authloop__sat_sub(t->retry_at, now));
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
@@ -794,11 +802,15 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
     c->lock_wait = 0;
     authloop__log(c->ctx, AUTHLOOP_LOG_WARN,
                   "session file %s: its lock is held too long by another process", c->session_path);
-    refresh_failed(c, NULL, AUTHLOOP_ETIMEDOUT, now);
+    refresh_failed(c, NULL, AUTHLOOP_ETIMEDOUT, now); /* which evaluates again */
+    return;
   } else if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait && now >= c->lock_retry_at &&
              refresh_start(c) != 0) {
+    /* the refresh could not start after all: it backs off, rather than
+     * start again at once in the loop below */
     c->lock_wait = 0;
     authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
+    schedule_retry(c, now, 0);
   }
   while (c->state == AUTHLOOP_STATE_LOGGED_IN) {
     authloop__action act;
@@ -820,12 +832,7 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
     }
     if (act == AUTHLOOP__REFRESH) {
       if (refresh_start(c) != 0) {
-        /* could not even start: back off as after a failed one */
-        t->retrying = 1;
-        t->retry_at = authloop__sat_add(
-            now, authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
-                                      authloop__random_u32(&c->ctx->rng)) +
-                     1);
+        schedule_retry(c, now, 0); /* could not even start: back off as after a failed one */
         wake = t->retry_at;
       } else if (c->state == AUTHLOOP_STATE_LOGGED_IN) {
         continue; /* another process's tokens were taken: decide again with them */
