@@ -316,5 +316,7 @@ done:
   armed = 0;
   if (fail_at == 0)
     printf("allocations %ld\n", calls);
+  else if (calls >= fail_at) /* the failure happened (a test can tell it was made) */
+    printf("failed allocation %ld of %ld\n", fail_at, calls);
   return fails ? 1 : 0;
 }
