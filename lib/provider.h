@@ -76,6 +76,9 @@ typedef struct {
 } authloop__result;
 
 void authloop__result_clear(authloop__result *r);
+/* The answer's body as JSON, or NULL: when jansson ran out of memory,
+ * r->error is ENOMEM; otherwise the body is no JSON and r is untouched. */
+json_t *authloop__answer_json(const authloop__answer *a, authloop__result *r);
 /* Sets r->error, r->http_status and a message (fmt with one %s) ; returns error. */
 int authloop__result_fail(authloop__result *r, int error, long status, const char *fmt,
                           const char *arg);

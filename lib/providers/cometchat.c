@@ -30,10 +30,9 @@ typedef struct {
 /* 0 and "data", or the body's "error" (any HTTP status) as a failure. */
 static int answer(const authloop__answer *a, json_t **root, json_t **data, authloop__result *out) {
   json_t *err, *code, *msg;
-  int nomem;
   out->http_status = a->status;
-  if (!(*root = authloop__json_parse(a->body, a->len, &nomem)) && nomem)
-    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+  if (!(*root = authloop__answer_json(a, out)) && out->error)
+    return out->error;
   if (json_is_object(*data = json_object_get(*root, "data")))
     return 0;
   err = json_object_get(*root, "error");

@@ -70,17 +70,13 @@ static int missing(authloop__result *out, long status, const char *field) {
 }
 
 static json_t *object_body(const authloop__answer *a, authloop__result *out) {
-  int nomem;
-  json_t *root = authloop__json_parse(a->body, a->len, &nomem);
+  json_t *root = authloop__answer_json(a, out);
   if (json_is_object(root))
     return root;
   authloop__json_wipe_decref(root);
-  if (nomem) {
-    authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
-    return NULL;
-  }
-  authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
-                        "the body is not a JSON object");
+  if (!out->error)
+    authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
+                          "the body is not a JSON object");
   return NULL;
 }
 

@@ -57,10 +57,9 @@ static int map_error(const char *id, long status, call_kind kind) {
 static int envelope(const authloop__answer *a, call_kind kind, json_t **root, json_t **result,
                     authloop__result *out) {
   json_t *err, *id, *msg;
-  int nomem;
   out->http_status = a->status;
-  if (!(*root = authloop__json_parse(a->body, a->len, &nomem)) && nomem)
-    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+  if (!(*root = authloop__answer_json(a, out)) && out->error)
+    return out->error;
   err = json_object_get(*root, "error");
   /* refused before routing (content type, size): the bare error object */
   if (!err && !authloop__is_2xx(a->status) && json_is_string(json_object_get(*root, "id")) &&
@@ -88,21 +87,24 @@ static int envelope(const authloop__answer *a, call_kind kind, json_t **root, js
   return 0;
 }
 
+/* A lifetime in ms -> seconds (at least 1); -1 when outside (0, 10 years]. */
+static int lifetime_from_ms(long long ms, long long *out) {
+  if (ms <= 0 || ms > MAX_TTL_MS)
+    return -1;
+  *out = ms < 1000 ? 1 : ms / 1000;
+  return 0;
+}
+
 /* ttl (ms) -> seconds; -1: never expires. */
 static int lifetime_from_ttl(json_t *result, long long *out) {
   json_t *ttl = json_object_get(result, "ttl");
-  json_int_t v;
   if (!json_is_integer(ttl))
     return -1;
-  v = json_integer_value(ttl);
-  if (v == -1) {
+  if (json_integer_value(ttl) == -1) {
     *out = AUTHLOOP__LIFETIME_NEVER;
     return 0;
   }
-  if (v <= 0 || v > MAX_TTL_MS)
-    return -1;
-  *out = v < 1000 ? 1 : (long long)(v / 1000);
-  return 0;
+  return lifetime_from_ms((long long)json_integer_value(ttl), out);
 }
 
 static int malformed(authloop__result *out, long status, const char *what) {
@@ -254,7 +256,7 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
  * does not matter; a token without exp never expires. */
 static int token_lifetime(const kuzzle *k, const authloop__view *v, const authloop__answer *a,
                           authloop__result *out) {
-  long long exp_s, now_ms = a->date_ms > 0 ? a->date_ms : v->now_wall_ms;
+  long long exp_s, left_ms, now_ms = a->date_ms > 0 ? a->date_ms : v->now_wall_ms;
   int rc = authloop__jwt_expiry(k->token, &exp_s);
   if (rc == AUTHLOOP_ENOENT) {
     out->lifetime_s = AUTHLOOP__LIFETIME_NEVER;
@@ -262,15 +264,14 @@ static int token_lifetime(const kuzzle *k, const authloop__view *v, const authlo
   }
   if (rc != 0 || now_ms <= 0)
     return malformed(out, a->status, "token (not a JWT with an exp claim)");
-  /* exp_s < 2^40 and now_ms > 0: no overflow below */
-  if (exp_s * 1000 <= now_ms) {
+  left_ms = exp_s * 1000 - now_ms; /* exp_s < 2^40 and now_ms > 0: no overflow */
+  if (left_ms <= 0) {
     authloop__result_fail(out, AUTHLOOP_EREJECTED, a->status, "%s", "Token expired");
     out->server_code = strdup("security.token.expired");
     return out->error;
   }
-  if (exp_s * 1000 - now_ms > MAX_TTL_MS)
+  if (lifetime_from_ms(left_ms, &out->lifetime_s) != 0)
     return malformed(out, a->status, "token (exp more than ten years ahead)");
-  out->lifetime_s = (exp_s * 1000 - now_ms) / 1000 > 0 ? (exp_s * 1000 - now_ms) / 1000 : 1;
   return 0;
 }
 
@@ -278,16 +279,14 @@ static int token_lifetime(const kuzzle *k, const authloop__view *v, const authlo
  * 302, with a Location header and result {headers, statusCode}. */
 static int redirect_answer(const authloop__answer *a, authloop__result *out) {
   json_t *root = NULL, *result;
-  int nomem;
   out->http_status = a->status;
   if (!a->location || !authloop__utf8_ok(a->location))
     return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                                  "a redirect to a Location that is not UTF-8");
   if (!(out->redirect_url = strdup(a->location)))
     return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
-  root = authloop__json_parse(a->body, a->len, &nomem);
-  if (!root && nomem)
-    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+  if (!(root = authloop__answer_json(a, out)) && out->error)
+    return out->error;
   if (json_is_object(result = json_object_get(root, "result")) &&
       !(out->redirect_result = authloop__json_text(result))) {
     json_decref(root);

@@ -37,6 +37,14 @@ void authloop__result_clear(authloop__result *r) {
   memset(r, 0, sizeof(*r));
 }
 
+json_t *authloop__answer_json(const authloop__answer *a, authloop__result *r) {
+  int nomem;
+  json_t *j = authloop__json_parse(a->body, a->len, &nomem);
+  if (!j && nomem)
+    authloop__result_fail(r, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+  return j;
+}
+
 int authloop__result_fail(authloop__result *r, int error, long status, const char *fmt,
                           const char *arg) {
   char msg[256];
