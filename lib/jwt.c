@@ -154,8 +154,6 @@ static int mbedtls_nomem(int rc) {
 
 static int read_key_file(const char *path, unsigned char **out, size_t *len) {
   struct stat st;
-  unsigned char *buf;
-  size_t got = 0;
   /* O_NONBLOCK: a FIFO at the path must not block the loop (it is refused
    * below, as anything but a regular file is) */
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -165,22 +163,7 @@ static int read_key_file(const char *path, unsigned char **out, size_t *len) {
     close(fd);
     return AUTHLOOP_EKEY;
   }
-  if (!(buf = malloc((size_t)st.st_size + 1))) {
-    close(fd);
-    return AUTHLOOP_ENOMEM;
-  }
-  while (got < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-    if (n > 0)
-      got += (size_t)n;
-    else if (n == 0 || errno != EINTR)
-      break;
-  }
-  close(fd);
-  buf[got] = '\0';
-  *out = buf;
-  *len = got;
-  return 0;
+  return authloop__read_and_close(fd, (size_t)st.st_size, out, len);
 }
 
 int authloop__key_load(const char *file, const char *pem, size_t pem_len, const char *passphrase,

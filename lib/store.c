@@ -275,9 +275,7 @@ static const char *dir_problem(const char *path) {
 }
 
 int authloop__store_read(const char *path, unsigned char **out, size_t *len, const char **why) {
-  unsigned char *buf;
   struct stat st;
-  size_t got = 0;
   int fd;
   *why = NULL;
   /* O_NONBLOCK: a FIFO planted at the path must not block the loop */
@@ -300,21 +298,7 @@ int authloop__store_read(const char *path, unsigned char **out, size_t *len, con
     close(fd);
     return AUTHLOOP_EPERM;
   }
-  if (!(buf = malloc((size_t)st.st_size + 1))) {
-    close(fd);
-    return AUTHLOOP_ENOMEM;
-  }
-  while (got < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-    if (n > 0)
-      got += (size_t)n;
-    else if (n == 0 || errno != EINTR)
-      break;
-  }
-  close(fd);
-  *out = buf;
-  *len = got;
-  return 0;
+  return authloop__read_and_close(fd, (size_t)st.st_size, out, len);
 }
 
 /* ---- the lock beside the file, and stale temporaries -------------------------------------- */

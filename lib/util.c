@@ -126,6 +126,27 @@ int authloop__options_copy(void *dst, size_t dst_size, size_t dst_align, const v
   return 0;
 }
 
+int authloop__read_and_close(int fd, size_t size, unsigned char **out, size_t *len) {
+  unsigned char *buf = size < SIZE_MAX ? malloc(size + 1) : NULL;
+  size_t got = 0;
+  if (!buf) {
+    close(fd);
+    return AUTHLOOP_ENOMEM;
+  }
+  while (got < size) {
+    ssize_t n = read(fd, buf + got, size - got);
+    if (n > 0)
+      got += (size_t)n;
+    else if (n == 0 || errno != EINTR)
+      break;
+  }
+  close(fd);
+  buf[got] = '\0';
+  *out = buf;
+  *len = got;
+  return 0;
+}
+
 int authloop__utf8_ok(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   while (*p) {

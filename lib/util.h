@@ -73,6 +73,10 @@ char *authloop__json_text(const json_t *j);
  * refused. NULL when it is not JSON, or (with *nomem set, nomem may be
  * NULL) when memory ran out: a different failure. */
 json_t *authloop__json_parse(const char *body, size_t len, int *nomem);
+/* Reads up to size bytes of an open file into a new NUL-terminated buffer
+ * (*len: what was read) and closes fd: 0, or AUTHLOOP_ENOMEM. */
+int authloop__read_and_close(int fd, size_t size, unsigned char **out, size_t *len);
+
 /* A non-empty string member of obj, or NULL. */
 const char *authloop__json_str(const json_t *obj, const char *key);
 
