@@ -525,7 +525,6 @@ static void told_refreshed(authloop_client *c, uint64_t now);
 #define REFRESH_ADOPTED  2 /* another process had refreshed: its tokens were taken */
 #define REFRESH_ENDED    3 /* another process logged out: the session is over */
 #define REFRESH_REPLACED 4 /* another session (another user's) now fills the file */
-#define LOCK_RETRY_MS    50
 
 /* Processes that share a session file refresh one at a time: under the lock
  * beside the file, a refresh first reads the file again, and takes the
@@ -545,7 +544,7 @@ static int take_the_lock(authloop_client *c, uint64_t now) {
     if (!c->lock_wait) /* the wait is bounded as a request is */
       c->lock_wait_until = authloop__sat_add(now, c->ctx->timeout_ms);
     c->lock_wait = 1;
-    c->lock_retry_at = authloop__sat_add(now, LOCK_RETRY_MS);
+    c->lock_retry_at = authloop__sat_add(now, AUTHLOOP__LOCK_RETRY_MS);
     return REFRESH_WAITING;
   }
   c->lock_wait = 0;

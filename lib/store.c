@@ -330,10 +330,12 @@ static int lock_open(const char *path) {
 }
 
 int authloop__store_trylock(const char *path, int *fd) {
-  int l = lock_open(path);
+  int l = lock_open(path), rc;
   if (l < 0)
     return AUTHLOOP_ESTORE;
-  if (flock(l, LOCK_EX | LOCK_NB) != 0) {
+  while ((rc = flock(l, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
+  }
+  if (rc != 0) {
     int busy = errno == EWOULDBLOCK;
     close(l);
     return busy ? 1 : AUTHLOOP_ESTORE;
@@ -380,8 +382,6 @@ done:
 }
 
 /* ---- writing, off the loop thread ---------------------------------------------- */
-
-#define LOCK_RETRY_MS 20
 
 typedef enum { OP_NONE, OP_WRITE, OP_DELETE } store_op;
 
@@ -505,19 +505,11 @@ static void work(uv_work_t *wk) {
   store_job *j = &slot->current;
   int lock = j->lock_fd;
   j->lock_fd = -1;
-  if (lock < 0 && (lock = lock_open(slot->path)) >= 0) {
-    int rc;
-    while ((rc = flock(lock, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
-    }
-    if (rc != 0) {
-      int busy = errno == EWOULDBLOCK;
-      close(lock);
-      lock = -1;
-      if (busy && !slot->unlocked) {
-        slot->error = EWOULDBLOCK;
-        return;
-      }
-    }
+  /* busy: try again later (or, past the deadline, go without); no lock
+   * possible (read-only directory, a lock file not ours): go without */
+  if (lock < 0 && authloop__store_trylock(slot->path, &lock) == 1 && !slot->unlocked) {
+    slot->error = EWOULDBLOCK;
+    return;
   }
   if (lock >= 0 && j->tidy)
     remove_stale_temporaries(slot->path);
@@ -613,7 +605,7 @@ static void after_work(uv_work_t *wk, int status) {
     if (!slot->deadline)
       slot->deadline = authloop__sat_add(now, slot->w->lock_wait_ms);
     slot->waiting = 1;
-    if (authloop__timer_set(slot->w->timer, &slot->retry, now + LOCK_RETRY_MS) != 0)
+    if (authloop__timer_set(slot->w->timer, &slot->retry, now + AUTHLOOP__LOCK_RETRY_MS) != 0)
       slot->unlocked = 1, slot->waiting = 0, slot_start(slot); /* no timer: go now */
     unlock_registry();
     return;

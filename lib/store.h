@@ -78,7 +78,10 @@ void authloop__store_delete(authloop__store_writer *w, const char *path);
 int authloop__store_busy(const authloop__store_writer *w);
 
 /* The lock beside a session file ("<path>.lock"), for a refresh shared by
- * processes: 0 and the held fd, 1 when another holds it, or an error. */
+ * processes: 0 and the held fd, 1 when another holds it, or an error. Who
+ * finds it busy looks again after AUTHLOOP__LOCK_RETRY_MS, on the loop (a
+ * refresh, a write), never blocking a thread. */
+#define AUTHLOOP__LOCK_RETRY_MS 20
 int authloop__store_trylock(const char *path, int *fd);
 void authloop__store_unlock(int fd);
 /* Whether a write or delete of path runs now, or the loop holds its lock. */
