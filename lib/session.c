@@ -39,12 +39,16 @@ typedef struct {
 
 static void wake_all(authloop_ctx *ctx, const authloop__origin *only);
 
+/* The origin's hold ended, or it answered again: what waited for it goes
+ * now (as probes, after a hold). A timer, never a call from inside
+ * health_note: no client is woken under the callback that noted health. */
 void authloop__origin_hold_end(authloop__timer_entry *e, uint64_t now) {
   authloop__origin *o = AUTHLOOP__CONTAINER_OF(e, authloop__origin, hold_end);
   (void)now;
-  authloop__log(o->ctx, AUTHLOOP_LOG_INFO, "%s: the hold after network failures ended; probing",
-                o->key);
-  wake_all(o->ctx, o); /* what waited for it goes now, as probes */
+  if (o->failures)
+    authloop__log(o->ctx, AUTHLOOP_LOG_INFO, "%s: the hold after network failures ended; probing",
+                  o->key);
+  wake_all(o->ctx, o);
 }
 
 int authloop_ctx_is_online(const authloop_ctx *ctx) { return ctx && ctx->online_app; }
@@ -66,13 +70,13 @@ void authloop__health_note(authloop_ctx *ctx, authloop__origin *o, int error) {
         authloop__timer_set(&ctx->timer, &o->hold_end, o->offline_until);
     }
   } else if (error != AUTHLOOP_ECANCELED && error != AUTHLOOP_ERESOLVE) {
+    int back;
     o->failures = 0; /* the server answered */
-    if (!ctx->closing)
-      authloop__timer_set(&ctx->timer, &o->hold_end, AUTHLOOP__NEVER);
-    if (!was && authloop__online(ctx, o)) {
+    back = !was && authloop__online(ctx, o);
+    if (back)
       authloop__log(ctx, AUTHLOOP_LOG_INFO, "%s answers again", o->key);
-      wake_all(ctx, o);
-    }
+    if (!ctx->closing) /* back: what waits for it is woken from the loop, at once */
+      authloop__timer_set(&ctx->timer, &o->hold_end, back ? authloop__boot_ms() : AUTHLOOP__NEVER);
   }
 }
 
@@ -745,7 +749,7 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     refresh_failed(c, o, r.error, now);
   }
   authloop__result_clear(&r);
-  authloop__health_note(c->ctx, c->refresh_origin, o->error); /* last: it may wake everyone */
+  authloop__health_note(c->ctx, c->refresh_origin, o->error);
   authloop__client_unref(c);
 }
 
@@ -997,9 +1001,8 @@ static void answered(authloop_client *c, call *k, const authloop__outcome *o, ui
   call_finish(k, o->error, a->status, a->body, a->len);
 }
 
-/* The call is settled (finished, resent or waiting again) before the health
- * note, which may wake every client of the origin: a call whose answer is
- * being read must not look like one still waiting to be sent or to expire. */
+/* The call is settled (finished, resent or waiting again), then its health
+ * noted; the reference keeps c (and its ctx) while its answer is read. */
 static void on_call_done(void *ud, const authloop__outcome *o) {
   call *k = ud;
   authloop_client *c = k->c;
