@@ -344,8 +344,17 @@ void authloop__session_forget(authloop_client *c, int how, long long gen, const 
     authloop__stored mark = {0};
     unsigned char *data;
     size_t len;
+    long long floor;
     mark.ended = 1;
     mark.gen = authloop__next_gen(gen, theirs);
+    /* the mark lands after whatever holds the lock now: another process's
+     * refresh, whose session (its generation from the wall clock when its
+     * answer came) may land first. That happens within the lock wait, so a
+     * mark dated past it outranks it, and that process ends at its next
+     * refresh instead of writing its session back over the logout. */
+    floor = (long long)authloop__wall_ms() + (long long)c->ctx->store.lock_wait_ms + 1;
+    if (floor > mark.gen && floor <= AUTHLOOP__STORE_GEN_MAX)
+      mark.gen = floor;
     if (authloop__store_encode(&mark, NULL, NULL, &data, &len) == 0)
       authloop__store_write(&c->ctx->store, c->session_path, data, len);
     else /* out of memory: the file goes at least */

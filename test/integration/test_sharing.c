@@ -665,6 +665,52 @@ static void an_unwritable_session_lets_the_lock_go(void **state) {
  * lock through a slow refresh while B's write for the same file wants it.
  * B's write must not sit on the only pool thread (A's own write, which
  * releases the lock, needs it): both finish and both ctxs close. */
+/* A logs in; B shares the session. A refreshes (its request slow, A holding
+ * the lock); B logs out meanwhile: B's mark waits for the lock, A's newer
+ * session lands first, then the mark. The mark must still outrank it: A's
+ * next refresh ends, and a new process starts logged out (it once wrote its
+ * session back over the mark: the logout undone). */
+static void a_logout_while_another_refreshes(void **state) {
+  test_env a, b;
+  test_recorder ra, rb;
+  authloop_client *ca, *cb, *cc;
+  done_rec d = {0};
+  char path[320];
+  (void)state;
+  new_path(path, sizeof(path));
+  test_env_init(&a, &server, NULL);
+  test_env_init(&b, &server, NULL);
+  ca = client_on(&a, path, 0);
+  test_record(ca, &ra);
+  login_as(&a, ca, &ra, "racer", 3600);
+  test_run_until_file(&a, path, 1, 5000);
+  test_run_until_stored(&a, 5000);
+  cb = client_on(&b, path, 0);
+  test_record(cb, &rb);
+  assert_true(authloop_is_logged_in(cb));
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"delayMs\":800,\"count\":1}");
+  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  if (!run_two_until(&a, &b, lock_is_held, path, 5000))
+    fail_msg("A never took the lock");
+  /* the server does not hear of it (so A's refresh works): the mark alone says it */
+  test_fault(&server, "{\"route\":\"/auth/logout\",\"status\":503,\"count\":1}");
+  assert_int_equal(authloop_logout(cb), 0); /* its mark waits for A's lock */
+  run_two_to(&a, &b, &d.count, 1, 5000);
+  assert_int_equal(d.status, 0); /* A refreshed: its session goes to disk, then the mark */
+  run_two_until_stored(&a, &b);
+  assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT);
+  d.count = 0;
+  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  run_two_to(&a, &b, &d.count, 1, 5000);
+  assert_int_equal(d.status, AUTHLOOP_EREVOKED); /* the logout elsewhere ends it here */
+  assert_int_equal(authloop_client_state(ca), AUTHLOOP_STATE_LOGGED_OUT);
+  run_two_until_stored(&a, &b);
+  cc = client_on(&a, path, 0);
+  assert_false(authloop_is_logged_in(cc));
+  test_env_close(&a);
+  test_env_close(&b);
+}
+
 static void writes_never_wait_on_the_thread_pool(void **state) {
   test_env a, b;
   test_recorder ra, rb;
@@ -822,6 +868,7 @@ int main(void) {
       cmocka_unit_test(a_lock_file_not_ours_is_not_used),
       cmocka_unit_test(an_unwritable_session_lets_the_lock_go),
       cmocka_unit_test(writes_never_wait_on_the_thread_pool),
+      cmocka_unit_test(a_logout_while_another_refreshes),
       cmocka_unit_test(another_ctx_sees_a_pending_logout),
       cmocka_unit_test(generations_are_bounded),
       cmocka_unit_test(a_freed_client_answers_nothing),
