@@ -492,6 +492,13 @@ void test_record(authloop_client *c, test_recorder *r) {
     assert_true(authloop_on(c, (authloop_event_type)t, test_recorder_cb, r) > 0);
 }
 
+void test_done_cb(authloop_client *c, int status, void *userdata) {
+  test_done *d = userdata;
+  (void)c;
+  d->count++;
+  d->status = status;
+}
+
 void test_log_cb(authloop_log_level level, const char *msg, void *userdata) {
   test_log *l = userdata;
   int n;

@@ -119,6 +119,13 @@ typedef struct {
 void test_record(authloop_client *c, test_recorder *r);
 void test_recorder_cb(authloop_client *c, const authloop_event *ev, void *userdata);
 
+/* A done callback's outcome (authloop_refresh): how many times it ran, and
+ * the last status. */
+typedef struct {
+  int count, status;
+} test_done;
+void test_done_cb(authloop_client *c, int status, void *userdata);
+
 /* Log capture: every line at DEBUG level, joined. */
 typedef struct {
   char text[64 * 1024];

@@ -605,17 +605,6 @@ static void restored_at_once_for_every_provider(void **state) {
 
 /* ---- path options, names that need escaping, unsupported options --------------------------- */
 
-typedef struct {
-  int done, status;
-} done_outcome;
-
-static void on_done(authloop_client *c, int status, void *ud) {
-  done_outcome *o = ud;
-  (void)c;
-  o->status = status;
-  o->done++;
-}
-
 /* Each path option is where the request goes, for every dialect that has
  * the operation: the server counts the requests at the option's path. */
 static void path_options_are_honoured(void **state) {
@@ -632,7 +621,7 @@ static void path_options_are_honoured(void **state) {
   test_recorder r;
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c;
-  done_outcome d = {0};
+  test_done d = {0};
   char *code = test_mint_code(&server, "pathy");
   long login0 = test_stat(&server, "/auth/login"),
        me0 = test_stat(&server, "/cometchat/client/v3.0/me");
@@ -657,8 +646,8 @@ static void path_options_are_honoured(void **state) {
   assert_int_equal(authloop_login_code(c, code), 0);
   free(code);
   assert_true(wait_login(&e, &r)->success);
-  assert_int_equal(authloop_refresh(c, on_done, &d), 0);
-  test_run_until(&e, &d.done, 1, 5000);
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   assert_int_equal(authloop_logout_global(c), AUTHLOOP_ENOTSUP); /* no such thing here */
   assert_true(authloop_is_logged_in(c));
@@ -681,9 +670,9 @@ static void path_options_are_honoured(void **state) {
   test_record(c, &r);
   assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "1h"), 0);
   assert_true(wait_login(&e, &r)->success);
-  d.done = 0;
-  assert_int_equal(authloop_refresh(c, on_done, &d), 0);
-  test_run_until(&e, &d.done, 1, 5000);
+  d.count = 0;
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   assert_int_equal(authloop_logout_global(c), 0);
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);

@@ -635,11 +635,6 @@ static void a_stale_session_backs_off(void **state) {
   unlink(path);
 }
 
-static void on_refresh_status(authloop_client *c, int status, void *ud) {
-  (void)c;
-  *(int *)ud = status;
-}
-
 /* No refresh token (a session file with an empty one): a refresh can never
  * work, so the session ends at once as revoked instead of retrying forever. */
 static void a_session_without_a_refresh_token_ends(void **state) {
@@ -653,7 +648,8 @@ static void a_session_without_a_refresh_token_ends(void **state) {
     test_log log = {0};
     test_recorder r;
     authloop_client *c;
-    int status = 1, fd, n;
+    test_done d = {0, 1};
+    int fd, n;
     n = snprintf(payload, sizeof(payload),
                  "ALS1\x01%c{\"v\":1,\"provider\":\"gateway\",\"baseUrl\":\"%s\",\"user\":"
                  "{\"id\":\"u\"},\"accessToken\":\"at\",\"idToken\":\"it\",\"refreshToken\":"
@@ -668,11 +664,11 @@ static void a_session_without_a_refresh_token_ends(void **state) {
     if (round == 0) /* a dead token: the first activity refreshes */
       assert_int_equal(authloop_touch(c), 0);
     else /* a live one: asked for */
-      assert_int_equal(authloop_refresh(c, on_refresh_status, &status), 0);
+      assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
     test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 3000);
     assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
     if (round == 1)
-      assert_int_equal(status, AUTHLOOP_EREVOKED);
+      assert_int_equal(d.status, AUTHLOOP_EREVOKED);
     test_env_close(&e);
   }
   unlink(path);
@@ -692,7 +688,7 @@ static void a_refresh_after_the_file_went_or_turned_unsafe(void **state) {
     test_env e;
     test_recorder r;
     authloop_client *c;
-    int status = 1;
+    test_done d = {0, 1};
     snprintf(dir, sizeof(dir), "%s/unsafe%zu", tmpdir, i);
     assert_int_equal(mkdir(dir, 0700), 0);
     snprintf(path, sizeof(path), "%s/session", dir);
@@ -708,10 +704,10 @@ static void a_refresh_after_the_file_went_or_turned_unsafe(void **state) {
       assert_int_equal(chmod(path, 0666), 0);
     else
       assert_int_equal(chmod(dir, 0777), 0);
-    assert_int_equal(authloop_refresh(c, on_refresh_status, &status), 0);
+    assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
     test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 5000);
-    if (status != 0 || !authloop_is_logged_in(c))
-      fail_msg("%s: status %s", how[i], authloop_err_name(status));
+    if (d.status != 0 || !authloop_is_logged_in(c))
+      fail_msg("%s: status %s", how[i], authloop_err_name(d.status));
     test_env_close(&e);
     chmod(dir, 0700);
     test_remove_tree(dir);
@@ -728,7 +724,8 @@ static void a_newer_file_that_cannot_be_used(void **state) {
   test_env e;
   test_recorder r;
   authloop_client *c;
-  int status = 1, fd, n;
+  test_done d = {0, 1};
+  int fd, n;
   (void)state;
   snprintf(path, sizeof(path), "%s/newer-bad", tmpdir);
   o.session_path = path;
@@ -745,9 +742,9 @@ static void a_newer_file_that_cannot_be_used(void **state) {
   fd = open(path, O_WRONLY | O_TRUNC, 0600);
   assert_int_equal(write(fd, payload, (size_t)n), n);
   close(fd);
-  assert_int_equal(authloop_refresh(c, on_refresh_status, &status), 0);
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
   test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 5000);
-  assert_int_equal(status, 0);
+  assert_int_equal(d.status, 0);
   assert_true(authloop_is_logged_in(c));
   assert_int_equal(r.count[AUTHLOOP_EV_LOGOUT], 0);
   test_env_close(&e);

@@ -138,17 +138,6 @@ static void login_as(test_env *e, authloop_client *c, test_recorder *r, const ch
   assert_true(r->last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
 }
 
-typedef struct {
-  int count, status;
-} done_rec;
-
-static void on_done(authloop_client *c, int status, void *ud) {
-  done_rec *d = ud;
-  (void)c;
-  d->count++;
-  d->status = status;
-}
-
 /* The plain file's JSON (after the 6-byte header), or NULL. */
 static json_t *read_plain(const char *path) {
   char buf[70000];
@@ -207,7 +196,7 @@ static void taken_tokens_keep_their_expiry_and_schedule(void **state) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320];
   long refreshes;
   long long a_left, b_left;
@@ -224,7 +213,7 @@ static void taken_tokens_keep_their_expiry_and_schedule(void **state) {
   assert_true(authloop_is_logged_in(cb));
   assert_int_equal(authloop_touch(cb), 0);
   run_two_for(&a, &b, 800);
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0); /* a newer generation in the file */
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0); /* a newer generation in the file */
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   refreshes = test_stat(&server, "/auth/refresh");
@@ -256,7 +245,7 @@ static void a_newer_but_dead_token_is_refreshed(void **state) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320];
   json_t *j;
   long refreshes, reuse = test_stat(&server, "rotatedReuse");
@@ -271,7 +260,8 @@ static void a_newer_but_dead_token_is_refreshed(void **state) {
   test_run_until_file(&a, path, 1, 5000);
   cb = client_on(&b, path, 0);
   test_record(cb, &rb);
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0); /* rotates: B's refresh token is spent */
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d),
+                   0); /* rotates: B's refresh token is spent */
   run_two_to(&a, &b, &d.count, 1, 5000);
   test_run_until_file(&a, path, 1, 5000);
   run_two_until_stored(&a, &b); /* on disk */
@@ -284,7 +274,7 @@ static void a_newer_but_dead_token_is_refreshed(void **state) {
   json_decref(j);
   refreshes = test_stat(&server, "/auth/refresh");
   d.count = 0;
-  assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(cb, test_done_cb, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes + 1);
@@ -303,7 +293,7 @@ static void a_clock_ahead_is_clamped_not_refused(void **state) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320];
   json_t *j;
   long refreshes, reuse = test_stat(&server, "rotatedReuse");
@@ -318,7 +308,7 @@ static void a_clock_ahead_is_clamped_not_refused(void **state) {
   test_run_until_file(&a, path, 1, 5000);
   cb = client_on(&b, path, 0);
   test_record(cb, &rb);
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   run_two_until_stored(&a, &b);
   j = read_plain(path);
@@ -329,7 +319,7 @@ static void a_clock_ahead_is_clamped_not_refused(void **state) {
   json_decref(j);
   refreshes = test_stat(&server, "/auth/refresh");
   d.count = 0;
-  assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(cb, test_done_cb, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes); /* taken, not refreshed */
@@ -351,7 +341,7 @@ static void a_logout_elsewhere_ends_the_session_here(void **state) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb, *cc;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320];
   long refreshes;
   (void)state;
@@ -371,7 +361,7 @@ static void a_logout_elsewhere_ends_the_session_here(void **state) {
   assert_int_equal(ra.last[AUTHLOOP_EV_LOGOUT].error, AUTHLOOP_EUNAVAILABLE);
   test_run_until_file(&a, path, TEST_FILE_LOGGED_OUT, 5000);
   refreshes = test_stat(&server, "/auth/refresh");
-  assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(cb, test_done_cb, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, AUTHLOOP_EREVOKED);
   assert_int_equal(rb.count[AUTHLOOP_EV_LOGOUT], 1);
@@ -394,7 +384,7 @@ static void a_new_login_elsewhere(void **state) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb, *cc;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320];
   long refreshes;
   (void)state;
@@ -413,7 +403,7 @@ static void a_new_login_elsewhere(void **state) {
   login_as(&a, ca, &ra, "again", 3600);
   test_run_until_file(&a, path, 1, 5000);
   refreshes = test_stat(&server, "/auth/refresh");
-  assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(cb, test_done_cb, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes); /* taken */
@@ -427,7 +417,7 @@ static void a_new_login_elsewhere(void **state) {
   test_run_until_file(&a, path, 1, 5000);
   run_two_until_stored(&a, &b);
   d.count = 0;
-  assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(cb, test_done_cb, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, AUTHLOOP_EREVOKED);
   assert_int_equal(authloop_client_state(cb), AUTHLOOP_STATE_LOGGED_OUT);
@@ -448,7 +438,7 @@ static void a_login_after_the_file_went_is_newer(void **state) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320];
   long refreshes;
   int i;
@@ -464,7 +454,7 @@ static void a_login_after_the_file_went_is_newer(void **state) {
   test_record(cb, &rb);
   for (i = 0; i < 3; i++) { /* B's generation climbs */
     d.count = 0;
-    assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
+    assert_int_equal(authloop_refresh(cb, test_done_cb, &d), 0);
     run_two_to(&a, &b, &d.count, 1, 5000);
     assert_int_equal(d.status, 0);
   }
@@ -478,7 +468,7 @@ static void a_login_after_the_file_went_is_newer(void **state) {
   run_two_until_stored(&a, &b);
   refreshes = test_stat(&server, "/auth/refresh");
   d.count = 0;
-  assert_int_equal(authloop_refresh(cb, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(cb, test_done_cb, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes); /* A's session taken */
@@ -540,7 +530,7 @@ static void a_stuck_lock_holder_is_waited_for_only_so_long(void **state) {
   test_env a;
   test_recorder ra;
   authloop_client *ca;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320], lock[340];
   long refreshes;
   long long t0;
@@ -559,7 +549,7 @@ static void a_stuck_lock_holder_is_waited_for_only_so_long(void **state) {
   assert_int_equal(flock(fd, LOCK_EX), 0);
   refreshes = test_stat(&server, "/auth/refresh");
   t0 = now_ms();
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
   test_run_until(&a, &d.count, 1, 3000);
   print_message("# the refresh gave up after %lld ms\n", now_ms() - t0);
   assert_int_equal(d.status, AUTHLOOP_ETIMEDOUT);
@@ -582,7 +572,7 @@ static void a_lock_file_not_ours_is_not_used(void **state) {
   test_log log = {0};
   authloop_client *ca;
   authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320], lock[340];
   long refreshes;
   int fd;
@@ -603,7 +593,7 @@ static void a_lock_file_not_ours_is_not_used(void **state) {
   fd = open(lock, O_RDWR);
   assert_int_equal(flock(fd, LOCK_EX), 0); /* held by "someone else", forever */
   refreshes = test_stat(&server, "/auth/refresh");
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
   test_run_until(&a, &d.count, 1, 3000);
   assert_int_equal(d.status, 0);
   assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes + 1);
@@ -626,7 +616,7 @@ static void an_unwritable_session_lets_the_lock_go(void **state) {
   test_env a;
   test_recorder ra;
   authloop_client *ca;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320], *big = malloc(60001), *fault = malloc(61000);
   (void)state;
   new_path(path, sizeof(path));
@@ -652,7 +642,7 @@ static void an_unwritable_session_lets_the_lock_go(void **state) {
   login_as(&a, ca, &ra, "huge", 3600);
   test_run_until_file(&a, path, 1, 5000);
   test_run_until_stored(&a, 5000);
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
   test_run_until(&a, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   assert_int_equal(strlen(authloop_access_token(ca)), 6000);
@@ -674,7 +664,7 @@ static void a_logout_while_another_refreshes(void **state) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb, *cc;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320];
   (void)state;
   new_path(path, sizeof(path));
@@ -689,7 +679,7 @@ static void a_logout_while_another_refreshes(void **state) {
   test_record(cb, &rb);
   assert_true(authloop_is_logged_in(cb));
   test_fault(&server, "{\"route\":\"/auth/refresh\",\"delayMs\":800,\"count\":1}");
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
   if (!run_two_until(&a, &b, lock_is_held, path, 5000))
     fail_msg("A never took the lock");
   /* the server does not hear of it (so A's refresh works): the mark alone says it */
@@ -700,7 +690,7 @@ static void a_logout_while_another_refreshes(void **state) {
   run_two_until_stored(&a, &b);
   assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT);
   d.count = 0;
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
   run_two_to(&a, &b, &d.count, 1, 5000);
   assert_int_equal(d.status, AUTHLOOP_EREVOKED); /* the logout elsewhere ends it here */
   assert_int_equal(authloop_client_state(ca), AUTHLOOP_STATE_LOGGED_OUT);
@@ -715,7 +705,7 @@ static void writes_never_wait_on_the_thread_pool(void **state) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320], *code;
   (void)state;
   new_path(path, sizeof(path));
@@ -729,7 +719,7 @@ static void writes_never_wait_on_the_thread_pool(void **state) {
   test_run_until_file(&a, path, 1, 5000);
   test_run_until_stored(&a, 5000);
   test_fault(&server, "{\"route\":\"/auth/refresh\",\"delayMs\":800,\"count\":1}");
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
   /* A holds the lock, its request in flight */
   if (!run_two_until(&a, &b, lock_is_held, path, 5000))
     fail_msg("A never took the lock");
@@ -785,7 +775,7 @@ static void generations_are_bounded(void **state) {
   test_env a, b;
   test_recorder ra;
   authloop_client *ca, *cb;
-  done_rec d = {0};
+  test_done d = {0};
   char path[320];
   json_t *j;
   (void)state;
@@ -802,7 +792,7 @@ static void generations_are_bounded(void **state) {
   write_plain(path, j);
   ca = client_on(&a, path, 0);
   assert_true(authloop_is_logged_in(ca));
-  assert_int_equal(authloop_refresh(ca, on_done, &d), 0);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
   test_run_until(&a, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
   test_run_until_stored(&a, 5000);
