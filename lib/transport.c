@@ -710,21 +710,24 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
     return AUTHLOOP_ENOMEM;
   x->want_date = (r->flags & AUTHLOOP__WANT_DATE) != 0;
   x->linger = (r->flags & AUTHLOOP__LINGER) != 0;
-  curl_easy_setopt(e, CURLOPT_CURLU, x->url);
-  if (plain_http(x->url))
-    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* plain http never goes through a proxy */
+  /* the options whose failure (libcurl out of memory) would leave a weaker
+   * default behind: the system's CAs instead of ours, a proxy for plain
+   * http, every protocol libcurl has. The request fails instead. */
+  if (curl_easy_setopt(e, CURLOPT_CURLU, x->url) != CURLE_OK ||
+      (plain_http(x->url) && curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK) ||
+#if LIBCURL_VERSION_NUM >= 0x075500
+      curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+#else
+      curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) !=
+          CURLE_OK ||
+#endif
+      (t->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file) != CURLE_OK))
+    return AUTHLOOP_ENOMEM;
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_SHARE, t->share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (t->ca_file)
-    curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
