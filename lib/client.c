@@ -75,9 +75,13 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
    * strings, and room for its wake-up in the timer */
   if ((rc = authloop__retire_reserve(ctx)) != 0)
     return rc;
-  if ((rc = authloop__timer_reserve(&ctx->timer)) != 0 || !(c = calloc(1, sizeof(*c)))) {
-    if (rc == 0)
-      authloop__timer_release(&ctx->timer);
+  if (!(c = calloc(1, sizeof(*c)))) {
+    authloop__retire_release(ctx);
+    return AUTHLOOP_ENOMEM;
+  }
+  authloop__timer_entry_init(&c->wake, authloop__client_on_timer);
+  if (authloop__timer_reserve(&ctx->timer, &c->wake) != 0) {
+    free(c);
     authloop__retire_release(ctx);
     return AUTHLOOP_ENOMEM;
   }
@@ -89,7 +93,6 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
   authloop__list_init(&c->calls);
   authloop__list_init(&c->logouts);
   authloop__list_init(&c->link);
-  authloop__timer_entry_init(&c->wake, authloop__client_on_timer);
   c->margin_ms = or_default(opts->refresh_margin_s, 300) * 1000u;
   c->timing.idle_ms = or_default(opts->idle_window_s, 3600) * 1000u;
   c->retry_base_ms = or_default(opts->retry_base_ms, 1000);
@@ -106,8 +109,8 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
     if (c->pstate)
       c->provider->free(c->pstate);
     free(c->base_url);
+    authloop__timer_release(&ctx->timer, &c->wake);
     free(c);
-    authloop__timer_release(&ctx->timer);
     authloop__retire_release(ctx);
     return rc;
   }

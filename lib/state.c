@@ -151,7 +151,7 @@ static void client_destroy(authloop_client *c) {
   authloop__session_retire(c->ctx, &c->session);
   authloop__retire_release(c->ctx);
   authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
-  authloop__timer_release(&c->ctx->timer);
+  authloop__timer_release(&c->ctx->timer, &c->wake);
   authloop__session_clear(&c->pending);
   authloop__outcome_drop(&c->login_outcome);
   authloop__outcome_drop(&c->await_note);

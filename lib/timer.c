@@ -63,9 +63,26 @@ static void sift_down(authloop__timer *t, size_t i) {
   }
 }
 
+/* The heap holds at least `need` entries. */
+static int grow(authloop__timer *t, size_t need) {
+  size_t cap = t->cap ? t->cap : 16;
+  authloop__timer_entry **items;
+  while (cap < need)
+    cap *= 2;
+  if (cap == t->cap)
+    return 0;
+  if (!(items = realloc(t->items, cap * sizeof(*items))))
+    return AUTHLOOP_ENOMEM;
+  t->items = items;
+  t->cap = cap;
+  return 0;
+}
+
 static void heap_remove(authloop__timer *t, authloop__timer_entry *e) {
   size_t i = e->index;
   e->index = AUTHLOOP__NOT_SCHEDULED;
+  if (!e->reserved)
+    t->unreserved--;
   if (--t->len == i)
     return;
   t->items[i] = t->items[t->len];
@@ -180,14 +197,11 @@ int authloop__timer_set(authloop__timer *t, authloop__timer_entry *e, uint64_t a
         sift_down(t, e->index);
     }
   } else if (at != AUTHLOOP__NEVER) {
-    if (t->len == t->cap) {
-      size_t cap = t->cap ? t->cap * 2 : 16;
-      authloop__timer_entry **items = realloc(t->items, cap * sizeof(*items));
-      if (!items)
-        return AUTHLOOP_ENOMEM;
-      t->items = items;
-      t->cap = cap;
-    }
+    /* a promised entry has its room; another needs room beside every promise */
+    if (e->reserved ? grow(t, t->len + 1) : grow(t, t->unreserved + t->reserved + 1))
+      return AUTHLOOP_ENOMEM;
+    if (!e->reserved)
+      t->unreserved++;
     e->at = at;
     e->index = t->len;
     t->items[t->len++] = e;
@@ -197,24 +211,23 @@ int authloop__timer_set(authloop__timer *t, authloop__timer_entry *e, uint64_t a
   return rc;
 }
 
-int authloop__timer_reserve(authloop__timer *t) {
-  if (t->len + t->reserved + 1 > t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 16;
-    authloop__timer_entry **items;
-    while (cap < t->len + t->reserved + 1)
-      cap *= 2;
-    if (!(items = realloc(t->items, cap * sizeof(*items))))
-      return AUTHLOOP_ENOMEM;
-    t->items = items;
-    t->cap = cap;
-  }
+int authloop__timer_reserve(authloop__timer *t, authloop__timer_entry *e) {
+  if (e->reserved)
+    return 0;
+  if (grow(t, t->unreserved + t->reserved + 1))
+    return AUTHLOOP_ENOMEM;
   t->reserved++;
+  e->reserved = 1;
   return 0;
 }
 
-void authloop__timer_release(authloop__timer *t) {
-  if (t->reserved)
-    t->reserved--;
+void authloop__timer_release(authloop__timer *t, authloop__timer_entry *e) {
+  if (!e->reserved)
+    return;
+  if (e->index != AUTHLOOP__NOT_SCHEDULED) /* counted with the others from now on */
+    t->unreserved++;
+  e->reserved = 0;
+  t->reserved--;
 }
 
 void authloop__timer_init(authloop__timer *t, uv_loop_t *loop) {

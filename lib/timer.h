@@ -33,12 +33,14 @@ struct authloop__timer_entry {
   uint64_t at;
   size_t index; /* in the heap, or AUTHLOOP__NOT_SCHEDULED */
   authloop__timer_fn fn;
+  int reserved; /* it has room promised (authloop__timer_reserve) */
 };
 
 typedef struct {
   authloop__timer_entry **items; /* min-heap on at */
   size_t len, cap;
   size_t reserved;   /* entries promised room (authloop__timer_reserve) */
+  size_t unreserved; /* entries without a promise in the heap: they never take promised room */
   uint64_t armed_at; /* what the kernel timer is set for; AUTHLOOP__NEVER: disarmed */
   int fd;            /* timerfd, or -1: the uv_timer is used */
   int failed;        /* the kernel timer could not be set: fall back to the uv_timer */
@@ -53,6 +55,7 @@ static inline void authloop__timer_entry_init(authloop__timer_entry *e, authloop
   e->at = AUTHLOOP__NEVER;
   e->index = AUTHLOOP__NOT_SCHEDULED;
   e->fn = fn;
+  e->reserved = 0;
 }
 
 /* Makes the handles; without a timerfd, a uv_timer does the work. */
@@ -60,11 +63,12 @@ void authloop__timer_init(authloop__timer *t, uv_loop_t *loop);
 /* Schedules e at `at` (AUTHLOOP__NEVER: unschedules it). ENOMEM leaves it
  * unscheduled. */
 int authloop__timer_set(authloop__timer *t, authloop__timer_entry *e, uint64_t at);
-/* Room in the heap for one more entry, so that scheduling it never fails
- * for want of memory: taken when its owner is made (AUTHLOOP_ENOMEM), given
- * back when it goes. Entries without a reservation may get ENOMEM. */
-int authloop__timer_reserve(authloop__timer *t);
-void authloop__timer_release(authloop__timer *t);
+/* Room in the heap for e, so that scheduling it never fails for want of
+ * memory: taken when its owner is made (AUTHLOOP_ENOMEM), given back when it
+ * goes (unscheduled). Entries without a reservation may get ENOMEM, and
+ * never use the room promised to others. */
+int authloop__timer_reserve(authloop__timer *t, authloop__timer_entry *e);
+void authloop__timer_release(authloop__timer *t, authloop__timer_entry *e);
 /* Closes the handles; closed(ud) runs when they are gone. */
 void authloop__timer_close(authloop__timer *t, void (*closed)(void *ud), void *ud);
 

@@ -195,8 +195,60 @@ static void boot_clock_moves_and_counts_from_an_offset(void **state) {
   assert_true(authloop__wall_ms() > 1600000000000ull);
 }
 
+static void timer_closed(void *ud) { (*(int *)ud)++; }
+
+static void never_fires(authloop__timer_entry *e, uint64_t now) {
+  (void)e, (void)now;
+  fail_msg("no entry is due in this test");
+}
+
+/* Entries without a promise never take the room promised to others: with
+ * every unpromised entry scheduled, each promised one still fits without a
+ * reallocation (one that could fail where nothing may). */
+static void promised_room_stays_promised(void **state) {
+  enum { PROMISED = 20, OTHERS = 13 }; /* 20 promises make room for 32 */
+  authloop__timer_entry promised[PROMISED], others[OTHERS];
+  authloop__timer t;
+  uv_loop_t loop;
+  authloop__timer_entry **items;
+  size_t cap;
+  int i, closed = 0;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  authloop__timer_init(&t, &loop);
+  for (i = 0; i < PROMISED; i++) {
+    authloop__timer_entry_init(&promised[i], never_fires);
+    assert_int_equal(authloop__timer_reserve(&t, &promised[i]), 0);
+  }
+  for (i = 0; i < OTHERS; i++) {
+    authloop__timer_entry_init(&others[i], never_fires);
+    assert_int_equal(authloop__timer_set(&t, &others[i], authloop__boot_ms() + 3600 * S + i), 0);
+  }
+  items = t.items;
+  cap = t.cap;
+  for (i = 0; i < PROMISED; i++)
+    assert_int_equal(authloop__timer_set(&t, &promised[i], authloop__boot_ms() + 7200 * S), 0);
+  assert_ptr_equal(t.items, items); /* no reallocation */
+  assert_int_equal(t.cap, cap);
+  assert_int_equal(t.len, PROMISED + OTHERS);
+  for (i = 0; i < PROMISED; i++) {
+    authloop__timer_set(&t, &promised[i], AUTHLOOP__NEVER);
+    authloop__timer_release(&t, &promised[i]);
+  }
+  for (i = 0; i < OTHERS; i++)
+    authloop__timer_set(&t, &others[i], AUTHLOOP__NEVER);
+  assert_int_equal(t.len, 0);
+  assert_int_equal(t.unreserved, 0);
+  assert_int_equal(t.reserved, 0);
+  authloop__timer_close(&t, timer_closed, &closed);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(closed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(promised_room_stays_promised),
       cmocka_unit_test(margin_and_its_cap),
       cmocka_unit_test(due_time_and_jitter_bounds),
       cmocka_unit_test(backoff_bounds),
