@@ -74,22 +74,27 @@ static gboolean bus_ok(GCancellable *cancel, GError **error) {
   return FALSE;
 }
 
-/* Items stored for app_id that a lookup could not read: a locked keyring
- * (whose unlock prompt could not be shown, or was dismissed). */
+/* Whether an item stored for app_id is locked (a locked keyring, whose
+ * unlock prompt could not be shown, or was dismissed): TRUE with *error
+ * set. An unlocked one found here was stored by another process a moment
+ * ago: not an error (the caller looks again, under the lock). */
 static gboolean locked_items(const char *app_id, GCancellable *cancel, GError **error) {
   GError *e = NULL;
   GList *items =
       secret_password_search_sync(&schema, SECRET_SEARCH_ALL, cancel, &e, "app-id", app_id, NULL);
+  GList *l;
+  gboolean locked = FALSE;
   if (e) {
     service_error(error, e, "search for");
     return TRUE;
   }
-  if (!items)
-    return FALSE;
+  for (l = items; l; l = l->next)
+    locked |= SECRET_IS_ITEM(l->data) && secret_item_get_locked(SECRET_ITEM(l->data));
   g_list_free_full(items, g_object_unref);
-  g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,
-              "the keyring that holds the session key of %s is locked", app_id);
-  return TRUE;
+  if (locked)
+    g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,
+                "the keyring that holds the session key of %s is locked", app_id);
+  return locked;
 }
 
 /* What g_base64_encode() makes of 32 bytes, and nothing else: 43 characters
@@ -140,7 +145,9 @@ static gboolean lookup(const char *app_id, GCancellable *cancel, guchar key[32],
  * such directory (the key is then made without it, as a lone process may). */
 #define CREATE_LOCK_WAIT_US (30 * G_USEC_PER_SEC) /* past libsecret's own D-Bus timeout */
 
-static int create_lock(const char *app_id, GCancellable *cancel) {
+/* -1: no lock file possible here (go on alone); -2: another process holds
+ * it past the wait, or the call was cancelled: *error set. */
+static int create_lock(const char *app_id, GCancellable *cancel, GError **error) {
   gchar *name = g_strdup_printf("authloop-key-%s.lock", app_id); /* an id: [A-Za-z0-9_.-] */
   gchar *path = g_build_filename(g_get_user_runtime_dir(), name, NULL);
   gint64 until = g_get_monotonic_time() + CREATE_LOCK_WAIT_US;
@@ -148,12 +155,19 @@ static int create_lock(const char *app_id, GCancellable *cancel) {
   g_free(name);
   g_free(path);
   while (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK || g_get_monotonic_time() > until ||
-        g_cancellable_is_cancelled(cancel)) {
-      close(fd);
-      return -1;
+    int busy = errno == EWOULDBLOCK;
+    if (busy && g_get_monotonic_time() <= until &&
+        !g_cancellable_set_error_if_cancelled(cancel, error)) {
+      g_usleep(20000); /* on the caller's thread: the sync call, or the async one's worker */
+      continue;
     }
-    g_usleep(20000); /* on the caller's thread: the sync call, or the async one's worker */
+    close(fd);
+    if (!busy)
+      return -1;
+    if (!(error && *error))
+      g_set_error(error, AUTHLOOP_GLIB_ERROR, AUTHLOOP_GLIB_ERROR_SECRET_SERVICE,
+                  "another process is making the session key of %s and holds its lock", app_id);
+    return -2;
   }
   return fd;
 }
@@ -203,7 +217,8 @@ static gboolean session_key(const char *app_id, GCancellable *cancel, guchar key
     return FALSE;
   if (found)
     return TRUE;
-  lock = create_lock(app_id, cancel);
+  if ((lock = create_lock(app_id, cancel, error)) == -2)
+    return FALSE; /* rather than each waiter making a key of its own */
   ok = make_key(app_id, cancel, key, error);
   if (lock >= 0)
     close(lock); /* and with it the lock */

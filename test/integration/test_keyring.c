@@ -198,6 +198,38 @@ static void a_key_made_meanwhile_is_taken(void **state) {
   g_free(lock);
 }
 
+static gpointer cancel_later(gpointer c) {
+  g_usleep(200 * 1000);
+  g_cancellable_cancel(c);
+  return NULL;
+}
+
+/* Waiting for another process's key lock: a cancel ends the wait with
+ * G_IO_ERROR_CANCELLED, and no key of its own is made meanwhile (past the
+ * wait, likewise an error: never a key per waiter). */
+static void waiting_for_the_key_lock_ends_without_a_key(void **state) {
+  const char *id = "org.authloop.Waiting";
+  gchar *lock =
+      g_build_filename(g_get_user_runtime_dir(), "authloop-key-org.authloop.Waiting.lock", NULL);
+  unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
+  GCancellable *cancel = g_cancellable_new();
+  GThread *t;
+  GError *e = NULL;
+  int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  (void)state;
+  assert_true(fd >= 0);
+  assert_int_equal(flock(fd, LOCK_EX), 0); /* "another process" making the key */
+  t = g_thread_new("cancel", cancel_later, cancel);
+  assert_false(authloop_glib_session_key_sync(id, cancel, key, &e));
+  assert_true(g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+  g_clear_error(&e);
+  g_thread_join(t);
+  assert_null(secret_password_lookup_sync(&schema, NULL, NULL, "app-id", id, NULL));
+  close(fd);
+  g_object_unref(cancel);
+  g_free(lock);
+}
+
 static void cancelled_is_cancelled(void **state) {
   unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
   GCancellable *cancel = g_cancellable_new();
@@ -315,6 +347,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(app_ids_are_checked),
       cmocka_unit_test(a_key_made_meanwhile_is_taken),
       cmocka_unit_test(cancelled_is_cancelled),
+      cmocka_unit_test(waiting_for_the_key_lock_ends_without_a_key),
       cmocka_unit_test(error_codes_keep_their_values),
       cmocka_unit_test(a_locked_keyring_is_said_so), /* last: it leaves the keyring locked */
   };
