@@ -450,10 +450,10 @@ static int logout(authloop_client *c, int global) {
    * becomes a logout's mark for the processes that share it */
   {
     /* the user, retired by the clearing, stays readable until the loop turns */
-    long long gen = c->gen;
+    long long gen = c->gen, sid = c->sid;
     const char *uid = authloop_user_id(c->session.user);
     authloop__clear_locally(c, AUTHLOOP_ECANCELED);
-    authloop__session_forget(c, AUTHLOOP__FORGET_LOGOUT, gen, uid);
+    authloop__session_forget(c, AUTHLOOP__FORGET_LOGOUT, gen, sid, uid);
   }
   if (rc) {
     authloop__result r = {0};

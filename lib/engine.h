@@ -115,6 +115,7 @@ struct authloop_client {
   /* persisted session */
   char *session_path;
   long long gen; /* generation of the session held: refreshes count up */
+  long long sid; /* the login it comes from (its first generation); 0: unknown (an old file) */
   int lock_fd;   /* the lock beside the session file, held by a refresh, or -1 */
   int lock_wait; /* a refresh waits for another process's lock */
   uint64_t lock_retry_at;
@@ -208,7 +209,8 @@ void authloop__session_persist(authloop_client *c);
 enum { AUTHLOOP__FORGET_LOGOUT, AUTHLOOP__FORGET_REVOKED, AUTHLOOP__FORGET_IDLE };
 /* The file, when it still holds the session of generation gen and user uid
  * (NULL: any), is marked as logged out (LOGOUT, REVOKED) or removed (IDLE). */
-void authloop__session_forget(authloop_client *c, int how, long long gen, const char *uid);
+void authloop__session_forget(authloop_client *c, int how, long long gen, long long sid,
+                              const char *uid);
 /* A generation past both and not below the wall clock (saturating). */
 long long authloop__next_gen(long long ours, long long theirs);
 /* A login's session gets a generation past the file's. */

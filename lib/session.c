@@ -218,12 +218,12 @@ void authloop__clear_locally(authloop_client *c, int error) {
  * goes too (when it still holds this session). */
 static void end_here(authloop_client *c, int error, long http_status, int forget) {
   authloop__result r = {0};
-  long long gen = c->gen;
+  long long gen = c->gen, sid = c->sid;
   /* retired by the clearing, readable until the loop turns */
   const char *uid = authloop_user_id(c->session.user);
   authloop__clear_locally(c, error);
   if (forget)
-    authloop__session_forget(c, AUTHLOOP__FORGET_REVOKED, gen, uid);
+    authloop__session_forget(c, AUTHLOOP__FORGET_REVOKED, gen, sid, uid);
   r.error = error;
   r.http_status = http_status;
   authloop__outcome_emit(c, NULL, AUTHLOOP_EV_LOGOUT, &r);
@@ -267,6 +267,7 @@ static int encode_session(authloop_client *c, unsigned char **data, size_t *len)
   st.last_activity =
       c->timing.last_activity ? to_wall(c->timing.last_activity, now_boot, now_wall) : 0;
   st.gen = c->gen;
+  st.sid = c->sid;
   rc = authloop__store_encode(&st, c->has_session_key ? c->session_key : NULL, &c->ctx->rng, data,
                               len);
   if (rc)
@@ -285,10 +286,10 @@ void authloop__session_persist(authloop_client *c) {
     return;
   }
   if (c->lock_fd >= 0) { /* a refresh held the lock: the write releases it when done */
-    authloop__store_write_locked(&c->ctx->store, c->session_path, data, len, c->lock_fd);
+    authloop__store_write_locked(&c->ctx->store, c->session_path, data, len, c->lock_fd, c->sid);
     c->lock_fd = -1;
   } else {
-    authloop__store_write(&c->ctx->store, c->session_path, data, len);
+    authloop__store_write(&c->ctx->store, c->session_path, data, len, c->sid);
   }
 }
 
@@ -318,7 +319,8 @@ long long authloop__next_gen(long long ours, long long theirs) {
  *   again when it refreshes).
  * The check and the write are not atomic: a write by another process in the
  * milliseconds between them can be lost (docs/session-file.md). */
-void authloop__session_forget(authloop_client *c, int how, long long gen, const char *uid) {
+void authloop__session_forget(authloop_client *c, int how, long long gen, long long sid,
+                              const char *uid) {
   authloop__stored st;
   const char *why;
   long long theirs = 0;
@@ -344,19 +346,11 @@ void authloop__session_forget(authloop_client *c, int how, long long gen, const 
     authloop__stored mark = {0};
     unsigned char *data;
     size_t len;
-    long long floor;
     mark.ended = 1;
+    mark.sid = sid; /* the login it ends: a session of it on its way never replaces it */
     mark.gen = authloop__next_gen(gen, theirs);
-    /* the mark lands after whatever holds the lock now: another process's
-     * refresh, whose session (its generation from the wall clock when its
-     * answer came) may land first. That happens within the lock wait, so a
-     * mark dated past it outranks it, and that process ends at its next
-     * refresh instead of writing its session back over the logout. */
-    floor = (long long)authloop__wall_ms() + (long long)c->ctx->store.lock_wait_ms + 1;
-    if (floor > mark.gen && floor <= AUTHLOOP__STORE_GEN_MAX)
-      mark.gen = floor;
     if (authloop__store_encode(&mark, NULL, NULL, &data, &len) == 0)
-      authloop__store_write(&c->ctx->store, c->session_path, data, len);
+      authloop__store_write(&c->ctx->store, c->session_path, data, len, 0);
     else /* out of memory: the file goes at least */
       authloop__store_delete(&c->ctx->store, c->session_path);
   }
@@ -457,6 +451,7 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
   authloop__session_retire(c->ctx, &c->session);
   c->session = s;
   c->gen = st->gen;
+  c->sid = st->sid;
   /* 0: never active (a session restored and not yet used); small skews clamp to now */
   last = st->last_activity ? to_boot(st->last_activity < (long long)now_wall ? st->last_activity
                                                                              : (long long)now_wall,
@@ -526,6 +521,7 @@ void authloop__session_generation(authloop_client *c) {
     authloop__stored_clear(&st);
   }
   c->gen = authloop__next_gen(0, theirs);
+  c->sid = c->gen; /* a new login: its own id, which a logout's mark will name */
 }
 
 /* ---- refresh --------------------------------------------------------------------- */
@@ -575,7 +571,10 @@ static int take_the_lock(authloop_client *c, uint64_t now) {
     c->lock_fd = -1;
     return 0;
   }
-  if (read_stored(c, &st, &why) == 0 && st.gen > c->gen) {
+  /* newer, or this login's logout mark (whatever its generation: it may have
+   * come while our own refresh held the lock) */
+  if (read_stored(c, &st, &why) == 0 &&
+      (st.gen > c->gen || (st.ended && st.sid > 0 && st.sid == c->sid))) {
     int ended = st.ended, rc2 = ended ? 0 : adopt(c, &st, 1);
     authloop__stored_clear(&st);
     if (!ended && rc2 == 0 && c->timing.stale)
@@ -697,7 +696,7 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   authloop__emit(c, &ev);
   authloop__session_forget(
       c, reason == AUTHLOOP_EXPIRED_IDLE ? AUTHLOOP__FORGET_IDLE : AUTHLOOP__FORGET_REVOKED, gen,
-      uid);
+      c->sid, uid);
 }
 
 /* The next try after a refresh that failed or could not start: backoff with

@@ -48,8 +48,11 @@ void authloop__stored_clear(authloop__stored *s) {
 }
 
 static int encode_ended(const authloop__stored *s, unsigned char **out, size_t *len) {
-  char payload[64];
-  int n = snprintf(payload, sizeof(payload), "{\"v\":%d,\"gen\":%lld}", STORE_VERSION, s->gen);
+  char payload[96];
+  int n = s->sid > 0 ? snprintf(payload, sizeof(payload), "{\"v\":%d,\"gen\":%lld,\"sid\":%lld}",
+                                STORE_VERSION, s->gen, s->sid)
+                     : snprintf(payload, sizeof(payload), "{\"v\":%d,\"gen\":%lld}", STORE_VERSION,
+                                s->gen);
   unsigned char *buf = malloc(STORE_HEADER + (size_t)n);
   if (!buf)
     return AUTHLOOP_ENOMEM;
@@ -96,8 +99,10 @@ int authloop__store_encode(const authloop__stored *s, const unsigned char *key, 
                    s->refresh_token ? s->refresh_token : "", "lifetime", (json_int_t)s->lifetime_s,
                    "expiresAt", (json_int_t)s->expires_at, "lastActivity",
                    (json_int_t)s->last_activity, "gen", (json_int_t)s->gen);
-  if (!root)
+  if (!root || (s->sid > 0 && json_object_set_new(root, "sid", json_integer(s->sid)) != 0)) {
+    authloop__json_wipe_decref(root);
     return AUTHLOOP_ENOMEM;
+  }
   payload = authloop__json_text(root);
   authloop__json_wipe_decref(root);
   if (!payload)
@@ -146,6 +151,15 @@ static int int_field(json_t *root, const char *key, long long *out) {
   return 0;
 }
 
+/* An optional count in [0, 2^53] (gen, sid: absent in files of earlier
+ * versions): 0 when absent, -1 when present but not that. */
+static long long count_field(json_t *root, const char *key) {
+  long long v;
+  if (!json_object_get(root, key))
+    return 0;
+  return int_field(root, key, &v) == 0 && v >= 0 && v <= AUTHLOOP__STORE_GEN_MAX ? v : -1;
+}
+
 static char *dup_nonempty(const char *s, int *failed) {
   char *p;
   if (!*s)
@@ -160,7 +174,8 @@ static int decode_payload(json_t *root, authloop__stored *out) {
   const char *access = str_field(root, "accessToken", 0), *id = str_field(root, "idToken", 1);
   const char *refresh = str_field(root, "refreshToken", 1);
   const char *provider = str_field(root, "provider", 0), *base = str_field(root, "baseUrl", 0);
-  long long v, lifetime, expires_at, last, gen = 0;
+  long long v, lifetime, expires_at, last, gen = count_field(root, "gen"),
+                                           sid = count_field(root, "sid");
   int failed = 0;
   if (int_field(root, "v", &v) != 0 || v != STORE_VERSION || !provider || !base ||
       !json_is_object(user) || !access || !id || !refresh ||
@@ -173,9 +188,7 @@ static int decode_payload(json_t *root, authloop__stored *out) {
       (expires_at != -1 && (expires_at <= 0 || expires_at > MAX_WALL_MS)) ||
       (expires_at == -1) != (lifetime == -1) || last < 0 || last > MAX_WALL_MS)
     return AUTHLOOP_EPROTO;
-  /* the generation: absent in files of earlier versions */
-  if (json_object_get(root, "gen") &&
-      (int_field(root, "gen", &gen) != 0 || gen < 0 || gen > AUTHLOOP__STORE_GEN_MAX))
+  if (gen < 0 || sid < 0)
     return AUTHLOOP_EPROTO;
   memset(out, 0, sizeof(*out));
   out->provider = strdup(provider);
@@ -188,6 +201,7 @@ static int decode_payload(json_t *root, authloop__stored *out) {
   out->expires_at = expires_at;
   out->last_activity = last;
   out->gen = gen;
+  out->sid = sid;
   if (failed || !out->provider || !out->base_url || !out->access_token) {
     authloop__stored_clear(out);
     return AUTHLOOP_ENOMEM;
@@ -207,18 +221,23 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
       (data[5] & ~(STORE_FLAG_ENCRYPTED | STORE_FLAG_ENDED)) ||
       data[5] == (STORE_FLAG_ENCRYPTED | STORE_FLAG_ENDED))
     return AUTHLOOP_EPROTO;
-  if (data[5] & STORE_FLAG_ENDED) { /* a logout's mark: the generation only */
-    long long v, gen;
+  if (data[5] & STORE_FLAG_ENDED) { /* a logout's mark: the generation and login only */
+    long long v, gen = -1, sid = -1;
     root = json_loadb((const char *)data + STORE_HEADER, len - STORE_HEADER, JSON_REJECT_DUPLICATES,
                       NULL);
-    rc = json_is_object(root) && int_field(root, "v", &v) == 0 && v == STORE_VERSION &&
-                 int_field(root, "gen", &gen) == 0 && gen >= 0 && gen <= AUTHLOOP__STORE_GEN_MAX
+    if (json_is_object(root) && json_object_get(root, "gen")) {
+      gen = count_field(root, "gen");
+      sid = count_field(root, "sid");
+    }
+    rc = json_is_object(root) && int_field(root, "v", &v) == 0 && v == STORE_VERSION && gen >= 0 &&
+                 sid >= 0
              ? 0
              : AUTHLOOP_EPROTO;
     json_decref(root);
     if (rc == 0) {
       out->ended = 1;
       out->gen = gen;
+      out->sid = sid;
     }
     return rc;
   }
@@ -389,9 +408,10 @@ typedef struct {
   store_op op;
   unsigned char *data; /* OP_WRITE: the file's bytes, wiped when done */
   size_t len;
-  int lock_fd;  /* the lock, already held (a refresh's), or -1: take it */
-  uint64_t seq; /* order of submission in the process: the newest wins */
-  int tidy;     /* this writer's first job for the path: remove stale temporaries */
+  int lock_fd;   /* the lock, already held (a refresh's), or -1: take it */
+  uint64_t seq;  /* order of submission in the process: the newest wins */
+  int tidy;      /* this writer's first job for the path: remove stale temporaries */
+  long long sid; /* a session of this login: it never replaces this login's logout mark */
 } store_job;
 
 /* A path whose stale temporaries a writer has removed: they come only from
@@ -497,6 +517,22 @@ static int write_atomically(const char *path, const unsigned char *data, size_t 
   return rc;
 }
 
+/* Whether the file at path is a logout's mark of login sid (read here,
+ * on the pool: a mark is plain and small, no key is needed). */
+static int marks_login(const char *path, long long sid) {
+  unsigned char *data;
+  size_t len;
+  const char *why;
+  authloop__stored st;
+  int ended;
+  if (authloop__store_read(path, &data, &len, &why) != 0)
+    return 0;
+  ended = len > 5 && (data[5] & STORE_FLAG_ENDED) &&
+          authloop__store_decode(data, len, NULL, &st) == 0 && st.sid == sid;
+  authloop__wipe_free(data, len);
+  return ended;
+}
+
 /* On the thread pool: the lock (the job's, or taken here without waiting),
  * tidy, write or delete, release. A busy lock ends the job at once with
  * EWOULDBLOCK: the loop tries again later, no pool thread ever waits. */
@@ -513,7 +549,9 @@ static void work(uv_work_t *wk) {
   }
   if (lock >= 0 && j->tidy)
     remove_stale_temporaries(slot->path);
-  if (j->op == OP_WRITE)
+  if (j->op == OP_WRITE && j->sid > 0 && marks_login(slot->path, j->sid))
+    slot->error = 0; /* the login was logged out while this was on its way: the mark stays */
+  else if (j->op == OP_WRITE)
     slot->error = write_atomically(slot->path, j->data, j->len);
   else if (unlink(slot->path) != 0 && errno != ENOENT)
     slot->error = errno;
@@ -721,13 +759,13 @@ void authloop__store_writer_fini(authloop__store_writer *w) {
 }
 
 void authloop__store_write(authloop__store_writer *w, const char *path, unsigned char *data,
-                           size_t len) {
-  store_job job = {OP_WRITE, data, len, -1, 0, 0};
+                           size_t len, long long sid) {
+  store_job job = {OP_WRITE, data, len, -1, 0, 0, sid};
   submit(w, path, job);
 }
 
 void authloop__store_delete(authloop__store_writer *w, const char *path) {
-  store_job job = {OP_DELETE, NULL, 0, -1, 0, 0};
+  store_job job = {OP_DELETE, NULL, 0, -1, 0, 0, 0};
   submit(w, path, job);
 }
 
@@ -752,8 +790,8 @@ int authloop__store_hold(authloop__store_writer *w, const char *path) {
 }
 
 void authloop__store_write_locked(authloop__store_writer *w, const char *path, unsigned char *data,
-                                  size_t len, int lock_fd) {
-  store_job job = {OP_WRITE, data, len, lock_fd, 0, 0};
+                                  size_t len, int lock_fd, long long sid) {
+  store_job job = {OP_WRITE, data, len, lock_fd, 0, 0, sid};
   submit(w, path, job);
 }
 

@@ -27,7 +27,8 @@ typedef struct {
   long long expires_at;    /* wall ms > 0, or -1: never expires */
   long long last_activity; /* wall ms, >= 0 */
   long long gen;           /* grows with every write: who has the newest session */
-  int ended;               /* a logout's mark: the session is over; only gen is set */
+  long long sid;           /* the login it comes from (a mark: the login it ends); 0: unknown */
+  int ended;               /* a logout's mark: the session is over; only gen and sid are set */
 } authloop__stored;
 
 void authloop__stored_clear(authloop__stored *s);
@@ -71,9 +72,11 @@ void authloop__store_writer_init(authloop__store_writer *w, uv_loop_t *loop,
                                  uint64_t lock_wait_ms);
 /* Leaves the process's list; the writer must be idle. */
 void authloop__store_writer_fini(authloop__store_writer *w);
-/* Takes data (wiped and freed when done). */
+/* Takes data (wiped and freed when done). sid > 0: data is a session of
+ * that login, which never replaces a logout's mark of the same login (the
+ * logout came while it was on its way: the logout wins). */
 void authloop__store_write(authloop__store_writer *w, const char *path, unsigned char *data,
-                           size_t len);
+                           size_t len, long long sid);
 void authloop__store_delete(authloop__store_writer *w, const char *path);
 int authloop__store_busy(const authloop__store_writer *w);
 
@@ -90,7 +93,7 @@ int authloop__store_running(const authloop__store_writer *w, const char *path);
  * it (write_locked, which releases the lock when done) or lets go (unhold). */
 int authloop__store_hold(authloop__store_writer *w, const char *path);
 void authloop__store_write_locked(authloop__store_writer *w, const char *path, unsigned char *data,
-                                  size_t len, int lock_fd);
+                                  size_t len, int lock_fd, long long sid);
 void authloop__store_unhold(authloop__store_writer *w, const char *path);
 /* What path will hold once the operations queued for it are done, by any
  * ctx of this process (the newest queued wins): 0 and nothing when none is;

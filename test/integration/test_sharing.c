@@ -701,6 +701,54 @@ static void a_logout_while_another_refreshes(void **state) {
   test_env_close(&b);
 }
 
+/* The same, with the logging-out process waiting for the lock less long
+ * than the refresh takes (its own request timeout is short): its mark goes
+ * to disk without the lock, before the refreshed session. That session, of
+ * the login the mark ends, must not replace it. */
+static void a_logout_that_could_not_wait_for_the_lock(void **state) {
+  test_env a, b;
+  test_recorder ra, rb;
+  authloop_client *ca, *cb, *cc;
+  test_done d = {0};
+  char path[320];
+  (void)state;
+  new_path(path, sizeof(path));
+  test_env_init(&a, &server, NULL);
+  env_with_timeout(&b, 300);
+  ca = client_on(&a, path, 0);
+  test_record(ca, &ra);
+  login_as(&a, ca, &ra, "hasty", 3600);
+  test_run_until_file(&a, path, 1, 5000);
+  test_run_until_stored(&a, 5000);
+  cb = client_on(&b, path, 0);
+  test_record(cb, &rb);
+  assert_true(authloop_is_logged_in(cb));
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"delayMs\":1200,\"count\":1}");
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
+  if (!run_two_until(&a, &b, lock_is_held, path, 5000))
+    fail_msg("A never took the lock");
+  test_fault(&server, "{\"route\":\"/auth/logout\",\"status\":503,\"count\":1}");
+  assert_int_equal(authloop_logout(cb), 0);
+  /* B's mark is on disk, without the lock, while A's refresh still waits */
+  test_run_until_stored(&b, 5000);
+  assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT);
+  assert_int_equal(d.count, 0);
+  run_two_to(&a, &b, &d.count, 1, 5000);
+  assert_int_equal(d.status, 0);
+  run_two_until_stored(&a, &b);
+  assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT); /* the mark stayed */
+  d.count = 0;
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
+  run_two_to(&a, &b, &d.count, 1, 5000);
+  assert_int_equal(d.status, AUTHLOOP_EREVOKED);
+  assert_int_equal(authloop_client_state(ca), AUTHLOOP_STATE_LOGGED_OUT);
+  run_two_until_stored(&a, &b);
+  cc = client_on(&a, path, 0);
+  assert_false(authloop_is_logged_in(cc));
+  test_env_close(&a);
+  test_env_close(&b);
+}
+
 static void writes_never_wait_on_the_thread_pool(void **state) {
   test_env a, b;
   test_recorder ra, rb;
@@ -859,6 +907,7 @@ int main(void) {
       cmocka_unit_test(an_unwritable_session_lets_the_lock_go),
       cmocka_unit_test(writes_never_wait_on_the_thread_pool),
       cmocka_unit_test(a_logout_while_another_refreshes),
+      cmocka_unit_test(a_logout_that_could_not_wait_for_the_lock),
       cmocka_unit_test(another_ctx_sees_a_pending_logout),
       cmocka_unit_test(generations_are_bounded),
       cmocka_unit_test(a_freed_client_answers_nothing),

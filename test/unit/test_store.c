@@ -197,6 +197,50 @@ static void numbers_out_of_range(void **state) {
     payload_with(bad[i].field, bad[i].value, AUTHLOOP_EPROTO);
 }
 
+/* The login a session comes from, and the one a logout's mark ends: kept
+ * through a write and a read, 0 in files that have none, refused out of
+ * range (a mark with a bad one is no mark). */
+static void login_ids(void **state) {
+  static const char *const marks[] = {"{\"v\":1,\"gen\":5,\"sid\":-1}",
+                                      "{\"v\":1,\"gen\":5,\"sid\":\"3\"}",
+                                      "{\"v\":1,\"gen\":5,\"sid\":9007199254740993}"};
+  authloop__stored a = sample(), b, mark = {0};
+  unsigned char *data, bad[128];
+  size_t len, i;
+  (void)state;
+  a.gen = 7;
+  a.sid = 3;
+  encode(&a, NULL, &data, &len);
+  assert_int_equal(authloop__store_decode(data, len, NULL, &b), 0);
+  assert_int_equal(b.sid, 3);
+  assert_int_equal(b.gen, 7);
+  authloop__stored_clear(&b);
+  free(data);
+  a.sid = 0; /* an old file: none */
+  encode(&a, NULL, &data, &len);
+  assert_null(memmem(data, len, "sid", 3));
+  assert_int_equal(authloop__store_decode(data, len, NULL, &b), 0);
+  assert_int_equal(b.sid, 0);
+  authloop__stored_clear(&b);
+  free(data);
+  json_decref(a.user);
+  mark.ended = 1;
+  mark.gen = 9;
+  mark.sid = 3;
+  encode(&mark, NULL, &data, &len);
+  assert_int_equal(authloop__store_decode(data, len, NULL, &b), 0);
+  assert_true(b.ended);
+  assert_int_equal(b.gen, 9);
+  assert_int_equal(b.sid, 3);
+  free(data);
+  payload_with("v", "1,\"sid\":-1", AUTHLOOP_EPROTO);
+  for (i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+    memcpy(bad, "ALS1\x01\x02", 6);
+    memcpy(bad + 6, marks[i], strlen(marks[i]));
+    refused(bad, 6 + strlen(marks[i]), NULL, AUTHLOOP_EPROTO);
+  }
+}
+
 static int setup(void **state) {
   (void)state;
   return authloop__rng_init(&rng);
@@ -217,6 +261,7 @@ int main(void) {
       cmocka_unit_test(every_truncation_is_refused),
       cmocka_unit_test(wrong_key_and_downgrade),
       cmocka_unit_test(numbers_out_of_range),
+      cmocka_unit_test(login_ids),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("session file", tests, setup, teardown);
