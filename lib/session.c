@@ -330,10 +330,13 @@ void authloop__session_forget(authloop_client *c, int how, long long gen, long l
   rc = read_stored(c, &st, &why);
   if (rc == 0) {
     int other_user = !st.ended && uid && stored_user_differs(c, st.user, uid);
+    int mark = st.ended;
     theirs = st.gen;
     authloop__stored_clear(&st);
-    /* another user's now; or, for an end that is not a logout, newer */
-    if (other_user || (how != AUTHLOOP__FORGET_LOGOUT && theirs > gen))
+    /* another user's now; or, for an end that is not a logout, newer; an
+     * idle end never removes a logout's mark (it may be what ended it) */
+    if (other_user || (how != AUTHLOOP__FORGET_LOGOUT && theirs > gen) ||
+        (mark && how == AUTHLOOP__FORGET_IDLE))
       return;
   } else if (rc == AUTHLOOP_EINVAL) {
     return; /* another backend's or key's file: not ours */
@@ -451,7 +454,9 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
   authloop__session_retire(c->ctx, &c->session);
   c->session = s;
   c->gen = st->gen;
-  c->sid = st->sid;
+  /* a file of an earlier version names no login: the one it holds is named
+   * by its generation, the same in every process that reads it */
+  c->sid = st->sid ? st->sid : st->gen ? st->gen : 1;
   /* 0: never active (a session restored and not yet used); small skews clamp to now */
   last = st->last_activity ? to_boot(st->last_activity < (long long)now_wall ? st->last_activity
                                                                              : (long long)now_wall,

@@ -704,22 +704,35 @@ static void a_logout_while_another_refreshes(void **state) {
 /* The same, with the logging-out process waiting for the lock less long
  * than the refresh takes (its own request timeout is short): its mark goes
  * to disk without the lock, before the refreshed session. That session, of
- * the login the mark ends, must not replace it. */
-static void a_logout_that_could_not_wait_for_the_lock(void **state) {
+ * the login the mark ends, must not replace it. `legacy`: the session comes
+ * from a file of an earlier version, which names no login. `idle`: the
+ * refreshing process then idles out instead of refreshing again, and must
+ * leave the mark where it is. */
+static void hasty_logout(int legacy, int idle) {
   test_env a, b;
   test_recorder ra, rb;
   authloop_client *ca, *cb, *cc;
   test_done d = {0};
   char path[320];
-  (void)state;
   new_path(path, sizeof(path));
   test_env_init(&a, &server, NULL);
   env_with_timeout(&b, 300);
-  ca = client_on(&a, path, 0);
+  ca = client_on(&a, path, idle ? 1 : 0);
   test_record(ca, &ra);
-  login_as(&a, ca, &ra, "hasty", 3600);
+  login_as(&a, ca, &ra, "hasty", idle ? 4 : 3600);
   test_run_until_file(&a, path, 1, 5000);
   test_run_until_stored(&a, 5000);
+  if (legacy) { /* as an earlier version wrote it: no login id; both restore it */
+    json_t *j = read_plain(path);
+    assert_non_null(j);
+    assert_int_equal(json_object_del(j, "sid"), 0);
+    write_plain(path, j);
+    json_decref(j);
+    authloop_client_free(ca);
+    ca = client_on(&a, path, idle ? 1 : 0);
+    test_record(ca, &ra);
+    assert_true(authloop_is_logged_in(ca));
+  }
   cb = client_on(&b, path, 0);
   test_record(cb, &rb);
   assert_true(authloop_is_logged_in(cb));
@@ -737,16 +750,37 @@ static void a_logout_that_could_not_wait_for_the_lock(void **state) {
   assert_int_equal(d.status, 0);
   run_two_until_stored(&a, &b);
   assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT); /* the mark stayed */
-  d.count = 0;
-  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
-  run_two_to(&a, &b, &d.count, 1, 5000);
-  assert_int_equal(d.status, AUTHLOOP_EREVOKED);
-  assert_int_equal(authloop_client_state(ca), AUTHLOOP_STATE_LOGGED_OUT);
+  if (idle) { /* nobody touches A: its token runs out, it idles out */
+    run_two_to(&a, &b, &ra.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 10000);
+    assert_int_equal(ra.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_IDLE);
+  } else {
+    d.count = 0;
+    assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
+    run_two_to(&a, &b, &d.count, 1, 5000);
+    assert_int_equal(d.status, AUTHLOOP_EREVOKED);
+  }
+  assert_int_not_equal(authloop_client_state(ca), AUTHLOOP_STATE_LOGGED_IN);
   run_two_until_stored(&a, &b);
+  assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT); /* still the mark */
   cc = client_on(&a, path, 0);
   assert_false(authloop_is_logged_in(cc));
   test_env_close(&a);
   test_env_close(&b);
+}
+
+static void a_logout_that_could_not_wait_for_the_lock(void **state) {
+  (void)state;
+  hasty_logout(0, 0);
+}
+
+static void the_same_with_a_file_of_an_earlier_version(void **state) {
+  (void)state;
+  hasty_logout(1, 0);
+}
+
+static void the_same_and_then_idle(void **state) {
+  (void)state;
+  hasty_logout(0, 1);
 }
 
 static void writes_never_wait_on_the_thread_pool(void **state) {
@@ -908,6 +942,8 @@ int main(void) {
       cmocka_unit_test(writes_never_wait_on_the_thread_pool),
       cmocka_unit_test(a_logout_while_another_refreshes),
       cmocka_unit_test(a_logout_that_could_not_wait_for_the_lock),
+      cmocka_unit_test(the_same_with_a_file_of_an_earlier_version),
+      cmocka_unit_test(the_same_and_then_idle),
       cmocka_unit_test(another_ctx_sees_a_pending_logout),
       cmocka_unit_test(generations_are_bounded),
       cmocka_unit_test(a_freed_client_answers_nothing),
