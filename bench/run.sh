@@ -16,7 +16,7 @@ b=build-bench/bench
 state=$(mktemp -d)
 results=$(mktemp)
 # idle keep-alive connections stay open, so the idle wake-ups are authloop's own
-coproc SERVER { exec node test/server/server.mjs --port 0 --state-dir "$state" --stdin-lifeline --keep-alive-ms 600000; }
+coproc SERVER { exec node test/server/server.mjs --port 0 --state-dir "$state" --stdin-lifeline --keep-alive-ms 600000 --kuzzle-keep-alive; }
 trap 'kill $SERVER_PID 2>/dev/null || true; rm -rf "$state" "$results"' EXIT
 read -r ready <&"${SERVER[0]}"
 port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' <<<"$ready")

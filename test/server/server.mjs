@@ -5,7 +5,8 @@
 // (docs/test-server.md).
 //
 //   node test/server/server.mjs --port 0 --state-dir DIR [--token-ttl SECONDS]
-//                               [--host 127.0.0.1] [--stdin-lifeline]
+//                               [--host 127.0.0.1] [--stdin-lifeline] [--keep-alive-ms MS]
+//                               [--kuzzle-keep-alive]
 //
 // Prints one JSON line when ready: {"port": N, "ca": "DIR/ca.pem"}.
 
@@ -20,7 +21,8 @@ const MAX_BODY = 64 * 1024;
 const CODE_TTL_S = 60;
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', stateDir: null, tokenTtl: 3600, lifeline: false, keepAliveMs: 5000 };
+  const opts = { port: 0, host: '127.0.0.1', stateDir: null, tokenTtl: 3600, lifeline: false, keepAliveMs: 5000,
+    kuzzleKeepAlive: false };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -33,6 +35,8 @@ function parseArgs(argv) {
     else if (a === '--token-ttl') opts.tokenTtl = Number(next());
     else if (a === '--stdin-lifeline') opts.lifeline = true;
     else if (a === '--keep-alive-ms') opts.keepAliveMs = Number(next());
+    // Kuzzle closes every HTTP connection; benchmarks keep them, to measure authloop, not TLS
+    else if (a === '--kuzzle-keep-alive') opts.kuzzleKeepAlive = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!opts.stateDir) throw new Error('--state-dir DIR is required');
@@ -373,12 +377,12 @@ class Kuzzle {
       'second-user': { password: 'second-pass', name: 'Second User', profileIds: ['default'] },
     };
     this.tokens = new Map(); // jwt -> {kuid, expiresAt (ms or -1), ttl, singleUse, refreshed, graceUntil}
-    this.config = Kuzzle.defaults();
+    this.config = this.defaults();
   }
 
   // what a test may change (POST /__test/kuzzle-config; {} restores these)
-  static defaults() {
-    return { version: '2.56.0', maxTtl: -1, keepAlive: false };
+  defaults() {
+    return { version: '2.56.0', maxTtl: -1, keepAlive: this.s.opts.kuzzleKeepAlive };
   }
 
   // Every HTTP answer says Connection: close (httpwsProtocol.js httpWriteRequestHeaders).
@@ -578,7 +582,7 @@ class Kuzzle {
   }
 
   testConfig(res, body) {
-    const c = { ...Kuzzle.defaults(), ...body };
+    const c = { ...this.defaults(), ...body };
     if (typeof c.version !== 'string' || !/^2\.\d+\.\d+$/.test(c.version) || !Number.isInteger(c.maxTtl) ||
         typeof c.keepAlive !== 'boolean')
       return sendJson(res, 400, { error: 'version "2.x.y", maxTtl an integer, keepAlive a boolean' });
