@@ -289,8 +289,13 @@ typedef struct authloop_client_options {
   const unsigned char *session_key;
   /* "cometchat": the app, and the admin API (NULL: from app id and region) */
   const char *app_id;
-  const char *region; /* "us", "eu", "in" ... */
+  const char *region; /* "eu" (the default), "us", "in" ... */
   const char *admin_url;
+  /* "cometchat": the device id sent with logins (printable, no space, at most
+   * 128 bytes). NULL: one kept per installation, derived from session_path
+   * (the same for every client and run that shares the file), or a new one
+   * per client without a session file (docs/protocol.md). */
+  const char *device_id;
 } authloop_client_options;
 
 #define AUTHLOOP_CLIENT_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_client_options)

@@ -37,13 +37,18 @@ typedef struct {
  * far gathered; otherwise the session's tokens. Borrowed, read-only. */
 typedef struct {
   const char *access_token, *id_token, *refresh_token; /* may be NULL */
+  const json_t *user;    /* the session's user object, or NULL (during a login) */
   long long now_wall_ms; /* the wall clock when the request was built / the answer arrived */
 } authloop__view;
 
 /* What a provider's init gets besides the options. */
 typedef struct {
   const char *user_agent;
-  unsigned char random[16]; /* fresh random bytes (device ids ...) */
+  unsigned char random[32]; /* fresh random bytes (device ids ...) */
+  /* 16 bytes that name the installation (derived from the session file's
+   * path: the same in every run that shares it), or NULL without one */
+  const unsigned char *installation;
+  long long now_wall_ms;
 } authloop__provider_env;
 
 #define AUTHLOOP__MAX_BASES 2
@@ -118,7 +123,9 @@ typedef struct authloop__provider {
   int (*logout_request)(void *state, const authloop__view *v, int global, authloop__request *out);
   int (*logout_answer)(void *state, const authloop__answer *a, authloop__result *out);
 
-  /* Adds the session's credentials to an application request (base set). */
+  /* Adds the session's credentials to an application request (base set; the
+   * provider may point it at another https base of its own, kept alive in
+   * its state until the next call). */
   int (*authorize)(void *state, const authloop__view *v, authloop__request *out);
   /* For the answer to an application request: non-zero when it says the
    * session no longer exists on the server. */

@@ -58,6 +58,7 @@ void authloop__view_of(const authloop_client *c, const authloop__session *s, aut
   v->access_token = s->access_token;
   v->id_token = s->id_token;
   v->refresh_token = s->refresh_token;
+  v->user = s->user ? s->user->obj : NULL;
   v->now_wall_ms = (long long)authloop__wall_ms();
 }
 

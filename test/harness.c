@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -232,6 +233,33 @@ int test_sent(const test_server *s, const char *needle) {
 }
 
 long test_refused_requests(const test_server *s) { return test_stat(s, "clientErrors"); }
+
+json_t *test_last_request(const test_server *s, const char *method, const char *path) {
+  json_t *j = test_control(s, "/__test/requests", NULL), *all = json_object_get(j, "requests");
+  json_t *out = NULL;
+  size_t i, k, n = strlen(path);
+  for (i = json_array_size(all); !out && i-- > 0;) {
+    json_t *req = json_array_get(all, i), *lines = json_object_get(req, "rawHeaders");
+    const char *url = json_string_value(json_object_get(req, "url"));
+    const char *body = json_string_value(json_object_get(req, "body"));
+    if (strcmp(json_string_value(json_object_get(req, "method")), method) != 0 ||
+        strncmp(url, path, n) != 0 || (url[n] && url[n] != '?'))
+      continue;
+    json_t *parsed = body && *body ? json_loads(body, 0, NULL) : NULL;
+    out = json_pack("{s:{}, s:o, s:s}", "headers", "body", parsed ? parsed : json_null(), "query",
+                    url[n] ? url + n + 1 : "");
+    for (k = 0; k + 1 < json_array_size(lines); k += 2) {
+      char name[128];
+      size_t c;
+      snprintf(name, sizeof(name), "%s", json_string_value(json_array_get(lines, k)));
+      for (c = 0; name[c]; c++)
+        name[c] = (char)tolower((unsigned char)name[c]);
+      json_object_set(json_object_get(out, "headers"), name, json_array_get(lines, k + 1));
+    }
+  }
+  json_decref(j);
+  return out;
+}
 
 void test_alias(const test_server *s, const char *path, const char *route) {
   char body[512];

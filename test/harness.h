@@ -63,6 +63,10 @@ char *test_http(const test_server *s, const char *method, const char *path,
  * they arrived) contain needle; and requests its parser refused outright. */
 int test_sent(const test_server *s, const char *needle);
 long test_refused_requests(const test_server *s);
+/* The last request the server received for method and path (the URL
+ * without its query): {"headers": {lower-case name: value}, "body": JSON or
+ * null, "query": text}, or NULL. */
+json_t *test_last_request(const test_server *s, const char *method, const char *path);
 /* Requests to path are served as route (a path option's target). */
 void test_alias(const test_server *s, const char *path, const char *route);
 /* A loopback port with nothing listening. */

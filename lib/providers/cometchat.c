@@ -17,14 +17,24 @@
 #define STEP_ME         1
 #define TOKEN_GONE      "AUTH_ERR_AUTH_TOKEN_NOT_FOUND"
 #define MAX_UID         100
-#define SDK             "authloop@" AUTHLOOP__VERSION_STRING
+#define MAX_DEVICE_ID   128
+/* What the JavaScript SDK 4.2.0 sends: authloop speaks its protocol version
+ * and names itself in appInfo.userAgent (docs/protocol.md, docs/decisions.md). */
+#define SDK_HEADER   "javascript@4.2.0"
+#define SDK_PLATFORM "WEB"
+#define SDK_VERSION  "v4.2.0"
+#define SDK_RESOURCE "WEB-4_2_0-"
+#define API_VERSION  "v3.0"
 
 typedef struct {
   char *client_base, *admin_base, *app_id; /* app_id NULL: not initialised */
   char *login_path, *logout_path;
   char *user_agent;
-  char device_id[33];
+  char *device_id;
+  char resource[64];            /* the SDK's session id: this client's, for its lifetime */
   char *uid, *auth_key, *token; /* during a login */
+  /* the client host the user's settings name, and the base built from it */
+  char *settings_host, *settings_version, *settings_base;
 } cometchat;
 
 /* 0 and "data", or the body's "error" (any HTTP status) as a failure. */
@@ -70,17 +80,26 @@ static void clear_login(cometchat *k) {
   k->uid = k->auth_key = k->token = NULL;
 }
 
+static void forget_settings(cometchat *k) {
+  free(k->settings_host);
+  free(k->settings_version);
+  free(k->settings_base);
+  k->settings_host = k->settings_version = k->settings_base = NULL;
+}
+
 static void cometchat_free(void *state) {
   cometchat *k = state;
   if (!k)
     return;
   clear_login(k);
+  forget_settings(k);
   free(k->client_base);
   free(k->admin_base);
   free(k->app_id);
   free(k->login_path);
   free(k->logout_path);
   free(k->user_agent);
+  free(k->device_id);
   free(k);
 }
 
@@ -99,23 +118,63 @@ static char *host(const char *override, const char *app, const char *kind, const
   if (s && override)
     memcpy(s, override, n);
   else if (s)
-    snprintf(s, n, "https://%s.%s-%s.cometchat.io/v3.0", app, kind, region);
+    snprintf(s, n, "https://%s.%s-%s.cometchat.io/" API_VERSION, app, kind, region);
   return s;
+}
+
+/* 16 bytes as a version-4 UUID, as the SDK's ids carry one. */
+static void uuid(const unsigned char b[16], char out[37]) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char v[16];
+  size_t i, j = 0;
+  memcpy(v, b, 16);
+  v[6] = (unsigned char)((v[6] & 0x0f) | 0x40);
+  v[8] = (unsigned char)((v[8] & 0x3f) | 0x80);
+  for (i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out[j++] = '-';
+    out[j++] = hex[v[i] >> 4];
+    out[j++] = hex[v[i] & 15];
+  }
+  out[j] = '\0';
+}
+
+/* The device id: the application's, or "{appId}_{uuid}" named by the
+ * installation, or the SDK's "{appId}_{uuid}_{ms}" for a client without one. */
+static char *device_id(const authloop_client_options *o, const authloop__provider_env *env,
+                       const char *app) {
+  char id[37], *s;
+  size_t n;
+  if (o->device_id)
+    return strdup(o->device_id);
+  uuid(env->installation ? env->installation : env->random + 16, id);
+  n = strlen(app) + sizeof(id) + 24;
+  if ((s = malloc(n)) && env->installation)
+    snprintf(s, n, "%s_%s", app, id);
+  else if (s)
+    snprintf(s, n, "%s_%s_%lld", app, id, env->now_wall_ms);
+  return s;
+}
+
+static int device_id_ok(const char *s) {
+  size_t n = strlen(s);
+  return n > 0 && n <= MAX_DEVICE_ID && authloop__text_ok(s) && !authloop__has_space(s);
 }
 
 /* Without an app id the client is "not initialised": logins fail with
  * ERROR_SDK_NOT_INITIALIZED, in CometChat's order of checks. */
 static int init(const authloop_client_options *o, const authloop__provider_env *env, void **state,
                 const char *bases[AUTHLOOP__MAX_BASES]) {
-  const char *region = o->region ? o->region : "us", *app = o->app_id ? o->app_id : "uninitialised";
+  const char *region = o->region ? o->region : "eu", *app = o->app_id ? o->app_id : "uninitialised";
+  char id[37];
   cometchat *k;
-  size_t i;
   /* auth tokens never expire: nothing to refresh, no idle expiry, no retry */
   if (o->refresh_path || o->refresh_margin_s || o->idle_window_s || o->retry_base_ms ||
       o->retry_cap_ms || (o->region && o->base_url && o->admin_url))
     return AUTHLOOP_ENOTSUP; /* (a region with both hosts given is not used either) */
   if ((o->app_id && !alnum(o->app_id, 64)) || !alnum(region, 16) ||
-      !authloop__path_option_ok(o->login_path) || !authloop__path_option_ok(o->logout_path))
+      !authloop__path_option_ok(o->login_path) || !authloop__path_option_ok(o->logout_path) ||
+      (o->device_id && !device_id_ok(o->device_id)))
     return AUTHLOOP_EINVAL;
   if (!(k = calloc(1, sizeof(*k))))
     return AUTHLOOP_ENOMEM;
@@ -125,17 +184,78 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
   k->login_path = strdup(o->login_path ? o->login_path : "/me");
   k->logout_path = strdup(o->logout_path ? o->logout_path : "/me");
   k->user_agent = strdup(env->user_agent);
+  k->device_id = device_id(o, env, app);
   if (!k->client_base || !k->admin_base || (o->app_id && !k->app_id) || !k->login_path ||
-      !k->logout_path || !k->user_agent) {
+      !k->logout_path || !k->user_agent || !k->device_id) {
     cometchat_free(k);
     return AUTHLOOP_ENOMEM;
   }
-  /* a device id, as the SDK keeps one per install */
-  for (i = 0; i < 16; i++)
-    snprintf(k->device_id + 2 * i, 3, "%02x", env->random[i]);
+  /* the SDK's session id ("resource"): one per client */
+  uuid(env->random, id);
+  snprintf(k->resource, sizeof(k->resource), SDK_RESOURCE "%s-%lld", id, env->now_wall_ms);
   *state = k;
   bases[0] = k->client_base;
   bases[1] = k->admin_base;
+  return 0;
+}
+
+/* ---- the hosts a user's settings name -------------------------------------------------- */
+
+/* "host[:port][/path]" as the SDK puts it after "https://": no user info, no
+ * query, no fragment, no dot segment. */
+static int settings_host_ok(const char *s) {
+  size_t i, colons = 0;
+  const char *path = strchr(s, '/');
+  if (!isalnum((unsigned char)*s) || strlen(s) > 255)
+    return 0;
+  for (i = 0; s[i] && s + i != path; i++) {
+    if (s[i] == ':')
+      colons++;
+    else if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-')
+      return 0;
+  }
+  if (colons > 1 || (colons && !isdigit((unsigned char)s[i - 1])))
+    return 0;
+  for (; path && s[i]; i++)
+    if (!isalnum((unsigned char)s[i]) && !strchr("/._~-", s[i]))
+      return 0;
+  return !path || authloop__path_text_ok(path);
+}
+
+static int version_ok(const char *s) {
+  size_t i;
+  for (i = 0; s[i]; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+      return 0;
+  return i > 0 && i <= 16 && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+/* Once PUT /me has answered with "settings", the SDK sends the session's
+ * later calls to settings.CLIENT_API_HOST under settings.CHAT_API_VERSION,
+ * over https, until the logout. They are kept in the user object (so in the
+ * session file). The configured base when the user names none, or a host or
+ * version that is not one. */
+static int client_base(cometchat *k, const authloop__view *v, const char **base) {
+  const json_t *set = json_object_get(v->user, "settings");
+  const char *h = authloop__json_str(set, "CLIENT_API_HOST");
+  const char *ver = authloop__json_str(set, "CHAT_API_VERSION");
+  size_t n;
+  *base = k->client_base;
+  if (!h || !ver || !settings_host_ok(h) || !version_ok(ver))
+    return 0;
+  if (!k->settings_base || strcmp(h, k->settings_host) != 0 ||
+      strcmp(ver, k->settings_version) != 0) {
+    forget_settings(k);
+    n = strlen(h) + strlen(ver) + sizeof("https:///");
+    k->settings_host = strdup(h);
+    k->settings_version = strdup(ver);
+    if (!k->settings_host || !k->settings_version || !(k->settings_base = malloc(n))) {
+      forget_settings(k);
+      return AUTHLOOP_ENOMEM;
+    }
+    snprintf(k->settings_base, n, "https://%s/%s", h, ver);
+  }
+  *base = k->settings_base;
   return 0;
 }
 
@@ -207,14 +327,22 @@ static void login_end(void *state) { clear_login(state); }
 
 /* The body the SDK sends with both login requests. */
 static json_t *device_body(const cometchat *k) {
-  return json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "platform", "c", "deviceId", k->device_id,
-                   "appInfo", "version", AUTHLOOP__VERSION_STRING, "apiVersion", "v3.0",
+  return json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "platform", SDK_PLATFORM, "deviceId",
+                   k->device_id, "appInfo", "version", SDK_VERSION, "apiVersion", API_VERSION,
                    "userAgent", k->user_agent);
 }
 
-static int app_headers(const cometchat *k, authloop__request *out) {
-  int rc = authloop__request_header(out, "appId", k->app_id);
-  return rc ? rc : authloop__request_header(out, "sdk", SDK);
+/* The headers of every SDK call. Content-Type too: the SDK sends it with
+ * no body as well (the transport adds it to a body). */
+static int app_headers(const cometchat *k, authloop__request *out, int bodyless) {
+  int rc = authloop__request_header(out, "resource", k->resource);
+  if (rc == 0)
+    rc = authloop__request_header(out, "appId", k->app_id);
+  if (rc == 0)
+    rc = authloop__request_header(out, "sdk", SDK_HEADER);
+  if (rc == 0 && bodyless)
+    rc = authloop__request_header(out, "Content-Type", "application/json");
+  return rc;
 }
 
 static int login_request(void *state, const authloop__view *v, int step, authloop__request *out) {
@@ -222,7 +350,7 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
   int rc;
   if (!(out->json = device_body(k)))
     return AUTHLOOP_ENOMEM;
-  if ((rc = app_headers(k, out)) != 0)
+  if ((rc = app_headers(k, out, 0)) != 0)
     return rc;
   if (step == STEP_AUTH_TOKEN) {
     out->method = "POST";
@@ -273,26 +401,37 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
   return out->error;
 }
 
+/* An application request: the session's client host, as the SDK's calls. */
 static int authorize(void *state, const authloop__view *v, authloop__request *out) {
   cometchat *k = state;
-  int rc = app_headers(k, out);
+  int rc = app_headers(k, out, !out->json && !out->body);
+  if (rc == 0)
+    rc = client_base(k, v, &out->base);
   return rc ? rc : authloop__request_header(out, "authToken", v->access_token);
 }
 
 static int logout_request(void *state, const authloop__view *v, int global,
                           authloop__request *out) {
   cometchat *k = state;
+  int rc;
   (void)global; /* refused by the engine: no AUTHLOOP__CAN_GLOBAL_LOGOUT */
   out->method = "DELETE";
   out->base = k->client_base;
-  int rc = authloop__request_path(out, k->logout_path, 0);
-  return rc ? rc : authorize(state, v, out);
+  if ((rc = authloop__request_path(out, k->logout_path, 0)) != 0)
+    return rc;
+  return authorize(state, v, out);
 }
 
+/* A logout the server answers with "no such token" succeeded: the session
+ * is gone, as the SDK resolves it. */
 static int logout_answer(void *state, const authloop__answer *a, authloop__result *out) {
   json_t *root = NULL, *data = NULL;
   (void)state;
-  answer(a, &root, &data, out);
+  if (answer(a, &root, &data, out) != 0 && out->server_code &&
+      strcmp(out->server_code, TOKEN_GONE) == 0) {
+    authloop__result_clear(out);
+    out->http_status = a->status;
+  }
   json_decref(root);
   return out->error;
 }

@@ -544,6 +544,152 @@ static void cometchat_token_not_found_logs_out_locally(void **state) {
   test_env_close(&e);
 }
 
+/* What reaches the server is what the official SDK sends: its headers, its
+ * body, one device id per installation (the session file), one "resource"
+ * per client. */
+static void cometchat_sends_what_the_sdk_sends(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  json_t *post, *put, *del;
+  char path[320], other[320], device[160], resource[160];
+  const char *v;
+  (void)state;
+  snprintf(path, sizeof(path), "%s/cc-device.session", tmpdir);
+  snprintf(other, sizeof(other), "%s/cc-other.session", tmpdir);
+  test_env_init(&e, &server, NULL);
+  c = cometchat_client(&e, "app1", path);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-2", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  post =
+      test_last_request(&server, "POST", "/cometchat/admin/v3.0/users/cometchat-uid-2/auth_tokens");
+  put = test_last_request(&server, "PUT", "/cometchat/client/v3.0/me");
+  assert_non_null(post);
+  assert_non_null(put);
+  v = json_string_value(json_object_get(json_object_get(post, "body"), "deviceId"));
+  assert_non_null(v);
+  assert_int_equal(strncmp(v, "app1_", 5), 0);
+  snprintf(device, sizeof(device), "%s", v);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(put, "body"), "deviceId")),
+                      device);
+  v = json_string_value(json_object_get(json_object_get(put, "headers"), "resource"));
+  assert_non_null(v);
+  assert_int_equal(strncmp(v, "WEB-4_2_0-", 10), 0);
+  snprintf(resource, sizeof(resource), "%s", v);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(post, "headers"), "sdk")),
+                      "javascript@4.2.0");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(post, "body"), "platform")),
+                      "WEB");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(put, "headers"), "content-type")),
+      "application/json");
+  json_decref(post);
+  json_decref(put);
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  del = test_last_request(&server, "DELETE", "/cometchat/client/v3.0/me");
+  assert_non_null(del);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(del, "headers"), "resource")), resource);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(del, "headers"), "content-type")),
+      "application/json");
+  assert_true(json_is_null(json_object_get(del, "body")));
+  json_decref(del);
+  authloop_client_free(c);
+  test_run_until_stored(&e, 5000);
+
+  /* the same installation, a new run: the same device, a new session */
+  c = cometchat_client(&e, "app1", path);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-2", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  put = test_last_request(&server, "PUT", "/cometchat/client/v3.0/me");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(put, "body"), "deviceId")),
+                      device);
+  assert_string_not_equal(
+      json_string_value(json_object_get(json_object_get(put, "headers"), "resource")), resource);
+  json_decref(put);
+  authloop_client_free(c);
+  /* another installation: another device */
+  c = cometchat_client(&e, "app1", other);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-2", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  put = test_last_request(&server, "PUT", "/cometchat/client/v3.0/me");
+  assert_string_not_equal(
+      json_string_value(json_object_get(json_object_get(put, "body"), "deviceId")), device);
+  json_decref(put);
+  test_env_close(&e);
+}
+
+/* PUT /me may answer with the app's settings: the session's later calls go
+ * to the client host they name, as the SDK's do, after a restart too; a host
+ * that is not one is ignored. */
+static void cometchat_follows_settings_hosts(void **state) {
+  test_env e;
+  test_recorder r;
+  reply rep = {0};
+  authloop_client *c;
+  char path[320];
+  long before;
+  (void)state;
+  snprintf(path, sizeof(path), "%s/cc-settings.session", tmpdir);
+  json_decref(test_control(&server, "/__test/cometchat-config", "{\"settings\":true}"));
+  test_env_init(&e, &server, NULL);
+  c = cometchat_client(&e, "app1", path);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-3", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  before = test_stat(&server, "/cometchat/settings-client/v3.0/me");
+  assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &rep.count, 1, 5000);
+  assert_int_equal(rep.http, 200);
+  assert_int_equal(test_stat(&server, "/cometchat/settings-client/v3.0/me"), before + 1);
+  test_run_until_stored(&e, 5000);
+  authloop_client_free(c);
+  /* restarted from the file: the settings came with the user */
+  c = cometchat_client(&e, "app1", path);
+  test_record(c, &r);
+  assert_true(authloop_is_logged_in(c));
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  assert_int_equal(test_stat(&server, "/cometchat/settings-client/v3.0/me"), before + 2);
+  /* a host that would take the token elsewhere: the configured one */
+  json_decref(test_control(&server, "/__test/cometchat-config",
+                           "{\"settings\":true,\"settingsClientHost\":\"x@127.0.0.1:1\"}"));
+  before = test_stat(&server, "/cometchat/client/v3.0/me");
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-3", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &rep.count, 2, 5000);
+  assert_int_equal(rep.http, 200);
+  assert_int_equal(test_stat(&server, "/cometchat/client/v3.0/me"), before + 2);
+  json_decref(test_control(&server, "/__test/cometchat-config", "{}"));
+  test_env_close(&e);
+}
+
+/* A logout the server answers "no such token" is a logout done, as the SDK
+ * resolves it. */
+static void cometchat_logout_of_a_gone_token(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = cometchat_client(&e, "app1", NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-1", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  json_decref(test_control(&server, "/__test/cometchat-revoke", "{\"uid\":\"cometchat-uid-1\"}"));
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  test_env_close(&e);
+}
+
 /* ---- all three: queries and a restarted app ------------------------------------------ */
 
 static void restored_at_once_for_every_provider(void **state) {
@@ -793,6 +939,9 @@ int main(void) {
       cmocka_unit_test(cometchat_login_with_token_and_failures),
       cmocka_unit_test(cometchat_validation_codes_in_order),
       cmocka_unit_test(cometchat_token_not_found_logs_out_locally),
+      cmocka_unit_test(cometchat_sends_what_the_sdk_sends),
+      cmocka_unit_test(cometchat_follows_settings_hosts),
+      cmocka_unit_test(cometchat_logout_of_a_gone_token),
       cmocka_unit_test(restored_at_once_for_every_provider),
       cmocka_unit_test(path_options_are_honoured),
       cmocka_unit_test(unsupported_options_are_refused),

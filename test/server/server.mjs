@@ -607,6 +607,7 @@ class CometChat {
         role: 'default', status: 'offline', statusMessage: '', metadata: {}, tags: [], lastActiveAt: nowS() };
     });
     this.tokens = new Map(); // authToken -> uid
+    this.config = { settings: false };
   }
 
   static error(res, status, code, message) {
@@ -649,7 +650,23 @@ class CometChat {
     if (typeof body.deviceId === 'string') this.s.stats.cometchatDevices[body.deviceId] = uid;
     const u = { ...this.users[uid], status: 'online', lastActiveAt: nowS() };
     this.users[uid] = u;
-    sendJson(res, 200, { data: u });
+    // CometChat may answer with the app's settings: the SDK sends later calls to
+    // the hosts they name (CometChat.js 4.2.0: updateMyDetails, getEndpointData)
+    const settings = this.config.settings && {
+      ADMIN_API_HOST: `${req.headers.host}/cometchat/settings-admin`,
+      CLIENT_API_HOST: this.config.settingsClientHost ?? `${req.headers.host}/cometchat/settings-client`,
+      CHAT_API_VERSION: 'v3.0', CHAT_HOST: 'chat.invalid', CHAT_USE_SSL: true,
+      ANALYTICS_PING_DISABLED: true, MODE: 'DEFAULT',
+    };
+    sendJson(res, 200, { data: settings ? { ...u, settings } : u });
+  }
+
+  // what a test may change (POST /__test/cometchat-config; {} restores the defaults):
+  // settings: answer PUT /me with "settings"; settingsClientHost: the host they name
+  testConfig(res, body) {
+    this.config = { settings: body.settings === true,
+      settingsClientHost: typeof body.settingsClientHost === 'string' ? body.settingsClientHost : undefined };
+    sendJson(res, 200, this.config);
   }
 
   getMe(req, res) {
@@ -699,7 +716,7 @@ class ReferenceServer {
       kuzzleLoginWithAuthorization: 0, cometchatDevices: {} };
     this.faults = new Map(); // route -> [{status, delayMs, drop, body, count}]
     this.aliases = new Map(); // path -> the route it stands for (tests of path options)
-    this.requests = []; // the last 500: {method, url, rawHeaders}, test control excluded
+    this.requests = []; // the last 500: {method, url, rawHeaders, body}, test control excluded
     this.stats.clientErrors = 0; // requests Node's parser refused (bad header bytes ...)
     this.routes = {
       'POST /auth/pre-auth': (q, r, b) => this.gateway.preauth(q, r, b),
@@ -734,17 +751,23 @@ class ReferenceServer {
       'POST /__test/kuzzle-token': (q, r, b) => this.kuzzle.testToken(r, b),
       'POST /__test/kuzzle-revoke': (q, r, b) => this.kuzzle.revoke(r, b),
       'POST /__test/kuzzle-config': (q, r, b) => this.kuzzle.testConfig(r, b),
-      'PUT /cometchat/client/v3.0/me': (q, r, b) => this.cometchat.updateMe(q, r, b),
-      'GET /cometchat/client/v3.0/me': (q, r) => this.cometchat.getMe(q, r),
-      'DELETE /cometchat/client/v3.0/me': (q, r) => this.cometchat.deleteMe(q, r),
-      'GET /cometchat/client/v3.0/settings': (q, r) => this.cometchat.settings(q, r),
-      'POST /cometchat/client/v3.0/user_sessions': (q, r) => this.cometchat.userSessions(q, r),
       'POST /__test/cometchat-revoke': (q, r, b) => this.cometchat.revoke(r, b),
+      'POST /__test/cometchat-config': (q, r, b) => this.cometchat.testConfig(r, b),
     };
+    // the client API, at the configured host and at the one "settings" names
+    for (const host of ['client', 'settings-client']) {
+      Object.assign(this.routes, {
+        [`PUT /cometchat/${host}/v3.0/me`]: (q, r, b) => this.cometchat.updateMe(q, r, b),
+        [`GET /cometchat/${host}/v3.0/me`]: (q, r) => this.cometchat.getMe(q, r),
+        [`DELETE /cometchat/${host}/v3.0/me`]: (q, r) => this.cometchat.deleteMe(q, r),
+        [`GET /cometchat/${host}/v3.0/settings`]: (q, r) => this.cometchat.settings(q, r),
+        [`POST /cometchat/${host}/v3.0/user_sessions`]: (q, r) => this.cometchat.userSessions(q, r),
+      });
+    }
     // routes with a parameter: [method, pattern, handler(req, res, body, url, ...groups)]
     this.patterns = [
       ['POST', /^\/_login\/([^/]+)$/, kz((q, r, b, u, strategy) => this.kuzzle.login(q, r, b, u, decoded(strategy)))],
-      ['POST', /^\/cometchat\/admin\/v3\.0\/users\/([^/]+)\/auth_tokens$/,
+      ['POST', /^\/cometchat\/(?:settings-)?admin\/v3\.0\/users\/([^/]+)\/auth_tokens$/,
         (q, r, b, u, uid) => this.cometchat.authToken(q, r, decoded(uid))],
     ];
   }
@@ -873,10 +896,12 @@ class ReferenceServer {
 
   async handle(req, res) {
     const url = new URL(req.url, 'https://localhost');
+    let record = null;
     this.stats.routes[url.pathname] = (this.stats.routes[url.pathname] || 0) + 1;
     if (!url.pathname.startsWith('/__test/')) {
       // the header lines exactly as they arrived, for tests of what was sent
-      this.requests.push({ method: req.method, url: req.url, rawHeaders: req.rawHeaders });
+      record = { method: req.method, url: req.url, rawHeaders: req.rawHeaders, body: '' };
+      this.requests.push(record);
       if (this.requests.length > 500) this.requests.shift();
     }
     // a path given as an option stands for the route it is an alias of
@@ -893,6 +918,7 @@ class ReferenceServer {
     try {
       const fault = route.startsWith('/__test/') ? null : this.takeFault(route);
       const text = await readBody(req);
+      if (record) record.body = text.slice(0, 8192); // what was sent, for the differential tests
       if (fault && (await this.applyFault(fault, req, res))) return;
       if (res.destroyed) return;
       if (fault?.lose) { // served as usual, but the answer never reaches the client
