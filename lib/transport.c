@@ -654,13 +654,23 @@ static int add_header(struct curl_slist **list, const char *name, const char *pr
   return 0;
 }
 
+static int has_header(const authloop__request *r, const char *name) {
+  size_t i;
+  for (i = 0; i < AUTHLOOP__MAX_HEADERS && r->headers[i].name; i++)
+    if (strcasecmp(r->headers[i].name, name) == 0)
+      return 1;
+  return 0;
+}
+
 static int set_headers(authloop__transfer *x, const authloop__request *r, int has_body) {
   size_t i;
   int rc = add_header(&x->headers, "Accept", "", "application/json");
   if (rc == 0)
     rc = add_header(&x->headers, "Expect", "", ""); /* no 100-continue round trip */
-  if (rc == 0 && has_body)
-    rc = add_header(&x->headers, "Content-Type", "", "application/json");
+  /* JSON with a body; with none, no type (not curl's form type for a bodiless
+   * POST), unless the dialect names one */
+  if (rc == 0 && !has_header(r, "Content-Type"))
+    rc = add_header(&x->headers, "Content-Type", "", has_body ? "application/json" : "");
   if (rc == 0)
     rc = add_header(&x->headers, "User-Agent", "", x->t->user_agent);
   if (rc == 0 && r->bearer)

@@ -227,10 +227,18 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
 /* What a login keeps for the session: the lifetime the user chose. */
 static void login_end(void *state) { clear_login(state, 1); }
 
+/* The SDK names the type of every request, bodiless ones too. */
+static int typed(authloop__request *out) {
+  return out->json || out->body ? 0
+                                : authloop__request_header(out, "Content-Type", "application/json");
+}
+
 static int login_request(void *state, const authloop__view *v, int step, authloop__request *out) {
   kuzzle *k = state;
   int rc;
   out->base = k->base;
+  if (step != STEP_LOGIN && (rc = typed(out)) != 0)
+    return rc;
   switch (step) {
   case STEP_LOGIN: /* no Authorization header on a login */
     out->method = "POST";
@@ -334,7 +342,7 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
 static int authorize(void *state, const authloop__view *v, authloop__request *out) {
   (void)state;
   out->bearer = v->access_token;
-  return 0;
+  return typed(out);
 }
 
 static int logout_request(void *state, const authloop__view *v, int global,
@@ -344,7 +352,7 @@ static int logout_request(void *state, const authloop__view *v, int global,
   out->method = "POST";
   out->base = k->base;
   out->bearer = v->access_token;
-  if ((rc = authloop__request_path(out, k->logout_path, 0)) != 0)
+  if ((rc = typed(out)) || (rc = authloop__request_path(out, k->logout_path, 0)))
     return rc;
   return global ? authloop__request_query(out, "global", "true") : 0;
 }
@@ -367,7 +375,7 @@ static int refresh_request(void *state, const authloop__view *v, authloop__reque
   out->method = "POST";
   out->base = k->base;
   out->bearer = v->access_token;
-  if ((rc = authloop__request_path(out, k->refresh_path, 0)) != 0)
+  if ((rc = typed(out)) || (rc = authloop__request_path(out, k->refresh_path, 0)))
     return rc;
   return k->expires_in ? authloop__request_query(out, "expiresIn", k->expires_in) : 0;
 }

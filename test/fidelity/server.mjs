@@ -36,6 +36,16 @@ export async function startServer() {
         req.end(JSON.stringify(body));
       });
     },
+    // GET a test-control route's JSON
+    get(route) {
+      return new Promise((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port, path: route }, (res) => {
+          let text = '';
+          res.on('data', (c) => { text += c; });
+          res.on('end', () => resolve(JSON.parse(text)));
+        }).on('error', reject);
+      });
+    },
     stop() {
       child.stdin.end();
       return new Promise((resolve) => child.once('exit', () => {

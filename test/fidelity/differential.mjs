@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+// The differential tests' shared half: run authloop (authloop_ops) for the
+// same steps an official SDK took, read what the reference server received
+// from each, and compare request by request. A difference fails the test
+// unless docs/protocol.md lists it, with its reason, under "Differences from
+// the official SDKs"; a listed difference that no longer happens fails too.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+// The headers that carry the protocol. The others are the HTTP client's own
+// (Host, Content-Length, Connection, User-Agent, Accept-Encoding, Expect):
+// docs/protocol.md says why they are not compared.
+const HEADERS = ['accept', 'content-type', 'authorization', 'appid', 'apikey', 'authtoken', 'sdk',
+  'resource'];
+
+// Values that differ by nature between two runs become their kind.
+function shape(v) {
+  return v
+    .replace(/kauth-[A-Za-z0-9_.-]+/g, '<jwt>')
+    .replace(/cometchat-uid-\d+_[A-Za-z0-9_-]+/g, '<authToken>')
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>')
+    .replace(/(?<![0-9])1\d{12}(?![0-9])/g, '<ms>');
+}
+
+function flatten(value, prefix, out) {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const k of Object.keys(value)) flatten(value[k], prefix ? `${prefix}.${k}` : k, out);
+    if (!Object.keys(value).length) out[prefix] = '{}';
+  } else if (typeof value === 'string') {
+    out[prefix] = JSON.stringify(shape(value));
+  } else {
+    out[prefix] = value === null ? 'null' : typeof value;
+  }
+  return out;
+}
+
+// One request as the comparison sees it.
+export function normalize(req) {
+  const url = new URL(req.url, 'https://server');
+  const headers = {};
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i].toLowerCase();
+    if (HEADERS.includes(name)) headers[name] = JSON.stringify(shape(req.rawHeaders[i + 1]));
+  }
+  let body = {};
+  if (req.body) {
+    try {
+      body = flatten(JSON.parse(req.body), '', {});
+    } catch {
+      body = { '(text)': JSON.stringify(shape(req.body)) };
+    }
+  }
+  const query = {};
+  for (const [k, v] of url.searchParams) query[k] = JSON.stringify(shape(v));
+  return { route: `${req.method} ${url.pathname}`, headers, query, body };
+}
+
+// Longest common subsequence of routes: requests are paired in order; the
+// rest are extra on one side.
+function align(a, b) {
+  const n = a.length, m = b.length;
+  const L = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--)
+      L[i][j] = a[i].route === b[j].route ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const pairs = [];
+  let i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i].route === b[j].route) pairs.push([a[i++], b[j++]]);
+    else if (j >= m || (i < n && L[i + 1][j] >= L[i][j + 1])) pairs.push([a[i++], null]);
+    else pairs.push([null, b[j++]]);
+  }
+  return pairs;
+}
+
+// Differences between the SDK's requests and authloop's, each
+// {key: "ROUTE: field", detail}.
+export function compare(sdk, authloop) {
+  const diffs = [];
+  for (const [s, a] of align(sdk.map(normalize), authloop.map(normalize))) {
+    if (!a) { diffs.push({ key: `${s.route}: only the SDK sends it`, detail: '' }); continue; }
+    if (!s) { diffs.push({ key: `${a.route}: only authloop sends it`, detail: '' }); continue; }
+    for (const part of ['headers', 'query', 'body']) {
+      const names = new Set([...Object.keys(s[part]), ...Object.keys(a[part])]);
+      for (const k of names) {
+        if (s[part][k] === a[part][k]) continue;
+        const label = part === 'headers' ? `header ${k}` : `${part === 'query' ? 'query' : 'body'} ${k}`;
+        diffs.push({ key: `${s.route}: ${label}`, detail: `SDK ${s[part][k] ?? '(none)'}, authloop ${a[part][k] ?? '(none)'}` });
+      }
+    }
+  }
+  return diffs;
+}
+
+// The accepted differences: rows "| dialect | scenario | difference | reason |"
+// of the section "Differences from the official SDKs" in docs/protocol.md.
+export function accepted(dialect) {
+  const doc = fs.readFileSync(path.join(here, '..', '..', 'docs', 'protocol.md'), 'utf8');
+  const section = doc.split(/^## Differences from the official SDKs$/m)[1]?.split(/^## /m)[0] ?? '';
+  const rows = [];
+  for (const line of section.split('\n')) {
+    const cells = line.split('|').slice(1, -1).map((c) => c.trim().replace(/^`|`$/g, ''));
+    if (cells.length !== 4 || cells[0] !== dialect) continue;
+    if (!cells[3]) throw new Error(`docs/protocol.md: "${cells[2]}" has no reason`);
+    rows.push({ scenario: cells[1], key: cells[2], used: false });
+  }
+  return rows;
+}
+
+// A listed difference: its "*" stands for any text.
+const glob = (pattern) => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+
+// Fails on a difference not listed for this scenario ("*": every scenario).
+export function check(dialect, scenario, diffs, list) {
+  const unlisted = [];
+  for (const d of diffs) {
+    const row = list.find((r) => glob(r.key).test(d.key) && (r.scenario === '*' || r.scenario === scenario));
+    if (row) row.used = true;
+    else unlisted.push(`${d.key} (${d.detail})`);
+  }
+  if (unlisted.length)
+    throw new Error(`${dialect} "${scenario}": differences from the SDK not in docs/protocol.md:\n  ${unlisted.join('\n  ')}`);
+}
+
+export function unused(list) {
+  return list.filter((r) => !r.used).map((r) => `${r.scenario}: ${r.key}`);
+}
+
+// What the server received since the last reset, the SDK's analytics left out.
+export async function received(server) {
+  const { requests } = await server.get('/__test/requests');
+  return requests.filter((r) => !new URL(r.url, 'https://server').pathname.endsWith('/user_sessions'));
+}
+
+export async function reset(server) {
+  await server.control('/__test/reset-stats', {});
+}
+
+// authloop_ops with these options and steps: its outcome lines.
+export function runAuthloop(server, options, ops) {
+  const exe = process.env.AUTHLOOP_OPS;
+  if (!exe) throw new Error('AUTHLOOP_OPS is not set (meson sets it)');
+  const args = ['--ca', server.ca];
+  for (const [k, v] of Object.entries(options)) args.push(`--${k}`, v);
+  return new Promise((resolve, reject) => {
+    const child = spawn(exe, [...args, ...ops], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { err += c; });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`authloop_ops exited ${code}: ${err}`));
+      resolve(out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+    });
+  });
+}
