@@ -46,8 +46,8 @@ static int answer(const authloop__answer *a, json_t **root, json_t **data, authl
   if (json_is_object(*data = json_object_get(*root, "data")))
     return 0;
   err = json_object_get(*root, "error");
-  if (!json_is_object(err)) {
-    if (a->status >= 500 || a->status == 429)
+  if (!json_is_object(err)) { /* not CometChat's (a proxy's page ...): the status says it */
+    if (!authloop__is_2xx(a->status))
       return authloop__result_status(out, a->status);
     return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                                  "neither \"data\" nor \"error\"");

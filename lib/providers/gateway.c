@@ -124,8 +124,10 @@ int authloop__gateway_refresh_answer(const authloop__answer *a, authloop__result
   out->http_status = a->status;
   if (!authloop__is_2xx(a->status)) {
     authloop__gateway_error(a, out);
-    if (a->status == 400 || a->status == 401 ||
-        (out->server_code && strcmp(out->server_code, "4009") == 0))
+    /* refused for good only in the gateway's own words: a 401 page from a
+     * proxy in front of it says nothing of the refresh token */
+    if (out->server_code &&
+        (a->status == 400 || a->status == 401 || strcmp(out->server_code, "4009") == 0))
       out->error = AUTHLOOP_EREVOKED;
     return out->error;
   }

@@ -46,9 +46,10 @@ static int map_error(const char *id, long status, call_kind kind) {
   if (kind != CALL_OTHER &&
       (is(id, "api.assert.invalid_argument") || is(id, "security.token.ttl_exceeded")))
     return AUTHLOOP_EEXPIRESIN;
-  /* both: the official SDK only knows "invalid" and misses "expired" */
-  if (kind == CALL_REFRESH &&
-      (status == 401 || is(id, "security.token.invalid") || is(id, "security.token.expired")))
+  /* both: the official SDK only knows "invalid" and misses "expired"; a
+   * 401 without Kuzzle's error (a proxy's page) says nothing of the token */
+  if (kind == CALL_REFRESH && ((id && status == 401) || is(id, "security.token.invalid") ||
+                               is(id, "security.token.expired")))
     return AUTHLOOP_EREVOKED;
   return status >= 500 || status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;
 }

@@ -251,6 +251,31 @@ static void kuzzle_before_2_4(void **state) {
   json_decref(test_control(&server, "/__test/kuzzle-config", "{}"));
 }
 
+/* A login path Kuzzle does not serve: its unknown-route answer
+ * (httpRouter/index.js, network.http.url_not_found) is a refusal with
+ * Kuzzle's own id and message. */
+static void kuzzle_unknown_route(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  authloop_client *c = NULL;
+  const authloop_event *ev;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  o.provider = "kuzzle";
+  o.base_url = server.base_url;
+  o.login_path = "/_signin";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+  ev = wait_login(&e, &r);
+  assert_int_equal(ev->error, AUTHLOOP_EREJECTED);
+  assert_int_equal(ev->http_status, 404);
+  assert_string_equal(ev->server_code, "network.http.url_not_found");
+  assert_string_equal(ev->message, "API URL not found: /_signin/local.");
+  test_env_close(&e);
+}
+
 /* The server refreshed but its answer was lost: Kuzzle refuses a second
  * refresh of that token (tokenRepository.ts refresh: "refreshed"), so the
  * retry is refused; the session ends saying why, not as "revoked". */
@@ -690,6 +715,105 @@ static void cometchat_logout_of_a_gone_token(void **state) {
   test_env_close(&e);
 }
 
+/* What a proxy in front of the server sends (an HTML page, any status) maps
+ * to a defined code for every dialect: 5xx and 429 are "unavailable"
+ * (transient), another status is a refusal with its HTTP status in the
+ * message, a 2xx that is not the dialect's JSON is a protocol error. A login
+ * fails; nothing crashes; the client can log in again. */
+static void proxy_html_errors(void **state) {
+  static const char page[] = "<html><head><title>502 Bad Gateway</title></head><body><center>"
+                             "<h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body>"
+                             "</html>";
+  static const struct {
+    int status, error;
+  } cases[] = {{502, AUTHLOOP_EUNAVAILABLE}, {503, AUTHLOOP_EUNAVAILABLE},
+               {429, AUTHLOOP_EUNAVAILABLE}, {403, AUTHLOOP_EREJECTED},
+               {404, AUTHLOOP_EREJECTED},    {200, AUTHLOOP_EPROTO}};
+  static const char *const routes[] = {"/auth/login", "/_login/local",
+                                       "/cometchat/admin/v3.0/users/cometchat-uid-1/auth_tokens"};
+  test_env e;
+  size_t d, i;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  for (d = 0; d < 3; d++) {
+    test_recorder r;
+    authloop_client *c = d == 0   ? test_client(&e, &server)
+                         : d == 1 ? kuzzle_client(&e, NULL)
+                                  : cometchat_client(&e, "app1", NULL);
+    test_record(c, &r);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+      const authloop_event *ev;
+      json_t *f = json_pack("{s:s, s:i, s:s, s:s}", "route", routes[d], "status", cases[i].status,
+                            "body", page, "contentType", "text/html");
+      char *text = json_dumps(f, 0), want[32];
+      test_fault(&server, text);
+      free(text);
+      json_decref(f);
+      if (d == 0) {
+        char *code = test_mint_code(&server, "html-user");
+        assert_int_equal(authloop_login_code(c, code), 0);
+        free(code);
+      } else if (d == 1) {
+        assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+      } else {
+        assert_int_equal(authloop_login_key(c, "cometchat-uid-1", "authkey-1"), 0);
+      }
+      ev = wait_login(&e, &r);
+      if (ev->error != cases[i].error || ev->http_status != cases[i].status)
+        fail_msg("%s, HTTP %d HTML: %s (HTTP %d), want %s", authloop_client_ctx(c) ? routes[d] : "",
+                 cases[i].status, authloop_err_name(ev->error), ev->http_status,
+                 authloop_err_name(cases[i].error));
+      snprintf(want, sizeof(want), "HTTP %d", cases[i].status);
+      if (cases[i].status != 200 && !strstr(ev->message, want))
+        fail_msg("%s: the message \"%s\" does not say %s", routes[d], ev->message, want);
+      assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_LOGGED_OUT);
+    }
+  }
+  test_env_close(&e);
+}
+
+/* A refresh answered 401 by a proxy (its HTML page, not the dialect's
+ * error) has not been refused by the server: the session stays, and the
+ * next refresh goes through. */
+static void proxy_401_on_refresh_is_not_a_revocation(void **state) {
+  static const char page[] = "<html><body><h1>401 Authorization Required</h1></body></html>";
+  static const char *const routes[] = {"/auth/refresh", "/_refreshToken"};
+  test_env e;
+  size_t d;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  for (d = 0; d < 2; d++) {
+    test_recorder r;
+    test_done done = {0};
+    authloop_client *c = d == 0 ? test_client(&e, &server) : kuzzle_client(&e, NULL);
+    json_t *f = json_pack("{s:s, s:i, s:s, s:s}", "route", routes[d], "status", 401, "body", page,
+                          "contentType", "text/html");
+    char *text = json_dumps(f, 0);
+    test_record(c, &r);
+    if (d == 0) {
+      char *code = test_mint_code(&server, "html-user");
+      assert_int_equal(authloop_login_code(c, code), 0);
+      free(code);
+    } else {
+      assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+    }
+    assert_true(wait_login(&e, &r)->success);
+    test_fault(&server, text);
+    free(text);
+    json_decref(f);
+    assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
+    test_run_until(&e, &done.count, 1, 5000);
+    if (done.status == 0 || done.status == AUTHLOOP_EREVOKED)
+      fail_msg("%s: a proxy's 401 gave %s", routes[d], authloop_err_name(done.status));
+    assert_true(authloop_is_logged_in(c));
+    assert_int_equal(r.count[AUTHLOOP_EV_SESSION_EXPIRED], 0);
+    assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
+    test_run_until(&e, &done.count, 2, 5000);
+    assert_int_equal(done.status, 0);
+  }
+  test_env_close(&e);
+}
+
 /* ---- all three: queries and a restarted app ------------------------------------------ */
 
 static void restored_at_once_for_every_provider(void **state) {
@@ -942,6 +1066,9 @@ int main(void) {
       cmocka_unit_test(cometchat_sends_what_the_sdk_sends),
       cmocka_unit_test(cometchat_follows_settings_hosts),
       cmocka_unit_test(cometchat_logout_of_a_gone_token),
+      cmocka_unit_test(kuzzle_unknown_route),
+      cmocka_unit_test(proxy_html_errors),
+      cmocka_unit_test(proxy_401_on_refresh_is_not_a_revocation),
       cmocka_unit_test(restored_at_once_for_every_provider),
       cmocka_unit_test(path_options_are_honoured),
       cmocka_unit_test(unsupported_options_are_refused),

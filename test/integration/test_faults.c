@@ -117,10 +117,10 @@ static void logins_meet_every_fault(void **state) {
        {AUTHLOOP_EPROTO, AUTHLOOP_EPROTO, AUTHLOOP_EPROTO}},
       {"a redirect to plain http",
        "\"location\":\"http://127.0.0.1:9/steal\"",
-       {AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED, AUTHLOOP_EPROTO}},
+       {AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED}},
       {"a redirect to another origin",
        "\"status\":307,\"location\":\"https://example.com/x\"",
-       {AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED, AUTHLOOP_EPROTO}},
+       {AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED, AUTHLOOP_EREJECTED}},
   };
   authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   size_t i;

@@ -866,7 +866,7 @@ class ReferenceServer {
     }
     if (f.body !== undefined || f.bodyBytes !== undefined) {
       const body = f.body !== undefined ? Buffer.from(f.body) : Buffer.alloc(f.bodyBytes, 0x20);
-      const headers = { 'Content-Type': 'application/json', 'Content-Length': body.length };
+      const headers = { 'Content-Type': f.contentType ?? 'application/json', 'Content-Length': body.length };
       if (f.headerBytes) headers['X-Pad'] = 'p'.repeat(f.headerBytes);
       if (res.destroyed) return true;
       res.writeHead(f.status || 200, headers);
@@ -931,7 +931,12 @@ class ReferenceServer {
         const m = !handler && method === req.method && re.exec(route);
         if (m) [handler, groups] = [h, m.slice(1)];
       }
-      if (!handler) return Gateway.error(res, 404, 4040, 'NotFound', `no route ${req.method} ${route}`);
+      if (!handler) {
+        // Kuzzle lives at the root: a path of no other dialect is Kuzzle's
+        // unknown route (httpRouter/index.js route: url_not_found)
+        if (!/^\/(auth|api|cometchat)\//.test(route)) return this.kuzzle.notFound(req, res, url);
+        return Gateway.error(res, 404, 4040, 'NotFound', `no route ${req.method} ${route}`);
+      }
       if (handler.kuzzle) return this.kuzzle.dispatch(req, res, text, handler, url, groups);
       const body = parseJsonBody(text);
       if (body === null) return Gateway.error(res, 400, 4000, 'BadRequest', 'the body is not a JSON object');

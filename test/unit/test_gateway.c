@@ -247,8 +247,11 @@ static void refresh_answers(void **state) {
   } bad[] = {
       {401, "{\"error\":{\"code\":4009,\"message\":\"Refresh token is invalid\"}}",
        AUTHLOOP_EREVOKED},
-      {401, "", AUTHLOOP_EREVOKED},
-      {400, "{}", AUTHLOOP_EREVOKED},
+      {400, "{\"error\":{\"code\":4000,\"message\":\"bad token\"}}", AUTHLOOP_EREVOKED},
+      /* not in the gateway's words (a proxy's page, nothing): not a revocation */
+      {401, "", AUTHLOOP_EREJECTED},
+      {401, "<html><body>401 Authorization Required</body></html>", AUTHLOOP_EREJECTED},
+      {400, "{}", AUTHLOOP_EREJECTED},
       {403, "{\"error\":{\"code\":4009}}", AUTHLOOP_EREVOKED}, /* the code decides */
       {403, "{\"error\":{\"code\":4030}}", AUTHLOOP_EREJECTED},
       {500, "{}", AUTHLOOP_EUNAVAILABLE},
