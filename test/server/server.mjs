@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import ms from 'ms';
@@ -37,6 +38,8 @@ function parseArgs(argv) {
     else if (a === '--keep-alive-ms') opts.keepAliveMs = Number(next());
     // Kuzzle closes every HTTP connection; benchmarks keep them, to measure authloop, not TLS
     else if (a === '--kuzzle-keep-alive') opts.kuzzleKeepAlive = true;
+    // plain HTTP instead of TLS, for benchmarks that measure the client without TLS
+    else if (a === '--plain') opts.plain = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!opts.stateDir) throw new Error('--state-dir DIR is required');
@@ -949,10 +952,11 @@ class ReferenceServer {
   listen() {
     const dir = this.opts.stateDir;
     ensureCertificates(dir);
-    const server = https.createServer({
+    const handler = (req, res) => this.handle(req, res);
+    const server = this.opts.plain ? http.createServer(handler) : https.createServer({
       key: fs.readFileSync(path.join(dir, 'server.key')),
       cert: fs.readFileSync(path.join(dir, 'server.pem')),
-    }, (req, res) => this.handle(req, res));
+    }, handler);
     server.keepAliveTimeout = this.opts.keepAliveMs;
     server.on('connection', () => this.stats.connections++);
     server.on('tlsClientError', () => {}); // an untrusting client hangs up: expected in tests
