@@ -292,9 +292,9 @@ typedef struct authloop_client_options {
   const char *region; /* "eu" (the default), "us", "in" ... */
   const char *admin_url;
   /* "cometchat": the device id sent with logins (printable, no space, at most
-   * 128 bytes). NULL: one kept per installation, derived from session_path
-   * (the same for every client and run that shares the file), or a new one
-   * per client without a session file (docs/protocol.md). */
+   * 128 bytes). NULL: one per installation, derived from the machine, the
+   * user and session_path (the same for every client and run that shares the
+   * file), or a new one per client without a session file (docs/protocol.md). */
   const char *device_id;
 } authloop_client_options;
 

@@ -7,7 +7,6 @@
 #include "engine.h"
 
 #include <mbedtls/platform_util.h>
-#include <mbedtls/md.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,21 +29,11 @@ static int provider_init(authloop_client *c, const authloop_client_options *o) {
   env.installation = NULL;
   if ((rc = authloop__random(&c->ctx->rng, env.random, sizeof(env.random))) != 0)
     return rc;
-  /* the installation is the session file: its path, as given, names it */
+  /* the installation is the session file's: machine, user, resolved path */
   if (o->session_path) {
-    static const char label[] = "authloop installation";
-    mbedtls_md_context_t h;
-    mbedtls_md_init(&h);
-    if (mbedtls_md_setup(&h, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 0) == 0 &&
-        mbedtls_md_starts(&h) == 0 &&
-        mbedtls_md_update(&h, (const unsigned char *)label, sizeof(label)) == 0 &&
-        mbedtls_md_update(&h, (const unsigned char *)o->session_path, strlen(o->session_path)) ==
-            0 &&
-        mbedtls_md_finish(&h, installation) == 0)
-      env.installation = installation;
-    mbedtls_md_free(&h);
-    if (!env.installation)
-      return AUTHLOOP_ENOMEM; /* (the only way SHA-256 fails) */
+    if ((rc = authloop__installation_id(o->session_path, installation)) != 0)
+      return rc;
+    env.installation = installation;
   }
   if ((rc = c->provider->init(o, &env, &c->pstate, bases)) != 0)
     return rc;

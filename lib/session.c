@@ -33,6 +33,7 @@ typedef struct {
   unsigned token_gen;        /* the access token it was sent with */
   int retried;
   authloop__transfer *x;
+  authloop__origin *origin; /* the server it went to, for its health; NULL: none */
 } call;
 
 /* ---- network health, per origin ------------------------------------------------ */
@@ -138,6 +139,9 @@ static void call_send(call *k) {
   rc = authloop__request_path(&req, k->path, 0);
   if (rc == 0)
     rc = c->provider->authorize(c->pstate, &v, &req);
+  /* its health is noted for the server it went to (none for a host the
+   * dialect chose beyond the configured ones) */
+  k->origin = req.base == c->base_url ? c->origins[0] : authloop__origin_of(c, req.base);
   if (rc == 0)
     rc = authloop__transport_start(&c->ctx->transport, &req, on_call_done, k, &k->x);
   authloop__request_clear(&req);
@@ -749,14 +753,20 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
   if (r.error == 0 && authloop__session_merge(c, &c->session, &r) == 0) {
     c->gen = authloop__next_gen(c->gen, c->gen);
     refreshed(c, now);
-  } else if (r.error == AUTHLOOP_EREVOKED) {
+  } else if (r.error == AUTHLOOP_EREVOKED ||
+             (r.error == AUTHLOOP_EREJECTED && now >= c->timing.expires_at)) {
+    /* refused for good; or refused, not in the server's own words (a
+     * proxy's page), while the token it would replace is already dead:
+     * nothing is left to wait for */
+    if (r.error == AUTHLOOP_EREJECTED)
+      authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh refused past expiry (HTTP %ld): %s",
+                    r.http_status, r.message ? r.message : authloop_strerror(r.error));
     release_lock(c);
     authloop__session_end(c, c->refresh_lost ? AUTHLOOP_EXPIRED_REFRESH_LOST
                                              : AUTHLOOP_EXPIRED_REVOKED);
   } else {
     /* sent, perhaps done, but no answer: the server may have refreshed */
-    if (o->error && o->error != AUTHLOOP_ERESOLVE && o->error != AUTHLOOP_ECANCELED &&
-        o->error != AUTHLOOP_EOFFLINE)
+    if (o->error && o->sent && o->error != AUTHLOOP_ECANCELED)
       c->refresh_lost = 1;
     release_lock(c);
     refresh_failed(c, o, r.error, now);
@@ -1001,7 +1011,9 @@ static void answered(authloop_client *c, call *k, const authloop__outcome *o, ui
       call_send(k); /* someone refreshed meanwhile: the new token may do */
       return;
     }
-    if (c->state == AUTHLOOP_STATE_LOGGED_IN) {
+    /* a refresh now, unless one failed and its retry is not due yet: the
+     * call waits for that retry instead (each 401 is not a new attempt) */
+    if (c->state == AUTHLOOP_STATE_LOGGED_IN && !(c->timing.retrying && now < c->timing.retry_at)) {
       int rc = refresh_start(c);
       if (rc) {
         call_finish(k, rc, 401, a->body, a->len);
@@ -1019,7 +1031,7 @@ static void answered(authloop_client *c, call *k, const authloop__outcome *o, ui
 static void on_call_done(void *ud, const authloop__outcome *o) {
   call *k = ud;
   authloop_client *c = k->c;
-  authloop__origin *origin = c->origins[0];
+  authloop__origin *origin = k->origin;
   k->x = NULL; /* the transport frees it */
   authloop__client_ref(c);
   answered(c, k, o, authloop__boot_ms());

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <mbedtls/gcm.h>
+#include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,50 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
 /* A directory where nobody but us (or root) can add or rename files: owned by
  * us or root, and not writable by group or others unless sticky (then only a
  * file's owner may rename or remove it, and the file must be ours). */
+/* ---- the installation a session file names ----------------------------------------- */
+
+/* SHA-256 of what names the installation: this machine (its machine id, when
+ * there is one), this user, and the file's directory, resolved (so "./s" and
+ * its absolute path are one installation, and two directories two). Nothing
+ * is written; the same in every run. */
+int authloop__installation_id(const char *path, unsigned char out[32]) {
+  static const char label[] = "authloop installation v2";
+  static const char *const machine_ids[] = {"/etc/machine-id", "/var/lib/dbus/machine-id"};
+  mbedtls_md_context_t h;
+  char *copy = strdup(path), *dir, *resolved = NULL, machine[64];
+  ssize_t got = 0;
+  uid_t uid = getuid();
+  size_t i;
+  int rc = AUTHLOOP_ENOMEM;
+  for (i = 0; i < sizeof(machine_ids) / sizeof(machine_ids[0]) && got <= 0; i++) {
+    int fd = open(machine_ids[i], O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0) {
+      got = read(fd, machine, sizeof(machine));
+      close(fd);
+    }
+  }
+  if (copy) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    dir = dirname(copy);
+    resolved = realpath(dir, NULL);
+    mbedtls_md_init(&h);
+    if (mbedtls_md_setup(&h, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 0) == 0 &&
+        mbedtls_md_starts(&h) == 0 &&
+        mbedtls_md_update(&h, (const unsigned char *)label, sizeof(label)) == 0 &&
+        mbedtls_md_update(&h, (const unsigned char *)machine, got > 0 ? (size_t)got : 0) == 0 &&
+        mbedtls_md_update(&h, (const unsigned char *)&uid, sizeof(uid)) == 0 &&
+        mbedtls_md_update(&h, (const unsigned char *)(resolved ? resolved : dir),
+                          strlen(resolved ? resolved : dir) + 1) == 0 &&
+        mbedtls_md_update(&h, (const unsigned char *)base, strlen(base)) == 0 &&
+        mbedtls_md_finish(&h, out) == 0)
+      rc = 0;
+    mbedtls_md_free(&h);
+  }
+  free(resolved);
+  free(copy);
+  return rc;
+}
+
 static const char *dir_problem(const char *path) {
   char *copy = strdup(path);
   struct stat st;

@@ -350,6 +350,12 @@ static void finish(authloop__transfer *x, int error) {
   o.retry_after_ms = -1;
   o.answer.body = x->resp.data ? x->resp.data : "";
   o.answer.len = x->resp.len;
+  {
+    long sent = 0;
+    o.sent = !error ||
+             (x->easy && curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
+              sent > 0);
+  }
   if (!error) {
     curl_off_t retry_after = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &o.answer.status);

@@ -181,9 +181,11 @@ int authloop__utf8_ok(const char *s) {
   return 1;
 }
 
+/* ASCII whitespace, whatever the locale counts as space (a byte of a UTF-8
+ * character may be one in a single-byte locale). */
 int authloop__has_space(const char *s) {
   for (; *s; s++)
-    if (isspace((unsigned char)*s))
+    if (*s == ' ' || (*s >= '\t' && *s <= '\r'))
       return 1;
   return 0;
 }
@@ -251,8 +253,9 @@ int authloop__header_name_ok(const char *s) {
   static const char extra[] = "!#$%&'*+-.^_`|~";
   if (!*s)
     return 0;
-  for (; *s; s++)
-    if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+  for (; *s; s++) /* ASCII letters and digits, whatever the locale says */
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')) &&
+        !strchr(extra, *s))
       return 0;
   return 1;
 }

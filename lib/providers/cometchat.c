@@ -6,7 +6,6 @@
  * or "error"), never from the status. Auth tokens do not expire. */
 #include "builtin.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,10 +102,16 @@ static void cometchat_free(void *state) {
   free(k);
 }
 
+/* ASCII only, whatever the locale says a letter is. */
+static int letter(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int digit(int c) { return c >= '0' && c <= '9'; }
+static int alnum_c(int c) { return letter(c) || digit(c); }
+static int space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 static int alnum(const char *s, size_t max) {
   size_t i;
   for (i = 0; s[i]; i++)
-    if (!isalnum((unsigned char)s[i]))
+    if (!alnum_c((unsigned char)s[i]))
       return 0;
   return i > 0 && i <= max;
 }
@@ -201,23 +206,69 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
 
 /* ---- the hosts a user's settings name -------------------------------------------------- */
 
-/* "host[:port][/path]" as the SDK puts it after "https://": no user info, no
- * query, no fragment, no dot segment. */
-static int settings_host_ok(const char *s) {
-  size_t i, colons = 0;
-  const char *path = strchr(s, '/');
-  if (!isalnum((unsigned char)*s) || strlen(s) > 255)
-    return 0;
-  for (i = 0; s[i] && s + i != path; i++) {
-    if (s[i] == ':')
-      colons++;
-    else if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-')
+/* Four decimal octets, no leading zero. */
+static int dotted_quad(const char *h, size_t n) {
+  size_t i = 0, parts = 0;
+  while (i < n) {
+    size_t start = i, value = 0;
+    while (i < n && digit((unsigned char)h[i]) && i - start < 3)
+      value = value * 10 + (size_t)(h[i++] - '0');
+    if (i == start || value > 255 || (i - start > 1 && h[start] == '0') || ++parts > 4)
+      return 0;
+    if (i < n && (h[i] != '.' || ++i == n))
       return 0;
   }
-  if (colons > 1 || (colons && !isdigit((unsigned char)s[i - 1])))
+  return parts == 4;
+}
+
+/* host (n bytes): four decimal octets, or a DNS name whose last label starts
+ * with a letter. libcurl reads other numeric forms ("2130706433", "0x7f.1",
+ * "127.1") as addresses of its own making: refused. */
+static int host_ok(const char *h, size_t n) {
+  size_t i, label = 0, last = 0;
+  if (n == 0 || n > 253)
     return 0;
-  for (; path && s[i]; i++)
-    if (!isalnum((unsigned char)s[i]) && !strchr("/._~-", s[i]))
+  if (dotted_quad(h, n))
+    return 1;
+  for (i = 0; i < n; i++) {
+    if (h[i] == '.') {
+      if (label == 0 || h[i - 1] == '-')
+        return 0;
+      label = 0;
+      last = i + 1;
+      continue;
+    }
+    if ((!alnum_c((unsigned char)h[i]) && h[i] != '-') || (label == 0 && h[i] == '-') ||
+        ++label > 63)
+      return 0;
+  }
+  return label > 0 && h[n - 1] != '-' && letter((unsigned char)h[last]);
+}
+
+/* "host[:port][/path]" as the SDK puts it after "https://": no user info, no
+ * query, no fragment, no dot segment; a port 1-65535. */
+static int settings_host_ok(const char *s) {
+  const char *path = strchr(s, '/'), *end = path ? path : s + strlen(s), *colon;
+  size_t i;
+  if (end - s > 255 || !(colon = memchr(s, ':', (size_t)(end - s))))
+    colon = end;
+  if (!host_ok(s, (size_t)(colon - s)))
+    return 0;
+  if (colon < end) { /* a port */
+    unsigned long port = 0;
+    const char *p = colon + 1;
+    if (p == end || end - p > 5 || *p == '0')
+      return 0;
+    for (; p < end; p++) {
+      if (!digit((unsigned char)*p))
+        return 0;
+      port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port > 65535)
+      return 0;
+  }
+  for (i = 0; path && path[i]; i++)
+    if (!alnum_c((unsigned char)path[i]) && !strchr("/._~-", path[i]))
       return 0;
   return !path || authloop__path_text_ok(path);
 }
@@ -225,7 +276,7 @@ static int settings_host_ok(const char *s) {
 static int version_ok(const char *s) {
   size_t i;
   for (i = 0; s[i]; i++)
-    if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+    if (!alnum_c((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
       return 0;
   return i > 0 && i <= 16 && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
@@ -263,10 +314,10 @@ static int client_base(cometchat *k, const authloop__view *v, const char **base)
 static char *trimmed(const char *s) {
   size_t n;
   char *t;
-  while (*s && isspace((unsigned char)*s))
+  while (*s && space(*s))
     s++;
   n = strlen(s);
-  while (n && isspace((unsigned char)s[n - 1]))
+  while (n && space(s[n - 1]))
     n--;
   if ((t = malloc(n + 1))) {
     memcpy(t, s, n);

@@ -4,7 +4,7 @@
  * and prints one JSON line per outcome, so that the test can compare what
  * reached the server with what the official SDK sent for the same steps.
  *
- *   authloop_ops --ca CA --provider P [--base URL] [--admin URL] [--app ID] OP...
+ *   authloop_ops --ca CA --provider P [--base URL] [--admin URL] [--app ID] [--session FILE] OP...
  *
  * OP: local:USER:PASS[:EXPIRES]   Kuzzle, the local strategy
  *     strategy:NAME:JSON           Kuzzle, any strategy
@@ -161,12 +161,14 @@ int main(int argc, char **argv) {
       o.admin_url = argv[i + 1];
     else if (strcmp(argv[i], "--app") == 0)
       o.app_id = argv[i + 1];
+    else if (strcmp(argv[i], "--session") == 0)
+      o.session_path = argv[i + 1];
     else
       break;
   }
   if (i >= argc || strncmp(argv[i], "--", 2) == 0) {
     fprintf(stderr, "usage: authloop_ops --ca CA --provider P [--base URL] [--admin URL] "
-                    "[--app ID] OP...\n");
+                    "[--app ID] [--session FILE] OP...\n");
     return 2;
   }
   r.ops = argv + i;

@@ -3,6 +3,9 @@
 // bundle under a small shim): the same steps against one recording server,
 // compared request by request (differential.mjs).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import https from 'node:https';
 import { after, before, test } from 'node:test';
 import { createRequire } from 'node:module';
@@ -34,12 +37,13 @@ after(() => server.stop());
 const options = () => ({ provider: 'cometchat', app: 'app1', base: `https://${host('client')}`,
   admin: `https://${host('admin')}` });
 
-async function both(scenario, sdkSteps, ops) {
+async function both(scenario, sdkSteps, ops, extra = {}) {
   await reset(server);
   await sdkSteps();
   const sdk = await received(server);
   await reset(server);
-  const outcomes = await runAuthloop(server, options(), typeof ops === 'function' ? await ops() : ops);
+  const outcomes = await runAuthloop(server, { ...options(), ...extra },
+    typeof ops === 'function' ? await ops() : ops);
   const mine = await received(server);
   check('cometchat', scenario, compare(sdk, mine), list);
   return outcomes;
@@ -106,6 +110,20 @@ test('the hosts the settings name, until the logout', async () => {
     assert.deepEqual(outcomes.map((o) => [o.event, o.success]), [['loginAttempt', true], ['logout', true]]);
   } finally {
     await server.control('/__test/cometchat-config', {});
+  }
+});
+
+test('with a session file: the device id of the installation', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'authloop-differential-'));
+  try {
+    const outcomes = await both('key login with a session file', async () => {
+      await CometChat.login('cometchat-uid-5', 'authkey-1');
+      await analytics();
+      await CometChat.logout();
+    }, ['key:cometchat-uid-5:authkey-1', 'logout'], { session: path.join(dir, 'session') });
+    assert.deepEqual(outcomes.map((o) => [o.event, o.success]), [['loginAttempt', true], ['logout', true]]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -11,24 +11,30 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-// The headers that carry the protocol. The others are the HTTP client's own
-// (Host, Content-Length, Connection, User-Agent, Accept-Encoding, Expect):
-// docs/protocol.md says why they are not compared.
-const HEADERS = ['accept', 'content-type', 'authorization', 'appid', 'apikey', 'authtoken', 'sdk',
-  'resource'];
+// Every header is compared but the HTTP client's own: framing, connection
+// and the client's name (docs/protocol.md says why).
+const TRANSPORT = ['host', 'content-length', 'transfer-encoding', 'connection', 'user-agent',
+  'accept-encoding', 'expect'];
 
-// Values that differ by nature between two runs become their kind.
-function shape(v) {
-  return v
-    .replace(/kauth-[A-Za-z0-9_.-]+/g, '<jwt>')
-    .replace(/cometchat-uid-\d+_[A-Za-z0-9_-]+/g, '<authToken>')
-    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>')
+// Values that differ by nature between two runs become their kind, numbered
+// in the order they first appear in the run: a token sent where another one
+// of the same run was due shows as a difference. Times stay a kind.
+function shaper() {
+  const seen = new Map();
+  const named = (kind) => (v) => {
+    if (!seen.has(v)) seen.set(v, `<${kind}#${[...seen.values()].filter((n) => n.startsWith(`<${kind}#`)).length + 1}>`);
+    return seen.get(v);
+  };
+  return (v) => v
+    .replace(/kauth-[A-Za-z0-9_.-]+/g, named('jwt'))
+    .replace(/cometchat-uid-\d+_[A-Za-z0-9_-]+/g, named('authToken'))
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, named('uuid'))
     .replace(/(?<![0-9])1\d{12}(?![0-9])/g, '<ms>');
 }
 
-function flatten(value, prefix, out) {
+function flatten(value, prefix, out, shape) {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    for (const k of Object.keys(value)) flatten(value[k], prefix ? `${prefix}.${k}` : k, out);
+    for (const k of Object.keys(value)) flatten(value[k], prefix ? `${prefix}.${k}` : k, out, shape);
     if (!Object.keys(value).length) out[prefix] = '{}';
   } else if (typeof value === 'string') {
     out[prefix] = JSON.stringify(shape(value));
@@ -38,18 +44,20 @@ function flatten(value, prefix, out) {
   return out;
 }
 
-// One request as the comparison sees it.
-export function normalize(req) {
+// One request as the comparison sees it (shape: the run's, see shaper).
+export function normalize(req, shape) {
   const url = new URL(req.url, 'https://server');
   const headers = {};
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i].toLowerCase();
-    if (HEADERS.includes(name)) headers[name] = JSON.stringify(shape(req.rawHeaders[i + 1]));
+    if (TRANSPORT.includes(name)) continue;
+    const v = JSON.stringify(shape(req.rawHeaders[i + 1]));
+    headers[name] = name in headers ? `${headers[name]} + ${v}` : v; // a repeated header shows
   }
   let body = {};
   if (req.body) {
     try {
-      body = flatten(JSON.parse(req.body), '', {});
+      body = flatten(JSON.parse(req.body), '', {}, shape);
     } catch {
       body = { '(text)': JSON.stringify(shape(req.body)) };
     }
@@ -60,17 +68,18 @@ export function normalize(req) {
 }
 
 // Longest common subsequence of routes: requests are paired in order; the
-// rest are extra on one side.
-function align(a, b) {
+// rest are extra on one side. same(x, y): the SDK's route x and authloop's y
+// are one operation (a route of the SDK's that authloop sends elsewhere).
+function align(a, b, same) {
   const n = a.length, m = b.length;
   const L = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
   for (let i = n - 1; i >= 0; i--)
     for (let j = m - 1; j >= 0; j--)
-      L[i][j] = a[i].route === b[j].route ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+      L[i][j] = same(a[i].route, b[j].route) ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
   const pairs = [];
   let i = 0, j = 0;
   while (i < n || j < m) {
-    if (i < n && j < m && a[i].route === b[j].route) pairs.push([a[i++], b[j++]]);
+    if (i < n && j < m && same(a[i].route, b[j].route)) pairs.push([a[i++], b[j++]]);
     else if (j >= m || (i < n && L[i + 1][j] >= L[i][j + 1])) pairs.push([a[i++], null]);
     else pairs.push([null, b[j++]]);
   }
@@ -79,11 +88,15 @@ function align(a, b) {
 
 // Differences between the SDK's requests and authloop's, each
 // {key: "ROUTE: field", detail}.
-export function compare(sdk, authloop) {
+// routes: {SDK route: authloop route} for one operation sent to two paths.
+export function compare(sdk, authloop, routes = {}) {
   const diffs = [];
-  for (const [s, a] of align(sdk.map(normalize), authloop.map(normalize))) {
+  const same = (x, y) => x === y || routes[x] === y;
+  const one = (list) => { const shape = shaper(); return list.map((r) => normalize(r, shape)); };
+  for (const [s, a] of align(one(sdk), one(authloop), same)) {
     if (!a) { diffs.push({ key: `${s.route}: only the SDK sends it`, detail: '' }); continue; }
     if (!s) { diffs.push({ key: `${a.route}: only authloop sends it`, detail: '' }); continue; }
+    if (s.route !== a.route) diffs.push({ key: `${s.route}: sent to ${a.route}`, detail: '' });
     for (const part of ['headers', 'query', 'body']) {
       const names = new Set([...Object.keys(s[part]), ...Object.keys(a[part])]);
       for (const k of names) {

@@ -410,6 +410,7 @@ static void cometchat_login_with_key(void **state) {
   authloop_client *c;
   const authloop_user *u;
   json_t *user;
+  char *token;
   (void)state;
   test_env_init(&e, &server, NULL);
   c = cometchat_client(&e, "app1", NULL);
@@ -427,9 +428,14 @@ static void cometchat_login_with_key(void **state) {
   json_decref(user);
   assert_int_equal(authloop_token_lifetime(c), -1); /* auth tokens do not expire */
   assert_int_equal(authloop_refresh(c, NULL, NULL), AUTHLOOP_ENOTSUP);
+  token = strdup(authloop_access_token(c));
   assert_int_equal(authloop_logout(c), 0);
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
   assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  /* the logout took the token off the server: it logs in no more */
+  assert_int_equal(authloop_login_token(c, token), 0);
+  assert_string_equal(wait_login(&e, &r)->server_code, "AUTH_ERR_AUTH_TOKEN_NOT_FOUND");
+  free(token);
   test_env_close(&e);
 }
 
@@ -814,6 +820,119 @@ static void proxy_401_on_refresh_is_not_a_revocation(void **state) {
   test_env_close(&e);
 }
 
+static void html_fault(const char *route, int status, int count, const char *retry_after) {
+  json_t *f =
+      json_pack("{s:s, s:i, s:s, s:s, s:i}", "route", route, "status", status, "body",
+                "<html><body>denied</body></html>", "contentType", "text/html", "count", count);
+  char *text;
+  if (retry_after)
+    json_object_set_new(f, "retryAfter", json_string(retry_after));
+  text = json_dumps(f, 0);
+  test_fault(&server, text);
+  free(text);
+  json_decref(f);
+}
+
+/* 401s from a proxy on the app's requests and on the refresh: a request's
+ * 401 starts a refresh only when no failed one waits for its retry, so
+ * requests do not turn into a refresh each (from the attack). */
+static void proxy_401s_do_not_storm(void **state) {
+  test_env e;
+  test_recorder r;
+  reply rep = {0};
+  authloop_client *c;
+  char *code;
+  long refreshes, calls;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = test_client(&e, &server);
+  test_record(c, &r);
+  code = test_mint_code(&server, "storm-user");
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  assert_true(wait_login(&e, &r)->success);
+  html_fault("/api/me", 401, 50, NULL);
+  html_fault("/auth/refresh", 401, 50, "2"); /* the next try in 2 s */
+  refreshes = test_stat(&server, "/auth/refresh");
+  assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &rep.count, 1, 5000); /* its 401, a failed refresh, its failure */
+  assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes + 1);
+  calls = test_stat(&server, "/api/me");
+  assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_reply, &rep), 0);
+  while (test_stat(&server, "/api/me") == calls) /* its 401 reaches authloop */
+    test_run_for(&e, 20);
+  test_run_for(&e, 200);
+  assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes + 1); /* it waits: no refresh */
+  assert_int_equal(rep.count, 1);
+  test_run_until(&e, &rep.count, 2, 5000); /* the retry, 2 s on, fails it */
+  assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes + 2);
+  assert_true(authloop_is_logged_in(c));
+  json_decref(
+      test_control(&server, "/__test/faults", "{\"route\":\"/auth/refresh\",\"clear\":true}"));
+  json_decref(test_control(&server, "/__test/faults", "{\"route\":\"/api/me\",\"clear\":true}"));
+  test_env_close(&e);
+}
+
+/* A refresh refused by a proxy (not in the server's words) is retried while
+ * the token lives; once it is dead, a refusal ends the session: a revoked
+ * refresh token behind a proxy that hides error pages is not retried for
+ * ever (from the attack). */
+static void proxy_refusal_past_expiry_ends_the_session(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  char *code;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = test_client(&e, &server);
+  test_record(c, &r);
+  code = test_mint_code_ttl(&server, "dead-user", 4);
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  assert_true(wait_login(&e, &r)->success);
+  html_fault("/auth/refresh", 401, 1000, NULL);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 12000);
+  assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
+  assert_true(test_stat(&server, "/auth/refresh") >= 2); /* retried while the token lived */
+  assert_false(authloop_is_logged_in(c));
+  json_decref(
+      test_control(&server, "/__test/faults", "{\"route\":\"/auth/refresh\",\"clear\":true}"));
+  test_env_close(&e);
+}
+
+/* Requests to the host a CometChat user's settings name that fail do not
+ * put the configured host on hold, for this client or another (from the
+ * attack). */
+static void cometchat_settings_host_failures_stay_there(void **state) {
+  test_env e;
+  test_recorder r, r2;
+  reply rep = {0};
+  authloop_client *c, *other;
+  char config[160];
+  int i;
+  (void)state;
+  snprintf(config, sizeof(config),
+           "{\"settings\":true,\"settingsClientHost\":\"127.0.0.1:%d/nothing\"}",
+           test_closed_port());
+  json_decref(test_control(&server, "/__test/cometchat-config", config));
+  test_env_init(&e, &server, NULL);
+  c = cometchat_client(&e, "app1", NULL);
+  other = cometchat_client(&e, "app1", NULL);
+  test_record(c, &r);
+  test_record(other, &r2);
+  assert_int_equal(authloop_login_key(c, "cometchat-uid-2", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  for (i = 1; i <= 4; i++) {
+    assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+    test_run_until(&e, &rep.count, i, 5000);
+    assert_int_equal(rep.status, AUTHLOOP_ENETWORK);
+  }
+  json_decref(test_control(&server, "/__test/cometchat-config", "{}"));
+  assert_int_equal(authloop_login_key(other, "cometchat-uid-3", "authkey-1"), 0);
+  assert_true(wait_login(&e, &r2)->success);
+  test_env_close(&e);
+}
+
 /* ---- all three: queries and a restarted app ------------------------------------------ */
 
 static void restored_at_once_for_every_provider(void **state) {
@@ -1069,6 +1188,9 @@ int main(void) {
       cmocka_unit_test(kuzzle_unknown_route),
       cmocka_unit_test(proxy_html_errors),
       cmocka_unit_test(proxy_401_on_refresh_is_not_a_revocation),
+      cmocka_unit_test(proxy_401s_do_not_storm),
+      cmocka_unit_test(proxy_refusal_past_expiry_ends_the_session),
+      cmocka_unit_test(cometchat_settings_host_failures_stay_there),
       cmocka_unit_test(restored_at_once_for_every_provider),
       cmocka_unit_test(path_options_are_honoured),
       cmocka_unit_test(unsupported_options_are_refused),

@@ -10,6 +10,8 @@
  * test_hardening.c.) */
 #include "harness.h"
 
+#include "ctx.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,12 +239,52 @@ static void refreshes_keep_the_session(void **state) {
   }
 }
 
+/* Whether a failed request went out: a refused connection sent nothing (a
+ * refresh that met one cannot have been done by the server, so a later
+ * refusal is a revocation, not a lost refresh); a connection dropped after
+ * the request did send it (from the attack). */
+typedef struct {
+  int count, error, sent;
+} sent_probe;
+
+static void on_probe(void *ud, const authloop__outcome *o) {
+  sent_probe *p = ud;
+  p->count++;
+  p->error = o->error;
+  p->sent = o->sent;
+}
+
+static void outcome_says_whether_sent(void **state) {
+  char base[64];
+  authloop__request req = {0};
+  authloop__transfer *x;
+  sent_probe p = {0};
+  test_env e;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  snprintf(base, sizeof(base), "https://127.0.0.1:%d", test_closed_port());
+  req.method = "POST";
+  req.base = base;
+  req.body = "{}";
+  assert_int_equal(authloop__request_path(&req, "/auth/refresh", 0), 0);
+  assert_int_equal(authloop__transport_start(&e.ctx->transport, &req, on_probe, &p, &x), 0);
+  test_run_until(&e, &p.count, 1, 5000);
+  assert_int_equal(p.error, AUTHLOOP_ENETWORK);
+  assert_false(p.sent);
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"drop\":true}");
+  req.base = server.base_url;
+  assert_int_equal(authloop__transport_start(&e.ctx->transport, &req, on_probe, &p, &x), 0);
+  test_run_until(&e, &p.count, 2, 5000);
+  assert_int_not_equal(p.error, 0);
+  assert_true(p.sent);
+  test_env_close(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(logins_meet_every_fault),
-      cmocka_unit_test(slow_and_refused),
-      cmocka_unit_test(lifetimes_that_are_not),
-      cmocka_unit_test(refreshes_keep_the_session),
+      cmocka_unit_test(logins_meet_every_fault),   cmocka_unit_test(slow_and_refused),
+      cmocka_unit_test(lifetimes_that_are_not),    cmocka_unit_test(refreshes_keep_the_session),
+      cmocka_unit_test(outcome_says_whether_sent),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER"))

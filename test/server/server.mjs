@@ -871,6 +871,7 @@ class ReferenceServer {
       const body = f.body !== undefined ? Buffer.from(f.body) : Buffer.alloc(f.bodyBytes, 0x20);
       const headers = { 'Content-Type': f.contentType ?? 'application/json', 'Content-Length': body.length };
       if (f.headerBytes) headers['X-Pad'] = 'p'.repeat(f.headerBytes);
+      if (f.retryAfter !== undefined) headers['Retry-After'] = f.retryAfter;
       if (res.destroyed) return true;
       res.writeHead(f.status || 200, headers);
       if (f.reset) { // half the body, then the connection goes

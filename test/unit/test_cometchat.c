@@ -203,6 +203,25 @@ static void settings_hosts(void **state) {
       "{\"CLIENT_API_HOST\":[\"a.example\"],\"CHAT_API_VERSION\":\"v3.0\"}",
       "{\"CLIENT_API_HOST\":\"a.example\"}",
       "\"not an object\"",
+      /* ports libcurl refuses, and numbers it reads as addresses of its own */
+      "{\"CLIENT_API_HOST\":\"a.example:99999\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"a.example:65536\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"a.example:0\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"a.example:0443\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"a.example:1b2\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"a.example:18446744073709551617\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"2130706433\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"0x7f.1\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"1.0x7f\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"127.1\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"0\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"127.0.0.01\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"256.0.0.1\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"a..example\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"a.example.\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      "{\"CLIENT_API_HOST\":\"a-.example\",\"CHAT_API_VERSION\":\"v3.0\"}",
+      /* letters only in a locale's eyes (UTF-8 of "e" with a circumflex) */
+      "{\"CLIENT_API_HOST\":\"caf\u00ea.example\",\"CHAT_API_VERSION\":\"v3.0\"}",
   };
   authloop_client_options o = app_options();
   const char *configured;
@@ -224,6 +243,10 @@ static void settings_hosts(void **state) {
   b = logout_base(k, "{\"CLIENT_API_HOST\":\"127.0.0.1:8443/cometchat/settings-client\","
                      "\"CHAT_API_VERSION\":\"v3.1\"}");
   assert_string_equal(b, "https://127.0.0.1:8443/cometchat/settings-client/v3.1");
+  free(b);
+  b = logout_base(k, "{\"CLIENT_API_HOST\":\"x-1.apiclient-eu.cometchat.io:65535\","
+                     "\"CHAT_API_VERSION\":\"v3.0\"}");
+  assert_string_equal(b, "https://x-1.apiclient-eu.cometchat.io:65535/v3.0");
   free(b);
   for (i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
     b = logout_base(k, hostile[i]);
