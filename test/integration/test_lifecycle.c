@@ -507,6 +507,7 @@ static void session_is_restored_by_a_second_process(void **state) {
   assert_false(authloop_is_logged_in(c));
   login_ttl(&e, c, &r, "pia", 0);
   test_run_until_file(&e, path, 1, 5000);
+  test_run_until_stored(&e, 5000); /* and the writer done with it: nothing queued for it */
   assert_int_equal(stat(path, &st), 0);
   assert_int_equal(st.st_mode & 0777, 0600);
 
@@ -541,6 +542,7 @@ static void encrypted_session_needs_its_key(void **state) {
   test_record(c, &r);
   login_ttl(&e, c, &r, "eve", 0);
   test_run_until_file(&e, path, 1, 5000);
+  test_run_until_stored(&e, 5000); /* and the writer done with it: nothing queued for it */
   fd = open(path, O_RDONLY);
   n = read(fd, buf, sizeof(buf));
   close(fd);
@@ -599,6 +601,7 @@ static void bad_session_files_start_logged_out(void **state) {
   test_record(c, &r);
   login_ttl(&e, c, &r, "bea", 0);
   test_run_until_file(&e, path, 1, 5000);
+  test_run_until_stored(&e, 5000); /* and the writer done with it: nothing queued for it */
   authloop_client_free(c);
   fd = open(path, O_RDONLY);
   good_len = read(fd, good, sizeof(good));
@@ -674,6 +677,7 @@ static void stale_restored_session_refreshes_on_first_activity(void **state) {
   test_record(c, &r);
   login_ttl(&e, c, &r, "stan", 2);
   test_run_until_file(&e, path, 1, 5000);
+  test_run_until_stored(&e, 5000); /* and the writer done with it: nothing queued for it */
   authloop_client_free(c); /* the app quits before any refresh */
   test_run_for(&e, 2200);  /* and is away until the access token has run out */
 
@@ -752,6 +756,7 @@ static void a_refresh_waits_for_the_file_lock(void **state) {
   test_record(c, &r);
   login_ttl(&e, c, &r, "locky", 0);
   test_run_until_file(&e, path, 1, 5000);
+  test_run_until_stored(&e, 5000); /* and the writer done with it: nothing queued for it */
   test_run_for(&e, 100); /* the write is done and the lock free */
   fd = open(lock, O_RDWR | O_CREAT, 0600);
   assert_int_equal(flock(fd, LOCK_EX), 0); /* as another process would */
@@ -793,6 +798,7 @@ static void processes_share_one_session(void **state) {
   test_record(c, &r);
   login_ttl(&e, c, &r, "shared", 6);
   test_run_until_file(&e, path, 1, 5000);
+  test_run_until_stored(&e, 5000); /* and the writer done with it: nothing queued for it */
   authloop_client_free(c); /* the file stays: the session goes on in the children */
   test_env_close(&e);
   refreshes = test_stat(&server, "/auth/refresh");
