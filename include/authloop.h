@@ -440,7 +440,9 @@ typedef void (*authloop_response_cb)(authloop_client *c, int status, long http_s
  * base URL, body_json (may be NULL) is sent as application/json. It carries
  * the dialect's bearer token, counts as activity, waits while a refresh is in
  * flight or the network is offline (up to the ctx timeout), and on a 401
- * refreshes once and retries once. cb runs once, from the loop. 0;
+ * refreshes once and retries once (not when the tokens are less than 10 s
+ * old, or a failed refresh waits for its retry: cb then gets the 401 as it
+ * came). cb runs once, from the loop. 0;
  * AUTHLOOP_EINVAL (NULL client or cb; method other than GET, POST, PUT,
  * PATCH, DELETE; a path not starting with '/' or with a space or control
  * byte; body_json not JSON, or with GET), AUTHLOOP_ECLOSING,

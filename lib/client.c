@@ -31,7 +31,7 @@ static int provider_init(authloop_client *c, const authloop_client_options *o) {
     return rc;
   /* the installation is the session file's: machine, user, resolved path */
   if (o->session_path) {
-    if ((rc = authloop__installation_id(o->session_path, installation)) != 0)
+    if ((rc = authloop__installation_id(o->session_path, o->app_id, installation)) != 0)
       return rc;
     env.installation = installation;
   }

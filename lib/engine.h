@@ -103,8 +103,9 @@ struct authloop_client {
   authloop__timing timing;
   uint64_t margin_ms, retry_base_ms, retry_cap_ms;
   unsigned retry_attempt;
-  int refresh_lost; /* a refresh's answer was lost since the tokens were had: the server may
-                       have done it, so a refusal now means that, not a revocation */
+  uint64_t refreshed_at; /* when the server last gave new tokens (0: never) */
+  int refresh_lost;      /* a refresh's answer was lost since the tokens were had: the server may
+                            have done it, so a refusal now means that, not a revocation */
   authloop__transfer *refresh_x;
   authloop__origin *refresh_origin;
   authloop__link refresh_waiters; /* authloop_refresh() callers */
@@ -176,7 +177,9 @@ void authloop__listeners_free(authloop__listeners *ls);
 
 /* ---- network health (lib/session.c) -------------------------------------------- */
 
-#define AUTHLOOP__OFFLINE_AFTER 3 /* consecutive network failures put an origin on hold */
+/* A 401 this soon after new tokens came is the answer, not a reason to refresh again. */
+#define AUTHLOOP__REFRESH_AGAIN_MS 10000
+#define AUTHLOOP__OFFLINE_AFTER    3 /* consecutive network failures put an origin on hold */
 
 /* The origin of url, shared (a new reference); hold_end runs when a hold
  * ends (lib/state.c). */

@@ -754,9 +754,10 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     c->gen = authloop__next_gen(c->gen, c->gen);
     refreshed(c, now);
   } else if (r.error == AUTHLOOP_EREVOKED ||
-             (r.error == AUTHLOOP_EREJECTED && now >= c->timing.expires_at)) {
-    /* refused for good; or refused, not in the server's own words (a
-     * proxy's page), while the token it would replace is already dead:
+             (r.error == AUTHLOOP_EREJECTED && !r.server_code &&
+              (r.http_status == 401 || r.http_status == 400) && now >= c->timing.expires_at)) {
+    /* refused for good; or a 401/400 not in the server's own words (a
+     * proxy's page) while the token it would replace is already dead:
      * nothing is left to wait for */
     if (r.error == AUTHLOOP_EREJECTED)
       authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh refused past expiry (HTTP %ld): %s",
@@ -780,6 +781,7 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
  * rotated refresh token is on its way to disk before anything else happens),
  * then told. */
 static void refreshed(authloop_client *c, uint64_t now) {
+  c->refreshed_at = now;
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
   authloop__session_started(c, now, 1);
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "tokens refreshed (lifetime %lld s)",
@@ -1011,9 +1013,17 @@ static void answered(authloop_client *c, call *k, const authloop__outcome *o, ui
       call_send(k); /* someone refreshed meanwhile: the new token may do */
       return;
     }
-    /* a refresh now, unless one failed and its retry is not due yet: the
-     * call waits for that retry instead (each 401 is not a new attempt) */
-    if (c->state == AUTHLOOP_STATE_LOGGED_IN && !(c->timing.retrying && now < c->timing.retry_at)) {
+    /* no refresh for it when one failed and its retry is not due, or when
+     * tokens came from a refresh moments ago: the server's 401 is the
+     * answer (each 401 is not a new refresh: a proxy that answers every
+     * request 401 would make a refresh of each) */
+    if (c->state == AUTHLOOP_STATE_LOGGED_IN &&
+        ((c->timing.retrying && now < c->timing.retry_at) ||
+         (c->refreshed_at && now - c->refreshed_at < AUTHLOOP__REFRESH_AGAIN_MS))) {
+      call_finish(k, 0, a->status, a->body, a->len);
+      return;
+    }
+    if (c->state == AUTHLOOP_STATE_LOGGED_IN) {
       int rc = refresh_start(c);
       if (rc) {
         call_finish(k, rc, 401, a->body, a->len);

@@ -272,18 +272,14 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
   return rc;
 }
 
-/* ---- reading ---------------------------------------------------------------------- */
-
-/* A directory where nobody but us (or root) can add or rename files: owned by
- * us or root, and not writable by group or others unless sticky (then only a
- * file's owner may rename or remove it, and the file must be ours). */
 /* ---- the installation a session file names ----------------------------------------- */
 
 /* SHA-256 of what names the installation: this machine (its machine id, when
- * there is one), this user, and the file's directory, resolved (so "./s" and
+ * there is one), this user, the application (app, may be NULL), and the
+ * file's directory, resolved (so "./s" and
  * its absolute path are one installation, and two directories two). Nothing
  * is written; the same in every run. */
-int authloop__installation_id(const char *path, unsigned char out[32]) {
+int authloop__installation_id(const char *path, const char *app, unsigned char out[32]) {
   static const char label[] = "authloop installation v2";
   static const char *const machine_ids[] = {"/etc/machine-id", "/var/lib/dbus/machine-id"};
   mbedtls_md_context_t h;
@@ -309,6 +305,8 @@ int authloop__installation_id(const char *path, unsigned char out[32]) {
         mbedtls_md_update(&h, (const unsigned char *)label, sizeof(label)) == 0 &&
         mbedtls_md_update(&h, (const unsigned char *)machine, got > 0 ? (size_t)got : 0) == 0 &&
         mbedtls_md_update(&h, (const unsigned char *)&uid, sizeof(uid)) == 0 &&
+        mbedtls_md_update(&h, (const unsigned char *)(app ? app : ""),
+                          strlen(app ? app : "") + 1) == 0 &&
         mbedtls_md_update(&h, (const unsigned char *)(resolved ? resolved : dir),
                           strlen(resolved ? resolved : dir) + 1) == 0 &&
         mbedtls_md_update(&h, (const unsigned char *)base, strlen(base)) == 0 &&
@@ -321,6 +319,11 @@ int authloop__installation_id(const char *path, unsigned char out[32]) {
   return rc;
 }
 
+/* ---- reading ---------------------------------------------------------------------- */
+
+/* A directory where nobody but us (or root) can add or rename files: owned by
+ * us or root, and not writable by group or others unless sticky (then only a
+ * file's owner may rename or remove it, and the file must be ours). */
 static const char *dir_problem(const char *path) {
   char *copy = strdup(path);
   struct stat st;

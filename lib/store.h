@@ -49,9 +49,9 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
  * AUTHLOOP_ENOENT when there is no file; else an error and a reason. */
 int authloop__store_read(const char *path, unsigned char **out, size_t *len, const char **why);
 /* 32 bytes that name the installation of the session file at path: this
- * machine, this user, the file's resolved directory and name. 0 or
- * AUTHLOOP_ENOMEM. */
-int authloop__installation_id(const char *path, unsigned char out[32]);
+ * machine, this user, the application (app, may be NULL), the file's
+ * resolved directory and name. 0 or AUTHLOOP_ENOMEM. */
+int authloop__installation_id(const char *path, const char *app, unsigned char out[32]);
 
 /* Writes and deletes, one at a time per path, in order, on libuv's thread
  * pool; an operation not yet started is replaced by a newer one. Each takes

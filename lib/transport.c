@@ -351,10 +351,15 @@ static void finish(authloop__transfer *x, int error) {
   o.answer.body = x->resp.data ? x->resp.data : "";
   o.answer.len = x->resp.len;
   {
+    /* past the connection, TLS and any proxy tunnel, and bytes written:
+     * the request size alone counts a proxy's CONNECT */
     long sent = 0;
-    o.sent = !error ||
-             (x->easy && curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
-              sent > 0);
+    curl_off_t pre = 0;
+    o.sent =
+        !error ||
+        (x->easy && curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK &&
+         pre > 0 && curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
+         sent > 0);
   }
   if (!error) {
     curl_off_t retry_after = 0;

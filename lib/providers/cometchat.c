@@ -250,7 +250,7 @@ static int host_ok(const char *h, size_t n) {
 static int settings_host_ok(const char *s) {
   const char *path = strchr(s, '/'), *end = path ? path : s + strlen(s), *colon;
   size_t i;
-  if (end - s > 255 || !(colon = memchr(s, ':', (size_t)(end - s))))
+  if (strlen(s) > 1024 || end - s > 255 || !(colon = memchr(s, ':', (size_t)(end - s))))
     colon = end;
   if (!host_ok(s, (size_t)(colon - s)))
     return 0;

@@ -38,8 +38,10 @@ function flatten(value, prefix, out, shape) {
     if (!Object.keys(value).length) out[prefix] = '{}';
   } else if (typeof value === 'string') {
     out[prefix] = JSON.stringify(shape(value));
+  } else if (Array.isArray(value)) {
+    out[prefix] = JSON.stringify(value.map((v) => (typeof v === 'string' ? shape(v) : v)));
   } else {
-    out[prefix] = value === null ? 'null' : typeof value;
+    out[prefix] = JSON.stringify(value); // numbers, booleans, null: their value
   }
   return out;
 }
@@ -63,7 +65,10 @@ export function normalize(req, shape) {
     }
   }
   const query = {};
-  for (const [k, v] of url.searchParams) query[k] = JSON.stringify(shape(v));
+  for (const [k, v] of url.searchParams) { // a repeated parameter shows every value
+    const j = JSON.stringify(shape(v));
+    query[k] = k in query ? `${query[k]} + ${j}` : j;
+  }
   return { route: `${req.method} ${url.pathname}`, headers, query, body };
 }
 

@@ -220,7 +220,8 @@ static void settings_hosts(void **state) {
       "{\"CLIENT_API_HOST\":\"a..example\",\"CHAT_API_VERSION\":\"v3.0\"}",
       "{\"CLIENT_API_HOST\":\"a.example.\",\"CHAT_API_VERSION\":\"v3.0\"}",
       "{\"CLIENT_API_HOST\":\"a-.example\",\"CHAT_API_VERSION\":\"v3.0\"}",
-      /* letters only in a locale's eyes (UTF-8 of "e" with a circumflex) */
+      /* bytes outside ASCII (UTF-8 of "e" with a circumflex), which a
+       * single-byte locale would call letters: refused in any locale */
       "{\"CLIENT_API_HOST\":\"caf\u00ea.example\",\"CHAT_API_VERSION\":\"v3.0\"}",
   };
   authloop_client_options o = app_options();
