@@ -820,6 +820,19 @@ static void proxy_401_on_refresh_is_not_a_revocation(void **state) {
   test_env_close(&e);
 }
 
+/* A gateway client on e, logged in as user (ttl_s: its token's lifetime, 0:
+ * the server's), recorded in r. */
+static authloop_client *gateway_session(test_env *e, test_recorder *r, const char *user,
+                                        int ttl_s) {
+  authloop_client *c = test_client(e, &server);
+  char *code = ttl_s ? test_mint_code_ttl(&server, user, ttl_s) : test_mint_code(&server, user);
+  test_record(c, r);
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  assert_true(wait_login(e, r)->success);
+  return c;
+}
+
 static void html_fault(const char *route, int status, int count, const char *retry_after) {
   json_t *f =
       json_pack("{s:s, s:i, s:s, s:s, s:i}", "route", route, "status", status, "body",
@@ -843,17 +856,11 @@ static void proxy_401s_do_not_storm(void **state) {
   test_recorder r;
   reply rep = {0};
   authloop_client *c;
-  char *code;
   long refreshes;
   int i;
   (void)state;
   test_env_init(&e, &server, NULL);
-  c = test_client(&e, &server);
-  test_record(c, &r);
-  code = test_mint_code(&server, "storm-user");
-  assert_int_equal(authloop_login_code(c, code), 0);
-  free(code);
-  assert_true(wait_login(&e, &r)->success);
+  c = gateway_session(&e, &r, "storm-user", 0);
   /* refreshes fail: the first 401 tries one, the next ones get their 401 */
   html_fault("/api/me", 401, 4, NULL);
   html_fault("/auth/refresh", 401, 1, "30");
@@ -870,12 +877,7 @@ static void proxy_401s_do_not_storm(void **state) {
   json_decref(test_control(&server, "/__test/faults", "{\"route\":\"/api/me\",\"clear\":true}"));
   /* refreshes work: one, then the 401s are the answers */
   test_env_init(&e, &server, NULL);
-  c = test_client(&e, &server);
-  test_record(c, &r);
-  code = test_mint_code(&server, "storm-user");
-  assert_int_equal(authloop_login_code(c, code), 0);
-  free(code);
-  assert_true(wait_login(&e, &r)->success);
+  c = gateway_session(&e, &r, "storm-user", 0);
   html_fault("/api/me", 401, 6, NULL);
   refreshes = test_stat(&server, "/auth/refresh");
   rep.count = 0;
@@ -899,15 +901,9 @@ static void proxy_refusal_past_expiry_ends_the_session(void **state) {
   test_env e;
   test_recorder r;
   authloop_client *c;
-  char *code;
   (void)state;
   test_env_init(&e, &server, NULL);
-  c = test_client(&e, &server);
-  test_record(c, &r);
-  code = test_mint_code_ttl(&server, "dead-user", 4);
-  assert_int_equal(authloop_login_code(c, code), 0);
-  free(code);
-  assert_true(wait_login(&e, &r)->success);
+  c = gateway_session(&e, &r, "dead-user", 4);
   html_fault("/auth/refresh", 401, 1000, NULL);
   test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 12000);
   assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
@@ -915,6 +911,30 @@ static void proxy_refusal_past_expiry_ends_the_session(void **state) {
   assert_false(authloop_is_logged_in(c));
   json_decref(
       test_control(&server, "/__test/faults", "{\"route\":\"/auth/refresh\",\"clear\":true}"));
+  test_env_close(&e);
+}
+
+/* Only a proxy's 401/400 ends a session past expiry: any other refusal (a
+ * 404 page at the last retry, from the re-attack) stays a failure that is
+ * retried, and the session goes on when the server answers again. */
+static void proxy_404_past_expiry_is_retried(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = gateway_session(&e, &r, "lost-user", 3);
+  html_fault("/auth/refresh", 404, 1000, NULL);
+  while (authloop_token_expires_in_ms(c) > 0) /* past expiry, refused all along */
+    test_run_for(&e, 100);
+  test_run_for(&e, 1500);
+  assert_int_equal(r.count[AUTHLOOP_EV_SESSION_EXPIRED], 0);
+  assert_true(authloop_is_logged_in(c));
+  json_decref(
+      test_control(&server, "/__test/faults", "{\"route\":\"/auth/refresh\",\"clear\":true}"));
+  authloop_touch(c);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 15000);
+  assert_int_equal(r.count[AUTHLOOP_EV_SESSION_EXPIRED], 0);
   test_env_close(&e);
 }
 
@@ -1208,6 +1228,7 @@ int main(void) {
       cmocka_unit_test(proxy_401_on_refresh_is_not_a_revocation),
       cmocka_unit_test(proxy_401s_do_not_storm),
       cmocka_unit_test(proxy_refusal_past_expiry_ends_the_session),
+      cmocka_unit_test(proxy_404_past_expiry_is_retried),
       cmocka_unit_test(cometchat_settings_host_failures_stay_there),
       cmocka_unit_test(restored_at_once_for_every_provider),
       cmocka_unit_test(path_options_are_honoured),
