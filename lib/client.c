@@ -566,6 +566,6 @@ const char *authloop_user_field(const authloop_user *u, const char *key) {
   return u && key ? json_string_value(json_object_get(u->obj, key)) : NULL;
 }
 
-const char *authloop_user_id(const authloop_user *u) { return u ? u->id : NULL; }
+const char *authloop_user_id(const authloop_user *u) { return authloop__user_id(u); }
 const char *authloop_user_name(const authloop_user *u) { return u ? u->name : NULL; }
 const char *authloop_user_json(const authloop_user *u) { return u ? u->json : NULL; }

@@ -26,6 +26,9 @@ struct authloop_user {
   const char *id, *name; /* strings inside obj, chosen by the dialect */
 };
 
+/* A user's id, or NULL (what authloop_user_id() answers, for the engine's own files). */
+static inline const char *authloop__user_id(const authloop_user *u) { return u ? u->id : NULL; }
+
 typedef struct {
   authloop_user *user;
   char *access_token, *id_token, *refresh_token;

@@ -224,7 +224,7 @@ static void end_here(authloop_client *c, int error, long http_status, int forget
   authloop__result r = {0};
   long long gen = c->gen, sid = c->sid;
   /* retired by the clearing, readable until the loop turns */
-  const char *uid = authloop_user_id(c->session.user);
+  const char *uid = authloop__user_id(c->session.user);
   authloop__clear_locally(c, error);
   if (forget)
     authloop__session_forget(c, AUTHLOOP__FORGET_REVOKED, gen, sid, uid);
@@ -449,7 +449,7 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
   if ((rc = authloop__result_check(c, &r)) == 0)
     rc = authloop__session_merge(c, &s, &r);
   authloop__result_clear(&r);
-  if (rc == 0 && again && strcmp(authloop_user_id(s.user), authloop_user_id(c->session.user)))
+  if (rc == 0 && again && strcmp(authloop__user_id(s.user), authloop__user_id(c->session.user)))
     rc = AUTHLOOP_EINVAL; /* another user's session now: not ours to take */
   if (rc) {
     authloop__session_clear(&s);
@@ -684,7 +684,7 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   uint64_t idle_ms;
   long long gen = c->gen;
   /* retired below, readable until the loop turns */
-  const char *uid = authloop_user_id(c->session.user);
+  const char *uid = authloop__user_id(c->session.user);
   authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "session ended: %s",
                 reason == AUTHLOOP_EXPIRED_IDLE ? "idle until the token ran out"
                 : reason == AUTHLOOP_EXPIRED_REFRESH_LOST
