@@ -60,3 +60,21 @@ export function installBrowserShim(caFile) {
     });
   };
 }
+
+// The official CometChat SDK, started in this process under the shim against
+// the reference server's CometChat hosts (app1, region as given): { CometChat, host }.
+export async function startCometChat(server, region) {
+  installBrowserShim(server.ca);
+  const { createRequire } = await import('node:module');
+  const require = createRequire(new URL('../server/package.json', import.meta.url));
+  const { CometChat } = require('@cometchat/chat-sdk-javascript');
+  const host = (api) => `127.0.0.1:${server.port}/cometchat/${api}/v3.0`;
+  const settings = new CometChat.AppSettingsBuilder()
+    .setRegion(region)
+    .overrideAdminHost(host('admin'))
+    .overrideClientHost(host('client'))
+    .autoEstablishSocketConnection(false) // no websocket
+    .build();
+  await CometChat.init('app1', settings);
+  return { CometChat, host };
+}

@@ -5,26 +5,16 @@
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import { after, before, test } from 'node:test';
-import { createRequire } from 'node:module';
 import { startServer } from './server.mjs';
-import { installBrowserShim } from './browser-shim.mjs';
+import { startCometChat } from './browser-shim.mjs';
 
 let server;
 let CometChat;
-const host = (api) => `127.0.0.1:${server.port}/cometchat/${api}/v3.0`;
+let host;
 
 before(async () => {
   server = await startServer();
-  installBrowserShim(server.ca);
-  const require = createRequire(new URL('../server/package.json', import.meta.url));
-  ({ CometChat } = require('@cometchat/chat-sdk-javascript'));
-  const settings = new CometChat.AppSettingsBuilder()
-    .setRegion('us')
-    .overrideAdminHost(host('admin'))
-    .overrideClientHost(host('client'))
-    .autoEstablishSocketConnection(false) // no websocket, no analytics pings
-    .build();
-  await CometChat.init('app1', settings);
+  ({ CometChat, host } = await startCometChat(server, 'us'));
 });
 
 after(() => server.stop());

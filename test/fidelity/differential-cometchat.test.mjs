@@ -8,28 +8,18 @@ import os from 'node:os';
 import path from 'node:path';
 import https from 'node:https';
 import { after, before, test } from 'node:test';
-import { createRequire } from 'node:module';
 import { startServer } from './server.mjs';
-import { installBrowserShim } from './browser-shim.mjs';
+import { startCometChat } from './browser-shim.mjs';
 import { accepted, check, compare, received, reset, runAuthloop, unused } from './differential.mjs';
 
 let server;
 let CometChat;
 const list = accepted('cometchat');
-const host = (api) => `127.0.0.1:${server.port}/cometchat/${api}/v3.0`;
+let host;
 
 before(async () => {
   server = await startServer();
-  installBrowserShim(server.ca);
-  const require = createRequire(new URL('../server/package.json', import.meta.url));
-  ({ CometChat } = require('@cometchat/chat-sdk-javascript'));
-  const settings = new CometChat.AppSettingsBuilder()
-    .setRegion('eu')
-    .overrideAdminHost(host('admin'))
-    .overrideClientHost(host('client'))
-    .autoEstablishSocketConnection(false)
-    .build();
-  await CometChat.init('app1', settings);
+  ({ CometChat, host } = await startCometChat(server, 'eu'));
 });
 
 after(() => server.stop());
