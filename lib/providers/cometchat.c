@@ -481,7 +481,6 @@ static int logout_answer(void *state, const authloop__answer *a, authloop__resul
   if (answer(a, &root, &data, out) != 0 && out->server_code &&
       strcmp(out->server_code, TOKEN_GONE) == 0) {
     authloop__result_clear(out);
-    out->http_status = a->status;
   }
   json_decref(root);
   return out->error;
