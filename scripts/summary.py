@@ -9,6 +9,7 @@ import re
 import sys
 
 passed = failed = 0
+notes = []  # what each failed test said, shown before the total (meson keeps only a log's tail)
 for path in sys.argv[1:]:
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
@@ -32,5 +33,12 @@ for path in sys.argv[1:]:
             passed += 1
         else:
             failed += 1
+        if t["result"] != "OK":
+            said = [l for l in (out + "\n" + (t.get("stderr") or "")).splitlines()
+                    if re.match(r"\s*(not ok|#)|.*\b(error|ERROR|FAIL|Assert|timed out)", l)
+                    and not l.startswith("==")]
+            notes.append(f"{t.get('name', '?')} ({t['result']}):")
+            notes.extend("  " + l[:300] for l in said[:20])
+print("\n".join(notes)) if notes else None
 print(f"total: {passed} passed, {failed} failed")
 sys.exit(1 if failed or not passed else 0)

@@ -445,14 +445,19 @@ void test_run_until_file(test_env *e, const char *path, int want, unsigned limit
   limit_ms = test_scaled(limit_ms);
   uv_timer_start(&e->watchdog, on_watchdog, limit_ms, 0);
   /* the store's thread-pool completion wakes the loop, so each turn is a look */
+  int dry = 0;
   while (test_file_state(path) != want && !e->timed_out) {
     turns++;
-    if (!uv_run(&e->loop, UV_RUN_ONCE) && test_file_state(path) != want)
-      break; /* nothing pending: it will not change */
+    if (!uv_run(&e->loop, UV_RUN_ONCE) && test_file_state(path) != want) {
+      dry = 1; /* nothing pending: it will not change */
+      break;
+    }
   }
   uv_timer_stop(&e->watchdog);
   if (test_file_state(path) != want)
-    fail_msg("%s did not %s within %u ms", path, what[want], limit_ms);
+    fail_msg("%s did not %s (%s after %llu ms; the file's state: %d)", path, what[want],
+             dry ? "nothing of the loop's left to wait for" : "timed out",
+             (unsigned long long)((uv_hrtime() - start) / 1000000), test_file_state(path));
   test_check_spin(turns, start, "test_run_until_file");
 }
 

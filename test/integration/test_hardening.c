@@ -386,6 +386,9 @@ static void logout_then_free(void **state) {
     authloop_client *c, *again;
     long logouts = test_stat(&server, "/auth/logout");
     co.session_path = path;
+    /* the round before left a logout's mark: gone, so that only this
+     * round's can meet the wait below */
+    unlink(path);
     test_env_init(&e, &server, NULL);
     c = gateway(&e, &co);
     test_record(c, &r);
@@ -402,8 +405,12 @@ static void logout_then_free(void **state) {
       assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
       assert_int_equal(closed_count, 1);
       assert_int_equal(uv_loop_close(&e.loop), 0);
+      assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT);
     } else {
       test_run_until_file(&e, path, TEST_FILE_LOGGED_OUT, 5000);
+      /* and it stays: no write of this round comes after it */
+      test_run_until_stored(&e, 5000);
+      assert_int_equal(test_file_state(path), TEST_FILE_LOGGED_OUT);
       test_env_close(&e);
     }
     if (test_stat(&server, "/auth/logout") != logouts + 1)
