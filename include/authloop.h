@@ -472,7 +472,8 @@ AUTHLOOP_EXTERN const char *authloop_user_name(const authloop_user *u);
 /* A top-level string field of the user object ("email", "tenantId" ...), or
  * NULL (no such field, not a string, NULL key). */
 AUTHLOOP_EXTERN const char *authloop_user_field(const authloop_user *u, const char *key);
-/* The user object as the server sent it: same keys in the same order, compact. */
+/* The user object as the server sent it, without whitespace between tokens: the same keys in
+ * the same order, string escapes as the server wrote them. */
 AUTHLOOP_EXTERN const char *authloop_user_json(const authloop_user *u);
 
 /* ---- events ----------------------------------------------------------------- */

@@ -367,20 +367,21 @@ int authloop_login_strategy(authloop_client *c, const char *strategy, const char
 
 int authloop_login_local(authloop_client *c, const char *username, const char *password,
                          const char *expires_in) {
-  json_t *creds;
+  const char *pairs[4];
   char *text;
   int rc = login_precheck(c);
   if (rc)
     return rc;
   if (!(c->provider->accepts & AUTHLOOP__CRED_STRATEGY))
     return AUTHLOOP_EWRONGPROVIDER;
-  if (!username || !*username || !password)
+  if (!username || !*username || !password || !authloop__utf8_ok(username) ||
+      !authloop__utf8_ok(password))
     return AUTHLOOP_EINVAL;
-  if (!(creds = json_pack("{s:s, s:s}", "username", username, "password", password)))
-    return AUTHLOOP_EINVAL; /* not UTF-8 */
-  text = authloop__json_text(creds);
-  authloop__json_wipe_decref(creds);
-  if (!text)
+  pairs[0] = "username";
+  pairs[1] = username;
+  pairs[2] = "password";
+  pairs[3] = password;
+  if (!(text = authloop__jw_object(pairs, 2)))
     return AUTHLOOP_ENOMEM;
   rc = authloop_login_strategy(c, "local", text, expires_in);
   authloop__secret_free(text);
@@ -562,8 +563,24 @@ int authloop_copy(const authloop_client *c, authloop_copy_what what, char *buf, 
   return 0;
 }
 
+/* The object is read once, the first time a field is asked for (the
+ * strings it hands out live as long as the user). */
 const char *authloop_user_field(const authloop_user *u, const char *key) {
-  return u && key ? json_string_value(json_object_get(u->obj, key)) : NULL;
+  authloop_user *w = (authloop_user *)u;
+  if (!u || !key)
+    return NULL;
+  if (!w->doc) {
+    authloop__jdoc *d = malloc(sizeof(*d));
+    if (!d)
+      return NULL;
+    if (authloop__jdoc_parse(d, w->json, strlen(w->json)) != 0) {
+      authloop__jdoc_free(d);
+      free(d);
+      return NULL;
+    }
+    w->doc = d;
+  }
+  return authloop__jstring(w->doc, authloop__jget(w->doc, 0, key));
 }
 
 const char *authloop_user_id(const authloop_user *u) { return authloop__user_id(u); }

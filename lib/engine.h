@@ -21,9 +21,9 @@ typedef struct authloop__call_entry authloop__call_entry;
 /* ---- session data ------------------------------------------------------------ */
 
 struct authloop_user {
-  json_t *obj;           /* the user object as parsed */
-  char *json;            /* compact serialisation, server's key order */
-  const char *id, *name; /* strings inside obj, chosen by the dialect */
+  char *json;          /* the object as the server sent it, compact */
+  char *id, *name;     /* as the dialect reads them (name may be NULL) */
+  authloop__jdoc *doc; /* json read, the first time a field is asked for */
 };
 
 /* A user's id, or NULL (what authloop_user_id() answers, for the engine's own files). */
@@ -45,8 +45,11 @@ int authloop__retire_reserve(authloop_ctx *ctx);
 void authloop__retire_release(authloop_ctx *ctx);
 /* At the ctx's end: what is still retired goes. */
 void authloop__graveyard_free(authloop_ctx *ctx);
-/* Takes the user object (its reference); the dialect names its id and name. */
-int authloop__user_new(const authloop__provider *p, json_t *obj, authloop_user **out);
+/* Takes a result's user (its text, id and name). */
+int authloop__user_new(authloop__result *r, authloop_user **out);
+/* Sets r's user from JSON text (a session file's): AUTHLOOP_EPROTO when it
+ * is no object or the dialect finds no id in it. */
+int authloop__result_user_json(const authloop__provider *p, authloop__result *r, const char *json);
 void authloop__user_free(authloop_user *u);
 
 /* ---- listeners ------------------------------------------------------------------ */

@@ -2,6 +2,7 @@
 /* Filling a request description (see http.h). */
 #include "http.h"
 
+#include "json.h"
 #include "util.h"
 
 #include <string.h>
@@ -38,7 +39,16 @@ int authloop__request_header(authloop__request *r, const char *name, const char 
   return add_pair(r->headers, AUTHLOOP__MAX_HEADERS, name, value);
 }
 
+int authloop__request_json_object(authloop__request *r, const char *const *pairs, size_t n) {
+  size_t i;
+  for (i = 0; i < 2 * n; i++)
+    if (!pairs[i] || !authloop__utf8_ok(pairs[i]))
+      return AUTHLOOP_EINVAL;
+  authloop__secret_free(r->json);
+  return (r->json = authloop__jw_object(pairs, n)) ? 0 : AUTHLOOP_ENOMEM;
+}
+
 void authloop__request_clear(authloop__request *r) {
-  authloop__json_wipe_decref(r->json);
+  authloop__secret_free(r->json);
   memset(r, 0, sizeof(*r));
 }

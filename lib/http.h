@@ -4,7 +4,6 @@
 #ifndef AUTHLOOP_HTTP_H
 #define AUTHLOOP_HTTP_H
 
-#include <jansson.h>
 #include <stddef.h>
 
 #define AUTHLOOP__MAX_PATH    4
@@ -29,8 +28,8 @@ typedef enum {
 } authloop__request_flags;
 
 /* Every pointer is borrowed until authloop__transport_start() returns, which
- * copies what it keeps. json is the exception: a reference owned by the
- * description (authloop__request_clear drops it, wiped). */
+ * copies what it keeps. json is the exception: text owned by the description
+ * (authloop__request_clear wipes and frees it). */
 typedef struct {
   const char *method; /* GET, POST, PUT, PATCH, DELETE */
   const char *base;   /* absolute http(s) URL, no query: its path is kept */
@@ -38,7 +37,7 @@ typedef struct {
   authloop__pair query[AUTHLOOP__MAX_QUERY];     /* value URL-encoded; NULL value: the bare name */
   authloop__pair headers[AUTHLOOP__MAX_HEADERS]; /* validated by the transport */
   const char *bearer;                            /* "Authorization: Bearer <bearer>" */
-  json_t *json;                                  /* body as application/json, or ... */
+  char *json;                                    /* body as application/json, or ... */
   const char *body;                              /* ... this text as application/json */
   unsigned flags;
 } authloop__request;
@@ -59,6 +58,9 @@ typedef struct {
 int authloop__request_path(authloop__request *r, const char *text, int segment);
 int authloop__request_query(authloop__request *r, const char *name, const char *value);
 int authloop__request_header(authloop__request *r, const char *name, const char *value);
+/* The body {"k1":"v1",...} from n pairs of strings: 0, AUTHLOOP_EINVAL when
+ * one is NULL or not UTF-8, AUTHLOOP_ENOMEM. */
+int authloop__request_json_object(authloop__request *r, const char *const *pairs, size_t n);
 void authloop__request_clear(authloop__request *r);
 
 #endif

@@ -4,6 +4,8 @@
  * pre-auth bearer with the backend's private key (RS256, ES256). */
 #include "jwt.h"
 
+#include "json.h"
+
 #include "mbedtls_compat.h"
 
 #include <errno.h>
@@ -57,66 +59,60 @@ int authloop__b64url_decode(const char *in, size_t len, unsigned char **out, siz
   return 0;
 }
 
-/* The claims of a compact JWS (unverified), or NULL with *rc set. */
-static json_t *claims_of(const char *token, int *rc) {
+/* The claims of a compact JWS (unverified) read into d: 0, or an error (d
+ * is left for authloop__jdoc_free either way). */
+static int claims_of(const char *token, authloop__jdoc *d) {
   const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
   unsigned char *payload;
   size_t len;
-  json_t *claims;
-  *rc = AUTHLOOP_EPROTO;
+  int rc;
+  memset(d, 0, sizeof(*d));
   if (!dot1 || !dot2 || strchr(dot2 + 1, '.'))
-    return NULL; /* not a compact JWS (a JWE has five parts) */
-  if ((*rc = authloop__b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload, &len)) != 0)
-    return NULL;
-  claims = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL);
+    return AUTHLOOP_EPROTO; /* not a compact JWS (a JWE has five parts) */
+  if ((rc = authloop__b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload, &len)) != 0)
+    return rc;
+  rc = authloop__jdoc_parse(d, (const char *)payload, len);
   mbedtls_platform_zeroize(payload, len);
   free(payload);
-  if (!json_is_object(claims)) { /* an array or a number is no claims set */
-    authloop__json_wipe_decref(claims);
-    *rc = AUTHLOOP_EPROTO;
-    return NULL;
-  }
-  *rc = 0;
-  return claims;
+  d->text = NULL; /* gone: only the decoded copy is read */
+  if (rc == 0 && !authloop__jis(d, 0, AUTHLOOP__J_OBJECT))
+    rc = AUTHLOOP_EPROTO; /* an array is no claims set */
+  return rc;
 }
 
 int authloop__jwt_expiry(const char *token, long long *exp_s) {
-  int rc;
-  json_t *claims = claims_of(token, &rc), *exp = json_object_get(claims, "exp");
-  json_int_t e;
-  if (claims && !exp) {
+  authloop__jdoc d;
+  int rc = claims_of(token, &d), exp = authloop__jget(&d, 0, "exp");
+  long long e;
+  if (!rc && exp < 0) {
     rc = AUTHLOOP_ENOENT; /* a token that never expires */
   } else if (!rc) {
     rc = AUTHLOOP_EPROTO;
     /* after the epoch and within the range every caller bounds against */
-    if (json_is_integer(exp) && (e = json_integer_value(exp)) > 0 && e < (1LL << 40)) {
-      *exp_s = (long long)e;
+    if (authloop__jint(&d, exp, &e) == 0 && e > 0 && e < (1LL << 40)) {
+      *exp_s = e;
       rc = 0;
     }
   }
-  authloop__json_wipe_decref(claims);
+  authloop__jdoc_free(&d);
   return rc;
 }
 
 int authloop__jwt_lifetime(const char *token, long long *seconds) {
-  json_t *claims, *exp, *iat;
-  json_int_t e, i;
-  int rc;
-  if (!(claims = claims_of(token, &rc)))
-    return rc;
-  exp = json_object_get(claims, "exp");
-  iat = json_object_get(claims, "iat");
-  rc = AUTHLOOP_EPROTO;
-  if (json_is_integer(exp) && json_is_integer(iat)) {
-    e = json_integer_value(exp);
-    i = json_integer_value(iat);
-    /* ranges first: with both at or after the epoch, e - i cannot overflow */
-    if (i >= 0 && e > i && e - i <= 10LL * 366 * 24 * 3600) {
-      *seconds = (long long)(e - i);
+  authloop__jdoc d;
+  long long e, i;
+  int rc = claims_of(token, &d);
+  if (rc == 0) {
+    rc = AUTHLOOP_EPROTO;
+    if (authloop__jint(&d, authloop__jget(&d, 0, "exp"), &e) == 0 &&
+        authloop__jint(&d, authloop__jget(&d, 0, "iat"), &i) == 0 && i >= 0 && e > i &&
+        e - i <= 10LL * 366 * 24 * 3600) {
+      /* ranges first: with both at or after the epoch, e - i cannot overflow */
+      *seconds = e - i;
       rc = 0;
     }
   }
-  authloop__json_wipe_decref(claims);
+  authloop__jdoc_free(&d);
   return rc;
 }
 

@@ -9,6 +9,7 @@
 #define AUTHLOOP_PROVIDER_H
 
 #include "http.h"
+#include "json.h"
 #include "util.h"
 
 /* ---- what a login is made with ------------------------------------------------ */
@@ -37,7 +38,7 @@ typedef struct {
  * far gathered; otherwise the session's tokens. Borrowed, read-only. */
 typedef struct {
   const char *access_token, *id_token, *refresh_token; /* may be NULL */
-  const json_t *user;    /* the session's user object, or NULL (during a login) */
+  const char *user_json; /* the session's user object as JSON text, or NULL (during a login) */
   long long now_wall_ms; /* the wall clock when the request was built / the answer arrived */
 } authloop__view;
 
@@ -73,7 +74,9 @@ typedef struct {
   char *message;       /* the server's message, or ours; NULL: authloop_strerror(error) */
   char *server_code;   /* the server's error code as text, or NULL */
   char *access_token, *id_token, *refresh_token; /* NULL: not in this answer */
-  json_t *user; /* the user object, checked with the table's user_fields */
+  /* the user object's text (compact, as the server sent it) and its id and
+   * name as the table's user_fields read them (name may be NULL) */
+  char *user, *user_id, *user_name;
   /* NEXT_AWAIT after a redirect strategy's first step: where to send the
    * user, and the server's result as JSON text (both may be NULL) */
   char *redirect_url, *redirect_result;
@@ -81,9 +84,15 @@ typedef struct {
 } authloop__result;
 
 void authloop__result_clear(authloop__result *r);
-/* The answer's body as JSON, or NULL: when jansson ran out of memory,
- * r->error is ENOMEM; otherwise the body is no JSON and r is untouched. */
-json_t *authloop__answer_json(const authloop__answer *a, authloop__result *r);
+/* The answer's body read as JSON into d (always left for authloop__jdoc_free):
+ * 0; AUTHLOOP_EPROTO when the body is no JSON (r untouched); AUTHLOOP_ENOMEM,
+ * with r->error set. */
+int authloop__answer_doc(const authloop__answer *a, authloop__result *r, authloop__jdoc *d);
+/* Sets r's user to value v of d, with the id and name user_fields read. */
+int authloop__result_user(authloop__result *r, const authloop__jdoc *d, int v, const char *id,
+                          const char *name);
+/* The same with the user's text made by the provider (taken; NULL: out of memory). */
+int authloop__result_user_text(authloop__result *r, char *text, const char *id, const char *name);
 /* Sets r->error, r->http_status and a message (fmt with one %s) ; returns error. */
 int authloop__result_fail(authloop__result *r, int error, long status, const char *fmt,
                           const char *arg);
@@ -133,7 +142,7 @@ typedef struct authloop__provider {
 
   /* The id and display name in a user object of this dialect (pointers into
    * it); AUTHLOOP_EPROTO when it is not one. Used for answers and restores. */
-  int (*user_fields)(const json_t *user, const char **id, const char **name);
+  int (*user_fields)(const authloop__jdoc *d, int user, const char **id, const char **name);
 
   /* Pre-auth (the gateway's backend half); NULL elsewhere. */
   int (*preauth_request)(const authloop_preauth_options *o, const char *bearer,

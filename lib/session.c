@@ -263,7 +263,7 @@ static int encode_session(authloop_client *c, unsigned char **data, size_t *len)
   st.access_token = s->access_token;
   st.id_token = s->id_token;
   st.refresh_token = s->refresh_token;
-  st.user = s->user->obj;
+  st.user = s->user->json;
   st.lifetime_s = s->lifetime_s;
   st.expires_at = c->timing.expires_at == AUTHLOOP__NEVER
                       ? -1
@@ -299,9 +299,11 @@ void authloop__session_persist(authloop_client *c) {
 
 static int read_stored(authloop_client *c, authloop__stored *st, const char **why);
 
-static int stored_user_differs(const authloop_client *c, const json_t *user, const char *uid) {
-  const char *id = NULL, *name;
-  return c->provider->user_fields(user, &id, &name) != 0 || !id || strcmp(id, uid) != 0;
+static int stored_user_differs(const authloop_client *c, const char *user, const char *uid) {
+  authloop__result r = {0};
+  int differs = authloop__result_user_json(c->provider, &r, user) != 0 || strcmp(r.user_id, uid);
+  authloop__result_clear(&r);
+  return differs;
 }
 
 long long authloop__next_gen(long long ours, long long theirs) {
@@ -442,11 +444,10 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
   r.access_token = st->access_token;
   r.id_token = st->id_token;
   r.refresh_token = st->refresh_token;
-  r.user = st->user;
   r.lifetime_s = st->lifetime_s;
   st->access_token = st->id_token = st->refresh_token = NULL;
-  st->user = NULL;
-  if ((rc = authloop__result_check(c, &r)) == 0)
+  rc = authloop__result_user_json(c->provider, &r, st->user);
+  if (rc == 0 && (rc = authloop__result_check(c, &r)) == 0)
     rc = authloop__session_merge(c, &s, &r);
   authloop__result_clear(&r);
   if (rc == 0 && again && strcmp(authloop__user_id(s.user), authloop__user_id(c->session.user)))

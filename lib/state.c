@@ -18,30 +18,40 @@
 
 /* ---- session data ------------------------------------------------------------ */
 
-int authloop__user_new(const authloop__provider *p, json_t *obj, authloop_user **out) {
-  authloop_user *u;
-  const char *id, *name;
-  if (p->user_fields(obj, &id, &name) != 0) {
-    authloop__json_wipe_decref(obj);
-    return AUTHLOOP_EPROTO;
-  }
-  if (!(u = calloc(1, sizeof(*u))) || !(u->json = authloop__json_text(obj))) {
-    free(u);
-    authloop__json_wipe_decref(obj);
+int authloop__user_new(authloop__result *r, authloop_user **out) {
+  authloop_user *u = calloc(1, sizeof(*u));
+  if (!u)
     return AUTHLOOP_ENOMEM;
-  }
-  u->obj = obj;
-  u->id = id;
-  u->name = name;
+  u->json = r->user;
+  u->id = r->user_id;
+  u->name = r->user_name;
+  r->user = r->user_id = r->user_name = NULL;
   *out = u;
   return 0;
+}
+
+int authloop__result_user_json(const authloop__provider *p, authloop__result *r, const char *json) {
+  authloop__jdoc d;
+  const char *id, *name;
+  int rc = authloop__jdoc_parse(&d, json, strlen(json));
+  if (rc == 0 && (!authloop__jis(&d, 0, AUTHLOOP__J_OBJECT) || p->user_fields(&d, 0, &id, &name)))
+    rc = AUTHLOOP_EPROTO;
+  if (rc == 0)
+    rc = authloop__result_user(r, &d, 0, id, name);
+  authloop__jdoc_free(&d);
+  return rc;
 }
 
 void authloop__user_free(authloop_user *u) {
   if (!u)
     return;
-  authloop__json_wipe_decref(u->obj);
   authloop__secret_free(u->json);
+  free(u->id);
+  free(u->name);
+  if (u->doc) {
+    authloop__jdoc_free(u->doc);
+    free(u->doc);
+  }
   free(u);
 }
 
@@ -58,20 +68,20 @@ void authloop__view_of(const authloop_client *c, const authloop__session *s, aut
   v->access_token = s->access_token;
   v->id_token = s->id_token;
   v->refresh_token = s->refresh_token;
-  v->user = s->user ? s->user->obj : NULL;
+  v->user_json = s->user ? s->user->json : NULL;
   v->now_wall_ms = (long long)authloop__wall_ms();
 }
 
 static int token_ok(const char *t) { return !t || authloop__header_value_ok(t, strlen(t)); }
 
 int authloop__result_check(const authloop_client *c, authloop__result *r) {
-  const char *id, *name;
   const char *why = NULL;
+  (void)c; /* the dialect read the user already */
   if (r->error)
     return r->error;
   if (!token_ok(r->access_token) || !token_ok(r->id_token) || !token_ok(r->refresh_token))
     why = "a token holds a control character and could not be sent";
-  else if (r->user && c->provider->user_fields(r->user, &id, &name) != 0)
+  else if (r->user && !r->user_id)
     why = "the user object has no id";
   else if (r->lifetime_s != AUTHLOOP__LIFETIME_UNSET && r->lifetime_s != AUTHLOOP__LIFETIME_NEVER &&
            (r->lifetime_s < 0 || (uint64_t)r->lifetime_s > AUTHLOOP__MAX_LIFETIME_MS / 1000))
@@ -333,8 +343,7 @@ int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__
     s->lifetime_s = r->lifetime_s;
   if (r->user) {
     authloop_user *u;
-    int rc = authloop__user_new(c->provider, r->user, &u);
-    r->user = NULL;
+    int rc = authloop__user_new(r, &u);
     if (rc)
       return authloop__result_fail(r, rc, r->http_status, NULL, NULL);
     if (s == &c->session)

@@ -44,7 +44,7 @@ void authloop__stored_clear(authloop__stored *s) {
   authloop__secret_free(s->access_token);
   authloop__secret_free(s->id_token);
   authloop__secret_free(s->refresh_token);
-  authloop__json_wipe_decref(s->user);
+  authloop__secret_free(s->user);
   memset(s, 0, sizeof(*s));
 }
 
@@ -87,15 +87,17 @@ static int gcm(int encrypt, const unsigned char key[32], const unsigned char *no
 
 int authloop__store_encode(const authloop__stored *s, const unsigned char *key, authloop__rng *rng,
                            unsigned char **out, size_t *len) {
-  json_t *root;
+  json_t *root, *user;
   char *payload;
   size_t n, total;
   unsigned char *buf;
   int rc = 0;
   if (s->ended)
     return encode_ended(s, out, len);
-  root = json_pack("{s:i, s:s, s:s, s:O, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "v", STORE_VERSION,
-                   "provider", s->provider, "baseUrl", s->base_url, "user", s->user, "accessToken",
+  if (!(user = json_loads(s->user, JSON_REJECT_DUPLICATES, NULL)))
+    return AUTHLOOP_ENOMEM; /* the text of a user read from an answer or a file: JSON */
+  root = json_pack("{s:i, s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "v", STORE_VERSION,
+                   "provider", s->provider, "baseUrl", s->base_url, "user", user, "accessToken",
                    s->access_token, "idToken", s->id_token ? s->id_token : "", "refreshToken",
                    s->refresh_token ? s->refresh_token : "", "lifetime", (json_int_t)s->lifetime_s,
                    "expiresAt", (json_int_t)s->expires_at, "lastActivity",
@@ -197,7 +199,9 @@ static int decode_payload(json_t *root, authloop__stored *out) {
   out->access_token = authloop__secret_dup(access);
   out->id_token = dup_nonempty(id, &failed);
   out->refresh_token = dup_nonempty(refresh, &failed);
-  out->user = json_incref(user);
+  out->user = authloop__json_text(user);
+  if (!out->user)
+    failed = 1;
   out->lifetime_s = lifetime;
   out->expires_at = expires_at;
   out->last_activity = last;

@@ -22,13 +22,13 @@
 typedef struct {
   char *provider, *base_url;
   char *access_token, *id_token, *refresh_token; /* id and refresh may be NULL */
-  json_t *user;
-  long long lifetime_s;    /* > 0, or -1: never expires */
-  long long expires_at;    /* wall ms > 0, or -1: never expires */
-  long long last_activity; /* wall ms, >= 0 */
-  long long gen;           /* grows with every write: who has the newest session */
-  long long sid;           /* the login it comes from (a mark: the login it ends); 0: unknown */
-  int ended;               /* a logout's mark: the session is over; only gen and sid are set */
+  char *user;                                    /* the user object as JSON text */
+  long long lifetime_s;                          /* > 0, or -1: never expires */
+  long long expires_at;                          /* wall ms > 0, or -1: never expires */
+  long long last_activity;                       /* wall ms, >= 0 */
+  long long gen; /* grows with every write: who has the newest session */
+  long long sid; /* the login it comes from (a mark: the login it ends); 0: unknown */
+  int ended;     /* a logout's mark: the session is over; only gen and sid are set */
 } authloop__stored;
 
 void authloop__stored_clear(authloop__stored *s);

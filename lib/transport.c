@@ -306,8 +306,9 @@ static int map_curl_error(const authloop__transfer *x, CURLcode rc) {
   }
 }
 
-/* An easy handle is kept for the next transfer: resetting one costs a small
- * part of making a new one, and curl_easy_reset() forgets every option. */
+/* An easy handle is kept for the next transfer, with the options every
+ * transfer of this transport sets alike (easy_take); what one transfer set
+ * that points into it goes now, and the next sets its own. */
 static void easy_release(authloop__transport *t, CURL *e) {
   if (!e)
     return;
@@ -315,12 +316,48 @@ static void easy_release(authloop__transport *t, CURL *e) {
     curl_easy_cleanup(e);
     return;
   }
-  curl_easy_reset(e);
+  curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
   t->spare[t->n_spare++] = e;
 }
 
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud);
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
+
+/* A kept handle, or a new one with the transport's own options. The ones
+ * whose failure (libcurl out of memory) would leave a weaker default behind
+ * (every protocol libcurl has, the system's CAs instead of ours) fail it. */
 static CURL *easy_take(authloop__transport *t) {
-  return t->n_spare ? t->spare[--t->n_spare] : curl_easy_init();
+  CURL *e;
+  if (t->n_spare)
+    return t->spare[--t->n_spare];
+  if (!(e = curl_easy_init()))
+    return NULL;
+  if (
+#if LIBCURL_VERSION_NUM >= 0x075500
+      curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+#else
+      curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) !=
+          CURLE_OK ||
+#endif
+      (t->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file) != CURLE_OK)) {
+    curl_easy_cleanup(e);
+    return NULL;
+  }
+  curl_easy_setopt(e, CURLOPT_SHARE, t->share);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  return e;
 }
 
 static void transfer_free(authloop__transfer *x) {
@@ -647,18 +684,27 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp) {
 /* "name: value" appended to the list; every byte checked here, and only here. */
 static int add_header(struct curl_slist **list, const char *name, const char *prefix,
                       const char *value) {
-  size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
+  size_t nn = strlen(name), np = strlen(prefix), nv = strlen(value), n, at;
+  char small[512], *h = small;
   struct curl_slist *l;
-  char *h;
-  if (!authloop__header_name_ok(name) || !authloop__header_value_ok(value, strlen(value)))
+  if (!authloop__header_name_ok(name) || !authloop__header_value_ok(value, nv))
     return AUTHLOOP_EINVAL;
-  if (!(h = malloc(n)))
+  n = nn + np + nv + 3;
+  if (n > sizeof(small) && !(h = malloc(n)))
     return AUTHLOOP_ENOMEM;
   /* "Name:" with nothing after the colon is curl's way to leave a header out */
-  snprintf(h, n, "%s:%s%s%s", name, *prefix || *value ? " " : "", prefix, value);
+  memcpy(h, name, nn);
+  at = nn;
+  h[at++] = ':';
+  if (np || nv)
+    h[at++] = ' ';
+  memcpy(h + at, prefix, np);
+  memcpy(h + at + np, value, nv);
+  h[at + np + nv] = '\0';
   l = curl_slist_append(*list, h);
   mbedtls_platform_zeroize(h, n); /* the value may be a token */
-  free(h);
+  if (h != small)
+    free(h);
   if (!l)
     return AUTHLOOP_ENOMEM;
   *list = l;
@@ -673,15 +719,19 @@ static int has_header(const authloop__request *r, const char *name) {
   return 0;
 }
 
-static int set_headers(authloop__transfer *x, const authloop__request *r, int has_body) {
+/* Bodies above this get "Expect:" (none): older libcurl asks large POSTs
+ * for a 100-continue round trip from 1 KiB on (newer ones from 1 MiB). */
+#define EXPECT_THRESHOLD 1024
+
+static int set_headers(authloop__transfer *x, const authloop__request *r, size_t body_len) {
   size_t i;
-  int rc = add_header(&x->headers, "Accept", "", "application/json");
-  if (rc == 0)
+  int rc = 0;
+  if (body_len > EXPECT_THRESHOLD)
     rc = add_header(&x->headers, "Expect", "", ""); /* no 100-continue round trip */
   /* JSON with a body; with none, no type (not curl's form type for a bodiless
-   * POST), unless the dialect names one */
-  if (rc == 0 && !has_header(r, "Content-Type"))
-    rc = add_header(&x->headers, "Content-Type", "", has_body ? "application/json" : "");
+   * POST, PUT or DELETE), unless the dialect names one */
+  if (rc == 0 && !has_header(r, "Content-Type") && (x->body || strcmp(r->method, "GET") != 0))
+    rc = add_header(&x->headers, "Content-Type", "", x->body ? "application/json" : "");
   if (rc == 0)
     rc = add_header(&x->headers, "User-Agent", "", x->t->user_agent);
   if (rc == 0 && r->bearer)
@@ -717,11 +767,9 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
     return AUTHLOOP_EINVAL;
   if ((rc = build_url(r, &x->url)) != 0)
     return rc;
-  if (r->json && !(x->body = authloop__json_text(r->json)))
+  if ((r->json || r->body) && !(x->body = authloop__secret_dup(r->json ? r->json : r->body)))
     return AUTHLOOP_ENOMEM;
-  if (r->body && !(x->body = authloop__secret_dup(r->body)))
-    return AUTHLOOP_ENOMEM;
-  if ((rc = set_headers(x, r, x->body != NULL)) != 0)
+  if ((rc = set_headers(x, r, x->body ? strlen(x->body) : 0)) != 0)
     return rc;
   /* a label for log lines, only when someone reads them */
   if (authloop__log_wants(t->log, AUTHLOOP_LOG_WARN) &&
@@ -731,40 +779,25 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
     return AUTHLOOP_ENOMEM;
   x->want_date = (r->flags & AUTHLOOP__WANT_DATE) != 0;
   x->linger = (r->flags & AUTHLOOP__LINGER) != 0;
-  /* the options whose failure (libcurl out of memory) would leave a weaker
-   * default behind: the system's CAs instead of ours, a proxy for plain
-   * http, every protocol libcurl has. The request fails instead. */
+  /* failing these (libcurl out of memory) would leave a weaker default
+   * behind, a proxy for plain http: the request fails instead */
   if (curl_easy_setopt(e, CURLOPT_CURLU, x->url) != CURLE_OK ||
-      (plain_http(x->url) && curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK) ||
-#if LIBCURL_VERSION_NUM >= 0x075500
-      curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-#else
-      curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) !=
-          CURLE_OK ||
-#endif
-      (t->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file) != CURLE_OK))
+      curl_easy_setopt(e, CURLOPT_PROXY, plain_http(x->url) ? "" : NULL) != CURLE_OK)
     return AUTHLOOP_ENOMEM;
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-  curl_easy_setopt(e, CURLOPT_SHARE, t->share);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  /* the method, every time: a kept handle has the last transfer's */
   if (strcmp(r->method, "GET") == 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else {
     /* an empty body unless one is set: POST needs one, DELETE/PUT may have one */
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(x->body ? strlen(x->body) : 0));
-    if (strcmp(r->method, "POST") != 0)
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(r->method, "POST") != 0 ? r->method : NULL);
   }
   return 0;
 }

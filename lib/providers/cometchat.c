@@ -36,38 +36,78 @@ typedef struct {
   char *settings_host, *settings_version, *settings_base;
 } cometchat;
 
-/* 0 and "data", or the body's "error" (any HTTP status) as a failure. */
-static int answer(const authloop__answer *a, json_t **root, json_t **data, authloop__result *out) {
-  json_t *err, *code, *msg;
+/* 0 and "data" (a value of d), or the body's "error" (any HTTP status) as a
+ * failure. */
+static int answer(const authloop__answer *a, authloop__jdoc *d, int *data, authloop__result *out) {
+  int err;
+  const char *code, *msg;
   out->http_status = a->status;
-  if (!(*root = authloop__answer_json(a, out)) && out->error)
+  if (authloop__answer_doc(a, out, d) != 0 && out->error)
     return out->error;
-  if (json_is_object(*data = json_object_get(*root, "data")))
+  if (authloop__jis(d, *data = authloop__jget(d, 0, "data"), AUTHLOOP__J_OBJECT))
     return 0;
-  err = json_object_get(*root, "error");
-  if (!json_is_object(err)) { /* not CometChat's (a proxy's page ...): the status says it */
+  err = authloop__jget(d, 0, "error");
+  if (!authloop__jis(d, err, AUTHLOOP__J_OBJECT)) { /* not CometChat's (a proxy's page ...) */
     if (!authloop__is_2xx(a->status))
       return authloop__result_status(out, a->status);
     return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                                  "neither \"data\" nor \"error\"");
   }
-  code = json_object_get(err, "code");
-  msg = json_object_get(err, "message");
+  code = authloop__jstring(d, authloop__jget(d, err, "code"));
+  msg = authloop__jstring(d, authloop__jget(d, err, "message"));
   out->error = a->status >= 500 || a->status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;
-  if (json_is_string(code))
-    out->server_code = strdup(json_string_value(code));
-  out->message =
-      strdup(json_is_string(msg) ? json_string_value(msg) : authloop_strerror(out->error));
+  if (code)
+    out->server_code = strdup(code);
+  out->message = strdup(msg ? msg : authloop_strerror(out->error));
   return out->error;
 }
 
-static int user_fields(const json_t *user, const char **id, const char **name) {
-  json_t *n = json_object_get(user, "name");
-  if (!json_is_object(user) || !(*id = authloop__json_str(user, "uid")) ||
-      (n && !json_is_string(n)))
+static int user_fields(const authloop__jdoc *d, int user, const char **id, const char **name) {
+  int n = authloop__jget(d, user, "name");
+  if (!(*id = authloop__jstr(d, user, "uid")) ||
+      (n >= 0 && !authloop__jis(d, n, AUTHLOOP__J_STRING)))
     return AUTHLOOP_EPROTO;
-  *name = json_string_value(n);
+  *name = authloop__jstring(d, n);
   return 0;
+}
+
+/* The user object with "authToken" set to token where it has no string
+ * there (in place of what it has, or last), as the SDK's user carries it. */
+static char *user_with_token(const authloop__jdoc *d, int user, const char *token) {
+  authloop__jw w = {NULL, 0, 0, 0};
+  size_t len;
+  const char *raw = authloop__jraw(d, user, &len);
+  int old = authloop__jget(d, user, "authToken");
+  char *head, *tail = NULL;
+  if (old >= 0) { /* the value's own span is raw text: it is no string */
+    size_t at = (size_t)(d->text + d->tok[old].off - raw), end = at + d->tok[old].len;
+    head = authloop__json_compact(raw, at);
+    tail = authloop__json_compact(raw + end, len - end);
+    if (head && tail) {
+      authloop__jw_raw(&w, head, strlen(head));
+      authloop__jw_string(&w, token, strlen(token));
+      authloop__jw_raw(&w, tail, strlen(tail));
+    }
+  } else {
+    head = authloop__json_compact(raw, len - 1); /* without its '}' */
+    if (head) {
+      size_t n = strlen(head);
+      authloop__jw_raw(&w, head, n);
+      if (head[n - 1] != '{')
+        authloop__jw_raw(&w, ",", 1);
+      authloop__jw_raw(&w, "\"authToken\":", 12);
+      authloop__jw_string(&w, token, strlen(token));
+      authloop__jw_raw(&w, "}", 1);
+    }
+  }
+  authloop__secret_free(head);
+  authloop__secret_free(tail);
+  if (!head || (old >= 0 && !tail) || w.failed) {
+    if (w.data)
+      authloop__wipe_free(w.data, w.cap);
+    return NULL;
+  }
+  return w.data;
 }
 
 /* ---- the table --------------------------------------------------------------------------- */
@@ -286,12 +326,26 @@ static int version_ok(const char *s) {
  * over https, until the logout. They are kept in the user object (so in the
  * session file). The configured base when the user names none, or a host or
  * version that is not one. */
+static int settings_base(cometchat *k, const authloop__jdoc *d, const char **base);
+
 static int client_base(cometchat *k, const authloop__view *v, const char **base) {
-  const json_t *set = json_object_get(v->user, "settings");
-  const char *h = authloop__json_str(set, "CLIENT_API_HOST");
-  const char *ver = authloop__json_str(set, "CHAT_API_VERSION");
-  size_t n;
+  authloop__jdoc d;
+  int rc =
+      v->user_json ? authloop__jdoc_parse(&d, v->user_json, strlen(v->user_json)) : AUTHLOOP_ENOENT;
   *base = k->client_base;
+  if (rc == 0)
+    rc = settings_base(k, &d, base);
+  if (rc != AUTHLOOP_ENOENT)
+    authloop__jdoc_free(&d);
+  return rc == AUTHLOOP_ENOMEM ? rc : 0;
+}
+
+/* The base the settings in user object d name, or none (*base unchanged). */
+static int settings_base(cometchat *k, const authloop__jdoc *d, const char **base) {
+  int set = authloop__jget(d, 0, "settings");
+  const char *h = authloop__jstr(d, set, "CLIENT_API_HOST");
+  const char *ver = authloop__jstr(d, set, "CHAT_API_VERSION");
+  size_t n;
   if (!h || !ver || !settings_host_ok(h) || !version_ok(ver))
     return 0;
   if (!k->settings_base || strcmp(h, k->settings_host) != 0 ||
@@ -377,16 +431,42 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
 static void login_end(void *state) { clear_login(state); }
 
 /* The body the SDK sends with both login requests. */
-static json_t *device_body(const cometchat *k) {
-  return json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "platform", SDK_PLATFORM, "deviceId",
-                   k->device_id, "appInfo", "version", SDK_VERSION, "apiVersion", API_VERSION,
-                   "userAgent", k->user_agent);
+static int device_body(const cometchat *k, authloop__request *out) {
+  const char *const head[] = {"platform", SDK_PLATFORM, "deviceId", k->device_id};
+  const char *const info[] = {"version",   SDK_VERSION, "apiVersion",
+                              API_VERSION, "userAgent", k->user_agent};
+  authloop__jw w = {NULL, 0, 0, 0};
+  char *a, *b;
+  int rc;
+  if (!authloop__utf8_ok(k->device_id) || !authloop__utf8_ok(k->user_agent))
+    return AUTHLOOP_EINVAL;
+  a = authloop__jw_object(head, 2);
+  b = authloop__jw_object(info, 3);
+  if (a && b) { /* {head...,"appInfo":{info...}} */
+    authloop__jw_raw(&w, a, strlen(a) - 1);
+    authloop__jw_raw(&w, ",\"appInfo\":", 11);
+    authloop__jw_raw(&w, b, strlen(b));
+    authloop__jw_raw(&w, "}", 1);
+  }
+  rc = a && b && !w.failed ? 0 : AUTHLOOP_ENOMEM;
+  authloop__secret_free(a);
+  authloop__secret_free(b);
+  if (rc) {
+    if (w.data)
+      authloop__wipe_free(w.data, w.cap);
+    return rc;
+  }
+  authloop__secret_free(out->json);
+  out->json = w.data;
+  return 0;
 }
 
 /* The headers of every SDK call. Content-Type too: the SDK sends it with
  * no body as well (the transport adds it to a body). */
 static int app_headers(const cometchat *k, authloop__request *out, int bodyless) {
   int rc = authloop__request_header(out, "resource", k->resource);
+  if (rc == 0) /* the SDK asks for JSON; no other dialect's client does */
+    rc = authloop__request_header(out, "Accept", "application/json");
   if (rc == 0)
     rc = authloop__request_header(out, "appId", k->app_id);
   if (rc == 0)
@@ -399,9 +479,7 @@ static int app_headers(const cometchat *k, authloop__request *out, int bodyless)
 static int login_request(void *state, const authloop__view *v, int step, authloop__request *out) {
   cometchat *k = state;
   int rc;
-  if (!(out->json = device_body(k)))
-    return AUTHLOOP_ENOMEM;
-  if ((rc = app_headers(k, out, 0)) != 0)
+  if ((rc = device_body(k, out)) != 0 || (rc = app_headers(k, out, 0)) != 0)
     return rc;
   if (step == STEP_AUTH_TOKEN) {
     out->method = "POST";
@@ -422,11 +500,12 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
 static int login_answer(void *state, const authloop__view *v, int step, const authloop__answer *a,
                         authloop__result *out) {
   cometchat *k = state;
-  json_t *root = NULL, *data = NULL;
+  authloop__jdoc d;
+  int data;
   const char *id, *name;
-  if (answer(a, &root, &data, out) == 0) {
+  if (answer(a, &d, &data, out) == 0) {
     if (step == STEP_AUTH_TOKEN) {
-      const char *token = authloop__json_str(data, "authToken");
+      const char *token = authloop__jstr(&d, data, "authToken");
       if (!token)
         authloop__result_fail(out, AUTHLOOP_EPROTO, a->status,
                               "malformed response: missing or mistyped %s", "\"authToken\"");
@@ -436,19 +515,20 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
       }
     } else {
       const char *used = v->access_token ? v->access_token : k->token;
-      /* the user object carries its auth token, as the SDK's does */
-      if (!json_is_string(json_object_get(data, "authToken")))
-        json_object_set_new(data, "authToken", json_string(used));
-      if (user_fields(data, &id, &name) != 0)
+      if (user_fields(&d, data, &id, &name) != 0) {
         authloop__result_fail(out, AUTHLOOP_EPROTO, a->status,
                               "malformed response: missing or mistyped %s", "\"uid\"");
-      else if (authloop__result_take(out, &out->access_token, used) == 0) {
-        out->user = json_incref(data);
+      } else if (authloop__result_take(out, &out->access_token, used) == 0) {
+        /* the user object carries its auth token, as the SDK's does */
+        if (authloop__jis(&d, authloop__jget(&d, data, "authToken"), AUTHLOOP__J_STRING))
+          authloop__result_user(out, &d, data, id, name);
+        else
+          authloop__result_user_text(out, user_with_token(&d, data, used), id, name);
         out->lifetime_s = AUTHLOOP__LIFETIME_NEVER;
       }
     }
   }
-  authloop__json_wipe_decref(root);
+  authloop__jdoc_free(&d);
   return out->error;
 }
 
@@ -476,22 +556,27 @@ static int logout_request(void *state, const authloop__view *v, int global,
 /* A logout the server answers with "no such token" succeeded: the session
  * is gone, as the SDK resolves it. */
 static int logout_answer(void *state, const authloop__answer *a, authloop__result *out) {
-  json_t *root = NULL, *data = NULL;
+  authloop__jdoc d;
+  int data;
   (void)state;
-  if (answer(a, &root, &data, out) != 0 && out->server_code &&
+  if (answer(a, &d, &data, out) != 0 && out->server_code &&
       strcmp(out->server_code, TOKEN_GONE) == 0) {
     authloop__result_clear(out);
   }
-  json_decref(root);
+  authloop__jdoc_free(&d);
   return out->error;
 }
 
 static int session_gone(void *state, const authloop__answer *a) {
-  json_t *root = authloop__json_parse(a->body, a->len, NULL);
-  const char *code = json_string_value(json_object_get(json_object_get(root, "error"), "code"));
-  int gone = code && strcmp(code, TOKEN_GONE) == 0;
+  authloop__jdoc d;
+  const char *code;
+  int gone = 0;
   (void)state;
-  json_decref(root);
+  if (authloop__jdoc_parse(&d, a->body, a->len) == 0) {
+    code = authloop__jstring(&d, authloop__jget(&d, authloop__jget(&d, 0, "error"), "code"));
+    gone = code && strcmp(code, TOKEN_GONE) == 0;
+  }
+  authloop__jdoc_free(&d);
   return gone;
 }
 

@@ -24,43 +24,46 @@ typedef struct {
 
 /* A non-2xx answer: the server's code and message when its body has them. */
 int authloop__gateway_error(const authloop__answer *a, authloop__result *out) {
-  json_t *root = authloop__json_parse(a->body, a->len, NULL), *err = json_object_get(root, "error");
-  json_t *code = json_object_get(err, "code"), *message = json_object_get(err, "message");
-  char num[32];
-  int e = authloop__result_status(out, a->status);
-  if (json_is_integer(code)) {
-    snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(code));
-    out->server_code = strdup(num);
-  } else if (json_is_string(code)) {
-    out->server_code = strdup(json_string_value(code));
+  authloop__jdoc d;
+  int err, code, message, e = authloop__result_status(out, a->status);
+  long long num;
+  if (authloop__jdoc_parse(&d, a->body, a->len) == 0) {
+    err = authloop__jget(&d, 0, "error");
+    code = authloop__jget(&d, err, "code");
+    message = authloop__jget(&d, err, "message");
+    if (authloop__jint(&d, code, &num) == 0) {
+      char text[32];
+      snprintf(text, sizeof(text), "%lld", num);
+      out->server_code = strdup(text);
+    } else if (authloop__jstring(&d, code)) {
+      out->server_code = strdup(authloop__jstring(&d, code));
+    }
+    if (authloop__jstr(&d, err, "message")) {
+      free(out->message);
+      out->message = strdup(authloop__jstring(&d, message));
+    }
   }
-  if (json_is_string(message) && json_string_length(message) > 0) {
-    free(out->message);
-    out->message = strdup(json_string_value(message));
-  }
-  authloop__json_wipe_decref(root);
+  authloop__jdoc_free(&d);
   return e;
 }
 
 /* Seconds the access token lives: "expiresIn", or the JWT's exp - iat when
  * the server sent none. 0 when neither is usable. */
-static long long lifetime(json_t *root, const char *access_token) {
-  json_t *v = json_object_get(root, "expiresIn");
-  long long jwt;
-  if (v)
-    return json_is_integer(v) && json_integer_value(v) > 0 &&
-                   json_integer_value(v) <= MAX_EXPIRES_IN
-               ? (long long)json_integer_value(v)
-               : 0;
+static long long lifetime(const authloop__jdoc *d, const char *access_token) {
+  int v = authloop__jget(d, 0, "expiresIn");
+  long long n, jwt;
+  if (v >= 0)
+    return authloop__jint(d, v, &n) == 0 && n > 0 && n <= MAX_EXPIRES_IN ? n : 0;
   return authloop__jwt_lifetime(access_token, &jwt) == 0 ? jwt : 0;
 }
 
-static int user_fields(const json_t *user, const char **id, const char **name) {
-  json_t *n = json_object_get(user, "name");
-  if (!json_is_object(user) || !(*id = authloop__json_str(user, "id")) ||
-      (n && !json_is_string(n) && !json_is_null(n)))
+static int user_fields(const authloop__jdoc *d, int user, const char **id, const char **name) {
+  int n = authloop__jget(d, user, "name");
+  if (!(*id = authloop__jstr(d, user, "id")) ||
+      (n >= 0 && !authloop__jis(d, n, AUTHLOOP__J_STRING) &&
+       !authloop__jis(d, n, AUTHLOOP__J_NULL)))
     return AUTHLOOP_EPROTO;
-  *name = json_string_value(n);
+  *name = authloop__jstring(d, n);
   return 0;
 }
 
@@ -69,29 +72,29 @@ static int missing(authloop__result *out, long status, const char *field) {
                                "malformed response: missing or mistyped \"%s\"", field);
 }
 
-static json_t *object_body(const authloop__answer *a, authloop__result *out) {
-  json_t *root = authloop__answer_json(a, out);
-  if (json_is_object(root))
-    return root;
-  authloop__json_wipe_decref(root);
+/* 0 when the body is a JSON object (d's root), else a failure. */
+static int object_body(const authloop__answer *a, authloop__result *out, authloop__jdoc *d) {
+  if (authloop__answer_doc(a, out, d) == 0 && authloop__jis(d, 0, AUTHLOOP__J_OBJECT))
+    return 0;
   if (!out->error)
     authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                           "the body is not a JSON object");
-  return NULL;
+  return out->error;
 }
 
 /* The tokens of a login or refresh answer; refresh_required: a login's. */
-static int take_tokens(json_t *root, authloop__result *out, long status, int refresh_required) {
-  const char *access = authloop__json_str(root, "accessToken");
-  const char *id = authloop__json_str(root, "idToken");
-  const char *refresh = authloop__json_str(root, "refreshToken");
+static int take_tokens(const authloop__jdoc *d, authloop__result *out, long status,
+                       int refresh_required) {
+  const char *access = authloop__jstr(d, 0, "accessToken");
+  const char *id = authloop__jstr(d, 0, "idToken");
+  const char *refresh = authloop__jstr(d, 0, "refreshToken");
   if (!access)
     return missing(out, status, "accessToken");
   if (!id)
     return missing(out, status, "idToken");
-  if ((refresh_required || json_object_get(root, "refreshToken")) && !refresh)
+  if ((refresh_required || authloop__jget(d, 0, "refreshToken") >= 0) && !refresh)
     return missing(out, status, "refreshToken");
-  if (!(out->lifetime_s = lifetime(root, access)))
+  if (!(out->lifetime_s = lifetime(d, access)))
     return missing(out, status, "expiresIn");
   if (authloop__result_take(out, &out->access_token, access) ||
       authloop__result_take(out, &out->id_token, id) ||
@@ -102,25 +105,26 @@ static int take_tokens(json_t *root, authloop__result *out, long status, int ref
 
 int authloop__gateway_login_answer(const authloop__answer *a, authloop__result *out) {
   const char *id, *name;
-  json_t *root, *user;
+  authloop__jdoc d;
+  int user;
   out->http_status = a->status;
   if (!authloop__is_2xx(a->status))
     return authloop__gateway_error(a, out);
-  if (!(root = object_body(a, out)))
-    return out->error;
-  user = json_object_get(root, "user");
-  if (user_fields(user, &id, &name) != 0)
-    missing(out, a->status, "user");
-  else if (take_tokens(root, out, a->status, 1) == 0)
-    out->user = json_incref(user);
-  authloop__json_wipe_decref(root);
+  if (object_body(a, out, &d) == 0) {
+    user = authloop__jget(&d, 0, "user");
+    if (user_fields(&d, user, &id, &name) != 0)
+      missing(out, a->status, "user");
+    else if (take_tokens(&d, out, a->status, 1) == 0)
+      authloop__result_user(out, &d, user, id, name);
+  }
+  authloop__jdoc_free(&d);
   return out->error;
 }
 
 /* A refresh answer: new access and id tokens and a lifetime; a new refresh
  * token when the gateway rotates them. 4009, 401 and 400 are final. */
 int authloop__gateway_refresh_answer(const authloop__answer *a, authloop__result *out) {
-  json_t *root;
+  authloop__jdoc d;
   out->http_status = a->status;
   if (!authloop__is_2xx(a->status)) {
     authloop__gateway_error(a, out);
@@ -131,10 +135,9 @@ int authloop__gateway_refresh_answer(const authloop__answer *a, authloop__result
       out->error = AUTHLOOP_EREVOKED;
     return out->error;
   }
-  if (!(root = object_body(a, out)))
-    return out->error;
-  take_tokens(root, out, a->status, 0);
-  authloop__json_wipe_decref(root);
+  if (object_body(a, out, &d) == 0)
+    take_tokens(&d, out, a->status, 0);
+  authloop__jdoc_free(&d);
   return out->error;
 }
 
@@ -199,12 +202,16 @@ static void login_end(void *state) {
   g->code = NULL;
 }
 
-static int post_json(gateway *g, const char *path, json_t *body, authloop__request *out) {
+static int post_json(gateway *g, const char *path, const char *key, const char *value,
+                     authloop__request *out) {
+  const char *pair[2];
+  int rc;
+  pair[0] = key;
+  pair[1] = value;
   out->method = "POST";
   out->base = g->base;
-  out->json = body;
-  if (!body)
-    return AUTHLOOP_ENOMEM;
+  if ((rc = authloop__request_json_object(out, pair, 1)) != 0)
+    return rc;
   return authloop__request_path(out, path, 0);
 }
 
@@ -212,7 +219,7 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
   gateway *g = state;
   (void)v;
   (void)step;
-  return post_json(g, g->login_path, json_pack("{s:s}", "authorizationCode", g->code), out);
+  return post_json(g, g->login_path, "authorizationCode", g->code, out);
 }
 
 static int login_answer(void *state, const authloop__view *v, int step, const authloop__answer *a,
@@ -227,7 +234,7 @@ static int refresh_request(void *state, const authloop__view *v, authloop__reque
   gateway *g = state;
   if (!v->refresh_token)
     return AUTHLOOP_EREVOKED; /* nothing to refresh with */
-  return post_json(g, g->refresh_path, json_pack("{s:s}", "refreshToken", v->refresh_token), out);
+  return post_json(g, g->refresh_path, "refreshToken", v->refresh_token, out);
 }
 
 static int refresh_answer(void *state, const authloop__view *v, const authloop__answer *a,
@@ -268,29 +275,32 @@ static int session_gone(void *state, const authloop__answer *a) {
 
 static int preauth_request(const authloop_preauth_options *o, const char *bearer,
                            authloop__request *out) {
+  const char *pair[2];
+  int rc;
   out->method = "POST";
   out->base = o->gateway_url;
   out->bearer = bearer;
-  out->json = json_pack("{s:s}", "userId", o->user_id);
-  if (!out->json)
-    return AUTHLOOP_ENOMEM;
+  pair[0] = "userId";
+  pair[1] = o->user_id;
+  if ((rc = authloop__request_json_object(out, pair, 1)) != 0)
+    return rc;
   return authloop__request_path(out, o->path ? o->path : "/auth/pre-auth", 0);
 }
 
 static int preauth_answer(const authloop__answer *a, authloop__result *out) {
-  json_t *root;
+  authloop__jdoc d;
   const char *code;
   out->http_status = a->status;
   if (!authloop__is_2xx(a->status))
     return authloop__gateway_error(a, out);
-  if (!(root = object_body(a, out)))
-    return out->error;
-  code = authloop__json_str(root, "authorizationCode");
-  if (!code || authloop__has_space(code))
-    missing(out, a->status, "authorizationCode");
-  else
-    authloop__result_take(out, &out->access_token, code);
-  authloop__json_wipe_decref(root);
+  if (object_body(a, out, &d) == 0) {
+    code = authloop__jstr(&d, 0, "authorizationCode");
+    if (!code || authloop__has_space(code))
+      missing(out, a->status, "authorizationCode");
+    else
+      authloop__result_take(out, &out->access_token, code);
+  }
+  authloop__jdoc_free(&d);
   return out->error;
 }
 

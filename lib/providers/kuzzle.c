@@ -54,26 +54,31 @@ static int map_error(const char *id, long status, call_kind kind) {
   return status >= 500 || status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;
 }
 
-/* 0 and the envelope's result (a borrowed reference into *root), or a failure. */
-static int envelope(const authloop__answer *a, call_kind kind, json_t **root, json_t **result,
+/* 0 and the envelope's result (a value of d), or a failure. */
+static int envelope(const authloop__answer *a, call_kind kind, authloop__jdoc *d, int *result,
                     authloop__result *out) {
-  json_t *err, *id, *msg;
+  int err, root_ok, id, msg;
   out->http_status = a->status;
-  if (!(*root = authloop__answer_json(a, out)) && out->error)
+  root_ok = authloop__answer_doc(a, out, d) == 0;
+  if (out->error)
     return out->error;
-  err = json_object_get(*root, "error");
+  err = root_ok ? authloop__jget(d, 0, "error") : -1;
   /* refused before routing (content type, size): the bare error object */
-  if (!err && !authloop__is_2xx(a->status) && json_is_string(json_object_get(*root, "id")) &&
-      json_is_string(json_object_get(*root, "message")))
-    err = *root;
-  if (json_is_object(err)) {
-    id = json_object_get(err, "id");
-    msg = json_object_get(err, "message");
-    out->error = map_error(json_string_value(id), a->status, kind);
-    if (json_is_string(id))
-      out->server_code = strdup(json_string_value(id));
-    if (json_is_string(msg))
-      out->message = strdup(json_string_value(msg));
+  if (err < 0 && root_ok && !authloop__is_2xx(a->status) &&
+      authloop__jis(d, authloop__jget(d, 0, "id"), AUTHLOOP__J_STRING) &&
+      authloop__jis(d, authloop__jget(d, 0, "message"), AUTHLOOP__J_STRING))
+    err = 0;
+  if (authloop__jis(d, err, AUTHLOOP__J_OBJECT)) {
+    const char *ids, *msgs;
+    id = authloop__jget(d, err, "id");
+    msg = authloop__jget(d, err, "message");
+    ids = authloop__jstring(d, id);
+    msgs = authloop__jstring(d, msg);
+    out->error = map_error(ids, a->status, kind);
+    if (ids)
+      out->server_code = strdup(ids);
+    if (msgs)
+      out->message = strdup(msgs);
     return out->error;
   }
   if (!authloop__is_2xx(a->status)) {
@@ -82,7 +87,7 @@ static int envelope(const authloop__answer *a, call_kind kind, json_t **root, js
     snprintf(text, sizeof(text), "%s (HTTP %ld)", authloop_strerror(e), a->status);
     return authloop__result_fail(out, e, a->status, "%s", text);
   }
-  if (!json_is_object(*root) || !json_is_object(*result = json_object_get(*root, "result")))
+  if (!root_ok || !authloop__jis(d, *result = authloop__jget(d, 0, "result"), AUTHLOOP__J_OBJECT))
     return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                                  "not a Kuzzle envelope with a result object");
   return 0;
@@ -97,15 +102,15 @@ static int lifetime_from_ms(long long ms, long long *out) {
 }
 
 /* ttl (ms) -> seconds; -1: never expires. */
-static int lifetime_from_ttl(json_t *result, long long *out) {
-  json_t *ttl = json_object_get(result, "ttl");
-  if (!json_is_integer(ttl))
+static int lifetime_from_ttl(const authloop__jdoc *d, int result, long long *out) {
+  long long ttl;
+  if (authloop__jint(d, authloop__jget(d, result, "ttl"), &ttl) != 0)
     return -1;
-  if (json_integer_value(ttl) == -1) {
+  if (ttl == -1) {
     *out = AUTHLOOP__LIFETIME_NEVER;
     return 0;
   }
-  return lifetime_from_ms((long long)json_integer_value(ttl), out);
+  return lifetime_from_ms(ttl, out);
 }
 
 static int malformed(authloop__result *out, long status, const char *what) {
@@ -113,19 +118,19 @@ static int malformed(authloop__result *out, long status, const char *what) {
                                "malformed response: missing or mistyped %s", what);
 }
 
-static int take_jwt(json_t *result, authloop__result *out, long status) {
-  const char *jwt = authloop__json_str(result, "jwt");
+static int take_jwt(const authloop__jdoc *d, int result, authloop__result *out, long status) {
+  const char *jwt = authloop__jstr(d, result, "jwt");
   if (!jwt || authloop__has_space(jwt))
     return malformed(out, status, "\"jwt\"");
-  if (lifetime_from_ttl(result, &out->lifetime_s) != 0)
+  if (lifetime_from_ttl(d, result, &out->lifetime_s) != 0)
     return malformed(out, status, "\"ttl\"");
   return authloop__result_take(out, &out->access_token, jwt);
 }
 
-static int user_fields(const json_t *user, const char **id, const char **name) {
-  if (!json_is_object(user) || !(*id = authloop__json_str(user, "_id")))
+static int user_fields(const authloop__jdoc *d, int user, const char **id, const char **name) {
+  if (!(*id = authloop__jstr(d, user, "_id")))
     return AUTHLOOP_EPROTO;
-  *name = json_string_value(json_object_get(json_object_get(user, "_source"), "name"));
+  *name = authloop__jstring(d, authloop__jget(d, authloop__jget(d, user, "_source"), "name"));
   return 0;
 }
 
@@ -188,16 +193,18 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
 
 static int strategy_start(kuzzle *k, const authloop__credential *cred) {
   const char *s = cred->strategy, *e = cred->expires_in;
-  json_t *check;
-  int ok;
+  authloop__jdoc check;
+  int rc;
   if (!s || !*s || authloop__has_space(s) || !authloop__text_ok(s) || !cred->credentials_json ||
       (e && (!*e || strlen(e) > MAX_EXPIRES || !authloop__text_ok(e))))
     return AUTHLOOP_EINVAL;
-  check = json_loads(cred->credentials_json, 0, NULL);
-  ok = json_is_object(check);
-  authloop__json_wipe_decref(check);
-  if (!ok)
-    return AUTHLOOP_EINVAL;
+  /* an object, as jansson reads JSON (duplicate keys refused) */
+  rc = authloop__jdoc_parse(&check, cred->credentials_json, strlen(cred->credentials_json));
+  if (rc == 0 && !authloop__jis(&check, 0, AUTHLOOP__J_OBJECT))
+    rc = AUTHLOOP_EINVAL;
+  authloop__jdoc_free(&check);
+  if (rc)
+    return rc == AUTHLOOP_ENOMEM ? rc : AUTHLOOP_EINVAL;
   clear_login(k, 0);
   if (!(k->strategy = strdup(s)) ||
       !(k->credentials = authloop__secret_dup(cred->credentials_json)) ||
@@ -287,21 +294,24 @@ static int token_lifetime(const kuzzle *k, const authloop__view *v, const authlo
 /* A redirect strategy's first step (OAuth ...): passport's status, normally
  * 302, with a Location header and result {headers, statusCode}. */
 static int redirect_answer(const authloop__answer *a, authloop__result *out) {
-  json_t *root = NULL, *result;
+  authloop__jdoc d;
+  int result;
   out->http_status = a->status;
   if (!a->location || !authloop__utf8_ok(a->location))
     return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                                  "a redirect to a Location that is not UTF-8");
   if (!(out->redirect_url = strdup(a->location)))
     return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
-  if (!(root = authloop__answer_json(a, out)) && out->error)
-    return out->error;
-  if (json_is_object(result = json_object_get(root, "result")) &&
-      !(out->redirect_result = authloop__json_text(result))) {
-    json_decref(root);
-    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+  if (authloop__answer_doc(a, out, &d) == 0 &&
+      authloop__jis(&d, result = authloop__jget(&d, 0, "result"), AUTHLOOP__J_OBJECT)) {
+    size_t len;
+    const char *raw = authloop__jraw(&d, result, &len);
+    if (!(out->redirect_result = authloop__json_compact(raw, len)))
+      authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   }
-  json_decref(root);
+  authloop__jdoc_free(&d);
+  if (out->error)
+    return out->error;
   out->next = AUTHLOOP__NEXT_AWAIT;
   return 0;
 }
@@ -309,7 +319,8 @@ static int redirect_answer(const authloop__answer *a, authloop__result *out) {
 static int login_answer(void *state, const authloop__view *v, int step, const authloop__answer *a,
                         authloop__result *out) {
   kuzzle *k = state;
-  json_t *root = NULL, *result = NULL;
+  authloop__jdoc d;
+  int result = -1;
   const char *id, *name;
   int rc;
   /* a redirect strategy sends the user (302, 303) to an https page; any
@@ -317,26 +328,24 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
   if (step == STEP_LOGIN && (a->status == 302 || a->status == 303) && a->location &&
       strncasecmp(a->location, "https://", 8) == 0)
     return redirect_answer(a, out);
-  rc = envelope(a, CALL_LOGIN, &root, &result, out);
+  rc = envelope(a, CALL_LOGIN, &d, &result, out);
   if (rc == 0 && step == STEP_LOGIN) {
-    json_t *jwt = json_object_get(result, "jwt");
-    if (!jwt || json_is_null(jwt)) {
+    int jwt = authloop__jget(&d, result, "jwt");
+    if (jwt < 0 || authloop__jis(&d, jwt, AUTHLOOP__J_NULL)) {
       out->next = AUTHLOOP__NEXT_AWAIT; /* a two-step strategy: the token comes another way */
-    } else if ((rc = take_jwt(result, out, a->status)) == 0) {
+    } else if ((rc = take_jwt(&d, result, out, a->status)) == 0) {
       out->next = AUTHLOOP__NEXT_STEP;
       out->step = STEP_ME;
     }
   } else if (rc == 0) {
-    if (user_fields(result, &id, &name) != 0)
-      rc = authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
-                                 "getCurrentUser without an _id");
-    else if (step == STEP_TOKEN && (token_lifetime(k, v, a, out) != 0 ||
-                                    authloop__result_take(out, &out->access_token, k->token)))
-      rc = out->error;
-    else
-      out->user = json_incref(result);
+    if (user_fields(&d, result, &id, &name) != 0)
+      authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
+                            "getCurrentUser without an _id");
+    else if (step != STEP_TOKEN || (token_lifetime(k, v, a, out) == 0 &&
+                                    authloop__result_take(out, &out->access_token, k->token) == 0))
+      authloop__result_user(out, &d, result, id, name);
   }
-  authloop__json_wipe_decref(root);
+  authloop__jdoc_free(&d);
   return out->error;
 }
 
@@ -359,13 +368,14 @@ static int logout_request(void *state, const authloop__view *v, int global,
 }
 
 static int logout_answer(void *state, const authloop__answer *a, authloop__result *out) {
-  json_t *root = NULL, *result = NULL;
+  authloop__jdoc d;
+  int result;
   (void)state;
   out->http_status = a->status;
   if (authloop__is_2xx(a->status))
     return 0; /* the envelope's status is the HTTP status: nothing more to read */
-  envelope(a, CALL_OTHER, &root, &result, out);
-  json_decref(root);
+  envelope(a, CALL_OTHER, &d, &result, out);
+  authloop__jdoc_free(&d);
   return out->error;
 }
 
@@ -383,12 +393,13 @@ static int refresh_request(void *state, const authloop__view *v, authloop__reque
 
 static int refresh_answer(void *state, const authloop__view *v, const authloop__answer *a,
                           authloop__result *out) {
-  json_t *root = NULL, *result = NULL;
+  authloop__jdoc d;
+  int result;
   (void)state;
   (void)v;
-  if (envelope(a, CALL_REFRESH, &root, &result, out) == 0)
-    take_jwt(result, out, a->status);
-  authloop__json_wipe_decref(root);
+  if (envelope(a, CALL_REFRESH, &d, &result, out) == 0)
+    take_jwt(&d, result, out, a->status);
+  authloop__jdoc_free(&d);
   return out->error;
 }
 

@@ -31,18 +31,34 @@ void authloop__result_clear(authloop__result *r) {
   authloop__secret_free(r->access_token);
   authloop__secret_free(r->id_token);
   authloop__secret_free(r->refresh_token);
-  authloop__json_wipe_decref(r->user);
+  authloop__secret_free(r->user);
+  free(r->user_id);
+  free(r->user_name);
   free(r->redirect_url);
   free(r->redirect_result);
   memset(r, 0, sizeof(*r));
 }
 
-json_t *authloop__answer_json(const authloop__answer *a, authloop__result *r) {
-  int nomem;
-  json_t *j = authloop__json_parse(a->body, a->len, &nomem);
-  if (!j && nomem)
+int authloop__answer_doc(const authloop__answer *a, authloop__result *r, authloop__jdoc *d) {
+  int rc = authloop__jdoc_parse(d, a->body, a->len);
+  if (rc == AUTHLOOP_ENOMEM)
     authloop__result_fail(r, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
-  return j;
+  return rc;
+}
+
+int authloop__result_user_text(authloop__result *r, char *text, const char *id, const char *name) {
+  authloop__secret_free(r->user);
+  r->user = text;
+  if (!text || !(r->user_id = strdup(id)) || (name && !(r->user_name = strdup(name))))
+    return authloop__result_fail(r, AUTHLOOP_ENOMEM, r->http_status, NULL, NULL);
+  return 0;
+}
+
+int authloop__result_user(authloop__result *r, const authloop__jdoc *d, int v, const char *id,
+                          const char *name) {
+  size_t len;
+  const char *raw = authloop__jraw(d, v, &len);
+  return authloop__result_user_text(r, authloop__json_compact(raw, len), id, name);
 }
 
 int authloop__result_fail(authloop__result *r, int error, long status, const char *fmt,
