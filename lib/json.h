@@ -6,7 +6,9 @@
  * accepts (an object or array at the top, RFC 8259, UTF-8 without
  * surrogates, no \u0000, no duplicate key, integers within long long, reals
  * that do not overflow a double, at most 2048 levels): test/fuzz/fuzz_json.c
- * holds it to that, byte for byte. */
+ * holds it to that, byte for byte, but for one leniency of jansson's that it
+ * does not share: a NUL byte right after a number or literal (refused here,
+ * like every NUL outside a string). */
 #ifndef AUTHLOOP_JSON_H
 #define AUTHLOOP_JSON_H
 
