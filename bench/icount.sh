@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Instructions per cycle under callgrind: (I(300 cycles) - I(100 cycles)) / 200, so start-up
-# and the first handshake cancel out. Counts agree within a fraction of a percent between runs,
-# where CPU time moves with the machine's load.
+# and the first handshake cancel out (BENCH_ICOUNT_LO and BENCH_ICOUNT_HI change 100 and
+# 300). Counts agree within a fraction of a percent between runs, where CPU time moves with
+# the machine's load.
 #   bench/icount.sh BUILD_DIR PROGRAM MODE TRANSPORT [KUZZLE_CONNECTIONS]
 #     PROGRAM: cycles (authloop) | raw (the limit); MODE: gateway | kuzzle
 #     TRANSPORT: tls | plain; KUZZLE_CONNECTIONS: keep (default) | close (as real Kuzzle)
@@ -39,10 +40,11 @@ requests() {
       });
     });' "$url" "$state/ca.pem"
 }
-a=$(count 100)
+lo=${BENCH_ICOUNT_LO:-100} hi=${BENCH_ICOUNT_HI:-300}
+a=$(count "$lo")
 before=$(requests)
-c=$(count 300)
+c=$(count "$hi")
 after=$(requests)
 printf '{"bench":"icount","program":"%s","mode":"%s","transport":"%s","connections":"%s","instructions_per_cycle":%d,"requests_per_cycle":%s}\n' \
-  "$program" "$mode" "$transport" "$conn" $(( (c - a) / 200 )) \
-  "$(python3 -c "print(round(($after - $before) / 300, 2))")"
+  "$program" "$mode" "$transport" "$conn" $(( (c - a) / (hi - lo) )) \
+  "$(python3 -c "print(round(($after - $before) / $hi, 2))")"

@@ -1,39 +1,132 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Every benchmark, side by side in one run, and one table of ratios.
-#   bench/run.sh             2,000 cycles per side, repeated 3 times; 10,000 sessions
-#   BENCH_N=500 BENCH_SESSIONS=2000 BENCH_REPEAT=1 bench/run.sh    a quick look
+# Every benchmark, side by side in one run, and one table (bench/table.py):
+#  - instructions per cycle under callgrind, authloop against the fair limit
+#    (bench/raw.c), gateway and kuzzle, TLS and plain HTTP, and a real Kuzzle
+#    (Connection: close): the headline, steady whatever the machine's load;
+#  - CPU per cycle, min/median/max over interleaved rounds, with the load
+#    average, against the limit and the official kuzzle-sdk (connect included);
+#  - login latency added over the limit;
+#  - sessions on one ctx: memory per session as the slope between two sizes,
+#    loop wake-ups while nothing is due, refreshes against their due times.
+#   bench/run.sh            about four minutes
+#   bench/run.sh --quick    about two minutes: fewer cycles, fewer logins, smaller sizes
+#   BENCH_SCALE="250000 1000000" BENCH_TTL=900 bench/run.sh    the million-session run
 # Never part of the test suite: it measures, it does not pass or fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${BENCH_N:-2000}
-sessions=${BENCH_SESSIONS:-10000}
-repeat=${BENCH_REPEAT:-3}
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+if [ $quick -eq 1 ]; then
+  n=${BENCH_N:-300} rounds=${BENCH_ROUNDS:-3} logins=${BENCH_LOGINS:-300}
+  sizes=${BENCH_SCALE:-"1000 4000"} ttl=${BENCH_TTL:-20} icount_lo=30 icount_hi=90 close_lo=5 close_hi=15
+else
+  n=${BENCH_N:-2000} rounds=${BENCH_ROUNDS:-3} logins=${BENCH_LOGINS:-1000}
+  sizes=${BENCH_SCALE:-"5000 20000"} ttl=${BENCH_TTL:-40} icount_lo=100 icount_hi=300 close_lo=10 close_hi=30
+fi
 
 scripts/deps.sh
 scripts/build.sh build-bench -Dbuildtype=release -Dbench=true -Dtests=false -Dsamples=false
 b=build-bench/bench
-state=$(mktemp -d)
 results=$(mktemp)
-# idle keep-alive connections stay open, so the idle wake-ups are authloop's own
-coproc SERVER { exec node test/server/server.mjs --port 0 --state-dir "$state" --stdin-lifeline --keep-alive-ms 600000 --kuzzle-keep-alive; }
-trap 'kill $SERVER_PID 2>/dev/null || true; rm -rf "$state" "$results"' EXIT
-read -r ready <&"${SERVER[0]}"
-port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' <<<"$ready")
-url="https://127.0.0.1:$port"
-ca="$state/ca.pem"
+tmp=$(mktemp -d)
+servers=()
+cleanup() {
+  for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$tmp" "$results"
+}
+trap cleanup EXIT
 
-echo "== client cost: $n cycles (login -> refresh -> logout) x $repeat, interleaved" >&2
-for _ in $(seq "$repeat"); do
-  for mode in gateway kuzzle; do
-    "$b/bench_cycles" --url "$url" --ca "$ca" --mode "$mode" --n "$n" >>"$results"
-    "$b/bench_raw" --url "$url" --ca "$ca" --mode "$mode" --n "$n" >>"$results"
+# start_server NAME [server flags...]: sets NAME_url, NAME_port and NAME_ca
+start_server() {
+  local name=$1 state="$tmp/$1" ready port scheme=https
+  shift
+  rm -rf "$state"
+  mkdir -p "$state"
+  node --max-old-space-size=16000 test/server/server.mjs --port 0 --state-dir "$state" \
+    --keep-alive-ms 600000 "$@" >"$state/ready" &
+  servers+=($!)
+  # its one line of output says where it listens (setup, not measured)
+  until [ -s "$state/ready" ]; do sleep 0.05; done
+  ready=$(head -n 1 "$state/ready")
+  port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' <<<"$ready")
+  [[ " $* " == *" --plain "* ]] && scheme=http
+  printf -v "${name}_url" '%s://127.0.0.1:%s' "$scheme" "$port"
+  printf -v "${name}_port" '%s' "$port"
+  printf -v "${name}_ca" '%s' "$state/ca.pem"
+}
+
+# requests URL CA: how many requests the server has answered (test control excluded)
+requests() {
+  node -e '
+    const [url, ca] = process.argv.slice(1);
+    const mod = require(url.startsWith("https") ? "node:https" : "node:http");
+    const opts = url.startsWith("https") ? { ca: require("node:fs").readFileSync(ca) } : {};
+    mod.get(`${url}/__test/stats`, opts, (res) => {
+      let t = ""; res.on("data", (c) => t += c);
+      res.on("end", () => console.log(Object.entries(JSON.parse(t).routes)
+        .filter(([k]) => !k.startsWith("/__test")).reduce((a, [, v]) => a + v, 0)));
+    });' "$1" "$2"
+}
+
+# counted URL CA CMD...: runs CMD, adds requests per cycle and the load average to its JSON line
+counted() {
+  local url=$1 ca=$2 before after line cycles
+  shift 2
+  before=$(requests "$url" "$ca")
+  line=$("$@")
+  after=$(requests "$url" "$ca")
+  cycles=$(sed -n 's/.*"n":\([0-9]*\).*/\1/p' <<<"$line")
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["requests_per_cycle"]=round((int(sys.argv[3])-int(sys.argv[2]))/int(sys.argv[4]),2); r["load"]=open("/proc/loadavg").read().split()[0]; print(json.dumps(r))' \
+    "$line" "$before" "$after" "$cycles" >>"$results"
+}
+
+echo "== instructions per cycle (callgrind: (I($icount_hi) - I($icount_lo)) / $((icount_hi - icount_lo)) cycles;" \
+  "closed connections: (I($close_hi) - I($close_lo)) / $((close_hi - close_lo)))" >&2
+SECONDS=0
+jobs_=()
+for row in "kuzzle tls close" "gateway tls keep" "gateway plain keep" "kuzzle tls keep" "kuzzle plain keep"; do
+  lo=$icount_lo hi=$icount_hi
+  # a full handshake a request: 70 times a kept connection's cost, as steady
+  [[ $row == *close ]] && lo=$close_lo hi=$close_hi
+  for program in cycles raw; do
+    # two at a time: instruction counts do not depend on the load
+    BENCH_ICOUNT_LO=$lo BENCH_ICOUNT_HI=$hi bench/icount.sh build-bench $program $row \
+      >"$tmp/icount-$program-${row// /-}" &
+    jobs_+=($!)
+    if [ ${#jobs_[@]} -ge 2 ]; then wait "${jobs_[0]}"; jobs_=("${jobs_[@]:1}"); fi
   done
-  node bench/kuzzle-sdk.mjs "$port" "$ca" "$n" >>"$results"
 done
-echo "== latency added: 1,000 sequential logins each" >&2
-"$b/bench_cycles" --url "$url" --ca "$ca" --mode latency --n 1000 >>"$results"
-"$b/bench_raw" --url "$url" --ca "$ca" --mode latency --n 1000 >>"$results"
-echo "== scale: $sessions sessions on one ctx (about two minutes)" >&2
-"$b/bench_scale" --url "$url" --ca "$ca" --n "$sessions" >>"$results"
+wait
+cat "$tmp"/icount-* >>"$results"
+echo "   ($SECONDS s)" >&2
+
+start_server tls --kuzzle-keep-alive
+echo "== CPU per cycle: $n cycles (login -> refresh -> logout), $rounds rounds, interleaved" >&2
+for _ in $(seq "$rounds"); do
+  for mode in gateway kuzzle; do
+    counted "$tls_url" "$tls_ca" "$b/bench_cycles" --url "$tls_url" --ca "$tls_ca" --mode "$mode" --n "$n"
+    counted "$tls_url" "$tls_ca" "$b/bench_raw" --url "$tls_url" --ca "$tls_ca" --mode "$mode" --n "$n"
+  done
+  counted "$tls_url" "$tls_ca" node bench/kuzzle-sdk.mjs "$tls_port" "$tls_ca" "$n"
+done
+echo "   ($SECONDS s)" >&2
+echo "== login latency: $logins sequential logins, $rounds rounds, interleaved" >&2
+for _ in $(seq "$rounds"); do
+  "$b/bench_cycles" --url "$tls_url" --ca "$tls_ca" --mode latency --n "$logins" >>"$results"
+  "$b/bench_raw" --url "$tls_url" --ca "$tls_ca" --mode latency --n "$logins" >>"$results"
+done
+echo "   ($SECONDS s)" >&2
+echo "== sessions on one ctx: $sizes (token lifetime $ttl s)" >&2
+for mode in gateway kuzzle; do
+  for size in $sizes; do
+    # a fresh server each time: what it keeps of earlier runs is not measured
+    start_server scale --kuzzle-keep-alive
+    "$b/bench_scale" --url "$scale_url" --ca "$scale_ca" --mode "$mode" --n "$size" --ttl "$ttl" \
+      --idle-s 5 >>"$results"
+    kill "${servers[-1]}"
+    unset 'servers[-1]'
+  done
+done
+echo "   ($SECONDS s)" >&2
 python3 bench/table.py "$results"

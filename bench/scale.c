@@ -1,59 +1,110 @@
 /* SPDX-License-Identifier: MIT */
-/* 10,000 sessions on one ctx: memory per session, TCP connections, loop
- * wake-ups while nothing is due, then every token due within the same minute:
- * how the refreshes spread and how many requests the server saw at once.
- *   scale --url U --ca CA [--n 10000] [--ttl 120] [--idle-s 10] [--batch 200] */
+/* Many sessions on one ctx: memory, TCP connections, loop wake-ups while
+ * nothing is due, then every token coming due: whether each refresh comes
+ * within the minute it falls due, and how many requests the server saw at
+ * once. Prints one JSON line; per-session memory is the slope between two
+ * runs of different sizes (bench/run.sh), so that fixed costs do not count.
+ *   scale --url U --ca CA --mode gateway|kuzzle [--n 10000] [--ttl 120] [--idle-s 10]
+ *         [--batch 200] */
 #include "util.h"
 
 #include <authloop.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define MARGIN_MS 300000ULL /* the default refresh_margin_s (docs/token-policy.md) */
+#define LATE_MS   60000ULL  /* a refresh later than this after it fell due is late */
+
+typedef struct scale scale;
 typedef struct {
+  scale *s;
+  int i;
+} sess; /* a session's listener data */
+
+struct scale {
   uv_loop_t loop;
   authloop_ctx *ctx;
   authloop_client **c;
   char **codes;
-  int n, batch, started, logged_in, failed, refreshed;
-  uint64_t *refreshed_at; /* ms, boot clock */
-  size_t token_bytes;
+  char **users; /* kuzzle: scale-0 .. scale-(n-1) */
+  const char *mode;
+  char expires[32];
+  int n, batch, started, logged_in, failed, refreshed, expired;
+  uint64_t *due;          /* ms, boot clock: the latest a session's refresh may fall due */
+  uint64_t *refreshed_at; /* ms, in the order they came */
+  int64_t max_late_ms;    /* INT64_MIN until a refresh came */
+  int late;
+  double token_bytes;
   unsigned wakeups;
-} scale;
+  sess *sess;
+};
+
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
 
 static void login_next(scale *s) {
   while (s->started < s->n && s->started - s->logged_in - s->failed < s->batch) {
-    int i = s->started++;
-    if (authloop_login_code(s->c[i], s->codes[i]) != 0)
+    int i = s->started++, rc;
+    if (strcmp(s->mode, "kuzzle") == 0)
+      rc = authloop_login_local(s->c[i], s->users[i], "scale-pass", s->expires);
+    else
+      rc = authloop_login_code(s->c[i], s->codes[i]);
+    if (rc != 0)
       s->failed++;
   }
 }
 
+/* The latest a refresh of c's new token falls due: expiry minus the margin
+ * (at most half the lifetime); the jitter only makes it earlier. */
+static uint64_t latest_due(authloop_client *c) {
+  long long left = authloop_token_expires_in_ms(c);
+  uint64_t margin = (uint64_t)left / 2 < MARGIN_MS ? (uint64_t)left / 2 : MARGIN_MS;
+  return now_ms() + (uint64_t)left - margin;
+}
+
 static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
-  scale *s = ud;
+  scale *s = ((sess *)ud)->s;
+  int i = ((sess *)ud)->i;
   if (ev->type == AUTHLOOP_EV_LOGIN_ATTEMPT) {
     if (ev->success) {
+      const char *id = authloop_id_token(c);
       s->logged_in++;
-      s->token_bytes += strlen(authloop_access_token(c)) + strlen(authloop_id_token(c));
+      /* the tokens this session holds: access, id, and the gateway's refresh
+       * token (64 characters, never handed out) */
+      s->token_bytes += (double)(strlen(authloop_access_token(c)) + (id ? strlen(id) : 0) +
+                                 (strcmp(s->mode, "gateway") == 0 ? 64 : 0));
+      s->due[i] = latest_due(c);
     } else {
       s->failed++;
     }
     login_next(s);
-  } else if (ev->type == AUTHLOOP_EV_TOKEN_REFRESHED) {
-    s->refreshed_at[s->refreshed++] = uv_hrtime() / 1000000;
+  } else if (ev->type == AUTHLOOP_EV_TOKEN_REFRESHED && s->due[i]) {
+    uint64_t t = now_ms();
+    int64_t late = (int64_t)t - (int64_t)s->due[i];
+    s->refreshed_at[s->refreshed++] = t;
+    if (late > s->max_late_ms)
+      s->max_late_ms = late;
+    if (late > (int64_t)LATE_MS)
+      s->late++;
+    s->due[i] = 0; /* one refresh each is what is measured */
+  } else if (ev->type == AUTHLOOP_EV_SESSION_EXPIRED) {
+    if (!s->expired++)
+      fprintf(stderr, "scale: a session expired (reason %d, %s, HTTP %d)\n", (int)ev->reason,
+              ev->message ? ev->message : "-", ev->http_status);
   }
 }
 
 static void on_prepare(uv_prepare_t *p) { ((scale *)p->data)->wakeups++; }
 static void on_stop(uv_timer_t *t) { uv_stop(t->loop); }
 
-/* runs the loop until *counter reaches target or limit_ms passes */
-static void run_until(scale *s, int *counter, int target, unsigned limit_ms) {
+/* runs the loop until *counter (plus *also) reaches target or limit_ms passes */
+static void run_until(scale *s, const int *counter, const int *also, int target,
+                      uint64_t limit_ms) {
   uv_timer_t t;
   uv_timer_init(&s->loop, &t);
   uv_timer_start(&t, on_stop, limit_ms, 0);
-  while (*counter < target && uv_run(&s->loop, UV_RUN_ONCE) && uv_is_active((uv_handle_t *)&t))
+  while (*counter + (also ? *also : 0) < target && uv_run(&s->loop, UV_RUN_ONCE) &&
+         uv_is_active((uv_handle_t *)&t))
     ;
   uv_close((uv_handle_t *)&t, NULL);
   uv_run(&s->loop, UV_RUN_NOWAIT);
@@ -66,80 +117,134 @@ int main(int argc, char **argv) {
   authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   scale s = {0};
-  long rss0, peak, conns0, conns, max_in_flight;
+  long rss0, peak0, rss, peak, conns0, conns, max_in_flight;
+  uint64_t t0, login_ms, first_due = UINT64_MAX, last_due = 0, idle_ms = 0, jitter_ms;
   uv_prepare_t prep;
   uv_timer_t t;
   int i, k, busiest = 0;
-  double mean = 0, var = 0;
+  s.mode = bench_arg(argc, argv, "--mode", "gateway");
+  s.max_late_ms = INT64_MIN;
   s.n = atoi(bench_arg(argc, argv, "--n", "10000"));
   s.batch = atoi(bench_arg(argc, argv, "--batch", "200"));
-  if (!url || !ca || s.n < 1)
+  if (!url || !ca || s.n < 1 || ttl < 4)
     return 2;
-  s.codes = bench_codes(url, ca, "scale", s.n, ttl);
+  snprintf(s.expires, sizeof(s.expires), "%ds", ttl);
+  if (strcmp(s.mode, "kuzzle") != 0) {
+    s.codes = bench_codes(url, ca, "scale", s.n, ttl);
+  } else {
+    char body[128];
+    /* one user per session: two logins of one user in the same second get
+     * the same jwt, and a refresh of it ends the other's */
+    snprintf(body, sizeof(body), "{\"prefix\":\"scale\",\"password\":\"scale-pass\",\"count\":%d}",
+             s.n);
+    json_decref(bench_control(url, ca, "/__test/kuzzle-users", body));
+    if (!(s.users = calloc((size_t)s.n, sizeof(*s.users))))
+      return 1;
+    for (i = 0; i < s.n; i++) {
+      char name[32];
+      snprintf(name, sizeof(name), "scale-%d", i);
+      if (!(s.users[i] = strdup(name)))
+        return 1;
+    }
+  }
+  /* the bench's own arrays are touched now: they are not the sessions' memory */
   s.c = calloc((size_t)s.n, sizeof(*s.c));
+  s.due = calloc((size_t)s.n, sizeof(uint64_t));
   s.refreshed_at = calloc((size_t)s.n, sizeof(uint64_t));
+  s.sess = calloc((size_t)s.n, sizeof(*s.sess));
+  if (!s.c || !s.due || !s.refreshed_at || !s.sess)
+    return 1;
+  for (i = 0; i < s.n; i++) {
+    s.sess[i].s = &s;
+    s.sess[i].i = i;
+  }
+  memset(s.c, 1, (size_t)s.n * sizeof(*s.c));
+  memset(s.due, 1, (size_t)s.n * sizeof(uint64_t));
+  memset(s.refreshed_at, 1, (size_t)s.n * sizeof(uint64_t));
   uv_loop_init(&s.loop);
   co.ca_file = ca;
   if (authloop_ctx_new(&s.loop, &co, &s.ctx) != 0)
     return 1;
   conns0 = bench_stat(url, ca, "connections");
   rss0 = bench_rss_kib();
+  peak0 = bench_peak_rss_kib();
 
-  o.provider = "gateway";
+  o.provider = s.mode;
   o.base_url = url;
   for (i = 0; i < s.n; i++) {
     if (authloop_client_new(s.ctx, &o, &s.c[i]) != 0)
       return 1;
-    authloop_on(s.c[i], AUTHLOOP_EV_LOGIN_ATTEMPT, on_event, &s);
-    authloop_on(s.c[i], AUTHLOOP_EV_TOKEN_REFRESHED, on_event, &s);
+    s.due[i] = 0;
+    authloop_on(s.c[i], AUTHLOOP_EV_LOGIN_ATTEMPT, on_event, &s.sess[i]);
+    authloop_on(s.c[i], AUTHLOOP_EV_TOKEN_REFRESHED, on_event, &s.sess[i]);
+    authloop_on(s.c[i], AUTHLOOP_EV_SESSION_EXPIRED, on_event, &s.sess[i]);
   }
+  t0 = now_ms();
   login_next(&s);
-  run_until(&s, &s.logged_in, s.n, 120000);
+  run_until(&s, &s.logged_in, &s.failed, s.n, 3600000);
+  login_ms = now_ms() - t0;
+  rss = bench_rss_kib();
   peak = bench_peak_rss_kib();
   conns = bench_stat(url, ca, "connections") - conns0 - 1; /* -1: that stats call */
+  for (i = 0; i < s.n; i++) {
+    if (s.due[i] && s.due[i] < first_due)
+      first_due = s.due[i];
+    if (s.due[i] > last_due)
+      last_due = s.due[i];
+  }
 
-  /* nothing due for a while: how often does the loop wake? */
-  uv_prepare_init(&s.loop, &prep);
-  prep.data = &s;
-  uv_prepare_start(&prep, on_prepare);
-  uv_timer_init(&s.loop, &t);
-  uv_timer_start(&t, on_stop, idle_s * 1000u, 0);
-  uv_run(&s.loop, UV_RUN_DEFAULT);
-  uv_prepare_stop(&prep);
-  uv_close((uv_handle_t *)&prep, NULL);
-  uv_close((uv_handle_t *)&t, NULL);
+  /* nothing due for a while (until the first refresh, less the jitter, at
+   * most a tenth of the margin): how often does the loop wake? */
+  jitter_ms = ((uint64_t)ttl * 1000 / 2 < MARGIN_MS ? (uint64_t)ttl * 1000 / 2 : MARGIN_MS) / 10;
+  if (first_due != UINT64_MAX && first_due > now_ms() + jitter_ms + 2000) {
+    idle_ms = first_due - now_ms() - jitter_ms - 1000;
+    if (idle_ms > idle_s * 1000ULL)
+      idle_ms = idle_s * 1000ULL;
+    uv_prepare_init(&s.loop, &prep);
+    prep.data = &s;
+    uv_prepare_start(&prep, on_prepare);
+    uv_timer_init(&s.loop, &t);
+    uv_timer_start(&t, on_stop, idle_ms, 0);
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    uv_prepare_stop(&prep);
+    uv_close((uv_handle_t *)&prep, NULL);
+    uv_close((uv_handle_t *)&t, NULL);
+  }
 
-  /* every token is due within the same minute: how do the refreshes spread? */
+  /* every token comes due: each refresh within the minute it falls due? */
   json_decref(bench_control(url, ca, "/__test/reset-stats", "{}"));
-  run_until(&s, &s.refreshed, s.n, (unsigned)ttl * 1000u + 30000u);
+  run_until(&s, &s.refreshed, &s.expired, s.logged_in,
+            (last_due > now_ms() ? last_due - now_ms() : 0) + LATE_MS + 30000);
   max_in_flight = bench_stat(url, ca, "maxInFlight");
-  for (i = 0; i < s.refreshed; i++)
-    mean += (double)(s.refreshed_at[i] - s.refreshed_at[0]) / 1000.0;
-  mean /= s.refreshed ? s.refreshed : 1;
   for (i = 0; i < s.refreshed; i++) {
-    double d = (double)(s.refreshed_at[i] - s.refreshed_at[0]) / 1000.0 - mean;
     int in_second = 0;
-    var += d * d;
     for (k = i; k < s.refreshed && s.refreshed_at[k] - s.refreshed_at[i] < 1000; k++)
       in_second++;
     if (in_second > busiest)
       busiest = in_second;
   }
-  printf("{\"bench\":\"scale\",\"sessions\":%d,\"failed\":%d,\"rss_per_session_bytes\":%.0f,"
-         "\"token_bytes_per_session\":%.0f,\"tcp_connections\":%ld,\"idle_wakeups_per_s\":%.2f,"
-         "\"refreshed\":%d,\"refresh_spread_s\":%.1f,\"refresh_stddev_s\":%.1f,"
+  printf("{\"bench\":\"scale\",\"mode\":\"%s\",\"sessions\":%d,\"failed\":%d,\"login_s\":%.1f,"
+         "\"rss_kib\":%ld,\"peak_rss_kib\":%ld,\"token_bytes_per_session\":%.0f,"
+         "\"tcp_connections\":%ld,\"idle_s\":%.1f,\"idle_wakeups_per_s\":%.2f,\"refreshed\":%d,"
+         "\"expired\":%d,\"late_refreshes\":%d,\"max_late_s\":%.1f,\"refresh_spread_s\":%.1f,"
          "\"most_refreshes_in_1s\":%d,\"max_in_flight\":%ld}\n",
-         s.logged_in, s.failed, (double)(peak - rss0) * 1024.0 / s.n,
-         /* access + id tokens seen here, + the 64-character refresh token the server issues */
-         (double)s.token_bytes / (s.logged_in ? s.logged_in : 1) + 64, conns,
+         s.mode, s.logged_in, s.failed, (double)login_ms / 1000.0, rss - rss0, peak - peak0,
+         s.token_bytes / (s.logged_in ? s.logged_in : 1), conns, (double)idle_ms / 1000.0,
          /* two iterations are not wake-ups: entering uv_run, and the stop timer */
-         (double)(s.wakeups > 2 ? s.wakeups - 2 : 0) / idle_s, s.refreshed,
+         idle_ms ? (double)(s.wakeups > 2 ? s.wakeups - 2 : 0) * 1000.0 / (double)idle_ms : -1.0,
+         s.refreshed, s.expired, s.late + (s.logged_in - s.refreshed),
+         s.refreshed ? (double)s.max_late_ms / 1000.0 : 0.0,
          s.refreshed ? (double)(s.refreshed_at[s.refreshed - 1] - s.refreshed_at[0]) / 1000.0 : 0,
-         sqrt(var / (s.refreshed ? s.refreshed : 1)), busiest, max_in_flight);
+         busiest, max_in_flight);
   authloop_ctx_close(s.ctx, NULL, NULL);
   uv_run(&s.loop, UV_RUN_DEFAULT);
-  bench_codes_free(s.codes, s.n);
+  if (s.codes)
+    bench_codes_free(s.codes, s.n);
+  if (s.users)
+    bench_codes_free(s.users, s.n);
   free(s.c);
+  free(s.due);
   free(s.refreshed_at);
+  free(s.sess);
   return uv_loop_close(&s.loop) != 0 || s.failed;
 }

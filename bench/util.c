@@ -51,21 +51,25 @@ json_t *bench_control(const char *url, const char *ca, const char *path, const c
   return j;
 }
 
+/* The server mints at most 100,000 at a time: users PREFIX.CHUNK-I. */
 char **bench_codes(const char *url, const char *ca, const char *prefix, int n, int ttl_s) {
   char body[256];
   json_t *j, *list;
   char **codes = calloc((size_t)n, sizeof(*codes));
-  int i;
-  if (ttl_s > 0)
-    snprintf(body, sizeof(body), "{\"userId\":\"%s\",\"count\":%d,\"tokenTtl\":%d}", prefix, n,
-             ttl_s);
-  else
-    snprintf(body, sizeof(body), "{\"userId\":\"%s\",\"count\":%d}", prefix, n);
-  j = bench_control(url, ca, "/__test/codes", body);
-  list = json_object_get(j, "authorizationCodes");
-  for (i = 0; i < n; i++)
-    codes[i] = strdup(json_string_value(json_array_get(list, (size_t)i)));
-  json_decref(j);
+  int i, done, chunk, k = 0;
+  for (done = 0; done < n; done += chunk, k++) {
+    chunk = n - done < 100000 ? n - done : 100000;
+    if (ttl_s > 0)
+      snprintf(body, sizeof(body), "{\"userId\":\"%s.%d\",\"count\":%d,\"tokenTtl\":%d}", prefix, k,
+               chunk, ttl_s);
+    else
+      snprintf(body, sizeof(body), "{\"userId\":\"%s.%d\",\"count\":%d}", prefix, k, chunk);
+    j = bench_control(url, ca, "/__test/codes", body);
+    list = json_object_get(j, "authorizationCodes");
+    for (i = 0; i < chunk; i++)
+      codes[done + i] = strdup(json_string_value(json_array_get(list, (size_t)i)));
+    json_decref(j);
+  }
   return codes;
 }
 

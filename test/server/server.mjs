@@ -754,6 +754,16 @@ class ReferenceServer {
       'POST /__test/kuzzle-token': (q, r, b) => this.kuzzle.testToken(r, b),
       'POST /__test/kuzzle-revoke': (q, r, b) => this.kuzzle.revoke(r, b),
       'POST /__test/kuzzle-config': (q, r, b) => this.kuzzle.testConfig(r, b),
+      // many users at once, for benchmarks: PREFIX-0 .. PREFIX-(count-1), one password
+      // (two logins of one user in the same second get the same jwt, as in Kuzzle)
+      'POST /__test/kuzzle-users': (q, r, b) => {
+        if (typeof b.prefix !== 'string' || typeof b.password !== 'string' ||
+            !Number.isInteger(b.count) || b.count < 1 || b.count > 2000000)
+          return Gateway.error(r, 400, 4000, 'BadRequest', 'prefix, password and count (1 .. 2000000) are required');
+        for (let i = 0; i < b.count; i++)
+          this.kuzzle.users[`${b.prefix}-${i}`] = { password: b.password, name: `${b.prefix} ${i}`, profileIds: ['default'] };
+        sendJson(r, 200, { count: b.count });
+      },
       'POST /__test/cometchat-revoke': (q, r, b) => this.cometchat.revoke(r, b),
       'POST /__test/cometchat-config': (q, r, b) => this.cometchat.testConfig(r, b),
     };
