@@ -473,7 +473,9 @@ AUTHLOOP_EXTERN const char *authloop_user_name(const authloop_user *u);
  * NULL (no such field, not a string, NULL key). */
 AUTHLOOP_EXTERN const char *authloop_user_field(const authloop_user *u, const char *key);
 /* The user object as the server sent it, without whitespace between tokens: the same keys in
- * the same order, string escapes as the server wrote them. */
+ * the same order, string escapes as the server wrote them (CometChat's carries its authToken,
+ * as the SDK's user does). Restored from a session file: the same object, as jansson writes
+ * it. */
 AUTHLOOP_EXTERN const char *authloop_user_json(const authloop_user *u);
 
 /* ---- events ----------------------------------------------------------------- */

@@ -491,6 +491,8 @@ static int parse(authloop__jdoc *d, const char *text, size_t len) {
       if (c == '[')
         continue;
       goto key;
+    } else if (depth >= AUTHLOOP__JSON_MAX_DEPTH) {
+      return AUTHLOOP_EPROTO; /* jansson counts a scalar as a level of its own */
     } else if (c == '"') {
       t = scan_string(&sc);
     } else if (c == '-' || (c >= '0' && c <= '9')) {
@@ -666,7 +668,9 @@ static int reserve(authloop__jw *w, size_t more) {
 }
 
 void authloop__jw_raw(authloop__jw *w, const char *text, size_t len) {
-  if (len == SIZE_MAX || reserve(w, len + 1) != 0)
+  if (len == SIZE_MAX)
+    w->failed = 1;
+  if (w->failed || reserve(w, len + 1) != 0)
     return;
   memcpy(w->data + w->len, text, len);
   w->len += len;
@@ -676,7 +680,9 @@ void authloop__jw_raw(authloop__jw *w, const char *text, size_t len) {
 void authloop__jw_string(authloop__jw *w, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
   size_t i, run;
-  if (len > (SIZE_MAX - 3) / 6 || reserve(w, len * 6 + 3) != 0)
+  if (len > (SIZE_MAX - 3) / 6)
+    w->failed = 1;
+  if (w->failed || reserve(w, len * 6 + 3) != 0)
     return;
   w->data[w->len++] = '"';
   for (i = 0; i < len; i = run) {

@@ -91,11 +91,13 @@ int authloop__store_encode(const authloop__stored *s, const unsigned char *key, 
   char *payload;
   size_t n, total;
   unsigned char *buf;
-  int rc = 0;
+  int rc = 0, nomem;
   if (s->ended)
     return encode_ended(s, out, len);
-  if (!(user = json_loads(s->user, JSON_REJECT_DUPLICATES, NULL)))
-    return AUTHLOOP_ENOMEM; /* the text of a user read from an answer or a file: JSON */
+  /* the text of a user read from an answer or a file: JSON that jansson
+   * reads too (lib/json.c is held to it), unless memory ran out */
+  if (!(user = authloop__json_parse(s->user, strlen(s->user), &nomem)))
+    return nomem ? AUTHLOOP_ENOMEM : AUTHLOOP_EPROTO;
   root = json_pack("{s:i, s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "v", STORE_VERSION,
                    "provider", s->provider, "baseUrl", s->base_url, "user", user, "accessToken",
                    s->access_token, "idToken", s->id_token ? s->id_token : "", "refreshToken",

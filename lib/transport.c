@@ -31,6 +31,8 @@ struct authloop__transfer {
   int overflow; /* the body or the headers went past their limit */
   int want_date, linger;
   int stranded; /* its socket could not be watched (out of memory): it fails ENOMEM */
+  int prereq;   /* libcurl got as far as sending its request (a kept handle's transfer
+                   info is the last transfer's until then) */
   char date[64];
   char errbuf[CURL_ERROR_SIZE];
   uint64_t started_ns;
@@ -307,8 +309,13 @@ static int map_curl_error(const authloop__transfer *x, CURLcode rc) {
 }
 
 /* An easy handle is kept for the next transfer, with the options every
- * transfer of this transport sets alike (easy_take); what one transfer set
- * that points into it goes now, and the next sets its own. */
+ * transfer of this transport sets alike (transport_options); what one
+ * transfer set that points into it goes now, and the next sets its own.
+ * Before libcurl 7.80 there is no telling whether a kept handle's transfer
+ * info (bytes sent ...) is the new transfer's yet: the handle is reset and
+ * its options set again. */
+static int transport_options(authloop__transport *t, CURL *e);
+
 static void easy_release(authloop__transport *t, CURL *e) {
   if (!e)
     return;
@@ -316,6 +323,7 @@ static void easy_release(authloop__transport *t, CURL *e) {
     curl_easy_cleanup(e);
     return;
   }
+#if LIBCURL_VERSION_NUM >= 0x075000
   curl_easy_setopt(e, CURLOPT_CURLU, NULL);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
@@ -323,21 +331,35 @@ static void easy_release(authloop__transport *t, CURL *e) {
   curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
+#else
+  curl_easy_reset(e);
+  if (transport_options(t, e) != 0) {
+    curl_easy_cleanup(e);
+    return;
+  }
+#endif
   t->spare[t->n_spare++] = e;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud);
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
 
-/* A kept handle, or a new one with the transport's own options. The ones
- * whose failure (libcurl out of memory) would leave a weaker default behind
- * (every protocol libcurl has, the system's CAs instead of ours) fail it. */
-static CURL *easy_take(authloop__transport *t) {
-  CURL *e;
-  if (t->n_spare)
-    return t->spare[--t->n_spare];
-  if (!(e = curl_easy_init()))
-    return NULL;
+#if LIBCURL_VERSION_NUM >= 0x075000
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
+  (void)ip;
+  (void)local_ip;
+  (void)port;
+  (void)local_port;
+  ((authloop__transfer *)ud)->prereq = 1;
+  return CURL_PREREQFUNC_OK;
+}
+#endif
+
+/* The transport's own options, the same for every transfer. The ones whose
+ * failure (libcurl out of memory) would leave a weaker default behind (every
+ * protocol libcurl has, the system's CAs instead of ours) fail it. */
+static int transport_options(authloop__transport *t, CURL *e) {
   if (
 #if LIBCURL_VERSION_NUM >= 0x075500
       curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
@@ -345,10 +367,8 @@ static CURL *easy_take(authloop__transport *t) {
       curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) !=
           CURLE_OK ||
 #endif
-      (t->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file) != CURLE_OK)) {
-    curl_easy_cleanup(e);
-    return NULL;
-  }
+      (t->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file) != CURLE_OK))
+    return -1;
   curl_easy_setopt(e, CURLOPT_SHARE, t->share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -357,6 +377,23 @@ static CURL *easy_take(authloop__transport *t) {
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+#if LIBCURL_VERSION_NUM >= 0x075000
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+#endif
+  return 0;
+}
+
+/* A kept handle, or a new one with the transport's own options. */
+static CURL *easy_take(authloop__transport *t) {
+  CURL *e;
+  if (t->n_spare)
+    return t->spare[--t->n_spare];
+  if (!(e = curl_easy_init()))
+    return NULL;
+  if (transport_options(t, e) != 0) {
+    curl_easy_cleanup(e);
+    return NULL;
+  }
   return e;
 }
 
@@ -394,9 +431,9 @@ static void finish(authloop__transfer *x, int error) {
     curl_off_t pre = 0;
     o.sent =
         !error ||
-        (x->easy && curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK &&
-         pre > 0 && curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
-         sent > 0);
+        (x->easy && x->prereq &&
+         curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK && pre > 0 &&
+         curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0);
   }
   if (!error) {
     curl_off_t retry_after = 0;
@@ -787,6 +824,11 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+#if LIBCURL_VERSION_NUM >= 0x075000
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+#else
+  x->prereq = 1; /* a kept handle was reset: its transfer info is this transfer's */
+#endif
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
   /* the method, every time: a kept handle has the last transfer's */

@@ -198,7 +198,8 @@ static int strategy_start(kuzzle *k, const authloop__credential *cred) {
   if (!s || !*s || authloop__has_space(s) || !authloop__text_ok(s) || !cred->credentials_json ||
       (e && (!*e || strlen(e) > MAX_EXPIRES || !authloop__text_ok(e))))
     return AUTHLOOP_EINVAL;
-  /* an object, as jansson reads JSON (duplicate keys refused) */
+  /* a JSON object; a key given twice is refused too (until 0.2 it was let
+   * through): which value a server takes depends on its parser */
   rc = authloop__jdoc_parse(&check, cred->credentials_json, strlen(cred->credentials_json));
   if (rc == 0 && !authloop__jis(&check, 0, AUTHLOOP__J_OBJECT))
     rc = AUTHLOOP_EINVAL;

@@ -4,7 +4,7 @@
 // checks and real expiry, plus a test-control API under /__test/
 // (docs/test-server.md).
 //
-//   node test/server/server.mjs --port 0 --state-dir DIR [--token-ttl SECONDS]
+//   node test/server/server.mjs --port 0 --state-dir DIR [--token-ttl SECONDS] [--code-ttl SECONDS]
 //                               [--host 127.0.0.1] [--stdin-lifeline] [--keep-alive-ms MS]
 //                               [--kuzzle-keep-alive]
 //
@@ -19,10 +19,9 @@ import path from 'node:path';
 import ms from 'ms';
 
 const MAX_BODY = 64 * 1024;
-const CODE_TTL_S = 60;
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', stateDir: null, tokenTtl: 3600, lifeline: false, keepAliveMs: 5000,
+  const opts = { port: 0, host: '127.0.0.1', stateDir: null, tokenTtl: 3600, codeTtl: 60, lifeline: false, keepAliveMs: 5000,
     kuzzleKeepAlive: false };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
@@ -34,6 +33,7 @@ function parseArgs(argv) {
     else if (a === '--host') opts.host = next();
     else if (a === '--state-dir') opts.stateDir = next();
     else if (a === '--token-ttl') opts.tokenTtl = Number(next());
+    else if (a === '--code-ttl') opts.codeTtl = Number(next()); // benchmarks mint codes ahead
     else if (a === '--stdin-lifeline') opts.lifeline = true;
     else if (a === '--keep-alive-ms') opts.keepAliveMs = Number(next());
     // Kuzzle closes every HTTP connection; benchmarks keep them, to measure authloop, not TLS
@@ -45,6 +45,7 @@ function parseArgs(argv) {
   if (!opts.stateDir) throw new Error('--state-dir DIR is required');
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('bad --port');
   if (!(opts.tokenTtl > 0)) throw new Error('bad --token-ttl');
+  if (!(opts.codeTtl > 0)) throw new Error('bad --code-ttl');
   return opts;
 }
 
@@ -238,7 +239,7 @@ class Gateway {
 
   mintCode(userId, ttl) {
     const code = randomToken(24);
-    this.codes.set(code, { userId, expiresAt: Date.now() + CODE_TTL_S * 1000, ttl });
+    this.codes.set(code, { userId, expiresAt: Date.now() + this.s.opts.codeTtl * 1000, ttl });
     return code;
   }
 

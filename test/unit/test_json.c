@@ -187,13 +187,45 @@ static char *nested(int depth, const char *open, const char *close) {
 }
 
 static void depth_limit_is_jansson_s(void **state) {
-  int depths[] = {1, 2047, 2048, 2049, 5000}, i;
+  static const char *const scalars[] = {"1", "\"x\"", "true", "null", "-1.5e3"};
+  int depths[] = {1, 2047, 2048, 2049, 5000}, i, k;
   (void)state;
   for (i = 0; i < 5; i++) {
     char *s = nested(depths[i], "[", "]");
     agree_s(s);
     assert_int_equal(accepts(s, strlen(s)), depths[i] <= AUTHLOOP__JSON_MAX_DEPTH);
     free(s);
+  }
+  /* a scalar is a level of its own: inside 2048 containers it is the 2049th */
+  for (i = 2046; i <= 2048; i++) {
+    for (k = 0; k < 5; k++) {
+      size_t n = strlen(scalars[k]), len = (size_t)i * 2 + n;
+      char *s = malloc(len + 1);
+      assert_non_null(s);
+      memset(s, '[', (size_t)i);
+      memcpy(s + i, scalars[k], n);
+      memset(s + i + n, ']', (size_t)i);
+      agree(s, len);
+      assert_int_equal(accepts(s, len), i < AUTHLOOP__JSON_MAX_DEPTH);
+      /* and inside objects, and a mix */
+      {
+        size_t m = 0, j;
+        char *o = malloc((size_t)i * 8 + n + 1);
+        assert_non_null(o);
+        for (j = 0; j < (size_t)i; j++) {
+          memcpy(o + m, j % 2 ? "[" : "{\"a\":", j % 2 ? 1 : 5);
+          m += j % 2 ? 1 : 5;
+        }
+        memcpy(o + m, scalars[k], n);
+        m += n;
+        for (j = (size_t)i; j-- > 0;)
+          o[m++] = j % 2 ? ']' : '}';
+        agree(o, m);
+        assert_int_equal(accepts(o, m), i < AUTHLOOP__JSON_MAX_DEPTH);
+        free(o);
+      }
+      free(s);
+    }
   }
 }
 

@@ -59,6 +59,12 @@ static void round_trip(const unsigned char *k) {
   assert_null(b.access_token);
   free(data);
   free(a.user);
+  /* a user that is no JSON is a malformed value, not a lack of memory */
+  a = sample();
+  free(a.user);
+  a.user = strdup("{\"id\":\"u1\"");
+  assert_int_equal(authloop__store_encode(&a, k, &rng, &data, &len), AUTHLOOP_EPROTO);
+  free(a.user);
 }
 
 static void plain_round_trip(void **state) {
