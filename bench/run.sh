@@ -121,7 +121,7 @@ echo "== sessions on one ctx: $sizes (token lifetime $ttl s)" >&2
 for mode in gateway kuzzle; do
   for size in $sizes; do
     # a fresh server each time: what it keeps of earlier runs is not measured
-    start_server scale --kuzzle-keep-alive
+    start_server scale --kuzzle-keep-alive --code-ttl 3600
     "$b/bench_scale" --url "$scale_url" --ca "$scale_ca" --mode "$mode" --n "$size" --ttl "$ttl" \
       --idle-s 5 >>"$results"
     kill "${servers[-1]}"

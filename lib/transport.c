@@ -33,6 +33,11 @@ struct authloop__transfer {
   int stranded; /* its socket could not be watched (out of memory): it fails ENOMEM */
   int prereq;   /* libcurl got as far as sending its request (a kept handle's transfer
                    info is the last transfer's until then) */
+  int queued;   /* waits in t->waiting: no easy handle yet, nothing sent */
+  int in_multi; /* libcurl has it (counted in t->active) */
+  int method;   /* 0 GET, 1 POST, 2 another (custom) */
+  char custom[8];
+  authloop__link qlink; /* in t->waiting while queued */
   char date[64];
   char errbuf[CURL_ERROR_SIZE];
   uint64_t started_ns;
@@ -373,7 +378,6 @@ static int transport_options(authloop__transport *t, CURL *e) {
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -400,6 +404,10 @@ static CURL *easy_take(authloop__transport *t) {
 static void transfer_free(authloop__transfer *x) {
   struct curl_slist *h;
   authloop__list_remove(&x->link);
+  if (!authloop__list_empty(&x->qlink)) /* still in line */
+    authloop__list_remove(&x->qlink);
+  if (x->in_multi)
+    x->t->active--;
   easy_release(x->t, x->easy);
   curl_url_cleanup(x->url);
   for (h = x->headers; h; h = h->next)
@@ -412,6 +420,9 @@ static void transfer_free(authloop__transfer *x) {
   free(x->target);
   free(x);
 }
+
+static void pump(authloop__transport *t);
+static void detach(authloop__transfer *x);
 
 static void finish(authloop__transfer *x, int error) {
   authloop__transport *t = x->t;
@@ -465,6 +476,7 @@ static void finish(authloop__transfer *x, int error) {
   x->cb = NULL;
   cb(x->ud, &o);
   transfer_free(x);
+  pump(t);
   if (authloop__list_empty(&t->transfers) && t->idle)
     t->idle(t->idle_ud);
 }
@@ -477,13 +489,21 @@ static void fail_stranded(authloop__transport *t, CURLMcode rc) {
   if (!t->stranded && rc == CURLM_OK)
     return;
   t->stranded = 0;
+  /* those libcurl has now; not those in line, nor those the line hands it
+   * while these end */
+  for (; l != &t->transfers; l = l->next) {
+    authloop__transfer *x = AUTHLOOP__CONTAINER_OF(l, authloop__transfer, link);
+    if (rc != CURLM_OK && x->in_multi)
+      x->stranded = 1;
+  }
+  l = t->transfers.next;
   while (l != &t->transfers) {
     authloop__transfer *x = AUTHLOOP__CONTAINER_OF(l, authloop__transfer, link);
-    if (!x->stranded && rc == CURLM_OK) {
+    if (!x->stranded) {
       l = l->next;
       continue;
     }
-    curl_multi_remove_handle(t->multi, x->easy);
+    detach(x);
     snprintf(x->errbuf, sizeof(x->errbuf), "%s",
              rc != CURLM_OK ? curl_multi_strerror(rc) : "a socket could not be watched");
     finish(x, AUTHLOOP_ENOMEM);
@@ -602,6 +622,9 @@ int authloop__transport_init(authloop__transport *t, uv_loop_t *loop,
   t->max_body_bytes = o->max_body_bytes;
   authloop__list_init(&t->transfers);
   authloop__list_init(&t->sockets);
+  authloop__list_init(&t->waiting);
+  /* enough to keep every connection busy, with one more waiting for each */
+  t->max_active = o->max_host_connections > UINT_MAX / 2 ? UINT_MAX : o->max_host_connections * 2;
   if ((o->ca_file && !(t->ca_file = strdup(o->ca_file))) ||
       !(t->user_agent = strdup(o->user_agent)))
     goto fail;
@@ -633,7 +656,9 @@ fail:
 void authloop__transport_attach(authloop__transport *t) {
   uv_timer_init(t->loop, &t->timer); /* cannot fail on a valid loop */
   t->timer.data = t;
-  t->handles = 1;
+  uv_timer_init(t->loop, &t->queue_timer);
+  t->queue_timer.data = t;
+  t->handles = 2;
 }
 
 void authloop__transport_discard(authloop__transport *t) {
@@ -670,6 +695,7 @@ void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud),
   free(t->user_agent);
   t->ca_file = t->user_agent = NULL;
   uv_close((uv_handle_t *)&t->timer, handle_closed);
+  uv_close((uv_handle_t *)&t->queue_timer, handle_closed);
 }
 
 /* ---- transfers ------------------------------------------------------------------ */
@@ -798,7 +824,6 @@ static int valid_method(const char *m) {
 }
 
 static int prepare(authloop__transport *t, authloop__transfer *x, const authloop__request *r) {
-  CURL *e;
   int rc;
   if (!valid_method(r->method) || !r->base || (r->json && r->body))
     return AUTHLOOP_EINVAL;
@@ -812,10 +837,18 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
   if (authloop__log_wants(t->log, AUTHLOOP_LOG_WARN) &&
       !(x->target = log_target(r->method, x->url)))
     return AUTHLOOP_ENOMEM;
-  if (!(x->easy = e = easy_take(t)))
-    return AUTHLOOP_ENOMEM;
   x->want_date = (r->flags & AUTHLOOP__WANT_DATE) != 0;
   x->linger = (r->flags & AUTHLOOP__LINGER) != 0;
+  x->method = strcmp(r->method, "GET") == 0 ? 0 : strcmp(r->method, "POST") == 0 ? 1 : 2;
+  snprintf(x->custom, sizeof(x->custom), "%s", r->method); /* valid_method: at most 6 */
+  return 0;
+}
+
+/* Hands a prepared transfer to libcurl, with what is left of its time. */
+static int activate(authloop__transport *t, authloop__transfer *x, uint64_t left_ms) {
+  CURL *e;
+  if (!(x->easy = e = easy_take(t)))
+    return AUTHLOOP_ENOMEM;
   /* failing these (libcurl out of memory) would leave a weaker default
    * behind, a proxy for plain http: the request fails instead */
   if (curl_easy_setopt(e, CURLOPT_CURLU, x->url) != CURLE_OK ||
@@ -831,17 +864,59 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
 #endif
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left_ms);
   /* the method, every time: a kept handle has the last transfer's */
-  if (strcmp(r->method, "GET") == 0) {
+  if (x->method == 0) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else {
     /* an empty body unless one is set: POST needs one, DELETE/PUT may have one */
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(x->body ? strlen(x->body) : 0));
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(r->method, "POST") != 0 ? r->method : NULL);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method == 2 ? x->custom : NULL);
   }
+  if (curl_multi_add_handle(t->multi, e) != CURLM_OK)
+    return AUTHLOOP_ENOMEM;
+  x->queued = 0;
+  x->in_multi = 1;
+  t->active++;
   return 0;
+}
+
+/* Transfers wait in line while libcurl has max_active: more would only wait
+ * inside libcurl for a connection, an easy handle each, their time running
+ * (at a million sessions due together, gigabytes, then timeouts that close
+ * connections, then more waiting). One that waited half its time is failed
+ * ETIMEDOUT unsent: the server is not keeping up, and the caller's backoff
+ * spreads the load. Runs from the loop only (a failure calls back). */
+static void pump(authloop__transport *t) {
+  uint64_t now = uv_hrtime();
+  if (t->pumping)
+    return; /* a failure's callback ended another: the loop below goes on */
+  t->pumping = 1;
+  while (t->active < t->max_active && !authloop__list_empty(&t->waiting) && !t->closing) {
+    authloop__transfer *x = AUTHLOOP__CONTAINER_OF(t->waiting.next, authloop__transfer, qlink);
+    uint64_t waited = (now - x->started_ns) / 1000000, limit = t->timeout_ms;
+    int rc;
+    authloop__list_remove(&x->qlink);
+    authloop__list_init(&x->qlink);
+    if (waited >= limit / 2) {
+      snprintf(x->errbuf, sizeof(x->errbuf), "waited %llu ms for a connection",
+               (unsigned long long)waited);
+      finish(x, AUTHLOOP_ETIMEDOUT);
+    } else if ((rc = activate(t, x, limit - waited)) != 0) {
+      finish(x, rc);
+    }
+  }
+  t->pumping = 0;
+}
+
+static void on_queue_timer(uv_timer_t *h) { pump(h->data); }
+
+/* From an API call (an abort): the line moves on from the loop. */
+static void pump_later(authloop__transport *t) {
+  if (!authloop__list_empty(&t->waiting) && !t->closing)
+    uv_timer_start(&t->queue_timer, on_queue_timer, 0, 0);
 }
 
 int authloop__transport_start(authloop__transport *t, const authloop__request *r,
@@ -854,6 +929,7 @@ int authloop__transport_start(authloop__transport *t, const authloop__request *r
     return AUTHLOOP_ENOMEM;
   x->t = t;
   authloop__list_init(&x->link);
+  authloop__list_init(&x->qlink);
   if ((rc = prepare(t, x, r)) != 0) {
     transfer_free(x);
     return rc;
@@ -861,22 +937,42 @@ int authloop__transport_start(authloop__transport *t, const authloop__request *r
   x->cb = cb;
   x->ud = ud;
   x->started_ns = uv_hrtime();
-  if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
-    transfer_free(x);
-    return AUTHLOOP_ENOMEM;
+  if (t->active < t->max_active && authloop__list_empty(&t->waiting)) {
+    if ((rc = activate(t, x, t->timeout_ms)) != 0) {
+      transfer_free(x);
+      return rc;
+    }
+  } else {
+    x->queued = 1;
+    authloop__list_push(&t->waiting, &x->qlink);
   }
   authloop__list_push(&t->transfers, &x->link);
-  authloop__logf(t->log, AUTHLOOP_LOG_DEBUG, "%s", label(x));
+  authloop__logf(t->log, AUTHLOOP_LOG_DEBUG, "%s%s", label(x), x->queued ? " (waits)" : "");
   if (out)
     *out = x;
   return 0;
 }
 
+/* Takes x out of libcurl or out of the line. */
+static void detach(authloop__transfer *x) {
+  authloop__transport *t = x->t;
+  if (x->queued) {
+    authloop__list_remove(&x->qlink);
+    authloop__list_init(&x->qlink);
+    x->queued = 0;
+  } else if (x->in_multi) {
+    curl_multi_remove_handle(t->multi, x->easy);
+  }
+}
+
 void authloop__transfer_abort(authloop__transfer *x) {
+  authloop__transport *t;
   if (!x)
     return;
-  curl_multi_remove_handle(x->t->multi, x->easy);
+  t = x->t;
+  detach(x);
   transfer_free(x);
+  pump_later(t);
 }
 
 void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering) {
@@ -887,7 +983,7 @@ void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering)
       l = l->next;
       continue;
     }
-    curl_multi_remove_handle(t->multi, x->easy);
+    detach(x);
     finish(x, AUTHLOOP_ECANCELED); /* its callback may end others: start over */
     l = t->transfers.next;
   }

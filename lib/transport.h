@@ -40,7 +40,11 @@ typedef struct {
   CURLM *multi;
   CURLSH *share;
   uv_timer_t timer;
+  uv_timer_t queue_timer; /* moves the line on after an abort */
   authloop__link transfers, sockets;
+  authloop__link waiting; /* transfers in line for libcurl (lib/transport.c, pump) */
+  unsigned active, max_active;
+  int pumping;
   CURL *spare[8]; /* easy handles kept for the next transfers (curl_easy_reset) */
   unsigned n_spare;
   unsigned handles;

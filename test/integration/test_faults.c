@@ -280,11 +280,78 @@ static void outcome_says_whether_sent(void **state) {
   test_env_close(&e);
 }
 
+typedef struct {
+  int *done;
+  int error, sent, ended;
+} line_probe;
+
+static void on_line(void *ud, const authloop__outcome *o) {
+  line_probe *p = ud;
+  p->error = o->error;
+  p->sent = o->sent;
+  p->ended = 1;
+  (*p->done)++;
+}
+
+/* Requests beyond what libcurl can send wait in authloop's line, not inside
+ * libcurl (an easy handle each, their time running); libcurl never holds
+ * more than twice max_host_connections; one that waited half its time fails
+ * ETIMEDOUT without being sent, so the server never sees it. */
+static void a_line_before_libcurl(void **state) {
+  enum { N = 12 };
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop__request req = {0};
+  line_probe p[N];
+  char fault[160];
+  test_env e;
+  int i, done = 0, answered = 0, waited_out = 0;
+  (void)state;
+  o.ca_file = server.ca;
+  o.max_host_connections = 1;
+  o.timeout_ms = test_scaled(2000);
+  snprintf(fault, sizeof(fault), "{\"route\":\"/auth/refresh\",\"delayMs\":%u,\"count\":%d}",
+           test_scaled(400), N);
+  test_fault(&server, fault);
+  json_decref(test_control(&server, "/__test/reset-stats", "{}"));
+  test_env_init(&e, &server, &o);
+  req.method = "POST";
+  req.base = server.base_url;
+  req.body = "{}";
+  assert_int_equal(authloop__request_path(&req, "/auth/refresh", 0), 0);
+  for (i = 0; i < N; i++) {
+    authloop__transfer *x;
+    memset(&p[i], 0, sizeof(p[i]));
+    p[i].done = &done;
+    assert_int_equal(authloop__transport_start(&e.ctx->transport, &req, on_line, &p[i], &x), 0);
+    assert_true(e.ctx->transport.active <= 2);
+  }
+  assert_int_equal(e.ctx->transport.active, 2);
+  test_run_until(&e, &done, N, 30000);
+  for (i = 0; i < N; i++) {
+    if (p[i].error == 0) {
+      answered++;
+    } else {
+      assert_int_equal(p[i].error, AUTHLOOP_ETIMEDOUT);
+      assert_false(p[i].sent);
+      waited_out++;
+    }
+  }
+  assert_true(answered >= 2);
+  assert_true(waited_out >= 1);
+  /* one connection (the stats call itself opens another) ... */
+  assert_int_equal(test_stat(&server, "connections") - 1, 1);
+  /* ... and what waited out never reached the server */
+  assert_int_equal(test_stat(&server, "/auth/refresh"), answered);
+  assert_int_equal(e.ctx->transport.active, 0);
+  test_env_close(&e);
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"clear\":true}");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(logins_meet_every_fault),   cmocka_unit_test(slow_and_refused),
-      cmocka_unit_test(lifetimes_that_are_not),    cmocka_unit_test(refreshes_keep_the_session),
-      cmocka_unit_test(outcome_says_whether_sent),
+      cmocka_unit_test(a_line_before_libcurl),      cmocka_unit_test(logins_meet_every_fault),
+      cmocka_unit_test(slow_and_refused),           cmocka_unit_test(lifetimes_that_are_not),
+      cmocka_unit_test(refreshes_keep_the_session), cmocka_unit_test(outcome_says_whether_sent),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER"))
