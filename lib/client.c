@@ -283,7 +283,7 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
     c->login_step = r.step;
     if ((rc = send_login_step(c, 0)) == 0) {
       authloop__result_clear(&r);
-      authloop__health_note(c->ctx, origin, o->error);
+      authloop__health_outcome(c->ctx, origin, o);
       return;
     }
     authloop__result_fail(&r, rc, 0, NULL, NULL);
@@ -296,12 +296,12 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
     r.redirect_url = r.redirect_result = NULL;
     authloop__set_state_in(c, AUTHLOOP_STATE_AWAITING_TOKEN, &c->await_note);
     authloop__result_clear(&r);
-    authloop__health_note(c->ctx, origin, o->error);
+    authloop__health_outcome(c->ctx, origin, o);
     return;
   }
   login_finished(c, &r);
   authloop__result_clear(&r);
-  authloop__health_note(c->ctx, origin, o->error);
+  authloop__health_outcome(c->ctx, origin, o);
 }
 
 /* Checks shared by every login call, in the order of docs/protocol.md. */
@@ -428,7 +428,7 @@ static void on_logout_done(void *ud, const authloop__outcome *o) {
     c->provider->logout_answer(c->pstate, &o->answer, &r);
   authloop__outcome_emit(c, &op->outcome, AUTHLOOP_EV_LOGOUT, &r); /* none for a freed client */
   authloop__result_clear(&r);
-  authloop__health_note(c->ctx, op->origin, o->error);
+  authloop__health_outcome(c->ctx, op->origin, o);
   free(op);
   authloop__client_unref(c);
 }

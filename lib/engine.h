@@ -199,6 +199,9 @@ int authloop__online(const authloop_ctx *ctx, const authloop__origin *o);
 /* A transfer to o ended: counts its consecutive network failures, wakes its
  * clients when it answers again (lib/session.c). */
 void authloop__health_note(authloop_ctx *ctx, authloop__origin *o, int error);
+/* The same for a transfer's outcome: one that never left authloop's line
+ * (it waited out its time, lib/transport.c) says nothing of the network. */
+void authloop__health_outcome(authloop_ctx *ctx, authloop__origin *o, const authloop__outcome *out);
 void authloop__origin_hold_end(authloop__timer_entry *e, uint64_t now);
 
 /* ---- token lifecycle (lib/session.c) ----------------------------------------------- */

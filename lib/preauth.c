@@ -44,7 +44,7 @@ static void run_result(authloop__deferred *d) {
 static void on_preauth_done(void *ud, const authloop__outcome *o) {
   preauth_call *call = ud;
   authloop__result *r = &call->r;
-  authloop__health_note(call->ctx, call->origin, o->error);
+  authloop__health_outcome(call->ctx, call->origin, o);
   authloop__origin_put(call->origin);
   call->origin = NULL;
   if (o->error) {

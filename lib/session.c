@@ -81,6 +81,12 @@ void authloop__health_note(authloop_ctx *ctx, authloop__origin *o, int error) {
   }
 }
 
+void authloop__health_outcome(authloop_ctx *ctx, authloop__origin *o,
+                              const authloop__outcome *out) {
+  if (!out->waited)
+    authloop__health_note(ctx, o, out->error);
+}
+
 int authloop_ctx_set_online(authloop_ctx *ctx, int online) {
   int was;
   if (!ctx)
@@ -774,7 +780,7 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     refresh_failed(c, o, r.error, now);
   }
   authloop__result_clear(&r);
-  authloop__health_note(c->ctx, c->refresh_origin, o->error);
+  authloop__health_outcome(c->ctx, c->refresh_origin, o);
   authloop__client_unref(c);
 }
 
@@ -1046,6 +1052,6 @@ static void on_call_done(void *ud, const authloop__outcome *o) {
   k->x = NULL; /* the transport frees it */
   authloop__client_ref(c);
   answered(c, k, o, authloop__boot_ms());
-  authloop__health_note(c->ctx, origin, o->error);
+  authloop__health_outcome(c->ctx, origin, o);
   authloop__client_unref(c);
 }

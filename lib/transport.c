@@ -431,6 +431,7 @@ static void finish(authloop__transfer *x, int error) {
   unsigned long long ms = (unsigned long long)((uv_hrtime() - x->started_ns) / 1000000);
   memset(&o, 0, sizeof(o));
   o.error = error;
+  o.waited = !x->easy && error == AUTHLOOP_ETIMEDOUT;
   o.detail = error && error != AUTHLOOP_ECANCELED ? x->errbuf : "";
   o.retry_after_ms = -1;
   o.answer.body = x->resp.data ? x->resp.data : "";

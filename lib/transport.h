@@ -21,7 +21,9 @@ typedef struct {
   const char *detail;       /* libcurl's explanation of an error, or "" */
   authloop__answer answer;  /* status 0 and an empty body when no answer arrived */
   long long retry_after_ms; /* a Retry-After header, else -1 */
-  int sent; /* the request went out (some of it, at least): the server may have acted on it */
+  int sent;   /* the request went out (some of it, at least): the server may have acted on it */
+  int waited; /* ETIMEDOUT in authloop's line, never handed to libcurl: local congestion,
+                 nothing the network or the server did */
 } authloop__outcome;
 
 typedef struct authloop__transfer authloop__transfer;

@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include "ctx.h"
+#include "engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,13 +283,14 @@ static void outcome_says_whether_sent(void **state) {
 
 typedef struct {
   int *done;
-  int error, sent, ended;
+  int error, sent, waited, ended;
 } line_probe;
 
 static void on_line(void *ud, const authloop__outcome *o) {
   line_probe *p = ud;
   p->error = o->error;
   p->sent = o->sent;
+  p->waited = o->waited;
   p->ended = 1;
   (*p->done)++;
 }
@@ -333,6 +335,7 @@ static void a_line_before_libcurl(void **state) {
     } else {
       assert_int_equal(p[i].error, AUTHLOOP_ETIMEDOUT);
       assert_false(p[i].sent);
+      assert_true(p[i].waited); /* not the network's doing: no origin goes on hold for it */
       waited_out++;
     }
   }
@@ -347,11 +350,71 @@ static void a_line_before_libcurl(void **state) {
   test_fault(&server, "{\"route\":\"/auth/refresh\",\"clear\":true}");
 }
 
+static void count_failure(authloop_client *c, const authloop_event *ev, void *ud) {
+  (void)c;
+  if (!ev->success)
+    (*(int *)ud)++;
+}
+
+/* Logins that waited out their time in the line fail ETIMEDOUT, and say
+ * nothing of the server: it is not put on hold, so a login made right after
+ * those failures goes through (to a server on hold it fails at once with
+ * EOFFLINE). */
+static void waiting_in_line_is_not_a_network_failure(void **state) {
+  enum { N = 10 };
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client *c[N + 1];
+  test_recorder r[N + 1];
+  char fault[160], *code;
+  test_env e;
+  int i, failed = 0;
+  (void)state;
+  o.ca_file = server.ca;
+  o.max_host_connections = 1;
+  o.timeout_ms = test_scaled(2000);
+  snprintf(fault, sizeof(fault), "{\"route\":\"/auth/login\",\"delayMs\":%u,\"count\":%d}",
+           test_scaled(400), N + 1);
+  test_fault(&server, fault);
+  test_env_init(&e, &server, &o);
+  for (i = 0; i <= N; i++) {
+    c[i] = client_of(&e, GATEWAY, NULL);
+    test_record(c[i], &r[i]);
+    authloop_on(c[i], AUTHLOOP_EV_LOGIN_ATTEMPT, count_failure, &failed);
+  }
+  for (i = 0; i < N; i++) {
+    code = test_mint_code(&server, "liner");
+    assert_int_equal(authloop_login_code(c[i], code), 0);
+    free(code);
+  }
+  /* the line lets them go one by one; the ones behind wait out together */
+  test_run_until(&e, &failed, AUTHLOOP__OFFLINE_AFTER, 30000);
+  code = test_mint_code(&server, "liner");
+  assert_int_equal(authloop_login_code(c[N], code), 0);
+  free(code);
+  test_run_until(&e, &r[N].count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 30000);
+  if (!r[N].last[AUTHLOOP_EV_LOGIN_ATTEMPT].success)
+    fail_msg("the login after the line's timeouts: %s",
+             authloop_err_name(r[N].last[AUTHLOOP_EV_LOGIN_ATTEMPT].error));
+  for (i = 0; i < N; i++) {
+    test_run_until(&e, &r[i].count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 30000);
+    if (!r[i].last[AUTHLOOP_EV_LOGIN_ATTEMPT].success)
+      assert_int_equal(r[i].last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ETIMEDOUT);
+  }
+  for (i = 0; i <= N; i++)
+    authloop_client_free(c[i]);
+  test_env_close(&e);
+  test_fault(&server, "{\"route\":\"/auth/login\",\"clear\":true}");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(a_line_before_libcurl),      cmocka_unit_test(logins_meet_every_fault),
-      cmocka_unit_test(slow_and_refused),           cmocka_unit_test(lifetimes_that_are_not),
-      cmocka_unit_test(refreshes_keep_the_session), cmocka_unit_test(outcome_says_whether_sent),
+      cmocka_unit_test(a_line_before_libcurl),
+      cmocka_unit_test(waiting_in_line_is_not_a_network_failure),
+      cmocka_unit_test(logins_meet_every_fault),
+      cmocka_unit_test(slow_and_refused),
+      cmocka_unit_test(lifetimes_that_are_not),
+      cmocka_unit_test(refreshes_keep_the_session),
+      cmocka_unit_test(outcome_says_whether_sent),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER"))
