@@ -58,6 +58,8 @@ static void login_next(scale *s) {
  * (at most half the lifetime); the jitter only makes it earlier. */
 static uint64_t latest_due(authloop_client *c) {
   long long left = authloop_token_expires_in_ms(c);
+  if (left <= 0) /* -1: never expires; 0: already gone. Nothing will fall due */
+    return 0;
   uint64_t margin = (uint64_t)left / 2 < MARGIN_MS ? (uint64_t)left / 2 : MARGIN_MS;
   return now_ms() + (uint64_t)left - margin;
 }

@@ -728,6 +728,22 @@ void authloop__jw_string(authloop__jw *w, const char *s, size_t len) {
   w->data[w->len] = '\0';
 }
 
+static int dump_chunk(const char *chunk, size_t n, void *ud) {
+  authloop__jw *w = ud;
+  authloop__jw_raw(w, chunk, n);
+  return w->failed ? -1 : 0;
+}
+
+char *authloop__json_text(const json_t *j) {
+  authloop__jw w = {NULL, 0, 0, 0};
+  if (json_dump_callback(j, dump_chunk, &w, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || !w.data) {
+    if (w.data)
+      authloop__wipe_free(w.data, w.cap);
+    return NULL;
+  }
+  return w.data;
+}
+
 char *authloop__jw_object(const char *const *pairs, size_t n) {
   authloop__jw w = {NULL, 0, 0, 0};
   size_t i;

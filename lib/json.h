@@ -12,6 +12,7 @@
 #ifndef AUTHLOOP_JSON_H
 #define AUTHLOOP_JSON_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,6 +93,10 @@ typedef struct {
 void authloop__jw_string(authloop__jw *w, const char *s, size_t len);
 /* Appends text as it is. */
 void authloop__jw_raw(authloop__jw *w, const char *text, size_t len);
+/* Compact JSON text of a jansson tree, in its key order, or NULL; wipe it
+ * with authloop__secret_free (every copy on the way is wiped: it may hold a
+ * token, where jansson's own buffer grows by realloc, unwiped). */
+char *authloop__json_text(const json_t *j);
 /* {"k1":"v1",...}: n pairs of NUL-terminated strings. The text (wipe it with
  * authloop__secret_free), or NULL when out of memory. */
 char *authloop__jw_object(const char *const *pairs, size_t n);

@@ -13,6 +13,8 @@
  * fsync of the directory. */
 #include "store.h"
 
+#include "json.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -62,44 +62,6 @@ void authloop__json_wipe_decref(json_t *j) {
   json_decref(j);
 }
 
-typedef struct {
-  char *data;
-  size_t len, cap;
-} text_buf;
-
-/* jansson's own dump buffer grows by realloc and is freed unwiped; this one
- * wipes every copy it leaves behind, since the text may hold a token. */
-static int append(const char *chunk, size_t n, void *ud) {
-  text_buf *b = ud;
-  if (n >= b->cap - b->len) {
-    size_t cap = b->cap ? b->cap : 256;
-    char *p;
-    while (n >= cap - b->len)
-      cap *= 2;
-    if (!(p = malloc(cap)))
-      return -1;
-    if (b->data) {
-      memcpy(p, b->data, b->len);
-      authloop__wipe_free(b->data, b->cap);
-    }
-    b->data = p;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, chunk, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return 0;
-}
-
-char *authloop__json_text(const json_t *j) {
-  text_buf b = {NULL, 0, 0};
-  if (json_dump_callback(j, append, &b, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || !b.data) {
-    authloop__wipe_free(b.data, b.cap);
-    return NULL;
-  }
-  return b.data;
-}
-
 json_t *authloop__json_parse(const char *body, size_t len, int *nomem) {
   json_error_t e;
   json_t *j;
@@ -111,11 +73,6 @@ json_t *authloop__json_parse(const char *body, size_t len, int *nomem) {
   if (nomem)
     *nomem = !j && (json_error_code(&e) == json_error_out_of_memory || !e.text[0]);
   return j;
-}
-
-const char *authloop__json_str(const json_t *obj, const char *key) {
-  json_t *v = json_object_get(obj, key);
-  return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
 }
 
 int authloop__options_copy(void *dst, size_t dst_size, size_t dst_align, const void *src) {
