@@ -268,13 +268,14 @@ typedef enum {
  * nothing is silently ignored. docs/protocol.md has the table. */
 typedef struct authloop_client_options {
   size_t size;          /* AUTHLOOP_CLIENT_OPTIONS_INIT */
-  const char *provider; /* dialect: "gateway", "kuzzle" or "cometchat" */
+  const char *provider; /* dialect: "gateway", "kuzzle", "cometchat" or "cognito" */
   /* e.g. "https://chat.example.com"; http only to loopback. For "cometchat",
    * the client API (NULL: https://{app_id}.apiclient-{region}.cometchat.io/v3.0) */
   const char *base_url;
   int allow_insecure_http; /* non-zero: allow plain http to any host */
   /* Paths under the base URL, for every dialect that has the operation;
-   * NULL = the default ("/auth/login", Kuzzle "/_login", CometChat "/me").
+   * NULL = the default ("/auth/login", Kuzzle "/_login", CometChat "/me";
+   * "cognito" takes none: every call is a POST to its "/").
    * Starts with '/', no space, control byte, '?' or '#'. */
   const char *login_path;
   const char *logout_path;
@@ -296,6 +297,11 @@ typedef struct authloop_client_options {
    * user and session_path (the same for every client and run that shares the
    * file), or a new one per client without a session file (docs/protocol.md). */
   const char *device_id;
+  /* "cognito": the app client's id, and its secret when it has one (the
+   * SECRET_HASH is then sent). The endpoint is base_url, or made from region
+   * (https://cognito-idp.{region}.amazonaws.com): one of the two. */
+  const char *client_id;
+  const char *client_secret;
 } authloop_client_options;
 
 #define AUTHLOOP_CLIENT_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_client_options)
@@ -358,6 +364,15 @@ AUTHLOOP_EXTERN int authloop_set_token(authloop_client *c, const char *token);
  * when the answer had none. Valid until control returns to the loop. */
 AUTHLOOP_EXTERN const char *authloop_login_redirect(const authloop_client *c);
 AUTHLOOP_EXTERN const char *authloop_login_redirect_result(const authloop_client *c);
+
+/* A user name and password: Cognito's USER_PASSWORD_AUTH, Kuzzle's "local"
+ * strategy (as authloop_login_local() without expires_in). Errors as for
+ * authloop_login_code(), with AUTHLOOP_EINVAL for an empty or non-UTF-8 name
+ * or password, or a control byte in the name, and AUTHLOOP_EWRONGPROVIDER on
+ * a dialect without passwords. A refused password is a loginAttempt with
+ * AUTHLOOP_ECREDENTIALS. */
+AUTHLOOP_EXTERN int authloop_login_password(authloop_client *c, const char *username,
+                                            const char *password);
 
 /* CometChat: log in with a uid and the app's auth key (two requests), or with
  * an auth token minted by your backend. Validation happens first, in

@@ -388,6 +388,21 @@ int authloop_login_local(authloop_client *c, const char *username, const char *p
   return rc;
 }
 
+int authloop_login_password(authloop_client *c, const char *username, const char *password) {
+  authloop__credential cred = {0};
+  int rc = login_precheck(c);
+  if (rc)
+    return rc;
+  if (!(c->provider->accepts & AUTHLOOP__CRED_PASSWORD))
+    return c->provider->accepts & AUTHLOOP__CRED_STRATEGY
+               ? authloop_login_local(c, username, password, NULL)
+               : AUTHLOOP_EWRONGPROVIDER;
+  cred.kind = AUTHLOOP__CRED_PASSWORD;
+  cred.username = username;
+  cred.password = password;
+  return login(c, &cred);
+}
+
 int authloop_login_key(authloop_client *c, const char *uid, const char *auth_key) {
   authloop__credential cred = {0};
   cred.kind = AUTHLOOP__CRED_UID_KEY;

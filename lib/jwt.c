@@ -60,8 +60,9 @@ int authloop__b64url_decode(const char *in, size_t len, unsigned char **out, siz
 }
 
 /* The claims of a compact JWS (unverified) read into d: 0, or an error (d
- * is left for authloop__jdoc_free either way). */
-static int claims_of(const char *token, authloop__jdoc *d) {
+ * is left for authloop__jdoc_free either way). With text, they are also
+ * copied there as compact JSON text. */
+static int claims_of(const char *token, authloop__jdoc *d, char **text) {
   const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
   unsigned char *payload;
   size_t len;
@@ -72,17 +73,19 @@ static int claims_of(const char *token, authloop__jdoc *d) {
   if ((rc = authloop__b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload, &len)) != 0)
     return rc;
   rc = authloop__jdoc_parse(d, (const char *)payload, len);
+  if (rc == 0 && !authloop__jis(d, 0, AUTHLOOP__J_OBJECT))
+    rc = AUTHLOOP_EPROTO; /* an array is no claims set */
+  if (rc == 0 && text && !(*text = authloop__json_compact((const char *)payload, len)))
+    rc = AUTHLOOP_ENOMEM;
   mbedtls_platform_zeroize(payload, len);
   free(payload);
   d->text = NULL; /* gone: only the decoded copy is read */
-  if (rc == 0 && !authloop__jis(d, 0, AUTHLOOP__J_OBJECT))
-    rc = AUTHLOOP_EPROTO; /* an array is no claims set */
   return rc;
 }
 
 int authloop__jwt_expiry(const char *token, long long *exp_s) {
   authloop__jdoc d;
-  int rc = claims_of(token, &d), exp = authloop__jget(&d, 0, "exp");
+  int rc = claims_of(token, &d, NULL), exp = authloop__jget(&d, 0, "exp");
   long long e;
   if (!rc && exp < 0) {
     rc = AUTHLOOP_ENOENT; /* a token that never expires */
@@ -101,7 +104,7 @@ int authloop__jwt_expiry(const char *token, long long *exp_s) {
 int authloop__jwt_lifetime(const char *token, long long *seconds) {
   authloop__jdoc d;
   long long e, i;
-  int rc = claims_of(token, &d);
+  int rc = claims_of(token, &d, NULL);
   if (rc == 0) {
     rc = AUTHLOOP_EPROTO;
     if (authloop__jint(&d, authloop__jget(&d, 0, "exp"), &e) == 0 &&
@@ -112,6 +115,15 @@ int authloop__jwt_lifetime(const char *token, long long *seconds) {
       rc = 0;
     }
   }
+  authloop__jdoc_free(&d);
+  return rc;
+}
+
+int authloop__jwt_claims_text(const char *token, char **text) {
+  authloop__jdoc d;
+  int rc;
+  *text = NULL;
+  rc = claims_of(token, &d, text);
   authloop__jdoc_free(&d);
   return rc;
 }

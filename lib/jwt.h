@@ -20,6 +20,10 @@ char *authloop__b64url_encode(const unsigned char *in, size_t len);
  * it is no JWT or exp is out of range. */
 int authloop__jwt_expiry(const char *token, long long *exp_s);
 int authloop__jwt_lifetime(const char *token, long long *seconds);
+/* The claims of a compact JWS (unverified) as compact JSON text (wipe it with
+ * authloop__secret_free): 0; AUTHLOOP_EPROTO when it is no JWT or its claims
+ * are no JSON object; AUTHLOOP_ENOMEM. */
+int authloop__jwt_claims_text(const char *token, char **text);
 
 #define AUTHLOOP__RS256 1
 #define AUTHLOOP__ES256 2

@@ -20,7 +20,8 @@ typedef enum {
   AUTHLOOP__CRED_CODE = 1,     /* authloop_login_code: a one-time authorization code */
   AUTHLOOP__CRED_STRATEGY = 2, /* authloop_login_strategy/local: strategy + credentials */
   AUTHLOOP__CRED_UID_KEY = 4,  /* authloop_login_key: a user id and the app's key */
-  AUTHLOOP__CRED_TOKEN = 8     /* authloop_login_token: a token minted elsewhere */
+  AUTHLOOP__CRED_TOKEN = 8,    /* authloop_login_token: a token minted elsewhere */
+  AUTHLOOP__CRED_PASSWORD = 16 /* authloop_login_password: a user name and password */
 } authloop__cred_kind;
 
 typedef struct {
@@ -30,6 +31,7 @@ typedef struct {
   const char *expires_in;                  /* STRATEGY, may be NULL */
   const char *uid, *key;                   /* UID_KEY, as the application gave them */
   const char *token;                       /* TOKEN */
+  const char *username, *password;         /* PASSWORD */
 } authloop__credential;
 
 /* ---- what a provider sees -------------------------------------------------------- */

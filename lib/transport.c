@@ -33,11 +33,12 @@ struct authloop__transfer {
   int stranded; /* its socket could not be watched (out of memory): it fails ENOMEM */
   int prereq;   /* libcurl got as far as sending its request (a kept handle's transfer
                    info is the last transfer's until then) */
-  int queued;   /* waits in t->waiting: no easy handle yet, nothing sent */
-  int in_multi; /* libcurl has it (counted in t->active) */
+  int queued;   /* waits in its line: no easy handle yet, nothing sent */
+  int in_multi; /* libcurl has it (counted in its line's active) */
+  struct line *line; /* its server's */
   int method;   /* 0 GET, 1 POST, 2 another (custom) */
   char custom[8];
-  authloop__link qlink; /* in t->waiting while queued */
+  authloop__link qlink; /* in its line's waiting while queued */
   char date[64];
   char errbuf[CURL_ERROR_SIZE];
   uint64_t started_ns;
@@ -52,6 +53,20 @@ typedef struct {
   authloop__transport *t;
   authloop__link link; /* in t->sockets until its close callback */
 } sock;
+
+/* The transfers to one server (scheme, host, port): libcurl gets as many as
+ * it has connections for, max_host_connections (a server that answered over
+ * HTTP/2 multiplexes: as many streams as libcurl opens on them); the rest
+ * wait here in order. A line goes when it is empty (line_gc). */
+#define STREAMS_PER_CONNECTION 100 /* CURLMOPT_MAX_CONCURRENT_STREAMS's default */
+
+struct line {
+  authloop__link link;    /* in t->lines */
+  authloop__link waiting; /* transfers in line, oldest first */
+  unsigned active;        /* libcurl has these */
+  int multiplexed;        /* the last answer came over HTTP/2 */
+  char key[];             /* "scheme://host:port" */
+};
 
 static void one_closed(authloop__transport *t) {
   if (--t->handles == 0 && t->closing)
@@ -407,7 +422,7 @@ static void transfer_free(authloop__transfer *x) {
   if (!authloop__list_empty(&x->qlink)) /* still in line */
     authloop__list_remove(&x->qlink);
   if (x->in_multi)
-    x->t->active--;
+    x->line->active--;
   easy_release(x->t, x->easy);
   curl_url_cleanup(x->url);
   for (h = x->headers; h; h = h->next)
@@ -422,6 +437,7 @@ static void transfer_free(authloop__transfer *x) {
 }
 
 static void pump(authloop__transport *t);
+static void line_gc(authloop__transport *t);
 static void detach(authloop__transfer *x);
 
 static void finish(authloop__transfer *x, int error) {
@@ -449,7 +465,10 @@ static void finish(authloop__transfer *x, int error) {
   }
   if (!error) {
     curl_off_t retry_after = 0;
+    long version = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &o.answer.status);
+    if (x->line && curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK)
+      x->line->multiplexed = version >= CURL_HTTP_VERSION_2_0;
     /* seconds, from either form of the header (delay or HTTP date) */
     if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
         retry_after > 0 && retry_after < 24 * 3600)
@@ -478,6 +497,7 @@ static void finish(authloop__transfer *x, int error) {
   cb(x->ud, &o);
   transfer_free(x);
   pump(t);
+  line_gc(t);
   if (authloop__list_empty(&t->transfers) && t->idle)
     t->idle(t->idle_ud);
 }
@@ -623,9 +643,8 @@ int authloop__transport_init(authloop__transport *t, uv_loop_t *loop,
   t->max_body_bytes = o->max_body_bytes;
   authloop__list_init(&t->transfers);
   authloop__list_init(&t->sockets);
-  authloop__list_init(&t->waiting);
-  /* enough to keep every connection busy, with one more waiting for each */
-  t->max_active = o->max_host_connections > UINT_MAX / 2 ? UINT_MAX : o->max_host_connections * 2;
+  authloop__list_init(&t->lines);
+  t->max_host = o->max_host_connections ? o->max_host_connections : 1;
   if ((o->ca_file && !(t->ca_file = strdup(o->ca_file))) ||
       !(t->user_agent = strdup(o->user_agent)))
     goto fail;
@@ -695,6 +714,7 @@ void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud),
   free(t->ca_file);
   free(t->user_agent);
   t->ca_file = t->user_agent = NULL;
+  line_gc(t); /* every transfer has ended: every line is empty */
   uv_close((uv_handle_t *)&t->timer, handle_closed);
   uv_close((uv_handle_t *)&t->queue_timer, handle_closed);
 }
@@ -880,44 +900,154 @@ static int activate(authloop__transport *t, authloop__transfer *x, uint64_t left
     return AUTHLOOP_ENOMEM;
   x->queued = 0;
   x->in_multi = 1;
-  t->active++;
+  x->line->active++;
   return 0;
 }
 
-/* Transfers wait in line while libcurl has max_active: more would only wait
- * inside libcurl for a connection, an easy handle each, their time running
- * (at a million sessions due together, gigabytes, then timeouts that close
- * connections, then more waiting). One that waited half its time is failed
- * ETIMEDOUT unsent: the server is not keeping up, and the caller's backoff
- * spreads the load. Runs from the loop only (a failure calls back). */
+/* Transfers wait in their server's line while libcurl has as many for it as
+ * it can send at once: more would only wait inside libcurl for a connection,
+ * an easy handle each, their time running (at a million sessions due
+ * together, gigabytes, then timeouts that close connections and count as the
+ * server's failures). One line per server, so that a dead server's
+ * transfers never hold up another's. One that waited half its time is failed
+ * ETIMEDOUT unsent (outcome.waited: it says nothing of the network): the
+ * server is not keeping up, and the caller's backoff spreads the load. */
+
+static unsigned line_cap(const authloop__transport *t, const struct line *l) {
+  if (!l->multiplexed)
+    return t->max_host;
+  return t->max_host > UINT_MAX / STREAMS_PER_CONNECTION ? UINT_MAX
+                                                         : t->max_host * STREAMS_PER_CONNECTION;
+}
+
+/* x's server's line, made when it has none: 0 or AUTHLOOP_ENOMEM. */
+static int line_join(authloop__transport *t, authloop__transfer *x) {
+  char *scheme = NULL, *host = NULL, *port = NULL;
+  size_t n;
+  struct line *l = NULL;
+  authloop__link *k;
+  int rc = AUTHLOOP_ENOMEM;
+  if (curl_url_get(x->url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      curl_url_get(x->url, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+      curl_url_get(x->url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+    goto done;
+  n = strlen(scheme) + strlen(host) + strlen(port) + 5;
+  for (k = t->lines.next; k != &t->lines; k = k->next) {
+    struct line *m = AUTHLOOP__CONTAINER_OF(k, struct line, link);
+    size_t ls = strlen(scheme), lh = strlen(host);
+    if (strncmp(m->key, scheme, ls) == 0 && strncmp(m->key + ls, "://", 3) == 0 &&
+        strncmp(m->key + ls + 3, host, lh) == 0 && m->key[ls + 3 + lh] == ' ' &&
+        strcmp(m->key + ls + 4 + lh, port) == 0) {
+      l = m;
+      break;
+    }
+  }
+  if (!l) {
+    if (!(l = malloc(sizeof(*l) + n)))
+      goto done;
+    /* a space between host and port: a host never has one */
+    snprintf(l->key, n, "%s://%s %s", scheme, host, port);
+    l->active = 0;
+    l->multiplexed = 0;
+    authloop__list_init(&l->waiting);
+    authloop__list_push(&t->lines, &l->link);
+  }
+  x->line = l;
+  rc = 0;
+done:
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  return rc;
+}
+
+/* Frees the lines nothing is in. Not while a pump walks them. */
+static void line_gc(authloop__transport *t) {
+  authloop__link *k = t->lines.next;
+  if (t->pumping)
+    return;
+  while (k != &t->lines) {
+    struct line *l = AUTHLOOP__CONTAINER_OF(k, struct line, link);
+    k = k->next;
+    if (!l->active && authloop__list_empty(&l->waiting)) {
+      authloop__list_remove(&l->link);
+      free(l);
+    }
+  }
+}
+
+static void on_queue_timer(uv_timer_t *h) {
+  authloop__transport *t = h->data;
+  pump(t);
+  line_gc(t);
+}
+
+/* The queue timer, for the first time one waiting in line has waited half
+ * its time; stopped when nobody waits. */
+static void arm_deadline(authloop__transport *t) {
+  uint64_t first = UINT64_MAX, now, half = (uint64_t)t->timeout_ms / 2 * 1000000;
+  authloop__link *k;
+  for (k = t->lines.next; k != &t->lines; k = k->next) {
+    struct line *l = AUTHLOOP__CONTAINER_OF(k, struct line, link);
+    if (!authloop__list_empty(&l->waiting)) {
+      authloop__transfer *x = AUTHLOOP__CONTAINER_OF(l->waiting.next, authloop__transfer, qlink);
+      if (x->started_ns < first)
+        first = x->started_ns;
+    }
+  }
+  if (first == UINT64_MAX || t->closing) {
+    uv_timer_stop(&t->queue_timer);
+    return;
+  }
+  now = uv_hrtime();
+  /* rounded up: the timer must not fire before the head is due */
+  uv_timer_start(&t->queue_timer, on_queue_timer,
+                 first + half > now ? (first + half - now + 999999) / 1000000 : 0, 0);
+}
+
+/* Moves every line on: fails those that waited half their time, hands
+ * libcurl what it has room for. From the loop only (a failure calls back). */
 static void pump(authloop__transport *t) {
-  uint64_t now = uv_hrtime();
+  authloop__link *k;
+  uint64_t limit = t->timeout_ms;
   if (t->pumping)
     return; /* a failure's callback ended another: the loop below goes on */
   t->pumping = 1;
-  while (t->active < t->max_active && !authloop__list_empty(&t->waiting) && !t->closing) {
-    authloop__transfer *x = AUTHLOOP__CONTAINER_OF(t->waiting.next, authloop__transfer, qlink);
-    uint64_t waited = (now - x->started_ns) / 1000000, limit = t->timeout_ms;
-    int rc;
-    authloop__list_remove(&x->qlink);
-    authloop__list_init(&x->qlink);
-    if (waited >= limit / 2) {
-      snprintf(x->errbuf, sizeof(x->errbuf), "waited %llu ms for a connection",
-               (unsigned long long)waited);
-      finish(x, AUTHLOOP_ETIMEDOUT);
-    } else if ((rc = activate(t, x, limit - waited)) != 0) {
-      finish(x, rc);
+  for (k = t->lines.next; k != &t->lines && !t->closing; k = k->next) {
+    struct line *l = AUTHLOOP__CONTAINER_OF(k, struct line, link);
+    while (!authloop__list_empty(&l->waiting)) {
+      authloop__transfer *x = AUTHLOOP__CONTAINER_OF(l->waiting.next, authloop__transfer, qlink);
+      uint64_t now = uv_hrtime(); /* a callback may have taken time, or started x */
+      uint64_t waited = now > x->started_ns ? (now - x->started_ns) / 1000000 : 0;
+      int rc;
+      if (waited < limit / 2 && l->active >= line_cap(t, l))
+        break;
+      authloop__list_remove(&x->qlink);
+      authloop__list_init(&x->qlink);
+      x->queued = 0;
+      if (waited >= limit / 2) {
+        snprintf(x->errbuf, sizeof(x->errbuf), "waited %llu ms for a connection",
+                 (unsigned long long)waited);
+        finish(x, AUTHLOOP_ETIMEDOUT);
+      } else if ((rc = activate(t, x, limit - waited)) != 0) {
+        finish(x, rc);
+      }
     }
   }
   t->pumping = 0;
+  arm_deadline(t);
 }
 
-static void on_queue_timer(uv_timer_t *h) { pump(h->data); }
-
-/* From an API call (an abort): the line moves on from the loop. */
+/* From an API call (an abort): the lines move on from the loop. */
 static void pump_later(authloop__transport *t) {
-  if (!authloop__list_empty(&t->waiting) && !t->closing)
-    uv_timer_start(&t->queue_timer, on_queue_timer, 0, 0);
+  authloop__link *k;
+  if (t->closing)
+    return;
+  for (k = t->lines.next; k != &t->lines; k = k->next)
+    if (!authloop__list_empty(&AUTHLOOP__CONTAINER_OF(k, struct line, link)->waiting)) {
+      uv_timer_start(&t->queue_timer, on_queue_timer, 0, 0);
+      return;
+    }
 }
 
 int authloop__transport_start(authloop__transport *t, const authloop__request *r,
@@ -938,14 +1068,22 @@ int authloop__transport_start(authloop__transport *t, const authloop__request *r
   x->cb = cb;
   x->ud = ud;
   x->started_ns = uv_hrtime();
-  if (t->active < t->max_active && authloop__list_empty(&t->waiting)) {
+  if ((rc = line_join(t, x)) != 0) {
+    transfer_free(x);
+    line_gc(t);
+    return rc;
+  }
+  if (x->line->active < line_cap(t, x->line) && authloop__list_empty(&x->line->waiting)) {
     if ((rc = activate(t, x, t->timeout_ms)) != 0) {
       transfer_free(x);
+      line_gc(t);
       return rc;
     }
   } else {
     x->queued = 1;
-    authloop__list_push(&t->waiting, &x->qlink);
+    authloop__list_push(&x->line->waiting, &x->qlink);
+    if (!uv_is_active((uv_handle_t *)&t->queue_timer))
+      arm_deadline(t);
   }
   authloop__list_push(&t->transfers, &x->link);
   authloop__logf(t->log, AUTHLOOP_LOG_DEBUG, "%s%s", label(x), x->queued ? " (waits)" : "");
@@ -973,11 +1111,16 @@ void authloop__transfer_abort(authloop__transfer *x) {
   t = x->t;
   detach(x);
   transfer_free(x);
+  line_gc(t);
   pump_later(t);
 }
 
 void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering) {
   authloop__link *l = t->transfers.next;
+  int pumping = t->pumping;
+  /* every one ends ECANCELED: the line does not move (nor fail the stale)
+   * meanwhile */
+  t->pumping = 1;
   while (l != &t->transfers) {
     authloop__transfer *x = AUTHLOOP__CONTAINER_OF(l, authloop__transfer, link);
     if (spare_lingering && x->linger) {
@@ -988,6 +1131,18 @@ void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering)
     finish(x, AUTHLOOP_ECANCELED); /* its callback may end others: start over */
     l = t->transfers.next;
   }
+  t->pumping = pumping;
+  if (!pumping && spare_lingering)
+    pump_later(t); /* what lingers moves on, from the loop */
+  line_gc(t);
+}
+
+unsigned authloop__transport_in_libcurl(const authloop__transport *t) {
+  const authloop__link *k;
+  unsigned n = 0;
+  for (k = t->lines.next; k != &t->lines; k = k->next)
+    n += AUTHLOOP__CONTAINER_OF(k, const struct line, link)->active;
+  return n;
 }
 
 int authloop__transport_busy(const authloop__transport *t) {

@@ -42,10 +42,10 @@ typedef struct {
   CURLM *multi;
   CURLSH *share;
   uv_timer_t timer;
-  uv_timer_t queue_timer; /* moves the line on after an abort */
+  uv_timer_t queue_timer; /* the lines' deadlines, and moving them on after an abort */
   authloop__link transfers, sockets;
-  authloop__link waiting; /* transfers in line for libcurl (lib/transport.c, pump) */
-  unsigned active, max_active;
+  authloop__link lines; /* one per server (scheme, host, port): lib/transport.c, pump */
+  unsigned max_host;    /* max_host_connections */
   int pumping;
   CURL *spare[8]; /* easy handles kept for the next transfers (curl_easy_reset) */
   unsigned n_spare;
@@ -81,6 +81,8 @@ void authloop__transfer_abort(authloop__transfer *x);
 /* Ends every transfer with AUTHLOOP_ECANCELED (callbacks run now), but
  * those started with AUTHLOOP__LINGER when `spare_lingering`. */
 void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering);
+/* How many transfers libcurl has now (the rest wait in line): for tests. */
+unsigned authloop__transport_in_libcurl(const authloop__transport *t);
 int authloop__transport_busy(const authloop__transport *t);
 /* Closes curl and the handles; closed(ud) runs when they are gone. */
 void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud), void *ud);

@@ -27,11 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The SDKs, exactly as the committed lock file says, when missing or stale.
-server_dir="$(dirname "$0")/../test/server"
-if [ ! -f "$server_dir/node_modules/.package-lock.json" ] ||
-  ! cmp -s "$server_dir/package-lock.json" "$server_dir/node_modules/.lock-installed" 2>/dev/null; then
-  echo "deps: npm ci in test/server"
-  (cd "$server_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-  cp "$server_dir/package-lock.json" "$server_dir/node_modules/.lock-installed"
-fi
+# Exactly what the committed lock files say, when missing or stale: the
+# official SDKs (test/server) and the third-party servers the suite runs
+# authloop against (test/peers). Their install scripts are not run: none of
+# them needs one (aws-sdk's only prints a notice).
+for dir in test/server test/peers; do
+  d="$(dirname "$0")/../$dir"
+  if [ ! -f "$d/node_modules/.package-lock.json" ] ||
+    ! cmp -s "$d/package-lock.json" "$d/node_modules/.lock-installed" 2>/dev/null; then
+    echo "deps: npm ci in $dir"
+    (cd "$d" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+    cp "$d/package-lock.json" "$d/node_modules/.lock-installed"
+  fi
+done

@@ -31,28 +31,27 @@ void test_make_tmpdir(char *out, size_t n, const char *tag) {
   assert_non_null(mkdtemp(out));
 }
 
-void test_server_start(test_server *s, ...) {
+/* Spawns node SCRIPT --port 0 --state-dir DIR --stdin-lifeline ARGS... and
+ * reads its ready line: {"port": N, "ca": "...", ...} (returned). */
+static json_t *spawn_server(test_server *s, const char *script, va_list ap) {
   const char *argv[32];
   int argc = 0, in[2], out[2];
-  char line[1024];
+  char line[4096];
   size_t len = 0;
   json_t *ready;
-  va_list ap;
   posix_spawn_file_actions_t fa;
 
   memset(s, 0, sizeof(*s));
   test_make_tmpdir(s->dir, sizeof(s->dir), "test");
   argv[argc++] = env_or("AUTHLOOP_NODE", "node");
-  argv[argc++] = env_or("AUTHLOOP_SERVER", "test/server/server.mjs");
+  argv[argc++] = script;
   argv[argc++] = "--port";
   argv[argc++] = "0";
   argv[argc++] = "--state-dir";
   argv[argc++] = s->dir;
   argv[argc++] = "--stdin-lifeline";
-  va_start(ap, s);
   for (const char *a; argc < 31 && (a = va_arg(ap, const char *));)
     argv[argc++] = a;
-  va_end(ap);
   argv[argc] = NULL;
 
   assert_int_equal(pipe(in), 0);
@@ -68,7 +67,6 @@ void test_server_start(test_server *s, ...) {
   close(out[1]);
   s->lifeline = in[1];
 
-  /* the ready line: {"port": N, "ca": "..."} */
   while (len < sizeof(line) - 1) {
     ssize_t n = read(out[0], line + len, 1);
     if (n <= 0 || line[len] == '\n')
@@ -79,12 +77,30 @@ void test_server_start(test_server *s, ...) {
   close(out[0]);
   ready = json_loads(line, 0, NULL);
   if (!ready)
-    fail_msg("reference server did not start: \"%s\"", line);
+    fail_msg("%s did not start: \"%s\"", script, line);
   s->port = (int)json_integer_value(json_object_get(ready, "port"));
   snprintf(s->ca, sizeof(s->ca), "%s", json_string_value(json_object_get(ready, "ca")));
   snprintf(s->base_url, sizeof(s->base_url), "https://127.0.0.1:%d", s->port);
-  json_decref(ready);
   assert_true(s->port > 0);
+  return ready;
+}
+
+void test_server_start(test_server *s, ...) {
+  va_list ap;
+  va_start(ap, s);
+  json_decref(spawn_server(s, env_or("AUTHLOOP_SERVER", "test/server/server.mjs"), ap));
+  va_end(ap);
+}
+
+json_t *test_peer_start(test_server *s, const char *name, ...) {
+  char script[512];
+  json_t *ready;
+  va_list ap;
+  snprintf(script, sizeof(script), "%s/%s.mjs", env_or("AUTHLOOP_PEERS", "test/peers"), name);
+  va_start(ap, name);
+  ready = spawn_server(s, script, ap);
+  va_end(ap);
+  return ready;
 }
 
 test_server server;

@@ -40,6 +40,10 @@ void test_remove_tree(const char *dir);
 /* Starts node test/server/server.mjs; extra args end with NULL. */
 void test_server_start(test_server *s, ...);
 void test_server_stop(test_server *s);
+/* Starts a third-party server, node test/peers/NAME.mjs (stopped with
+ * test_server_stop); extra args end with NULL. Returns its ready line, whose
+ * other members say what it set up (json_decref it). */
+json_t *test_peer_start(test_server *s, const char *name, ...);
 /* Blocking helpers for setup and inspection (plain libcurl, not authloop). */
 char *test_mint_code(const test_server *s, const char *user_id);
 /* A code whose tokens live ttl_s seconds (0: the server's default). */

@@ -215,7 +215,8 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
   cometchat *k;
   /* auth tokens never expire: nothing to refresh, no idle expiry, no retry */
   if (o->refresh_path || o->refresh_margin_s || o->idle_window_s || o->retry_base_ms ||
-      o->retry_cap_ms || (o->region && o->base_url && o->admin_url))
+      o->retry_cap_ms || (o->region && o->base_url && o->admin_url) || o->client_id ||
+      o->client_secret)
     return AUTHLOOP_ENOTSUP; /* (a region with both hosts given is not used either) */
   if ((o->app_id && !alnum(o->app_id, 64)) || !alnum(region, 16) ||
       !authloop__path_option_ok(o->login_path) || !authloop__path_option_ok(o->logout_path) ||

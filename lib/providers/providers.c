@@ -7,7 +7,8 @@
 #include <string.h>
 
 static const authloop__provider *const all[] = {
-    &authloop__provider_gateway, &authloop__provider_kuzzle, &authloop__provider_cometchat};
+    &authloop__provider_gateway, &authloop__provider_kuzzle, &authloop__provider_cometchat,
+    &authloop__provider_cognito};
 
 const authloop__provider *authloop__provider_find(const char *name) {
   size_t i;

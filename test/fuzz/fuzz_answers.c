@@ -13,8 +13,10 @@
 #include <string.h>
 
 static const authloop__provider *const providers[] = {
-    &authloop__provider_gateway, &authloop__provider_kuzzle, &authloop__provider_cometchat};
-static void *states[3];
+    &authloop__provider_gateway, &authloop__provider_kuzzle, &authloop__provider_cometchat,
+    &authloop__provider_cognito};
+#define N_PROVIDERS (sizeof(providers) / sizeof(providers[0]))
+static void *states[N_PROVIDERS];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
@@ -27,8 +29,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argv;
   env.user_agent = "fuzz";
   o.base_url = "https://127.0.0.1:1";
-  for (i = 0; i < 3; i++) {
+  for (i = 0; i < N_PROVIDERS; i++) {
     o.app_id = i == 2 ? "app1" : NULL;
+    o.client_id = i == 3 ? "client1" : NULL;
     if (providers[i]->init(&o, &env, &states[i], bases) != 0)
       abort();
   }
@@ -94,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       v.now_wall_ms = int64_at(t + 8);
     }
   }
-  for (i = 0; i < 3; i++) {
+  for (i = 0; i < N_PROVIDERS; i++) {
     const authloop__provider *p = providers[i];
     for (step = 0; step < 3; step++) {
       memset(&r, 0, sizeof(r));
@@ -117,6 +120,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
   authloop__jwt_lifetime(body, &secs); /* the same bytes as a token */
+  {
+    char *claims = NULL;
+    if (authloop__jwt_claims_text(body, &claims) == 0 && !claims)
+      abort();
+    authloop__secret_free(claims);
+  }
   free(body);
   return 0;
 }

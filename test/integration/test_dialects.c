@@ -133,6 +133,32 @@ static void kuzzle_refusals_map_to_their_codes(void **state) {
   test_env_close(&e);
 }
 
+/* authloop_login_password() on Kuzzle is the local strategy, with the
+ * server's default lifetime; on the gateway it is another dialect's call. */
+static void kuzzle_password_is_the_local_strategy(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c, *g;
+  json_t *last;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  g = test_client(&e, &server);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_password(g, "kuzzle-user", "kuzzle-pass"),
+                   AUTHLOOP_EWRONGPROVIDER);
+  assert_int_equal(authloop_login_password(c, "kuzzle-user", "wrong"), 0);
+  assert_false(wait_login(&e, &r)->success);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ECREDENTIALS);
+  assert_int_equal(authloop_login_password(c, "kuzzle-user", "kuzzle-pass"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_token_lifetime(c), 3600);
+  last = test_last_request(&server, "POST", "/_login/local");
+  assert_string_equal(json_string_value(json_object_get(last, "query")), ""); /* no expiresIn */
+  json_decref(last);
+  test_env_close(&e);
+}
+
 static void kuzzle_never_expiring_token(void **state) {
   test_env e;
   test_recorder r;
@@ -1225,6 +1251,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(kuzzle_local_login_and_queries),
       cmocka_unit_test(kuzzle_refusals_map_to_their_codes),
+      cmocka_unit_test(kuzzle_password_is_the_local_strategy),
       cmocka_unit_test(kuzzle_never_expiring_token),
       cmocka_unit_test(kuzzle_two_step_strategy),
       cmocka_unit_test(kuzzle_redirect_strategy),

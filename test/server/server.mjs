@@ -6,17 +6,18 @@
 //
 //   node test/server/server.mjs --port 0 --state-dir DIR [--token-ttl SECONDS] [--code-ttl SECONDS]
 //                               [--host 127.0.0.1] [--stdin-lifeline] [--keep-alive-ms MS]
-//                               [--kuzzle-keep-alive]
+//                               [--kuzzle-keep-alive] [--plain] [--http2]
 //
 // Prints one JSON line when ready: {"port": N, "ca": "DIR/ca.pem"}.
 
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import path from 'node:path';
 import ms from 'ms';
+import { ensureCertificates } from './certs.mjs';
 
 const MAX_BODY = 64 * 1024;
 
@@ -40,6 +41,8 @@ function parseArgs(argv) {
     else if (a === '--kuzzle-keep-alive') opts.kuzzleKeepAlive = true;
     // plain HTTP instead of TLS, for benchmarks that measure the client without TLS
     else if (a === '--plain') opts.plain = true;
+    // HTTP/2 (with HTTP/1.1 for clients that do not offer it): gateway routes only
+    else if (a === '--http2') opts.http2 = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!opts.stateDir) throw new Error('--state-dir DIR is required');
@@ -47,29 +50,6 @@ function parseArgs(argv) {
   if (!(opts.tokenTtl > 0)) throw new Error('bad --token-ttl');
   if (!(opts.codeTtl > 0)) throw new Error('bad --code-ttl');
   return opts;
-}
-
-// ---- certificates: a throwaway CA and a server certificate, made once per dir ----
-
-function ensureCertificates(dir) {
-  const ca = path.join(dir, 'ca.pem');
-  if (fs.existsSync(ca)) return;
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(dir, '.certs-'));
-  const f = (n) => path.join(tmp, n);
-  const ssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '3650',
-    '-subj', '/CN=authloop test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  ssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
-  fs.writeFileSync(f('ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n' +
-    'extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
-  ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
-    '-CAcreateserial', '-out', f('server.pem'), '-days', '825', '-extfile', f('ext.cnf'));
-  for (const n of ['server.key', 'server.pem', 'ca.key']) fs.renameSync(f(n), path.join(dir, n));
-  fs.renameSync(f('ca.pem'), ca); // last: its presence means the set is complete
-  fs.rmSync(tmp, { recursive: true, force: true });
 }
 
 // ---- helpers -------------------------------------------------------------------
@@ -965,10 +945,14 @@ class ReferenceServer {
     const dir = this.opts.stateDir;
     ensureCertificates(dir);
     const handler = (req, res) => this.handle(req, res);
-    const server = this.opts.plain ? http.createServer(handler) : https.createServer({
+    const tls = {
       key: fs.readFileSync(path.join(dir, 'server.key')),
       cert: fs.readFileSync(path.join(dir, 'server.pem')),
-    }, handler);
+    };
+    // HTTP/2 by ALPN (HTTP/1.1 still answered), for the transport's multiplexing
+    const server = this.opts.plain ? http.createServer(handler)
+      : this.opts.http2 ? http2.createSecureServer({ ...tls, allowHTTP1: true }, handler)
+        : https.createServer(tls, handler);
     server.keepAliveTimeout = this.opts.keepAliveMs;
     server.on('connection', () => this.stats.connections++);
     server.on('tlsClientError', () => {}); // an untrusting client hangs up: expected in tests

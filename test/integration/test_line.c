@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/* The transport's lines (lib/transport.c, pump): libcurl gets as many
+ * transfers for a server as it has connections for, the rest wait in that
+ * server's line, oldest first, and fail ETIMEDOUT unsent after half their
+ * time. Each case here is one way the first design of the line broke: a dead
+ * server held up every other, a close failed some transfers ETIMEDOUT instead
+ * of ECANCELED, the deadline was only looked at when a slot freed, a transfer
+ * started under a pump was measured against a clock read before it existed,
+ * and HTTP/2's streams were capped like connections. */
+#include "harness.h"
+
+#include "ctx.h"
+#include "engine.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int in_api; /* around API calls: no callback may run then */
+static int inside_calls;
+
+#define API(x)                                                                                     \
+  do {                                                                                             \
+    in_api++;                                                                                      \
+    x;                                                                                             \
+    in_api--;                                                                                      \
+  } while (0)
+
+/* A loopback listener that never accepts: the kernel completes the TCP
+ * handshake, then nothing answers the TLS hello. */
+static int black_hole(int *port) {
+  struct sockaddr_in a;
+  socklen_t n = sizeof(a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(listen(fd, 64), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+static authloop_client *gateway(test_env *e, const char *base) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c = NULL;
+  o.provider = "gateway";
+  o.base_url = base;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+static void login(test_env *e, authloop_client *c, test_recorder *r, const test_server *s) {
+  char *code = test_mint_code(s, "line-user");
+  int rc, before = r->count[AUTHLOOP_EV_LOGIN_ATTEMPT];
+  API(rc = authloop_login_code(c, code));
+  assert_int_equal(rc, 0);
+  free(code);
+  test_run_until(e, &r->count[AUTHLOOP_EV_LOGIN_ATTEMPT], before + 1, 8000);
+  assert_true(r->last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+}
+
+typedef struct {
+  int n, status[32];
+  long http[32];
+  uint64_t at[32];
+} replies;
+typedef struct {
+  replies *r;
+  int i;
+} slot;
+
+static void on_reply(authloop_client *c, int status, long http, const char *body, size_t len,
+                     void *ud) {
+  slot *s = ud;
+  (void)c;
+  (void)body;
+  (void)len;
+  if (in_api)
+    inside_calls++;
+  s->r->status[s->i] = status;
+  s->r->http[s->i] = http;
+  s->r->at[s->i] = uv_hrtime();
+  s->r->n++;
+}
+
+static void fault(const test_server *s, const char *route, unsigned delay_ms, int count) {
+  char f[160];
+  snprintf(f, sizeof(f), "{\"route\":\"%s\",\"delayMs\":%u,\"count\":%d}", route, delay_ms, count);
+  test_fault(s, f);
+}
+
+static void clear(const test_server *s, const char *route) {
+  char f[160];
+  snprintf(f, sizeof(f), "{\"route\":\"%s\",\"clear\":true}", route);
+  test_fault(s, f);
+}
+
+/* A server that takes connections and never answers fills its own line,
+ * not another server's: a login to a healthy server goes through at once. */
+static void a_dead_server_holds_up_no_other(void **state) {
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_env e;
+  test_recorder rd[3], r;
+  authloop_client *dead[3], *c;
+  char dead_url[64], *code;
+  int port, fd = black_hole(&port), i;
+  uint64_t t0;
+  (void)state;
+  snprintf(dead_url, sizeof(dead_url), "https://127.0.0.1:%d", port);
+  o.ca_file = server.ca;
+  o.max_host_connections = 1;
+  o.timeout_ms = test_scaled(3000);
+  test_env_init(&e, &server, &o);
+  for (i = 0; i < 3; i++) { /* one in libcurl, two in the dead server's line */
+    dead[i] = gateway(&e, dead_url);
+    test_record(dead[i], &rd[i]);
+    assert_int_equal(authloop_login_code(dead[i], "code"), 0);
+  }
+  c = gateway(&e, server.base_url);
+  test_record(c, &r);
+  code = test_mint_code(&server, "healthy");
+  t0 = uv_hrtime();
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 8000);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  /* well within the time the dead server's transfers have (1.5 s in line) */
+  assert_true((uv_hrtime() - t0) / 1000000 < test_scaled(1000));
+  for (i = 0; i < 3; i++)
+    assert_int_equal(rd[i].count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0);
+  for (i = 0; i < 3; i++)
+    authloop_client_free(dead[i]);
+  test_env_close(&e);
+  close(fd);
+}
+
+/* Closing the ctx ends every request with ECANCELED, those in line past half
+ * their time included (the loop was busy elsewhere: the line's deadline
+ * could not run), and none of them is sent on the way. */
+static void close_cancels_the_line(void **state) {
+  enum { N = 6 };
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  struct timespec busy;
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  replies rep = {0};
+  slot s[N];
+  int i, rc;
+  long before;
+  (void)state;
+  o.ca_file = server.ca;
+  o.max_host_connections = 1;
+  o.timeout_ms = test_scaled(4000);
+  test_env_init(&e, &server, &o);
+  c = gateway(&e, server.base_url);
+  test_record(c, &r);
+  login(&e, c, &r, &server);
+  fault(&server, "/api/me", test_scaled(3500), N);
+  before = test_stat(&server, "/api/me");
+  for (i = 0; i < N; i++) {
+    s[i].r = &rep;
+    s[i].i = i;
+    API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
+    assert_int_equal(rc, 0);
+  }
+  test_run_for(&e, test_scaled(500));
+  /* the application's own work keeps the loop from running past the line's
+   * deadline (2 s): nothing authloop could wait for */
+  busy.tv_sec = test_scaled(2000) / 1000;
+  busy.tv_nsec = 0;
+  nanosleep(&busy, NULL);
+  API(rc = authloop_ctx_close(e.ctx, NULL, NULL));
+  assert_int_equal(rc, 0);
+  uv_close((uv_handle_t *)&e.watchdog, NULL);
+  assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&e.loop), 0);
+  assert_int_equal(rep.n, N);
+  for (i = 0; i < N; i++)
+    assert_int_equal(rep.status[i], AUTHLOOP_ECANCELED);
+  assert_int_equal(inside_calls, 0);
+  assert_int_equal(test_stat(&server, "/api/me") - before, 1); /* only the one in libcurl */
+  clear(&server, "/api/me");
+}
+
+/* What waits in line fails when it has waited half its time, on its own
+ * deadline, not when a slot frees (here none does before the full timeout). */
+static void the_line_keeps_its_deadline(void **state) {
+  enum { N = 3 };
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  replies rep = {0};
+  slot s[N];
+  unsigned timeout = test_scaled(4000);
+  int i, rc;
+  uint64_t t0;
+  (void)state;
+  o.ca_file = server.ca;
+  o.max_host_connections = 1;
+  o.timeout_ms = timeout;
+  test_env_init(&e, &server, &o);
+  c = gateway(&e, server.base_url);
+  test_record(c, &r);
+  login(&e, c, &r, &server);
+  fault(&server, "/api/me", 60000, 1); /* the first hangs */
+  t0 = uv_hrtime();
+  for (i = 0; i < N; i++) {
+    s[i].r = &rep;
+    s[i].i = i;
+    API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
+    assert_int_equal(rc, 0);
+  }
+  test_run_until(&e, &rep.n, N, 8000);
+  assert_int_equal(rep.status[0], AUTHLOOP_ETIMEDOUT); /* the full timeout, in libcurl */
+  assert_true((rep.at[0] - t0) / 1000000 >= timeout);
+  for (i = 1; i < N; i++) {
+    uint64_t ms = (rep.at[i] - t0) / 1000000;
+    assert_int_equal(rep.status[i], AUTHLOOP_ETIMEDOUT);
+    assert_true(ms >= timeout / 2);
+    assert_true(ms < timeout * 3 / 4);
+  }
+  assert_int_equal(inside_calls, 0);
+  test_env_close(&e);
+  clear(&server, "/api/me");
+}
+
+/* A transfer started from a callback the line's own pump runs (a refresh
+ * that waited out its time releases the calls that waited for it) has waited
+ * nothing: it is not failed as having waited since before it began. */
+static void started_under_a_pump(void **state) {
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_env e;
+  test_recorder rx, rc_, rd;
+  test_log lg;
+  test_done done = {0, 0};
+  authloop_client *x, *c, *d;
+  replies rep = {0};
+  slot s[4];
+  int i, rc = 0;
+  (void)state;
+  memset(&lg, 0, sizeof(lg));
+  o.ca_file = server.ca;
+  o.max_host_connections = 1;
+  o.timeout_ms = test_scaled(4000);
+  o.log_cb = test_log_cb;
+  o.log_userdata = &lg;
+  o.log_level = AUTHLOOP_LOG_WARN;
+  test_env_init(&e, &server, &o);
+  x = gateway(&e, server.base_url);
+  c = gateway(&e, server.base_url);
+  d = gateway(&e, server.base_url);
+  test_record(x, &rx);
+  test_record(c, &rc_);
+  test_record(d, &rd);
+  login(&e, x, &rx, &server);
+  login(&e, c, &rc_, &server);
+  login(&e, d, &rd, &server);
+  fault(&server, "/api/me", test_scaled(2600), 2);
+  for (i = 0; i < 4; i++) {
+    s[i].r = &rep;
+    s[i].i = i;
+  }
+  /* x's first fills libcurl; x's second, c's refresh and d's call wait in
+   * line; c's call waits for c's refresh */
+  API(rc |= authloop_request(x, "GET", "/api/me", NULL, on_reply, &s[0]));
+  API(rc |= authloop_request(x, "GET", "/api/me", NULL, on_reply, &s[1]));
+  API(rc |= authloop_refresh(c, test_done_cb, &done));
+  API(rc |= authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[2]));
+  API(rc |= authloop_request(d, "GET", "/api/me", NULL, on_reply, &s[3]));
+  assert_int_equal(rc, 0);
+  test_run_until(&e, &rep.n, 4, 12000);
+  assert_int_equal(done.count, 1);
+  assert_int_equal(done.status, AUTHLOOP_ETIMEDOUT); /* it waited out its time in line */
+  assert_int_equal(rep.status[0], 0);
+  assert_int_equal(rep.status[1], AUTHLOOP_ETIMEDOUT);
+  assert_int_equal(rep.status[3], AUTHLOOP_ETIMEDOUT);
+  /* c's call began when the refresh failed: it goes when x's first is done */
+  assert_int_equal(rep.status[2], 0);
+  assert_int_equal(rep.http[2], 200);
+  assert_null(strstr(lg.text, "waited 18446744"));
+  assert_int_equal(inside_calls, 0);
+  test_env_close(&e);
+  clear(&server, "/api/me");
+}
+
+/* A server that answers over HTTP/2 multiplexes: after its first answer,
+ * its line lets libcurl have as many streams as its connection takes, and
+ * every request gets through on the one connection. */
+static void http2_streams_share_a_connection(void **state) {
+  enum { N = 16 };
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_server h2;
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  replies rep = {0};
+  slot s[N];
+  long connections;
+  int i, rc;
+  uint64_t t0;
+  (void)state;
+  test_server_start(&h2, "--http2", NULL);
+  o.ca_file = h2.ca;
+  o.max_host_connections = 1;
+  o.timeout_ms = test_scaled(4000);
+  test_env_init(&e, &h2, &o);
+  c = gateway(&e, h2.base_url);
+  test_record(c, &r);
+  login(&e, c, &r, &h2);
+  fault(&h2, "/api/me", test_scaled(1000), N);
+  connections = test_stat(&h2, "connections");
+  t0 = uv_hrtime();
+  for (i = 0; i < N; i++) {
+    s[i].r = &rep;
+    s[i].i = i;
+    API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
+    assert_int_equal(rc, 0);
+  }
+  test_run_until(&e, &rep.n, N, 8000);
+  for (i = 0; i < N; i++) {
+    assert_int_equal(rep.status[i], 0);
+    assert_int_equal(rep.http[i], 200);
+  }
+  /* the first answer, then all the others together: about two delays */
+  assert_true((uv_hrtime() - t0) / 1000000 < test_scaled(1000) * 3);
+  /* no new connection for the 16 (the stats call opens its own) */
+  assert_int_equal(test_stat(&h2, "connections") - connections, 1);
+  test_env_close(&e);
+  test_server_stop(&h2);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(a_dead_server_holds_up_no_other),
+      cmocka_unit_test(close_cancels_the_line),
+      cmocka_unit_test(the_line_keeps_its_deadline),
+      cmocka_unit_test(started_under_a_pump),
+      cmocka_unit_test(http2_streams_share_a_connection),
+  };
+  cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER"))
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
+  return cmocka_run_group_tests_name("the transport's lines", tests, test_group_setup,
+                                     test_group_teardown);
+}
