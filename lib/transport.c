@@ -30,13 +30,13 @@ struct authloop__transfer {
   size_t header_bytes;
   int overflow; /* the body or the headers went past their limit */
   int want_date, linger;
-  int stranded; /* its socket could not be watched (out of memory): it fails ENOMEM */
-  int prereq;   /* libcurl got as far as sending its request (a kept handle's transfer
-                   info is the last transfer's until then) */
-  int queued;   /* waits in its line: no easy handle yet, nothing sent */
-  int in_multi; /* libcurl has it (counted in its line's active) */
+  int stranded;      /* its socket could not be watched (out of memory): it fails ENOMEM */
+  int prereq;        /* libcurl got as far as sending its request (a kept handle's transfer
+                        info is the last transfer's until then) */
+  int queued;        /* waits in its line: no easy handle yet, nothing sent */
+  int in_multi;      /* libcurl has it (counted in its line's active) */
   struct line *line; /* its server's */
-  int method;   /* 0 GET, 1 POST, 2 another (custom) */
+  int method;        /* 0 GET, 1 POST, 2 another (custom) */
   char custom[8];
   authloop__link qlink; /* in its line's waiting while queued */
   char date[64];

@@ -340,10 +340,8 @@ static void http2_streams_share_a_connection(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(a_dead_server_holds_up_no_other),
-      cmocka_unit_test(close_cancels_the_line),
-      cmocka_unit_test(the_line_keeps_its_deadline),
-      cmocka_unit_test(started_under_a_pump),
+      cmocka_unit_test(a_dead_server_holds_up_no_other),  cmocka_unit_test(close_cancels_the_line),
+      cmocka_unit_test(the_line_keeps_its_deadline),      cmocka_unit_test(started_under_a_pump),
       cmocka_unit_test(http2_streams_share_a_connection),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
