@@ -86,7 +86,7 @@ static int rsa_spki(const unsigned char *n, size_t nl, const unsigned char *e, s
   il += der_uint(ints, n, nl);
   il += der_uint(ints + il, e, el);
   seq = il + 1 + der_len((unsigned char[4]){0}, il); /* SEQ { n, e }'s length */
-  bits = seq + 1;                                     /* the unused-bits byte */
+  bits = seq + 1;                                    /* the unused-bits byte */
   at += der_header(out + at, 0x30, sizeof(alg) + 1 + der_len((unsigned char[4]){0}, bits) + bits);
   memcpy(out + at, alg, sizeof(alg));
   at += sizeof(alg);
@@ -171,7 +171,7 @@ int authloop__jwks_parse(const char *text, size_t len, authloop__jwks *out) {
   end = keys + (int)d.tok[keys].skip;
   for (i = keys + 1; i < end && out->n < AUTHLOOP__JWKS_MAX_KEYS; i += (int)d.tok[i].skip) {
     rc = authloop__jis(&d, i, AUTHLOOP__J_OBJECT) ? read_key(&d, i, &out->keys[out->n])
-                                                   : AUTHLOOP_EPROTO;
+                                                  : AUTHLOOP_EPROTO;
     if (rc == AUTHLOOP_ENOMEM) {
       authloop__jdoc_free(&d);
       authloop__jwks_free(out);
@@ -231,7 +231,9 @@ int authloop__jws_verify(const char *token, const authloop__jwks *s) {
     rc = rc == AUTHLOOP_ENOMEM ? rc : AUTHLOOP_EPROTO;
     goto done;
   }
-  want = strcmp(alg, "RS256") == 0 ? AUTHLOOP__RS256 : strcmp(alg, "ES256") == 0 ? AUTHLOOP__ES256 : 0;
+  want = strcmp(alg, "RS256") == 0   ? AUTHLOOP__RS256
+         : strcmp(alg, "ES256") == 0 ? AUTHLOOP__ES256
+                                     : 0;
   if (!want) { /* "none", HS256 with a public key as its secret, PS256 ... */
     rc = AUTHLOOP_EPROTO;
     goto done;

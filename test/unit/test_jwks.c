@@ -75,9 +75,9 @@ static void malformed_tokens(void **state) {
                        "a.b.c.d",
                        "a.b.c.d.e",
                        "!!!.e30.c2ln",
-                       "e30.e30.c2ln",                            /* {} : no alg */
-                       "W10.e30.c2ln",                            /* [] */
-                       "eyJhbGciOjF9.e30.c2ln",                   /* alg 1 */
+                       "e30.e30.c2ln",                             /* {} : no alg */
+                       "W10.e30.c2ln",                             /* [] */
+                       "eyJhbGciOjF9.e30.c2ln",                    /* alg 1 */
                        "eyJhbGciOiJSUzI1NiIsImtpZCI6MX0.e30.c2ln", /* kid 1 */
                        "eyJhbGciOiJSUzI1NiIsImtpZCI6InJzYTEifQ.e30.+/+/"};
   size_t i;
@@ -93,12 +93,15 @@ static void malformed_tokens(void **state) {
 
 static void malformed_sets(void **state) {
   authloop__jwks s;
-  const char *not_sets[] = {"", "[]", "{}", "{\"keys\":{}}", "{\"keys\":null}", "{\"keys\":[1]",
+  const char *not_sets[] = {"",
+                            "[]",
+                            "{}",
+                            "{\"keys\":{}}",
+                            "{\"keys\":null}",
+                            "{\"keys\":[1]",
                             "{\"keys\":[],\"keys\":[]}"};
   const char *no_keys[] = {
-      "{\"keys\":[]}",
-      "{\"keys\":[1,\"x\",null,[]]}",
-      "{\"keys\":[{\"kty\":\"RSA\"}]}",
+      "{\"keys\":[]}", "{\"keys\":[1,\"x\",null,[]]}", "{\"keys\":[{\"kty\":\"RSA\"}]}",
       "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", /* 3-byte modulus */
       "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\"}]}",
       /* a point that is not on the curve */
@@ -145,9 +148,9 @@ static void many_keys(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(usable_keys_only),  cmocka_unit_test(good_signatures_verify),
+      cmocka_unit_test(usable_keys_only),      cmocka_unit_test(good_signatures_verify),
       cmocka_unit_test(bad_signatures_do_not), cmocka_unit_test(malformed_tokens),
-      cmocka_unit_test(malformed_sets),    cmocka_unit_test(many_keys),
+      cmocka_unit_test(malformed_sets),        cmocka_unit_test(many_keys),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("jwks and jws", tests, setup, teardown);
