@@ -267,8 +267,10 @@ typedef enum {
  * "cometchat" ...) make authloop_client_new() fail with AUTHLOOP_ENOTSUP;
  * nothing is silently ignored. docs/protocol.md has the table. */
 typedef struct authloop_client_options {
-  size_t size;          /* AUTHLOOP_CLIENT_OPTIONS_INIT */
-  const char *provider; /* dialect: "gateway", "kuzzle", "cometchat" or "cognito" */
+  size_t size; /* AUTHLOOP_CLIENT_OPTIONS_INIT */
+  /* dialect: "gateway", "kuzzle", "cometchat", "cognito" or "oidc" (OpenID
+   * Connect; base_url is then the issuer) */
+  const char *provider;
   /* e.g. "https://chat.example.com"; http only to loopback. For "cometchat",
    * the client API (NULL: https://{app_id}.apiclient-{region}.cometchat.io/v3.0) */
   const char *base_url;
@@ -302,6 +304,10 @@ typedef struct authloop_client_options {
    * (https://cognito-idp.{region}.amazonaws.com): one of the two. */
   const char *client_id;
   const char *client_secret;
+  /* "oidc": the scopes asked for, space-separated (NULL: "openid
+   * offline_access"; without offline_access most servers give no refresh
+   * token); client_id and client_secret as above (no secret: a public client) */
+  const char *scope;
 } authloop_client_options;
 
 #define AUTHLOOP_CLIENT_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_client_options)
@@ -373,6 +379,41 @@ AUTHLOOP_EXTERN const char *authloop_login_redirect_result(const authloop_client
  * AUTHLOOP_ECREDENTIALS. */
 AUTHLOOP_EXTERN int authloop_login_password(authloop_client *c, const char *username,
                                             const char *password);
+
+/* OpenID Connect: log in with the device authorization grant (RFC 8628).
+ * authloop asks the issuer for a code, then a loginPrompt event says that
+ * authloop_login_prompt_of() has what to show the user (the URL to visit and
+ * the code to enter there); authloop polls the issuer meanwhile (at its
+ * interval, slower when asked to) and the login ends with one loginAttempt:
+ * success, a refusal (server_code "access_denied"), the code's expiry
+ * ("expired_token") or AUTHLOOP_ECANCELED (authloop_login_cancel(), a close).
+ * Errors as for authloop_login_code(). */
+AUTHLOOP_EXTERN int authloop_login_device(authloop_client *c);
+
+typedef struct authloop_login_prompt {
+  const char *verification_uri;          /* where the user goes */
+  const char *verification_uri_complete; /* the same with the code in it, or NULL */
+  const char *user_code;                 /* what the user enters there */
+  long expires_in;                       /* seconds the code lives, from the prompt */
+  long interval;                         /* seconds between authloop's polls */
+} authloop_login_prompt;
+
+/* What a login waiting for the user elsewhere asks of them, from its
+ * loginPrompt event until the login ends; NULL otherwise. Valid as the
+ * session queries' strings are. */
+AUTHLOOP_EXTERN const authloop_login_prompt *authloop_login_prompt_of(const authloop_client *c);
+
+/* Ends a login in progress (LOGGING_IN or AWAITING_TOKEN): its transfer or
+ * its wait stops, and its loginAttempt says AUTHLOOP_ECANCELED, from the
+ * loop. 0; AUTHLOOP_EINVAL (no login in progress), AUTHLOOP_ECLOSING. */
+AUTHLOOP_EXTERN int authloop_login_cancel(authloop_client *c);
+
+/* OpenID Connect: after a logout, the issuer's end-session URL (with the id
+ * token as id_token_hint) for the application to open, so that the user's
+ * session at the issuer ends too; NULL when the issuer has none, for other
+ * dialects, and once a new login begins. Valid as the session queries'
+ * strings are. */
+AUTHLOOP_EXTERN const char *authloop_end_session_url(const authloop_client *c);
 
 /* CometChat: log in with a uid and the app's auth key (two requests), or with
  * an auth token minted by your backend. Validation happens first, in
@@ -502,6 +543,7 @@ typedef enum {
   AUTHLOOP_EV_TOKEN_REFRESHED,   /* "tokenRefreshed" */
   AUTHLOOP_EV_TOKEN_EXPIRING,    /* "tokenExpiring": a due refresh was skipped, user idle */
   AUTHLOOP_EV_SESSION_EXPIRED,   /* "sessionExpired" */
+  AUTHLOOP_EV_LOGIN_PROMPT,      /* "loginPrompt": the login waits for the user elsewhere */
   AUTHLOOP_EV__COUNT
 } authloop_event_type;
 

@@ -59,6 +59,9 @@ static int provider_init(authloop_client *c, const authloop_client_options *o) {
 
 static uint64_t or_default(unsigned v, unsigned fallback) { return v ? v : fallback; }
 
+static void on_login_wake(authloop__timer_entry *e, uint64_t now);
+static void cancel_login(authloop_client *c);
+
 int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller,
                         authloop_client **out) {
   authloop_client_options copy, *opts = &copy;
@@ -89,7 +92,14 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
     return AUTHLOOP_ENOMEM;
   }
   authloop__timer_entry_init(&c->wake, authloop__client_on_timer);
+  authloop__timer_entry_init(&c->login_wake, on_login_wake);
   if (authloop__timer_reserve(&ctx->timer, &c->wake) != 0) {
+    free(c);
+    authloop__retire_release(ctx);
+    return AUTHLOOP_ENOMEM;
+  }
+  if (authloop__timer_reserve(&ctx->timer, &c->login_wake) != 0) {
+    authloop__timer_release(&ctx->timer, &c->wake);
     free(c);
     authloop__retire_release(ctx);
     return AUTHLOOP_ENOMEM;
@@ -119,6 +129,7 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
       c->provider->free(c->pstate);
     free(c->base_url);
     authloop__timer_release(&ctx->timer, &c->wake);
+    authloop__timer_release(&ctx->timer, &c->login_wake);
     free(c);
     authloop__retire_release(ctx);
     return rc;
@@ -148,6 +159,7 @@ typedef struct {
 static void abort_transfers(authloop_client *c) {
   authloop__transfer_abort(c->login_x);
   c->login_x = NULL;
+  authloop__timer_set(&c->ctx->timer, &c->login_wake, AUTHLOOP__NEVER);
 }
 
 /* No event fires for a freed client; the callbacks of its pending
@@ -190,8 +202,12 @@ int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata) 
   /* in-flight operations end with ECANCELED, their events queued first; a
    * logout on its way finishes (the close waits for it) */
   authloop__transport_cancel_all(&ctx->transport, 1);
-  for (l = ctx->clients.next; l != &ctx->clients; l = l->next)
-    authloop__session_abort(AUTHLOOP__CONTAINER_OF(l, authloop_client, link), AUTHLOOP_ECANCELED);
+  for (l = ctx->clients.next; l != &ctx->clients; l = l->next) {
+    authloop_client *c = AUTHLOOP__CONTAINER_OF(l, authloop_client, link);
+    if (c->login_wake.index != AUTHLOOP__NOT_SCHEDULED) /* a login between two polls */
+      cancel_login(c);
+    authloop__session_abort(c, AUTHLOOP_ECANCELED);
+  }
   authloop__ctx_begin_close(ctx, close_clients, cb, userdata);
   return 0;
 }
@@ -234,6 +250,28 @@ static void forget_redirect(authloop_client *c) {
   c->redirect_url = c->redirect_result = NULL;
 }
 
+void authloop__forget_prompt(authloop_client *c) {
+  free((char *)c->prompt.verification_uri);
+  free((char *)c->prompt.verification_uri_complete);
+  free((char *)c->prompt.user_code);
+  memset(&c->prompt, 0, sizeof(c->prompt));
+  c->has_prompt = 0;
+}
+
+/* A device login's codes, kept for authloop_login_prompt_of() and told by
+ * loginPrompt (taken from r). */
+static void keep_prompt(authloop_client *c, authloop__result *r) {
+  authloop__forget_prompt(c);
+  c->prompt.verification_uri = r->prompt_uri;
+  c->prompt.verification_uri_complete = r->prompt_uri_complete;
+  c->prompt.user_code = r->prompt_code;
+  c->prompt.expires_in = (long)r->prompt_expires_s;
+  c->prompt.interval = (long)r->prompt_interval_s;
+  r->prompt_uri = r->prompt_uri_complete = r->prompt_code = NULL;
+  c->has_prompt = 1;
+  authloop__outcome_emit(c, NULL, AUTHLOOP_EV_LOGIN_PROMPT, NULL);
+}
+
 static void login_finished(authloop_client *c, authloop__result *r) {
   authloop__session *p = &c->pending;
   uint64_t now;
@@ -242,6 +280,8 @@ static void login_finished(authloop_client *c, authloop__result *r) {
                           "the login ended without a token, a user or a lifetime");
   authloop__outcome_drop(&c->await_note); /* no pause now: the login has ended */
   forget_redirect(c);
+  authloop__forget_prompt(c);
+  authloop__timer_set(&c->ctx->timer, &c->login_wake, AUTHLOOP__NEVER);
   c->provider->login_end(c->pstate);
   if (r->error) {
     authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "login failed: %s (HTTP %ld, server code %s)",
@@ -278,9 +318,18 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
     if (authloop__result_check(c, &r) == 0)
       authloop__session_merge(c, &c->pending, &r);
   }
+  if (!r.error && r.prompt_code)
+    keep_prompt(c, &r);
   if (!r.error && r.next == AUTHLOOP__NEXT_STEP) {
     int rc;
     c->login_step = r.step;
+    if (r.delay_ms > 0) { /* sent later, by the timer (its room is reserved) */
+      authloop__timer_set(&c->ctx->timer, &c->login_wake,
+                          authloop__boot_ms() + (uint64_t)r.delay_ms);
+      authloop__result_clear(&r);
+      authloop__health_outcome(c->ctx, origin, o);
+      return;
+    }
     if ((rc = send_login_step(c, 0)) == 0) {
       authloop__result_clear(&r);
       authloop__health_outcome(c->ctx, origin, o);
@@ -338,6 +387,57 @@ static int start_login(authloop_client *c, const authloop__credential *cred, uns
     authloop__outcome_drop(&c->await_note);
   }
   return rc;
+}
+
+static int login(authloop_client *c, const authloop__credential *cred);
+
+/* The login in progress ends ECANCELED; its events are queued, delivered
+ * from the loop. */
+static void cancel_login(authloop_client *c) {
+  authloop__result r = {0};
+  abort_transfers(c);
+  authloop__result_fail(&r, AUTHLOOP_ECANCELED, 0, NULL, NULL);
+  login_finished(c, &r);
+  authloop__result_clear(&r);
+}
+
+static void on_login_wake(authloop__timer_entry *e, uint64_t now) {
+  authloop_client *c = AUTHLOOP__CONTAINER_OF(e, authloop_client, login_wake);
+  int rc;
+  (void)now;
+  if ((rc = send_login_step(c, 0)) != 0) {
+    authloop__result r = {0};
+    authloop__result_fail(&r, rc, 0, NULL, NULL);
+    login_finished(c, &r);
+    authloop__result_clear(&r);
+  }
+}
+
+int authloop_login_cancel(authloop_client *c) {
+  int rc = authloop__client_usable(c);
+  if (rc)
+    return rc;
+  if (c->state != AUTHLOOP_STATE_LOGGING_IN && c->state != AUTHLOOP_STATE_AWAITING_TOKEN)
+    return AUTHLOOP_EINVAL;
+  cancel_login(c);
+  return 0;
+}
+
+int authloop_login_device(authloop_client *c) {
+  authloop__credential cred = {0};
+  cred.kind = AUTHLOOP__CRED_DEVICE;
+  return login(c, &cred);
+}
+
+const authloop_login_prompt *authloop_login_prompt_of(const authloop_client *c) {
+  return c && !c->freed && c->has_prompt ? &c->prompt : NULL;
+}
+
+const char *authloop_end_session_url(const authloop_client *c) {
+  if (!c || c->freed || !c->provider->end_session_url || authloop__logged_in(c) ||
+      c->state == AUTHLOOP_STATE_LOGGING_IN || c->state == AUTHLOOP_STATE_AWAITING_TOKEN)
+    return NULL;
+  return c->provider->end_session_url(c->pstate);
 }
 
 static int login(authloop_client *c, const authloop__credential *cred) {
@@ -482,7 +582,7 @@ static int logout(authloop_client *c, int global) {
   }
   if (rc) {
     authloop__result r = {0};
-    r.error = rc;
+    r.error = rc == AUTHLOOP__NO_REQUEST ? 0 : rc; /* nothing to tell the server */
     authloop__outcome_emit(c, &op->outcome, AUTHLOOP_EV_LOGOUT, &r);
     free(op);
   } else {

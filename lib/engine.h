@@ -103,6 +103,9 @@ struct authloop_client {
   authloop__event_entry *login_outcome; /* its loginAttempt, reserved when it began */
   authloop__event_entry *await_note;    /* stateChanged to AWAITING_TOKEN, likewise */
   char *redirect_url, *redirect_result; /* what a redirect strategy said, while AWAITING_TOKEN */
+  authloop_login_prompt prompt; /* a device login's codes (strings owned), when has_prompt */
+  int has_prompt;
+  authloop__timer_entry login_wake; /* a login step sent later (a device login's polls) */
   authloop__origin *login_origin;
   int login_step;
   /* the token lifecycle (lib/session.c); times in authloop__boot_ms() */
@@ -135,6 +138,8 @@ struct authloop_client {
 };
 
 void authloop__client_ref(authloop_client *c);
+/* Drops a device login's codes (lib/client.c). */
+void authloop__forget_prompt(authloop_client *c);
 /* Drops a reference; the last one frees the client. */
 void authloop__client_unref(authloop_client *c);
 /* The guard of every call on a client: EINVAL (NULL or freed), the

@@ -17,11 +17,12 @@
 /* The kinds of credential the public login calls build. A provider's table
  * says which kinds it takes; the others fail with AUTHLOOP_EWRONGPROVIDER. */
 typedef enum {
-  AUTHLOOP__CRED_CODE = 1,     /* authloop_login_code: a one-time authorization code */
-  AUTHLOOP__CRED_STRATEGY = 2, /* authloop_login_strategy/local: strategy + credentials */
-  AUTHLOOP__CRED_UID_KEY = 4,  /* authloop_login_key: a user id and the app's key */
-  AUTHLOOP__CRED_TOKEN = 8,    /* authloop_login_token: a token minted elsewhere */
-  AUTHLOOP__CRED_PASSWORD = 16 /* authloop_login_password: a user name and password */
+  AUTHLOOP__CRED_CODE = 1,      /* authloop_login_code: a one-time authorization code */
+  AUTHLOOP__CRED_STRATEGY = 2,  /* authloop_login_strategy/local: strategy + credentials */
+  AUTHLOOP__CRED_UID_KEY = 4,   /* authloop_login_key: a user id and the app's key */
+  AUTHLOOP__CRED_TOKEN = 8,     /* authloop_login_token: a token minted elsewhere */
+  AUTHLOOP__CRED_PASSWORD = 16, /* authloop_login_password: a user name and password */
+  AUTHLOOP__CRED_DEVICE = 32    /* authloop_login_device: the device authorization grant */
 } authloop__cred_kind;
 
 typedef struct {
@@ -83,6 +84,11 @@ typedef struct {
    * user, and the server's result as JSON text (both may be NULL) */
   char *redirect_url, *redirect_result;
   long long lifetime_s; /* > 0, AUTHLOOP__LIFETIME_NEVER or AUTHLOOP__LIFETIME_UNSET */
+  long long delay_ms;   /* NEXT_STEP: send it after this long (a device login's polling) */
+  /* a login that needs the user elsewhere (the device grant's codes): told
+   * to the application by a loginPrompt event */
+  char *prompt_code, *prompt_uri, *prompt_uri_complete;
+  long long prompt_expires_s, prompt_interval_s;
 } authloop__result;
 
 void authloop__result_clear(authloop__result *r);
@@ -102,6 +108,10 @@ int authloop__result_fail(authloop__result *r, int error, long status, const cha
 /* ---- the table ------------------------------------------------------------------------ */
 
 #define AUTHLOOP__CAN_GLOBAL_LOGOUT 1
+
+/* logout_request: nothing to send (the server offers no revocation); the
+ * logout is then done locally, its event with error 0. */
+#define AUTHLOOP__NO_REQUEST 1
 
 typedef struct authloop__provider {
   const char *name;
@@ -145,6 +155,10 @@ typedef struct authloop__provider {
   /* The id and display name in a user object of this dialect (pointers into
    * it); AUTHLOOP_EPROTO when it is not one. Used for answers and restores. */
   int (*user_fields)(const authloop__jdoc *d, int user, const char **id, const char **name);
+
+  /* The end-session URL (RP-Initiated Logout) made by the last logout, or
+   * NULL; NULL where the dialect has none. */
+  const char *(*end_session_url)(void *state);
 
   /* Pre-auth (the gateway's backend half); NULL elsewhere. */
   int (*preauth_request)(const authloop_preauth_options *o, const char *bearer,

@@ -756,6 +756,12 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     if (authloop__result_check(c, &r) == 0 && !r.access_token)
       authloop__result_fail(&r, AUTHLOOP_EPROTO, r.http_status, "malformed response: %s",
                             "a refresh without a token");
+    /* a refresh renews the session of its user: one that answers for
+     * another (a user id that differs) is refused, whatever the dialect */
+    else if (!r.error && r.user_id && c->session.user &&
+             strcmp(r.user_id, authloop_user_id(c->session.user)) != 0)
+      authloop__result_fail(&r, AUTHLOOP_EPROTO, r.http_status, "malformed response: %s",
+                            "a refresh for another user");
   }
   if (r.error == 0 && authloop__session_merge(c, &c->session, &r) == 0) {
     c->gen = authloop__next_gen(c->gen, c->gen);

@@ -163,6 +163,9 @@ static void client_destroy(authloop_client *c) {
   authloop__retire_release(c->ctx);
   authloop__timer_set(&c->ctx->timer, &c->wake, AUTHLOOP__NEVER);
   authloop__timer_release(&c->ctx->timer, &c->wake);
+  authloop__timer_set(&c->ctx->timer, &c->login_wake, AUTHLOOP__NEVER);
+  authloop__timer_release(&c->ctx->timer, &c->login_wake);
+  authloop__forget_prompt(c);
   authloop__session_clear(&c->pending);
   authloop__outcome_drop(&c->login_outcome);
   authloop__outcome_drop(&c->await_note);
@@ -356,7 +359,8 @@ int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__
 }
 
 static const char *const event_names[AUTHLOOP_EV__COUNT] = {
-    "loginAttempt", "logout", "stateChanged", "tokenRefreshed", "tokenExpiring", "sessionExpired"};
+    "loginAttempt",  "logout",         "stateChanged", "tokenRefreshed",
+    "tokenExpiring", "sessionExpired", "loginPrompt"};
 
 const char *authloop_event_name(authloop_event_type type) {
   return (unsigned)type < AUTHLOOP_EV__COUNT ? event_names[type] : "unknown";

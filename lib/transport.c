@@ -714,7 +714,12 @@ void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud),
   free(t->ca_file);
   free(t->user_agent);
   t->ca_file = t->user_agent = NULL;
-  line_gc(t); /* every transfer has ended: every line is empty */
+  /* every transfer has ended: every line is empty */
+  while (!authloop__list_empty(&t->lines)) {
+    authloop__link *k = t->lines.next;
+    authloop__list_remove(k);
+    free(AUTHLOOP__CONTAINER_OF(k, struct line, link));
+  }
   uv_close((uv_handle_t *)&t->timer, handle_closed);
   uv_close((uv_handle_t *)&t->queue_timer, handle_closed);
 }
@@ -931,6 +936,9 @@ static int line_join(authloop__transport *t, authloop__transfer *x) {
       curl_url_get(x->url, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
       curl_url_get(x->url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
     goto done;
+  for (n = 0; host[n]; n++) /* host names compare without case, as libcurl's limit does */
+    if (host[n] >= 'A' && host[n] <= 'Z')
+      host[n] = (char)(host[n] - 'A' + 'a');
   n = strlen(scheme) + strlen(host) + strlen(port) + 5;
   for (k = t->lines.next; k != &t->lines; k = k->next) {
     struct line *m = AUTHLOOP__CONTAINER_OF(k, struct line, link);
@@ -961,7 +969,9 @@ done:
   return rc;
 }
 
-/* Frees the lines nothing is in. Not while a pump walks them. */
+/* Frees the lines nothing is in (but those of servers that answered over
+ * HTTP/2: as few as the servers the ctx talks to). Not while a pump walks
+ * them. */
 static void line_gc(authloop__transport *t) {
   authloop__link *k = t->lines.next;
   if (t->pumping)
@@ -969,7 +979,8 @@ static void line_gc(authloop__transport *t) {
   while (k != &t->lines) {
     struct line *l = AUTHLOOP__CONTAINER_OF(k, struct line, link);
     k = k->next;
-    if (!l->active && authloop__list_empty(&l->waiting)) {
+    /* a server that multiplexes keeps its line: what it said stays known */
+    if (!l->active && authloop__list_empty(&l->waiting) && !l->multiplexed) {
       authloop__list_remove(&l->link);
       free(l);
     }

@@ -54,8 +54,10 @@ static json_t *spawn_server(test_server *s, const char *script, va_list ap) {
     argv[argc++] = a;
   argv[argc] = NULL;
 
-  assert_int_equal(pipe(in), 0);
-  assert_int_equal(pipe(out), 0);
+  /* close-on-exec: a server started later must not hold this one's
+   * lifeline open (it would then never see its end) */
+  assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+  assert_int_equal(pipe2(out, O_CLOEXEC), 0);
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);

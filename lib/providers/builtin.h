@@ -9,6 +9,7 @@ extern const authloop__provider authloop__provider_gateway;
 extern const authloop__provider authloop__provider_kuzzle;
 extern const authloop__provider authloop__provider_cometchat;
 extern const authloop__provider authloop__provider_cognito;
+extern const authloop__provider authloop__provider_oidc;
 
 /* The gateway's answers as pure functions (unit-tested, fuzzed). */
 int authloop__gateway_login_answer(const authloop__answer *a, authloop__result *out);

@@ -61,14 +61,16 @@ int authloop__cognito_error(const authloop__answer *a, int kind, authloop__resul
   size_t len;
   authloop__result_status(out, a->status);
   if (authloop__jdoc_parse(&d, a->body, a->len) == 0) {
-    if ((type = authloop__jstr(&d, 0, "__type")) && (len = exception_name(type, &name)) > 0 &&
-        len < 128 && (out->server_code = malloc(len + 1))) {
+    if ((type = authloop__jstr(&d, 0, "__type")) && authloop__text_ok(type) &&
+        (len = exception_name(type, &name)) > 0 && len < 128 &&
+        (out->server_code = malloc(len + 1))) {
       memcpy(out->server_code, name, len);
       out->server_code[len] = '\0';
     }
     /* "message", or "Message" as some of the service's answers spell it */
-    if ((message = authloop__jstr(&d, 0, "message")) ||
-        (message = authloop__jstr(&d, 0, "Message"))) {
+    if (((message = authloop__jstr(&d, 0, "message")) ||
+         (message = authloop__jstr(&d, 0, "Message"))) &&
+        authloop__text_ok(message)) { /* no control byte reaches a log line */
       free(out->message);
       out->message = strdup(message);
     }
@@ -97,7 +99,7 @@ static int missing(authloop__result *out, long status, const char *field) {
 static int user_fields(const authloop__jdoc *d, int user, const char **id, const char **name) {
   int n = authloop__jget(d, user, "cognito:username");
   if (!authloop__jis(d, user, AUTHLOOP__J_OBJECT) || !(*id = authloop__jstr(d, user, "sub")) ||
-      !**id || (n >= 0 && !authloop__jis(d, n, AUTHLOOP__J_STRING)))
+      !**id || !authloop__text_ok(*id) || (n >= 0 && !authloop__jis(d, n, AUTHLOOP__J_STRING)))
     return AUTHLOOP_EPROTO;
   *name = authloop__jstring(d, n);
   return 0;
@@ -144,7 +146,8 @@ int authloop__cognito_auth_answer(const authloop__answer *a, int kind, authloop_
     goto done;
   }
   result = authloop__jget(&d, 0, "AuthenticationResult");
-  if (result < 0 && (challenge = authloop__jstr(&d, 0, "ChallengeName")) != NULL) {
+  if (result < 0 && (challenge = authloop__jstr(&d, 0, "ChallengeName")) != NULL &&
+      authloop__text_ok(challenge) && strlen(challenge) < 128) {
     authloop__result_fail(out, AUTHLOOP_ENOTSUP, a->status,
                           "the server asks for the challenge %s, which authloop does not answer",
                           challenge);
@@ -385,16 +388,21 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
   return out->error;
 }
 
-/* The user's name for a SECRET_HASH: the id token's cognito:username. */
-static char *user_name(const authloop__view *v) {
-  authloop__jdoc d;
-  char *name = NULL;
+/* The user's name for a SECRET_HASH: the id token's cognito:username. 0;
+ * AUTHLOOP_EREVOKED when the session has none (it cannot sign a refresh);
+ * AUTHLOOP_ENOMEM (transient: the session stays). */
+static int user_name(const authloop__view *v, char **name) {
+  authloop__jdoc d = {0};
   const char *n;
-  if (v->user_json && authloop__jdoc_parse(&d, v->user_json, strlen(v->user_json)) == 0 &&
-      (n = authloop__jstr(&d, 0, "cognito:username")))
-    name = authloop__secret_dup(n);
+  int rc =
+      v->user_json ? authloop__jdoc_parse(&d, v->user_json, strlen(v->user_json)) : AUTHLOOP_EPROTO;
+  *name = NULL;
+  if (rc == 0 && (n = authloop__jstr(&d, 0, "cognito:username")))
+    rc = (*name = authloop__secret_dup(n)) ? 0 : AUTHLOOP_ENOMEM;
+  else if (rc != AUTHLOOP_ENOMEM)
+    rc = AUTHLOOP_EREVOKED;
   authloop__jdoc_free(&d);
-  return name;
+  return rc;
 }
 
 static int refresh_request(void *state, const authloop__view *v, authloop__request *out) {
@@ -403,8 +411,8 @@ static int refresh_request(void *state, const authloop__view *v, authloop__reque
   int rc;
   if (!v->refresh_token)
     return AUTHLOOP_EREVOKED; /* nothing to refresh with */
-  if (g->client_secret && !(name = user_name(v)))
-    return AUTHLOOP_EREVOKED; /* a session without a user name cannot sign its refresh */
+  if (g->client_secret && (rc = user_name(v, &name)) != 0)
+    return rc;
   rc = initiate_auth(g, "REFRESH_TOKEN_AUTH", name, NULL, v->refresh_token, out);
   authloop__secret_free(name);
   return rc;

@@ -8,7 +8,7 @@
 
 static const authloop__provider *const all[] = {
     &authloop__provider_gateway, &authloop__provider_kuzzle, &authloop__provider_cometchat,
-    &authloop__provider_cognito};
+    &authloop__provider_cognito, &authloop__provider_oidc};
 
 const authloop__provider *authloop__provider_find(const char *name) {
   size_t i;
@@ -37,6 +37,9 @@ void authloop__result_clear(authloop__result *r) {
   free(r->user_name);
   free(r->redirect_url);
   free(r->redirect_result);
+  free(r->prompt_code);
+  free(r->prompt_uri);
+  free(r->prompt_uri_complete);
   memset(r, 0, sizeof(*r));
 }
 

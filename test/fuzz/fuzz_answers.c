@@ -14,7 +14,7 @@
 
 static const authloop__provider *const providers[] = {
     &authloop__provider_gateway, &authloop__provider_kuzzle, &authloop__provider_cometchat,
-    &authloop__provider_cognito};
+    &authloop__provider_cognito, &authloop__provider_oidc};
 #define N_PROVIDERS (sizeof(providers) / sizeof(providers[0]))
 static void *states[N_PROVIDERS];
 
@@ -31,7 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   o.base_url = "https://127.0.0.1:1";
   for (i = 0; i < N_PROVIDERS; i++) {
     o.app_id = i == 2 ? "app1" : NULL;
-    o.client_id = i == 3 ? "client1" : NULL;
+    o.client_id = i >= 3 ? "client1" : NULL;
     if (providers[i]->init(&o, &env, &states[i], bases) != 0)
       abort();
   }
@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   for (i = 0; i < N_PROVIDERS; i++) {
     const authloop__provider *p = providers[i];
-    for (step = 0; step < 3; step++) {
+    for (step = 0; step < 5; step++) { /* oidc has five */
       memset(&r, 0, sizeof(r));
       p->login_answer(states[i], &v, step, &a, &r);
       check(&r);

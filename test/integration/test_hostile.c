@@ -8,6 +8,8 @@
  * matters: on the wire. */
 #include "harness.h"
 
+#include "jwt.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,12 +341,68 @@ static void application_values(void **state) {
   nothing_injected();
 }
 
+/* A canned Cognito answer: tokens whose id token names sub (unsigned: the
+ * dialect reads Cognito's id token without checking it). */
+static void cognito_answer(const char *sub) {
+  char claims[256], body[2048], fault[2300];
+  char *c;
+  snprintf(claims, sizeof(claims),
+           "{\"sub\":\"%s\",\"cognito:username\":\"%s-name\",\"iat\":1000,\"exp\":4600}", sub, sub);
+  c = authloop__b64url_encode((const unsigned char *)claims, strlen(claims));
+  snprintf(
+      body, sizeof(body),
+      "{\"AuthenticationResult\":{\"AccessToken\":\"AT-%s\",\"IdToken\":\"eyJhbGciOiJSUzI1NiJ9.%s."
+      "c2ln\",\"RefreshToken\":\"RT\",\"ExpiresIn\":3600}}",
+      sub, c);
+  free(c);
+  /* the body as a JSON string inside the fault */
+  {
+    json_t *f = json_pack("{s:s, s:s, s:i}", "route", "/", "body", body, "count", 1);
+    char *text = json_dumps(f, JSON_COMPACT);
+    snprintf(fault, sizeof(fault), "%s", text);
+    free(text);
+    json_decref(f);
+  }
+  test_fault(&server, fault);
+}
+
+/* A refresh renews its user's session: an answer for another user (a
+ * hostile or broken server) is refused, and the session stays the user's,
+ * whatever the dialect says of users. */
+static void a_refresh_for_another_user(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  test_done d = {0, 0};
+  authloop_client *c = NULL;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  o.provider = "cognito";
+  o.base_url = server.base_url;
+  o.client_id = "client1";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  cognito_answer("u-alice");
+  assert_int_equal(authloop_login_password(c, "alice", "pw"), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "u-alice");
+  cognito_answer("u-mallory");
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  assert_int_equal(d.status, AUTHLOOP_EPROTO);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "u-alice");
+  assert_string_equal(authloop_access_token(c), "AT-u-alice");
+  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 0);
+  test_env_close(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(gateway_login_answers),        cmocka_unit_test(kuzzle_login_answers),
-      cmocka_unit_test(cometchat_auth_token_answers), cmocka_unit_test(gateway_refresh_answers),
-      cmocka_unit_test(kuzzle_refresh_answers),       cmocka_unit_test(restored_session_files),
-      cmocka_unit_test(application_values),
+      cmocka_unit_test(a_refresh_for_another_user), cmocka_unit_test(gateway_login_answers),
+      cmocka_unit_test(kuzzle_login_answers),       cmocka_unit_test(cometchat_auth_token_answers),
+      cmocka_unit_test(gateway_refresh_answers),    cmocka_unit_test(kuzzle_refresh_answers),
+      cmocka_unit_test(restored_session_files),     cmocka_unit_test(application_values),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */

@@ -334,15 +334,60 @@ static void http2_streams_share_a_connection(void **state) {
   assert_true((uv_hrtime() - t0) / 1000000 < test_scaled(1000) * 3);
   /* no new connection for the 16 (the stats call opens its own) */
   assert_int_equal(test_stat(&h2, "connections") - connections, 1);
+
+  /* the line empties, and still knows its server multiplexes: with the
+   * first of four slow past half the timeout, the other three go beside it */
+  fault(&h2, "/api/me", test_scaled(3000), 1);
+  memset(&rep, 0, sizeof(rep));
+  for (i = 0; i < 4; i++) {
+    API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
+    assert_int_equal(rc, 0);
+  }
+  test_run_until(&e, &rep.n, 4, 8000);
+  for (i = 0; i < 4; i++)
+    assert_int_equal(rep.status[i], 0);
   test_env_close(&e);
   test_server_stop(&h2);
 }
 
+/* One server however its host is spelled: libcurl's per-host limit does not
+ * mind case, nor does the line. */
+static void one_line_per_server_whatever_the_case(void **state) {
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_env e;
+  test_recorder r[2];
+  authloop_client *c[2];
+  char url[2][64];
+  int i;
+  (void)state;
+  snprintf(url[0], sizeof(url[0]), "https://localhost:%d", server.port);
+  snprintf(url[1], sizeof(url[1]), "https://LOCALHOST:%d", server.port);
+  o.ca_file = server.ca;
+  o.max_host_connections = 1;
+  test_env_init(&e, &server, &o);
+  for (i = 0; i < 2; i++) {
+    char *code = test_mint_code(&server, "case");
+    c[i] = gateway(&e, url[i]);
+    test_record(c[i], &r[i]);
+    assert_int_equal(authloop_login_code(c[i], code), 0);
+    free(code);
+  }
+  assert_int_equal(authloop__transport_in_libcurl(&e.ctx->transport), 1);
+  for (i = 0; i < 2; i++) {
+    test_run_until(&e, &r[i].count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+    assert_true(r[i].last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  }
+  test_env_close(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(a_dead_server_holds_up_no_other),  cmocka_unit_test(close_cancels_the_line),
-      cmocka_unit_test(the_line_keeps_its_deadline),      cmocka_unit_test(started_under_a_pump),
+      cmocka_unit_test(a_dead_server_holds_up_no_other),
+      cmocka_unit_test(close_cancels_the_line),
+      cmocka_unit_test(the_line_keeps_its_deadline),
+      cmocka_unit_test(started_under_a_pump),
       cmocka_unit_test(http2_streams_share_a_connection),
+      cmocka_unit_test(one_line_per_server_whatever_the_case),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER"))

@@ -1,0 +1,744 @@
+/* SPDX-License-Identifier: MIT */
+/* The OpenID Connect / OAuth 2.0 dialect (docs/protocol.md, section oidc):
+ * discovery (OpenID Connect Discovery 1.0), the issuer's keys (a JWKS), login
+ * by the device authorization grant (RFC 8628), refresh with the
+ * refresh_token grant (RFC 6749 6), id tokens checked (OpenID Connect Core
+ * 3.1.3.7: signature by the issuer's key, iss, aud, azp, exp, iat), logout by
+ * revoking the refresh token (RFC 7009) and the end-session URL (RP-Initiated
+ * Logout). Client authentication: client_secret_basic with a secret, else
+ * the client id in the body (a public client). */
+#include "builtin.h"
+
+#include "../jwks.h"
+#include "../jwt.h"
+
+#include <mbedtls/base64.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pure.h" /* last */
+
+#define MAX_URL            2048
+#define MAX_EXPIRES_IN     (10LL * 366 * 24 * 3600)
+#define SKEW_S             120 /* clock skew allowed on exp and iat */
+#define DEFAULT_INTERVAL_S 5   /* RFC 8628 3.2 */
+#define MAX_INTERVAL_S     300
+#define SLOW_DOWN_S        5 /* RFC 8628 3.5 */
+#define MAX_DEVICE_S       (24 * 3600)
+#define JWKS_REFETCH_MS    (60 * 1000) /* at most one refetch a minute for an unknown kid */
+#define DEFAULT_SCOPE      "openid offline_access"
+#define DEVICE_GRANT       "urn:ietf:params:oauth:grant-type:device_code"
+
+enum { STEP_DISCOVER, STEP_KEYS, STEP_DEVICE, STEP_POLL, STEP_KEYS_AGAIN };
+
+typedef struct {
+  /* options */
+  char *issuer, *client_id, *scope;
+  char *basic; /* "Basic base64(id:secret)" with a secret, else NULL */
+  /* discovery, once per client */
+  int discovered;
+  char *token_ep, *device_ep, *revocation_ep, *end_session_ep, *jwks_ep;
+  /* the issuer's keys */
+  authloop__jwks keys;
+  int have_keys;
+  long long keys_at_ms; /* when they were fetched (wall clock) */
+  /* a device login in flight */
+  char *device_code;
+  long long device_until_ms;
+  long long interval_s;
+  char *held; /* a token answer whose id token names a key not yet had */
+  long held_status;
+  /* the end-session URL of the last logout */
+  char *end_session_url;
+} oidc;
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static int unreserved(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+/* application/x-www-form-urlencoded, as RFC 6749 appendix B asks (spaces as
+ * %20, which every server reads as the "+" form too). */
+static void form_add(authloop__jw *w, const char *name, const char *value) {
+  static const char hex[] = "0123456789ABCDEF";
+  const unsigned char *p;
+  if (w->len)
+    authloop__jw_raw(w, "&", 1);
+  authloop__jw_raw(w, name, strlen(name));
+  authloop__jw_raw(w, "=", 1);
+  for (p = (const unsigned char *)value; *p; p++) {
+    if (unreserved(*p)) {
+      authloop__jw_raw(w, (const char *)p, 1);
+    } else {
+      char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+      authloop__jw_raw(w, esc, 3);
+    }
+  }
+}
+
+static char *form_escape(const char *value) {
+  authloop__jw w = {NULL, 0, 0, 0};
+  char *out;
+  form_add(&w, "", value); /* "=value" */
+  if (w.failed || !w.data) {
+    if (w.data)
+      authloop__wipe_free(w.data, w.cap);
+    return NULL;
+  }
+  out = authloop__secret_dup(w.data + 1);
+  authloop__wipe_free(w.data, w.cap);
+  return out;
+}
+
+/* A POST of form fields (w, taken) to an endpoint, with the client's
+ * authentication: Basic with a secret, client_id in the body without. */
+static int post_form(oidc *o, const char *endpoint, authloop__jw *w, authloop__request *out) {
+  int rc;
+  if (!o->basic)
+    form_add(w, "client_id", o->client_id);
+  if (w->failed) {
+    if (w->data)
+      authloop__wipe_free(w->data, w->cap);
+    return AUTHLOOP_ENOMEM;
+  }
+  out->method = "POST";
+  out->base = endpoint;
+  out->json = w->data;
+  if ((rc = authloop__request_header(out, "Content-Type", "application/x-www-form-urlencoded")) ||
+      (rc = authloop__request_header(out, "Accept", "application/json")))
+    return rc;
+  return o->basic ? authloop__request_header(out, "Authorization", o->basic) : 0;
+}
+
+static int missing(authloop__result *out, long status, const char *field) {
+  return authloop__result_fail(out, AUTHLOOP_EPROTO, status,
+                               "malformed response: missing or mistyped \"%s\"", field);
+}
+
+/* An endpoint from the discovery document: absolute, of the issuer's scheme
+ * (https, or http where the issuer was allowed it), no query or fragment,
+ * nothing that could not be sent; NULL when absent. 0 or EPROTO. */
+static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key, char **dst,
+                         int required) {
+  const char *v = authloop__jstr(d, 0, key);
+  size_t scheme = strncmp(o->issuer, "https://", 8) == 0 ? 8 : 7;
+  free(*dst);
+  *dst = NULL;
+  if (!v)
+    return authloop__jget(d, 0, key) >= 0 || required ? AUTHLOOP_EPROTO : 0;
+  if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 || strlen(v) <= scheme ||
+      !authloop__text_ok(v) || authloop__has_space(v) || strpbrk(v, "?#\\"))
+    return AUTHLOOP_EPROTO;
+  return (*dst = strdup(v)) ? 0 : AUTHLOOP_ENOMEM;
+}
+
+/* {"error": ..., "error_description": ...} (RFC 6749 5.2) into out; the
+ * error code, or NULL. */
+static const char *oauth_error(const authloop__answer *a, authloop__result *out) {
+  authloop__jdoc d;
+  const char *code, *desc;
+  authloop__result_status(out, a->status);
+  if (authloop__jdoc_parse(&d, a->body, a->len) == 0 && (code = authloop__jstr(&d, 0, "error")) &&
+      strlen(code) < 128 && authloop__text_ok(code)) {
+    out->server_code = strdup(code);
+    if ((desc = authloop__jstr(&d, 0, "error_description"))) {
+      free(out->message);
+      out->message = strdup(desc);
+    }
+  }
+  authloop__jdoc_free(&d);
+  return out->server_code;
+}
+
+/* ---- id tokens ------------------------------------------------------------------------ */
+
+/* "aud" is the client, alone or among others (then "azp" must be it). */
+static int audience_ok(const oidc *o, const authloop__jdoc *d) {
+  int aud = authloop__jget(d, 0, "aud"), end, i, found = 0, n = 0;
+  const char *azp = authloop__jstr(d, 0, "azp");
+  if (authloop__jis(d, aud, AUTHLOOP__J_STRING))
+    return strcmp(authloop__jstring(d, aud), o->client_id) == 0 &&
+           (!azp || strcmp(azp, o->client_id) == 0);
+  if (!authloop__jis(d, aud, AUTHLOOP__J_ARRAY))
+    return 0;
+  end = aud + (int)d->tok[aud].skip;
+  for (i = aud + 1; i < end; i += (int)d->tok[i].skip, n++) {
+    const char *s = authloop__jstring(d, i);
+    if (!s)
+      return 0;
+    found |= strcmp(s, o->client_id) == 0;
+  }
+  return found &&
+         (n == 1 ? !azp || strcmp(azp, o->client_id) == 0 : azp && strcmp(azp, o->client_id) == 0);
+}
+
+/* The id token's signature and claims (OpenID Connect Core 3.1.3.7, and
+ * 12.2 for a refresh's: the same subject). 0 with the claims as text in
+ * *claims; AUTHLOOP_ENOENT: signed by a key not (yet) had; else a failure
+ * in out. */
+static int check_id_token(oidc *o, const authloop__view *v, const char *token, const char *sub_was,
+                          authloop__result *out, long status, char **claims) {
+  authloop__jdoc d;
+  const char *iss, *sub;
+  long long exp, iat, now = v->now_wall_ms / 1000;
+  int rc = o->have_keys ? authloop__jws_verify(token, &o->keys) : AUTHLOOP_ENOENT;
+  const char *why = NULL;
+  *claims = NULL;
+  if (rc == AUTHLOOP_ENOENT || rc == AUTHLOOP_ENOMEM)
+    return rc == AUTHLOOP_ENOMEM ? authloop__result_fail(out, rc, status, NULL, NULL) : rc;
+  if (rc != 0)
+    return authloop__result_fail(out, AUTHLOOP_EPROTO, status, "the id token is refused: %s",
+                                 rc == AUTHLOOP_EREJECTED ? "its signature does not verify"
+                                                          : "not a JWS of RS256 or ES256");
+  if ((rc = authloop__jwt_claims_text(token, claims)) != 0 ||
+      authloop__jdoc_parse(&d, *claims, strlen(*claims)) != 0) {
+    authloop__secret_free(*claims);
+    *claims = NULL;
+    return rc == AUTHLOOP_ENOMEM ? authloop__result_fail(out, rc, status, NULL, NULL)
+                                 : missing(out, status, "id_token");
+  }
+  iss = authloop__jstr(&d, 0, "iss");
+  sub = authloop__jstr(&d, 0, "sub");
+  if (!iss || strcmp(iss, o->issuer) != 0)
+    why = "another issuer made it";
+  else if (!audience_ok(o, &d))
+    why = "it is not for this client";
+  else if (!sub || (sub_was && strcmp(sub, sub_was) != 0))
+    why = "its subject is missing or not the session's";
+  else if (authloop__jint(&d, authloop__jget(&d, 0, "exp"), &exp) != 0 || exp <= now - SKEW_S)
+    why = "it has expired";
+  else if (authloop__jint(&d, authloop__jget(&d, 0, "iat"), &iat) != 0 || iat > now + SKEW_S)
+    why = "it was issued in the future";
+  authloop__jdoc_free(&d);
+  if (why) {
+    authloop__secret_free(*claims);
+    *claims = NULL;
+    return authloop__result_fail(out, AUTHLOOP_EPROTO, status, "the id token is refused: %s", why);
+  }
+  return 0;
+}
+
+static int user_fields(const authloop__jdoc *d, int user, const char **id, const char **name) {
+  int n = authloop__jget(d, user, "name");
+  /* sub: at most 255 ASCII characters (OpenID Connect Core 2), no control byte */
+  if (!authloop__jis(d, user, AUTHLOOP__J_OBJECT) || !(*id = authloop__jstr(d, user, "sub")) ||
+      strlen(*id) > 255 || !authloop__text_ok(*id))
+    return AUTHLOOP_EPROTO;
+  if (n < 0)
+    n = authloop__jget(d, user, "preferred_username");
+  if (n >= 0 && !authloop__jis(d, n, AUTHLOOP__J_STRING))
+    n = -1; /* a name of another type is no display name */
+  *name = authloop__jstring(d, n);
+  return 0;
+}
+
+/* A token answer (RFC 6749 5.1). sub_was: a refresh's session subject
+ * (NULL on a login, whose answer must carry an id token). ENOENT when its
+ * id token names a key not had (out untouched). */
+static int token_answer(oidc *o, const authloop__view *v, const authloop__answer *a,
+                        const char *sub_was, authloop__result *out) {
+  const char *access, *refresh, *id, *type, *uid, *uname;
+  authloop__jdoc d, u;
+  char *claims = NULL;
+  int ttl, rc = 0;
+  long long n;
+  if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT)) {
+    if (!out->error)
+      missing(out, a->status, "access_token");
+    goto done;
+  }
+  access = authloop__jstr(&d, 0, "access_token");
+  refresh = authloop__jstr(&d, 0, "refresh_token");
+  id = authloop__jstr(&d, 0, "id_token");
+  type = authloop__jstr(&d, 0, "token_type");
+  ttl = authloop__jget(&d, 0, "expires_in");
+  if (!access) {
+    missing(out, a->status, "access_token");
+    goto done;
+  }
+  if (!type || strcasecmp(type, "Bearer") != 0) { /* DPoP or MAC tokens are not sent here */
+    missing(out, a->status, "token_type");
+    goto done;
+  }
+  if ((authloop__jget(&d, 0, "refresh_token") >= 0 && !refresh) ||
+      (authloop__jget(&d, 0, "id_token") >= 0 && !id) || (!sub_was && !id)) {
+    missing(out, a->status, !id ? "id_token" : "refresh_token");
+    goto done;
+  }
+  if (ttl >= 0) {
+    if (authloop__jint(&d, ttl, &n) != 0 || n <= 0 || n > MAX_EXPIRES_IN) {
+      missing(out, a->status, "expires_in");
+      goto done;
+    }
+    out->lifetime_s = n;
+  } else {
+    out->lifetime_s = authloop__jwt_lifetime(access, &n) == 0 ? n : AUTHLOOP__LIFETIME_NEVER;
+  }
+  if (id && (rc = check_id_token(o, v, id, sub_was, out, a->status, &claims)) != 0)
+    goto done;
+  if (claims) {
+    if (authloop__jdoc_parse(&u, claims, strlen(claims)) == 0 &&
+        user_fields(&u, 0, &uid, &uname) == 0) {
+      rc = authloop__result_user_text(out, claims, uid, uname);
+      claims = NULL;
+    } else {
+      missing(out, a->status, "id_token");
+    }
+    authloop__jdoc_free(&u);
+  }
+  if (!out->error && authloop__result_take(out, &out->access_token, access) == 0 &&
+      authloop__result_take(out, &out->id_token, id) == 0)
+    authloop__result_take(out, &out->refresh_token, refresh);
+done:
+  authloop__secret_free(claims);
+  authloop__jdoc_free(&d);
+  return rc == AUTHLOOP_ENOENT ? rc : out->error;
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+static void login_end(void *state) {
+  oidc *o = state;
+  authloop__secret_free(o->device_code);
+  authloop__secret_free(o->held);
+  o->device_code = o->held = NULL;
+}
+
+static void oidc_free(void *state) {
+  oidc *o = state;
+  if (!o)
+    return;
+  login_end(o);
+  free(o->issuer);
+  free(o->client_id);
+  free(o->scope);
+  authloop__secret_free(o->basic);
+  free(o->token_ep);
+  free(o->device_ep);
+  free(o->revocation_ep);
+  free(o->end_session_ep);
+  free(o->jwks_ep);
+  authloop__secret_free(o->end_session_url);
+  authloop__jwks_free(&o->keys);
+  free(o);
+}
+
+/* "Basic " + base64(form(id) ":" form(secret)) (RFC 6749 2.3.1) */
+static char *basic_auth(const char *id, const char *secret) {
+  char *eid = form_escape(id), *esec = form_escape(secret), *pair = NULL, *out = NULL;
+  size_t n, olen = 0;
+  if (eid && esec && (pair = malloc(strlen(eid) + strlen(esec) + 2))) {
+    n = (size_t)sprintf(pair, "%s:%s", eid, esec);
+    if ((out = malloc(6 + (n + 2) / 3 * 4 + 1))) {
+      memcpy(out, "Basic ", 6);
+      if (mbedtls_base64_encode((unsigned char *)out + 6, (n + 2) / 3 * 4 + 1, &olen,
+                                (unsigned char *)pair, n) != 0) {
+        free(out);
+        out = NULL;
+      }
+    }
+    authloop__wipe_free(pair, n + 1);
+  }
+  authloop__secret_free(eid);
+  authloop__secret_free(esec);
+  return out;
+}
+
+static int scope_ok(const char *s) {
+  const unsigned char *p;
+  if (!*s || strlen(s) > 1024)
+    return 0;
+  for (p = (const unsigned char *)s; *p; p++) /* RFC 6749 3.3: %x21 / %x23-5B / %x5D-7E, spaces */
+    if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+      return 0;
+  return 1;
+}
+
+static int init(const authloop_client_options *opt, const authloop__provider_env *env, void **state,
+                const char *bases[AUTHLOOP__MAX_BASES]) {
+  oidc *o;
+  size_t n;
+  (void)env;
+  if (opt->app_id || opt->region || opt->admin_url || opt->device_id || opt->login_path ||
+      opt->logout_path || opt->refresh_path)
+    return AUTHLOOP_ENOTSUP;
+  if (!opt->base_url || !opt->client_id || !*opt->client_id || strlen(opt->client_id) > 256 ||
+      !authloop__text_ok(opt->client_id) || (opt->scope && !scope_ok(opt->scope)) ||
+      (opt->client_secret && (!*opt->client_secret || strlen(opt->client_secret) > 512 ||
+                              !authloop__text_ok(opt->client_secret))) ||
+      strlen(opt->base_url) > MAX_URL || strpbrk(opt->base_url, "?#"))
+    return AUTHLOOP_EINVAL;
+  if (!(o = calloc(1, sizeof(*o))))
+    return AUTHLOOP_ENOMEM;
+  /* the issuer as configured, without a trailing slash: discovery's must match */
+  n = strlen(opt->base_url);
+  while (n > 8 && opt->base_url[n - 1] == '/')
+    n--;
+  if (!(o->issuer = strndup(opt->base_url, n)) || !(o->client_id = strdup(opt->client_id)) ||
+      !(o->scope = strdup(opt->scope ? opt->scope : DEFAULT_SCOPE)) ||
+      (opt->client_secret && !(o->basic = basic_auth(opt->client_id, opt->client_secret)))) {
+    oidc_free(o);
+    return AUTHLOOP_ENOMEM;
+  }
+  *state = o;
+  bases[0] = o->issuer;
+  return 0;
+}
+
+static int login_start(void *state, const authloop__credential *cred, int *step) {
+  oidc *o = state;
+  (void)cred; /* AUTHLOOP__CRED_DEVICE: nothing to check */
+  login_end(o);
+  *step = !o->discovered ? STEP_DISCOVER : !o->have_keys ? STEP_KEYS : STEP_DEVICE;
+  return 0;
+}
+
+static int get(const char *base, const char *path, authloop__request *out) {
+  int rc;
+  out->method = "GET";
+  out->base = base;
+  if ((rc = authloop__request_header(out, "Accept", "application/json")) != 0)
+    return rc;
+  return path ? authloop__request_path(out, path, 0) : 0;
+}
+
+static int login_request(void *state, const authloop__view *v, int step, authloop__request *out) {
+  oidc *o = state;
+  authloop__jw w = {NULL, 0, 0, 0};
+  (void)v;
+  switch (step) {
+  case STEP_DISCOVER:
+    return get(o->issuer, "/.well-known/openid-configuration", out);
+  case STEP_KEYS:
+  case STEP_KEYS_AGAIN:
+    return get(o->jwks_ep, NULL, out);
+  default:
+    break;
+  }
+  if (step == STEP_DEVICE) {
+    if (!o->device_ep)
+      return AUTHLOOP_ENOTSUP;
+    form_add(&w, "scope", o->scope);
+    return post_form(o, o->device_ep, &w, out);
+  }
+  form_add(&w, "grant_type", DEVICE_GRANT);
+  form_add(&w, "device_code", o->device_code);
+  return post_form(o, o->token_ep, &w, out);
+}
+
+/* The discovery document (OpenID Connect Discovery 1.0, 3 and 4.3). */
+static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result *out) {
+  authloop__jdoc d;
+  const char *iss;
+  int rc;
+  if (!authloop__is_2xx(a->status))
+    return authloop__result_status(out, a->status);
+  if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT)) {
+    authloop__jdoc_free(&d);
+    return out->error ? out->error : missing(out, a->status, "issuer");
+  }
+  iss = authloop__jstr(&d, 0, "issuer");
+  if (!iss || strcmp(iss, o->issuer) != 0) {
+    authloop__result_fail(out, AUTHLOOP_EPROTO, a->status,
+                          "the discovery document is another issuer's: %s",
+                          iss && authloop__text_ok(iss) && strlen(iss) < 200 ? iss : "?");
+    authloop__jdoc_free(&d);
+    return out->error;
+  }
+  if ((rc = take_endpoint(o, &d, "token_endpoint", &o->token_ep, 1)) == 0 &&
+      (rc = take_endpoint(o, &d, "jwks_uri", &o->jwks_ep, 1)) == 0 &&
+      (rc = take_endpoint(o, &d, "device_authorization_endpoint", &o->device_ep, 0)) == 0 &&
+      (rc = take_endpoint(o, &d, "revocation_endpoint", &o->revocation_ep, 0)) == 0)
+    rc = take_endpoint(o, &d, "end_session_endpoint", &o->end_session_ep, 0);
+  authloop__jdoc_free(&d);
+  if (rc == AUTHLOOP_ENOMEM)
+    return authloop__result_fail(out, rc, a->status, NULL, NULL);
+  if (rc)
+    return authloop__result_fail(out, rc, a->status,
+                                 "the discovery document has a bad or missing %s",
+                                 !o->token_ep  ? "token_endpoint"
+                                 : !o->jwks_ep ? "jwks_uri"
+                                               : "endpoint");
+  o->discovered = 1;
+  return 0;
+}
+
+static int keys_answer(oidc *o, const authloop__view *v, const authloop__answer *a,
+                       authloop__result *out) {
+  authloop__jwks keys;
+  int rc;
+  if (!authloop__is_2xx(a->status))
+    return authloop__result_status(out, a->status);
+  if ((rc = authloop__jwks_parse(a->body, a->len, &keys)) != 0) {
+    authloop__jwks_free(&keys);
+    return rc == AUTHLOOP_ENOMEM ? authloop__result_fail(out, rc, a->status, NULL, NULL)
+                                 : missing(out, a->status, "keys");
+  }
+  authloop__jwks_free(&o->keys);
+  o->keys = keys;
+  o->have_keys = 1;
+  o->keys_at_ms = v->now_wall_ms;
+  return 0;
+}
+
+/* The device authorization answer (RFC 8628 3.2): the codes for the user,
+ * the device code to poll with. */
+static int device_answer(oidc *o, const authloop__view *v, const authloop__answer *a,
+                         authloop__result *out) {
+  authloop__jdoc d;
+  const char *dc, *uc, *uri, *complete;
+  long long exp, interval = DEFAULT_INTERVAL_S;
+  int iv;
+  if (!authloop__is_2xx(a->status)) {
+    oauth_error(a, out);
+    return out->error;
+  }
+  if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT)) {
+    authloop__jdoc_free(&d);
+    return out->error ? out->error : missing(out, a->status, "device_code");
+  }
+  dc = authloop__jstr(&d, 0, "device_code");
+  uc = authloop__jstr(&d, 0, "user_code");
+  uri = authloop__jstr(&d, 0, "verification_uri");
+  complete = authloop__jstr(&d, 0, "verification_uri_complete");
+  iv = authloop__jget(&d, 0, "interval");
+  if (!dc || !authloop__text_ok(dc) || strlen(dc) > 1024)
+    missing(out, a->status, "device_code");
+  else if (!uc || !authloop__text_ok(uc) || strlen(uc) > 64)
+    missing(out, a->status, "user_code");
+  else if (!uri || strlen(uri) > MAX_URL || !authloop__text_ok(uri) ||
+           strncmp(uri, "https://", 8) != 0 ||
+           (complete && (strlen(complete) > MAX_URL || !authloop__text_ok(complete) ||
+                         strncmp(complete, "https://", 8) != 0)))
+    missing(out, a->status, "verification_uri");
+  else if (authloop__jint(&d, authloop__jget(&d, 0, "expires_in"), &exp) != 0 || exp <= 0 ||
+           exp > MAX_DEVICE_S)
+    missing(out, a->status, "expires_in");
+  else if (iv >= 0 &&
+           (authloop__jint(&d, iv, &interval) != 0 || interval < 1 || interval > MAX_INTERVAL_S))
+    missing(out, a->status, "interval");
+  else if (authloop__secret_set(&o->device_code, dc) != 0 || !(out->prompt_code = strdup(uc)) ||
+           !(out->prompt_uri = strdup(uri)) ||
+           (complete && !(out->prompt_uri_complete = strdup(complete))))
+    authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+  if (!out->error) {
+    o->interval_s = interval;
+    o->device_until_ms = v->now_wall_ms + exp * 1000;
+    out->prompt_expires_s = exp;
+    out->prompt_interval_s = interval;
+  }
+  authloop__jdoc_free(&d);
+  return out->error;
+}
+
+/* A poll's answer (RFC 8628 3.5): pending and slow_down poll again. */
+static int poll_answer(oidc *o, const authloop__view *v, const authloop__answer *a,
+                       authloop__result *out) {
+  const char *code;
+  int rc;
+  if (authloop__is_2xx(a->status)) {
+    rc = token_answer(o, v, a, NULL, out);
+    if (rc == AUTHLOOP_ENOENT) {
+      /* a key the set does not have: the issuer may have rotated its keys.
+       * The set is fetched again, at most once a minute and once a login */
+      if (o->held || v->now_wall_ms - o->keys_at_ms < JWKS_REFETCH_MS)
+        return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "the id token is refused: %s",
+                                     "signed by a key the issuer does not publish");
+      authloop__result_clear(out);
+      if (!(o->held = authloop__secret_dup(a->body)))
+        return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+      o->held_status = a->status;
+      out->http_status = a->status;
+      out->next = AUTHLOOP__NEXT_STEP;
+      out->step = STEP_KEYS_AGAIN;
+      return 0;
+    }
+    return rc;
+  }
+  code = oauth_error(a, out);
+  if (code && (strcmp(code, "authorization_pending") == 0 || strcmp(code, "slow_down") == 0)) {
+    if (strcmp(code, "slow_down") == 0 && o->interval_s < MAX_INTERVAL_S)
+      o->interval_s += SLOW_DOWN_S;
+    if (v->now_wall_ms + o->interval_s * 1000 >= o->device_until_ms) {
+      free(out->server_code);
+      out->server_code = strdup("expired_token");
+      return authloop__result_fail(out, AUTHLOOP_EREJECTED, a->status, "%s",
+                                   "the device code expired before the user was done");
+    }
+    authloop__result_clear(out);
+    out->http_status = a->status;
+    out->next = AUTHLOOP__NEXT_STEP;
+    out->step = STEP_POLL;
+    out->delay_ms = o->interval_s * 1000;
+    return 0;
+  }
+  return out->error;
+}
+
+static int login_answer(void *state, const authloop__view *v, int step, const authloop__answer *a,
+                        authloop__result *out) {
+  oidc *o = state;
+  out->http_status = a->status;
+  switch (step) {
+  case STEP_DISCOVER:
+    if (discovery_answer(o, a, out) == 0) {
+      out->next = AUTHLOOP__NEXT_STEP;
+      out->step = STEP_KEYS;
+    }
+    return out->error;
+  case STEP_KEYS:
+    if (keys_answer(o, v, a, out) == 0) {
+      out->next = AUTHLOOP__NEXT_STEP;
+      out->step = STEP_DEVICE;
+    }
+    return out->error;
+  case STEP_DEVICE:
+    if (device_answer(o, v, a, out) == 0) {
+      out->next = AUTHLOOP__NEXT_STEP;
+      out->step = STEP_POLL;
+      out->delay_ms = o->interval_s * 1000;
+    }
+    return out->error;
+  case STEP_KEYS_AGAIN: {
+    authloop__answer held = {0};
+    if (!o->held)
+      return missing(out, a->status, "id_token");
+    if (keys_answer(o, v, a, out) != 0)
+      return out->error;
+    held.status = o->held_status;
+    held.body = o->held;
+    held.len = strlen(o->held);
+    if (token_answer(o, v, &held, NULL, out) == AUTHLOOP_ENOENT)
+      authloop__result_fail(out, AUTHLOOP_EPROTO, held.status, "the id token is refused: %s",
+                            "signed by a key the issuer does not publish");
+    return out->error;
+  }
+  default:
+    return poll_answer(o, v, a, out);
+  }
+}
+
+/* The session's subject, from its user (the id token's claims). */
+static char *subject(const authloop__view *v) {
+  authloop__jdoc d;
+  char *sub = NULL;
+  const char *s;
+  if (v->user_json && authloop__jdoc_parse(&d, v->user_json, strlen(v->user_json)) == 0 &&
+      (s = authloop__jstr(&d, 0, "sub")))
+    sub = strdup(s);
+  authloop__jdoc_free(&d);
+  return sub;
+}
+
+static int refresh_request(void *state, const authloop__view *v, authloop__request *out) {
+  oidc *o = state;
+  authloop__jw w = {NULL, 0, 0, 0};
+  if (!v->refresh_token)
+    return AUTHLOOP_EREVOKED;
+  if (!o->token_ep)
+    return AUTHLOOP_EREVOKED; /* a restored session of a client that never discovered */
+  form_add(&w, "grant_type", "refresh_token");
+  form_add(&w, "refresh_token", v->refresh_token);
+  return post_form(o, o->token_ep, &w, out);
+}
+
+/* invalid_grant is final (RFC 6749 5.2: the refresh token is invalid,
+ * expired or revoked); an id token signed by a key not had is refused (a
+ * refresh cannot fetch the keys: the next one is retried). */
+static int refresh_answer(void *state, const authloop__view *v, const authloop__answer *a,
+                          authloop__result *out) {
+  oidc *o = state;
+  char *sub;
+  int rc;
+  out->http_status = a->status;
+  if (!authloop__is_2xx(a->status)) {
+    const char *code = oauth_error(a, out);
+    if (code && strcmp(code, "invalid_grant") == 0)
+      out->error = AUTHLOOP_EREVOKED;
+    return out->error;
+  }
+  if (!(sub = subject(v)))
+    return missing(out, a->status, "sub");
+  rc = token_answer(o, v, a, sub, out);
+  free(sub);
+  if (rc == AUTHLOOP_ENOENT)
+    return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "the id token is refused: %s",
+                                 "signed by a key authloop does not have");
+  return out->error;
+}
+
+/* RFC 7009 revocation of the refresh token (which ends the grant's access
+ * tokens at servers that tie them); the end-session URL is made for the app
+ * whatever the server offers. */
+static int logout_request(void *state, const authloop__view *v, int global,
+                          authloop__request *out) {
+  oidc *o = state;
+  authloop__jw w = {NULL, 0, 0, 0};
+  (void)global; /* refused by the engine: no AUTHLOOP__CAN_GLOBAL_LOGOUT */
+  authloop__secret_free(o->end_session_url);
+  o->end_session_url = NULL;
+  if (o->end_session_ep && v->id_token) {
+    authloop__jw q = {NULL, 0, 0, 0}, u = {NULL, 0, 0, 0};
+    form_add(&q, "id_token_hint", v->id_token);
+    form_add(&q, "client_id", o->client_id);
+    authloop__jw_raw(&u, o->end_session_ep, strlen(o->end_session_ep));
+    authloop__jw_raw(&u, "?", 1);
+    if (q.data)
+      authloop__jw_raw(&u, q.data, q.len);
+    if (!u.failed && !q.failed)
+      o->end_session_url = u.data;
+    else if (u.data)
+      authloop__wipe_free(u.data, u.cap);
+    if (q.data)
+      authloop__wipe_free(q.data, q.cap);
+  }
+  if (!o->revocation_ep || !v->refresh_token)
+    return AUTHLOOP__NO_REQUEST;
+  form_add(&w, "token", v->refresh_token);
+  form_add(&w, "token_type_hint", "refresh_token");
+  return post_form(o, o->revocation_ep, &w, out);
+}
+
+static int logout_answer(void *state, const authloop__answer *a, authloop__result *out) {
+  (void)state;
+  out->http_status = a->status;
+  if (!authloop__is_2xx(a->status))
+    oauth_error(a, out);
+  return out->error;
+}
+
+static int authorize(void *state, const authloop__view *v, authloop__request *out) {
+  (void)state;
+  out->bearer = v->access_token;
+  return 0;
+}
+
+static int session_gone(void *state, const authloop__answer *a) {
+  (void)state;
+  (void)a;
+  return 0;
+}
+
+static const char *end_session_url(void *state) { return ((oidc *)state)->end_session_url; }
+
+const authloop__provider authloop__provider_oidc = {
+    .name = "oidc",
+    .accepts = AUTHLOOP__CRED_DEVICE,
+    .init = init,
+    .free = oidc_free,
+    .login_start = login_start,
+    .login_request = login_request,
+    .login_answer = login_answer,
+    .login_end = login_end,
+    .refresh_request = refresh_request,
+    .refresh_answer = refresh_answer,
+    .logout_request = logout_request,
+    .logout_answer = logout_answer,
+    .authorize = authorize,
+    .session_gone = session_gone,
+    .user_fields = user_fields,
+    .end_session_url = end_session_url,
+};

@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: MIT */
+/* The "oidc" dialect against oidc-provider (panva, OpenID Certified), run
+ * by test/peers/oidc.mjs over TLS: discovery, the issuer's keys, device
+ * logins completed by a scripted user through the OP's own pages, refresh
+ * with rotation, revocation at the server, id tokens refused for each way
+ * they can be wrong, logout revoking the refresh token. A real uv loop, real
+ * libcurl; every test ends with uv_loop_close() == 0. */
+#include "harness.h"
+
+#include "engine.h" /* the refresh token, which the API never hands out */
+
+#include <stdlib.h>
+#include <string.h>
+
+static test_server peer;
+static char issuer[128], secret[128];
+#define SHORT_S 6
+
+static int setup(void **state) {
+  json_t *ready = test_peer_start(&peer, "oidc", "--short", "6", NULL);
+  (void)state;
+  snprintf(issuer, sizeof(issuer), "%s", json_string_value(json_object_get(ready, "issuer")));
+  snprintf(secret, sizeof(secret), "%s", json_string_value(json_object_get(ready, "secret")));
+  json_decref(ready);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  test_server_stop(&peer);
+  return 0;
+}
+
+static authloop_client *client(test_env *e, const char *id, const char *sec, const char *scope) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c = NULL;
+  o.provider = "oidc";
+  o.base_url = issuer;
+  o.client_id = id;
+  o.client_secret = sec;
+  o.scope = scope;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+/* The scripted user, at the OP's verification page with the code. */
+static void user_acts(const authloop_client *c, const char *login, int deny) {
+  const authloop_login_prompt *p = authloop_login_prompt_of(c);
+  char body[256];
+  json_t *r;
+  assert_non_null(p);
+  snprintf(body, sizeof(body), "{\"user_code\":\"%s\",\"login\":\"%s\",\"deny\":%s}", p->user_code,
+           login, deny ? "true" : "false");
+  r = test_control(&peer, "/__user/device", body);
+  assert_non_null(json_object_get(r, "page"));
+  json_decref(r);
+}
+
+static long polls_of(const char *client_id, long long *gap_ms) {
+  json_t *s = test_control(&peer, "/__test/stats", NULL);
+  json_t *p = json_object_get(json_object_get(s, "polls"), client_id);
+  long n = (long)json_array_size(p);
+  if (gap_ms && n >= 2)
+    *gap_ms =
+        json_integer_value(json_array_get(p, n - 1)) - json_integer_value(json_array_get(p, n - 2));
+  json_decref(s);
+  return n;
+}
+
+static const char *refresh_token(const authloop_client *c) { return c->session.refresh_token; }
+
+/* A device login from the prompt to the tokens; the user is the id token's
+ * claims. */
+static authloop_client *device_login(test_env *e, test_recorder *r, const char *id,
+                                     const char *sec) {
+  authloop_client *c = client(e, id, sec, "openid offline_access profile email");
+  const authloop_login_prompt *p;
+  test_record(c, r);
+  assert_int_equal(authloop_login_device(c), 0);
+  assert_null(authloop_login_prompt_of(c));
+  test_run_until(e, &r->count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  p = authloop_login_prompt_of(c);
+  assert_non_null(p);
+  assert_true(strncmp(p->verification_uri, issuer, strlen(issuer)) == 0);
+  assert_non_null(strstr(p->verification_uri_complete, p->user_code));
+  assert_int_equal(p->expires_in, 600);
+  assert_int_equal(p->interval, 5); /* RFC 8628's default: the OP sends none */
+  user_acts(c, "alice", 0);
+  test_run_until(e, &r->count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
+  return c;
+}
+
+static void device_login_and_logout(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  const authloop_user *u;
+  char *rt, body[2048];
+  const char *url;
+  json_t *res;
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  c = device_login(&e, &r, "confidential", secret);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_string_equal(r.trace, "stateChanged:LOGGED_OUT>LOGGING_IN;loginPrompt:ok;"
+                               "stateChanged:LOGGING_IN>LOGGED_IN;loginAttempt:ok;");
+  assert_null(authloop_login_prompt_of(c)); /* the login is over */
+  u = authloop_current_user(c);
+  assert_string_equal(authloop_user_id(u), "alice");
+  assert_string_equal(authloop_user_name(u), "Alice Liddell");
+  assert_string_equal(authloop_user_field(u, "iss"), issuer);
+  assert_string_equal(authloop_user_field(u, "aud"), "confidential");
+  assert_non_null(authloop_id_token(c));
+  assert_non_null(refresh_token(c));
+  assert_int_equal(authloop_token_lifetime(c), 3600);
+  /* one poll: the user was done before it */
+  assert_int_equal(polls_of("confidential", NULL), 1);
+
+  /* logout revokes the refresh token at the OP (its introspection says
+   * inactive) and gives the end-session URL */
+  rt = strdup(refresh_token(c));
+  snprintf(body, sizeof(body), "{\"token\":\"%s\"}", rt);
+  res = test_control(&peer, "/__test/introspect", body);
+  assert_true(json_is_true(json_object_get(res, "active")));
+  json_decref(res);
+  assert_null(authloop_end_session_url(c));
+  assert_int_equal(authloop_logout(c), 0);
+  url = authloop_end_session_url(c);
+  assert_non_null(url);
+  assert_true(strncmp(url, issuer, strlen(issuer)) == 0);
+  assert_non_null(strstr(url, "/session/end?id_token_hint="));
+  assert_non_null(strstr(url, "&client_id=confidential"));
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  res = test_control(&peer, "/__test/introspect", body);
+  assert_true(json_is_false(json_object_get(res, "active")));
+  json_decref(res);
+  free(rt);
+  test_env_close(&e);
+}
+
+/* Counts the token endpoint's refusals as the ctx logs them (DEBUG). */
+static void count_refusals(authloop_log_level level, const char *message, void *userdata) {
+  (void)level;
+  if (strstr(message, "/token -> 400"))
+    (*(int *)userdata)++;
+}
+
+/* Three device logins at once: the user says no; nobody comes before the
+ * code expires (3 s codes); the first poll is told slow_down and the next
+ * comes 5 s later than the interval. */
+static void device_denied_expired_slowed(void **state) {
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  int refusals = 0;
+  test_env e;
+  test_recorder rd, rx, rs;
+  authloop_client *d, *x, *s;
+  long long gap = 0;
+  (void)state;
+  o.ca_file = peer.ca;
+  o.log_cb = count_refusals;
+  o.log_userdata = &refusals;
+  o.log_level = AUTHLOOP_LOG_DEBUG;
+  test_env_init(&e, &peer, &o);
+  d = client(&e, "public", NULL, NULL);
+  x = client(&e, "expiring", NULL, NULL);
+  s = client(&e, "slow", NULL, NULL);
+  test_record(d, &rd);
+  test_record(x, &rx);
+  test_record(s, &rs);
+  assert_int_equal(authloop_login_device(d), 0);
+  assert_int_equal(authloop_login_device(x), 0);
+  assert_int_equal(authloop_login_device(s), 0);
+  test_run_until(&e, &rd.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  test_run_until(&e, &rs.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  test_run_until(&e, &rx.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  assert_int_equal(authloop_login_prompt_of(x)->expires_in, 3);
+  user_acts(d, "bob", 1);
+  /* the three first polls (5 s) are refused: access_denied, expired_token,
+   * and slow_down for "slow", whose user acts after it */
+  test_run_until(&e, &refusals, 3, 8000);
+  test_run_until(&e, &rx.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 1000);
+  test_run_until(&e, &rd.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 1000);
+  assert_int_equal(polls_of("slow", NULL), 1);
+  user_acts(s, "bob", 0);
+  test_run_until(&e, &rs.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 14000);
+
+  assert_false(rd.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(rd.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EREJECTED);
+  assert_string_equal(rd.last_server_code[AUTHLOOP_EV_LOGIN_ATTEMPT], "access_denied");
+  assert_false(rx.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_string_equal(rx.last_server_code[AUTHLOOP_EV_LOGIN_ATTEMPT], "expired_token");
+  assert_true(rs.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(polls_of("slow", &gap), 2);
+  assert_true(gap >= 10000 - 200); /* interval 5 s + 5 s */
+  assert_int_equal(authloop_client_state(d), AUTHLOOP_STATE_LOGGED_OUT);
+  test_env_close(&e);
+}
+
+/* Cancelled between polls: loginAttempt ECANCELED, and no poll comes. */
+static void device_login_cancelled(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  long before = polls_of("public", NULL);
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  c = client(&e, "public", NULL, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_cancel(c), AUTHLOOP_EINVAL); /* no login */
+  assert_int_equal(authloop_login_device(c), 0);
+  assert_int_equal(authloop_login_device(c), AUTHLOOP_ELOGININPROGRESS);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  assert_int_equal(authloop_login_cancel(c), 0);
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0); /* not from inside the call */
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 1000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ECANCELED);
+  assert_null(authloop_login_prompt_of(c));
+  test_env_close(&e); /* nothing of the login is left to keep the loop */
+  assert_int_equal(polls_of("public", NULL), before);
+}
+
+/* The ctx closes while a device login waits between polls. */
+static void close_during_device_login(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  c = client(&e, "public", NULL, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_device(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  test_env_close(&e);
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ECANCELED);
+}
+
+/* Tokens of SHORT_S seconds, refreshed by the timer while the user is
+ * active; the OP rotates the refresh token at every use, and never sees one
+ * used twice. A refresh for another user is refused. Then the grant is
+ * revoked at the OP: the next refresh is refused for good. */
+static void refresh_rotation_and_revocation(void **state) {
+  test_env e;
+  test_recorder r;
+  test_done d = {0, 0};
+  authloop_client *c;
+  char *first_rt, *first_at;
+  json_t *s, *res;
+  char body[4096];
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  c = device_login(&e, &r, "short", secret);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(authloop_token_lifetime(c), SHORT_S);
+  first_rt = strdup(refresh_token(c));
+  first_at = strdup(authloop_access_token(c));
+  test_run_until(&e, &r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 2, SHORT_S * 2000);
+  assert_string_not_equal(refresh_token(c), first_rt); /* rotated */
+  assert_string_not_equal(authloop_access_token(c), first_at);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "alice");
+  s = test_control(&peer, "/__test/stats", NULL);
+  assert_int_equal(json_integer_value(json_object_get(s, "reuse")), 0);
+  json_decref(s);
+  /* the first refresh token was used once: the OP says it is no more */
+  snprintf(body, sizeof(body), "{\"token\":\"%s\"}", first_rt);
+  res = test_control(&peer, "/__test/introspect", body);
+  assert_true(json_is_false(json_object_get(res, "active")));
+  json_decref(res);
+
+  /* a refresh whose id token is another user's is refused; the session
+   * stays the user's (the OP rotated the refresh token it answered with:
+   * the kept one is now used up, which the next step shows) */
+  free(first_at);
+  first_at = strdup(authloop_access_token(c));
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"sub\"}"));
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"\"}"));
+  assert_int_equal(d.status, AUTHLOOP_EPROTO);
+  assert_string_equal(authloop_access_token(c), first_at);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "alice");
+  d.count = 0;
+
+  /* revoked at the OP by someone else: the refresh is refused for good */
+  snprintf(body, sizeof(body), "{\"token\":\"%s\",\"client_id\":\"short\"}", refresh_token(c));
+  json_decref(test_control(&peer, "/__test/revoke", body));
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  assert_int_equal(d.status, AUTHLOOP_EREVOKED);
+  assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
+  assert_false(authloop_is_logged_in(c));
+  free(first_rt);
+  free(first_at);
+  test_env_close(&e);
+}
+
+/* Each way an id token can be wrong (the OP's real answer, its id token
+ * rewritten for clients "tamper-MODE"): the login is refused with EPROTO and
+ * nobody is logged in. And an ES256 id token (client "es256") is good. */
+static void id_tokens_refused(void **state) {
+  /* ("sub" is no fault at a login: there is no subject yet to keep) */
+  static const char *const modes[] = {"signature",   "aud",  "iss",  "expired",
+                                      "unknown-kid", "none", "hs256"};
+  enum { N = sizeof(modes) / sizeof(modes[0]) };
+  test_env e;
+  test_recorder r[N + 1];
+  authloop_client *c[N + 1];
+  char id[64];
+  long jwks_before;
+  json_t *s;
+  size_t i;
+  (void)state;
+  s = test_control(&peer, "/__test/stats", NULL);
+  jwks_before = (long)json_integer_value(json_object_get(s, "jwks_requests"));
+  json_decref(s);
+  test_env_init(&e, &peer, NULL);
+  for (i = 0; i <= N; i++) {
+    snprintf(id, sizeof(id), i < N ? "tamper-%s" : "es256", i < N ? modes[i] : "");
+    c[i] = client(&e, id, NULL, "openid profile");
+    test_record(c[i], &r[i]);
+    assert_int_equal(authloop_login_device(c[i]), 0);
+  }
+  for (i = 0; i <= N; i++) {
+    test_run_until(&e, &r[i].count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+    user_acts(c[i], "bob", 0);
+  }
+  for (i = 0; i <= N; i++)
+    test_run_until(&e, &r[i].count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
+  for (i = 0; i < N; i++) {
+    assert_int_equal(r[i].last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EPROTO);
+    assert_non_null(strstr(r[i].last_message[AUTHLOOP_EV_LOGIN_ATTEMPT], "id token"));
+    assert_false(authloop_is_logged_in(c[i]));
+    assert_null(authloop_access_token(c[i]));
+  }
+  assert_true(r[N].last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c[N])), "bob");
+  /* one set of keys per client: the unknown kid did not make one fetch
+   * more, the keys being fresh */
+  s = test_control(&peer, "/__test/stats", NULL);
+  assert_int_equal(json_integer_value(json_object_get(s, "jwks_requests")) - jwks_before, N + 1);
+  json_decref(s);
+  test_env_close(&e);
+}
+
+/* Discovery says another issuer (the same server named otherwise): refused. */
+static void discovery_of_another_issuer(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  authloop_client *c = NULL;
+  char other[128];
+  (void)state;
+  snprintf(other, sizeof(other), "https://localhost:%d", peer.port);
+  test_env_init(&e, &peer, NULL);
+  o.provider = "oidc";
+  o.base_url = other;
+  o.client_id = "public";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_device(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EPROTO);
+  assert_non_null(strstr(r.last_message[AUTHLOOP_EV_LOGIN_ATTEMPT], "another issuer"));
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_PROMPT], 0);
+  test_env_close(&e);
+}
+
+static void options(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  test_env e;
+  authloop_client *c = NULL;
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  o.provider = "oidc";
+  o.base_url = issuer;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL); /* no client id */
+  o.client_id = "public";
+  o.scope = "openid\r\nX: y";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  o.scope = NULL;
+  o.client_secret = "";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  o.client_secret = NULL;
+  o.app_id = "x";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.app_id = NULL;
+  o.base_url = "http://op.example";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINSECURE);
+  o.base_url = issuer;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  assert_int_equal(authloop_login_code(c, "x"), AUTHLOOP_EWRONGPROVIDER);
+  assert_int_equal(authloop_login_password(c, "a", "b"), AUTHLOOP_EWRONGPROVIDER);
+  assert_int_equal(authloop_logout_global(c), AUTHLOOP_ENOTLOGGEDIN);
+  test_env_close(&e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(device_login_and_logout),
+      cmocka_unit_test(device_denied_expired_slowed),
+      cmocka_unit_test(device_login_cancelled),
+      cmocka_unit_test(close_during_device_login),
+      cmocka_unit_test(refresh_rotation_and_revocation),
+      cmocka_unit_test(id_tokens_refused),
+      cmocka_unit_test(discovery_of_another_issuer),
+      cmocka_unit_test(options),
+  };
+  cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (getenv("AUTHLOOP_TEST_FILTER"))
+    cmocka_set_test_filter(getenv("AUTHLOOP_TEST_FILTER"));
+  return cmocka_run_group_tests_name("oidc against oidc-provider", tests, setup, teardown);
+}
