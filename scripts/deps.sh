@@ -4,7 +4,7 @@
 # Debian packages via apt-get (as root, or through sudo).
 set -euo pipefail
 
-packages=(meson ninja-build pkg-config gcc g++ openssl valgrind
+packages=(meson ninja-build pkg-config gcc g++ openssl valgrind curl
   libuv1-dev libcurl4-openssl-dev libjansson-dev libmbedtls-dev libcmocka-dev
   libglib2.0-dev libsecret-1-dev gnome-keyring dbus-daemon libgtk-4-dev xvfb xauth clang libclang-rt-dev cmake abigail-tools pandoc groff-base man-db)
 missing=()

@@ -195,8 +195,11 @@ provider.use(async (ctx, next) => {
 });
 
 // ---- our interactions: login and consent, as forms -------------------------------
-const form = (id, action, fields) => `<form id="${id}" method="post" action="${action}">${
-  Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${k}" value="${v}"/>`).join('')}</form>`;
+// usable in a browser too (scripts/oidc-demo.sh): a visible field for the
+// login, a button for each form
+const form = (id, action, fields, button) => `<form id="${id}" method="post" action="${action}">${
+  Object.entries(fields).map(([k, v]) => `<input type="text" name="${k}" value="${v}" placeholder="alice or bob"/>`).join('')
+}<button type="submit">${button}</button></form>`;
 
 async function body(req) {
   const chunks = [];
@@ -208,8 +211,8 @@ async function interaction(req, res, uid, action) {
   const details = await provider.interactionDetails(req, res);
   if (req.method === 'GET') {
     res.setHeader('Content-Type', 'text/html');
-    if (details.prompt.name === 'login') res.end(form('login', `/interaction/${uid}/login`, { login: '' }));
-    else res.end(form('confirm', `/interaction/${uid}/confirm`, {}) + form('abort', `/interaction/${uid}/abort`, {}));
+    if (details.prompt.name === 'login') res.end(form('login', `/interaction/${uid}/login`, { login: '' }, 'Sign in'));
+    else res.end(form('confirm', `/interaction/${uid}/confirm`, {}, 'Allow') + form('abort', `/interaction/${uid}/abort`, {}, 'Deny'));
     return;
   }
   const params = new URLSearchParams(await body(req));
