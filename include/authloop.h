@@ -308,6 +308,10 @@ typedef struct authloop_client_options {
    * offline_access"; without offline_access most servers give no refresh
    * token); client_id and client_secret as above (no secret: a public client) */
   const char *scope;
+  /* "oidc", for authloop_login_browser(): where the OP sends the browser back
+   * (registered with the OP): a custom scheme ("com.example.app:/callback")
+   * or a loopback URL (RFC 8252) */
+  const char *redirect_uri;
 } authloop_client_options;
 
 #define AUTHLOOP_CLIENT_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_client_options)
@@ -389,6 +393,23 @@ AUTHLOOP_EXTERN int authloop_login_password(authloop_client *c, const char *user
  * ("expired_token") or AUTHLOOP_ECANCELED (authloop_login_cancel(), a close).
  * Errors as for authloop_login_code(). */
 AUTHLOOP_EXTERN int authloop_login_device(authloop_client *c);
+
+/* OpenID Connect: log in in the user's browser (the authorization code flow
+ * with PKCE, for native apps: RFC 8252, RFC 7636). authloop fetches what it
+ * needs from the issuer, then stateChanged says AWAITING_TOKEN and
+ * authloop_login_redirect() gives the authorization URL to open (with the
+ * system browser). The OP sends the browser back to the client's
+ * redirect_uri; hand that URL to authloop_login_callback(). Errors as for
+ * authloop_login_code(); AUTHLOOP_EINVAL without a redirect_uri. */
+AUTHLOOP_EXTERN int authloop_login_browser(authloop_client *c);
+/* The URL the browser came back to. authloop checks it belongs to this login
+ * (the redirect URI, its state; the issuer when the OP names it): if not,
+ * AUTHLOOP_EINVAL and the login still waits (a stray or forged redirect ends
+ * nothing). Then the code is exchanged (with the PKCE verifier) and the login
+ * ends with one loginAttempt: success, or the OP's refusal ("access_denied"
+ * ...). AUTHLOOP_EINVAL also when no browser login waits (AUTHLOOP_ELOGININPROGRESS while
+ * the code is being exchanged), AUTHLOOP_EWRONGPROVIDER on another dialect. */
+AUTHLOOP_EXTERN int authloop_login_callback(authloop_client *c, const char *redirect_url);
 
 typedef struct authloop_login_prompt {
   const char *verification_uri;          /* where the user goes */

@@ -160,6 +160,7 @@ static void abort_transfers(authloop_client *c) {
   authloop__transfer_abort(c->login_x);
   c->login_x = NULL;
   authloop__timer_set(&c->ctx->timer, &c->login_wake, AUTHLOOP__NEVER);
+  c->login_local = 0;
 }
 
 /* No event fires for a freed client; the callbacks of its pending
@@ -235,6 +236,13 @@ static int send_login_step(authloop_client *c, int first) {
     return AUTHLOOP_ECLOSING;
   authloop__view_of(c, &c->pending, &v);
   rc = c->provider->login_request(c->pstate, &v, c->login_step, &req);
+  if (rc == AUTHLOOP__NO_REQUEST) { /* its answer is had: read from the loop */
+    authloop__request_clear(&req);
+    c->login_origin = NULL;
+    c->login_local = 1;
+    authloop__timer_set(&c->ctx->timer, &c->login_wake, authloop__boot_ms());
+    return 0;
+  }
   c->login_origin = authloop__origin_of(c, req.base);
   if (rc == 0 && first && !authloop__online(c->ctx, c->login_origin))
     rc = AUTHLOOP_EOFFLINE;
@@ -282,6 +290,7 @@ static void login_finished(authloop_client *c, authloop__result *r) {
   forget_redirect(c);
   authloop__forget_prompt(c);
   authloop__timer_set(&c->ctx->timer, &c->login_wake, AUTHLOOP__NEVER);
+  c->login_local = 0;
   c->provider->login_end(c->pstate);
   if (r->error) {
     authloop__log(c->ctx, AUTHLOOP_LOG_INFO, "login failed: %s (HTTP %ld, server code %s)",
@@ -405,6 +414,16 @@ static void on_login_wake(authloop__timer_entry *e, uint64_t now) {
   authloop_client *c = AUTHLOOP__CONTAINER_OF(e, authloop_client, login_wake);
   int rc;
   (void)now;
+  if (c->login_local) { /* a step with nothing to send: its answer now */
+    authloop__outcome o;
+    memset(&o, 0, sizeof(o));
+    o.answer.body = "";
+    o.detail = "";
+    o.retry_after_ms = -1;
+    c->login_local = 0;
+    on_login_done(c, &o);
+    return;
+  }
   if ((rc = send_login_step(c, 0)) != 0) {
     authloop__result r = {0};
     authloop__result_fail(&r, rc, 0, NULL, NULL);
@@ -421,6 +440,31 @@ int authloop_login_cancel(authloop_client *c) {
     return AUTHLOOP_EINVAL;
   cancel_login(c);
   return 0;
+}
+
+int authloop_login_browser(authloop_client *c) {
+  authloop__credential cred = {0};
+  int rc = login_precheck(c);
+  if (rc)
+    return rc;
+  cred.kind = AUTHLOOP__CRED_BROWSER;
+  if ((rc = authloop__random(&c->ctx->rng, cred.random, sizeof(cred.random))) != 0)
+    return rc;
+  rc = login(c, &cred);
+  mbedtls_platform_zeroize(cred.random, sizeof(cred.random));
+  return rc;
+}
+
+int authloop_login_callback(authloop_client *c, const char *redirect_url) {
+  int rc = authloop__client_usable(c);
+  if (rc)
+    return rc;
+  if (!(c->provider->accepts & AUTHLOOP__CRED_BROWSER))
+    return AUTHLOOP_EWRONGPROVIDER;
+  if (!redirect_url || !*redirect_url || !authloop__text_ok(redirect_url) ||
+      authloop__has_space(redirect_url))
+    return AUTHLOOP_EINVAL;
+  return authloop_set_token(c, redirect_url);
 }
 
 int authloop_login_device(authloop_client *c) {

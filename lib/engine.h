@@ -106,6 +106,7 @@ struct authloop_client {
   authloop_login_prompt prompt; /* a device login's codes (strings owned), when has_prompt */
   int has_prompt;
   authloop__timer_entry login_wake; /* a login step sent later (a device login's polls) */
+  int login_local; /* login_wake reads the step's answer, no request (AUTHLOOP__NO_REQUEST) */
   authloop__origin *login_origin;
   int login_step;
   /* the token lifecycle (lib/session.c); times in authloop__boot_ms() */

@@ -22,7 +22,8 @@ typedef enum {
   AUTHLOOP__CRED_UID_KEY = 4,   /* authloop_login_key: a user id and the app's key */
   AUTHLOOP__CRED_TOKEN = 8,     /* authloop_login_token: a token minted elsewhere */
   AUTHLOOP__CRED_PASSWORD = 16, /* authloop_login_password: a user name and password */
-  AUTHLOOP__CRED_DEVICE = 32    /* authloop_login_device: the device authorization grant */
+  AUTHLOOP__CRED_DEVICE = 32,   /* authloop_login_device: the device authorization grant */
+  AUTHLOOP__CRED_BROWSER = 64   /* authloop_login_browser: the code flow, in the user's browser */
 } authloop__cred_kind;
 
 typedef struct {
@@ -33,6 +34,7 @@ typedef struct {
   const char *uid, *key;                   /* UID_KEY, as the application gave them */
   const char *token;                       /* TOKEN */
   const char *username, *password;         /* PASSWORD */
+  unsigned char random[48];                /* BROWSER: fresh random bytes (state, nonce, PKCE) */
 } authloop__credential;
 
 /* ---- what a provider sees -------------------------------------------------------- */
@@ -110,7 +112,10 @@ int authloop__result_fail(authloop__result *r, int error, long status, const cha
 #define AUTHLOOP__CAN_GLOBAL_LOGOUT 1
 
 /* logout_request: nothing to send (the server offers no revocation); the
- * logout is then done locally, its event with error 0. */
+ * logout is then done locally, its event with error 0. login_request:
+ * nothing to send for this step (an answer already had, such as an error
+ * in a redirect): its login_answer runs from the loop with an empty answer
+ * of status 0. */
 #define AUTHLOOP__NO_REQUEST 1
 
 typedef struct authloop__provider {

@@ -13,6 +13,8 @@
 #include "../jwt.h"
 
 #include <mbedtls/base64.h>
+#include <mbedtls/md.h>
+#include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,19 +32,33 @@
 #define DEFAULT_SCOPE      "openid offline_access"
 #define DEVICE_GRANT       "urn:ietf:params:oauth:grant-type:device_code"
 
-enum { STEP_DISCOVER, STEP_KEYS, STEP_DEVICE, STEP_POLL, STEP_KEYS_AGAIN };
+enum {
+  STEP_DISCOVER,
+  STEP_KEYS,
+  STEP_DEVICE,
+  STEP_POLL,
+  STEP_KEYS_AGAIN,
+  STEP_AUTHORIZE, /* the browser login's URL: nothing to send, the app opens it */
+  STEP_CODE,      /* the code for the tokens */
+  STEP_REFUSED    /* the redirect said no: nothing to send, the login ends */
+};
 
 typedef struct {
   /* options */
-  char *issuer, *client_id, *scope;
+  char *issuer, *client_id, *scope, *redirect_uri;
   char *basic; /* "Basic base64(id:secret)" with a secret, else NULL */
   /* discovery, once per client */
   int discovered;
-  char *token_ep, *device_ep, *revocation_ep, *end_session_ep, *jwks_ep;
+  char *token_ep, *device_ep, *revocation_ep, *end_session_ep, *jwks_ep, *authorization_ep;
   /* the issuer's keys */
   authloop__jwks keys;
   int have_keys;
   long long keys_at_ms; /* when they were fetched (wall clock) */
+  /* a browser login in flight: its state, nonce and PKCE verifier, then
+   * what the redirect brought */
+  int browser;
+  char state[23], nonce[23], verifier[44];
+  char *code, *refusal, *refusal_text;
   /* a device login in flight */
   char *device_code;
   long long device_until_ms;
@@ -212,6 +228,9 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
     why = "it has expired";
   else if (authloop__jint(&d, authloop__jget(&d, 0, "iat"), &iat) != 0 || iat > now + SKEW_S)
     why = "it was issued in the future";
+  else if (o->browser && !sub_was &&
+           (!authloop__jstr(&d, 0, "nonce") || strcmp(authloop__jstr(&d, 0, "nonce"), o->nonce)))
+    why = "its nonce is not this login's"; /* a replayed or injected token */
   authloop__jdoc_free(&d);
   if (why) {
     authloop__secret_free(*claims);
@@ -304,7 +323,14 @@ static void login_end(void *state) {
   oidc *o = state;
   authloop__secret_free(o->device_code);
   authloop__secret_free(o->held);
-  o->device_code = o->held = NULL;
+  authloop__secret_free(o->code);
+  free(o->refusal);
+  free(o->refusal_text);
+  o->device_code = o->held = o->code = o->refusal = o->refusal_text = NULL;
+  o->browser = 0;
+  mbedtls_platform_zeroize(o->state, sizeof(o->state));
+  mbedtls_platform_zeroize(o->nonce, sizeof(o->nonce));
+  mbedtls_platform_zeroize(o->verifier, sizeof(o->verifier));
 }
 
 static void oidc_free(void *state) {
@@ -315,6 +341,8 @@ static void oidc_free(void *state) {
   free(o->issuer);
   free(o->client_id);
   free(o->scope);
+  free(o->redirect_uri);
+  free(o->authorization_ep);
   authloop__secret_free(o->basic);
   free(o->token_ep);
   free(o->device_ep);
@@ -347,6 +375,17 @@ static char *basic_auth(const char *id, const char *secret) {
   return out;
 }
 
+/* A redirect URI: "scheme:" then printable, no space or fragment, bounded. */
+static int redirect_uri_ok(const char *s) {
+  size_t i = 0;
+  if (strlen(s) > MAX_URL || !authloop__text_ok(s) || authloop__has_space(s) || strchr(s, '#'))
+    return 0;
+  while ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+         (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.')))
+    i++;
+  return i > 0 && s[i] == ':' && s[i + 1];
+}
+
 static int scope_ok(const char *s) {
   const unsigned char *p;
   if (!*s || strlen(s) > 1024)
@@ -369,7 +408,8 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
       !authloop__text_ok(opt->client_id) || (opt->scope && !scope_ok(opt->scope)) ||
       (opt->client_secret && (!*opt->client_secret || strlen(opt->client_secret) > 512 ||
                               !authloop__text_ok(opt->client_secret))) ||
-      strlen(opt->base_url) > MAX_URL || strpbrk(opt->base_url, "?#"))
+      strlen(opt->base_url) > MAX_URL || strpbrk(opt->base_url, "?#") ||
+      (opt->redirect_uri && !redirect_uri_ok(opt->redirect_uri)))
     return AUTHLOOP_EINVAL;
   if (!(o = calloc(1, sizeof(*o))))
     return AUTHLOOP_ENOMEM;
@@ -379,6 +419,7 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
     n--;
   if (!(o->issuer = strndup(opt->base_url, n)) || !(o->client_id = strdup(opt->client_id)) ||
       !(o->scope = strdup(opt->scope ? opt->scope : DEFAULT_SCOPE)) ||
+      (opt->redirect_uri && !(o->redirect_uri = strdup(opt->redirect_uri))) ||
       (opt->client_secret && !(o->basic = basic_auth(opt->client_id, opt->client_secret)))) {
     oidc_free(o);
     return AUTHLOOP_ENOMEM;
@@ -388,11 +429,161 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
   return 0;
 }
 
+/* 16 or 32 random bytes as base64url text (22 or 43 characters). */
+static void random_text(char *dst, size_t size, const unsigned char *bytes, size_t n) {
+  char *t = authloop__b64url_encode(bytes, n);
+  if (t) {
+    snprintf(dst, size, "%s", t);
+    authloop__secret_free(t);
+  } else {
+    dst[0] = '\0';
+  }
+}
+
+static int hexval(char ch) {
+  return ch >= '0' && ch <= '9'   ? ch - '0'
+         : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+         : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                  : -1;
+}
+
+/* One query value, form-decoded ('+' a space, %XX a byte) into a new
+ * string: NULL when malformed or out of memory (*nomem says which). */
+static char *form_decode(const char *v, size_t n, int *nomem) {
+  char *out = malloc(n + 1);
+  size_t i, j = 0;
+  if (!out) {
+    *nomem = 1;
+    return NULL;
+  }
+  for (i = 0; i < n; i++) {
+    if (v[i] == '%') {
+      int hi, lo;
+      if (i + 2 >= n || (hi = hexval(v[i + 1])) < 0 || (lo = hexval(v[i + 2])) < 0 ||
+          (hi == 0 && lo == 0)) {
+        free(out);
+        return NULL; /* a bad escape, or a NUL */
+      }
+      out[j++] = (char)(hi * 16 + lo);
+      i += 2;
+    } else {
+      out[j++] = v[i] == '+' ? ' ' : v[i];
+    }
+  }
+  out[j] = '\0';
+  return out;
+}
+
+/* The redirect the browser came back to: it must be the redirect URI with
+ * this login's state (and the issuer, when the OP names it: RFC 9207).
+ * Then its code, or its error, is kept. AUTHLOOP_EINVAL: not this login's
+ * (the login goes on waiting); AUTHLOOP_ENOMEM. */
+static int take_redirect(oidc *o, const char *url, int *step) {
+  static const char *const names[] = {"state", "code", "error", "error_description", "iss"};
+  char *val[5] = {NULL, NULL, NULL, NULL, NULL};
+  size_t rl = strlen(o->redirect_uri), i;
+  const char *p, *end;
+  int rc = AUTHLOOP_EINVAL, nomem = 0;
+  if (strncmp(url, o->redirect_uri, rl) != 0 ||
+      url[rl] != (strchr(o->redirect_uri, '?') ? '&' : '?') || strchr(url, '#'))
+    return AUTHLOOP_EINVAL;
+  for (p = url + rl + 1; *p; p = *end ? end + 1 : end) {
+    const char *eq;
+    end = strchr(p, '&');
+    if (!end)
+      end = p + strlen(p);
+    eq = memchr(p, '=', (size_t)(end - p));
+    for (i = 0; eq && i < 5; i++)
+      if ((size_t)(eq - p) == strlen(names[i]) && strncmp(p, names[i], strlen(names[i])) == 0) {
+        if (val[i]) /* a parameter twice (RFC 6749 3.1) */
+          goto done;
+        if (!(val[i] = form_decode(eq + 1, (size_t)(end - eq - 1), &nomem)))
+          goto done;
+      }
+  }
+  if (!val[0] || strcmp(val[0], o->state) != 0 || (val[4] && strcmp(val[4], o->issuer) != 0) ||
+      !!val[1] == !!val[2] || (val[2] && !authloop__text_ok(val[2])))
+    goto done;
+  if (val[1]) {
+    o->code = val[1];
+    val[1] = NULL;
+    *step = STEP_CODE;
+  } else {
+    o->refusal = val[2];
+    val[2] = NULL;
+    if (val[3] && authloop__text_ok(val[3])) {
+      o->refusal_text = val[3];
+      val[3] = NULL;
+    }
+    *step = STEP_REFUSED;
+  }
+  rc = 0;
+done:
+  for (i = 0; i < 5; i++)
+    authloop__secret_free(val[i]);
+  return nomem ? AUTHLOOP_ENOMEM : rc;
+}
+
 static int login_start(void *state, const authloop__credential *cred, int *step) {
   oidc *o = state;
-  (void)cred; /* AUTHLOOP__CRED_DEVICE: nothing to check */
+  if (cred->kind == AUTHLOOP__CRED_TOKEN) /* the browser came back */
+    return o->browser && !o->code && !o->refusal ? take_redirect(o, cred->token, step)
+                                                 : AUTHLOOP_EINVAL;
   login_end(o);
-  *step = !o->discovered ? STEP_DISCOVER : !o->have_keys ? STEP_KEYS : STEP_DEVICE;
+  if (cred->kind == AUTHLOOP__CRED_BROWSER) {
+    if (!o->redirect_uri)
+      return AUTHLOOP_EINVAL;
+    o->browser = 1;
+    random_text(o->state, sizeof(o->state), cred->random, 16);
+    random_text(o->nonce, sizeof(o->nonce), cred->random + 16, 16);
+    random_text(o->verifier, sizeof(o->verifier), cred->random + 16, 32);
+    if (!o->state[0] || !o->nonce[0] || !o->verifier[0])
+      return AUTHLOOP_ENOMEM;
+  }
+  *step = !o->discovered  ? STEP_DISCOVER
+          : !o->have_keys ? STEP_KEYS
+          : o->browser    ? STEP_AUTHORIZE
+                          : STEP_DEVICE;
+  return 0;
+}
+
+/* The authorization URL (RFC 6749 4.1.1, RFC 7636 4.3, OpenID Connect Core
+ * 3.1.2.1): for the app to open in the browser. */
+static int authorization_url(oidc *o, authloop__result *out) {
+  unsigned char hash[32];
+  char challenge[44];
+  authloop__jw q = {NULL, 0, 0, 0}, u = {NULL, 0, 0, 0};
+  if (!o->authorization_ep)
+    return authloop__result_fail(out, AUTHLOOP_ENOTSUP, 0, "%s",
+                                 "the issuer has no authorization endpoint");
+  if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)o->verifier,
+                 strlen(o->verifier), hash) != 0)
+    return authloop__result_fail(out, AUTHLOOP_ENOMEM, 0, NULL, NULL);
+  random_text(challenge, sizeof(challenge), hash, sizeof(hash));
+  form_add(&q, "response_type", "code");
+  form_add(&q, "client_id", o->client_id);
+  form_add(&q, "redirect_uri", o->redirect_uri);
+  form_add(&q, "scope", o->scope);
+  form_add(&q, "state", o->state);
+  form_add(&q, "nonce", o->nonce);
+  form_add(&q, "code_challenge", challenge);
+  form_add(&q, "code_challenge_method", "S256");
+  /* offline access is granted only with consent asked (Core 11) */
+  if (strstr(o->scope, "offline_access"))
+    form_add(&q, "prompt", "consent");
+  authloop__jw_raw(&u, o->authorization_ep, strlen(o->authorization_ep));
+  authloop__jw_raw(&u, "?", 1);
+  if (q.data)
+    authloop__jw_raw(&u, q.data, q.len);
+  if (q.data)
+    authloop__wipe_free(q.data, q.cap);
+  if (u.failed || q.failed || !challenge[0] || !(out->redirect_url = strdup(u.data))) {
+    if (u.data)
+      authloop__wipe_free(u.data, u.cap);
+    return authloop__result_fail(out, AUTHLOOP_ENOMEM, 0, NULL, NULL);
+  }
+  authloop__wipe_free(u.data, u.cap);
+  out->next = AUTHLOOP__NEXT_AWAIT;
   return 0;
 }
 
@@ -417,6 +608,15 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
     return get(o->jwks_ep, NULL, out);
   default:
     break;
+  }
+  if (step == STEP_AUTHORIZE || step == STEP_REFUSED)
+    return AUTHLOOP__NO_REQUEST;
+  if (step == STEP_CODE) {
+    form_add(&w, "grant_type", "authorization_code");
+    form_add(&w, "code", o->code);
+    form_add(&w, "redirect_uri", o->redirect_uri);
+    form_add(&w, "code_verifier", o->verifier);
+    return post_form(o, o->token_ep, &w, out);
   }
   if (step == STEP_DEVICE) {
     if (!o->device_ep)
@@ -451,7 +651,8 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
   if ((rc = take_endpoint(o, &d, "token_endpoint", &o->token_ep, 1)) == 0 &&
       (rc = take_endpoint(o, &d, "jwks_uri", &o->jwks_ep, 1)) == 0 &&
       (rc = take_endpoint(o, &d, "device_authorization_endpoint", &o->device_ep, 0)) == 0 &&
-      (rc = take_endpoint(o, &d, "revocation_endpoint", &o->revocation_ep, 0)) == 0)
+      (rc = take_endpoint(o, &d, "revocation_endpoint", &o->revocation_ep, 0)) == 0 &&
+      (rc = take_endpoint(o, &d, "authorization_endpoint", &o->authorization_ep, 0)) == 0)
     rc = take_endpoint(o, &d, "end_session_endpoint", &o->end_session_ep, 0);
   authloop__jdoc_free(&d);
   if (rc == AUTHLOOP_ENOMEM)
@@ -590,11 +791,26 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
     }
     return out->error;
   case STEP_KEYS:
-    if (keys_answer(o, v, a, out) == 0) {
-      out->next = AUTHLOOP__NEXT_STEP;
+    if (keys_answer(o, v, a, out) == 0 && !(o->browser && authorization_url(o, out))) {
+      out->next = o->browser ? AUTHLOOP__NEXT_AWAIT : AUTHLOOP__NEXT_STEP;
       out->step = STEP_DEVICE;
     }
     return out->error;
+  case STEP_AUTHORIZE:
+    authorization_url(o, out);
+    return out->error;
+  case STEP_REFUSED:
+    authloop__result_fail(out, AUTHLOOP_EREJECTED, 0, "%s",
+                          o->refusal_text ? o->refusal_text : "the user or the issuer said no");
+    if (!(out->server_code = strdup(o->refusal)))
+      authloop__result_fail(out, AUTHLOOP_ENOMEM, 0, NULL, NULL);
+    return out->error;
+  case STEP_CODE:
+    if (!authloop__is_2xx(a->status)) {
+      oauth_error(a, out);
+      return out->error;
+    }
+    return poll_answer(o, v, a, out);
   case STEP_DEVICE:
     if (device_answer(o, v, a, out) == 0) {
       out->next = AUTHLOOP__NEXT_STEP;
@@ -726,7 +942,8 @@ static const char *end_session_url(void *state) { return ((oidc *)state)->end_se
 
 const authloop__provider authloop__provider_oidc = {
     .name = "oidc",
-    .accepts = AUTHLOOP__CRED_DEVICE,
+    .accepts = AUTHLOOP__CRED_DEVICE | AUTHLOOP__CRED_BROWSER,
+    .resumes = AUTHLOOP__CRED_TOKEN, /* authloop_login_callback(): the redirect */
     .init = init,
     .free = oidc_free,
     .login_start = login_start,

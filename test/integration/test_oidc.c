@@ -343,6 +343,138 @@ static void id_tokens_refused(void **state) {
   test_env_close(&e);
 }
 
+static authloop_client *browser_client(test_env *e, const char *id, const char *sec,
+                                       const char *redirect) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c = NULL;
+  o.provider = "oidc";
+  o.base_url = issuer;
+  o.client_id = id;
+  o.client_secret = sec;
+  o.scope = "openid offline_access profile email";
+  o.redirect_uri = redirect;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+/* The scripted user follows the authorization URL on the OP's pages: the
+ * redirect it ends in (the app's redirect URI, with a code or an error). */
+static char *user_authorizes(const char *url, int deny) {
+  json_t *req = json_pack("{s:s, s:s, s:b}", "url", url, "login", "alice", "deny", deny);
+  char *body = json_dumps(req, JSON_COMPACT), *location;
+  json_t *r = test_control(&peer, "/__user/authorize", body);
+  assert_non_null(json_string_value(json_object_get(r, "location")));
+  location = strdup(json_string_value(json_object_get(r, "location")));
+  json_decref(r);
+  json_decref(req);
+  free(body);
+  return location;
+}
+
+/* Waits for the authorization URL: the login is then AWAITING_TOKEN. */
+static const char *authorization_url(test_env *e, authloop_client *c, test_recorder *r) {
+  const char *url;
+  assert_int_equal(authloop_login_browser(c), 0);
+  test_run_until(e, &r->count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
+  url = authloop_login_redirect(c);
+  assert_non_null(url);
+  return url;
+}
+
+/* Code flow with PKCE (RFC 7636, RFC 8252): a custom-scheme redirect for a
+ * public client; a redirect with another state, or naming another issuer,
+ * is refused and the login waits on; the right one logs in. */
+static void browser_login(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  const char *url;
+  char *location, *forged, *at;
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  c = browser_client(&e, "public", NULL, "com.example.authloop:/callback");
+  test_record(c, &r);
+  url = authorization_url(&e, c, &r);
+  assert_true(strncmp(url, issuer, strlen(issuer)) == 0);
+  assert_non_null(strstr(url, "code_challenge_method=S256"));
+  assert_non_null(strstr(url, "redirect_uri=com.example.authloop%3A%2Fcallback"));
+  assert_non_null(strstr(url, "prompt=consent"));
+  location = user_authorizes(url, 0);
+  assert_true(strncmp(location, "com.example.authloop:/callback?", 31) == 0);
+
+  /* the same redirect with another state: not this login's */
+  forged = strdup(location);
+  at = strstr(forged, "state=");
+  assert_non_null(at);
+  at[6] = at[6] == 'A' ? 'B' : 'A';
+  assert_int_equal(authloop_login_callback(c, forged), AUTHLOOP_EINVAL);
+  free(forged);
+  /* another issuer's (a mix-up, RFC 9207) */
+  forged = malloc(strlen(location) + 64);
+  sprintf(forged, "%s&iss=https%%3A%%2F%%2Fevil.example", location);
+  assert_int_equal(authloop_login_callback(c, forged), AUTHLOOP_EINVAL);
+  free(forged);
+  assert_int_equal(authloop_login_callback(c, "com.example.other:/callback?code=x&state=y"),
+                   AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0);
+
+  assert_int_equal(authloop_login_callback(c, location), 0);
+  assert_int_equal(authloop_login_callback(c, location), AUTHLOOP_ELOGININPROGRESS);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "alice");
+  assert_non_null(authloop_user_field(authloop_current_user(c), "nonce"));
+  assert_non_null(refresh_token(c)); /* offline_access, consented */
+  assert_null(authloop_login_redirect(c));
+  /* the code was used: the same redirect again is no login of this client */
+  assert_int_equal(authloop_login_callback(c, location), AUTHLOOP_EINVAL);
+  free(location);
+  test_env_close(&e);
+}
+
+/* A confidential client on a loopback redirect; the user says no; a token
+ * with another nonce (a replay) is refused. */
+static void browser_denied_and_nonce(void **state) {
+  test_env e;
+  test_recorder r, rn, rd;
+  authloop_client *c, *n, *d;
+  char *location;
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  c = browser_client(&e, "confidential", secret, "http://127.0.0.1/callback");
+  n = browser_client(&e, "tamper-nonce", NULL, "http://127.0.0.1/callback");
+  d = browser_client(&e, "public", NULL, "http://127.0.0.1/callback");
+  test_record(c, &r);
+  test_record(n, &rn);
+  test_record(d, &rd);
+
+  location = user_authorizes(authorization_url(&e, c, &r), 0);
+  assert_int_equal(authloop_login_callback(c, location), 0);
+  free(location);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+
+  location = user_authorizes(authorization_url(&e, n, &rn), 0);
+  assert_int_equal(authloop_login_callback(n, location), 0);
+  free(location);
+  test_run_until(&e, &rn.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_int_equal(rn.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EPROTO);
+  assert_non_null(strstr(rn.last_message[AUTHLOOP_EV_LOGIN_ATTEMPT], "nonce"));
+
+  location = user_authorizes(authorization_url(&e, d, &rd), 1);
+  assert_non_null(strstr(location, "error=access_denied"));
+  assert_int_equal(authloop_login_callback(d, location), 0);
+  assert_int_equal(rd.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0); /* not from inside the call */
+  free(location);
+  test_run_until(&e, &rd.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_int_equal(rd.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EREJECTED);
+  assert_string_equal(rd.last_server_code[AUTHLOOP_EV_LOGIN_ATTEMPT], "access_denied");
+  assert_false(authloop_is_logged_in(d));
+  test_env_close(&e);
+}
+
 /* Discovery says another issuer (the same server named otherwise): refused. */
 static void discovery_of_another_issuer(void **state) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
@@ -388,8 +520,15 @@ static void options(void **state) {
   o.base_url = "http://op.example";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINSECURE);
   o.base_url = issuer;
+  o.redirect_uri = "https://app.example/cb#frag";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  o.redirect_uri = "no-scheme";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  o.redirect_uri = NULL;
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
   assert_int_equal(authloop_login_code(c, "x"), AUTHLOOP_EWRONGPROVIDER);
+  assert_int_equal(authloop_login_browser(c), AUTHLOOP_EINVAL); /* no redirect_uri */
+  assert_int_equal(authloop_login_callback(c, "x:/y?code=1&state=2"), AUTHLOOP_EINVAL);
   assert_int_equal(authloop_login_password(c, "a", "b"), AUTHLOOP_EWRONGPROVIDER);
   assert_int_equal(authloop_logout_global(c), AUTHLOOP_ENOTLOGGEDIN);
   test_env_close(&e);
@@ -403,6 +542,8 @@ int main(void) {
       cmocka_unit_test(close_during_device_login),
       cmocka_unit_test(refresh_rotation_and_revocation),
       cmocka_unit_test(id_tokens_refused),
+      cmocka_unit_test(browser_login),
+      cmocka_unit_test(browser_denied_and_nonce),
       cmocka_unit_test(discovery_of_another_issuer),
       cmocka_unit_test(options),
   };

@@ -60,7 +60,7 @@ ensureCertificates(dir);
 const ca = fs.readFileSync(path.join(dir, 'ca.pem'));
 const SECRET = 'confidential-secret-0123456789';
 const REDIRECTS = ['http://127.0.0.1/callback', 'com.example.authloop:/callback'];
-const TAMPER_MODES = ['signature', 'aud', 'iss', 'expired', 'unknown-kid', 'none', 'hs256', 'sub'];
+const TAMPER_MODES = ['signature', 'aud', 'iss', 'expired', 'unknown-kid', 'none', 'hs256', 'sub', 'nonce'];
 
 // ---- keys: the OP's (RS256 and ES256), and one it does not publish --------------
 const pair = (type, o, kid, alg) => {
