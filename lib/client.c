@@ -18,6 +18,41 @@ const char *authloop_state_name(authloop_state s) {
   return (unsigned)s < AUTHLOOP__COUNT(state_names) ? state_names[s] : "UNKNOWN";
 }
 
+/* The dialect's per-issuer data for base, found or made; c takes a reference. */
+static int shared_get(authloop_client *c, const char *base) {
+  authloop__link *l;
+  authloop__shared *s;
+  for (l = c->ctx->shared.next; l != &c->ctx->shared; l = l->next) {
+    s = AUTHLOOP__CONTAINER_OF(l, authloop__shared, link);
+    if (s->provider == c->provider && strcmp(s->key, base) == 0) {
+      s->refs++;
+      c->shared = s;
+      return 0;
+    }
+  }
+  if (!(s = calloc(1, sizeof(*s))) || !(s->key = strdup(base)) ||
+      !(s->data = c->provider->shared_new())) {
+    if (s)
+      free(s->key);
+    free(s);
+    return AUTHLOOP_ENOMEM;
+  }
+  s->provider = c->provider;
+  s->refs = 1;
+  authloop__list_push(&c->ctx->shared, &s->link);
+  c->shared = s;
+  return 0;
+}
+
+void authloop__shared_put(authloop__shared *s) {
+  if (!s || --s->refs)
+    return;
+  authloop__list_remove(&s->link);
+  s->provider->shared_free(s->data);
+  free(s->key);
+  free(s);
+}
+
 static int provider_init(authloop_client *c, const authloop_client_options *o) {
   authloop__provider_env env;
   const char *bases[AUTHLOOP__MAX_BASES] = {NULL};
@@ -34,6 +69,12 @@ static int provider_init(authloop_client *c, const authloop_client_options *o) {
     if ((rc = authloop__installation_id(o->session_path, o->app_id, installation)) != 0)
       return rc;
     env.installation = installation;
+  }
+  env.shared = NULL;
+  if (c->provider->shared_new && o->base_url) {
+    if ((rc = shared_get(c, o->base_url)) != 0)
+      return rc;
+    env.shared = c->shared->data;
   }
   if ((rc = c->provider->init(o, &env, &c->pstate, bases)) != 0)
     return rc;
@@ -127,6 +168,7 @@ int authloop_client_new(authloop_ctx *ctx, const authloop_client_options *caller
       authloop__origin_put(c->origins[i]);
     if (c->pstate)
       c->provider->free(c->pstate);
+    authloop__shared_put(c->shared);
     free(c->base_url);
     authloop__timer_release(&ctx->timer, &c->wake);
     authloop__timer_release(&ctx->timer, &c->login_wake);

@@ -174,6 +174,7 @@ int authloop_ctx_new(uv_loop_t *loop, const authloop_ctx_options *caller, authlo
   ctx->loop_thread = uv_thread_self();
   authloop__list_init(&ctx->clients);
   authloop__list_init(&ctx->origins);
+  authloop__list_init(&ctx->shared);
   ctx->online_app = 1;
   ctx->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
   ctx->log_cb = opts->log_cb;

@@ -32,6 +32,7 @@ struct authloop_ctx {
   /* engine (lib/client.c, lib/session.c): its clients and network health */
   authloop__link clients;
   authloop__link origins; /* authloop__origin: health per scheme, host and port */
+  authloop__link shared;  /* authloop__shared: what a dialect keeps per issuer, for all clients */
   int online_app;         /* what the application said (authloop_ctx_set_online) */
   void *graveyard;        /* session strings retired this turn (lib/state.c) */
   void (*graveyard_free)(authloop_ctx *ctx);

@@ -84,6 +84,17 @@ typedef struct {
   authloop__timer_entry hold_end;
 } authloop__origin;
 
+/* What a dialect keeps for every client of the ctx that talks to the same
+ * base URL (an OpenID issuer's discovery and keys): made by the provider's
+ * shared_new, one reference per client, freed with the last. */
+typedef struct {
+  authloop__link link; /* in ctx->shared */
+  unsigned refs;
+  const authloop__provider *provider;
+  char *key; /* the base URL */
+  void *data;
+} authloop__shared;
+
 /* ---- the client ---------------------------------------------------------------- */
 
 struct authloop_client {
@@ -92,6 +103,7 @@ struct authloop_client {
   void *pstate;                                   /* the provider's own options and state */
   const char *bases[AUTHLOOP__MAX_BASES];         /* the provider's base URLs (its strings) */
   authloop__origin *origins[AUTHLOOP__MAX_BASES]; /* their health */
+  authloop__shared *shared;                       /* the dialect's per-issuer data, or NULL */
   char *base_url; /* the provider's API base: authloop_request(), the session file */
   unsigned refs;  /* the application's (until free) + one per queued call + one per handler */
   int freed;      /* authloop_client_free() was called: no event fires any more */
@@ -139,6 +151,8 @@ struct authloop_client {
 };
 
 void authloop__client_ref(authloop_client *c);
+/* Drops a client's reference on its dialect's per-issuer data (lib/client.c). */
+void authloop__shared_put(authloop__shared *s);
 /* Drops a device login's codes (lib/client.c). */
 void authloop__forget_prompt(authloop_client *c);
 /* Drops a reference; the last one frees the client. */

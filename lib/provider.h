@@ -55,6 +55,9 @@ typedef struct {
    * path: the same in every run that shares it), or NULL without one */
   const unsigned char *installation;
   long long now_wall_ms;
+  /* what the dialect keeps for every client of the ctx with the same base
+   * URL (shared_new's), or NULL (then the client keeps its own) */
+  void *shared;
 } authloop__provider_env;
 
 #define AUTHLOOP__MAX_BASES 2
@@ -160,6 +163,11 @@ typedef struct authloop__provider {
   /* The id and display name in a user object of this dialect (pointers into
    * it); AUTHLOOP_EPROTO when it is not one. Used for answers and restores. */
   int (*user_fields)(const authloop__jdoc *d, int user, const char **id, const char **name);
+
+  /* Per-ctx data for every client with the same base URL (NULL where the
+   * dialect has none): made once, freed with the last such client. */
+  void *(*shared_new)(void);
+  void (*shared_free)(void *data);
 
   /* The end-session URL (RP-Initiated Logout) made by the last logout, or
    * NULL; NULL where the dialect has none. */

@@ -172,6 +172,7 @@ static void client_destroy(authloop_client *c) {
   free(c->redirect_url);
   free(c->redirect_result);
   c->provider->free(c->pstate);
+  authloop__shared_put(c->shared); /* after the state that points into it */
   authloop__listeners_free(&c->listeners);
   mbedtls_platform_zeroize(c->session_key, sizeof(c->session_key));
   free(c->session_path);

@@ -43,17 +43,22 @@ enum {
   STEP_REFUSED    /* the redirect said no: nothing to send, the login ends */
 };
 
+/* What the issuer said (discovery, its keys), shared by every client of the
+ * ctx with the same issuer (authloop__provider.shared_new): fetched once. */
 typedef struct {
-  /* options */
-  char *issuer, *client_id, *scope, *redirect_uri;
-  char *basic; /* "Basic base64(id:secret)" with a secret, else NULL */
-  /* discovery, once per client */
   int discovered;
   char *token_ep, *device_ep, *revocation_ep, *end_session_ep, *jwks_ep, *authorization_ep;
-  /* the issuer's keys */
   authloop__jwks keys;
   int have_keys;
   long long keys_at_ms; /* when they were fetched (wall clock) */
+} issuer_data;
+
+typedef struct {
+  /* options */
+  char *issuer, *client_id, *scope, *redirect_uri;
+  char *basic;     /* "Basic base64(id:secret)" with a secret, else NULL */
+  issuer_data *is; /* the ctx's for this issuer, or own_is */
+  issuer_data *own_is;
   /* a browser login in flight: its state, nonce and PKCE verifier, then
    * what the redirect brought */
   int browser;
@@ -200,7 +205,7 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
   authloop__jdoc d;
   const char *iss, *sub;
   long long exp, iat, now = v->now_wall_ms / 1000;
-  int rc = o->have_keys ? authloop__jws_verify(token, &o->keys) : AUTHLOOP_ENOENT;
+  int rc = o->is->have_keys ? authloop__jws_verify(token, &o->is->keys) : AUTHLOOP_ENOENT;
   const char *why = NULL;
   *claims = NULL;
   if (rc == AUTHLOOP_ENOENT || rc == AUTHLOOP_ENOMEM)
@@ -333,6 +338,22 @@ static void login_end(void *state) {
   mbedtls_platform_zeroize(o->verifier, sizeof(o->verifier));
 }
 
+static void issuer_free(void *data) {
+  issuer_data *is = data;
+  if (!is)
+    return;
+  free(is->token_ep);
+  free(is->device_ep);
+  free(is->revocation_ep);
+  free(is->end_session_ep);
+  free(is->jwks_ep);
+  free(is->authorization_ep);
+  authloop__jwks_free(&is->keys);
+  free(is);
+}
+
+static void *issuer_new(void) { return calloc(1, sizeof(issuer_data)); }
+
 static void oidc_free(void *state) {
   oidc *o = state;
   if (!o)
@@ -342,15 +363,9 @@ static void oidc_free(void *state) {
   free(o->client_id);
   free(o->scope);
   free(o->redirect_uri);
-  free(o->authorization_ep);
   authloop__secret_free(o->basic);
-  free(o->token_ep);
-  free(o->device_ep);
-  free(o->revocation_ep);
-  free(o->end_session_ep);
-  free(o->jwks_ep);
   authloop__secret_free(o->end_session_url);
-  authloop__jwks_free(&o->keys);
+  issuer_free(o->own_is);
   free(o);
 }
 
@@ -421,6 +436,11 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
       !(o->scope = strdup(opt->scope ? opt->scope : DEFAULT_SCOPE)) ||
       (opt->redirect_uri && !(o->redirect_uri = strdup(opt->redirect_uri))) ||
       (opt->client_secret && !(o->basic = basic_auth(opt->client_id, opt->client_secret)))) {
+    oidc_free(o);
+    return AUTHLOOP_ENOMEM;
+  }
+  /* the ctx's data for this issuer; a client made without one (tests) keeps its own */
+  if (!(o->is = env->shared) && !(o->is = o->own_is = issuer_new())) {
     oidc_free(o);
     return AUTHLOOP_ENOMEM;
   }
@@ -540,10 +560,10 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
     if (!o->state[0] || !o->nonce[0] || !o->verifier[0])
       return AUTHLOOP_ENOMEM;
   }
-  *step = !o->discovered  ? STEP_DISCOVER
-          : !o->have_keys ? STEP_KEYS
-          : o->browser    ? STEP_AUTHORIZE
-                          : STEP_DEVICE;
+  *step = !o->is->discovered  ? STEP_DISCOVER
+          : !o->is->have_keys ? STEP_KEYS
+          : o->browser        ? STEP_AUTHORIZE
+                              : STEP_DEVICE;
   return 0;
 }
 
@@ -553,7 +573,7 @@ static int authorization_url(oidc *o, authloop__result *out) {
   unsigned char hash[32];
   char challenge[44];
   authloop__jw q = {NULL, 0, 0, 0}, u = {NULL, 0, 0, 0};
-  if (!o->authorization_ep)
+  if (!o->is->authorization_ep)
     return authloop__result_fail(out, AUTHLOOP_ENOTSUP, 0, "%s",
                                  "the issuer has no authorization endpoint");
   if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)o->verifier,
@@ -571,7 +591,7 @@ static int authorization_url(oidc *o, authloop__result *out) {
   /* offline access is granted only with consent asked (Core 11) */
   if (strstr(o->scope, "offline_access"))
     form_add(&q, "prompt", "consent");
-  authloop__jw_raw(&u, o->authorization_ep, strlen(o->authorization_ep));
+  authloop__jw_raw(&u, o->is->authorization_ep, strlen(o->is->authorization_ep));
   authloop__jw_raw(&u, "?", 1);
   if (q.data)
     authloop__jw_raw(&u, q.data, q.len);
@@ -605,7 +625,7 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
     return get(o->issuer, "/.well-known/openid-configuration", out);
   case STEP_KEYS:
   case STEP_KEYS_AGAIN:
-    return get(o->jwks_ep, NULL, out);
+    return get(o->is->jwks_ep, NULL, out);
   default:
     break;
   }
@@ -616,21 +636,22 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
     form_add(&w, "code", o->code);
     form_add(&w, "redirect_uri", o->redirect_uri);
     form_add(&w, "code_verifier", o->verifier);
-    return post_form(o, o->token_ep, &w, out);
+    return post_form(o, o->is->token_ep, &w, out);
   }
   if (step == STEP_DEVICE) {
-    if (!o->device_ep)
+    if (!o->is->device_ep)
       return AUTHLOOP_ENOTSUP;
     form_add(&w, "scope", o->scope);
-    return post_form(o, o->device_ep, &w, out);
+    return post_form(o, o->is->device_ep, &w, out);
   }
   form_add(&w, "grant_type", DEVICE_GRANT);
   form_add(&w, "device_code", o->device_code);
-  return post_form(o, o->token_ep, &w, out);
+  return post_form(o, o->is->token_ep, &w, out);
 }
 
 /* The discovery document (OpenID Connect Discovery 1.0, 3 and 4.3). */
 static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result *out) {
+  issuer_data t = {0};
   authloop__jdoc d;
   const char *iss;
   int rc;
@@ -648,22 +669,41 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
     authloop__jdoc_free(&d);
     return out->error;
   }
-  if ((rc = take_endpoint(o, &d, "token_endpoint", &o->token_ep, 1)) == 0 &&
-      (rc = take_endpoint(o, &d, "jwks_uri", &o->jwks_ep, 1)) == 0 &&
-      (rc = take_endpoint(o, &d, "device_authorization_endpoint", &o->device_ep, 0)) == 0 &&
-      (rc = take_endpoint(o, &d, "revocation_endpoint", &o->revocation_ep, 0)) == 0 &&
-      (rc = take_endpoint(o, &d, "authorization_endpoint", &o->authorization_ep, 0)) == 0)
-    rc = take_endpoint(o, &d, "end_session_endpoint", &o->end_session_ep, 0);
+  /* read whole into t, then taken: a bad document (a client's concurrent
+   * discovery) leaves what the issuer said before as it was */
+  if ((rc = take_endpoint(o, &d, "token_endpoint", &t.token_ep, 1)) == 0 &&
+      (rc = take_endpoint(o, &d, "jwks_uri", &t.jwks_ep, 1)) == 0 &&
+      (rc = take_endpoint(o, &d, "device_authorization_endpoint", &t.device_ep, 0)) == 0 &&
+      (rc = take_endpoint(o, &d, "revocation_endpoint", &t.revocation_ep, 0)) == 0 &&
+      (rc = take_endpoint(o, &d, "authorization_endpoint", &t.authorization_ep, 0)) == 0)
+    rc = take_endpoint(o, &d, "end_session_endpoint", &t.end_session_ep, 0);
   authloop__jdoc_free(&d);
-  if (rc == AUTHLOOP_ENOMEM)
-    return authloop__result_fail(out, rc, a->status, NULL, NULL);
-  if (rc)
+  if (rc) {
+    const char *what = !t.token_ep ? "token_endpoint" : !t.jwks_ep ? "jwks_uri" : "endpoint";
+    free(t.token_ep);
+    free(t.jwks_ep);
+    free(t.device_ep);
+    free(t.revocation_ep);
+    free(t.authorization_ep);
+    free(t.end_session_ep);
+    if (rc == AUTHLOOP_ENOMEM)
+      return authloop__result_fail(out, rc, a->status, NULL, NULL);
     return authloop__result_fail(out, rc, a->status,
-                                 "the discovery document has a bad or missing %s",
-                                 !o->token_ep  ? "token_endpoint"
-                                 : !o->jwks_ep ? "jwks_uri"
-                                               : "endpoint");
-  o->discovered = 1;
+                                 "the discovery document has a bad or missing %s", what);
+  }
+  free(o->is->token_ep);
+  free(o->is->jwks_ep);
+  free(o->is->device_ep);
+  free(o->is->revocation_ep);
+  free(o->is->authorization_ep);
+  free(o->is->end_session_ep);
+  o->is->token_ep = t.token_ep;
+  o->is->jwks_ep = t.jwks_ep;
+  o->is->device_ep = t.device_ep;
+  o->is->revocation_ep = t.revocation_ep;
+  o->is->authorization_ep = t.authorization_ep;
+  o->is->end_session_ep = t.end_session_ep;
+  o->is->discovered = 1;
   return 0;
 }
 
@@ -678,10 +718,10 @@ static int keys_answer(oidc *o, const authloop__view *v, const authloop__answer 
     return rc == AUTHLOOP_ENOMEM ? authloop__result_fail(out, rc, a->status, NULL, NULL)
                                  : missing(out, a->status, "keys");
   }
-  authloop__jwks_free(&o->keys);
-  o->keys = keys;
-  o->have_keys = 1;
-  o->keys_at_ms = v->now_wall_ms;
+  authloop__jwks_free(&o->is->keys);
+  o->is->keys = keys;
+  o->is->have_keys = 1;
+  o->is->keys_at_ms = v->now_wall_ms;
   return 0;
 }
 
@@ -745,7 +785,7 @@ static int poll_answer(oidc *o, const authloop__view *v, const authloop__answer 
     if (rc == AUTHLOOP_ENOENT) {
       /* a key the set does not have: the issuer may have rotated its keys.
        * The set is fetched again, at most once a minute and once a login */
-      if (o->held || v->now_wall_ms - o->keys_at_ms < JWKS_REFETCH_MS)
+      if (o->held || v->now_wall_ms - o->is->keys_at_ms < JWKS_REFETCH_MS)
         return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "the id token is refused: %s",
                                      "signed by a key the issuer does not publish");
       authloop__result_clear(out);
@@ -854,11 +894,11 @@ static int refresh_request(void *state, const authloop__view *v, authloop__reque
   authloop__jw w = {NULL, 0, 0, 0};
   if (!v->refresh_token)
     return AUTHLOOP_EREVOKED;
-  if (!o->token_ep)
+  if (!o->is->token_ep)
     return AUTHLOOP_EREVOKED; /* a restored session of a client that never discovered */
   form_add(&w, "grant_type", "refresh_token");
   form_add(&w, "refresh_token", v->refresh_token);
-  return post_form(o, o->token_ep, &w, out);
+  return post_form(o, o->is->token_ep, &w, out);
 }
 
 /* invalid_grant is final (RFC 6749 5.2: the refresh token is invalid,
@@ -896,11 +936,11 @@ static int logout_request(void *state, const authloop__view *v, int global,
   (void)global; /* refused by the engine: no AUTHLOOP__CAN_GLOBAL_LOGOUT */
   authloop__secret_free(o->end_session_url);
   o->end_session_url = NULL;
-  if (o->end_session_ep && v->id_token) {
+  if (o->is->end_session_ep && v->id_token) {
     authloop__jw q = {NULL, 0, 0, 0}, u = {NULL, 0, 0, 0};
     form_add(&q, "id_token_hint", v->id_token);
     form_add(&q, "client_id", o->client_id);
-    authloop__jw_raw(&u, o->end_session_ep, strlen(o->end_session_ep));
+    authloop__jw_raw(&u, o->is->end_session_ep, strlen(o->is->end_session_ep));
     authloop__jw_raw(&u, "?", 1);
     if (q.data)
       authloop__jw_raw(&u, q.data, q.len);
@@ -911,11 +951,11 @@ static int logout_request(void *state, const authloop__view *v, int global,
     if (q.data)
       authloop__wipe_free(q.data, q.cap);
   }
-  if (!o->revocation_ep || !v->refresh_token)
+  if (!o->is->revocation_ep || !v->refresh_token)
     return AUTHLOOP__NO_REQUEST;
   form_add(&w, "token", v->refresh_token);
   form_add(&w, "token_type_hint", "refresh_token");
-  return post_form(o, o->revocation_ep, &w, out);
+  return post_form(o, o->is->revocation_ep, &w, out);
 }
 
 static int logout_answer(void *state, const authloop__answer *a, authloop__result *out) {
@@ -958,4 +998,6 @@ const authloop__provider authloop__provider_oidc = {
     .session_gone = session_gone,
     .user_fields = user_fields,
     .end_session_url = end_session_url,
+    .shared_new = issuer_new,
+    .shared_free = issuer_free,
 };

@@ -69,6 +69,13 @@ static long polls_of(const char *client_id, long long *gap_ms) {
 
 static const char *refresh_token(const authloop_client *c) { return c->session.refresh_token; }
 
+static long stat_of(const char *name) {
+  json_t *s = test_control(&peer, "/__test/stats", NULL);
+  long n = (long)json_integer_value(json_object_get(s, name));
+  json_decref(s);
+  return n;
+}
+
 /* A device login from the prompt to the tokens; the user is the id token's
  * claims. */
 static authloop_client *device_login(test_env *e, test_recorder *r, const char *id,
@@ -441,6 +448,7 @@ static void browser_denied_and_nonce(void **state) {
   test_recorder r, rn, rd;
   authloop_client *c, *n, *d;
   char *location;
+  long discovery = stat_of("discovery_requests"), jwks = stat_of("jwks_requests");
   (void)state;
   test_env_init(&e, &peer, NULL);
   c = browser_client(&e, "confidential", secret, "http://127.0.0.1/callback");
@@ -472,6 +480,10 @@ static void browser_denied_and_nonce(void **state) {
   assert_int_equal(rd.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EREJECTED);
   assert_string_equal(rd.last_server_code[AUTHLOOP_EV_LOGIN_ATTEMPT], "access_denied");
   assert_false(authloop_is_logged_in(d));
+  /* three clients of one ctx and issuer, one after the other: the issuer's
+   * discovery and keys were fetched once */
+  assert_int_equal(stat_of("discovery_requests") - discovery, 1);
+  assert_int_equal(stat_of("jwks_requests") - jwks, 1);
   test_env_close(&e);
 }
 

@@ -20,7 +20,7 @@
 //   - test control: POST /__test/introspect {"token"} (as "confidential"),
 //     POST /__test/revoke {"token", "client_id"}, POST /__test/tamper {"mode"}
 //     rewrites the id_token of every token answer that way ("" off),
-//     GET /__test/stats: {"token_requests", "jwks_requests", "reuse", "polls":
+//     GET /__test/stats: {"token_requests", "jwks_requests", "discovery_requests", "reuse", "polls":
 //     {client: [ms of each device-code poll]}}; client "slow"'s first poll of
 //     each code is answered slow_down (a rate policy in front of the OP).
 //
@@ -72,7 +72,7 @@ const ec = pair('ec', { namedCurve: 'P-256' }, 'ec-1', 'ES256');
 const stranger = pair('rsa', { modulusLength: 2048 }, 'not-published', 'RS256');
 
 // ---- the server, then the provider with its issuer ------------------------------
-const stats = { token_requests: 0, jwks_requests: 0, reuse: 0, polls: {} };
+const stats = { token_requests: 0, jwks_requests: 0, discovery_requests: 0, reuse: 0, polls: {} };
 const slowed = new Set(); // device codes of client "slow" told slow_down once
 let tamper = '';
 let handler = null;
@@ -175,6 +175,7 @@ function tampered(token, mode) {
 provider.use(async (ctx, next) => {
   if (ctx.path === '/token') stats.token_requests++;
   if (ctx.path === '/jwks') stats.jwks_requests++;
+  if (ctx.path === '/.well-known/openid-configuration') stats.discovery_requests++;
   await next();
   const client = ctx.oidc && ctx.oidc.client && ctx.oidc.client.clientId;
   if (ctx.path === '/token' && client && ctx.oidc.params && ctx.oidc.params.device_code) {
