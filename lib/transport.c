@@ -925,62 +925,137 @@ static unsigned line_cap(const authloop__transport *t, const struct line *l) {
                                                          : t->max_host * STREAMS_PER_CONNECTION;
 }
 
-/* x's server's line, made when it has none: 0 or AUTHLOOP_ENOMEM. */
-static int line_join(authloop__transport *t, authloop__transfer *x) {
+#define LINE_KEY_MAX 300 /* "scheme://host port": a host name is at most 253 */
+#define LINES_KEPT   8   /* empty lines kept for the next transfers */
+
+/* The line key of a plain absolute URL, read from its text: "scheme://host
+ * port", the host lower-cased, the port written (the scheme's default when
+ * the URL has none). 0 when the URL is not that plain (user info, an IPv6
+ * literal, an escape or a byte past ASCII in the host, an odd port): then
+ * libcurl's parse makes the key. */
+static int plain_key(const char *url, char *out, size_t size) {
+  const char *rest, *auth, *end, *colon;
+  size_t sl, hl, pl, i;
+  const char *port;
+  if (strncmp(url, "https://", 8) == 0)
+    sl = 5;
+  else if (strncmp(url, "http://", 7) == 0)
+    sl = 4;
+  else
+    return 0;
+  auth = url + sl + 3;
+  end = auth + strcspn(auth, "/?#");
+  rest = memchr(auth, '@', (size_t)(end - auth));
+  if (rest || auth == end || *auth == '[')
+    return 0;
+  colon = memchr(auth, ':', (size_t)(end - auth));
+  hl = (size_t)((colon ? colon : end) - auth);
+  if (colon) {
+    port = colon + 1;
+    pl = (size_t)(end - port);
+    if (pl == 0 || pl > 5 || port[0] == '0')
+      return 0;
+    for (i = 0; i < pl; i++)
+      if (port[i] < '0' || port[i] > '9')
+        return 0;
+  } else {
+    port = sl == 5 ? "443" : "80";
+    pl = strlen(port);
+  }
+  if (hl == 0 || sl + 3 + hl + 1 + pl + 1 > size)
+    return 0;
+  memcpy(out, url, sl);
+  memcpy(out + sl, "://", 3);
+  for (i = 0; i < hl; i++) {
+    unsigned char ch = (unsigned char)auth[i];
+    if (ch == '%' || ch >= 0x80 || ch <= ' ')
+      return 0;
+    out[sl + 3 + i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  }
+  out[sl + 3 + hl] = ' '; /* a host never has a space */
+  memcpy(out + sl + 4 + hl, port, pl);
+  out[sl + 4 + hl + pl] = '\0';
+  return 1;
+}
+
+/* The same key from libcurl's parse of the URL: 0 or AUTHLOOP_ENOMEM. */
+static int parsed_key(CURLU *url, char *out, size_t size) {
   char *scheme = NULL, *host = NULL, *port = NULL;
-  size_t n;
-  struct line *l = NULL;
-  authloop__link *k;
   int rc = AUTHLOOP_ENOMEM;
-  if (curl_url_get(x->url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-      curl_url_get(x->url, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-      curl_url_get(x->url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
-    goto done;
-  for (n = 0; host[n]; n++) /* host names compare without case, as libcurl's limit does */
-    if (host[n] >= 'A' && host[n] <= 'Z')
-      host[n] = (char)(host[n] - 'A' + 'a');
-  n = strlen(scheme) + strlen(host) + strlen(port) + 5;
-  for (k = t->lines.next; k != &t->lines; k = k->next) {
-    struct line *m = AUTHLOOP__CONTAINER_OF(k, struct line, link);
-    size_t ls = strlen(scheme), lh = strlen(host);
-    if (strncmp(m->key, scheme, ls) == 0 && strncmp(m->key + ls, "://", 3) == 0 &&
-        strncmp(m->key + ls + 3, host, lh) == 0 && m->key[ls + 3 + lh] == ' ' &&
-        strcmp(m->key + ls + 4 + lh, port) == 0) {
-      l = m;
-      break;
-    }
+  size_t n;
+  if (curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    for (n = 0; host[n]; n++) /* host names compare without case, as libcurl's limit does */
+      if (host[n] >= 'A' && host[n] <= 'Z')
+        host[n] = (char)(host[n] - 'A' + 'a');
+    snprintf(out, size, "%s://%s %s", scheme, host, port); /* a longer host: cut, still one */
+    rc = 0;
   }
-  if (!l) {
-    if (!(l = malloc(sizeof(*l) + n)))
-      goto done;
-    /* a space between host and port: a host never has one */
-    snprintf(l->key, n, "%s://%s %s", scheme, host, port);
-    l->active = 0;
-    l->multiplexed = 0;
-    authloop__list_init(&l->waiting);
-    authloop__list_push(&t->lines, &l->link);
-  }
-  x->line = l;
-  rc = 0;
-done:
   curl_free(scheme);
   curl_free(host);
   curl_free(port);
   return rc;
 }
 
-/* Frees the lines nothing is in (but those of servers that answered over
- * HTTP/2: as few as the servers the ctx talks to). Not while a pump walks
- * them. */
+int authloop__line_key(const char *url, char *out, size_t size) {
+  CURLU *u;
+  int rc;
+  if (plain_key(url, out, size))
+    return 0;
+  if (!(u = curl_url()))
+    return AUTHLOOP_ENOMEM;
+  rc = curlu_rc(curl_url_set(u, CURLUPART_URL, url, 0));
+  if (rc == 0)
+    rc = parsed_key(u, out, size);
+  curl_url_cleanup(u);
+  return rc;
+}
+
+/* x's server's line, made when it has none: 0 or AUTHLOOP_ENOMEM. */
+static int line_join(authloop__transport *t, authloop__transfer *x, const char *base) {
+  char key[LINE_KEY_MAX];
+  struct line *l = NULL;
+  authloop__link *k;
+  size_t n;
+  int rc;
+  if (!plain_key(base, key, sizeof(key)) && (rc = parsed_key(x->url, key, sizeof(key))) != 0)
+    return rc;
+  for (k = t->lines.next; k != &t->lines; k = k->next) {
+    struct line *m = AUTHLOOP__CONTAINER_OF(k, struct line, link);
+    if (strcmp(m->key, key) == 0) {
+      l = m;
+      break;
+    }
+  }
+  if (!l) {
+    n = strlen(key) + 1;
+    if (!(l = malloc(sizeof(*l) + n)))
+      return AUTHLOOP_ENOMEM;
+    memcpy(l->key, key, n);
+    l->active = 0;
+    l->multiplexed = 0;
+    authloop__list_init(&l->waiting);
+    authloop__list_push(&t->lines, &l->link);
+  }
+  x->line = l;
+  return 0;
+}
+
+/* Frees the lines nothing is in, past the first LINES_KEPT (and but those
+ * of servers that answered over HTTP/2: as few as the servers the ctx talks
+ * to). Not while a pump walks them. */
 static void line_gc(authloop__transport *t) {
   authloop__link *k = t->lines.next;
+  unsigned kept = 0;
   if (t->pumping)
     return;
   while (k != &t->lines) {
     struct line *l = AUTHLOOP__CONTAINER_OF(k, struct line, link);
     k = k->next;
-    /* a server that multiplexes keeps its line: what it said stays known */
-    if (!l->active && authloop__list_empty(&l->waiting) && !l->multiplexed) {
+    /* a server that multiplexes keeps its line: what it said stays known;
+     * a few empty ones stay for the next transfers (no malloc each time) */
+    if (!l->active && authloop__list_empty(&l->waiting) && !l->multiplexed && ++kept > LINES_KEPT) {
       authloop__list_remove(&l->link);
       free(l);
     }
@@ -1079,7 +1154,7 @@ int authloop__transport_start(authloop__transport *t, const authloop__request *r
   x->cb = cb;
   x->ud = ud;
   x->started_ns = uv_hrtime();
-  if ((rc = line_join(t, x)) != 0) {
+  if ((rc = line_join(t, x, r->base)) != 0) {
     transfer_free(x);
     line_gc(t);
     return rc;

@@ -93,6 +93,9 @@ int authloop__request_url(const authloop__request *r, char **url);
 /* "scheme://host:port" of url (the port always written), for per-origin
  * health; free with free(). */
 int authloop__url_origin(const char *url, char **origin);
+/* The key of url's line (lib/transport.c): "scheme://host port", the host
+ * lower-cased, the port always written. 0, AUTHLOOP_EINVAL, AUTHLOOP_ENOMEM. */
+int authloop__line_key(const char *url, char *out, size_t size);
 /* 0 if url is an absolute http(s) URL with a host and no query or fragment,
  * and plain http only to loopback unless allow_insecure; *loopback says
  * whether its host is loopback. */

@@ -190,6 +190,29 @@ static void header_bytes(void **state) {
   assert_false(authloop__header_name_ok(""));
 }
 
+/* One line per server: the key reads the URL's text where it is plain and
+ * libcurl's parse where it is not, and both say the same of one server. */
+static void line_keys(void **state) {
+  static const char *const cases[][2] = {
+      {"https://Example.COM", "https://example.com 443"},
+      {"https://example.com:443/a/b", "https://example.com 443"},
+      {"http://127.0.0.1:8080/x?y#z", "http://127.0.0.1 8080"},
+      {"http://localhost", "http://localhost 80"},
+      {"https://user:pw@example.com/", "https://example.com 443"}, /* libcurl's parse */
+      {"https://[::1]:9443/", "https://[::1] 9443"},
+      {"https://EXAMPLE.com:0443", "https://example.com 443"},
+      {"https://ex%61mple.com", "https://example.com 443"},
+  };
+  char key[300];
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    assert_int_equal(authloop__line_key(cases[i][0], key, sizeof(key)), 0);
+    assert_string_equal(key, cases[i][1]);
+  }
+  assert_int_equal(authloop__line_key("not a url", key, sizeof(key)), AUTHLOOP_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(accepted),
@@ -198,6 +221,7 @@ int main(void) {
       cmocka_unit_test(segments_are_encoded_whole),
       cmocka_unit_test(bad_parts_are_refused),
       cmocka_unit_test(header_bytes),
+      cmocka_unit_test(line_keys),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("URLs and header bytes", tests, NULL, NULL);
