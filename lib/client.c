@@ -194,6 +194,10 @@ typedef struct {
   authloop__origin *origin;
   authloop__transfer *x;
   authloop__event_entry *outcome; /* its logout event, reserved by the call */
+  /* what the provider had to fetch first (prepare_request): x fetches it, then
+   * the logout is made from the session's tokens, kept here (wiped) */
+  int preparing, global;
+  authloop__session tokens;
 } logout_op;
 
 /* Logouts are left to finish: each holds a reference on the client and is
@@ -301,11 +305,19 @@ static void forget_redirect(authloop_client *c) {
 }
 
 void authloop__forget_prompt(authloop_client *c) {
-  free((char *)c->prompt.verification_uri);
-  free((char *)c->prompt.verification_uri_complete);
-  free((char *)c->prompt.user_code);
+  authloop__retire_text(c->ctx, (char *)c->prompt.verification_uri);
+  authloop__retire_text(c->ctx, (char *)c->prompt.verification_uri_complete);
+  authloop__retire_text(c->ctx, (char *)c->prompt.user_code);
   memset(&c->prompt, 0, sizeof(c->prompt));
   c->has_prompt = 0;
+}
+
+/* The provider's end-session URL after a logout request was made: a copy the
+ * client hands out (retired, so that it stays readable until the loop turns). */
+static void keep_end_session_url(authloop_client *c) {
+  const char *u = c->provider->end_session_url ? c->provider->end_session_url(c->pstate) : NULL;
+  authloop__retire_text(c->ctx, c->end_session_url);
+  c->end_session_url = u ? strdup(u) : NULL;
 }
 
 /* A device login's codes, kept for authloop_login_prompt_of() and told by
@@ -360,6 +372,16 @@ static void on_login_done(void *ud, const authloop__outcome *o) {
   authloop__origin *origin = c->login_origin; /* a next step may go elsewhere */
   authloop__result r = {0};
   c->login_x = NULL;
+  if (o->error && o->error != AUTHLOOP_ECANCELED && c->provider->login_retry_ms) {
+    authloop__view v;
+    long long delay;
+    authloop__view_of(c, &c->pending, &v);
+    if ((delay = c->provider->login_retry_ms(c->pstate, &v, c->login_step, o->error)) > 0) {
+      authloop__timer_set(&c->ctx->timer, &c->login_wake, authloop__boot_ms() + (uint64_t)delay);
+      authloop__health_outcome(c->ctx, origin, o);
+      return;
+    }
+  }
   if (o->error) {
     failure_from(&r, o);
   } else {
@@ -520,10 +542,7 @@ const authloop_login_prompt *authloop_login_prompt_of(const authloop_client *c) 
 }
 
 const char *authloop_end_session_url(const authloop_client *c) {
-  if (!c || c->freed || !c->provider->end_session_url || authloop__logged_in(c) ||
-      c->state == AUTHLOOP_STATE_LOGGING_IN || c->state == AUTHLOOP_STATE_AWAITING_TOKEN)
-    return NULL;
-  return c->provider->end_session_url(c->pstate);
+  return c && !c->freed ? c->end_session_url : NULL;
 }
 
 static int login(authloop_client *c, const authloop__credential *cred) {
@@ -531,6 +550,8 @@ static int login(authloop_client *c, const authloop__credential *cred) {
   if (rc)
     return rc;
   authloop__session_clear(&c->pending);
+  authloop__retire_text(c->ctx, c->end_session_url); /* a new login: the old one is over */
+  c->end_session_url = NULL;
   return start_login(c, cred, c->provider->accepts);
 }
 
@@ -618,10 +639,59 @@ int authloop_set_token(authloop_client *c, const char *token) {
 
 /* ---- logout ---------------------------------------------------------------------------- */
 
+static void on_logout_done(void *ud, const authloop__outcome *o);
+
+static void logout_op_free(logout_op *op) {
+  authloop__session_clear(&op->tokens);
+  free(op);
+}
+
+/* The logout's request, made from a view of the session: started (0), nothing
+ * to send (AUTHLOOP__NO_REQUEST), or an error. */
+static int logout_send(logout_op *op, const authloop__view *v) {
+  authloop_client *c = op->c;
+  authloop__request req = {0};
+  int rc = c->provider->logout_request(c->pstate, v, op->global, &req);
+  keep_end_session_url(c);
+  req.flags |= AUTHLOOP__LINGER; /* it reaches the server even if the client is freed now */
+  op->origin = authloop__origin_of(c, req.base);
+  if (rc == 0)
+    rc = authloop__transport_start(&c->ctx->transport, &req, on_logout_done, op, &op->x);
+  authloop__request_clear(&req);
+  return rc;
+}
+
 static void on_logout_done(void *ud, const authloop__outcome *o) {
   logout_op *op = ud;
   authloop_client *c = op->c;
   authloop__result r = {0};
+  op->x = NULL;
+  if (op->preparing) { /* what the logout needed: then the logout itself */
+    authloop__view v;
+    int rc;
+    op->preparing = 0;
+    memset(&v, 0, sizeof(v));
+    v.access_token = op->tokens.access_token;
+    v.id_token = op->tokens.id_token;
+    v.refresh_token = op->tokens.refresh_token;
+    v.now_wall_ms = (long long)authloop__wall_ms();
+    if (o->error)
+      failure_from(&r, o);
+    else if (c->provider->prepare_answer(c->pstate, &v, &o->answer, &r) == 0 &&
+             (rc = logout_send(op, &v)) != AUTHLOOP__NO_REQUEST) {
+      if (rc == 0) { /* on its way */
+        authloop__health_outcome(c->ctx, op->origin, o);
+        return;
+      }
+      r.error = rc;
+    }
+    authloop__list_remove(&op->link);
+    authloop__outcome_emit(c, &op->outcome, AUTHLOOP_EV_LOGOUT, &r);
+    authloop__result_clear(&r);
+    logout_op_free(op);
+    authloop__client_unref(c);
+    return;
+  }
   authloop__list_remove(&op->link);
   if (o->error)
     failure_from(&r, o);
@@ -630,7 +700,7 @@ static void on_logout_done(void *ud, const authloop__outcome *o) {
   authloop__outcome_emit(c, &op->outcome, AUTHLOOP_EV_LOGOUT, &r); /* none for a freed client */
   authloop__result_clear(&r);
   authloop__health_outcome(c->ctx, op->origin, o);
-  free(op);
+  logout_op_free(op);
   authloop__client_unref(c);
 }
 
@@ -650,13 +720,29 @@ static int logout(authloop_client *c, int global) {
     return AUTHLOOP_ENOMEM;
   }
   op->c = c;
+  op->global = global;
   authloop__view_of(c, &c->session, &v);
-  rc = c->provider->logout_request(c->pstate, &v, global, &req);
-  req.flags |= AUTHLOOP__LINGER; /* it reaches the server even if the client is freed now */
-  op->origin = authloop__origin_of(c, req.base);
-  if (rc == 0)
-    rc = authloop__transport_start(&c->ctx->transport, &req, on_logout_done, op, &op->x);
-  authloop__request_clear(&req);
+  if (c->provider->prepare_request &&
+      (rc = c->provider->prepare_request(c->pstate, &v, &req)) != AUTHLOOP__NO_REQUEST) {
+    /* first what the logout needs (a restored session's issuer, never
+     * discovered): the tokens are kept for the request made after it */
+    op->preparing = 1;
+    req.flags |= AUTHLOOP__LINGER;
+    op->origin = authloop__origin_of(c, req.base);
+    if (rc == 0 && ((c->session.access_token &&
+                     !(op->tokens.access_token = authloop__secret_dup(c->session.access_token))) ||
+                    (c->session.id_token &&
+                     !(op->tokens.id_token = authloop__secret_dup(c->session.id_token))) ||
+                    (c->session.refresh_token &&
+                     !(op->tokens.refresh_token = authloop__secret_dup(c->session.refresh_token)))))
+      rc = AUTHLOOP_ENOMEM;
+    if (rc == 0)
+      rc = authloop__transport_start(&c->ctx->transport, &req, on_logout_done, op, &op->x);
+    authloop__request_clear(&req);
+  } else {
+    authloop__request_clear(&req);
+    rc = logout_send(op, &v);
+  }
   /* local state goes whatever the server will say; so does the file, which
    * becomes a logout's mark for the processes that share it */
   {
@@ -670,7 +756,7 @@ static int logout(authloop_client *c, int global) {
     authloop__result r = {0};
     r.error = rc == AUTHLOOP__NO_REQUEST ? 0 : rc; /* nothing to tell the server */
     authloop__outcome_emit(c, &op->outcome, AUTHLOOP_EV_LOGOUT, &r);
-    free(op);
+    logout_op_free(op);
   } else {
     authloop__client_ref(c);
     authloop__list_push(&c->logouts, &op->link);

@@ -117,6 +117,7 @@ struct authloop_client {
   char *redirect_url, *redirect_result; /* what a redirect strategy said, while AWAITING_TOKEN */
   authloop_login_prompt prompt; /* a device login's codes (strings owned), when has_prompt */
   int has_prompt;
+  char *end_session_url; /* the last logout's (authloop_end_session_url), until a login begins */
   authloop__timer_entry login_wake; /* a login step sent later (a device login's polls) */
   int login_local; /* login_wake reads the step's answer, no request (AUTHLOOP__NO_REQUEST) */
   authloop__origin *login_origin;
@@ -129,6 +130,7 @@ struct authloop_client {
   int refresh_lost;      /* a refresh's answer was lost since the tokens were had: the server may
                             have done it, so a refusal now means that, not a revocation */
   authloop__transfer *refresh_x;
+  int refresh_preparing; /* refresh_x fetches what the refresh needs first (prepare_request) */
   authloop__origin *refresh_origin;
   authloop__link refresh_waiters; /* authloop_refresh() callers */
   authloop__link calls;           /* authloop_request()s, waiting or sent */
@@ -153,8 +155,10 @@ struct authloop_client {
 void authloop__client_ref(authloop_client *c);
 /* Drops a client's reference on its dialect's per-issuer data (lib/client.c). */
 void authloop__shared_put(authloop__shared *s);
-/* Drops a device login's codes (lib/client.c). */
+/* Drops a device login's codes (lib/client.c), retired: readable until the loop turns. */
 void authloop__forget_prompt(authloop_client *c);
+/* A string handed out by a query, freed (wiped) once the loop turns (lib/state.c). */
+void authloop__retire_text(authloop_ctx *ctx, char *p);
 /* Drops a reference; the last one frees the client. */
 void authloop__client_unref(authloop_client *c);
 /* The guard of every call on a client: EINVAL (NULL or freed), the

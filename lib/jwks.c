@@ -217,7 +217,7 @@ int authloop__jws_verify(const char *token, const authloop__jwks *s) {
   unsigned char *header = NULL, *sig = NULL, hash[32];
   size_t hl, sl, i;
   authloop__jdoc d;
-  int rc, want, found = 0;
+  int rc, want, found = 0, other = 0;
   memset(&d, 0, sizeof(d));
   if (!dot1 || !dot2 || strchr(dot2 + 1, '.'))
     return AUTHLOOP_EPROTO;
@@ -250,16 +250,16 @@ int authloop__jws_verify(const char *token, const authloop__jwks *s) {
     const authloop__jwk *k = &s->keys[i];
     if (kid ? strcmp(k->kid, kid) != 0 : k->alg != want)
       continue;
-    found = 1;
-    if (k->alg != want) { /* the named key is for another algorithm */
-      rc = AUTHLOOP_EPROTO;
-      break;
+    if (k->alg != want) { /* a key of that kid for another algorithm (RFC 7517 4.5 allows it) */
+      other = 1;
+      continue;
     }
+    found = 1;
     if ((rc = verify_with(k, hash, sig, sl)) != AUTHLOOP_EREJECTED)
       break; /* verified, or out of memory; another key of the same kid may still do */
   }
   if (!found)
-    rc = AUTHLOOP_ENOENT;
+    rc = other ? AUTHLOOP_EPROTO : AUTHLOOP_ENOENT; /* only keys of another type had it */
 done:
   authloop__jdoc_free(&d);
   free(sig);

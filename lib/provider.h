@@ -141,8 +141,21 @@ typedef struct authloop__provider {
   int (*login_request)(void *state, const authloop__view *v, int step, authloop__request *out);
   int (*login_answer)(void *state, const authloop__view *v, int step, const authloop__answer *a,
                       authloop__result *out);
+  /* A login step's request failed on the way (network, timeout): the delay
+   * before it is sent again, or 0 (NULL: always 0): the login ends. */
+  long long (*login_retry_ms)(void *state, const authloop__view *v, int step, int error);
   /* The login ended (either way): drop what only it needed. */
   void (*login_end)(void *state);
+
+  /* What must be fetched before a refresh or a logout can be made (an
+   * OpenID issuer's discovery and keys, for a session restored from its file
+   * or after a key rotation): 0 with a request to send first, whose answer
+   * goes to prepare_answer (0, or a failure in out: the refresh is retried
+   * as after any failure); AUTHLOOP__NO_REQUEST when nothing is needed. NULL:
+   * never anything. */
+  int (*prepare_request)(void *state, const authloop__view *v, authloop__request *out);
+  int (*prepare_answer)(void *state, const authloop__view *v, const authloop__answer *a,
+                        authloop__result *out);
 
   /* NULL: these tokens are never refreshed */
   int (*refresh_request)(void *state, const authloop__view *v, authloop__request *out);

@@ -204,6 +204,7 @@ static void release_lock(authloop_client *c);
 void authloop__session_abort(authloop_client *c, int error) {
   authloop__transfer_abort(c->refresh_x);
   c->refresh_x = NULL;
+  c->refresh_preparing = 0;
   c->lock_wait = 0;
   release_lock(c);
   finish_waiters(c, error);
@@ -649,6 +650,24 @@ static int refresh_start(authloop_client *c) {
   if (rc < 0)
     return rc; /* out of memory: the session stays, the lock is released */
   authloop__view_of(c, &c->session, &v);
+  if (c->provider->prepare_request &&
+      (rc = c->provider->prepare_request(c->pstate, &v, &req)) != AUTHLOOP__NO_REQUEST) {
+    /* first what the refresh needs; on its answer this runs again */
+    c->refresh_origin = authloop__origin_of(c, req.base);
+    c->refresh_preparing = 1;
+    if (rc == 0)
+      rc = authloop__transport_start(&c->ctx->transport, &req, on_refresh_done, c, &c->refresh_x);
+    authloop__request_clear(&req);
+    if (rc == 0) {
+      authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
+    } else {
+      c->refresh_preparing = 0;
+      release_lock(c);
+    }
+    return rc;
+  }
+  authloop__request_clear(&req);
+  memset(&req, 0, sizeof(req));
   rc = c->provider->refresh_request(c->pstate, &v, &req);
   c->refresh_origin = authloop__origin_of(c, req.base);
   if (rc == AUTHLOOP_EREVOKED) { /* nothing to refresh with, ever: the session ends */
@@ -747,6 +766,32 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
   uint64_t now = authloop__boot_ms();
   c->refresh_x = NULL;
   authloop__client_ref(c);
+  if (c->refresh_preparing) { /* what the refresh needed: then the refresh itself */
+    authloop__view v;
+    int rc = 0;
+    c->refresh_preparing = 0;
+    authloop__view_of(c, &c->session, &v);
+    if (!o->error && c->provider->prepare_answer(c->pstate, &v, &o->answer, &r) == 0 &&
+        (rc = refresh_start(c)) == 0) { /* the lock is still held: taken at once */
+      authloop__result_clear(&r);
+      authloop__health_outcome(c->ctx, c->refresh_origin, o);
+      authloop__client_unref(c);
+      return;
+    } else if (!o->error && !r.error) {
+      r.error = rc;
+    } else if (o->error) {
+      r.error = o->error;
+    }
+    /* a failure like any refresh's: retried with backoff (the session stays) */
+    if (r.error == AUTHLOOP_EREVOKED)
+      r.error = AUTHLOOP_EUNAVAILABLE;
+    release_lock(c);
+    refresh_failed(c, o, r.error, now);
+    authloop__result_clear(&r);
+    authloop__health_outcome(c->ctx, c->refresh_origin, o);
+    authloop__client_unref(c);
+    return;
+  }
   if (o->error) {
     r.error = o->error;
   } else {

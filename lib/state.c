@@ -166,6 +166,8 @@ static void client_destroy(authloop_client *c) {
   authloop__timer_set(&c->ctx->timer, &c->login_wake, AUTHLOOP__NEVER);
   authloop__timer_release(&c->ctx->timer, &c->login_wake);
   authloop__forget_prompt(c);
+  authloop__retire_text(c->ctx, c->end_session_url);
+  c->end_session_url = NULL;
   authloop__session_clear(&c->pending);
   authloop__outcome_drop(&c->login_outcome);
   authloop__outcome_drop(&c->await_note);
@@ -318,6 +320,8 @@ static void retire(authloop_ctx *ctx, void *p, int is_user) {
     authloop__defer(&ctx->dispatch, &g->d);
   }
 }
+
+void authloop__retire_text(authloop_ctx *ctx, char *p) { retire(ctx, p, 0); }
 
 void authloop__session_retire(authloop_ctx *ctx, authloop__session *s) {
   retire(ctx, s->access_token, 0);

@@ -51,6 +51,7 @@ typedef struct {
   authloop__jwks keys;
   int have_keys;
   long long keys_at_ms; /* when they were fetched (wall clock) */
+  int keys_stale;       /* a refresh met an id token of a key not had: fetch them again */
 } issuer_data;
 
 typedef struct {
@@ -70,6 +71,7 @@ typedef struct {
   long long interval_s;
   char *held; /* a token answer whose id token names a key not yet had */
   long held_status;
+  int preparing; /* what prepare_request asked for: 1 discovery, 2 the keys */
   /* the end-session URL of the last logout */
   char *end_session_url;
 } oidc;
@@ -150,9 +152,17 @@ static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key
   *dst = NULL;
   if (!v)
     return authloop__jget(d, 0, key) >= 0 || required ? AUTHLOOP_EPROTO : 0;
+  size_t auth = strcspn(v + (strlen(v) > scheme ? scheme : 0), "/");
   if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 || strlen(v) <= scheme ||
-      !authloop__text_ok(v) || authloop__has_space(v) || strpbrk(v, "?#\\"))
+      !authloop__text_ok(v) || authloop__has_space(v) || strpbrk(v, "?#\\") ||
+      memchr(v + scheme, '@', auth)) /* no credentials in a URL */
     return AUTHLOOP_EPROTO;
+  /* plain http is the issuer's own (allowed to loopback): its origin only */
+  if (scheme == 7) {
+    size_t io = scheme + strcspn(o->issuer + scheme, "/");
+    if (strncmp(v, o->issuer, io) != 0 || (v[io] != '/' && v[io] != '\0'))
+      return AUTHLOOP_EPROTO;
+  }
   return (*dst = strdup(v)) ? 0 : AUTHLOOP_ENOMEM;
 }
 
@@ -208,6 +218,14 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
   int rc = o->is->have_keys ? authloop__jws_verify(token, &o->is->keys) : AUTHLOOP_ENOENT;
   const char *why = NULL;
   *claims = NULL;
+  if (rc == AUTHLOOP_ENOENT && sub_was) {
+    /* a refresh's, signed by a key not had (the issuer rotated its keys):
+     * it came straight from the token endpoint over TLS, which vouches for
+     * it (OpenID Connect Core 3.1.3.7, point 6); its claims are checked, and
+     * the keys fetched again before the next refresh */
+    o->is->keys_stale = 1;
+    rc = 0;
+  }
   if (rc == AUTHLOOP_ENOENT || rc == AUTHLOOP_ENOMEM)
     return rc == AUTHLOOP_ENOMEM ? authloop__result_fail(out, rc, status, NULL, NULL) : rc;
   if (rc != 0)
@@ -293,7 +311,14 @@ static int token_answer(oidc *o, const authloop__view *v, const authloop__answer
     goto done;
   }
   if (ttl >= 0) {
-    if (authloop__jint(&d, ttl, &n) != 0 || n <= 0 || n > MAX_EXPIRES_IN) {
+    /* a number, or a number as a string as some servers send it */
+    const char *text = authloop__jstring(&d, ttl);
+    if (text && strlen(text) >= 1 && strlen(text) <= 10 &&
+        strspn(text, "0123456789") == strlen(text))
+      n = strtoll(text, NULL, 10);
+    else if (authloop__jint(&d, ttl, &n) != 0)
+      n = 0;
+    if (n <= 0 || n > MAX_EXPIRES_IN) {
       missing(out, a->status, "expires_in");
       goto done;
     }
@@ -800,9 +825,14 @@ static int poll_answer(oidc *o, const authloop__view *v, const authloop__answer 
     return rc;
   }
   code = oauth_error(a, out);
-  if (code && (strcmp(code, "authorization_pending") == 0 || strcmp(code, "slow_down") == 0)) {
-    if (strcmp(code, "slow_down") == 0 && o->interval_s < MAX_INTERVAL_S)
+  if (!o->device_code) /* the browser login's code exchange: no polling */
+    return out->error;
+  if ((code && (strcmp(code, "authorization_pending") == 0 || strcmp(code, "slow_down") == 0)) ||
+      out->error == AUTHLOOP_EUNAVAILABLE) {
+    if (code && strcmp(code, "slow_down") == 0 && o->interval_s < MAX_INTERVAL_S)
       o->interval_s += SLOW_DOWN_S;
+    else if (out->error == AUTHLOOP_EUNAVAILABLE && o->interval_s < MAX_INTERVAL_S / 2)
+      o->interval_s *= 2; /* a server that is struggling: slower (RFC 8628 3.5) */
     if (v->now_wall_ms + o->interval_s * 1000 >= o->device_until_ms) {
       free(out->server_code);
       out->server_code = strdup("expired_token");
@@ -855,7 +885,9 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
     if (device_answer(o, v, a, out) == 0) {
       out->next = AUTHLOOP__NEXT_STEP;
       out->step = STEP_POLL;
-      out->delay_ms = o->interval_s * 1000;
+      /* not past the code's expiry: an interval longer than it would wait for nothing */
+      out->delay_ms =
+          (o->interval_s < out->prompt_expires_s ? o->interval_s : out->prompt_expires_s) * 1000;
     }
     return out->error;
   case STEP_KEYS_AGAIN: {
@@ -877,6 +909,19 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
   }
 }
 
+/* A device login's poll that met a network failure or a timeout is sent
+ * again, slower (RFC 8628 3.5), while the code lives; another step's ends
+ * the login. */
+static long long login_retry_ms(void *state, const authloop__view *v, int step, int error) {
+  oidc *o = state;
+  (void)error;
+  if (step != STEP_POLL || !o->device_code)
+    return 0;
+  if (o->interval_s < MAX_INTERVAL_S / 2)
+    o->interval_s *= 2;
+  return v->now_wall_ms + o->interval_s * 1000 < o->device_until_ms ? o->interval_s * 1000 : 0;
+}
+
 /* The session's subject, from its user (the id token's claims). */
 static char *subject(const authloop__view *v) {
   authloop__jdoc d;
@@ -889,13 +934,43 @@ static char *subject(const authloop__view *v) {
   return sub;
 }
 
+/* Before a refresh or a logout: the issuer's discovery when this ctx never
+ * had it (a session restored from its file), its keys when a refresh met a
+ * key not had (at most once a minute). */
+static int prepare_request(void *state, const authloop__view *v, authloop__request *out) {
+  oidc *o = state;
+  if (!o->is->discovered) {
+    o->preparing = 1;
+    return get(o->issuer, "/.well-known/openid-configuration", out);
+  }
+  if (!o->is->have_keys ||
+      (o->is->keys_stale && v->now_wall_ms - o->is->keys_at_ms >= JWKS_REFETCH_MS)) {
+    o->preparing = 2;
+    return get(o->is->jwks_ep, NULL, out);
+  }
+  return AUTHLOOP__NO_REQUEST;
+}
+
+static int prepare_answer(void *state, const authloop__view *v, const authloop__answer *a,
+                          authloop__result *out) {
+  oidc *o = state;
+  int what = o->preparing;
+  o->preparing = 0;
+  out->http_status = a->status;
+  if (what == 1)
+    return discovery_answer(o, a, out);
+  if (keys_answer(o, v, a, out) == 0)
+    o->is->keys_stale = 0;
+  return out->error;
+}
+
 static int refresh_request(void *state, const authloop__view *v, authloop__request *out) {
   oidc *o = state;
   authloop__jw w = {NULL, 0, 0, 0};
   if (!v->refresh_token)
     return AUTHLOOP_EREVOKED;
-  if (!o->is->token_ep)
-    return AUTHLOOP_EREVOKED; /* a restored session of a client that never discovered */
+  if (!o->is->token_ep) /* prepare_request fetches it first: never here */
+    return AUTHLOOP_EUNAVAILABLE;
   form_add(&w, "grant_type", "refresh_token");
   form_add(&w, "refresh_token", v->refresh_token);
   return post_form(o, o->is->token_ep, &w, out);
@@ -998,6 +1073,9 @@ const authloop__provider authloop__provider_oidc = {
     .session_gone = session_gone,
     .user_fields = user_fields,
     .end_session_url = end_session_url,
+    .prepare_request = prepare_request,
+    .prepare_answer = prepare_answer,
+    .login_retry_ms = login_retry_ms,
     .shared_new = issuer_new,
     .shared_free = issuer_free,
 };

@@ -397,12 +397,72 @@ static void a_refresh_for_another_user(void **state) {
   test_env_close(&e);
 }
 
+/* An OpenID discovery document (canned by the server) that points the
+ * client's secrets elsewhere: credentials in an endpoint's URL; and, for an
+ * issuer on plain http (loopback), an endpoint on another host in clear. */
+static void discovery_endpoints_that_leak(void **state) {
+  test_server plain;
+  const test_server *servers[2];
+  char doc[1024], fault[1400];
+  size_t i;
+  (void)state;
+  test_server_start(&plain, "--plain", NULL);
+  snprintf(plain.base_url, sizeof(plain.base_url), "http://127.0.0.1:%d", plain.port);
+  servers[0] = &server;
+  servers[1] = &plain;
+  for (i = 0; i < 2; i++) {
+    const test_server *s = servers[i];
+    authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+    authloop_client *c = NULL;
+    test_recorder r;
+    test_env e;
+    json_t *f;
+    char *text;
+    if (i == 0)
+      snprintf(doc, sizeof(doc),
+               "{\"issuer\":\"%s\",\"token_endpoint\":\"https://user:pw@127.0.0.1:%d/token\","
+               "\"jwks_uri\":\"%s/jwks\",\"device_authorization_endpoint\":\"%s/device\"}",
+               s->base_url, s->port, s->base_url, s->base_url);
+    else
+      snprintf(doc, sizeof(doc),
+               "{\"issuer\":\"%s\",\"token_endpoint\":\"http://elsewhere.example/token\","
+               "\"jwks_uri\":\"%s/jwks\",\"device_authorization_endpoint\":\"%s/device\"}",
+               s->base_url, s->base_url, s->base_url);
+    f = json_pack("{s:s, s:s, s:i}", "route", "/.well-known/openid-configuration", "body", doc,
+                  "count", 1);
+    text = json_dumps(f, JSON_COMPACT);
+    snprintf(fault, sizeof(fault), "%s", text);
+    free(text);
+    json_decref(f);
+    test_fault(s, fault);
+    test_env_init(&e, &server, NULL);
+    o.provider = "oidc";
+    o.base_url = s->base_url;
+    o.client_id = "c";
+    o.client_secret = "the-secret";
+    assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+    test_record(c, &r);
+    assert_int_equal(authloop_login_device(c), 0);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+    assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EPROTO);
+    assert_non_null(strstr(r.last_message[AUTHLOOP_EV_LOGIN_ATTEMPT], "token_endpoint"));
+    assert_int_equal(test_sent(s, "the-secret") + test_sent(s, "Basic"), 0);
+    test_env_close(&e);
+  }
+  test_server_stop(&plain);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(a_refresh_for_another_user), cmocka_unit_test(gateway_login_answers),
-      cmocka_unit_test(kuzzle_login_answers),       cmocka_unit_test(cometchat_auth_token_answers),
-      cmocka_unit_test(gateway_refresh_answers),    cmocka_unit_test(kuzzle_refresh_answers),
-      cmocka_unit_test(restored_session_files),     cmocka_unit_test(application_values),
+      cmocka_unit_test(discovery_endpoints_that_leak),
+      cmocka_unit_test(a_refresh_for_another_user),
+      cmocka_unit_test(gateway_login_answers),
+      cmocka_unit_test(kuzzle_login_answers),
+      cmocka_unit_test(cometchat_auth_token_answers),
+      cmocka_unit_test(gateway_refresh_answers),
+      cmocka_unit_test(kuzzle_refresh_answers),
+      cmocka_unit_test(restored_session_files),
+      cmocka_unit_test(application_values),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */

@@ -142,6 +142,15 @@ static void device_login_and_logout(void **state) {
   res = test_control(&peer, "/__test/introspect", body);
   assert_true(json_is_false(json_object_get(res, "active")));
   json_decref(res);
+  /* a new login forgets it; and read before the client goes, it stays
+   * readable until the loop turns */
+  url = authloop_end_session_url(c);
+  assert_non_null(url);
+  assert_int_equal(authloop_login_device(c), 0);
+  assert_null(authloop_end_session_url(c));
+  assert_true(strlen(url) > 0);
+  authloop_client_free(c);
+  assert_true(strlen(url) > 0);
   free(rt);
   test_env_close(&e);
 }
@@ -149,20 +158,21 @@ static void device_login_and_logout(void **state) {
 /* Counts the token endpoint's refusals as the ctx logs them (DEBUG). */
 static void count_refusals(authloop_log_level level, const char *message, void *userdata) {
   (void)level;
-  if (strstr(message, "/token -> 400"))
+  if (strstr(message, "/token -> 400") || strstr(message, "/token -> 503"))
     (*(int *)userdata)++;
 }
 
-/* Three device logins at once: the user says no; nobody comes before the
+/* Four device logins at once: the user says no; nobody comes before the
  * code expires (3 s codes); the first poll is told slow_down and the next
- * comes 5 s later than the interval. */
+ * comes 5 s later than the interval; the first poll meets a 503 and the
+ * login goes on, polling slower (RFC 8628 3.5). */
 static void device_denied_expired_slowed(void **state) {
   authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   int refusals = 0;
   test_env e;
-  test_recorder rd, rx, rs;
-  authloop_client *d, *x, *s;
-  long long gap = 0;
+  test_recorder rd, rx, rs, rf;
+  authloop_client *d, *x, *s, *f;
+  long long gap = 0, fgap = 0;
   (void)state;
   o.ca_file = peer.ca;
   o.log_cb = count_refusals;
@@ -172,25 +182,36 @@ static void device_denied_expired_slowed(void **state) {
   d = client(&e, "public", NULL, NULL);
   x = client(&e, "expiring", NULL, NULL);
   s = client(&e, "slow", NULL, NULL);
+  f = client(&e, "flaky", NULL, NULL);
   test_record(d, &rd);
   test_record(x, &rx);
   test_record(s, &rs);
+  test_record(f, &rf);
   assert_int_equal(authloop_login_device(d), 0);
   assert_int_equal(authloop_login_device(x), 0);
   assert_int_equal(authloop_login_device(s), 0);
+  assert_int_equal(authloop_login_device(f), 0);
+  test_run_until(&e, &rf.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
   test_run_until(&e, &rd.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
   test_run_until(&e, &rs.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
   test_run_until(&e, &rx.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
   assert_int_equal(authloop_login_prompt_of(x)->expires_in, 3);
   user_acts(d, "bob", 1);
-  /* the three first polls (5 s) are refused: access_denied, expired_token,
-   * and slow_down for "slow", whose user acts after it */
-  test_run_until(&e, &refusals, 3, 8000);
+  /* the four first polls (5 s) are refused: access_denied, expired_token,
+   * slow_down for "slow", 503 for "flaky"; their users act after that */
+  test_run_until(&e, &refusals, 4, 8000);
   test_run_until(&e, &rx.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 1000);
   test_run_until(&e, &rd.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 1000);
   assert_int_equal(polls_of("slow", NULL), 1);
+  assert_int_equal(polls_of("flaky", NULL), 1);
+  assert_int_equal(rf.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0); /* a 503 ends nothing */
   user_acts(s, "bob", 0);
+  user_acts(f, "alice", 0);
   test_run_until(&e, &rs.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 14000);
+  test_run_until(&e, &rf.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 14000);
+  assert_true(rf.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(polls_of("flaky", &fgap), 2);
+  assert_true(fgap >= 10000 - 200); /* the interval doubled */
 
   assert_false(rd.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
   assert_int_equal(rd.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EREJECTED);
@@ -209,6 +230,7 @@ static void device_login_cancelled(void **state) {
   test_env e;
   test_recorder r;
   authloop_client *c;
+  const char *code;
   long before = polls_of("public", NULL);
   (void)state;
   test_env_init(&e, &peer, NULL);
@@ -218,7 +240,11 @@ static void device_login_cancelled(void **state) {
   assert_int_equal(authloop_login_device(c), 0);
   assert_int_equal(authloop_login_device(c), AUTHLOOP_ELOGININPROGRESS);
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  code = authloop_login_prompt_of(c)->user_code;
   assert_int_equal(authloop_login_cancel(c), 0);
+  /* the code read before stays readable until the loop turns */
+  assert_true(strlen(code) > 0);
+  assert_null(authloop_login_prompt_of(c));
   assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0); /* not from inside the call */
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 1000);
   assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ECANCELED);
@@ -487,6 +513,84 @@ static void browser_denied_and_nonce(void **state) {
   test_env_close(&e);
 }
 
+/* A session restored from its file (another run): the ctx never saw the
+ * issuer, so its refresh and its logout first fetch what they need (the
+ * discovery, the keys), then go as in the run that logged in. And a refresh
+ * whose id token is signed by a key not had (a rotation at the OP) keeps the
+ * session: it came from the token endpoint over TLS. */
+static void restored_session_and_key_rotation(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  char dir[256], path[300], body[4096], *rt;
+  test_env e;
+  test_recorder r;
+  test_done d = {0, 0};
+  authloop_client *c;
+  long discovery;
+  json_t *res;
+  (void)state;
+  test_make_tmpdir(dir, sizeof(dir), "oidc-session");
+  snprintf(path, sizeof(path), "%s/session", dir);
+  test_env_init(&e, &peer, NULL);
+  o.provider = "oidc";
+  o.base_url = issuer;
+  o.client_id = "public";
+  o.session_path = path;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_device(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  user_acts(c, "alice", 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  test_run_until_stored(&e, 5000);
+  test_env_close(&e);
+
+  discovery = stat_of("discovery_requests");
+  test_env_init(&e, &peer, NULL);
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_true(authloop_is_logged_in(c)); /* restored, no network yet */
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "alice");
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(stat_of("discovery_requests") - discovery, 1);
+
+  /* the OP signs with a key the ctx does not have */
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"unknown-kid\"}"));
+  d.count = 0;
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"\"}"));
+  assert_int_equal(d.status, 0);
+  assert_true(authloop_is_logged_in(c));
+  /* but a bad signature by a key it has is still refused */
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"signature\"}"));
+  d.count = 0;
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"\"}"));
+  assert_int_equal(d.status, AUTHLOOP_EPROTO);
+  test_env_close(&e);
+
+  /* a third run logs out: the discovery first, then the revocation */
+  test_env_init(&e, &peer, NULL);
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  rt = strdup(refresh_token(c));
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  assert_non_null(authloop_end_session_url(c));
+  snprintf(body, sizeof(body), "{\"token\":\"%s\"}", rt);
+  res = test_control(&peer, "/__test/introspect", body);
+  assert_true(json_is_false(json_object_get(res, "active")));
+  json_decref(res);
+  free(rt);
+  test_env_close(&e);
+  test_remove_tree(dir);
+}
+
 /* Discovery says another issuer (the same server named otherwise): refused. */
 static void discovery_of_another_issuer(void **state) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
@@ -554,6 +658,7 @@ int main(void) {
       cmocka_unit_test(close_during_device_login),
       cmocka_unit_test(refresh_rotation_and_revocation),
       cmocka_unit_test(id_tokens_refused),
+      cmocka_unit_test(restored_session_and_key_rotation),
       cmocka_unit_test(browser_login),
       cmocka_unit_test(browser_denied_and_nonce),
       cmocka_unit_test(discovery_of_another_issuer),

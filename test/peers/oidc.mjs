@@ -22,7 +22,8 @@
 //     rewrites the id_token of every token answer that way ("" off),
 //     GET /__test/stats: {"token_requests", "jwks_requests", "discovery_requests", "reuse", "polls":
 //     {client: [ms of each device-code poll]}}; client "slow"'s first poll of
-//     each code is answered slow_down (a rate policy in front of the OP).
+//     each code is answered slow_down (a rate policy in front of the OP), and
+//     client "flaky"'s 503 (a server in trouble).
 //
 //   node test/peers/oidc.mjs --state-dir DIR [--stdin-lifeline] [--short SECONDS]
 //
@@ -105,6 +106,8 @@ const provider = new Provider(issuer, {
       token_endpoint_auth_method: 'none', application_type: 'native' },
     { client_id: 'slow', grant_types: grants, redirect_uris: REDIRECTS, response_types: ['code'],
       token_endpoint_auth_method: 'none', application_type: 'native' },
+    { client_id: 'flaky', grant_types: grants, redirect_uris: REDIRECTS, response_types: ['code'],
+      token_endpoint_auth_method: 'none', application_type: 'native' },
     // "tamper-MODE": every id token it gets is rewritten that way
     ...TAMPER_MODES.map((mode) => ({ client_id: `tamper-${mode}`, grant_types: grants, redirect_uris: REDIRECTS,
       response_types: ['code'], token_endpoint_auth_method: 'none', application_type: 'native' })),
@@ -186,6 +189,13 @@ provider.use(async (ctx, next) => {
         !slowed.has(ctx.oidc.params.device_code)) {
       slowed.add(ctx.oidc.params.device_code);
       ctx.body = { error: 'slow_down', error_description: 'you are polling too quickly' };
+    }
+    // and client "flaky"'s first poll meets a server in trouble: 503
+    if (client === 'flaky' && ctx.status === 400 && ctx.body && ctx.body.error === 'authorization_pending' &&
+        !slowed.has(ctx.oidc.params.device_code)) {
+      slowed.add(ctx.oidc.params.device_code);
+      ctx.status = 503;
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'try again later' };
     }
   }
   const mode = tamper || (client && client.startsWith('tamper-') ? client.slice(7) : '');

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,26 @@ static void malformed_sets(void **state) {
   }
 }
 
+/* A kid shared by keys of two types (RFC 7517 4.5): the one of the token's
+ * algorithm is used, whichever comes first. */
+static void one_kid_two_types(void **state) {
+  json_t *set = json_loads(JWKS_SET, 0, NULL);
+  char *text;
+  authloop__jwks s;
+  (void)state;
+  assert_non_null(set);
+  /* the RSA key, first, is now "ec1" too */
+  json_object_set_new(json_array_get(json_object_get(set, "keys"), 0), "kid", json_string("ec1"));
+  text = json_dumps(set, JSON_COMPACT);
+  assert_int_equal(authloop__jwks_parse(text, strlen(text), &s), 0);
+  assert_string_equal(s.keys[0].kid, "ec1");
+  assert_int_equal(s.keys[0].alg, AUTHLOOP__RS256);
+  assert_int_equal(authloop__jws_verify(TOKEN_ES256_OK, &s), 0);
+  authloop__jwks_free(&s);
+  free(text);
+  json_decref(set);
+}
+
 /* More keys than are read: the first AUTHLOOP__JWKS_MAX_KEYS. */
 static void many_keys(void **state) {
   const char *one = strstr(JWKS_SET, "{\"kty\":\"EC\"");
@@ -151,6 +172,7 @@ int main(void) {
       cmocka_unit_test(usable_keys_only),      cmocka_unit_test(good_signatures_verify),
       cmocka_unit_test(bad_signatures_do_not), cmocka_unit_test(malformed_tokens),
       cmocka_unit_test(malformed_sets),        cmocka_unit_test(many_keys),
+      cmocka_unit_test(one_kid_two_types),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("jwks and jws", tests, setup, teardown);
