@@ -44,15 +44,6 @@ static int shared_get(authloop_client *c, const char *base) {
   return 0;
 }
 
-void authloop__shared_put(authloop__shared *s) {
-  if (!s || --s->refs)
-    return;
-  authloop__list_remove(&s->link);
-  s->provider->shared_free(s->data);
-  free(s->key);
-  free(s);
-}
-
 static int provider_init(authloop_client *c, const authloop_client_options *o) {
   authloop__provider_env env;
   const char *bases[AUTHLOOP__MAX_BASES] = {NULL};
@@ -302,14 +293,6 @@ static void forget_redirect(authloop_client *c) {
   free(c->redirect_url);
   free(c->redirect_result);
   c->redirect_url = c->redirect_result = NULL;
-}
-
-void authloop__forget_prompt(authloop_client *c) {
-  authloop__retire_text(c->ctx, (char *)c->prompt.verification_uri);
-  authloop__retire_text(c->ctx, (char *)c->prompt.verification_uri_complete);
-  authloop__retire_text(c->ctx, (char *)c->prompt.user_code);
-  memset(&c->prompt, 0, sizeof(c->prompt));
-  c->has_prompt = 0;
 }
 
 /* The provider's end-session URL after a logout request was made: a copy the

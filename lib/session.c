@@ -804,7 +804,7 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     /* a refresh renews the session of its user: one that answers for
      * another (a user id that differs) is refused, whatever the dialect */
     else if (!r.error && r.user_id && c->session.user &&
-             strcmp(r.user_id, authloop_user_id(c->session.user)) != 0)
+             strcmp(r.user_id, authloop__user_id(c->session.user)) != 0)
       authloop__result_fail(&r, AUTHLOOP_EPROTO, r.http_status, "malformed response: %s",
                             "a refresh for another user");
   }

@@ -152,6 +152,23 @@ int authloop__online(const authloop_ctx *ctx, const authloop__origin *o) {
 
 /* ---- references, life and death ------------------------------------------------------ */
 
+void authloop__forget_prompt(authloop_client *c) {
+  authloop__retire_text(c->ctx, (char *)c->prompt.verification_uri);
+  authloop__retire_text(c->ctx, (char *)c->prompt.verification_uri_complete);
+  authloop__retire_text(c->ctx, (char *)c->prompt.user_code);
+  memset(&c->prompt, 0, sizeof(c->prompt));
+  c->has_prompt = 0;
+}
+
+void authloop__shared_put(authloop__shared *s) {
+  if (!s || --s->refs)
+    return;
+  authloop__list_remove(&s->link);
+  s->provider->shared_free(s->data);
+  free(s->key);
+  free(s);
+}
+
 void authloop__client_ref(authloop_client *c) { c->refs++; }
 
 static void client_destroy(authloop_client *c) {

@@ -31,8 +31,9 @@ read -r ready <&"${OP[0]}" || { echo "oidc-demo: the OP did not start" >&2; exit
 issuer=$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' <<<"$ready")
 ca="$state/ca.pem"
 echo "== OpenID Provider (oidc-provider) at $issuer; its test CA: $ca"
-sample=("$build/samples/device-login" --issuer "$issuer" --ca "$ca" --client-id public
-  --scope "openid offline_access profile email")
+# (AUTHLOOP_TEST_WRAP: the suite's valgrind around the sample)
+sample=(${AUTHLOOP_TEST_WRAP:-} "$build/samples/device-login" --issuer "$issuer" --ca "$ca"
+  --client-id public --scope "openid offline_access profile email")
 if [ $auto -eq 0 ]; then
   exec "${sample[@]}"
 fi

@@ -49,12 +49,13 @@ if [ $quick -eq 0 ]; then
   vg="$vg --show-leak-kinds=definite,indirect,possible --suppressions=$PWD/test/suppressions/valgrind.supp"
   [ -f /usr/share/glib-2.0/valgrind/glib.supp ] && vg="$vg --suppressions=/usr/share/glib-2.0/valgrind/glib.supp"
   # (waits for the loop last 4 times longer, as meson's timeouts do)
-  AUTHLOOP_TEST_TIME_SCALE=4 stage valgrind build $not_c --no-suite keyring --timeout-multiplier=4 \
-    --wrap="$vg"
-  # the keyring tests run their program on a private bus (test/keyring/run.sh):
-  # valgrind wraps the program, not the shell around it
+  AUTHLOOP_TEST_TIME_SCALE=4 stage valgrind build $not_c --no-suite keyring --no-suite samples \
+    --timeout-multiplier=4 --wrap="$vg"
+  # the keyring tests run their program on a private bus (test/keyring/run.sh),
+  # the samples' from a script (scripts/oidc-demo.sh): valgrind wraps the
+  # program, not the shell around it
   AUTHLOOP_TEST_TIME_SCALE=4 AUTHLOOP_TEST_WRAP="$vg" stage valgrind-keyring build --suite keyring \
-    --timeout-multiplier=4
+    --suite samples --timeout-multiplier=4
 fi
 
 python3 scripts/summary.py "${logs[@]}" || status=1
