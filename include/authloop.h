@@ -312,6 +312,10 @@ typedef struct authloop_client_options {
    * (registered with the OP): a custom scheme ("com.example.app:/callback")
    * or a loopback URL (RFC 8252) */
   const char *redirect_uri;
+  /* "oidc": 1: the user object is the userinfo endpoint's answer (fetched
+   * once at login, its sub checked against the id token's), 0: the id
+   * token's claims */
+  int userinfo;
 } authloop_client_options;
 
 #define AUTHLOOP_CLIENT_OPTIONS_INIT AUTHLOOP__SIZED_INIT(authloop_client_options)

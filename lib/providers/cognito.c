@@ -314,7 +314,7 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
   char endpoint[sizeof(REGION_ENDPOINT) + MAX_REGION];
   (void)env;
   if (o->app_id || o->admin_url || o->device_id || o->login_path || o->logout_path ||
-      o->refresh_path)
+      o->refresh_path || o->scope || o->redirect_uri || o->userinfo)
     return AUTHLOOP_ENOTSUP; /* other dialects' options */
   if (!o->client_id || !client_id_ok(o->client_id) || (!o->base_url == !o->region) ||
       (o->region && !region_ok(o->region)) ||

@@ -216,7 +216,7 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
   /* auth tokens never expire: nothing to refresh, no idle expiry, no retry */
   if (o->refresh_path || o->refresh_margin_s || o->idle_window_s || o->retry_base_ms ||
       o->retry_cap_ms || (o->region && o->base_url && o->admin_url) || o->client_id ||
-      o->client_secret)
+      o->client_secret || o->scope || o->redirect_uri || o->userinfo)
     return AUTHLOOP_ENOTSUP; /* (a region with both hosts given is not used either) */
   if ((o->app_id && !alnum(o->app_id, 64)) || !alnum(region, 16) ||
       !authloop__path_option_ok(o->login_path) || !authloop__path_option_ok(o->logout_path) ||

@@ -167,8 +167,9 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
   gateway *g;
   int failed = 0;
   (void)env;
-  if (o->app_id || o->region || o->admin_url || o->device_id || o->client_id || o->client_secret)
-    return AUTHLOOP_ENOTSUP; /* CometChat's and Cognito's options */
+  if (o->app_id || o->region || o->admin_url || o->device_id || o->client_id || o->client_secret ||
+      o->scope || o->redirect_uri || o->userinfo)
+    return AUTHLOOP_ENOTSUP; /* CometChat's, Cognito's and OpenID Connect's options */
   if (!o->base_url || !authloop__path_option_ok(o->login_path) ||
       !authloop__path_option_ok(o->logout_path) || !authloop__path_option_ok(o->refresh_path))
     return AUTHLOOP_EINVAL;

@@ -40,7 +40,8 @@ enum {
   STEP_KEYS_AGAIN,
   STEP_AUTHORIZE, /* the browser login's URL: nothing to send, the app opens it */
   STEP_CODE,      /* the code for the tokens */
-  STEP_REFUSED    /* the redirect said no: nothing to send, the login ends */
+  STEP_REFUSED,   /* the redirect said no: nothing to send, the login ends */
+  STEP_USERINFO   /* the user from the userinfo endpoint, when asked for */
 };
 
 /* What the issuer said (discovery, its keys), shared by every client of the
@@ -48,6 +49,7 @@ enum {
 typedef struct {
   int discovered;
   char *token_ep, *device_ep, *revocation_ep, *end_session_ep, *jwks_ep, *authorization_ep;
+  char *userinfo_ep;
   authloop__jwks keys;
   int have_keys;
   long long keys_at_ms; /* when they were fetched (wall clock) */
@@ -57,6 +59,7 @@ typedef struct {
 typedef struct {
   /* options */
   char *issuer, *client_id, *scope, *redirect_uri;
+  int userinfo;    /* the user is the userinfo answer, not the id token's claims */
   char *basic;     /* "Basic base64(id:secret)" with a secret, else NULL */
   issuer_data *is; /* the ctx's for this issuer, or own_is */
   issuer_data *own_is;
@@ -373,6 +376,7 @@ static void issuer_free(void *data) {
   free(is->end_session_ep);
   free(is->jwks_ep);
   free(is->authorization_ep);
+  free(is->userinfo_ep);
   authloop__jwks_free(&is->keys);
   free(is);
 }
@@ -441,6 +445,8 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
   oidc *o;
   size_t n;
   (void)env;
+  if (opt->userinfo && opt->userinfo != 1)
+    return AUTHLOOP_EINVAL;
   if (opt->app_id || opt->region || opt->admin_url || opt->device_id || opt->login_path ||
       opt->logout_path || opt->refresh_path)
     return AUTHLOOP_ENOTSUP;
@@ -464,6 +470,7 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
     oidc_free(o);
     return AUTHLOOP_ENOMEM;
   }
+  o->userinfo = opt->userinfo;
   /* the ctx's data for this issuer; a client made without one (tests) keeps its own */
   if (!(o->is = env->shared) && !(o->is = o->own_is = issuer_new())) {
     oidc_free(o);
@@ -644,7 +651,6 @@ static int get(const char *base, const char *path, authloop__request *out) {
 static int login_request(void *state, const authloop__view *v, int step, authloop__request *out) {
   oidc *o = state;
   authloop__jw w = {NULL, 0, 0, 0};
-  (void)v;
   switch (step) {
   case STEP_DISCOVER:
     return get(o->issuer, "/.well-known/openid-configuration", out);
@@ -656,6 +662,10 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
   }
   if (step == STEP_AUTHORIZE || step == STEP_REFUSED)
     return AUTHLOOP__NO_REQUEST;
+  if (step == STEP_USERINFO) {
+    out->bearer = v->access_token;
+    return get(o->is->userinfo_ep, NULL, out);
+  }
   if (step == STEP_CODE) {
     form_add(&w, "grant_type", "authorization_code");
     form_add(&w, "code", o->code);
@@ -700,7 +710,8 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
       (rc = take_endpoint(o, &d, "jwks_uri", &t.jwks_ep, 1)) == 0 &&
       (rc = take_endpoint(o, &d, "device_authorization_endpoint", &t.device_ep, 0)) == 0 &&
       (rc = take_endpoint(o, &d, "revocation_endpoint", &t.revocation_ep, 0)) == 0 &&
-      (rc = take_endpoint(o, &d, "authorization_endpoint", &t.authorization_ep, 0)) == 0)
+      (rc = take_endpoint(o, &d, "authorization_endpoint", &t.authorization_ep, 0)) == 0 &&
+      (rc = take_endpoint(o, &d, "userinfo_endpoint", &t.userinfo_ep, 0)) == 0)
     rc = take_endpoint(o, &d, "end_session_endpoint", &t.end_session_ep, 0);
   authloop__jdoc_free(&d);
   if (rc) {
@@ -710,6 +721,7 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
     free(t.device_ep);
     free(t.revocation_ep);
     free(t.authorization_ep);
+    free(t.userinfo_ep);
     free(t.end_session_ep);
     if (rc == AUTHLOOP_ENOMEM)
       return authloop__result_fail(out, rc, a->status, NULL, NULL);
@@ -721,7 +733,9 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
   free(o->is->device_ep);
   free(o->is->revocation_ep);
   free(o->is->authorization_ep);
+  free(o->is->userinfo_ep);
   free(o->is->end_session_ep);
+  o->is->userinfo_ep = t.userinfo_ep;
   o->is->token_ep = t.token_ep;
   o->is->jwks_ep = t.jwks_ep;
   o->is->device_ep = t.device_ep;
@@ -800,6 +814,43 @@ static int device_answer(oidc *o, const authloop__view *v, const authloop__answe
   return out->error;
 }
 
+/* A login's tokens are had: then the userinfo, when the app asked for it. */
+static int after_tokens(oidc *o, authloop__result *out) {
+  if (!out->error && o->userinfo) {
+    if (!o->is->userinfo_ep)
+      return authloop__result_fail(out, AUTHLOOP_ENOTSUP, out->http_status, "%s",
+                                   "the issuer has no userinfo endpoint");
+    out->next = AUTHLOOP__NEXT_STEP;
+    out->step = STEP_USERINFO;
+  }
+  return out->error;
+}
+
+/* The userinfo answer (OpenID Connect Core 5.3): a JSON object whose sub is
+ * the id token's (5.3.2), which becomes the user. */
+static int userinfo_answer(const authloop__view *v, const authloop__answer *a,
+                           authloop__result *out) {
+  authloop__jdoc d = {0}, u = {0};
+  const char *id, *name, *sub_was = NULL;
+  if (!authloop__is_2xx(a->status))
+    return authloop__result_status(out, a->status);
+  if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT) ||
+      user_fields(&d, 0, &id, &name) != 0) {
+    authloop__jdoc_free(&d);
+    return out->error ? out->error : missing(out, a->status, "sub");
+  }
+  if (v->user_json && authloop__jdoc_parse(&u, v->user_json, strlen(v->user_json)) == 0)
+    sub_was = authloop__jstr(&u, 0, "sub");
+  if (!sub_was || strcmp(sub_was, id) != 0)
+    authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "%s",
+                          "the userinfo is another user's than the id token's");
+  else
+    authloop__result_user(out, &d, 0, id, name);
+  authloop__jdoc_free(&u);
+  authloop__jdoc_free(&d);
+  return out->error;
+}
+
 /* A poll's answer (RFC 8628 3.5): pending and slow_down poll again. */
 static int poll_answer(oidc *o, const authloop__view *v, const authloop__answer *a,
                        authloop__result *out) {
@@ -822,7 +873,7 @@ static int poll_answer(oidc *o, const authloop__view *v, const authloop__answer 
       out->step = STEP_KEYS_AGAIN;
       return 0;
     }
-    return rc;
+    return rc ? rc : after_tokens(o, out);
   }
   code = oauth_error(a, out);
   if (!o->device_code) /* the browser login's code exchange: no polling */
@@ -875,6 +926,8 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
     if (!(out->server_code = strdup(o->refusal)))
       authloop__result_fail(out, AUTHLOOP_ENOMEM, 0, NULL, NULL);
     return out->error;
+  case STEP_USERINFO:
+    return userinfo_answer(v, a, out);
   case STEP_CODE:
     if (!authloop__is_2xx(a->status)) {
       oauth_error(a, out);
@@ -902,7 +955,7 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
     if (token_answer(o, v, &held, NULL, out) == AUTHLOOP_ENOENT)
       authloop__result_fail(out, AUTHLOOP_EPROTO, held.status, "the id token is refused: %s",
                             "signed by a key the issuer does not publish");
-    return out->error;
+    return after_tokens(o, out);
   }
   default:
     return poll_answer(o, v, a, out);

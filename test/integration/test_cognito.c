@@ -337,6 +337,9 @@ static void options_and_requests(void **state) {
   o.app_id = "app";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
   o.app_id = NULL;
+  o.redirect_uri = "x:/y"; /* OpenID Connect's */
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.redirect_uri = NULL;
   o.client_secret = "bad\r\nsecret";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
   /* other dialects refuse Cognito's options */
@@ -345,6 +348,14 @@ static void options_and_requests(void **state) {
   o.base_url = peer.base_url;
   o.provider = "gateway";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.client_id = NULL;
+  o.scope = "openid";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.scope = NULL;
+  o.userinfo = 1;
+  o.provider = "kuzzle";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.userinfo = 0;
 
   c = client(&e, public_id, NULL);
   test_record(c, &r);

@@ -158,12 +158,12 @@ static void close_cancels_the_line(void **state) {
   (void)state;
   o.ca_file = server.ca;
   o.max_host_connections = 1;
-  o.timeout_ms = test_scaled(4000);
+  o.timeout_ms = test_scaled(2000);
   test_env_init(&e, &server, &o);
   c = gateway(&e, server.base_url);
   test_record(c, &r);
   login(&e, c, &r, &server);
-  fault(&server, "/api/me", test_scaled(3500), N);
+  fault(&server, "/api/me", test_scaled(1800), N);
   before = test_stat(&server, "/api/me");
   for (i = 0; i < N; i++) {
     s[i].r = &rep;
@@ -171,10 +171,10 @@ static void close_cancels_the_line(void **state) {
     API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
     assert_int_equal(rc, 0);
   }
-  test_run_for(&e, test_scaled(500));
+  test_run_for(&e, test_scaled(250));
   /* the application's own work keeps the loop from running past the line's
-   * deadline (2 s): nothing authloop could wait for */
-  busy.tv_sec = test_scaled(2000) / 1000;
+   * deadline (1 s): nothing authloop could wait for */
+  busy.tv_sec = test_scaled(1000) / 1000;
   busy.tv_nsec = 0;
   nanosleep(&busy, NULL);
   API(rc = authloop_ctx_close(e.ctx, NULL, NULL));
@@ -200,7 +200,7 @@ static void the_line_keeps_its_deadline(void **state) {
   authloop_client *c;
   replies rep = {0};
   slot s[N];
-  unsigned timeout = test_scaled(4000);
+  unsigned timeout = test_scaled(2000);
   int i, rc;
   uint64_t t0;
   (void)state;
@@ -250,7 +250,7 @@ static void started_under_a_pump(void **state) {
   memset(&lg, 0, sizeof(lg));
   o.ca_file = server.ca;
   o.max_host_connections = 1;
-  o.timeout_ms = test_scaled(4000);
+  o.timeout_ms = test_scaled(2000);
   o.log_cb = test_log_cb;
   o.log_userdata = &lg;
   o.log_level = AUTHLOOP_LOG_WARN;
@@ -264,7 +264,7 @@ static void started_under_a_pump(void **state) {
   login(&e, x, &rx, &server);
   login(&e, c, &rc_, &server);
   login(&e, d, &rd, &server);
-  fault(&server, "/api/me", test_scaled(2600), 2);
+  fault(&server, "/api/me", test_scaled(1300), 2);
   for (i = 0; i < 4; i++) {
     s[i].r = &rep;
     s[i].i = i;
@@ -311,12 +311,12 @@ static void http2_streams_share_a_connection(void **state) {
   test_server_start(&h2, "--http2", NULL);
   o.ca_file = h2.ca;
   o.max_host_connections = 1;
-  o.timeout_ms = test_scaled(4000);
+  o.timeout_ms = test_scaled(2000);
   test_env_init(&e, &h2, &o);
   c = gateway(&e, h2.base_url);
   test_record(c, &r);
   login(&e, c, &r, &h2);
-  fault(&h2, "/api/me", test_scaled(1000), N);
+  fault(&h2, "/api/me", test_scaled(500), N);
   connections = test_stat(&h2, "connections");
   t0 = uv_hrtime();
   for (i = 0; i < N; i++) {
@@ -331,13 +331,13 @@ static void http2_streams_share_a_connection(void **state) {
     assert_int_equal(rep.http[i], 200);
   }
   /* the first answer, then all the others together: about two delays */
-  assert_true((uv_hrtime() - t0) / 1000000 < test_scaled(1000) * 3);
+  assert_true((uv_hrtime() - t0) / 1000000 < test_scaled(500) * 3);
   /* no new connection for the 16 (the stats call opens its own) */
   assert_int_equal(test_stat(&h2, "connections") - connections, 1);
 
   /* the line empties, and still knows its server multiplexes: with the
    * first of four slow past half the timeout, the other three go beside it */
-  fault(&h2, "/api/me", test_scaled(3000), 1);
+  fault(&h2, "/api/me", test_scaled(1500), 1);
   memset(&rep, 0, sizeof(rep));
   for (i = 0; i < 4; i++) {
     API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));

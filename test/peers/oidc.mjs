@@ -11,6 +11,7 @@
 //     scripted "user" drives through the OP's real endpoints:
 //       POST /__user/device    {"user_code", "login", "deny"}: enters the code
 //                              at the verification URI, logs in, consents
+//                              (with "after_first_poll": once the code is polled)
 //       POST /__user/authorize {"url", "login", "deny"}: follows an
 //                              authorization URL to the redirect it ends in:
 //                              {"location"}
@@ -75,6 +76,8 @@ const stranger = pair('rsa', { modulusLength: 2048 }, 'not-published', 'RS256');
 // ---- the server, then the provider with its issuer ------------------------------
 const stats = { token_requests: 0, jwks_requests: 0, discovery_requests: 0, reuse: 0, polls: {} };
 const slowed = new Set(); // device codes of client "slow" told slow_down once
+const afterPoll = new Map(); // user code -> a scripted user who acts once its code is polled
+const normal = (code) => String(code).replace(/[^0-9a-z]/gi, '').toUpperCase();
 let tamper = '';
 let handler = null;
 const server = https.createServer({
@@ -180,9 +183,22 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/jwks') stats.jwks_requests++;
   if (ctx.path === '/.well-known/openid-configuration') stats.discovery_requests++;
   await next();
+  // the device answers say "interval": 1 (RFC 8628 3.2 lets an OP choose it;
+  // oidc-provider sends none, which means 5 s): the suite's logins wait 1 s
+  if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+    ctx.body = { ...ctx.body, interval: 1 };
+  }
   const client = ctx.oidc && ctx.oidc.client && ctx.oidc.client.clientId;
   if (ctx.path === '/token' && client && ctx.oidc.params && ctx.oidc.params.device_code) {
     (stats.polls[client] ||= []).push(Date.now()); // when each poll came
+    if (afterPoll.size) { // a user waiting for this code's first poll goes now
+      const code = await provider.DeviceCode.find(ctx.oidc.params.device_code, { ignoreExpiration: true });
+      const act = code && afterPoll.get(normal(code.userCode));
+      if (act) {
+        afterPoll.delete(normal(code.userCode));
+        setImmediate(act);
+      }
+    }
     // a rate policy in front of the OP: client "slow"'s first poll of a code
     // is told slow_down (RFC 8628 3.5) instead of authorization_pending
     if (client === 'slow' && ctx.status === 400 && ctx.body && ctx.body.error === 'authorization_pending' &&
@@ -338,6 +354,10 @@ handler = async (req, res) => {
       const args = req.method === 'POST' ? JSON.parse((await body(req)) || '{}') : {};
       switch (u.pathname) {
         case '/__user/device':
+          if (args.after_first_poll) { // answered now; the user acts after the code's first poll
+            afterPoll.set(normal(args.user_code), () => user({ start: '/device', login: args.login, deny: args.deny, userCode: args.user_code }));
+            return send(res, 200, { page: 'later' });
+          }
           return send(res, 200, await user({ start: '/device', login: args.login, deny: args.deny, userCode: args.user_code }));
         case '/__user/authorize':
           return send(res, 200, await user({ start: args.url, login: args.login, deny: args.deny }));
