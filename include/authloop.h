@@ -412,7 +412,9 @@ AUTHLOOP_EXTERN int authloop_login_browser(authloop_client *c);
  * nothing). Then the code is exchanged (with the PKCE verifier) and the login
  * ends with one loginAttempt: success, or the OP's refusal ("access_denied"
  * ...). AUTHLOOP_EINVAL also when no browser login waits (AUTHLOOP_ELOGININPROGRESS while
- * the code is being exchanged), AUTHLOOP_EWRONGPROVIDER on another dialect. */
+ * the code is being exchanged), AUTHLOOP_EWRONGPROVIDER on another dialect. Once the
+ * redirect is taken, a failure to send the exchange (offline ...) ends the
+ * login with its loginAttempt, as authloop_set_token() does: the call returns 0. */
 AUTHLOOP_EXTERN int authloop_login_callback(authloop_client *c, const char *redirect_url);
 
 typedef struct authloop_login_prompt {

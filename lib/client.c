@@ -423,7 +423,7 @@ static int login_precheck(const authloop_client *c) {
 
 /* The dialect validates the credential and says where its login starts. */
 static int start_login(authloop_client *c, const authloop__credential *cred, unsigned kinds) {
-  int rc;
+  int rc, resuming = c->state == AUTHLOOP_STATE_AWAITING_TOKEN;
   if (!(kinds & cred->kind))
     return AUTHLOOP_EWRONGPROVIDER;
   if ((rc = c->provider->login_start(c->pstate, cred, &c->login_step)) != 0)
@@ -436,6 +436,17 @@ static int start_login(authloop_client *c, const authloop__credential *cred, uns
     rc = AUTHLOOP_ENOMEM;
   else if ((rc = send_login_step(c, 1)) == 0)
     authloop__set_state(c, AUTHLOOP_STATE_LOGGING_IN);
+  if (rc && resuming) {
+    /* the waiting login took what it was given (a one-time code ...) and
+     * cannot go on: it ends, with its loginAttempt, rather than wait for
+     * what it can no longer use */
+    authloop__result r = {0};
+    authloop__set_state(c, AUTHLOOP_STATE_LOGGING_IN);
+    authloop__result_fail(&r, rc, 0, NULL, NULL);
+    login_finished(c, &r);
+    authloop__result_clear(&r);
+    return 0;
+  }
   if (rc) {
     c->provider->login_end(c->pstate);
     authloop__session_clear(&c->pending);

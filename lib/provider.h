@@ -34,7 +34,7 @@ typedef struct {
   const char *uid, *key;                   /* UID_KEY, as the application gave them */
   const char *token;                       /* TOKEN */
   const char *username, *password;         /* PASSWORD */
-  unsigned char random[48];                /* BROWSER: fresh random bytes (state, nonce, PKCE) */
+  unsigned char random[64];                /* BROWSER: fresh random bytes (state, nonce, PKCE) */
 } authloop__credential;
 
 /* ---- what a provider sees -------------------------------------------------------- */

@@ -54,6 +54,7 @@ typedef struct {
   int have_keys;
   long long keys_at_ms; /* when they were fetched (wall clock) */
   int keys_stale;       /* a refresh met an id token of a key not had: fetch them again */
+  int iss_param;        /* authorization responses carry iss (RFC 9207) */
 } issuer_data;
 
 typedef struct {
@@ -554,7 +555,9 @@ static int take_redirect(oidc *o, const char *url, int *step) {
       }
   }
   if (!val[0] || strcmp(val[0], o->state) != 0 || (val[4] && strcmp(val[4], o->issuer) != 0) ||
-      !!val[1] == !!val[2] || (val[2] && !authloop__text_ok(val[2])))
+      (!val[4] && o->is->iss_param) || /* RFC 9207 2.4: required where the OP says it sends it */
+      !!val[1] == !!val[2] || (val[2] && (!*val[2] || !authloop__text_ok(val[2]))) ||
+      (val[1] && (!*val[1] || !authloop__text_ok(val[1]) || authloop__has_space(val[1]))))
     goto done;
   if (val[1]) {
     o->code = val[1];
@@ -586,9 +589,11 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
     if (!o->redirect_uri)
       return AUTHLOOP_EINVAL;
     o->browser = 1;
+    /* each from bytes of its own: the nonce goes out in the URL, the
+     * verifier (RFC 7636 4.1: 256 bits) must owe nothing to it */
     random_text(o->state, sizeof(o->state), cred->random, 16);
     random_text(o->nonce, sizeof(o->nonce), cred->random + 16, 16);
-    random_text(o->verifier, sizeof(o->verifier), cred->random + 16, 32);
+    random_text(o->verifier, sizeof(o->verifier), cred->random + 32, 32);
     if (!o->state[0] || !o->nonce[0] || !o->verifier[0])
       return AUTHLOOP_ENOMEM;
   }
@@ -689,7 +694,7 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
   issuer_data t = {0};
   authloop__jdoc d;
   const char *iss;
-  int rc;
+  int rc, iss_param;
   if (!authloop__is_2xx(a->status))
     return authloop__result_status(out, a->status);
   if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT)) {
@@ -713,6 +718,9 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
       (rc = take_endpoint(o, &d, "authorization_endpoint", &t.authorization_ep, 0)) == 0 &&
       (rc = take_endpoint(o, &d, "userinfo_endpoint", &t.userinfo_ep, 0)) == 0)
     rc = take_endpoint(o, &d, "end_session_endpoint", &t.end_session_ep, 0);
+  iss_param =
+      authloop__jis(&d, authloop__jget(&d, 0, "authorization_response_iss_parameter_supported"),
+                    AUTHLOOP__J_TRUE);
   authloop__jdoc_free(&d);
   if (rc) {
     const char *what = !t.token_ep ? "token_endpoint" : !t.jwks_ep ? "jwks_uri" : "endpoint";
@@ -742,6 +750,7 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
   o->is->revocation_ep = t.revocation_ep;
   o->is->authorization_ep = t.authorization_ep;
   o->is->end_session_ep = t.end_session_ep;
+  o->is->iss_param = iss_param;
   o->is->discovered = 1;
   return 0;
 }
@@ -1048,6 +1057,13 @@ static int refresh_answer(void *state, const authloop__view *v, const authloop__
     return missing(out, a->status, "sub");
   rc = token_answer(o, v, a, sub, out);
   free(sub);
+  if (rc == 0 &&
+      o->userinfo) { /* the user is userinfo's: the id token's claims do not replace it */
+    authloop__secret_free(out->user);
+    free(out->user_id);
+    free(out->user_name);
+    out->user = out->user_id = out->user_name = NULL;
+  }
   if (rc == AUTHLOOP_ENOENT)
     return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "the id token is refused: %s",
                                  "signed by a key authloop does not have");

@@ -396,8 +396,9 @@ static char *user_authorizes(const char *url, int deny) {
 /* Waits for the authorization URL: the login is then AWAITING_TOKEN. */
 static const char *authorization_url(test_env *e, authloop_client *c, test_recorder *r) {
   const char *url;
+  int before = r->count[AUTHLOOP_EV_STATE_CHANGED];
   assert_int_equal(authloop_login_browser(c), 0);
-  test_run_until(e, &r->count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+  test_run_until(e, &r->count[AUTHLOOP_EV_STATE_CHANGED], before + 2, 5000);
   assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
   url = authloop_login_redirect(c);
   assert_non_null(url);
@@ -594,7 +595,7 @@ static void user_from_userinfo(void **state) {
   o.provider = "oidc";
   o.base_url = issuer;
   o.client_id = "public";
-  o.scope = "openid profile email";
+  o.scope = "openid offline_access profile email";
   o.redirect_uri = "http://127.0.0.1/callback";
   o.userinfo = 2;
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
@@ -612,6 +613,28 @@ static void user_from_userinfo(void **state) {
   assert_string_equal(authloop_user_field(u, "email"), "alice@example.test");
   assert_null(authloop_user_field(u, "aud")); /* not the id token's claims */
   assert_null(authloop_user_field(u, "iss"));
+  /* a refresh keeps that user: the new id token's claims do not replace it */
+  {
+    test_done d = {0, 0};
+    assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+    test_run_until(&e, &d.count, 1, 5000);
+    assert_int_equal(d.status, 0);
+    assert_null(authloop_user_field(authloop_current_user(c), "aud"));
+    assert_string_equal(authloop_user_name(authloop_current_user(c)), "Alice Liddell");
+  }
+
+  /* a redirect taken while the network is gone: the code cannot be
+   * exchanged, and the login ends (one loginAttempt), not left waiting */
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  location = user_authorizes(authorization_url(&e, c, &r), 0);
+  assert_int_equal(authloop_ctx_set_online(e.ctx, 0), 0);
+  assert_int_equal(authloop_login_callback(c, location), 0);
+  free(location);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 2, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_EOFFLINE);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_LOGGED_OUT);
+  assert_int_equal(authloop_ctx_set_online(e.ctx, 1), 0);
   test_env_close(&e);
 }
 
