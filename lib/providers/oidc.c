@@ -1039,8 +1039,8 @@ static int refresh_request(void *state, const authloop__view *v, authloop__reque
 }
 
 /* invalid_grant is final (RFC 6749 5.2: the refresh token is invalid,
- * expired or revoked); an id token signed by a key not had is refused (a
- * refresh cannot fetch the keys: the next one is retried). */
+ * expired or revoked); the id token, when there is one, must be the
+ * session's subject's (check_id_token: a key not had is vouched for by TLS). */
 static int refresh_answer(void *state, const authloop__view *v, const authloop__answer *a,
                           authloop__result *out) {
   oidc *o = state;
@@ -1057,16 +1057,13 @@ static int refresh_answer(void *state, const authloop__view *v, const authloop__
     return missing(out, a->status, "sub");
   rc = token_answer(o, v, a, sub, out);
   free(sub);
-  if (rc == 0 &&
-      o->userinfo) { /* the user is userinfo's: the id token's claims do not replace it */
+  /* with userinfo, the user is userinfo's: the id token's claims do not replace it */
+  if (rc == 0 && o->userinfo) {
     authloop__secret_free(out->user);
     free(out->user_id);
     free(out->user_name);
     out->user = out->user_id = out->user_name = NULL;
   }
-  if (rc == AUTHLOOP_ENOENT)
-    return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "the id token is refused: %s",
-                                 "signed by a key authloop does not have");
   return out->error;
 }
 
