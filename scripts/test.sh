@@ -28,7 +28,8 @@ stage() { # stage NAME BUILD_DIR [meson test args...]
 }
 
 scripts/build.sh build || exit 1
-stage plain build
+# three at a time: most of these tests wait on servers and timers, not on the CPU
+stage plain build --num-processes 3
 
 if [ $quick -eq 0 ]; then
   scripts/build.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || exit 1
