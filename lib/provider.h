@@ -198,6 +198,13 @@ const authloop__provider *authloop__provider_preauth(void);
 
 /* ---- helpers for providers -------------------------------------------------------------- */
 
+/* EPROTO: "malformed response: missing or mistyped "field"". */
+int authloop__result_missing(authloop__result *r, long status, const char *field);
+/* An application request carries the access token as "Authorization: Bearer". */
+int authloop__authorize_bearer(void *state, const authloop__view *v, authloop__request *out);
+/* A dialect whose answers never say by themselves that the session is gone
+ * (a 401 is answered with a refresh, whose answer tells). */
+int authloop__session_never_gone(void *state, const authloop__answer *a);
 /* A non-2xx answer without a body this dialect understands. */
 int authloop__result_status(authloop__result *r, long status);
 /* A string copied into *dst for a result (secret copy). */

@@ -90,11 +90,6 @@ int authloop__cognito_error(const authloop__answer *a, int kind, authloop__resul
   return out->error;
 }
 
-static int missing(authloop__result *out, long status, const char *field) {
-  return authloop__result_fail(out, AUTHLOOP_EPROTO, status,
-                               "malformed response: missing or mistyped \"%s\"", field);
-}
-
 /* The user is the id token's claims: id "sub", name "cognito:username". */
 static int user_fields(const authloop__jdoc *d, int user, const char **id, const char **name) {
   int n = authloop__jget(d, user, "cognito:username");
@@ -115,12 +110,12 @@ static int take_user(authloop__result *out, const char *id_token, long status) {
   if (rc == AUTHLOOP_ENOMEM)
     return authloop__result_fail(out, rc, status, NULL, NULL);
   if (rc != 0)
-    return missing(out, status, "IdToken");
+    return authloop__result_missing(out, status, "IdToken");
   if (authloop__jdoc_parse(&d, claims, strlen(claims)) != 0 ||
       user_fields(&d, 0, &id, &name) != 0) {
     authloop__jdoc_free(&d);
     authloop__secret_free(claims);
-    return missing(out, status, "IdToken");
+    return authloop__result_missing(out, status, "IdToken");
   }
   rc = authloop__result_user_text(out, claims, id, name);
   authloop__jdoc_free(&d);
@@ -160,11 +155,11 @@ int authloop__cognito_auth_answer(const authloop__answer *a, int kind, authloop_
   refresh = authloop__jstr(&d, result, "RefreshToken");
   ttl = authloop__jget(&d, result, "ExpiresIn");
   if (!authloop__jis(&d, result, AUTHLOOP__J_OBJECT) || !access) {
-    missing(out, a->status, "AccessToken");
+    authloop__result_missing(out, a->status, "AccessToken");
     goto done;
   }
   if (!id) {
-    missing(out, a->status, "IdToken");
+    authloop__result_missing(out, a->status, "IdToken");
     goto done;
   }
   /* a password login's answer must carry one; REFRESH_TOKEN_AUTH's carries
@@ -172,7 +167,7 @@ int authloop__cognito_auth_answer(const authloop__answer *a, int kind, authloop_
   rt = authloop__jget(&d, result, "RefreshToken");
   if (kind == CALL_PASSWORD ? !refresh
                             : rt >= 0 && !refresh && !authloop__jis(&d, rt, AUTHLOOP__J_NULL)) {
-    missing(out, a->status, "RefreshToken");
+    authloop__result_missing(out, a->status, "RefreshToken");
     goto done;
   }
   /* ExpiresIn, else the access token's own exp - iat */
@@ -181,7 +176,7 @@ int authloop__cognito_auth_answer(const authloop__answer *a, int kind, authloop_
   else if (authloop__jwt_lifetime(access, &n) == 0)
     out->lifetime_s = n;
   if (!out->lifetime_s) {
-    missing(out, a->status, "ExpiresIn");
+    authloop__result_missing(out, a->status, "ExpiresIn");
     goto done;
   }
   /* the user first: a refused answer keeps no token */
@@ -461,12 +456,6 @@ static int authorize(void *state, const authloop__view *v, authloop__request *ou
   return AUTHLOOP_ENOTSUP;
 }
 
-static int session_gone(void *state, const authloop__answer *a) {
-  (void)state;
-  (void)a;
-  return 0;
-}
-
 const authloop__provider authloop__provider_cognito = {
     .name = "cognito",
     .accepts = AUTHLOOP__CRED_PASSWORD | AUTHLOOP__CRED_CODE,
@@ -482,6 +471,6 @@ const authloop__provider authloop__provider_cognito = {
     .logout_request = logout_request,
     .logout_answer = logout_answer,
     .authorize = authorize,
-    .session_gone = session_gone,
+    .session_gone = authloop__session_never_gone,
     .user_fields = user_fields,
 };

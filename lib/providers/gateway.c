@@ -67,11 +67,6 @@ static int user_fields(const authloop__jdoc *d, int user, const char **id, const
   return 0;
 }
 
-static int missing(authloop__result *out, long status, const char *field) {
-  return authloop__result_fail(out, AUTHLOOP_EPROTO, status,
-                               "malformed response: missing or mistyped \"%s\"", field);
-}
-
 /* 0 when the body is a JSON object (d's root), else a failure. */
 static int object_body(const authloop__answer *a, authloop__result *out, authloop__jdoc *d) {
   if (authloop__answer_doc(a, out, d) == 0 && authloop__jis(d, 0, AUTHLOOP__J_OBJECT))
@@ -89,13 +84,13 @@ static int take_tokens(const authloop__jdoc *d, authloop__result *out, long stat
   const char *id = authloop__jstr(d, 0, "idToken");
   const char *refresh = authloop__jstr(d, 0, "refreshToken");
   if (!access)
-    return missing(out, status, "accessToken");
+    return authloop__result_missing(out, status, "accessToken");
   if (!id)
-    return missing(out, status, "idToken");
+    return authloop__result_missing(out, status, "idToken");
   if ((refresh_required || authloop__jget(d, 0, "refreshToken") >= 0) && !refresh)
-    return missing(out, status, "refreshToken");
+    return authloop__result_missing(out, status, "refreshToken");
   if (!(out->lifetime_s = lifetime(d, access)))
-    return missing(out, status, "expiresIn");
+    return authloop__result_missing(out, status, "expiresIn");
   if (authloop__result_take(out, &out->access_token, access) ||
       authloop__result_take(out, &out->id_token, id) ||
       authloop__result_take(out, &out->refresh_token, refresh))
@@ -113,7 +108,7 @@ int authloop__gateway_login_answer(const authloop__answer *a, authloop__result *
   if (object_body(a, out, &d) == 0) {
     user = authloop__jget(&d, 0, "user");
     if (user_fields(&d, user, &id, &name) != 0)
-      missing(out, a->status, "user");
+      authloop__result_missing(out, a->status, "user");
     else if (take_tokens(&d, out, a->status, 1) == 0)
       authloop__result_user(out, &d, user, id, name);
   }
@@ -261,19 +256,6 @@ static int logout_answer(void *state, const authloop__answer *a, authloop__resul
   return authloop__is_2xx(a->status) ? 0 : authloop__gateway_error(a, out);
 }
 
-static int authorize(void *state, const authloop__view *v, authloop__request *out) {
-  (void)state;
-  out->bearer = v->access_token;
-  return 0;
-}
-
-/* A 401 on a request is answered with a refresh, whose answer tells. */
-static int session_gone(void *state, const authloop__answer *a) {
-  (void)state;
-  (void)a;
-  return 0;
-}
-
 static int preauth_request(const authloop_preauth_options *o, const char *bearer,
                            authloop__request *out) {
   const char *pair[2];
@@ -297,7 +279,7 @@ static int preauth_answer(const authloop__answer *a, authloop__result *out) {
   if (object_body(a, out, &d) == 0) {
     code = authloop__jstr(&d, 0, "authorizationCode");
     if (!code || authloop__has_space(code))
-      missing(out, a->status, "authorizationCode");
+      authloop__result_missing(out, a->status, "authorizationCode");
     else
       authloop__result_take(out, &out->access_token, code);
   }
@@ -318,8 +300,8 @@ const authloop__provider authloop__provider_gateway = {
     .refresh_answer = refresh_answer,
     .logout_request = logout_request,
     .logout_answer = logout_answer,
-    .authorize = authorize,
-    .session_gone = session_gone,
+    .authorize = authloop__authorize_bearer,
+    .session_gone = authloop__session_never_gone,
     .user_fields = user_fields,
     .preauth_request = preauth_request,
     .preauth_answer = preauth_answer,

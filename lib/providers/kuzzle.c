@@ -405,13 +405,6 @@ static int refresh_answer(void *state, const authloop__view *v, const authloop__
   return out->error;
 }
 
-/* A 401 on a request goes through a refresh, whose answer tells. */
-static int session_gone(void *state, const authloop__answer *a) {
-  (void)state;
-  (void)a;
-  return 0;
-}
-
 const authloop__provider authloop__provider_kuzzle = {
     .name = "kuzzle",
     .accepts = AUTHLOOP__CRED_STRATEGY,
@@ -428,6 +421,6 @@ const authloop__provider authloop__provider_kuzzle = {
     .logout_request = logout_request,
     .logout_answer = logout_answer,
     .authorize = authorize,
-    .session_gone = session_gone,
+    .session_gone = authloop__session_never_gone,
     .user_fields = user_fields,
 };

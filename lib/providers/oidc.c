@@ -140,11 +140,6 @@ static int post_form(oidc *o, const char *endpoint, authloop__jw *w, authloop__r
   return o->basic ? authloop__request_header(out, "Authorization", o->basic) : 0;
 }
 
-static int missing(authloop__result *out, long status, const char *field) {
-  return authloop__result_fail(out, AUTHLOOP_EPROTO, status,
-                               "malformed response: missing or mistyped \"%s\"", field);
-}
-
 /* An endpoint from the discovery document: absolute, of the issuer's scheme
  * (https, or http where the issuer was allowed it), no query or fragment,
  * nothing that could not be sent; NULL when absent. 0 or EPROTO. */
@@ -241,7 +236,7 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
     authloop__secret_free(*claims);
     *claims = NULL;
     return rc == AUTHLOOP_ENOMEM ? authloop__result_fail(out, rc, status, NULL, NULL)
-                                 : missing(out, status, "id_token");
+                                 : authloop__result_missing(out, status, "id_token");
   }
   iss = authloop__jstr(&d, 0, "iss");
   sub = authloop__jstr(&d, 0, "sub");
@@ -293,7 +288,7 @@ static int token_answer(oidc *o, const authloop__view *v, const authloop__answer
   long long n;
   if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT)) {
     if (!out->error)
-      missing(out, a->status, "access_token");
+      authloop__result_missing(out, a->status, "access_token");
     goto done;
   }
   access = authloop__jstr(&d, 0, "access_token");
@@ -302,16 +297,16 @@ static int token_answer(oidc *o, const authloop__view *v, const authloop__answer
   type = authloop__jstr(&d, 0, "token_type");
   ttl = authloop__jget(&d, 0, "expires_in");
   if (!access) {
-    missing(out, a->status, "access_token");
+    authloop__result_missing(out, a->status, "access_token");
     goto done;
   }
   if (!type || strcasecmp(type, "Bearer") != 0) { /* DPoP or MAC tokens are not sent here */
-    missing(out, a->status, "token_type");
+    authloop__result_missing(out, a->status, "token_type");
     goto done;
   }
   if ((authloop__jget(&d, 0, "refresh_token") >= 0 && !refresh) ||
       (authloop__jget(&d, 0, "id_token") >= 0 && !id) || (!sub_was && !id)) {
-    missing(out, a->status, !id ? "id_token" : "refresh_token");
+    authloop__result_missing(out, a->status, !id ? "id_token" : "refresh_token");
     goto done;
   }
   if (ttl >= 0) {
@@ -323,7 +318,7 @@ static int token_answer(oidc *o, const authloop__view *v, const authloop__answer
     else if (authloop__jint(&d, ttl, &n) != 0)
       n = 0;
     if (n <= 0 || n > MAX_EXPIRES_IN) {
-      missing(out, a->status, "expires_in");
+      authloop__result_missing(out, a->status, "expires_in");
       goto done;
     }
     out->lifetime_s = n;
@@ -338,7 +333,7 @@ static int token_answer(oidc *o, const authloop__view *v, const authloop__answer
       rc = authloop__result_user_text(out, claims, uid, uname);
       claims = NULL;
     } else {
-      missing(out, a->status, "id_token");
+      authloop__result_missing(out, a->status, "id_token");
     }
     authloop__jdoc_free(&u);
   }
@@ -699,7 +694,7 @@ static int discovery_answer(oidc *o, const authloop__answer *a, authloop__result
     return authloop__result_status(out, a->status);
   if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT)) {
     authloop__jdoc_free(&d);
-    return out->error ? out->error : missing(out, a->status, "issuer");
+    return out->error ? out->error : authloop__result_missing(out, a->status, "issuer");
   }
   iss = authloop__jstr(&d, 0, "issuer");
   if (!iss || strcmp(iss, o->issuer) != 0) {
@@ -764,7 +759,7 @@ static int keys_answer(oidc *o, const authloop__view *v, const authloop__answer 
   if ((rc = authloop__jwks_parse(a->body, a->len, &keys)) != 0) {
     authloop__jwks_free(&keys);
     return rc == AUTHLOOP_ENOMEM ? authloop__result_fail(out, rc, a->status, NULL, NULL)
-                                 : missing(out, a->status, "keys");
+                                 : authloop__result_missing(out, a->status, "keys");
   }
   authloop__jwks_free(&o->is->keys);
   o->is->keys = keys;
@@ -787,7 +782,7 @@ static int device_answer(oidc *o, const authloop__view *v, const authloop__answe
   }
   if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT)) {
     authloop__jdoc_free(&d);
-    return out->error ? out->error : missing(out, a->status, "device_code");
+    return out->error ? out->error : authloop__result_missing(out, a->status, "device_code");
   }
   dc = authloop__jstr(&d, 0, "device_code");
   uc = authloop__jstr(&d, 0, "user_code");
@@ -795,20 +790,20 @@ static int device_answer(oidc *o, const authloop__view *v, const authloop__answe
   complete = authloop__jstr(&d, 0, "verification_uri_complete");
   iv = authloop__jget(&d, 0, "interval");
   if (!dc || !authloop__text_ok(dc) || strlen(dc) > 1024)
-    missing(out, a->status, "device_code");
+    authloop__result_missing(out, a->status, "device_code");
   else if (!uc || !authloop__text_ok(uc) || strlen(uc) > 64)
-    missing(out, a->status, "user_code");
+    authloop__result_missing(out, a->status, "user_code");
   else if (!uri || strlen(uri) > MAX_URL || !authloop__text_ok(uri) ||
            strncmp(uri, "https://", 8) != 0 ||
            (complete && (strlen(complete) > MAX_URL || !authloop__text_ok(complete) ||
                          strncmp(complete, "https://", 8) != 0)))
-    missing(out, a->status, "verification_uri");
+    authloop__result_missing(out, a->status, "verification_uri");
   else if (authloop__jint(&d, authloop__jget(&d, 0, "expires_in"), &exp) != 0 || exp <= 0 ||
            exp > MAX_DEVICE_S)
-    missing(out, a->status, "expires_in");
+    authloop__result_missing(out, a->status, "expires_in");
   else if (iv >= 0 &&
            (authloop__jint(&d, iv, &interval) != 0 || interval < 1 || interval > MAX_INTERVAL_S))
-    missing(out, a->status, "interval");
+    authloop__result_missing(out, a->status, "interval");
   else if (authloop__secret_set(&o->device_code, dc) != 0 || !(out->prompt_code = strdup(uc)) ||
            !(out->prompt_uri = strdup(uri)) ||
            (complete && !(out->prompt_uri_complete = strdup(complete))))
@@ -846,7 +841,7 @@ static int userinfo_answer(const authloop__view *v, const authloop__answer *a,
   if (authloop__answer_doc(a, out, &d) != 0 || !authloop__jis(&d, 0, AUTHLOOP__J_OBJECT) ||
       user_fields(&d, 0, &id, &name) != 0) {
     authloop__jdoc_free(&d);
-    return out->error ? out->error : missing(out, a->status, "sub");
+    return out->error ? out->error : authloop__result_missing(out, a->status, "sub");
   }
   if (v->user_json && authloop__jdoc_parse(&u, v->user_json, strlen(v->user_json)) == 0)
     sub_was = authloop__jstr(&u, 0, "sub");
@@ -955,7 +950,7 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
   case STEP_KEYS_AGAIN: {
     authloop__answer held = {0};
     if (!o->held)
-      return missing(out, a->status, "id_token");
+      return authloop__result_missing(out, a->status, "id_token");
     if (keys_answer(o, v, a, out) != 0)
       return out->error;
     held.status = o->held_status;
@@ -1054,7 +1049,7 @@ static int refresh_answer(void *state, const authloop__view *v, const authloop__
     return out->error;
   }
   if (!(sub = subject(v)))
-    return missing(out, a->status, "sub");
+    return authloop__result_missing(out, a->status, "sub");
   rc = token_answer(o, v, a, sub, out);
   free(sub);
   /* with userinfo, the user is userinfo's: the id token's claims do not replace it */
@@ -1107,18 +1102,6 @@ static int logout_answer(void *state, const authloop__answer *a, authloop__resul
   return out->error;
 }
 
-static int authorize(void *state, const authloop__view *v, authloop__request *out) {
-  (void)state;
-  out->bearer = v->access_token;
-  return 0;
-}
-
-static int session_gone(void *state, const authloop__answer *a) {
-  (void)state;
-  (void)a;
-  return 0;
-}
-
 static const char *end_session_url(void *state) { return ((oidc *)state)->end_session_url; }
 
 const authloop__provider authloop__provider_oidc = {
@@ -1135,8 +1118,8 @@ const authloop__provider authloop__provider_oidc = {
     .refresh_answer = refresh_answer,
     .logout_request = logout_request,
     .logout_answer = logout_answer,
-    .authorize = authorize,
-    .session_gone = session_gone,
+    .authorize = authloop__authorize_bearer,
+    .session_gone = authloop__session_never_gone,
     .user_fields = user_fields,
     .end_session_url = end_session_url,
     .prepare_request = prepare_request,

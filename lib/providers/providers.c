@@ -78,6 +78,23 @@ int authloop__result_fail(authloop__result *r, int error, long status, const cha
   return error;
 }
 
+int authloop__result_missing(authloop__result *r, long status, const char *field) {
+  return authloop__result_fail(r, AUTHLOOP_EPROTO, status,
+                               "malformed response: missing or mistyped \"%s\"", field);
+}
+
+int authloop__authorize_bearer(void *state, const authloop__view *v, authloop__request *out) {
+  (void)state;
+  out->bearer = v->access_token;
+  return 0;
+}
+
+int authloop__session_never_gone(void *state, const authloop__answer *a) {
+  (void)state;
+  (void)a;
+  return 0;
+}
+
 int authloop__result_status(authloop__result *r, long status) {
   char msg[128];
   int e = status >= 500 || status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;

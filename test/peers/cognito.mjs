@@ -18,25 +18,11 @@ import https from 'node:https';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { ensureCertificates } from '../server/certs.mjs';
+import { peerOptions, stopWith } from './peer.mjs';
 
 const require = createRequire(import.meta.url);
 
-const opts = { stateDir: null, lifeline: false, short: 5 };
-for (let i = 2; i < process.argv.length; i++) {
-  const a = process.argv[i];
-  if (a === '--state-dir') opts.stateDir = process.argv[++i];
-  else if (a === '--stdin-lifeline') opts.lifeline = true;
-  else if (a === '--short') opts.short = Number(process.argv[++i]);
-  else if (a === '--port') i++; // always 0: any free port
-  else {
-    process.stderr.write(`cognito.mjs: unknown argument ${a}\n`);
-    process.exit(2);
-  }
-}
-if (!opts.stateDir) {
-  process.stderr.write('cognito.mjs: --state-dir DIR is required\n');
-  process.exit(2);
-}
+const opts = peerOptions('cognito.mjs', { short: 5 });
 
 const dir = path.resolve(opts.stateDir);
 ensureCertificates(dir);
@@ -114,15 +100,4 @@ process.stdout.write(`${JSON.stringify({
   secret_value: secret.ClientSecret, short: short.ClientId,
 })}\n`);
 
-const stop = () => {
-  server.close();
-  server.closeAllConnections?.();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-if (opts.lifeline) {
-  process.stdin.on('end', stop);
-  process.stdin.on('error', stop);
-  process.stdin.resume();
-}
+stopWith(server, opts.lifeline);

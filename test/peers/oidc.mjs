@@ -36,23 +36,9 @@ import https from 'node:https';
 import path from 'node:path';
 import Provider from 'oidc-provider';
 import { ensureCertificates } from '../server/certs.mjs';
+import { peerOptions, stopWith } from './peer.mjs';
 
-const opts = { stateDir: null, lifeline: false, short: 6 };
-for (let i = 2; i < process.argv.length; i++) {
-  const a = process.argv[i];
-  if (a === '--state-dir') opts.stateDir = process.argv[++i];
-  else if (a === '--stdin-lifeline') opts.lifeline = true;
-  else if (a === '--short') opts.short = Number(process.argv[++i]);
-  else if (a === '--port') i++; // always 0: any free port
-  else {
-    process.stderr.write(`oidc.mjs: unknown argument ${a}\n`);
-    process.exit(2);
-  }
-}
-if (!opts.stateDir) {
-  process.stderr.write('oidc.mjs: --state-dir DIR is required\n');
-  process.exit(2);
-}
+const opts = peerOptions('oidc.mjs', { short: 6 });
 // stdout carries the ready line only (the suite closes it after reading);
 // the provider's notices go to stderr
 console.log = console.info = (...args) => process.stderr.write(`${args.join(' ')}\n`);
@@ -385,15 +371,4 @@ handler = async (req, res) => {
 
 process.stdout.write(`${JSON.stringify({ port, ca: path.join(dir, 'ca.pem'), issuer, secret: SECRET })}\n`);
 
-const stop = () => {
-  server.close();
-  server.closeAllConnections?.();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-if (opts.lifeline) {
-  process.stdin.on('end', stop);
-  process.stdin.on('error', stop);
-  process.stdin.resume();
-}
+stopWith(server, opts.lifeline);
