@@ -263,7 +263,6 @@ static void a_newer_but_dead_token_is_refreshed(void **state) {
   assert_int_equal(authloop_refresh(ca, test_done_cb, &d),
                    0); /* rotates: B's refresh token is spent */
   run_two_to(&a, &b, &d.count, 1, 5000);
-  test_run_until_file(&a, path, 1, 5000);
   run_two_until_stored(&a, &b); /* on disk */
   authloop_client_free(ca);
   /* its access token has expired (as after a long sleep) */
@@ -413,6 +412,9 @@ static void a_new_login_elsewhere(void **state) {
   /* another user now */
   assert_int_equal(authloop_logout(ca), 0);
   run_two_to(&a, &b, &ra.count[AUTHLOOP_EV_LOGOUT], 2, 5000);
+  /* the mark on disk first: until then the file still holds the old
+   * session, which the wait for the new one below would take for it */
+  test_run_until_file(&a, path, TEST_FILE_LOGGED_OUT, 5000);
   login_as(&a, ca, &ra, "someone-else", 3600);
   test_run_until_file(&a, path, 1, 5000);
   run_two_until_stored(&a, &b);
