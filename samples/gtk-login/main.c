@@ -9,7 +9,16 @@
  * window says so. Moving the pointer or typing in the window counts as
  * activity: the tokens are refreshed while the user is there.
  *
+ * With OpenID Connect the user signs in in the system browser (the
+ * authorization code flow with PKCE, RFC 8252): the window opens the
+ * authorization URL with g_app_info_launch_default_for_uri(); the issuer sends
+ * the browser back to org.authloop.loginsample:/callback, a private-use URI
+ * scheme the desktop hands to this application (its .desktop file names it),
+ * which as a single-instance GApplication passes it on to the window that
+ * waits ("open"). A logout opens the issuer's end-session page.
+ *
  *   gtk-login [--url URL] [--ca CA_FILE] [--code CODE] [--cometchat-app APP]
+ *             [--client-id ID] [REDIRECT_URL]
  *   gtk-login --self-test=MODE --url URL --ca CA [--code CODE] [--screenshot FILE.png]
  *
  * The self-test drives the window as a user would and prints what it shows
@@ -20,7 +29,9 @@
  *   restore  expects the kept session at start, refreshes the tokens, then
  *            logs out;
  *   error    logs in with CODE (a wrong one) and reports the error's style
- *            and whether the window grew. */
+ *            and whether the window grew;
+ *   browser  logs in with OpenID Connect (client ID), in the browser the
+ *            desktop launches for https, then logs out. */
 #include <authloop-glib.h>
 #include <authloop.h>
 #include <gtk/gtk.h>
@@ -28,6 +39,10 @@
 #include <string.h>
 
 #define APP_ID "org.authloop.LoginSample"
+/* registered with the issuer; the scheme is the application's own
+ * (reverse domain, RFC 8252 section 7.1) */
+#define REDIRECT_SCHEME "org.authloop.loginsample"
+#define REDIRECT_URI    REDIRECT_SCHEME ":/callback"
 
 #if !GLIB_CHECK_VERSION(2, 74, 0)
 #define G_APPLICATION_DEFAULT_FLAGS G_APPLICATION_FLAGS_NONE
@@ -36,30 +51,31 @@
 #define g_get_user_state_dir g_get_user_data_dir
 #endif
 
-enum { PROVIDER_GATEWAY, PROVIDER_KUZZLE, PROVIDER_COMETCHAT, PROVIDER_COUNT };
-static const char *const providers[] = {"gateway", "kuzzle", "cometchat", NULL};
-static const char *const provider_titles[] = {"Chat gateway", "Kuzzle", "CometChat", NULL};
+enum { PROVIDER_GATEWAY, PROVIDER_KUZZLE, PROVIDER_COMETCHAT, PROVIDER_OIDC, PROVIDER_COUNT };
+static const char *const providers[] = {"gateway", "kuzzle", "cometchat", "oidc", NULL};
+static const char *const provider_titles[] = {"Chat gateway", "Kuzzle", "CometChat",
+                                              "OpenID Connect (browser)", NULL};
 
-typedef enum { TEST_NONE, TEST_LOGIN, TEST_RESTORE, TEST_ERROR } self_test;
+typedef enum { TEST_NONE, TEST_LOGIN, TEST_RESTORE, TEST_ERROR, TEST_BROWSER } self_test;
 
 typedef struct {
   GtkApplication *gtk;
   uv_loop_t loop;
   authloop_ctx *ctx;
   authloop_client *client;
-  guint client_provider; /* what the client was made for */
-  char *client_url;
+  guint client_provider;        /* what the client was made for */
+  char *client_url, *client_id; /* what the client was made for */
   GSource *source;
-  const char *ca, *cometchat_app, *screenshot, *code, *url;
+  const char *ca, *cometchat_app, *screenshot, *code, *url, *oidc_client;
   char *state_dir;
   unsigned char key[AUTHLOOP_GLIB_SESSION_KEY_BYTES];
-  gboolean have_key, key_pending, logging_out, closing;
+  gboolean have_key, key_pending, logging_out, closing, browser_opened;
   self_test test;
   int exit_code;
   guint tick_id;
   GtkWidget *window, *provider, *url_entry, *user_label, *user_entry, *secret_label, *secret_entry,
-      *code_label, *code_entry, *login, *logout, *spinner, *who, *status, *error, *keyring,
-      *countdown;
+      *code_label, *code_entry, *url_label, *client_id_label, *client_id_entry, *login, *logout,
+      *spinner, *who, *status, *error, *keyring, *countdown;
   /* self-test bookkeeping */
   unsigned frames, frames_at_login;
   int shoot_on_next_paint, measure_on_next_paint, width_before;
@@ -121,15 +137,18 @@ static gboolean tick(gpointer ud);
 static void update(app *a) {
   int in = a->client && authloop_is_logged_in(a->client);
   authloop_state st = a->client ? authloop_client_state(a->client) : AUTHLOOP_STATE_LOGGED_OUT;
-  int busy = a->key_pending || a->logging_out || st == AUTHLOOP_STATE_LOGGING_IN;
+  int waiting = st == AUTHLOOP_STATE_AWAITING_TOKEN; /* for the browser: it can be cancelled */
+  int busy = a->key_pending || a->logging_out || st == AUTHLOOP_STATE_LOGGING_IN || waiting;
   gtk_spinner_set_spinning(GTK_SPINNER(a->spinner), busy);
   gtk_widget_set_sensitive(a->login, !busy && !in);
-  gtk_widget_set_sensitive(a->logout, !busy && in);
+  gtk_button_set_label(GTK_BUTTON(a->logout), waiting ? "_Cancel" : "Log _Out");
+  gtk_widget_set_sensitive(a->logout, (!busy && in) || waiting);
   gtk_widget_set_sensitive(a->provider, !busy && !in);
   gtk_widget_set_sensitive(a->url_entry, !busy && !in);
   gtk_widget_set_sensitive(a->user_entry, !busy && !in);
   gtk_widget_set_sensitive(a->secret_entry, !busy && !in);
   gtk_widget_set_sensitive(a->code_entry, !busy && !in);
+  gtk_widget_set_sensitive(a->client_id_entry, !busy && !in);
   show_user(a);
   /* the countdown ticks once a second while there is a token, never else */
   if (in && !a->tick_id)
@@ -206,10 +225,12 @@ static int make_client(app *a) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   guint provider = gtk_drop_down_get_selected(GTK_DROP_DOWN(a->provider));
   const char *url = gtk_editable_get_text(GTK_EDITABLE(a->url_entry));
+  const char *client_id = gtk_editable_get_text(GTK_EDITABLE(a->client_id_entry));
   char *client_url = NULL, *admin_url = NULL, *path;
   int t, rc;
   if (a->client && provider == a->client_provider && a->client_url &&
-      strcmp(url, a->client_url) == 0)
+      strcmp(url, a->client_url) == 0 &&
+      (provider != PROVIDER_OIDC || strcmp(client_id, a->client_id) == 0))
     return 0;
   if (a->client)
     authloop_client_free(a->client);
@@ -221,6 +242,11 @@ static int make_client(app *a) {
     o.base_url = client_url = g_strconcat(url, "/cometchat/client/v3.0", NULL);
     o.admin_url = admin_url = g_strconcat(url, "/cometchat/admin/v3.0", NULL);
     o.app_id = a->cometchat_app;
+  }
+  if (provider == PROVIDER_OIDC) { /* the server is the issuer */
+    o.client_id = client_id;
+    o.redirect_uri = REDIRECT_URI;
+    o.scope = "openid offline_access profile email";
   }
   path = session_path(a, provider);
   o.session_path = path;
@@ -234,6 +260,8 @@ static int make_client(app *a) {
   a->client_provider = provider;
   g_free(a->client_url);
   a->client_url = g_strdup(url);
+  g_free(a->client_id);
+  a->client_id = g_strdup(client_id);
   for (t = 0; t < AUTHLOOP_EV__COUNT; t++)
     authloop_on(a->client, (authloop_event_type)t, on_event, a);
   return 0;
@@ -299,17 +327,98 @@ static void on_realize(GtkWidget *w, gpointer ud) {
   g_signal_connect(gtk_widget_get_frame_clock(w), "after-paint", G_CALLBACK(on_paint), ud);
 }
 
+/* ---- the browser ------------------------------------------------------------------------- */
+
+typedef struct {
+  app *a;
+  int sign_in; /* the sign-in page (else the issuer's sign-out page) */
+} launch;
+
+static void on_launched(GObject *source, GAsyncResult *res, gpointer ud) {
+  launch *l = ud;
+  app *a = l->a;
+  GError *e = NULL;
+  (void)source;
+  if (!g_app_info_launch_default_for_uri_finish(res, &e)) {
+    char *text = g_strdup_printf("Cannot open the browser: %s", e->message);
+    g_error_free(e);
+    set_error(a, text);
+    g_free(text);
+    /* a sign-in nobody can finish ends here; a sign-out is done locally */
+    if (l->sign_in && a->client &&
+        authloop_client_state(a->client) == AUTHLOOP_STATE_AWAITING_TOKEN)
+      authloop_login_cancel(a->client);
+    if (a->test == TEST_BROWSER)
+      finish(a, 1);
+  } else {
+    say("browser", l->sign_in ? "sign-in page opened" : "sign-out page opened");
+    if (!l->sign_in && a->test == TEST_BROWSER)
+      finish(a, 0);
+  }
+  g_free(l);
+}
+
+/* The system browser (the desktop's default for https), without blocking
+ * the window; the launch names the display it starts on. */
+static void open_in_browser(app *a, const char *url, int sign_in) {
+  GdkAppLaunchContext *lc = gdk_display_get_app_launch_context(gtk_widget_get_display(a->window));
+  launch *l = g_new0(launch, 1);
+  l->a = a;
+  l->sign_in = sign_in;
+  g_app_info_launch_default_for_uri_async(url, G_APP_LAUNCH_CONTEXT(lc), NULL, on_launched, l);
+  g_object_unref(lc);
+}
+
+/* The browser came back: the desktop handed this application the redirect
+ * URL (a second start of it passed the URL on to this one). authloop checks
+ * that it belongs to the sign-in that waits; a stray or forged one changes
+ * nothing. */
+static void take_redirect(app *a, const char *url) {
+  char *text;
+  int rc;
+  if (!a->client || a->client_provider != PROVIDER_OIDC ||
+      authloop_client_state(a->client) != AUTHLOOP_STATE_AWAITING_TOKEN) {
+    set_error(a, "The browser finished a sign-in that this window is not waiting for; nothing "
+                 "was done.");
+    return;
+  }
+  if ((rc = authloop_login_callback(a->client, url)) != 0) {
+    text = g_strdup_printf("The browser came back with an answer that is not for this sign-in "
+                           "(%s); still waiting for the right one.",
+                           authloop_err_name(rc));
+    set_error(a, text);
+    g_free(text);
+    return;
+  }
+  set_error(a, NULL);
+  set_status(a, "Signing in…");
+  update(a);
+}
+
 /* ---- events and buttons ------------------------------------------------------------------ */
 
 static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
   app *a = ud;
   char *text;
-  (void)c;
   if (ev->type == AUTHLOOP_EV_LOGOUT)
     a->logging_out = FALSE;
   update(a);
   switch (ev->type) {
+  case AUTHLOOP_EV_STATE_CHANGED:
+    /* a browser sign-in: its page is known now */
+    if (ev->new_state == AUTHLOOP_STATE_AWAITING_TOKEN && a->client_provider == PROVIDER_OIDC &&
+        authloop_login_redirect(c)) {
+      set_status(a, "Continue in your browser…");
+      open_in_browser(a, authloop_login_redirect(c), 1);
+    }
+    break;
   case AUTHLOOP_EV_LOGIN_ATTEMPT:
+    if (!ev->success && ev->error == AUTHLOOP_ECANCELED) {
+      set_status(a, "Sign-in cancelled");
+      if (a->test != TEST_NONE)
+        finish(a, 1);
+      break;
+    }
     if (!ev->success) {
       set_status(a, "Login failed");
       text = g_strdup_printf("%s (%s). Check the server, the provider and what you typed, "
@@ -335,9 +444,16 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
       gtk_widget_queue_draw(a->window);
     } else if (a->test == TEST_ERROR)
       finish(a, 1);
+    else if (a->test == TEST_BROWSER)
+      g_signal_emit_by_name(a->logout, "clicked");
     break;
   case AUTHLOOP_EV_LOGOUT:
     set_status(a, ev->error ? "Logged out (the server did not confirm)" : "Logged out");
+    /* the user's session at the issuer ends too: its page, in the browser */
+    if (authloop_end_session_url(c))
+      open_in_browser(a, authloop_end_session_url(c), 0);
+    else if (a->test == TEST_BROWSER)
+      finish(a, 1);
     if (a->test == TEST_RESTORE)
       finish(a, 0);
     break;
@@ -370,6 +486,9 @@ static void on_login(GtkButton *b, gpointer ud) {
     case PROVIDER_KUZZLE:
       rc = authloop_login_local(a->client, user, secret, NULL);
       break;
+    case PROVIDER_OIDC:
+      rc = authloop_login_browser(a->client);
+      break;
     default:
       rc = authloop_login_key(a->client, user, secret);
     }
@@ -391,6 +510,10 @@ static void on_logout(GtkButton *b, gpointer ud) {
   int rc;
   (void)b;
   set_error(a, NULL);
+  if (a->client && authloop_client_state(a->client) == AUTHLOOP_STATE_AWAITING_TOKEN) {
+    authloop_login_cancel(a->client); /* the browser sign-in: its loginAttempt says so */
+    return;
+  }
   if ((rc = authloop_logout(a->client)) != 0)
     set_error(a, authloop_strerror(rc));
   else
@@ -417,13 +540,16 @@ static gboolean on_key(GtkEventControllerKey *k, guint val, guint code, GdkModif
 /* Only the fields the chosen provider uses. */
 static void show_fields(app *a) {
   guint p = gtk_drop_down_get_selected(GTK_DROP_DOWN(a->provider));
-  gboolean code = p == PROVIDER_GATEWAY;
+  gboolean code = p == PROVIDER_GATEWAY, oidc = p == PROVIDER_OIDC, user = !code && !oidc;
   gtk_widget_set_visible(a->code_label, code);
   gtk_widget_set_visible(a->code_entry, code);
-  gtk_widget_set_visible(a->user_label, !code);
-  gtk_widget_set_visible(a->user_entry, !code);
-  gtk_widget_set_visible(a->secret_label, !code);
-  gtk_widget_set_visible(a->secret_entry, !code);
+  gtk_widget_set_visible(a->user_label, user);
+  gtk_widget_set_visible(a->user_entry, user);
+  gtk_widget_set_visible(a->secret_label, user);
+  gtk_widget_set_visible(a->secret_entry, user);
+  gtk_widget_set_visible(a->client_id_label, oidc);
+  gtk_widget_set_visible(a->client_id_entry, oidc);
+  gtk_label_set_text(GTK_LABEL(a->url_label), oidc ? "Issuer" : "Server");
   gtk_label_set_text(GTK_LABEL(a->user_label), p == PROVIDER_KUZZLE ? "Username" : "User ID");
   gtk_label_set_text(GTK_LABEL(a->secret_label), p == PROVIDER_KUZZLE ? "Password" : "Auth key");
 }
@@ -488,7 +614,7 @@ static void build_window(app *a) {
   a->url_entry = gtk_entry_new();
   gtk_editable_set_text(GTK_EDITABLE(a->url_entry), a->url);
   gtk_entry_set_input_purpose(GTK_ENTRY(a->url_entry), GTK_INPUT_PURPOSE_URL);
-  row_label(grid, 2, "Server");
+  a->url_label = row_label(grid, 2, "Server");
   row_field(grid, 2, a->url_entry);
   a->code_label = row_label(grid, 3, "One-time code");
   a->code_entry = gtk_entry_new();
@@ -500,29 +626,34 @@ static void build_window(app *a) {
   a->secret_entry = gtk_password_entry_new();
   gtk_password_entry_set_show_peek_icon(GTK_PASSWORD_ENTRY(a->secret_entry), TRUE);
   row_field(grid, 5, a->secret_entry);
+  a->client_id_label = row_label(grid, 6, "Client ID");
+  a->client_id_entry = gtk_entry_new();
+  if (a->oidc_client)
+    gtk_editable_set_text(GTK_EDITABLE(a->client_id_entry), a->oidc_client);
+  row_field(grid, 6, a->client_id_entry);
   if (a->code)
     gtk_editable_set_text(GTK_EDITABLE(a->code_entry), a->code);
 
   a->error = text_line();
   gtk_widget_add_css_class(a->error, "error");
   gtk_widget_set_visible(a->error, FALSE);
-  gtk_grid_attach(GTK_GRID(grid), a->error, 0, 6, 3, 1);
+  gtk_grid_attach(GTK_GRID(grid), a->error, 0, 7, 3, 1);
   a->keyring = text_line();
   gtk_widget_add_css_class(a->keyring, "dim-label");
   gtk_widget_set_visible(a->keyring, FALSE);
-  gtk_grid_attach(GTK_GRID(grid), a->keyring, 0, 7, 3, 1);
+  gtk_grid_attach(GTK_GRID(grid), a->keyring, 0, 8, 3, 1);
 
   a->spinner = gtk_spinner_new();
   a->status = gtk_label_new("Opening the keyring…");
   gtk_label_set_xalign(GTK_LABEL(a->status), 0);
   gtk_label_set_ellipsize(GTK_LABEL(a->status), PANGO_ELLIPSIZE_END);
-  gtk_grid_attach(GTK_GRID(grid), a->spinner, 0, 8, 1, 1);
-  gtk_grid_attach(GTK_GRID(grid), a->status, 1, 8, 2, 1);
+  gtk_grid_attach(GTK_GRID(grid), a->spinner, 0, 9, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), a->status, 1, 9, 2, 1);
   a->countdown = gtk_label_new("No token");
   gtk_widget_add_css_class(a->countdown, "numeric");
   gtk_widget_add_css_class(a->countdown, "dim-label");
   gtk_label_set_xalign(GTK_LABEL(a->countdown), 0);
-  gtk_grid_attach(GTK_GRID(grid), a->countdown, 1, 9, 2, 1);
+  gtk_grid_attach(GTK_GRID(grid), a->countdown, 1, 10, 2, 1);
 
   buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
   gtk_widget_set_halign(buttons, GTK_ALIGN_END);
@@ -531,7 +662,7 @@ static void build_window(app *a) {
   gtk_widget_add_css_class(a->login, "suggested-action");
   gtk_box_append(GTK_BOX(buttons), a->logout);
   gtk_box_append(GTK_BOX(buttons), a->login);
-  gtk_grid_attach(GTK_GRID(grid), buttons, 0, 10, 3, 1);
+  gtk_grid_attach(GTK_GRID(grid), buttons, 0, 11, 3, 1);
   gtk_window_set_default_widget(GTK_WINDOW(a->window), a->login);
 
   gtk_window_set_child(GTK_WINDOW(a->window), grid);
@@ -549,7 +680,7 @@ static void build_window(app *a) {
 
 /* The fields each provider shows, as the self-test reports them. */
 static void print_fields(app *a) {
-  GtkWidget *labels[] = {a->code_label, a->user_label, a->secret_label};
+  GtkWidget *labels[] = {a->code_label, a->user_label, a->secret_label, a->client_id_label};
   guint p, i;
   for (p = 0; p < PROVIDER_COUNT; p++) {
     GString *line = g_string_new(NULL);
@@ -609,6 +740,10 @@ static void on_session_key(GObject *source, GAsyncResult *res, gpointer ud) {
         authloop_refresh(a->client, on_refreshed, a) != 0)
       finish(a, 1);
     break;
+  case TEST_BROWSER:
+    gtk_drop_down_set_selected(GTK_DROP_DOWN(a->provider), PROVIDER_OIDC);
+    g_signal_emit_by_name(a->login, "clicked");
+    break;
   default:
     break;
   }
@@ -630,6 +765,23 @@ static void on_activate(GApplication *g, gpointer ud) {
   authloop_glib_session_key_async(APP_ID, NULL, on_session_key, a);
 }
 
+/* Started with URLs (the desktop's handler for the redirect scheme): the
+ * redirect of a browser sign-in. A second start passes them on to this one. */
+static void on_open(GApplication *g, GFile **files, gint n, const gchar *hint, gpointer ud) {
+  app *a = ud;
+  gint i;
+  (void)hint;
+  on_activate(g, a); /* the window, to the front (or made: nothing waits then) */
+  for (i = 0; i < n; i++) {
+    char *url = g_file_get_uri(files[i]);
+    if (g_str_has_prefix(url, REDIRECT_SCHEME ":"))
+      take_redirect(a, url);
+    else
+      set_error(a, "Started with an address that is not a sign-in's answer; nothing was done.");
+    g_free(url);
+  }
+}
+
 static int usage(const char *why, const char *arg) {
   fprintf(stderr, "gtk-login: %s%s\n", why, arg ? arg : "");
   return 2;
@@ -638,10 +790,11 @@ static int usage(const char *why, const char *arg) {
 int main(int argc, char **argv) {
   authloop_ctx_options co = AUTHLOOP_CTX_OPTIONS_INIT;
   app a = {0};
-  char *args[] = {argv[0], NULL};
-  int i;
+  g_autoptr(GPtrArray) args = g_ptr_array_new();
+  int i, rc;
   a.url = "https://127.0.0.1:8443";
   a.cometchat_app = "app1";
+  g_ptr_array_add(args, argv[0]);
   for (i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strncmp(argv[i], "--self-test=", 12) == 0) {
@@ -649,9 +802,14 @@ int main(int argc, char **argv) {
       a.test = strcmp(m, "login") == 0     ? TEST_LOGIN
                : strcmp(m, "restore") == 0 ? TEST_RESTORE
                : strcmp(m, "error") == 0   ? TEST_ERROR
+               : strcmp(m, "browser") == 0 ? TEST_BROWSER
                                            : TEST_NONE;
       if (a.test == TEST_NONE)
         return usage("no such self-test: ", m);
+      continue;
+    }
+    if (strncmp(argv[i], REDIRECT_SCHEME ":", strlen(REDIRECT_SCHEME) + 1) == 0) {
+      g_ptr_array_add(args, argv[i]); /* for GApplication's "open" */
       continue;
     }
     if (!v)
@@ -666,6 +824,8 @@ int main(int argc, char **argv) {
       a.cometchat_app = v;
     else if (strcmp(argv[i], "--screenshot") == 0)
       a.screenshot = v;
+    else if (strcmp(argv[i], "--client-id") == 0)
+      a.oidc_client = v;
     else
       return usage("unknown option ", argv[i]);
     i++;
@@ -678,10 +838,14 @@ int main(int argc, char **argv) {
   if (authloop_ctx_new(&a.loop, &co, &a.ctx) != 0)
     return 1;
   a.source = authloop_glib_attach(a.ctx, NULL);
-  a.gtk = gtk_application_new(APP_ID, G_APPLICATION_DEFAULT_FLAGS);
+  a.gtk = gtk_application_new(APP_ID, G_APPLICATION_HANDLES_OPEN);
   g_signal_connect(a.gtk, "activate", G_CALLBACK(on_activate), &a);
-  /* our options are ours: GApplication sees the program's name only */
-  if (g_application_run(G_APPLICATION(a.gtk), 1, args) != 0 && a.exit_code == 0)
+  g_signal_connect(a.gtk, "open", G_CALLBACK(on_open), &a);
+  /* our options are ours: GApplication sees the program's name and the
+   * redirect URLs only */
+  g_ptr_array_add(args, NULL);
+  rc = g_application_run(G_APPLICATION(a.gtk), (int)args->len - 1, (char **)args->pdata);
+  if (rc != 0 && a.exit_code == 0)
     a.exit_code = 1;
   if (a.ctx) { /* ended without the window's close (a second instance, a signal) */
     authloop_ctx_close(a.ctx, NULL, NULL);
@@ -692,6 +856,7 @@ int main(int argc, char **argv) {
   g_source_unref(a.source);
   memset(a.key, 0, sizeof(a.key));
   g_free(a.client_url);
+  g_free(a.client_id);
   g_free(a.state_dir);
   printf("loop closed: %s\n", uv_loop_close(&a.loop) == 0 ? "clean" : "NOT clean");
   return a.exit_code;

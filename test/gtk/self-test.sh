@@ -13,16 +13,24 @@
 #      grows neither wider nor taller than a screen (a second screenshot).
 #   4. no Secret Service on the bus: the app says the session is not kept,
 #      logs in all the same, and keeps nothing on disk.
-# Prints TAP.   self-test.sh GTK_LOGIN_BINARY SCREENSHOT_PATH
+#   5. browser: OpenID Connect against a real OP (oidc-provider, test/peers)
+#      in the desktop's browser: the window opens the authorization URL with
+#      the desktop's handler for https (test/gtk/browser.sh, a scripted user),
+#      which sends the redirect back through the desktop to the app's
+#      .desktop file (its private-use scheme), after a forged one; then a
+#      logout opens the issuer's sign-out page.
+# Prints TAP.   self-test.sh GTK_LOGIN_BINARY SCREENSHOT_PATH DESKTOP_FILE
 set -uo pipefail
 bin=$1
 shot=$2
+desktop=$3
 shot_error=${shot%.png}-error.png
 here=$(cd "$(dirname "$0")/.." && pwd)
 state=$(mktemp -d)
 home=$(mktemp -d)
-trap 'rm -rf "$state" "$home"' EXIT
-echo "1..14"
+oidc_pid=
+trap '[ -n "$oidc_pid" ] && kill "$oidc_pid" 2>/dev/null; rm -rf "$state" "$home"' EXIT
+echo "1..18"
 
 coproc SERVER { exec node "$here/server/server.mjs" --port 0 --state-dir "$state" --stdin-lifeline; }
 read -r ready <&"${SERVER[0]}"
@@ -120,4 +128,48 @@ check 13 "no keyring: the app said so, and still logged in grace" test \
   "$rc/$(field "$out" user)" = "0/grace" -a -n "$(field "$out" keyring | grep 'no Secret Service')"
 check 14 "no keyring: nothing kept on disk" \
   test -z "$(ls -A "$home/state/authloop-login" 2>/dev/null)"
+
+# 5. browser: the OP shares the reference server's certificates (one CA)
+mkfifo "$state/oidc.ready"
+node "$here/peers/oidc.mjs" --state-dir "$state" >"$state/oidc.ready" 2>"$state/oidc.log" &
+oidc_pid=$!
+read -r -t 60 oready <"$state/oidc.ready"
+issuer=$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' <<<"$oready")
+apps="$XDG_DATA_HOME/applications"
+mkdir -p "$apps"
+cp "$desktop" "$apps/org.authloop.LoginSample.desktop"
+printf '%s\n' '[Desktop Entry]' 'Type=Application' 'Name=Test browser' \
+  "Exec=$here/gtk/browser.sh %u" 'MimeType=x-scheme-handler/http;x-scheme-handler/https;' \
+  >"$apps/test-browser.desktop"
+printf '%s\n' '[Default Applications]' 'x-scheme-handler/https=test-browser.desktop' \
+  'x-scheme-handler/org.authloop.loginsample=org.authloop.LoginSample.desktop' \
+  >"$XDG_CONFIG_HOME/mimeapps.list"
+export BROWSER_LOG="$home/browser.log" OIDC_ISSUER="$issuer" OIDC_CA="$state/ca.pem" GTK_LOGIN="$bin"
+: >"$BROWSER_LOG"
+out=$(run keyring --self-test=browser --url "$issuer" --client-id public)
+rc=$?
+show "$out"
+show "$(cat "$BROWSER_LOG" "$BROWSER_LOG.out" 2>/dev/null)"
+signin=$(sed -n 1p "$BROWSER_LOG")
+# the sign-out page's browser was started as the app closed: its line may
+# come after the app's end (tail -f waits for it, bounded)
+exec 8< <(exec timeout 20 tail -n +1 -f "$BROWSER_LOG")
+tail_pid=$!
+signout=$(grep -m1 "/session/end" <&8)
+kill "$tail_pid" 2>/dev/null
+exec 8<&-
+check 15 "browser: exited 0, its loop closed cleanly" clean "$rc" "$out"
+check 16 "the browser was given the issuer's authorization URL: PKCE S256, state, nonce, the app's redirect" \
+  sh -c 'case "$0" in "$1/auth?"*) ;; *) exit 1 ;; esac
+         for p in code_challenge_method=S256 code_challenge= state= nonce= client_id=public \
+           redirect_uri=org.authloop.loginsample%3A%2Fcallback response_type=code; do
+           case "$0" in *[?\&]"$p"*) ;; *) exit 1 ;; esac
+         done' "$signin" "$issuer"
+check 17 "a forged redirect (another state) was refused while the sign-in waited; then the real one signed in alice" \
+  test "$(printf '%s\n' "$out" | sed -n -e 's/^error: The browser came back with an answer that is not for this sign-in (\(E[A-Z]*\)).*/\1/p' \
+    -e 's/^user: //p' | paste -sd/)" = "EINVAL/alice/(none)"
+check 18 "the logout opened the issuer's sign-out page with the id token as a hint" \
+  sh -c 'case "$0" in "$1"/session/end\?*id_token_hint=*) ;; *) exit 1 ;; esac' "$signout" "$issuer"
+kill "$oidc_pid" 2>/dev/null
+oidc_pid=
 kill "$SERVER_PID" 2>/dev/null

@@ -47,7 +47,8 @@ const dir = path.resolve(opts.stateDir);
 ensureCertificates(dir);
 const ca = fs.readFileSync(path.join(dir, 'ca.pem'));
 const SECRET = 'confidential-secret-0123456789';
-const REDIRECTS = ['http://127.0.0.1/callback', 'com.example.authloop:/callback'];
+// the last is the GTK sample's own scheme (its browser sign-in, test/gtk)
+const REDIRECTS = ['http://127.0.0.1/callback', 'com.example.authloop:/callback', 'org.authloop.loginsample:/callback'];
 const TAMPER_MODES = ['signature', 'aud', 'iss', 'expired', 'unknown-kid', 'none', 'hs256', 'sub', 'nonce'];
 
 // ---- keys: the OP's (RS256 and ES256), and one it does not publish --------------
