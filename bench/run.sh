@@ -6,7 +6,7 @@
 #    (Connection: close): the headline, steady whatever the machine's load;
 #  - CPU per cycle, min/median/max over interleaved rounds, with the load
 #    average, against the limit and the official kuzzle-sdk (connect included);
-#  - login latency added over the limit;
+#  - login latency added over the limit, as paired samples (bench/latency.c);
 #  - sessions on one ctx: memory per session as the slope between two sizes,
 #    loop wake-ups while nothing is due, refreshes against their due times.
 #   bench/run.sh            about four minutes
@@ -111,11 +111,19 @@ for _ in $(seq "$rounds"); do
   counted "$tls_url" "$tls_ca" node bench/kuzzle-sdk.mjs "$tls_port" "$tls_ca" "$n"
 done
 echo "   ($SECONDS s)" >&2
-echo "== login latency: $logins sequential logins, $rounds rounds, interleaved" >&2
+echo "== login latency: $logins paired logins (authloop and the limit in turn, one process), $rounds rounds" >&2
+# the server on one core, the client on the other (when there are two): the
+# scheduler then never runs the one in place of the other, which moved single
+# logins by more than the difference measured
+pin=()
+if [ "$(nproc)" -ge 2 ]; then
+  taskset -pc 0 "${servers[0]}" >/dev/null
+  pin=(taskset -c 1)
+fi
 for _ in $(seq "$rounds"); do
-  "$b/bench_cycles" --url "$tls_url" --ca "$tls_ca" --mode latency --n "$logins" >>"$results"
-  "$b/bench_raw" --url "$tls_url" --ca "$tls_ca" --mode latency --n "$logins" >>"$results"
+  "${pin[@]}" "$b/bench_latency" --url "$tls_url" --ca "$tls_ca" --n "$logins" >>"$results"
 done
+[ ${#pin[@]} -gt 0 ] && taskset -pc 0-$(($(nproc) - 1)) "${servers[0]}" >/dev/null
 echo "   ($SECONDS s)" >&2
 echo "== sessions on one ctx: $sizes (token lifetime $ttl s)" >&2
 for mode in gateway kuzzle; do
