@@ -172,7 +172,9 @@ AUTHLOOP_EXTERN uv_loop_t *authloop_ctx_loop(const authloop_ctx *ctx);
 typedef void (*authloop_close_cb)(authloop_ctx *ctx, void *userdata);
 
 /* Asynchronous close. In-flight operations end with AUTHLOOP_ECANCELED
- * (their events are dispatched first), then every client still on the ctx is
+ * (their events are dispatched first; a login waiting for the user, a
+ * browser's redirect or a two-step strategy's token, ends with its
+ * loginAttempt), then every client still on the ctx is
  * freed, the ctx's handles are closed, and cb runs (ctx is valid during cb
  * only; cb may be NULL). After that the loop holds nothing of authloop:
  * uv_loop_close() == 0. May be called inside any callback. 0;

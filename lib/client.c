@@ -242,7 +242,9 @@ int authloop_ctx_close(authloop_ctx *ctx, authloop_close_cb cb, void *userdata) 
   authloop__transport_cancel_all(&ctx->transport, 1);
   for (l = ctx->clients.next; l != &ctx->clients; l = l->next) {
     authloop_client *c = AUTHLOOP__CONTAINER_OF(l, authloop_client, link);
-    if (c->login_wake.index != AUTHLOOP__NOT_SCHEDULED) /* a login between two polls */
+    /* a login between two polls, or waiting for the user's browser: each
+     * owes its loginAttempt (a transfer's comes with its cancellation) */
+    if (c->login_wake.index != AUTHLOOP__NOT_SCHEDULED || c->state == AUTHLOOP_STATE_AWAITING_TOKEN)
       cancel_login(c);
     authloop__session_abort(c, AUTHLOOP_ECANCELED);
   }
@@ -626,6 +628,13 @@ int authloop_set_token(authloop_client *c, const char *token) {
     return rc;
   if (c->state != AUTHLOOP_STATE_AWAITING_TOKEN)
     return c->state == AUTHLOOP_STATE_LOGGING_IN ? AUTHLOOP_ELOGININPROGRESS : AUTHLOOP_EINVAL;
+  /* the header's promises, whatever the dialect makes of the token */
+  if (!token || !*token)
+    return AUTHLOOP_EBLANKAUTHTOKEN;
+  if (authloop__has_space(token))
+    return AUTHLOOP_EAUTHTOKENSPACE;
+  if (!authloop__text_ok(token))
+    return AUTHLOOP_EINVAL;
   cred.kind = AUTHLOOP__CRED_TOKEN;
   cred.token = token;
   return start_login(c, &cred, c->provider->resumes);
@@ -669,6 +678,7 @@ static void on_logout_done(void *ud, const authloop__outcome *o) {
     v.id_token = op->tokens.id_token;
     v.refresh_token = op->tokens.refresh_token;
     v.now_wall_ms = (long long)authloop__wall_ms();
+    v.now_ms = (long long)authloop__boot_ms();
     if (o->error)
       failure_from(&r, o);
     else if (c->provider->prepare_answer(c->pstate, &v, &o->answer, &r) == 0 &&

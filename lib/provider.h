@@ -45,6 +45,7 @@ typedef struct {
   const char *access_token, *id_token, *refresh_token; /* may be NULL */
   const char *user_json; /* the session's user object as JSON text, or NULL (during a login) */
   long long now_wall_ms; /* the wall clock when the request was built / the answer arrived */
+  long long now_ms;      /* the same moment on a clock that never jumps (for durations) */
 } authloop__view;
 
 /* What a provider's init gets besides the options. */

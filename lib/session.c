@@ -760,6 +760,20 @@ static void refresh_failed(authloop_client *c, const authloop__outcome *o, int r
   }
 }
 
+/* A refresh the dialect refused although the server rotated the refresh
+ * token (an id token that failed its checks): the new one replaces the
+ * spent one, on disk too (a newer generation, so that processes sharing
+ * the file take it), and the refresh fails as it would have. */
+static void keep_rotated(authloop_client *c, authloop__result *r) {
+  if (!authloop__header_value_ok(r->refresh_token, strlen(r->refresh_token)))
+    return;
+  authloop__secret_free(c->session.refresh_token);
+  c->session.refresh_token = r->refresh_token;
+  r->refresh_token = NULL;
+  c->gen = authloop__next_gen(c->gen, c->gen);
+  authloop__session_persist(c);
+}
+
 static void on_refresh_done(void *ud, const authloop__outcome *o) {
   authloop_client *c = ud;
   authloop__result r = {0};
@@ -798,6 +812,8 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     authloop__view v;
     authloop__view_of(c, &c->session, &v);
     c->provider->refresh_answer(c->pstate, &v, &o->answer, &r);
+    if (r.error && r.error != AUTHLOOP_EREVOKED && r.refresh_token)
+      keep_rotated(c, &r);
     if (authloop__result_check(c, &r) == 0 && !r.access_token)
       authloop__result_fail(&r, AUTHLOOP_EPROTO, r.http_status, "malformed response: %s",
                             "a refresh without a token");

@@ -70,6 +70,7 @@ void authloop__view_of(const authloop_client *c, const authloop__session *s, aut
   v->refresh_token = s->refresh_token;
   v->user_json = s->user ? s->user->json : NULL;
   v->now_wall_ms = (long long)authloop__wall_ms();
+  v->now_ms = (long long)authloop__boot_ms();
 }
 
 static int token_ok(const char *t) { return !t || authloop__header_value_ok(t, strlen(t)); }

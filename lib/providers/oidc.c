@@ -52,14 +52,15 @@ typedef struct {
   char *userinfo_ep;
   authloop__jwks keys;
   int have_keys;
-  long long keys_at_ms; /* when they were fetched (wall clock) */
-  int keys_stale;       /* a refresh met an id token of a key not had: fetch them again */
+  long long keys_at_ms; /* when they were fetched (boot clock) */
   int iss_param;        /* authorization responses carry iss (RFC 9207) */
 } issuer_data;
 
 typedef struct {
   /* options */
   char *issuer, *client_id, *scope, *redirect_uri;
+  char *
+      base; /* the issuer without a trailing slash: discovery's URL is base + the well-known path */
   int userinfo;    /* the user is the userinfo answer, not the id token's claims */
   char *basic;     /* "Basic base64(id:secret)" with a secret, else NULL */
   issuer_data *is; /* the ctx's for this issuer, or own_is */
@@ -75,7 +76,6 @@ typedef struct {
   long long interval_s;
   char *held; /* a token answer whose id token names a key not yet had */
   long held_status;
-  int preparing; /* what prepare_request asked for: 1 discovery, 2 the keys */
   /* the end-session URL of the last logout */
   char *end_session_url;
 } oidc;
@@ -149,11 +149,17 @@ static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key
   size_t scheme = strncmp(o->issuer, "https://", 8) == 0 ? 8 : 7;
   free(*dst);
   *dst = NULL;
-  if (!v)
-    return authloop__jget(d, 0, key) >= 0 || required ? AUTHLOOP_EPROTO : 0;
+  if (!v) {
+    /* absent; an optional one given as null or "" is absent too */
+    int at = authloop__jget(d, 0, key);
+    int mistyped = at >= 0 && !authloop__jis(d, at, AUTHLOOP__J_NULL) &&
+                   !authloop__jis(d, at, AUTHLOOP__J_STRING);
+    return required || mistyped ? AUTHLOOP_EPROTO : 0;
+  }
   size_t auth = strcspn(v + (strlen(v) > scheme ? scheme : 0), "/");
   if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 || strlen(v) <= scheme ||
       !authloop__text_ok(v) || authloop__has_space(v) || strpbrk(v, "?#\\") ||
+      v[scheme] == '/' ||            /* an empty host: libcurl would read past the slashes */
       memchr(v + scheme, '@', auth)) /* no credentials in a URL */
     return AUTHLOOP_EPROTO;
   /* plain http is the issuer's own (allowed to loopback): its origin only */
@@ -174,7 +180,10 @@ static const char *oauth_error(const authloop__answer *a, authloop__result *out)
   if (authloop__jdoc_parse(&d, a->body, a->len) == 0 && (code = authloop__jstr(&d, 0, "error")) &&
       strlen(code) < 128 && authloop__text_ok(code)) {
     out->server_code = strdup(code);
-    if ((desc = authloop__jstr(&d, 0, "error_description"))) {
+    /* shown to users: text only, of a sane length (RFC 6749 5.2 allows
+     * only printable ASCII in it) */
+    if ((desc = authloop__jstr(&d, 0, "error_description")) && strlen(desc) <= 1024 &&
+        authloop__text_ok(desc)) {
       free(out->message);
       out->message = strdup(desc);
     }
@@ -218,11 +227,11 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
   const char *why = NULL;
   *claims = NULL;
   if (rc == AUTHLOOP_ENOENT && sub_was) {
-    /* a refresh's, signed by a key not had (the issuer rotated its keys):
-     * it came straight from the token endpoint over TLS, which vouches for
-     * it (OpenID Connect Core 3.1.3.7, point 6); its claims are checked, and
-     * the keys fetched again before the next refresh */
-    o->is->keys_stale = 1;
+    /* a refresh's, signed by a key not had (the issuer rotated its keys,
+     * or this ctx never fetched them: a restored session): it came straight
+     * from the token endpoint over TLS, which vouches for it (OpenID Connect
+     * Core 3.1.3.7, point 6); its claims are checked. The keys are fetched
+     * by logins only: a refresh never waits on them */
     rc = 0;
   }
   if (rc == AUTHLOOP_ENOENT || rc == AUTHLOOP_ENOMEM)
@@ -281,7 +290,7 @@ static int user_fields(const authloop__jdoc *d, int user, const char **id, const
  * id token names a key not had (out untouched). */
 static int token_answer(oidc *o, const authloop__view *v, const authloop__answer *a,
                         const char *sub_was, authloop__result *out) {
-  const char *access, *refresh, *id, *type, *uid, *uname;
+  const char *access, *refresh = NULL, *id, *type, *uid, *uname;
   authloop__jdoc d, u;
   char *claims = NULL;
   int ttl, rc = 0;
@@ -341,6 +350,11 @@ static int token_answer(oidc *o, const authloop__view *v, const authloop__answer
       authloop__result_take(out, &out->id_token, id) == 0)
     authloop__result_take(out, &out->refresh_token, refresh);
 done:
+  /* a refresh refused all the same (its id token, a field): a rotated
+   * refresh token in it replaces the spent one (the engine keeps it), or
+   * the next try would reuse a token the OP has revoked the grant for */
+  if (out->error && sub_was && refresh && *refresh && !out->refresh_token)
+    out->refresh_token = authloop__secret_dup(refresh);
   authloop__secret_free(claims);
   authloop__jdoc_free(&d);
   return rc == AUTHLOOP_ENOENT ? rc : out->error;
@@ -385,6 +399,7 @@ static void oidc_free(void *state) {
     return;
   login_end(o);
   free(o->issuer);
+  free(o->base);
   free(o->client_id);
   free(o->scope);
   free(o->redirect_uri);
@@ -455,11 +470,14 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
     return AUTHLOOP_EINVAL;
   if (!(o = calloc(1, sizeof(*o))))
     return AUTHLOOP_ENOMEM;
-  /* the issuer as configured, without a trailing slash: discovery's must match */
+  /* the issuer exactly as configured (discovery's, the tokens' and the
+   * redirects' iss must be it, trailing slash and all: Discovery 4.3), and
+   * without its trailing slash for the well-known path (Discovery 4.1) */
   n = strlen(opt->base_url);
   while (n > 8 && opt->base_url[n - 1] == '/')
     n--;
-  if (!(o->issuer = strndup(opt->base_url, n)) || !(o->client_id = strdup(opt->client_id)) ||
+  if (!(o->issuer = strdup(opt->base_url)) || !(o->base = strndup(opt->base_url, n)) ||
+      !(o->client_id = strdup(opt->client_id)) ||
       !(o->scope = strdup(opt->scope ? opt->scope : DEFAULT_SCOPE)) ||
       (opt->redirect_uri && !(o->redirect_uri = strdup(opt->redirect_uri))) ||
       (opt->client_secret && !(o->basic = basic_auth(opt->client_id, opt->client_secret)))) {
@@ -473,7 +491,7 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
     return AUTHLOOP_ENOMEM;
   }
   *state = o;
-  bases[0] = o->issuer;
+  bases[0] = o->base;
   return 0;
 }
 
@@ -653,7 +671,7 @@ static int login_request(void *state, const authloop__view *v, int step, authloo
   authloop__jw w = {NULL, 0, 0, 0};
   switch (step) {
   case STEP_DISCOVER:
-    return get(o->issuer, "/.well-known/openid-configuration", out);
+    return get(o->base, "/.well-known/openid-configuration", out);
   case STEP_KEYS:
   case STEP_KEYS_AGAIN:
     return get(o->is->jwks_ep, NULL, out);
@@ -764,7 +782,7 @@ static int keys_answer(oidc *o, const authloop__view *v, const authloop__answer 
   authloop__jwks_free(&o->is->keys);
   o->is->keys = keys;
   o->is->have_keys = 1;
-  o->is->keys_at_ms = v->now_wall_ms;
+  o->is->keys_at_ms = v->now_ms;
   return 0;
 }
 
@@ -810,7 +828,7 @@ static int device_answer(oidc *o, const authloop__view *v, const authloop__answe
     authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   if (!out->error) {
     o->interval_s = interval;
-    o->device_until_ms = v->now_wall_ms + exp * 1000;
+    o->device_until_ms = v->now_ms + exp * 1000;
     out->prompt_expires_s = exp;
     out->prompt_interval_s = interval;
   }
@@ -865,7 +883,7 @@ static int poll_answer(oidc *o, const authloop__view *v, const authloop__answer 
     if (rc == AUTHLOOP_ENOENT) {
       /* a key the set does not have: the issuer may have rotated its keys.
        * The set is fetched again, at most once a minute and once a login */
-      if (o->held || v->now_wall_ms - o->is->keys_at_ms < JWKS_REFETCH_MS)
+      if (o->held || v->now_ms - o->is->keys_at_ms < JWKS_REFETCH_MS)
         return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "the id token is refused: %s",
                                      "signed by a key the issuer does not publish");
       authloop__result_clear(out);
@@ -888,7 +906,7 @@ static int poll_answer(oidc *o, const authloop__view *v, const authloop__answer 
       o->interval_s += SLOW_DOWN_S;
     else if (out->error == AUTHLOOP_EUNAVAILABLE && o->interval_s < MAX_INTERVAL_S / 2)
       o->interval_s *= 2; /* a server that is struggling: slower (RFC 8628 3.5) */
-    if (v->now_wall_ms + o->interval_s * 1000 >= o->device_until_ms) {
+    if (v->now_ms + o->interval_s * 1000 >= o->device_until_ms) {
       free(out->server_code);
       out->server_code = strdup("expired_token");
       return authloop__result_fail(out, AUTHLOOP_EREJECTED, a->status, "%s",
@@ -976,7 +994,7 @@ static long long login_retry_ms(void *state, const authloop__view *v, int step, 
     return 0;
   if (o->interval_s < MAX_INTERVAL_S / 2)
     o->interval_s *= 2;
-  return v->now_wall_ms + o->interval_s * 1000 < o->device_until_ms ? o->interval_s * 1000 : 0;
+  return v->now_ms + o->interval_s * 1000 < o->device_until_ms ? o->interval_s * 1000 : 0;
 }
 
 /* The session's subject, from its user (the id token's claims). */
@@ -992,33 +1010,23 @@ static char *subject(const authloop__view *v) {
 }
 
 /* Before a refresh or a logout: the issuer's discovery when this ctx never
- * had it (a session restored from its file), its keys when a refresh met a
- * key not had (at most once a minute). */
+ * had it (a session restored from its file), for the endpoints. Never the
+ * keys: a refresh's id token signed by a key not had is vouched for by TLS
+ * (check_id_token), so an issuer whose key set cannot be fetched still
+ * refreshes, and a logout still revokes. */
 static int prepare_request(void *state, const authloop__view *v, authloop__request *out) {
   oidc *o = state;
-  if (!o->is->discovered) {
-    o->preparing = 1;
-    return get(o->issuer, "/.well-known/openid-configuration", out);
-  }
-  if (!o->is->have_keys ||
-      (o->is->keys_stale && v->now_wall_ms - o->is->keys_at_ms >= JWKS_REFETCH_MS)) {
-    o->preparing = 2;
-    return get(o->is->jwks_ep, NULL, out);
-  }
-  return AUTHLOOP__NO_REQUEST;
+  (void)v;
+  if (o->is->discovered)
+    return AUTHLOOP__NO_REQUEST;
+  return get(o->base, "/.well-known/openid-configuration", out);
 }
 
 static int prepare_answer(void *state, const authloop__view *v, const authloop__answer *a,
                           authloop__result *out) {
-  oidc *o = state;
-  int what = o->preparing;
-  o->preparing = 0;
+  (void)v;
   out->http_status = a->status;
-  if (what == 1)
-    return discovery_answer(o, a, out);
-  if (keys_answer(o, v, a, out) == 0)
-    o->is->keys_stale = 0;
-  return out->error;
+  return discovery_answer(state, a, out);
 }
 
 static int refresh_request(void *state, const authloop__view *v, authloop__request *out) {

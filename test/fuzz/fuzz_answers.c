@@ -97,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       v.now_wall_ms = int64_at(t + 8);
     }
   }
+  v.now_ms = v.now_wall_ms; /* as bounded as it (check_times) */
   for (i = 0; i < N_PROVIDERS; i++) {
     const authloop__provider *p = providers[i];
     for (step = 0; step < 5; step++) { /* oidc has five */

@@ -78,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *body;
     v.access_token = access;
     v.now_wall_ms = 1795334400000LL;
+    v.now_ms = 1000000000LL;
     if (p->login_request(st, &v, step, &req) == 0)
       check_request(&req);
     authloop__request_clear(&req);

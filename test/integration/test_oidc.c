@@ -440,6 +440,12 @@ static void browser_login(void **state) {
   free(forged);
   assert_int_equal(authloop_login_callback(c, "com.example.other:/callback?code=x&state=y"),
                    AUTHLOOP_EINVAL);
+  /* authloop_set_token() is the same call for this dialect, with its own
+   * promises for what no redirect can be */
+  assert_int_equal(authloop_set_token(c, NULL), AUTHLOOP_EBLANKAUTHTOKEN);
+  assert_int_equal(authloop_set_token(c, ""), AUTHLOOP_EBLANKAUTHTOKEN);
+  assert_int_equal(authloop_set_token(c, "a b"), AUTHLOOP_EAUTHTOKENSPACE);
+  assert_int_equal(authloop_set_token(c, "com.example.authloop:/callback?\x01"), AUTHLOOP_EINVAL);
   assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
   assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 0);
 
@@ -455,6 +461,22 @@ static void browser_login(void **state) {
   assert_int_equal(authloop_login_callback(c, location), AUTHLOOP_EINVAL);
   free(location);
   test_env_close(&e);
+}
+
+/* A close while a browser login waits for its redirect ends it, with its
+ * one loginAttempt. */
+static void close_during_browser_login(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  c = browser_client(&e, "public", NULL, "com.example.authloop:/callback");
+  test_record(c, &r);
+  (void)authorization_url(&e, c, &r);
+  test_env_close(&e);
+  assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ECANCELED);
 }
 
 /* A confidential client on a loopback redirect; the user says no; a token
@@ -515,7 +537,7 @@ static void restored_session_and_key_rotation(void **state) {
   test_recorder r;
   test_done d = {0, 0};
   authloop_client *c;
-  long discovery;
+  long discovery, jwks, reuse;
   json_t *res;
   (void)state;
   test_make_tmpdir(dir, sizeof(dir), "oidc-session");
@@ -532,15 +554,34 @@ static void restored_session_and_key_rotation(void **state) {
   user_acts(c, "alice", 0);
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
   assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  /* a bad signature by a key the ctx has (its login fetched them) is
+   * refused; the refresh token the OP rotated all the same is kept, so the
+   * next refresh uses the new one: the OP sees no reuse */
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"signature\"}"));
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"\"}"));
+  assert_int_equal(d.status, AUTHLOOP_EPROTO);
+  reuse = stat_of("reuse");
+  d.count = 0;
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(stat_of("reuse"), reuse);
   test_run_until_stored(&e, 5000);
   test_env_close(&e);
 
+  /* a new run on the kept session: its refreshes and its logout need the
+   * issuer's discovery, never its keys (a key set that cannot be fetched
+   * must not keep a session from refreshing nor a logout from revoking) */
   discovery = stat_of("discovery_requests");
+  jwks = stat_of("jwks_requests");
   test_env_init(&e, &peer, NULL);
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
   test_record(c, &r);
   assert_true(authloop_is_logged_in(c)); /* restored, no network yet */
   assert_string_equal(authloop_user_id(authloop_current_user(c)), "alice");
+  d.count = 0;
   assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
   test_run_until(&e, &d.count, 1, 5000);
   assert_int_equal(d.status, 0);
@@ -554,13 +595,14 @@ static void restored_session_and_key_rotation(void **state) {
   json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"\"}"));
   assert_int_equal(d.status, 0);
   assert_true(authloop_is_logged_in(c));
-  /* but a bad signature by a key it has is still refused */
-  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"signature\"}"));
+  /* its claims are checked all the same */
+  json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"aud\"}"));
   d.count = 0;
   assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
   test_run_until(&e, &d.count, 1, 5000);
   json_decref(test_control(&peer, "/__test/tamper", "{\"mode\":\"\"}"));
   assert_int_equal(d.status, AUTHLOOP_EPROTO);
+  test_run_until_stored(&e, 5000);
   test_env_close(&e);
 
   /* a third run logs out: the discovery first, then the revocation */
@@ -572,6 +614,7 @@ static void restored_session_and_key_rotation(void **state) {
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
   assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
   assert_non_null(authloop_end_session_url(c));
+  assert_int_equal(stat_of("jwks_requests"), jwks);
   snprintf(body, sizeof(body), "{\"token\":\"%s\"}", rt);
   res = test_control(&peer, "/__test/introspect", body);
   assert_true(json_is_false(json_object_get(res, "active")));
@@ -707,6 +750,7 @@ int main(void) {
       cmocka_unit_test(id_tokens_refused),
       cmocka_unit_test(restored_session_and_key_rotation),
       cmocka_unit_test(browser_login),
+      cmocka_unit_test(close_during_browser_login),
       cmocka_unit_test(browser_denied_and_nonce),
       cmocka_unit_test(user_from_userinfo),
       cmocka_unit_test(discovery_of_another_issuer),

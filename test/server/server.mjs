@@ -956,8 +956,10 @@ class ReferenceServer {
     server.keepAliveTimeout = this.opts.keepAliveMs;
     server.on('connection', () => this.stats.connections++);
     server.on('tlsClientError', () => {}); // an untrusting client hangs up: expected in tests
-    server.on('clientError', (err, socket) => { // a request the parser refused
-      this.stats.clientErrors++;
+    server.on('clientError', (err, socket) => {
+      // a request the parser refused (llhttp's HPE_* codes); a connection the
+      // client reset or that timed out is no request, and is not counted
+      if (String(err && err.code).startsWith('HPE_')) this.stats.clientErrors++;
       socket.destroy();
     });
     server.listen(this.opts.port, this.opts.host, () => {

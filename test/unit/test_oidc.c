@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jwt.h"
 #include "providers/builtin.h"
@@ -175,10 +176,163 @@ static void redirects_that_are_not_this_logins(void **state) {
   p->free(s);
 }
 
+/* A fresh client of issuer iss, before discovery. */
+static void *fresh(const char *iss) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop__provider_env env = {0};
+  const char *bases[AUTHLOOP__MAX_BASES] = {0};
+  void *s = NULL;
+  o.base_url = iss;
+  o.client_id = "app";
+  assert_int_equal(p->init(&o, &env, &s, bases), 0);
+  return s;
+}
+
+/* The discovery answer doc for a client made by fresh(): its result. */
+static int discover(void *s, const char *doc) {
+  authloop__result r = {0};
+  authloop__view v = {0};
+  authloop__answer a = answer(doc);
+  int rc = p->login_answer(s, &v, 0, &a, &r);
+  authloop__result_clear(&r);
+  return rc;
+}
+
+/* An issuer's identifier is compared as it is, trailing slash and all
+ * (Discovery 4.3: Auth0's end in one); the well-known path goes after it
+ * without the slash (4.1). */
+static void an_issuer_with_a_trailing_slash(void **state) {
+  static const char *const eps = "\"token_endpoint\":\"https://op.example/t/"
+                                 "token\",\"jwks_uri\":\"https://op.example/t/jwks\"";
+  char doc[512];
+  authloop__request q = {0};
+  authloop__view v = {0};
+  void *s = fresh("https://op.example/t/");
+  (void)state;
+  assert_int_equal(p->login_request(s, &v, 0, &q), 0);
+  assert_string_equal(q.base, "https://op.example/t");
+  assert_string_equal(q.path[0].text, "/.well-known/openid-configuration");
+  authloop__request_clear(&q);
+  snprintf(doc, sizeof(doc), "{\"issuer\":\"https://op.example/t\",%s}", eps);
+  assert_int_equal(discover(s, doc), AUTHLOOP_EPROTO); /* not the same identifier */
+  snprintf(doc, sizeof(doc), "{\"issuer\":\"https://op.example/t/\",%s}", eps);
+  assert_int_equal(discover(s, doc), 0);
+  p->free(s);
+  s = fresh("https://op.example/t");
+  assert_int_equal(discover(s, doc), AUTHLOOP_EPROTO); /* the other way round */
+  p->free(s);
+}
+
+/* Endpoints: credentials are refused however the URL hides them; an
+ * optional endpoint given as null or "" is absent, not a broken document. */
+static void endpoints_from_discovery(void **state) {
+  static const struct {
+    const char *extra;
+    int rc;
+  } cases[] = {
+      {"", 0},
+      {",\"revocation_endpoint\":null,\"end_session_endpoint\":\"\"", 0},
+      {",\"device_authorization_endpoint\":null", 0},
+      {",\"revocation_endpoint\":7", AUTHLOOP_EPROTO},
+      {",\"revocation_endpoint\":\"https://u:p@op.example/revoke\"", AUTHLOOP_EPROTO},
+      {",\"revocation_endpoint\":\"https:///u:p@op.example/revoke\"", AUTHLOOP_EPROTO},
+      {",\"revocation_endpoint\":\"https:///op.example/revoke\"", AUTHLOOP_EPROTO},
+      {",\"revocation_endpoint\":\"http://op.example/revoke\"", AUTHLOOP_EPROTO},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char doc[512];
+    void *s = fresh(ISSUER);
+    snprintf(doc, sizeof(doc),
+             "{\"issuer\":\"" ISSUER "\",\"token_endpoint\":\"" ISSUER "/token\","
+             "\"jwks_uri\":\"" ISSUER "/jwks\"%s}",
+             cases[i].extra);
+    if (discover(s, doc) != cases[i].rc)
+      fail_msg("%s: expected %d", cases[i].extra, cases[i].rc);
+    p->free(s);
+  }
+  {
+    /* a required one as "" is still missing */
+    void *s = fresh(ISSUER);
+    assert_int_equal(discover(s, "{\"issuer\":\"" ISSUER "\",\"token_endpoint\":\"\","
+                                 "\"jwks_uri\":\"" ISSUER "/jwks\"}"),
+                     AUTHLOOP_EPROTO);
+    p->free(s);
+  }
+}
+
+static char *b64(const char *text) {
+  return authloop__b64url_encode((const unsigned char *)text, strlen(text));
+}
+
+/* A token answer of a refresh, with an id token for audience aud (signed
+ * by a key the client does not have: vouched for by TLS on a refresh). */
+static char *refresh_body(const char *aud, const char *extra) {
+  char payload[256], *h = b64("{\"alg\":\"RS256\",\"kid\":\"elsewhere\"}"), *b, *body;
+  snprintf(payload, sizeof(payload),
+           "{\"iss\":\"" ISSUER "\",\"aud\":\"%s\",\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld}",
+           aud, (long long)time(NULL) + 3600, (long long)time(NULL));
+  b = b64(payload);
+  body = malloc(2048);
+  snprintf(body, 2048,
+           "{\"access_token\":\"at-2\",\"token_type\":\"Bearer\",\"expires_in\":3600,"
+           "\"refresh_token\":\"rt-2\",\"id_token\":\"%s.%s.c2ln\"%s}",
+           h, b, extra);
+  free(h);
+  free(b);
+  return body;
+}
+
+/* A refresh refused for its id token still hands back the rotated refresh
+ * token (the old one is spent at the OP); error descriptions reach users
+ * only as clean text of a sane length. */
+static void a_refused_refresh_keeps_the_rotated_token(void **state) {
+  authloop__view v = {0};
+  authloop__result r = {0};
+  authloop__answer a;
+  char *body;
+  void *s = client(0);
+  (void)state;
+  v.user_json = "{\"sub\":\"alice\"}";
+  v.refresh_token = "rt-1";
+  v.now_wall_ms = (long long)time(NULL) * 1000;
+  body = refresh_body("app", "");
+  a = answer(body);
+  assert_int_equal(p->refresh_answer(s, &v, &a, &r), 0); /* the control: accepted */
+  assert_string_equal(r.refresh_token, "rt-2");
+  authloop__result_clear(&r);
+  free(body);
+  body = refresh_body("another-app", "");
+  a = answer(body);
+  assert_int_equal(p->refresh_answer(s, &v, &a, &r), AUTHLOOP_EPROTO);
+  assert_null(r.access_token);
+  assert_non_null(r.refresh_token);
+  assert_string_equal(r.refresh_token, "rt-2");
+  authloop__result_clear(&r);
+  free(body);
+
+  a = answer("{\"error\":\"invalid_request\",\"error_description\":\"red \\u001b[31m\\r\\nX: y\"}");
+  a.status = 400;
+  assert_int_not_equal(p->refresh_answer(s, &v, &a, &r), 0);
+  assert_string_equal(r.server_code, "invalid_request");
+  assert_true(!r.message || !strpbrk(r.message, "\x1b\r\n"));
+  authloop__result_clear(&r);
+  a = answer("{\"error\":\"invalid_request\",\"error_description\":\"plain words\"}");
+  a.status = 400;
+  p->refresh_answer(s, &v, &a, &r);
+  assert_string_equal(r.message, "plain words"); /* the control */
+  authloop__result_clear(&r);
+  p->free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(verifier_owes_nothing_to_the_nonce),
       cmocka_unit_test(redirects_that_are_not_this_logins),
+      cmocka_unit_test(an_issuer_with_a_trailing_slash),
+      cmocka_unit_test(endpoints_from_discovery),
+      cmocka_unit_test(a_refused_refresh_keeps_the_rotated_token),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("oidc browser login", tests, NULL, NULL);
