@@ -40,7 +40,7 @@ if [ -s "$work/log" ]; then notok "exported but without a man page"; else ok "ev
 : > "$work/log"
 for name in $(cat "$work/named.u"); do
   [ "$name" = authloop ] && continue
-  grep -qw "$name" "$src/include/authloop.h" "$src/include/authloop-glib.h" \
+  grep -qw "$name" "$src/include/authloop.h" "$src/include/authloop-glib.h" "$src/include/authloop-session.h" \
     "$build/include/authloop-version.h" || echo "$name" >> "$work/log"
 done
 if [ -s "$work/log" ]; then notok "a page names something the headers lack"; else ok "every name on a page is in the headers"; fi
@@ -72,7 +72,7 @@ for f in "$man"/*.3.md; do
     continue
   fi
   libs="-lauthloop"
-  case $page in authloop_glib_*)
+  case $page in authloop_glib_* | authloop_session_*)
     [ -e "$build/libauthloop-glib.so" ] || continue
     libs="-lauthloop-glib -lauthloop" ;;
   esac
