@@ -125,14 +125,20 @@ typedef enum {
  * any authloop function (it is never inside authloop's own code). */
 typedef void (*authloop_log_cb)(authloop_log_level level, const char *message, void *userdata);
 
-/* The _INIT macros: the size set, every other field zero. Designated where
- * the language has them, so -Wmissing-field-initializers stays quiet. */
-#if !defined(__cplusplus) || __cplusplus >= 202002L
+/* The _INIT macros: the size set, every other field zero. Designated in C;
+ * in C++ a value-initialized struct whose size is then set (a braced list
+ * that names one field makes -Wmissing-field-initializers speak, even with
+ * C++20's designators). Either way -Wextra stays quiet. */
+#ifndef __cplusplus
 #define AUTHLOOP__SIZED_INIT(T)                                                                    \
   { .size = sizeof(T) }
 #else
 #define AUTHLOOP__SIZED_INIT(T)                                                                    \
-  { sizeof(T) }
+  ([] {                                                                                            \
+    T authloop__init_ = T();                                                                       \
+    authloop__init_.size = sizeof(T);                                                              \
+    return authloop__init_;                                                                        \
+  }())
 #endif
 
 /* Options structs start with their own size, so that the library can grow

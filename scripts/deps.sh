@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(meson ninja-build pkg-config gcc g++ openssl valgrind curl
   libuv1-dev libcurl4-openssl-dev libjansson-dev libmbedtls-dev libcmocka-dev
   libglib2.0-dev libglib2.0-bin libsecret-1-dev
-  gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0 python3-gi gnome-keyring dbus-daemon libgtk-4-dev xvfb xauth clang libclang-rt-dev cmake abigail-tools pandoc groff-base man-db)
+  gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0 python3-gi gnome-keyring dbus-daemon libgtk-4-dev qt6-base-dev xvfb xauth clang libclang-rt-dev cmake abigail-tools pandoc groff-base man-db)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

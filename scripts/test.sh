@@ -34,10 +34,10 @@ stage plain build --num-processes 3
 if [ $quick -eq 0 ]; then
   scripts/build.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || exit 1
   # the C suites are what the sanitizer and valgrind stages are for: fidelity
-  # runs Node, gtk a GTK program under Xvfb, python Python (PyGObject), and consumers, abi and docs build
+  # runs Node, gtk and qt GUI programs under Xvfb, python Python (PyGObject), and consumers, abi and docs build
   # programs of their own with the plain compiler (a sanitized library cannot
   # load into them, and valgrind would only watch the shell that runs them)
-  not_c="--no-suite fidelity --no-suite gtk --no-suite python --no-suite alloc --no-suite consumers --no-suite abi --no-suite docs"
+  not_c="--no-suite fidelity --no-suite gtk --no-suite qt --no-suite python --no-suite alloc --no-suite consumers --no-suite abi --no-suite docs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     stage sanitize build-sanitize $not_c
   # every parser fuzzed from the committed seeds, 20 s each (clang, libFuzzer)
