@@ -31,9 +31,9 @@ public:
     QObject::connect(&notifier_, &QSocketNotifier::activated, &timer_, [this] { process(); });
     QObject::connect(&timer_, &QTimer::timeout, &timer_, [this] { process(); });
     if (QAbstractEventDispatcher *d = QAbstractEventDispatcher::instance())
-      armer_ =
-          QObject::connect(d, &QAbstractEventDispatcher::aboutToBlock, &timer_, [this] { arm(); });
-    arm();
+      armer_ = QObject::connect(d, &QAbstractEventDispatcher::aboutToBlock, &timer_,
+                                [this] { schedule(); });
+    schedule();
   }
   ~AuthloopQt() { QObject::disconnect(armer_); }
   AuthloopQt(const AuthloopQt &) = delete;
@@ -52,11 +52,11 @@ private:
       timer_.stop();
       return;
     }
-    arm();
+    schedule();
   }
   /* The next deadline: 0 runs it at once, -1 none. A timer already set for
    * sooner is left as it is (it goes off early, does nothing, is set again). */
-  void arm() {
+  void schedule() {
     if (!ctx_)
       return;
     int ms = authloop_ctx_timeout_ms(ctx_);
