@@ -10,8 +10,9 @@
  * from authloop_ctx_timeout_ms(), so work queued by any call is run and an
  * idle loop sleeps (nothing due: no timer at all). Events reach handlers on
  * the thread of the adapter, which must be the ctx's loop thread. When the
- * ctx's close has finished the adapter stops by itself; destroy it after the
- * close callback, then uv_loop_close() the loop. */
+ * ctx's close has finished the adapter stops by itself; it may be destroyed
+ * anywhere, its own callbacks included (the close callback is a good place);
+ * then uv_loop_close() the loop once the close callback has returned. */
 #ifndef AUTHLOOP_QT_H
 #define AUTHLOOP_QT_H
 
@@ -21,6 +22,7 @@
 #include <QObject>
 #include <QSocketNotifier>
 #include <QTimer>
+#include <memory>
 
 class AuthloopQt {
 public:
@@ -35,7 +37,10 @@ public:
                                 [this] { schedule(); });
     schedule();
   }
-  ~AuthloopQt() { QObject::disconnect(armer_); }
+  ~AuthloopQt() {
+    *alive_ = false; /* a process() under way returns without touching us */
+    QObject::disconnect(armer_);
+  }
   AuthloopQt(const AuthloopQt &) = delete;
   AuthloopQt &operator=(const AuthloopQt &) = delete;
 
@@ -43,10 +48,16 @@ public:
   bool active() const { return ctx_ != nullptr; }
 
 private:
+  /* The adapter may be deleted by a callback that runs in here (a close
+   * callback, an event handler): nothing of it is touched after that. */
   void process() {
     if (!ctx_)
       return;
-    if (!authloop_ctx_process(ctx_)) { /* the close finished: nothing more to drive */
+    std::shared_ptr<bool> alive = alive_;
+    int more = authloop_ctx_process(ctx_);
+    if (!*alive)
+      return;
+    if (!more) { /* the close finished: nothing more to drive */
       ctx_ = nullptr;
       notifier_.setEnabled(false);
       timer_.stop();
@@ -70,6 +81,7 @@ private:
   QSocketNotifier notifier_;
   QTimer timer_;
   QMetaObject::Connection armer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 #endif

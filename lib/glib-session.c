@@ -41,10 +41,11 @@ GType authloop_error_get_type(void) {
 
 GQuark authloop_error_quark(void) { return g_quark_from_static_string("authloop-error-quark"); }
 
-static GError *error_of(int rc) {
+/* The error of code rc, with the server's own words when there are some. */
+static GError *error_of(int rc, const char *message) {
   if (rc == AUTHLOOP_ECANCELED)
     return g_error_new_literal(G_IO_ERROR, G_IO_ERROR_CANCELLED, authloop_strerror(rc));
-  return g_error_new_literal(AUTHLOOP_ERROR, rc, authloop_strerror(rc));
+  return g_error_new_literal(AUTHLOOP_ERROR, rc, message ? message : authloop_strerror(rc));
 }
 
 /* ---- the object ------------------------------------------------------------------------ */
@@ -58,7 +59,9 @@ typedef struct {
 
 /* A call in flight: its task, until it is answered or cancelled. */
 typedef struct {
-  AuthloopSession *self; /* borrowed: the task holds the object */
+  AuthloopSession *self; /* borrowed while the task holds the object; a refresh's
+                            op holds its own reference (its callback may come
+                            after the task was answered by a cancellation) */
   GTask *task;           /* NULL once returned (a cancellation came first) */
   GSource *cancel;       /* the cancellable's source on the session's context */
   int kind;              /* OP_LOGIN, OP_LOGOUT, OP_REFRESH */
@@ -82,8 +85,9 @@ struct _AuthloopSession {
   gboolean logged_in;
   char *user_id, *user_name, *redirect;
   gint64 expires_in;
-  op *login, *logout; /* one of each at a time (authloop's rule) */
-  GList *refreshes;   /* op *: several may wait on one refresh */
+  op *login;        /* one at a time (authloop's rule) */
+  GQueue logouts;   /* op *: each logout's event answers the oldest */
+  GList *refreshes; /* op *: several may wait on one refresh */
 };
 
 static void initable_iface_init(GInitableIface *iface);
@@ -139,8 +143,10 @@ static void set_string(AuthloopSession *self, char **field, const char *value, i
   g_object_notify_by_pspec(G_OBJECT(self), props[prop]);
 }
 
-/* Every read-only property read again; notify for those that changed. */
-static void sync_props(AuthloopSession *self) {
+/* Every read-only property read again; notify for those that changed.
+ * expires-in is read again only when the token changed (token_changed): it
+ * counts down between, and is read live. */
+static void sync_props(AuthloopSession *self, gboolean token_changed) {
   authloop_client *c = self->client;
   const authloop_user *u = c ? authloop_current_user(c) : NULL;
   AuthloopSessionState st =
@@ -160,7 +166,7 @@ static void sync_props(AuthloopSession *self) {
   set_string(self, &self->user_id, u ? authloop_user_id(u) : NULL, PROP_USER_ID);
   set_string(self, &self->user_name, u ? authloop_user_name(u) : NULL, PROP_USER_NAME);
   set_string(self, &self->redirect, c ? authloop_login_redirect(c) : NULL, PROP_LOGIN_REDIRECT);
-  if (left != self->expires_in) {
+  if (token_changed && left != self->expires_in) {
     self->expires_in = left;
     g_object_notify_by_pspec(G_OBJECT(self), props[PROP_EXPIRES_IN]);
   }
@@ -175,12 +181,14 @@ static void op_free(op *o) {
     g_source_unref(o->cancel);
   }
   g_clear_object(&o->task);
+  if (o->kind == OP_REFRESH)
+    g_object_unref(o->self);
   g_free(o);
 }
 
-/* The call's answer: 0 TRUE, else its error. The op is freed by whoever
- * unlinks it. */
-static void op_return(op *o, int rc) {
+/* The call's answer: 0 TRUE, else its error (message: the server's words,
+ * or NULL). The op is freed by whoever unlinks it. */
+static void op_answer(op *o, int rc, const char *message) {
   GTask *task = o->task;
   if (!task)
     return;
@@ -188,9 +196,11 @@ static void op_return(op *o, int rc) {
   if (rc == 0)
     g_task_return_boolean(task, TRUE);
   else
-    g_task_return_error(task, error_of(rc));
+    g_task_return_error(task, error_of(rc, message));
   g_object_unref(task);
 }
+
+static void op_return(op *o, int rc) { op_answer(o, rc, NULL); }
 
 /* A cancellation, on the session's context: a login is ended (its
  * loginAttempt says so); a logout or a refresh is answered now (the logout
@@ -213,6 +223,8 @@ static op *op_new(AuthloopSession *self, int kind, GCancellable *cancellable,
   o->self = self;
   o->kind = kind;
   o->task = g_task_new(self, cancellable, callback, user_data);
+  if (kind == OP_REFRESH)
+    g_object_ref(self);
   g_task_set_source_tag(o->task, tag);
   if (cancellable) {
     o->cancel = g_cancellable_source_new(cancellable);
@@ -230,7 +242,7 @@ static void op_fail(op *o, int rc) {
 }
 
 static void on_refreshed(authloop_client *c, int status, void *ud) {
-  op *o = ud;
+  op *o = ud; /* it holds the session: alive here, whatever the app dropped */
   (void)c;
   o->self->refreshes = g_list_remove(o->self->refreshes, o);
   op_return(o, status);
@@ -244,21 +256,25 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
   op *o;
   (void)c;
   g_object_ref(self); /* a handler may drop the last reference */
-  sync_props(self);
+  sync_props(self, ev->type == AUTHLOOP_EV_LOGIN_ATTEMPT || ev->type == AUTHLOOP_EV_LOGOUT ||
+                       ev->type == AUTHLOOP_EV_TOKEN_REFRESHED ||
+                       ev->type == AUTHLOOP_EV_SESSION_EXPIRED);
   switch (ev->type) {
   case AUTHLOOP_EV_LOGIN_ATTEMPT:
+    /* the login is over before its signal: a handler may start another */
+    o = self->login;
+    self->login = NULL;
     g_signal_emit(self, signals[SIG_LOGIN_ATTEMPT], 0, (gboolean)ev->success, ev->error,
                   ev->message);
-    if ((o = self->login)) {
-      self->login = NULL;
-      op_return(o, ev->success ? 0 : ev->error);
+    if (o) {
+      op_answer(o, ev->success ? 0 : ev->error, ev->message);
       op_free(o);
     }
     break;
   case AUTHLOOP_EV_LOGOUT:
+    o = g_queue_pop_head(&self->logouts);
     g_signal_emit(self, signals[SIG_LOGOUT], 0, ev->error);
-    if ((o = self->logout)) { /* logged out here whatever the server said */
-      self->logout = NULL;
+    if (o) { /* logged out here whatever the server said */
       op_return(o, 0);
       op_free(o);
     }
@@ -295,8 +311,10 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
  * loop's run (uv_loop_close cannot run inside it). */
 static gboolean core_free(gpointer data) {
   core *k = data;
-  g_source_destroy(k->source);
-  g_source_unref(k->source);
+  if (k->source) {
+    g_source_destroy(k->source);
+    g_source_unref(k->source);
+  }
   uv_loop_close(&k->loop);
   g_main_context_unref(k->context);
   g_free(k);
@@ -367,7 +385,7 @@ static void authloop_session_constructed(GObject *obj) {
   if (rc)
     self->init_error =
         g_error_new(AUTHLOOP_ERROR, rc, "the session could not be made: %s", authloop_strerror(rc));
-  sync_props(self); /* a session restored from its file */
+  sync_props(self, TRUE); /* a session restored from its file */
 }
 
 static gboolean initable_init(GInitable *initable, GCancellable *cancellable, GError **error) {
@@ -387,15 +405,17 @@ static void authloop_session_dispose(GObject *obj) {
   if (self->client) { /* a freed client answers nothing: no callback reaches us again */
     authloop_client_free(self->client);
     self->client = NULL;
-    sync_props(self); /* nobody is logged in here any more */
+    sync_props(self, TRUE); /* nobody is logged in here any more */
   }
   if (self->core) {
     core *k = self->core;
     self->core = NULL;
-    if (!k->source || authloop_ctx_close(k->ctx, on_ctx_closed, k) != 0) {
-      if (k->source)
-        g_source_destroy(k->source);
-      on_ctx_closed(k->ctx, k);
+    if (!k->source) { /* nothing drives its loop: the close runs here, to its end */
+      authloop_ctx_close(k->ctx, NULL, NULL);
+      uv_run(&k->loop, UV_RUN_DEFAULT);
+      core_free(k);
+    } else if (authloop_ctx_close(k->ctx, on_ctx_closed, k) != 0) {
+      on_ctx_closed(k->ctx, k); /* closing already: what is left goes later */
     }
   }
   /* what was in flight when the object went: answered as cancelled */
@@ -403,9 +423,10 @@ static void authloop_session_dispose(GObject *obj) {
     op_return(self->login, AUTHLOOP_ECANCELED);
     g_clear_pointer(&self->login, op_free);
   }
-  if (self->logout) {
-    op_return(self->logout, AUTHLOOP_ECANCELED);
-    g_clear_pointer(&self->logout, op_free);
+  while (!g_queue_is_empty(&self->logouts)) {
+    op *o = g_queue_pop_head(&self->logouts);
+    op_return(o, AUTHLOOP_ECANCELED);
+    op_free(o);
   }
   /* a refresh's callback still comes, with AUTHLOOP_ECANCELED (the freed
    * client's promise): it answers the call; the task keeps us until then */
@@ -697,14 +718,14 @@ static void authloop_session_class_init(AuthloopSessionClass *klass) {
                    G_TYPE_NONE, 4, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_INT64);
 }
 
-static void authloop_session_init(AuthloopSession *self) { (void)self; }
+static void authloop_session_init(AuthloopSession *self) { g_queue_init(&self->logouts); }
 
 /* ---- the API --------------------------------------------------------------------------- */
 
 /**
  * authloop_session_new:
  * @provider: the dialect ("gateway", "kuzzle", "cometchat", "cognito", "oidc")
- * @base_url: the server's URL
+ * @base_url: (nullable): the server's URL (NULL: the dialect's own, as Cognito's from its region)
  * @error: where a failure goes
  *
  * A session with only these two options (g_initable_new() with the
@@ -851,7 +872,7 @@ static void login_async(AuthloopSession *self, login_kind kind, const char *a, c
     return;
   }
   self->login = o; /* its loginAttempt answers it */
-  sync_props(self);
+  sync_props(self, FALSE);
 }
 
 static gboolean finish(AuthloopSession *self, GAsyncResult *result, gpointer tag, GError **error) {
@@ -1033,10 +1054,10 @@ gboolean authloop_session_login_callback(AuthloopSession *self, const char *redi
   if ((rc = usable(self)) == 0)
     rc = authloop_login_callback(self->client, redirect_url);
   if (rc) {
-    g_propagate_error(error, error_of(rc));
+    g_propagate_error(error, error_of(rc, NULL));
     return FALSE;
   }
-  sync_props(self);
+  sync_props(self, FALSE);
   return TRUE;
 }
 
@@ -1056,16 +1077,14 @@ void authloop_session_logout_async(AuthloopSession *self, GCancellable *cancella
   o = op_new(self, OP_LOGOUT, cancellable, callback, user_data, authloop_session_logout_async);
   if ((rc = usable(self)) == 0 && g_cancellable_is_cancelled(cancellable))
     rc = AUTHLOOP_ECANCELED;
-  if (rc == 0 && self->logout)
-    rc = AUTHLOOP_ENOTLOGGEDIN; /* one is on its way: the session is cleared already */
   if (rc == 0)
     rc = authloop_logout(self->client);
   if (rc) {
     op_fail(o, rc);
     return;
   }
-  self->logout = o;
-  sync_props(self);
+  g_queue_push_tail(&self->logouts, o); /* its event answers it, in order */
+  sync_props(self, TRUE);
 }
 
 /**

@@ -38,8 +38,9 @@ if [ $quick -eq 0 ]; then
   # programs of their own with the plain compiler (a sanitized library cannot
   # load into them, and valgrind would only watch the shell that runs them)
   not_c="--no-suite fidelity --no-suite gtk --no-suite qt --no-suite python --no-suite alloc --no-suite consumers --no-suite abi --no-suite docs"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    stage sanitize build-sanitize $not_c
+  # (GLib's slice allocator off: a freed GObject must be freed memory to ASan and valgrind)
+  G_SLICE=always-malloc ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 stage sanitize build-sanitize $not_c
   # every parser fuzzed from the committed seeds, 20 s each (clang, libFuzzer)
   CC=clang CXX=clang++ scripts/build.sh build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
     -Db_lundef=false -Dsamples=false -Dbuildtype=debugoptimized || exit 1
@@ -51,12 +52,12 @@ if [ $quick -eq 0 ]; then
   [ -f /usr/share/glib-2.0/valgrind/glib.supp ] && vg="$vg --suppressions=/usr/share/glib-2.0/valgrind/glib.supp"
   # (waits for the loop last 4 times longer, as meson's timeouts do)
   # (three at a time: most of these wait on timers, as in the plain stage)
-  AUTHLOOP_TEST_TIME_SCALE=4 stage valgrind build $not_c --no-suite keyring --no-suite samples \
+  G_SLICE=always-malloc AUTHLOOP_TEST_TIME_SCALE=4 stage valgrind build $not_c --no-suite keyring --no-suite samples \
     --timeout-multiplier=4 --num-processes 3 --wrap="$vg"
   # the keyring tests run their program on a private bus (test/keyring/run.sh),
   # the samples' from a script (scripts/oidc-demo.sh): valgrind wraps the
   # program, not the shell around it
-  AUTHLOOP_TEST_TIME_SCALE=4 AUTHLOOP_TEST_WRAP="$vg" stage valgrind-keyring build --suite keyring \
+  G_SLICE=always-malloc AUTHLOOP_TEST_TIME_SCALE=4 AUTHLOOP_TEST_WRAP="$vg" stage valgrind-keyring build --suite keyring \
     --suite samples --timeout-multiplier=4
 fi
 

@@ -300,6 +300,117 @@ static void references_and_disposal(void **state) {
   settle();
 }
 
+typedef struct {
+  AuthloopSession *s;
+  char *good_code;
+  int retried, attempts;
+  answer retry;
+  char *message; /* the last login-attempt's */
+} retry_state;
+
+static void retry_in_handler(AuthloopSession *s, gboolean success, int error, const char *msg,
+                             gpointer ud) {
+  retry_state *r = ud;
+  (void)error;
+  r->attempts++;
+  g_free(r->message);
+  r->message = g_strdup(msg);
+  if (!success && !r->retried) { /* the failed login is over: another may start at once */
+    r->retried = 1;
+    authloop_session_login_code_async(s, r->good_code, NULL, on_answer,
+                                      expect(&r->retry, authloop_session_login_code_finish));
+  }
+}
+
+static void on_expires_notify(GObject *o, GParamSpec *p, gpointer ud) {
+  (void)o, (void)p;
+  (*(int *)ud)++;
+}
+
+static gboolean set_flag(gpointer ud) {
+  *(int *)ud = 1;
+  return G_SOURCE_REMOVE;
+}
+
+/* From the review of this layer, each a case that failed before:
+ * - a refresh cancelled, then the last reference dropped: the refresh's
+ *   callback comes later and finds the session it holds;
+ * - a second logout while the first one's answer is slow (a login between);
+ * - a login started from the login-attempt handler of a failed one;
+ * - the GError carries the server's words, as the signal does;
+ * - expires-in is notified when the token changes, not when a failed
+ *   refresh moves the state after time has passed. */
+static void from_the_review(void **state) {
+  AuthloopSession *s = session();
+  answer a = {0}, b = {0};
+  GCancellable *c = g_cancellable_new();
+  retry_state r = {0};
+  int gone = 0, notes = 0, slept = 0;
+  char *code;
+  (void)state;
+  login(s, "review-user", &a);
+  assert_true(a.ok);
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"delayMs\":300}");
+  authloop_session_refresh_async(s, c, on_answer, expect(&a, authloop_session_refresh_finish));
+  g_cancellable_cancel(c);
+  run_until(&a.done, 5000);
+  cancelled(&a);
+  g_object_weak_ref(G_OBJECT(s), on_weak, &gone);
+  g_object_unref(s);
+  assert_int_equal(gone, 0); /* the refresh in flight holds it */
+  run_until(&gone, 5000);    /* its callback came, found it, let it go */
+  g_object_unref(c);
+  settle();
+
+  s = session();
+  login(s, "review-user", &a);
+  test_fault(&server, "{\"route\":\"/auth/logout\",\"delayMs\":800}");
+  authloop_session_logout_async(s, NULL, on_answer, expect(&a, authloop_session_logout_finish));
+  assert_false(authloop_session_get_logged_in(s)); /* cleared here at once */
+  login(s, "review-user", &b);
+  assert_true(b.ok);
+  authloop_session_logout_async(s, NULL, on_answer, expect(&b, authloop_session_logout_finish));
+  run_until(&b.done, 5000);
+  run_until(&a.done, 5000);
+  assert_true(a.ok);
+  assert_true(b.ok);
+  assert_false(authloop_session_get_logged_in(s));
+
+  r.good_code = test_mint_code(&server, "retry-user");
+  g_signal_connect(s, "login-attempt", G_CALLBACK(retry_in_handler), &r);
+  authloop_session_login_code_async(s, "not-a-code", NULL, on_answer,
+                                    expect(&a, authloop_session_login_code_finish));
+  run_until(&a.done, 5000);
+  assert_false(a.ok);
+  assert_true(a.error && a.error->domain == AUTHLOOP_ERROR);
+  assert_non_null(r.message);
+  assert_string_equal(a.error->message, r.message); /* the server's words, as the signal's */
+  run_until(&r.retry.done, 5000);
+  assert_true(r.retry.ok);
+  assert_string_equal(authloop_session_get_user_id(s), "retry-user");
+  g_signal_handlers_disconnect_by_func(s, retry_in_handler, &r);
+
+  g_signal_connect(s, "notify::expires-in", G_CALLBACK(on_expires_notify), &notes);
+  g_timeout_add(1100, set_flag, &slept); /* time must pass: the seconds left change */
+  run_until(&slept, 5000);
+  test_fault(&server, "{\"route\":\"/auth/refresh\",\"status\":503}");
+  authloop_session_refresh_async(s, NULL, on_answer, expect(&b, authloop_session_refresh_finish));
+  run_until(&b.done, 5000);
+  assert_false(b.ok);
+  assert_int_equal(notes, 0); /* the token did not change */
+  authloop_session_logout_async(s, NULL, on_answer, expect(&b, authloop_session_logout_finish));
+  run_until(&b.done, 5000);
+  assert_int_equal(notes, 1); /* it did: no token now */
+  code = r.good_code;
+  g_free(r.message);
+  free(code);
+  answer_clear(&a);
+  answer_clear(&b);
+  answer_clear(&r.retry);
+  g_object_unref(s);
+  settle();
+}
+
 static void on_critical(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer ud) {
   (void)domain, (void)level, (void)msg;
   (*(int *)ud)++;
@@ -345,10 +456,9 @@ static void bad_input(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(login_refresh_logout),
-      cmocka_unit_test(cancellations),
-      cmocka_unit_test(references_and_disposal),
-      cmocka_unit_test(bad_input),
+      cmocka_unit_test(login_refresh_logout),    cmocka_unit_test(cancellations),
+      cmocka_unit_test(references_and_disposal), cmocka_unit_test(bad_input),
+      cmocka_unit_test(from_the_review),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER"))
