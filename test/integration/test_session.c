@@ -42,30 +42,32 @@ static pending *expect(answer *a, finish_fn finish) {
   return p;
 }
 
-static gboolean tick(gpointer ud) {
-  (void)ud;
+static gboolean timed_out(gpointer ud) {
+  *(int *)ud = 1;
   return G_SOURCE_REMOVE;
 }
 
-/* Turns the main context until *flag (bounded, and never spinning). */
+/* Turns the main context until *flag (bounded, and never spinning). The
+ * test's one source fires only at the limit: every earlier wake-up is
+ * authloop's (or GIO's), so a lost one fails the wait instead of being
+ * papered over by a tick of the test's. */
 static void run_until(const int *flag, unsigned limit_ms) {
-  gint64 start = g_get_monotonic_time();
   uint64_t start_ns = uv_hrtime();
   unsigned long turns = 0;
+  int late = 0;
+  GSource *watchdog;
   limit_ms = test_scaled(limit_ms);
-  while (!*flag) {
-    if (g_get_monotonic_time() - start > (gint64)limit_ms * 1000)
-      fail_msg("waited %u ms for an answer", limit_ms);
-    /* blocking: authloop's source says how long it may sleep; a short
-     * timeout of the test's bounds the wait without keeping anything alive */
-    GSource *t = g_timeout_source_new(50);
-    g_source_set_callback(t, tick, NULL, NULL);
-    g_source_attach(t, NULL);
+  watchdog = g_timeout_source_new(limit_ms);
+  g_source_set_callback(watchdog, timed_out, &late, NULL);
+  g_source_attach(watchdog, NULL);
+  while (!*flag && !late) {
     g_main_context_iteration(NULL, TRUE);
-    g_source_destroy(t);
-    g_source_unref(t);
     turns++;
   }
+  g_source_destroy(watchdog);
+  g_source_unref(watchdog);
+  if (!*flag)
+    fail_msg("waited %u ms for an answer", limit_ms);
   test_check_spin(turns, start_ns, "run_until");
 }
 
