@@ -37,6 +37,7 @@ struct authloop__transfer {
   int in_multi;      /* libcurl has it (counted in its line's active) */
   struct line *line; /* its server's */
   int method;        /* 0 GET, 1 POST, 2 another (custom) */
+  int plain;         /* http: (no proxy from the environment for it) */
   char custom[8];
   authloop__link qlink; /* in its line's waiting while queued */
   char date[64];
@@ -181,26 +182,98 @@ int authloop__url_origin(const char *url, char **origin) {
   return oom ? AUTHLOOP_ENOMEM : rc;
 }
 
+/* A base URL parsed once: most requests go to a few bases, and libcurl's
+ * parse of one (with its path and scheme read back) cost more than the rest
+ * of a request's set-up. Each request starts from a copy of it. */
+#define LINE_KEY_MAX 300 /* "scheme://host port": a host name is at most 253 */
+
+struct authloop__base {
+  char *text; /* as requests give it */
+  CURLU *u;
+  char *path; /* its path without trailing slashes (may be "") */
+  size_t path_len;
+  int plain;              /* http: */
+  char key[LINE_KEY_MAX]; /* its line's key */
+};
+
+static int plain_key(const char *url, char *out, size_t size);
+static int parsed_key(CURLU *url, char *out, size_t size);
+
+static void base_free(struct authloop__base *b) {
+  if (!b)
+    return;
+  curl_url_cleanup(b->u);
+  curl_free(b->path);
+  free(b->text);
+  free(b);
+}
+
+static int base_parse(const char *text, struct authloop__base **out) {
+  struct authloop__base *b = calloc(1, sizeof(*b));
+  char *scheme = NULL;
+  int rc, oom = 0;
+  if (!b || !(b->text = strdup(text)) || !(b->u = curl_url())) {
+    base_free(b);
+    return AUTHLOOP_ENOMEM;
+  }
+  if ((rc = curlu_rc(curl_url_set(b->u, CURLUPART_URL, text, 0))) == 0) {
+    if (is(curl_url_get(b->u, CURLUPART_PATH, &b->path, 0), CURLUE_OK, &oom) &&
+        is(curl_url_get(b->u, CURLUPART_SCHEME, &scheme, 0), CURLUE_OK, &oom)) {
+      b->path_len = strlen(b->path);
+      while (b->path_len && b->path[b->path_len - 1] == '/')
+        b->path_len--;
+      b->plain = strcmp(scheme, "http") == 0;
+      if (!plain_key(text, b->key, sizeof(b->key)))
+        rc = parsed_key(b->u, b->key, sizeof(b->key));
+    } else {
+      rc = oom ? AUTHLOOP_ENOMEM : AUTHLOOP_EINVAL;
+    }
+  }
+  curl_free(scheme);
+  if (rc) {
+    base_free(b);
+    return rc;
+  }
+  *out = b;
+  return 0;
+}
+
+/* t's parse of base: one of the last few, or a new one in place of the oldest. */
+static int base_get(authloop__transport *t, const char *text, struct authloop__base **out) {
+  size_t i;
+  int rc;
+  for (i = 0; i < AUTHLOOP__COUNT(t->bases); i++)
+    if (t->bases[i] && strcmp(t->bases[i]->text, text) == 0) {
+      *out = t->bases[i];
+      return 0;
+    }
+  if ((rc = base_parse(text, out)) != 0)
+    return rc;
+  i = t->next_base++ % AUTHLOOP__COUNT(t->bases);
+  base_free(t->bases[i]);
+  t->bases[i] = *out;
+  return 0;
+}
+
+static void bases_free(authloop__transport *t) {
+  size_t i;
+  for (i = 0; i < AUTHLOOP__COUNT(t->bases); i++) {
+    base_free(t->bases[i]);
+    t->bases[i] = NULL;
+  }
+}
+
 /* base's path, without its trailing slashes, then every part of r->path. */
-static int build_path(CURLU *u, const authloop__request *r) {
-  char *base = NULL, *out, *esc;
-  size_t n, len, i;
+static int build_path(CURLU *u, const struct authloop__base *b, const authloop__request *r) {
+  char *out, *esc;
+  size_t n, len = b->path_len, i;
   int rc = AUTHLOOP_EINVAL;
-  int oom = 0;
-  if (!is(curl_url_get(u, CURLUPART_PATH, &base, 0), CURLUE_OK, &oom))
-    return oom ? AUTHLOOP_ENOMEM : AUTHLOOP_EINVAL;
-  len = strlen(base);
-  while (len && base[len - 1] == '/')
-    len--;
   n = len + 2;
   for (i = 0; i < AUTHLOOP__MAX_PATH && r->path[i].text; i++)
     n += r->path[i].segment ? 3 * strlen(r->path[i].text) + 1 : strlen(r->path[i].text);
-  if (!(out = malloc(n))) {
-    curl_free(base);
+  if (!(out = malloc(n)))
     return AUTHLOOP_ENOMEM;
-  }
-  memcpy(out, base, len);
-  curl_free(base);
+  memcpy(out, b->path, len);
   for (i = 0; i < AUTHLOOP__MAX_PATH && r->path[i].text; i++) {
     const char *part = r->path[i].text;
     if (!r->path[i].segment) {
@@ -229,14 +302,13 @@ done:
   return rc;
 }
 
-static int build_url(const authloop__request *r, CURLU **out) {
-  CURLU *u = curl_url();
+static int build_url(const struct authloop__base *b, const authloop__request *r, CURLU **out) {
+  CURLU *u = curl_url_dup(b->u);
   size_t i;
   int rc;
   if (!u)
     return AUTHLOOP_ENOMEM;
-  if ((rc = curlu_rc(curl_url_set(u, CURLUPART_URL, r->base, 0))) == 0)
-    rc = build_path(u, r);
+  rc = build_path(u, b, r);
   for (i = 0; rc == 0 && i < AUTHLOOP__MAX_QUERY && r->query[i].name; i++) {
     const char *name = r->query[i].name, *value = r->query[i].value;
     size_t n = strlen(name) + (value ? strlen(value) + 1 : 0) + 1;
@@ -262,7 +334,12 @@ static int build_url(const authloop__request *r, CURLU **out) {
 
 int authloop__request_url(const authloop__request *r, char **url) {
   CURLU *u;
-  int rc = build_url(r, &u);
+  struct authloop__base *b;
+  int rc = base_parse(r->base, &b);
+  if (rc)
+    return rc;
+  rc = build_url(b, r, &u);
+  base_free(b);
   if (rc)
     return rc;
   rc = curl_url_get(u, CURLUPART_URL, url, 0) == CURLUE_OK ? 0 : AUTHLOOP_EINVAL;
@@ -682,6 +759,7 @@ void authloop__transport_attach(authloop__transport *t) {
 }
 
 void authloop__transport_discard(authloop__transport *t) {
+  bases_free(t);
   curl_multi_cleanup(t->multi);
   curl_share_cleanup(t->share);
   free(t->ca_file);
@@ -705,6 +783,7 @@ void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud),
   }
   while (t->n_spare)
     curl_easy_cleanup(t->spare[--t->n_spare]);
+  bases_free(t);
   curl_multi_cleanup(t->multi);
   curl_share_cleanup(t->share);
   t->multi = NULL;
@@ -832,14 +911,6 @@ static int set_headers(authloop__transfer *x, const authloop__request *r, size_t
   return rc;
 }
 
-static int plain_http(CURLU *u) {
-  char *scheme = NULL;
-  int plain =
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && strcmp(scheme, "http") == 0;
-  curl_free(scheme);
-  return plain;
-}
-
 static int valid_method(const char *m) {
   static const char *const ok[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
   size_t i;
@@ -849,12 +920,15 @@ static int valid_method(const char *m) {
   return 0;
 }
 
-static int prepare(authloop__transport *t, authloop__transfer *x, const authloop__request *r) {
+/* b: r's base, valid until the next base_get */
+static int prepare(authloop__transport *t, authloop__transfer *x, const authloop__request *r,
+                   struct authloop__base **b) {
   int rc;
   if (!valid_method(r->method) || !r->base || (r->json && r->body))
     return AUTHLOOP_EINVAL;
-  if ((rc = build_url(r, &x->url)) != 0)
+  if ((rc = base_get(t, r->base, b)) != 0 || (rc = build_url(*b, r, &x->url)) != 0)
     return rc;
+  x->plain = (*b)->plain;
   if ((r->json || r->body) && !(x->body = authloop__secret_dup(r->json ? r->json : r->body)))
     return AUTHLOOP_ENOMEM;
   if ((rc = set_headers(x, r, x->body ? strlen(x->body) : 0)) != 0)
@@ -866,7 +940,7 @@ static int prepare(authloop__transport *t, authloop__transfer *x, const authloop
   x->want_date = (r->flags & AUTHLOOP__WANT_DATE) != 0;
   x->linger = (r->flags & AUTHLOOP__LINGER) != 0;
   x->method = strcmp(r->method, "GET") == 0 ? 0 : strcmp(r->method, "POST") == 0 ? 1 : 2;
-  snprintf(x->custom, sizeof(x->custom), "%s", r->method); /* valid_method: at most 6 */
+  memcpy(x->custom, r->method, strlen(r->method) + 1); /* valid_method: at most 6 */
   return 0;
 }
 
@@ -878,7 +952,7 @@ static int activate(authloop__transport *t, authloop__transfer *x, uint64_t left
   /* failing these (libcurl out of memory) would leave a weaker default
    * behind, a proxy for plain http: the request fails instead */
   if (curl_easy_setopt(e, CURLOPT_CURLU, x->url) != CURLE_OK ||
-      curl_easy_setopt(e, CURLOPT_PROXY, plain_http(x->url) ? "" : NULL) != CURLE_OK)
+      curl_easy_setopt(e, CURLOPT_PROXY, x->plain ? "" : NULL) != CURLE_OK)
     return AUTHLOOP_ENOMEM;
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
@@ -925,8 +999,7 @@ static unsigned line_cap(const authloop__transport *t, const struct line *l) {
                                                          : t->max_host * STREAMS_PER_CONNECTION;
 }
 
-#define LINE_KEY_MAX 300 /* "scheme://host port": a host name is at most 253 */
-#define LINES_KEPT   8   /* empty lines kept for the next transfers */
+#define LINES_KEPT 8 /* empty lines kept for the next transfers */
 
 /* The line key of a plain absolute URL, read from its text: "scheme://host
  * port", the host lower-cased, the port written (the scheme's default when
@@ -1013,14 +1086,10 @@ int authloop__line_key(const char *url, char *out, size_t size) {
 }
 
 /* x's server's line, made when it has none: 0 or AUTHLOOP_ENOMEM. */
-static int line_join(authloop__transport *t, authloop__transfer *x, const char *base) {
-  char key[LINE_KEY_MAX];
+static int line_join(authloop__transport *t, authloop__transfer *x, const char *key) {
   struct line *l = NULL;
   authloop__link *k;
   size_t n;
-  int rc;
-  if (!plain_key(base, key, sizeof(key)) && (rc = parsed_key(x->url, key, sizeof(key))) != 0)
-    return rc;
   for (k = t->lines.next; k != &t->lines; k = k->next) {
     struct line *m = AUTHLOOP__CONTAINER_OF(k, struct line, link);
     if (strcmp(m->key, key) == 0) {
@@ -1139,6 +1208,7 @@ static void pump_later(authloop__transport *t) {
 int authloop__transport_start(authloop__transport *t, const authloop__request *r,
                               authloop__transfer_cb cb, void *ud, authloop__transfer **out) {
   authloop__transfer *x;
+  struct authloop__base *b = NULL;
   int rc;
   if (t->closing)
     return AUTHLOOP_ECLOSING;
@@ -1147,14 +1217,14 @@ int authloop__transport_start(authloop__transport *t, const authloop__request *r
   x->t = t;
   authloop__list_init(&x->link);
   authloop__list_init(&x->qlink);
-  if ((rc = prepare(t, x, r)) != 0) {
+  if ((rc = prepare(t, x, r, &b)) != 0) {
     transfer_free(x);
     return rc;
   }
   x->cb = cb;
   x->ud = ud;
   x->started_ns = uv_hrtime();
-  if ((rc = line_join(t, x, r->base)) != 0) {
+  if ((rc = line_join(t, x, b->key)) != 0) {
     transfer_free(x);
     line_gc(t);
     return rc;

@@ -49,6 +49,8 @@ typedef struct {
   int pumping;
   CURL *spare[8]; /* easy handles kept for the next transfers (curl_easy_reset) */
   unsigned n_spare;
+  struct authloop__base *bases[4]; /* base URLs parsed once (lib/transport.c, base_get) */
+  unsigned next_base;
   unsigned handles;
   int closing;
   int stranded; /* a transfer's socket could not be watched */
