@@ -48,11 +48,16 @@ static int push(authloop__jdoc *d, authloop__jtype type, uint32_t off) {
 }
 
 static void skip_ws(scanner *sc) {
-  while (sc->p < sc->len) {
-    unsigned char c = sc->s[sc->p];
+  size_t p = sc->p;
+  while (p < sc->len) {
+    unsigned char c = sc->s[p];
     if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
       break;
-    sc->p++;
+    p++;
+  }
+  if (p != sc->p) {
+    sc->d->spaced = 1;
+    sc->p = p;
   }
 }
 
@@ -141,6 +146,35 @@ static const unsigned char plain[256] = {
     ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,   ['x'] = 1,  ['y'] = 1,
     ['z'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, ['\x7f'] = 1};
 
+/* Where the plain run from i stops, or the last whole 16 bytes before end
+ * (the table finishes): tokens are most of an answer's bytes. With SSE2 (every
+ * x86-64) sixteen bytes at a time; a byte stops the run when it is '"', '\\',
+ * below 0x20 (max(c, 0x1f) == 0x1f) or 0x80 and up (its top bit). */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+static size_t plain_run(const unsigned char *s, size_t i, size_t end) {
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  const __m128i ctl = _mm_set1_epi8(0x1f);
+  while (end - i >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+    unsigned m;
+    stop = _mm_or_si128(stop, _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
+    m = (unsigned)_mm_movemask_epi8(_mm_or_si128(stop, v));
+    if (m)
+      return i + (size_t)__builtin_ctz(m);
+    i += 16;
+  }
+  return i;
+}
+#else
+static size_t plain_run(const unsigned char *s, size_t i, size_t end) {
+  (void)s;
+  (void)end;
+  return i;
+}
+#endif
+
 /* A string at sc->p (its opening quote), decoded in place. */
 static int scan_string(scanner *sc) {
   unsigned char *s = (unsigned char *)sc->d->buf;
@@ -151,6 +185,7 @@ static int scan_string(scanner *sc) {
     /* the common run: plain ASCII, nothing to decode (nor to move, before
      * the first escape); the NUL after the copy's end stops it */
     if (o == i) {
+      i = plain_run(s, i, sc->len);
       while (plain[s[i]])
         i++;
       o = i;
@@ -611,6 +646,19 @@ int authloop__jint(const authloop__jdoc *d, int v, long long *out) {
     u = u * 10 + (unsigned)(s[i] - '0'); /* within range: checked by the scan */
   *out = !neg ? (long long)u : u ? -(long long)(u - 1) - 1 : 0;
   return 0;
+}
+
+char *authloop__jcompact(const authloop__jdoc *d, int v) {
+  size_t len;
+  const char *raw = authloop__jraw(d, v, &len);
+  char *out;
+  if (d->spaced)
+    return authloop__json_compact(raw, len);
+  if ((out = malloc(len + 1))) { /* no space between tokens anywhere: already compact */
+    memcpy(out, raw, len);
+    out[len] = '\0';
+  }
+  return out;
 }
 
 char *authloop__json_compact(const char *raw, size_t len) {

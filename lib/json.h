@@ -43,6 +43,7 @@ typedef struct {
   size_t buf_len;
   authloop__jtok *tok; /* tok[0] is the root */
   uint32_t n, cap;
+  int spaced; /* whitespace between some tokens (authloop__jcompact has work to do) */
   authloop__jtok small[32];
 } authloop__jdoc;
 
@@ -78,6 +79,8 @@ static inline const char *authloop__jraw(const authloop__jdoc *d, int v, size_t 
 /* A copy of JSON text (valid: from a parsed doc) without the whitespace
  * between tokens; NULL when out of memory. Free with authloop__secret_free. */
 char *authloop__json_compact(const char *raw, size_t len);
+/* The same of value v of d, a copy when d had no whitespace between tokens. */
+char *authloop__jcompact(const authloop__jdoc *d, int v);
 
 /* ---- writing request bodies ------------------------------------------------------ */
 

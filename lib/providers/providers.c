@@ -60,9 +60,7 @@ int authloop__result_user_text(authloop__result *r, char *text, const char *id, 
 
 int authloop__result_user(authloop__result *r, const authloop__jdoc *d, int v, const char *id,
                           const char *name) {
-  size_t len;
-  const char *raw = authloop__jraw(d, v, &len);
-  return authloop__result_user_text(r, authloop__json_compact(raw, len), id, name);
+  return authloop__result_user_text(r, authloop__jcompact(d, v), id, name);
 }
 
 int authloop__result_fail(authloop__result *r, int error, long status, const char *fmt,

@@ -303,6 +303,60 @@ static void mutated_answers(void **state) {
   }
 }
 
+/* Long strings (the scanner reads sixteen bytes at a time where it can) with
+ * one byte that ends or breaks the plain run at every offset, near and at the
+ * text's end, each agreeing with jansson on the verdict and the value. */
+static void stop_bytes_at_every_offset(void **state) {
+  static const char *const stops[] = {"\"",   "\\\\",     "\\n",  "\\u00e9", "\x01", "\x1f",
+                                      "\x7f", "\xc3\xa9", "\xc3", "\x80",    "\xff", " "};
+  char text[128];
+  size_t s, len, at;
+  (void)state;
+  for (s = 0; s < sizeof(stops) / sizeof(stops[0]); s++)
+    for (len = 0; len <= 40; len++)
+      for (at = 0; at <= len; at++) {
+        size_t n = 0, k = strlen(stops[s]);
+        text[n++] = '[';
+        text[n++] = '"';
+        memset(text + n, 'a', at);
+        n += at;
+        memcpy(text + n, stops[s], k);
+        n += k;
+        memset(text + n, 'b', len - at);
+        n += len - at;
+        text[n++] = '"';
+        text[n++] = ']';
+        agree(text, n);
+        agree(text, n - 1); /* the text ends inside the string */
+        agree(text, n - 2);
+      }
+}
+
+/* A value's compact text: copied as it is when the document had no space
+ * between tokens, compacted when it had some (spaces inside strings stay). */
+static void compact_values(void **state) {
+  static const struct {
+    const char *doc, *want;
+  } cases[] = {
+      {"{\"u\":{\"id\":\"a b\",\"n\":[1,2]},\"t\":\"x\"}", "{\"id\":\"a b\",\"n\":[1,2]}"},
+      {"{\"u\":{ \"id\" : \"a b\",\n\"n\":[1, 2]},\"t\":\"x\"}", "{\"id\":\"a b\",\"n\":[1,2]}"},
+      {"{\"u\":{\"id\":\"a\\\" }\"},\"t\": \"x\"}", "{\"id\":\"a\\\" }\"}"},
+      {" {\"u\":{\"id\":\"\\u0020\"}}", "{\"id\":\"\\u0020\"}"},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    authloop__jdoc d;
+    char *got;
+    assert_int_equal(authloop__jdoc_parse(&d, cases[i].doc, strlen(cases[i].doc)), 0);
+    got = authloop__jcompact(&d, authloop__jget(&d, 0, "u"));
+    assert_non_null(got);
+    assert_string_equal(got, cases[i].want);
+    free(got);
+    authloop__jdoc_free(&d);
+  }
+}
+
 static void lookups(void **state) {
   const char *text = "{\"a\":{\"b\":\"x\\u00e9\"},\"n\":-42,\"e\":\"\",\"s\":[1],\"a2\":true}";
   authloop__jdoc d;
@@ -365,6 +419,8 @@ int main(void) {
       cmocka_unit_test(depth_limit_is_jansson_s),
       cmocka_unit_test(duplicate_keys_in_large_objects),
       cmocka_unit_test(mutated_answers),
+      cmocka_unit_test(stop_bytes_at_every_offset),
+      cmocka_unit_test(compact_values),
       cmocka_unit_test(lookups),
       cmocka_unit_test(writer_round_trips),
   };
