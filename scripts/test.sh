@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The whole test suite: installs what is missing, then runs every unit and
 # integration test three times: a normal build, an ASan+UBSan build, and the
-# normal build under valgrind; and fuzzes every parser for 20 s each. Ends
+# normal build under valgrind; and fuzzes every parser for 8 s each. Ends
 # with one line: "total: N passed, N failed".
 #   scripts/test.sh            all four stages
 #   scripts/test.sh --quick    the normal build only
@@ -40,9 +40,10 @@ if [ $quick -eq 0 ]; then
   not_c="--no-suite fidelity --no-suite gtk --no-suite qt --no-suite python --no-suite alloc --no-suite consumers --no-suite abi --no-suite docs"
   # (GLib's slice allocator off: a freed GObject must be freed memory to ASan and valgrind)
   G_SLICE=always-malloc ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 stage sanitize build-sanitize $not_c
-  # every parser fuzzed from the committed seeds, 20 s each (clang, libFuzzer)
-  CC=clang CXX=clang++ scripts/build.sh build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 stage sanitize build-sanitize $not_c --num-processes 3
+  # every parser fuzzed from the committed seeds, 8 s each (clang, libFuzzer;
+  # scripts/fuzz.sh runs them for longer)
+  CC=clang CXX=clang++ scripts/build.sh build-fuzz -Dfuzz=true -Dfuzz_seconds=8 -Db_sanitize=address,undefined \
     -Db_lundef=false -Dsamples=false -Dbuildtype=debugoptimized || exit 1
   stage fuzz build-fuzz --suite fuzz
   # GLib's own suppressions and ours (test/suppressions/valgrind.supp: what
