@@ -589,7 +589,11 @@ typedef enum {
   /* "refresh_lost": a refresh whose answer never arrived was done by the
    * server (the tokens it gave are lost), which then refused the old ones
    * (Kuzzle allows one refresh per token; a rotated refresh token is spent) */
-  AUTHLOOP_EXPIRED_REFRESH_LOST
+  AUTHLOOP_EXPIRED_REFRESH_LOST,
+  /* "lifetime": the token ran out, and the server had said it never
+   * refreshes it (a Kuzzle API key: security.token.refresh_forbidden); the
+   * session was kept until then, without refreshes */
+  AUTHLOOP_EXPIRED_LIFETIME
 } authloop_expiry_reason;
 
 /* Made by the library: fields may be added at the end. */

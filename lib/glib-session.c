@@ -689,7 +689,7 @@ static void authloop_session_class_init(AuthloopSessionClass *klass) {
   /**
    * AuthloopSession::session-expired:
    * @self: the session
-   * @reason: "idle", "revoked" or "refresh_lost"
+   * @reason: "idle", "revoked", "refresh_lost" or "lifetime"
    */
   signals[SIG_SESSION_EXPIRED] =
       g_signal_new("session-expired", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,

@@ -40,6 +40,12 @@ authloop__action authloop__decide(const authloop__timing *t, uint64_t now, uint6
   int active = t->last_activity && (now < t->last_activity || now - t->last_activity < t->idle_ms);
   uint64_t due = t->retrying ? t->retry_at : t->refresh_due;
   *wake_at = AUTHLOOP__NEVER;
+  if (t->unrefreshable) { /* active or not: nothing to do but wait for the end */
+    if (now >= t->expires_at)
+      return AUTHLOOP__EXPIRE_LIFETIME;
+    *wake_at = t->expires_at;
+    return AUTHLOOP__WAIT;
+  }
   if (t->stale) { /* restored with a dead token: refresh on first activity */
     if (!active || t->offline)
       return AUTHLOOP__WAIT;

@@ -21,17 +21,19 @@ static inline uint64_t authloop__sat_sub(uint64_t a, uint64_t b) { return a > b 
 /* Everything the policy needs to decide what a logged-in client does next. */
 typedef struct {
   uint64_t expires_at, refresh_due, retry_at, last_activity, idle_ms;
-  int retrying; /* a transient failure happened: retry_at is the next try */
-  int warned;   /* tokenExpiring was emitted for this token */
-  int offline;  /* the application said the network is gone */
-  int stale;    /* restored with a dead token: refresh on first activity */
+  int retrying;      /* a transient failure happened: retry_at is the next try */
+  int warned;        /* tokenExpiring was emitted for this token */
+  int offline;       /* the application said the network is gone */
+  int stale;         /* restored with a dead token: refresh on first activity */
+  int unrefreshable; /* the server never refreshes this token: it lasts until expires_at */
 } authloop__timing;
 
 typedef enum {
-  AUTHLOOP__WAIT,       /* nothing now; look again at *wake_at */
-  AUTHLOOP__REFRESH,    /* refresh now */
-  AUTHLOOP__WARN_IDLE,  /* due but idle: emit tokenExpiring (once) */
-  AUTHLOOP__EXPIRE_IDLE /* idle and the token ran out: end the session */
+  AUTHLOOP__WAIT,           /* nothing now; look again at *wake_at */
+  AUTHLOOP__REFRESH,        /* refresh now */
+  AUTHLOOP__WARN_IDLE,      /* due but idle: emit tokenExpiring (once) */
+  AUTHLOOP__EXPIRE_IDLE,    /* idle and the token ran out: end the session */
+  AUTHLOOP__EXPIRE_LIFETIME /* a token never refreshed ran out: end the session */
 } authloop__action;
 
 /* The margin before expiry: margin_ms, at most half the lifetime. */

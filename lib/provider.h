@@ -127,6 +127,9 @@ typedef struct authloop__provider {
   unsigned accepts; /* authloop__cred_kind bits a fresh login takes */
   unsigned resumes; /* kinds authloop_set_token() may complete an awaiting login with */
   unsigned flags;
+  /* A refresh is never sent sooner than this after the tokens it replaces
+   * came (0: any time), so that the server mints tokens that differ. */
+  unsigned refresh_floor_ms;
 
   /* Checks the options this dialect reads (and refuses the ones it has no
    * use for: AUTHLOOP_ENOTSUP), and makes its state. bases[] gets the base

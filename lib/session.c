@@ -476,7 +476,8 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
                            : 0;
   if (!again || last > t->last_activity)
     t->last_activity = last;
-  t->retrying = t->warned = t->stale = 0;
+  t->retrying = t->warned = t->stale = t->unrefreshable = 0;
+  c->tokens_at = now_boot; /* another process's tokens: as if had now (the dialect's floor) */
   if (st->expires_at == -1) {
     t->expires_at = t->refresh_due = AUTHLOOP__NEVER;
   } else if ((uint64_t)st->expires_at > now_wall) {
@@ -631,14 +632,25 @@ static int refresh_start(authloop_client *c) {
   authloop__view v;
   uint64_t now = authloop__boot_ms();
   int rc;
-  if (!c->provider->refresh_request)
+  if (!c->provider->refresh_request || c->timing.unrefreshable)
     return AUTHLOOP_ENOTSUP;
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
+  if (now < authloop__sat_add(c->tokens_at, c->provider->refresh_floor_ms)) {
+    /* too soon after the tokens it would replace: it waits, as it would for
+     * another process's lock (evaluate starts it again at lock_retry_at) */
+    if (!c->lock_wait)
+      c->lock_wait_until = authloop__sat_add(now, c->ctx->timeout_ms);
+    c->lock_wait = 1;
+    c->lock_retry_at = authloop__sat_add(c->tokens_at, c->provider->refresh_floor_ms);
+    authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
+    return 0;
+  }
   if ((rc = take_the_lock(c, now)) == REFRESH_WAITING) {
     authloop__set_state(c, AUTHLOOP_STATE_REFRESHING); /* evaluate wakes it at lock_retry_at */
     return 0;
   }
+  c->lock_wait = 0; /* waiting no more: the refresh goes on */
   if (rc == REFRESH_ADOPTED) {
     adopted(c, now);
     return 0;
@@ -688,6 +700,7 @@ static int refresh_start(authloop_client *c) {
 
 void authloop__session_started(authloop_client *c, uint64_t received, int persist) {
   authloop__timing *t = &c->timing;
+  c->tokens_at = received;
   if (c->session.lifetime_s == AUTHLOOP__LIFETIME_NEVER) {
     t->expires_at = t->refresh_due = AUTHLOOP__NEVER; /* nothing to refresh, ever */
   } else {
@@ -696,7 +709,7 @@ void authloop__session_started(authloop_client *c, uint64_t received, int persis
     t->refresh_due = authloop__refresh_due(received, lifetime_ms, c->margin_ms,
                                            authloop__random_u32(&c->ctx->rng));
   }
-  t->retrying = t->warned = t->stale = 0;
+  t->retrying = t->warned = t->stale = t->unrefreshable = 0;
   c->retry_attempt = 0;
   c->refresh_lost = 0;
   c->token_gen++;
@@ -715,6 +728,8 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
                 reason == AUTHLOOP_EXPIRED_IDLE ? "idle until the token ran out"
                 : reason == AUTHLOOP_EXPIRED_REFRESH_LOST
                     ? "a refresh's answer was lost and the old tokens were refused since"
+                : reason == AUTHLOOP_EXPIRED_LIFETIME
+                    ? "the token ran out (the server does not refresh it)"
                     : "the refresh token was refused");
   idle_ms = c->timing.idle_ms;
   authloop__session_abort(c, AUTHLOOP_EREVOKED);
@@ -727,11 +742,14 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
   ev.error = AUTHLOOP_EREVOKED;
   ev.message = reason == AUTHLOOP_EXPIRED_IDLE           ? "idle"
                : reason == AUTHLOOP_EXPIRED_REFRESH_LOST ? "refresh_lost"
+               : reason == AUTHLOOP_EXPIRED_LIFETIME     ? "lifetime"
                                                          : "revoked";
   authloop__emit(c, &ev);
-  authloop__session_forget(
-      c, reason == AUTHLOOP_EXPIRED_IDLE ? AUTHLOOP__FORGET_IDLE : AUTHLOOP__FORGET_REVOKED, gen,
-      c->sid, uid);
+  authloop__session_forget(c,
+                           reason == AUTHLOOP_EXPIRED_IDLE || reason == AUTHLOOP_EXPIRED_LIFETIME
+                               ? AUTHLOOP__FORGET_IDLE
+                               : AUTHLOOP__FORGET_REVOKED,
+                           gen, c->sid, uid);
 }
 
 /* The next try after a refresh that failed or could not start: backoff with
@@ -827,6 +845,19 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
   if (r.error == 0 && authloop__session_merge(c, &c->session, &r) == 0) {
     c->gen = authloop__next_gen(c->gen, c->gen);
     refreshed(c, now);
+  } else if (r.error == AUTHLOOP_ENOTSUP) {
+    /* the server never refreshes this token (a Kuzzle API key): it is
+     * kept, unrefreshed, until it runs out (then sessionExpired "lifetime") */
+    authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "the server does not refresh this token: %s",
+                  r.message ? r.message : authloop_strerror(r.error));
+    release_lock(c);
+    c->timing.unrefreshable = 1;
+    c->timing.retrying = 0;
+    authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
+    finish_waiters(c, r.error);
+    fail_retried_calls(c, r.error);
+    flush_calls(c, now);
+    authloop__client_evaluate(c, now);
   } else if (r.error == AUTHLOOP_EREVOKED ||
              (r.error == AUTHLOOP_EREJECTED && !r.server_code &&
               (r.http_status == 401 || r.http_status == 400) && now >= c->timing.expires_at)) {
@@ -840,8 +871,9 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     authloop__session_end(c, c->refresh_lost ? AUTHLOOP_EXPIRED_REFRESH_LOST
                                              : AUTHLOOP_EXPIRED_REVOKED);
   } else {
-    /* sent, perhaps done, but no answer: the server may have refreshed */
-    if (o->error && o->sent && o->error != AUTHLOOP_ECANCELED)
+    /* sent, perhaps done, but no answer from the server: no answer at all,
+     * or a gateway's (5xx) in its place; it may have refreshed */
+    if (o->sent && (o->error ? o->error != AUTHLOOP_ECANCELED : o->answer.status >= 500))
       c->refresh_lost = 1;
     release_lock(c);
     refresh_failed(c, o, r.error, now);
@@ -926,6 +958,10 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
       authloop__emit(c, &ev);
       continue;
     }
+    if (act == AUTHLOOP__EXPIRE_LIFETIME) {
+      authloop__session_end(c, AUTHLOOP_EXPIRED_LIFETIME);
+      return;
+    }
     if (act == AUTHLOOP__EXPIRE_IDLE) {
       if (take_newer(c, now))
         continue; /* another process kept the session alive: ours goes on with it */
@@ -993,8 +1029,9 @@ int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
     return rc;
   if (!authloop__logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;
-  if (!c->provider->refresh_request || c->session.lifetime_s == AUTHLOOP__LIFETIME_NEVER)
-    return AUTHLOOP_ENOTSUP; /* a token that never expires is not refreshed */
+  if (!c->provider->refresh_request || c->session.lifetime_s == AUTHLOOP__LIFETIME_NEVER ||
+      c->timing.unrefreshable)
+    return AUTHLOOP_ENOTSUP; /* a token that never expires, or that the server never refreshes */
   if (!c->ctx->online_app)
     return AUTHLOOP_EOFFLINE;
   if (!(w = calloc(1, sizeof(*w))) || (cb && !(w->out = authloop__callback_reserve()))) {

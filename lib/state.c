@@ -501,8 +501,9 @@ static void queue_event(authloop_client *c, authloop__event_entry *e, const auth
   }
   e->c = c;
   e->ev = *ev;
-  e->message = ev->message ? strdup(ev->message) : NULL;
-  e->server_code = ev->server_code ? strdup(ev->server_code) : NULL;
+  /* a server's words: shown by applications, so no control byte in them */
+  e->message = ev->message ? authloop__printable_dup(ev->message) : NULL;
+  e->server_code = ev->server_code ? authloop__printable_dup(ev->server_code) : NULL;
   e->ev.message = e->message ? e->message : ev->message ? authloop_strerror(ev->error) : NULL;
   e->ev.server_code = e->server_code;
   authloop__client_ref(c);

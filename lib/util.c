@@ -298,6 +298,22 @@ uint32_t authloop__random_u32(authloop__rng *r) {
 
 /* ---- logging ------------------------------------------------------------------------- */
 
+void authloop__printable(char *s) {
+  int utf8 = authloop__utf8_ok(s);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !utf8))
+      *s = '?';
+  }
+}
+
+char *authloop__printable_dup(const char *s) {
+  char *p = strdup(s);
+  if (p)
+    authloop__printable(p);
+  return p;
+}
+
 void authloop__logf(const authloop__logger *l, authloop_log_level level, const char *fmt, ...) {
   char line[512];
   va_list ap;
@@ -306,5 +322,6 @@ void authloop__logf(const authloop__logger *l, authloop_log_level level, const c
   va_start(ap, fmt);
   vsnprintf(line, sizeof(line), fmt, ap);
   va_end(ap);
+  authloop__printable(line); /* a server's words in it may hold anything */
   l->write(l->ud, level, line);
 }

@@ -94,6 +94,11 @@ int authloop__has_space(const char *s);
 /* Well-formed UTF-8 (what JSON text must be): no overlong form, surrogate or
  * code point past U+10FFFF. */
 int authloop__utf8_ok(const char *s);
+/* Text from a server made safe to show (in an event, a log line): every
+ * control byte (below 0x20, 0x7f) becomes '?', and so does every byte past
+ * ASCII when the text is not UTF-8. In place; or a copy (NULL: no memory). */
+void authloop__printable(char *s);
+char *authloop__printable_dup(const char *s);
 /* The one rule for a value that may reach an HTTP header line: no byte below
  * 0x20 (CR, LF, NUL, TAB ...) and no DEL. The transport refuses any header that
  * breaks it; parsers and API calls use it to refuse such values early. */

@@ -38,20 +38,35 @@ typedef enum { CALL_LOGIN, CALL_REFRESH, CALL_OTHER } call_kind;
 
 static int is(const char *id, const char *what) { return id && strcmp(id, what) == 0; }
 
-static int map_error(const char *id, long status, call_kind kind) {
+/* about_expires: the error's props (or its message) name expiresIn */
+static int map_error(const char *id, long status, call_kind kind, int about_expires) {
   if (is(id, "plugin.strategy.missing_user") || is(id, "security.credentials.invalid"))
     return AUTHLOOP_ECREDENTIALS;
   if (is(id, "security.credentials.unknown_strategy"))
     return AUTHLOOP_ESTRATEGY;
-  if (kind != CALL_OTHER &&
-      (is(id, "api.assert.invalid_argument") || is(id, "security.token.ttl_exceeded")))
+  if (kind != CALL_OTHER && (is(id, "security.token.ttl_exceeded") ||
+                             (is(id, "api.assert.invalid_argument") && about_expires)))
     return AUTHLOOP_EEXPIRESIN;
+  /* a token the server never refreshes (an API key): it stays good until
+   * it runs out (tokenRepository.ts refresh) */
+  if (kind == CALL_REFRESH && is(id, "security.token.refresh_forbidden"))
+    return AUTHLOOP_ENOTSUP;
   /* both: the official SDK only knows "invalid" and misses "expired"; a
    * 401 without Kuzzle's error (a proxy's page) says nothing of the token */
   if (kind == CALL_REFRESH && ((id && status == 401) || is(id, "security.token.invalid") ||
                                is(id, "security.token.expired")))
     return AUTHLOOP_EREVOKED;
   return status >= 500 || status == 429 ? AUTHLOOP_EUNAVAILABLE : AUTHLOOP_EREJECTED;
+}
+
+/* Whether error object e is about expiresIn: its props name it first
+ * (kerror's arguments), or its message quotes it. */
+static int about_expires(const authloop__jdoc *d, int e) {
+  int props = authloop__jget(d, e, "props");
+  const char *first = authloop__jstring(
+      d, authloop__jis(d, props, AUTHLOOP__J_ARRAY) && d->tok[props].skip > 1 ? props + 1 : -1);
+  const char *msg = authloop__jstr(d, e, "message");
+  return is(first, "expiresIn") || (msg && strstr(msg, "\"expiresIn\""));
 }
 
 /* 0 and the envelope's result (a value of d), or a failure. */
@@ -74,7 +89,7 @@ static int envelope(const authloop__answer *a, call_kind kind, authloop__jdoc *d
     msg = authloop__jget(d, err, "message");
     ids = authloop__jstring(d, id);
     msgs = authloop__jstring(d, msg);
-    out->error = map_error(ids, a->status, kind);
+    out->error = map_error(ids, a->status, kind, about_expires(d, err));
     if (ids)
       out->server_code = strdup(ids);
     if (msgs)
@@ -83,7 +98,7 @@ static int envelope(const authloop__answer *a, call_kind kind, authloop__jdoc *d
   }
   if (!authloop__is_2xx(a->status)) {
     char text[96];
-    int e = map_error(NULL, a->status, kind);
+    int e = map_error(NULL, a->status, kind, 0);
     snprintf(text, sizeof(text), "%s (HTTP %ld)", authloop_strerror(e), a->status);
     return authloop__result_fail(out, e, a->status, "%s", text);
   }
@@ -93,10 +108,13 @@ static int envelope(const authloop__answer *a, call_kind kind, authloop__jdoc *d
   return 0;
 }
 
-/* A lifetime in ms -> seconds (at least 1); -1 when outside (0, 10 years]. */
+/* A lifetime in ms -> seconds (at least 1, at most ten years: the server
+ * takes any, its default maximum being none); -1 when not positive. */
 static int lifetime_from_ms(long long ms, long long *out) {
-  if (ms <= 0 || ms > MAX_TTL_MS)
+  if (ms <= 0)
     return -1;
+  if (ms > MAX_TTL_MS)
+    ms = MAX_TTL_MS;
   *out = ms < 1000 ? 1 : ms / 1000;
   return 0;
 }
@@ -288,32 +306,37 @@ static int token_lifetime(const kuzzle *k, const authloop__view *v, const authlo
     out->server_code = strdup("security.token.expired");
     return out->error;
   }
-  if (lifetime_from_ms(left_ms, &out->lifetime_s) != 0)
-    return malformed(out, a->status, "token (exp more than ten years ahead)");
+  lifetime_from_ms(left_ms, &out->lifetime_s); /* left_ms > 0 */
   return 0;
 }
 
-/* A redirect strategy's first step (OAuth ...): passport's status, normally
- * 302, with a Location header and result {headers, statusCode}. */
-static int redirect_answer(const authloop__answer *a, authloop__result *out) {
-  authloop__jdoc d;
-  int result;
-  out->http_status = a->status;
-  if (!a->location || !authloop__utf8_ok(a->location))
-    return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
-                                 "a redirect to a Location that is not UTF-8");
-  if (!(out->redirect_url = strdup(a->location)))
-    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
-  if (authloop__answer_doc(a, out, &d) == 0 &&
-      authloop__jis(&d, result = authloop__jget(&d, 0, "result"), AUTHLOOP__J_OBJECT)) {
-    size_t len;
-    const char *raw = authloop__jraw(&d, result, &len);
-    if (!(out->redirect_result = authloop__json_compact(raw, len)))
-      authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
+/* A step of a multi-step strategy (authController.ts login, when the
+ * strategy gives no user): the result is passport's response object,
+ * {headers, statusCode}, and the HTTP status is its statusCode. */
+static int passport_step(const authloop__jdoc *d, int result, long status) {
+  long long code;
+  return authloop__jint(d, authloop__jget(d, result, "statusCode"), &code) == 0 && code == status &&
+         authloop__jis(d, authloop__jget(d, result, "headers"), AUTHLOOP__J_OBJECT);
+}
+
+/* Such a step: the login waits for the token (authloop_set_token()), with
+ * the result as JSON text and, for a redirect (OAuth ...: 3xx with a
+ * Location), where to send the user: an absolute https URL (http only when
+ * the server itself is plain http); any other redirect is refused. */
+static int await_step(const kuzzle *k, const authloop__answer *a, const authloop__jdoc *d,
+                      int result, authloop__result *out) {
+  if (a->status >= 300 && a->status <= 399) {
+    const char *l = a->location;
+    if (!l || !authloop__utf8_ok(l) ||
+        !(strncasecmp(l, "https://", 8) == 0 ||
+          (strncasecmp(l, "http://", 7) == 0 && strncasecmp(k->base, "http://", 7) == 0)))
+      return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
+                                   "a strategy's redirect without an http(s) Location");
+    if (!(out->redirect_url = strdup(l)))
+      return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   }
-  authloop__jdoc_free(&d);
-  if (out->error)
-    return out->error;
+  if (!(out->redirect_result = authloop__jcompact(d, result)))
+    return authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
   out->next = AUTHLOOP__NEXT_AWAIT;
   return 0;
 }
@@ -325,16 +348,27 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
   int result = -1;
   const char *id, *name;
   int rc;
-  /* a redirect strategy sends the user (302, 303) to an https page; any
-   * other redirect is an answer the client does not follow: refused */
-  if (step == STEP_LOGIN && (a->status == 302 || a->status == 303) && a->location &&
-      strncasecmp(a->location, "https://", 8) == 0)
-    return redirect_answer(a, out);
+  /* a strategy's redirect: an envelope whose result is passport's response */
+  if (step == STEP_LOGIN && a->status >= 300 && a->status <= 399 &&
+      authloop__answer_doc(a, out, &d) == 0 && !out->error &&
+      authloop__jis(&d, authloop__jget(&d, 0, "error"), AUTHLOOP__J_NULL) &&
+      passport_step(&d, result = authloop__jget(&d, 0, "result"), a->status)) {
+    out->http_status = a->status;
+    await_step(k, a, &d, result, out);
+    authloop__jdoc_free(&d);
+    return out->error;
+  }
+  if (step == STEP_LOGIN && a->status >= 300 && a->status <= 399)
+    authloop__jdoc_free(&d);
+  if (out->error)
+    return out->error;
   rc = envelope(a, CALL_LOGIN, &d, &result, out);
   if (rc == 0 && step == STEP_LOGIN) {
     int jwt = authloop__jget(&d, result, "jwt");
-    if (jwt < 0 || authloop__jis(&d, jwt, AUTHLOOP__J_NULL)) {
-      out->next = AUTHLOOP__NEXT_AWAIT; /* a two-step strategy: the token comes another way */
+    if ((jwt < 0 || authloop__jis(&d, jwt, AUTHLOOP__J_NULL)) &&
+        passport_step(&d, result, a->status)) {
+      await_step(k, a, &d, result,
+                 out); /* a step without a redirect: the token comes another way */
     } else if ((rc = take_jwt(&d, result, out, a->status)) == 0) {
       out->next = AUTHLOOP__NEXT_STEP;
       out->step = STEP_ME;
@@ -410,6 +444,11 @@ const authloop__provider authloop__provider_kuzzle = {
     .accepts = AUTHLOOP__CRED_STRATEGY,
     .resumes = AUTHLOOP__CRED_TOKEN,
     .flags = AUTHLOOP__CAN_GLOBAL_LOGOUT,
+    /* the jwt is {_id, iat, exp} with iat in whole seconds: refreshed in
+     * the second it was issued, the same jwt comes back, and the server's
+     * record of it as refreshed (1 s of grace, then gone) replaces the new
+     * one (tokenRepository.ts refresh, persistForUser) */
+    .refresh_floor_ms = 1000,
     .init = init,
     .free = kuzzle_free,
     .login_start = login_start,

@@ -308,27 +308,239 @@ static void kuzzle_unknown_route(void **state) {
   test_env_close(&e);
 }
 
-/* The server refreshed but its answer was lost: Kuzzle refuses a second
- * refresh of that token (tokenRepository.ts refresh: "refreshed"), so the
- * retry is refused; the session ends saying why, not as "revoked". */
+typedef struct {
+  int count;
+  int status;
+  long http;
+} reply;
+
+static void on_reply(authloop_client *c, int status, long http_status, const char *body, size_t len,
+                     void *ud) {
+  reply *r = ud;
+  (void)c;
+  (void)body;
+  (void)len;
+  r->count++;
+  r->status = status;
+  r->http = http_status;
+}
+
+/* The server refreshed but its answer was lost (the connection dropped, or
+ * a gateway answered 502 in its place): Kuzzle refuses a second refresh of
+ * that token (tokenRepository.ts refresh: "refreshed"), so the retry is
+ * refused; the session ends saying why, not as "revoked". */
 static void kuzzle_lost_refresh_answer(void **state) {
+  static const char *const faults[] = {
+      "{\"route\":\"/_refreshToken\",\"lose\":true}",
+      "{\"route\":\"/_refreshToken\",\"lose\":true,\"status\":502,"
+      "\"body\":\"<html><body>502 Bad Gateway</body></html>\"}",
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    long refreshed = test_stat(&server, "kuzzleRefresh");
+    test_env_init(&e, &server, NULL);
+    c = kuzzle_client(&e, NULL);
+    test_record(c, &r);
+    assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "4s"), 0);
+    assert_true(wait_login(&e, &r)->success);
+    test_fault(&server, faults[i]);
+    assert_int_equal(authloop_touch(c), 0); /* active: refreshed before expiry */
+    test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 8000);
+    assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 0);
+    if (r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason != AUTHLOOP_EXPIRED_REFRESH_LOST)
+      fail_msg("fault %zu: the session ended \"%s\", not \"refresh_lost\"", i,
+               r.last[AUTHLOOP_EV_SESSION_EXPIRED].message);
+    assert_string_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].message, "refresh_lost");
+    assert_int_equal(test_stat(&server, "kuzzleRefresh"), refreshed + 1); /* done, answer lost */
+    test_env_close(&e);
+  }
+}
+
+/* Login answers at the edges of what real Kuzzle sends (authController.ts
+ * login; passportResponse.ts): a strategy's step is passport's response
+ * object as the result with its statusCode as the status, any 3xx with an
+ * http(s) Location being a redirect; anything else is refused with a code;
+ * a server's message reaches the application without control bytes. */
+static void kuzzle_login_answers_at_the_edges(void **state) {
+  static const struct {
+    int status;
+    const char *location, *body;
+    int want; /* -1: the login waits for a token */
+    const char *want_message;
+  } cases[] = {
+      {307, "https://sso.example.test/a",
+       "{\"error\":null,\"status\":307,\"result\":{\"headers\":"
+       "{\"Location\":\"https://sso.example.test/a\"},\"statusCode\":307}}",
+       -1, NULL},
+      {200, NULL, "{\"error\":null,\"status\":200,\"result\":{\"headers\":{},\"statusCode\":200}}",
+       -1, NULL},
+      /* a proxy's redirect, not a strategy's */
+      {302, "https://sso.example.test/a", "", AUTHLOOP_EREJECTED, NULL},
+      {302, "http://sso.example.test/a",
+       "{\"error\":null,\"result\":{\"headers\":{},"
+       "\"statusCode\":302}}",
+       AUTHLOOP_EPROTO, NULL},
+      {302, "javascript:alert(1)",
+       "{\"error\":null,\"result\":{\"headers\":{},\"statusCode\":302}}", AUTHLOOP_EPROTO, NULL},
+      /* a step's statusCode that is not the status */
+      {302, "https://sso.example.test/a",
+       "{\"error\":null,\"result\":{\"headers\":{},"
+       "\"statusCode\":200}}",
+       AUTHLOOP_EREJECTED, NULL},
+      {200, NULL, "{\"error\":null,\"status\":200,\"result\":{\"_id\":\"x\",\"jwt\":null}}",
+       AUTHLOOP_EPROTO, NULL},
+      {400, NULL,
+       "{\"error\":{\"id\":\"api.assert.invalid_argument\",\"message\":\"Invalid argument "
+       "\\\"strategy\\\".\",\"props\":[\"strategy\"]},\"status\":400}",
+       AUTHLOOP_EREJECTED, NULL},
+      {400, NULL,
+       "{\"error\":{\"id\":\"api.assert.invalid_argument\",\"message\":\"Invalid argument "
+       "\\\"expiresIn\\\".\",\"props\":[\"expiresIn\",\"a timespan\"]},\"status\":400}",
+       AUTHLOOP_EEXPIRESIN, NULL},
+      {400, NULL,
+       "{\"id\":\"security.credentials.unknown_strategy\",\"message\":\"m\\u0001\\u0007"
+       "\\u001b[31mred\\u007f\",\"status\":400}",
+       AUTHLOOP_ESTRATEGY, "m???[31mred?"},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    json_t *f = json_pack("{s:s, s:i, s:s}", "route", "/_login/local", "status", cases[i].status,
+                          "body", cases[i].body);
+    char *text;
+    if (cases[i].location)
+      json_object_set_new(f, "location", json_string(cases[i].location));
+    text = json_dumps(f, 0);
+    test_fault(&server, text);
+    free(text);
+    json_decref(f);
+    test_env_init(&e, &server, NULL);
+    c = kuzzle_client(&e, NULL);
+    test_record(c, &r);
+    assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+    if (cases[i].want == -1) {
+      if (authloop_client_state(c) != AUTHLOOP_STATE_AWAITING_TOKEN)
+        fail_msg("case %zu: %s, not waiting for a token", i,
+                 authloop_state_name(authloop_client_state(c)));
+      if (cases[i].location)
+        assert_string_equal(authloop_login_redirect(c), cases[i].location);
+      else
+        assert_null(authloop_login_redirect(c));
+      assert_non_null(authloop_login_redirect_result(c));
+    } else {
+      const authloop_event *ev = &r.last[AUTHLOOP_EV_LOGIN_ATTEMPT];
+      assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1);
+      if (ev->error != cases[i].want)
+        fail_msg("case %zu: %s, want %s (%s)", i, authloop_err_name(ev->error),
+                 authloop_err_name(cases[i].want), ev->message);
+      if (cases[i].want_message)
+        assert_string_equal(r.last_message[AUTHLOOP_EV_LOGIN_ATTEMPT], cases[i].want_message);
+      assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_LOGGED_OUT);
+    }
+    test_env_close(&e);
+  }
+}
+
+/* Kuzzle's default maximum lifetime is none (-1): a lifetime past ten
+ * years is taken (and counted as ten years), not refused after the server
+ * issued the token. */
+static void kuzzle_long_lifetime(void **state) {
   test_env e;
   test_recorder r;
   authloop_client *c;
-  long refreshed = test_stat(&server, "kuzzleRefresh");
   (void)state;
   test_env_init(&e, &server, NULL);
   c = kuzzle_client(&e, NULL);
   test_record(c, &r);
-  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "4s"), 0);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "20y"), 0);
   assert_true(wait_login(&e, &r)->success);
-  test_fault(&server, "{\"route\":\"/_refreshToken\",\"lose\":true}");
-  assert_int_equal(authloop_touch(c), 0); /* active: refreshed before expiry */
+  assert_int_equal(authloop_token_lifetime(c), 10L * 366 * 24 * 3600);
+  test_env_close(&e);
+}
+
+/* A jwt is {_id, iat, exp}, iat in whole seconds: a refresh in the second
+ * the token was issued would get the same jwt back, which the server then
+ * keeps as refreshed (1 s of grace) in place of the new one. authloop sends
+ * no refresh sooner than a second after the tokens came: the new token
+ * differs and outlives the grace period. */
+static void kuzzle_refresh_in_the_issuing_second(void **state) {
+  test_env e;
+  test_recorder r;
+  test_done done = {0};
+  reply rep = {0};
+  authloop_client *c;
+  char *first;
+  int n;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  for (n = 0; n < 3; n++) {
+    c = kuzzle_client(&e, NULL);
+    test_record(c, &r);
+    assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+    assert_true(wait_login(&e, &r)->success);
+    first = strdup(authloop_access_token(c));
+    done.count = 0;
+    assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0); /* at once */
+    test_run_until(&e, &done.count, 1, 5000);
+    assert_int_equal(done.status, 0);
+    assert_string_not_equal(authloop_access_token(c), first);
+    free(first);
+    test_run_for(&e, 1500); /* past the old token's grace period */
+    rep.count = 0;
+    assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, on_reply, &rep), 0);
+    test_run_until(&e, &rep.count, 1, 5000);
+    assert_int_equal(rep.status, 0);
+    assert_int_equal(rep.http, 200);
+    assert_int_equal(r.count[AUTHLOOP_EV_SESSION_EXPIRED], 0);
+    assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1); /* no refresh for a 401 */
+    authloop_client_free(c);
+  }
+  test_env_close(&e);
+}
+
+/* An API key (or any token the server says it never refreshes:
+ * security.token.refresh_forbidden, tokenRepository.ts refresh) is kept,
+ * unrefreshed, until it runs out: then sessionExpired "lifetime". */
+static void kuzzle_api_key_is_not_refreshed(void **state) {
+  test_env e;
+  test_recorder r;
+  test_done done = {0};
+  authloop_client *c;
+  json_t *tok;
+  long refreshes = test_stat(&server, "/_refreshToken");
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_strategy(c, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
+                   0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
+  tok = test_control(&server, "/__test/kuzzle-token",
+                     "{\"username\":\"kuzzle-user\",\"ttl\":4000,\"apiKey\":true}");
+  assert_int_equal(strncmp(json_string_value(json_object_get(tok, "jwt")), "kapikey-", 8), 0);
+  assert_int_equal(authloop_set_token(c, json_string_value(json_object_get(tok, "jwt"))), 0);
+  json_decref(tok);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
+  test_run_until(&e, &done.count, 1, 5000);
+  assert_int_equal(done.status, AUTHLOOP_ENOTSUP);
+  assert_true(authloop_is_logged_in(c)); /* the key still works */
+  assert_int_equal(authloop_refresh(c, NULL, NULL), AUTHLOOP_ENOTSUP);
+  assert_int_equal(authloop_touch(c), 0);
   test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 8000);
+  assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_LIFETIME);
+  assert_string_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].message, "lifetime");
   assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 0);
-  assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REFRESH_LOST);
-  assert_string_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].message, "refresh_lost");
-  assert_int_equal(test_stat(&server, "kuzzleRefresh"), refreshed + 1); /* done, answer lost */
+  assert_int_equal(test_stat(&server, "/_refreshToken"), refreshes + 1); /* asked once */
   test_env_close(&e);
 }
 
@@ -383,23 +595,6 @@ static void kuzzle_expired_or_revoked_token_ends_the_session(void **state) {
   test_run_until(&e, &r2.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 5000);
   assert_int_equal(r2.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
   test_env_close(&e);
-}
-
-typedef struct {
-  int count;
-  int status;
-  long http;
-} reply;
-
-static void on_reply(authloop_client *c, int status, long http_status, const char *body, size_t len,
-                     void *ud) {
-  reply *r = ud;
-  (void)c;
-  (void)body;
-  (void)len;
-  r->count++;
-  r->status = status;
-  r->http = http_status;
 }
 
 static void kuzzle_global_logout(void **state) {
@@ -1257,6 +1452,10 @@ int main(void) {
       cmocka_unit_test(kuzzle_redirect_strategy),
       cmocka_unit_test(kuzzle_before_2_4),
       cmocka_unit_test(kuzzle_lost_refresh_answer),
+      cmocka_unit_test(kuzzle_refresh_in_the_issuing_second),
+      cmocka_unit_test(kuzzle_login_answers_at_the_edges),
+      cmocka_unit_test(kuzzle_long_lifetime),
+      cmocka_unit_test(kuzzle_api_key_is_not_refreshed),
       cmocka_unit_test(kuzzle_refresh_keeps_expires_in),
       cmocka_unit_test(kuzzle_expired_or_revoked_token_ends_the_session),
       cmocka_unit_test(kuzzle_global_logout),

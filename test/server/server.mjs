@@ -65,6 +65,16 @@ function signJwt(secret, claims) {
   return `${head}.${body}.${b64url(sig)}`;
 }
 
+// The claims of a jwt signed with secret, or null (a forged or mangled one).
+function verifyJwt(secret, jwt) {
+  const parts = String(jwt).split('.');
+  if (parts.length !== 3) return null;
+  const sig = crypto.createHmac('sha256', secret).update(`${parts[0]}.${parts[1]}`).digest();
+  const got = Buffer.from(parts[2], 'base64url');
+  if (got.length !== sig.length || !crypto.timingSafeEqual(got, sig)) return null;
+  try { return JSON.parse(Buffer.from(parts[1], 'base64url').toString()); } catch { return null; }
+}
+
 function sendJson(res, status, obj, headers = {}) {
   if (res.destroyed || res.headersSent) return;
   const body = JSON.stringify(obj);
@@ -327,11 +337,15 @@ const KUZZLE_ERRORS = {
   token_invalid: [401, 'security.token.invalid', 117506049, 'Invalid token.'],
   token_expired: [401, 'security.token.expired', 117506054, 'Token expired'],
   unauthorized: [401, 'security.rights.unauthorized', 117637121, 'Unauthorized: authentication required to execute the action "auth:%s".'],
-  refresh_forbidden: [401, 'security.token.refresh_forbidden', 117506056, 'Token with infinite TTL cannot be refreshed.'],
+  refresh_forbidden: [401, 'security.token.refresh_forbidden', 117506056, '%s cannot be refreshed.'],
   not_found: [404, 'network.http.url_not_found', 50397191, 'API URL not found: %s.'],
   bad_body: [400, 'api.assert.body_required', 33619976, 'The request must specify a body.'],
   unsupported_content: [400, 'network.http.unsupported_content', 50397192, 'Invalid request content-type. Expected "application/json", got: "%s".'],
+  unsupported_charset: [400, 'network.http.unsupported_charset', 50397193, 'Unsupported request charset. Expected "utf-8", got: "%s".'],
+  body_parse_failed: [400, 'network.http.body_parse_failed', 50397196, 'Unable to convert the HTTP body to JSON: %s'],
 };
+// default.config.ts: server.protocols.http.allowedContentTypes
+const KUZZLE_CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'];
 const KUZZLE_GRACE_MS = 1000; // default.config.ts: security.authToken.gracePeriod
 
 // An expiresIn as Kuzzle reads it (tokenRepository.ts parseTimespan, with ms
@@ -397,16 +411,30 @@ class Kuzzle {
     sendJson(res, error.status, error, this.headers());
   }
 
-  // A request for a Kuzzle route: content type first (httpwsProtocol.js:
-  // JSON, or an empty form-encoded body as curl sends for a bodiless POST),
-  // then the body, then the route's handler.
+  // A request for a Kuzzle route (httpwsProtocol.js httpOnMessageHandler,
+  // httpReadData, httpParseContent): a Content-Type, whenever there is one
+  // (a body or not), is one of the allowed types exactly (what comes before
+  // ';', trimmed, case kept); a charset parameter is utf-8 (any case); an
+  // empty body is none; a form body is read as a query string, any other as
+  // JSON. Then the route's handler.
   dispatch(req, res, text, handler, url, groups) {
-    const type = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
-    if (text !== '' && type !== 'application/json' && !(type === 'application/x-www-form-urlencoded' && text === ''))
-      return this.bare(res, 'unsupported_content', type);
+    const header = req.headers['content-type'];
+    if (header) {
+      const semi = header.indexOf(';');
+      const type = (semi !== -1 ? header.slice(0, semi) : header).trim();
+      if (!KUZZLE_CONTENT_TYPES.includes(type)) return this.bare(res, 'unsupported_content', type);
+    }
+    const charset = /charset=([\w-]+)/i.exec(header ?? '');
+    if (charset && charset[1].toLowerCase() !== 'utf-8')
+      return this.bare(res, 'unsupported_charset', charset[1].toLowerCase());
     let body = {};
     if (text !== '') {
-      try { body = JSON.parse(text); } catch { return this.bare(res, 'bad_body'); }
+      const type = header || '';
+      if (type.includes('multipart/form-data')) body = {};
+      else if (type.includes('application/x-www-form-urlencoded')) body = Object.fromEntries(new URLSearchParams(text));
+      else {
+        try { body = JSON.parse(text); } catch { return this.bare(res, 'body_parse_failed', text.slice(0, 50)); }
+      }
       if (!body || typeof body !== 'object' || Array.isArray(body)) body = {};
     }
     handler(req, res, body, url, ...groups);
@@ -418,24 +446,32 @@ class Kuzzle {
 
   // tokenRepository.ts generateToken: the ttl checked against maxTTL (-1:
   // none), 0 refused, -1 a token without exp.
-  issue(kuid, ttlMs, { singleUse = false } = {}) {
+  // An API key (apiKey: true) is a token of its own type, "kapikey-" before
+  // its jwt (model/security/token.ts APIKEY_PREFIX).
+  issue(kuid, ttlMs, { singleUse = false, apiKey = false } = {}) {
     const iat = nowS();
     const claims = { _id: kuid, iat };
     if (ttlMs !== -1) claims.exp = iat + Math.floor(ttlMs / 1000);
-    const jwt = `kauth-${signJwt(this.s.secret, claims)}`;
+    const jwt = `${apiKey ? 'kapikey-' : 'kauth-'}${signJwt(this.s.secret, claims)}`;
     const expiresAt = ttlMs === -1 ? -1 : Date.now() + ttlMs;
-    this.tokens.set(jwt, { kuid, expiresAt, ttl: ttlMs, singleUse, refreshed: false, graceUntil: 0 });
+    this.tokens.set(jwt, { kuid, expiresAt, ttl: ttlMs, singleUse, refreshed: false, graceUntil: 0,
+      type: apiKey ? 'apiKey' : 'authToken' });
     return { _id: kuid, jwt, expiresAt, ttl: ttlMs };
   }
 
   // tokenRepository.ts verifyToken: the token as any request checks it.
-  // Expired by its own exp: "expired"; unknown, or a refreshed one past its
-  // grace period (deleted from the cache): "invalid". A single-use token is
-  // used up by the check.
+  // jwt.verify first: expired by its own exp, in whole seconds, from the
+  // second its exp names ("expired", up to a second or two before
+  // expiresAt); then the cache: unknown, gone with its ttl, or a refreshed
+  // one past its grace period: "invalid". A single-use token is used up by
+  // the check.
   check(tok) {
-    const t = tok && this.tokens.get(tok);
-    if (!t) return { err: 'token_invalid' };
-    if (t.expiresAt !== -1 && t.expiresAt < Date.now()) return { err: 'token_expired' };
+    const prefix = typeof tok === 'string' && ['kauth-', 'kapikey-'].find((p) => tok.startsWith(p));
+    const claims = prefix ? verifyJwt(this.s.secret, tok.slice(prefix.length)) : null;
+    if (!claims || !claims._id) return { err: 'token_invalid' };
+    if (claims.exp !== undefined && nowS() >= claims.exp) return { err: 'token_expired' };
+    const t = this.tokens.get(tok);
+    if (!t || (t.expiresAt !== -1 && t.expiresAt < Date.now())) return { err: 'token_invalid' };
     if (t.refreshed && Date.now() > t.graceUntil) {
       this.tokens.delete(tok);
       return { err: 'token_invalid' };
@@ -466,10 +502,13 @@ class Kuzzle {
         headers: { Location: location } });
     }
     if (strategy === 'twostep') {
-      // a plugin strategy that answers 200 without a jwt (older plugins);
-      // the token comes through /__test/kuzzle-token
+      // a step of a plugin strategy that ends passport's response without a
+      // redirect: the status is its statusCode (200) and the result the
+      // response object, {headers, statusCode} (authController.ts login, the
+      // non-User branch; passportResponse.ts); the token comes through
+      // /__test/kuzzle-token
       if (!user) return this.fail(req, res, 'login', 'bad_credentials');
-      return this.reply(req, res, 200, { action: 'login', result: { _id: body.username, jwt: null, step: 'verify' } });
+      return this.reply(req, res, 200, { action: 'login', result: { headers: {}, statusCode: 200 } });
     }
     if (!user || typeof body.password !== 'string' || body.password !== user.password)
       return this.fail(req, res, 'login', 'bad_credentials');
@@ -486,7 +525,8 @@ class Kuzzle {
     const { t, err } = this.check(tok);
     if (err) return this.fail(req, res, 'refreshToken', err);
     if (t.refreshed) return this.fail(req, res, 'refreshToken', 'token_invalid');
-    if (t.ttl < 0) return this.fail(req, res, 'refreshToken', 'refresh_forbidden');
+    if (t.type === 'apiKey' || t.ttl < 0)
+      return this.fail(req, res, 'refreshToken', 'refresh_forbidden', t.type === 'apiKey' ? 'API Key' : 'Token with infinite TTL');
     const ttl = this.ttlArg(req, res, 'refreshToken', url);
     if (ttl === null) return;
     const result = this.issue(t.kuid, ttl);
@@ -556,7 +596,7 @@ class Kuzzle {
   testToken(res, body) {
     if (!own(this.users, body.username)) return sendJson(res, 400, { error: 'unknown user' });
     const ttl = body.ttl === undefined ? 3600000 : body.ttl;
-    sendJson(res, 200, this.issue(body.username, ttl, { singleUse: body.singleUse === true }));
+    sendJson(res, 200, this.issue(body.username, ttl, { singleUse: body.singleUse === true, apiKey: body.apiKey === true }));
   }
 
   revoke(res, body) {
@@ -844,8 +884,13 @@ class ReferenceServer {
       req.socket.destroy();
       return true;
     }
-    if (f.location !== undefined) { // a redirect, which a client must not follow
-      if (!res.destroyed) res.writeHead(f.status || 302, { Location: f.location, 'Content-Length': 0 }).end();
+    if (f.location !== undefined) { // a redirect, which a client must not follow (with a body, when given)
+      const page = Buffer.from(f.body ?? '');
+      if (!res.destroyed) {
+        res.writeHead(f.status || 302, { Location: f.location, 'Content-Length': page.length,
+          ...(f.body !== undefined ? { 'Content-Type': f.contentType ?? 'application/json' } : {}) });
+        res.end(page);
+      }
       return true;
     }
     if (f.gzipBytes !== undefined) { // f.gzipBytes of zeros, compressed: a small body that is a bomb
@@ -916,7 +961,15 @@ class ReferenceServer {
       if (record) record.body = text.slice(0, 8192); // what was sent, for the differential tests
       if (fault && (await this.applyFault(fault, req, res))) return;
       if (res.destroyed) return;
-      if (fault?.lose) { // served as usual, but the answer never reaches the client
+      if (fault?.lose && fault.status) { // served as usual, a gateway's answer in its place (a 502 ...)
+        const writeHead = res.writeHead.bind(res), end = res.end.bind(res);
+        const page = Buffer.from(fault.body ?? '');
+        res.writeHead = () => res;
+        res.end = () => {
+          writeHead(fault.status, { 'Content-Type': fault.contentType ?? 'text/html', 'Content-Length': page.length });
+          end(page);
+        };
+      } else if (fault?.lose) { // served as usual, but the answer never reaches the client
         res.writeHead = () => res;
         res.end = () => req.socket.destroy();
       }

@@ -165,6 +165,23 @@ static void stale_restored_session(void **state) {
   assert_int_equal(authloop__decide(&t, T0, &wake), AUTHLOOP__REFRESH);
 }
 
+/* A token the server never refreshes: no refresh whatever the activity or
+ * the due time, then the end at expiry, active or idle. */
+static void unrefreshable_token(void **state) {
+  authloop__timing t = timing();
+  uint64_t wake;
+  (void)state;
+  t.unrefreshable = 1;
+  t.last_activity = t.refresh_due; /* active, and due */
+  assert_int_equal(authloop__decide(&t, t.refresh_due, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, t.expires_at);
+  t.last_activity = 0; /* idle: no tokenExpiring either */
+  assert_int_equal(authloop__decide(&t, t.expires_at - 1, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(authloop__decide(&t, t.expires_at, &wake), AUTHLOOP__EXPIRE_LIFETIME);
+  t.last_activity = t.expires_at;
+  assert_int_equal(authloop__decide(&t, t.expires_at + 1, &wake), AUTHLOOP__EXPIRE_LIFETIME);
+}
+
 /* Extreme values saturate; nothing wraps into the past (a refresh storm). */
 static void extremes_saturate(void **state) {
   uint64_t wake;
@@ -254,6 +271,7 @@ int main(void) {
       cmocka_unit_test(backoff_bounds),
       cmocka_unit_test(retry_after_and_expiry),
       cmocka_unit_test(decisions),
+      cmocka_unit_test(unrefreshable_token),
       cmocka_unit_test(retries_and_offline),
       cmocka_unit_test(suspend_past_the_deadline),
       cmocka_unit_test(stale_restored_session),

@@ -213,6 +213,35 @@ static void line_keys(void **state) {
   assert_int_equal(authloop__line_key("not a url", key, sizeof(key)), AUTHLOOP_EINVAL);
 }
 
+/* A server's words made safe to show: control bytes become '?', and bytes
+ * past ASCII too when the text is not UTF-8; UTF-8 stays. */
+static void printable_text(void **state) {
+  static const struct {
+    const char *in, *want;
+  } cases[] = {
+      {"plain", "plain"},
+      {"a\x01"
+       "b\x07"
+       "c\x1b"
+       "[31md\x7f",
+       "a?b?c?[31md?"},
+      {"line\r\nInjected: yes", "line??Injected: yes"},
+      {"caf\xc3\xa9 \xe2\x9c\x93", "caf\xc3\xa9 \xe2\x9c\x93"},
+      {"caf\xc3 bad", "caf? bad"},
+      {"\xc3\xa9\xff", "??"
+                       "?"},
+      {"", ""},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *got = authloop__printable_dup(cases[i].in);
+    assert_non_null(got);
+    assert_string_equal(got, cases[i].want);
+    free(got);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(accepted),
@@ -221,6 +250,7 @@ int main(void) {
       cmocka_unit_test(segments_are_encoded_whole),
       cmocka_unit_test(bad_parts_are_refused),
       cmocka_unit_test(header_bytes),
+      cmocka_unit_test(printable_text),
       cmocka_unit_test(line_keys),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
