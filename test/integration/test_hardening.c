@@ -162,19 +162,24 @@ static void jwt_lifetimes_at_the_edges(void **state) {
   }
 }
 
-/* Kuzzle's ttl and expiresAt, out of range. */
+/* Kuzzle's ttl and expiresAt, out of range: past ten years (Kuzzle's
+ * default maximum is none) taken as ten years, without overflow; not a
+ * positive integer, refused. */
 static void kuzzle_lifetimes_at_the_edges(void **state) {
-  static const char *const results[] = {
-      "\"ttl\":9223372036854775807,\"expiresAt\":9223372036854775807",
-      "\"ttl\":316224000001,\"expiresAt\":1",
-      "\"ttl\":0,\"expiresAt\":1",
-      "\"ttl\":-2,\"expiresAt\":1",
-      "\"ttl\":1e30,\"expiresAt\":1",
-      "\"ttl\":\"3600000\",\"expiresAt\":1",
+  static const struct {
+    const char *result;
+    int want;
+  } cases[] = {
+      {"\"ttl\":9223372036854775807,\"expiresAt\":9223372036854775807", 0},
+      {"\"ttl\":316224000001,\"expiresAt\":1", 0},
+      {"\"ttl\":0,\"expiresAt\":1", AUTHLOOP_EPROTO},
+      {"\"ttl\":-2,\"expiresAt\":1", AUTHLOOP_EPROTO},
+      {"\"ttl\":1e30,\"expiresAt\":1", AUTHLOOP_EPROTO},
+      {"\"ttl\":\"3600000\",\"expiresAt\":1", AUTHLOOP_EPROTO},
   };
   size_t i;
   (void)state;
-  for (i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     test_env e;
     test_recorder r;
     authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
@@ -190,16 +195,23 @@ static void kuzzle_lifetimes_at_the_edges(void **state) {
     snprintf(body, sizeof(body),
              "{\"requestId\":\"x\",\"status\":200,\"error\":null,\"controller\":\"auth\","
              "\"action\":\"login\",\"result\":{\"_id\":\"kuzzle-user\",\"jwt\":\"kauth-x\",%s}}",
-             results[i]);
+             cases[i].result);
     f = json_pack("{s:s, s:s}", "route", "/_login/local", "body", body);
     text = json_dumps(f, JSON_COMPACT);
     test_fault(&server, text);
     free(text);
     json_decref(f);
+    if (cases[i].want == 0) /* then getCurrentUser, with that made-up jwt */
+      test_fault(&server,
+                 "{\"route\":\"/users/_me\",\"body\":\"{\\\"status\\\":200,\\\"error\\\":"
+                 "null,\\\"result\\\":{\\\"_id\\\":\\\"kuzzle-user\\\",\\\"_source\\\":{}}}\"}");
     assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
     test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
-    if (r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error != AUTHLOOP_EPROTO)
-      fail_msg("%s: %s", results[i], authloop_err_name(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error));
+    if (r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error != cases[i].want)
+      fail_msg("%s: %s", cases[i].result,
+               authloop_err_name(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error));
+    if (cases[i].want == 0) /* ten years, and no refresh due before then */
+      assert_int_equal(authloop_token_lifetime(c), 10L * 366 * 24 * 3600);
     test_env_close(&e);
   }
 }
