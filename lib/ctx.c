@@ -249,14 +249,20 @@ static void on_transport_idle(void *ud) {
   authloop__dispatch_on_drained(&ctx->dispatch, on_drained, ctx);
 }
 
-/* The queue ran empty while closing: free the clients, wait for the logouts
- * still on their way and for the disk, then close the handles. Called again whenever the queue
- * drains, until it has done all of that. */
+/* The queue ran empty while closing: wait for the logouts still on their
+ * way (their events go to their clients, which are still there), free the
+ * clients, wait for the disk, then close the handles. Called again whenever
+ * the queue drains, until it has done all of that. */
 static void on_drained(void *ud) {
   authloop_ctx *ctx = ud;
   if (ctx->parts_closing)
     return;
   if (!ctx->clients_gone) {
+    if (authloop__transport_busy(&ctx->transport)) { /* logouts on their way */
+      ctx->transport.idle = on_transport_idle;
+      ctx->transport.idle_ud = ctx;
+      return;
+    }
     ctx->clients_gone = 1;
     ctx->close_clients(ctx);
   }

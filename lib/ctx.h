@@ -48,9 +48,9 @@ struct authloop_ctx {
 
 /* The close sequence, after the engine has cancelled what was in flight (but
  * lingering transfers: logouts): the inbox closes; when every queued call has
- * run, close_clients(ctx) frees the clients; when the lingering transfers
- * have ended and the session files are written, the handles close; then the
- * close callback runs and the ctx is freed. */
+ * run and the lingering transfers have ended (their events queued and run),
+ * close_clients(ctx) frees the clients; when the session files are written,
+ * the handles close; then the close callback runs and the ctx is freed. */
 void authloop__ctx_begin_close(authloop_ctx *ctx, void (*close_clients)(authloop_ctx *ctx),
                                authloop_close_cb cb, void *userdata);
 

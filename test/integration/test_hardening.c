@@ -432,6 +432,49 @@ static void logout_then_free(void **state) {
   unlink(path);
 }
 
+/* A logout on its way when the ctx closes (its client not freed): the close
+ * waits for it and its logout event comes, once, before the close
+ * callback, whether the server answers at once or later. */
+static int logouts_at_close;
+static void count_logout_then_closed(authloop_ctx *ctx, void *ud) {
+  const test_recorder *r = ud;
+  (void)ctx;
+  logouts_at_close = r->count[AUTHLOOP_EV_LOGOUT];
+  closed_count++;
+}
+
+static void logout_then_close(void **state) {
+  static const int delays[] = {0, 300};
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    char fault[128];
+    test_env_init(&e, &server, NULL);
+    c = gateway(&e, NULL);
+    test_record(c, &r);
+    assert_true(login(&e, c, &r, 0)->success);
+    if (delays[i]) {
+      snprintf(fault, sizeof(fault), "{\"route\":\"/auth/logout\",\"delayMs\":%d}", delays[i]);
+      test_fault(&server, fault);
+    }
+    assert_int_equal(authloop_logout(c), 0);
+    closed_count = 0;
+    logouts_at_close = -1;
+    assert_int_equal(authloop_ctx_close(e.ctx, count_logout_then_closed, &r), 0);
+    uv_close((uv_handle_t *)&e.watchdog, NULL);
+    assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(closed_count, 1);
+    if (logouts_at_close != 1)
+      fail_msg("a logout answered after %d ms: %d logout events before the close callback",
+               delays[i], logouts_at_close);
+    assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+    assert_int_equal(uv_loop_close(&e.loop), 0);
+  }
+}
+
 /* ---- strings handed out live until control returns to the loop ---------------------------- */
 
 typedef struct {
@@ -806,6 +849,7 @@ int main(void) {
       cmocka_unit_test(planted_session_files),
       cmocka_unit_test(a_fifo_does_not_block),
       cmocka_unit_test(logout_then_free),
+      cmocka_unit_test(logout_then_close),
       cmocka_unit_test(strings_live_until_control_returns),
       cmocka_unit_test(stale_temporaries_are_removed),
       cmocka_unit_test(names_that_do_not_resolve),

@@ -258,6 +258,64 @@ static void close_during_device_login(void **state) {
   assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ECANCELED);
 }
 
+/* The client freed, the ctx closed, or both, from inside the loginPrompt
+ * handler: the login ends quietly (a freed client hears nothing) or with
+ * its loginAttempt ECANCELED, the close completes, nothing is touched after
+ * (ASan and valgrind run this too). */
+typedef struct {
+  test_env *e;
+  int deed; /* 1: free the client; 2: close the ctx; 3: both */
+  int prompts, closed;
+} prompt_deed;
+
+static void prompt_deed_closed(authloop_ctx *ctx, void *ud) {
+  (void)ctx;
+  ((prompt_deed *)ud)->closed++;
+}
+
+static void prompt_deed_cb(authloop_client *c, const authloop_event *ev, void *ud) {
+  prompt_deed *p = ud;
+  (void)ev;
+  p->prompts++;
+  if (p->deed & 1)
+    authloop_client_free(c);
+  if (p->deed & 2)
+    assert_int_equal(authloop_ctx_close(p->e->ctx, prompt_deed_closed, p), 0);
+}
+
+static void free_or_close_from_login_prompt(void **state) {
+  int deed;
+  (void)state;
+  for (deed = 1; deed <= 3; deed++) {
+    test_env e;
+    test_recorder r;
+    prompt_deed p = {0};
+    authloop_client *c;
+    p.e = &e;
+    p.deed = deed;
+    test_env_init(&e, &peer, NULL);
+    c = client(&e, "public", NULL, NULL);
+    test_record(c, &r);
+    assert_true(authloop_on(c, AUTHLOOP_EV_LOGIN_PROMPT, prompt_deed_cb, &p) > 0);
+    assert_int_equal(authloop_login_device(c), 0);
+    test_run_until(&e, &p.prompts, 1, 5000);
+    if (deed & 2) { /* closing: the loop ends by itself */
+      uv_close((uv_handle_t *)&e.watchdog, NULL);
+      assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+      assert_int_equal(p.closed, 1);
+      assert_int_equal(uv_loop_close(&e.loop), 0);
+    } else {
+      test_run_turns(&e, 3);
+      test_env_close(&e);
+    }
+    assert_int_equal(p.prompts, 1);
+    /* a freed client hears nothing more; one only closed hears its end */
+    assert_int_equal(r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], deed == 2 ? 1 : 0);
+    if (deed == 2)
+      assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ECANCELED);
+  }
+}
+
 /* Tokens of SHORT_S seconds, refreshed by the timer while the user is
  * active; the OP rotates the refresh token at every use, and never sees one
  * used twice. A refresh for another user is refused. Then the grant is
@@ -746,6 +804,7 @@ int main(void) {
       cmocka_unit_test(device_denied_expired_slowed),
       cmocka_unit_test(device_login_cancelled),
       cmocka_unit_test(close_during_device_login),
+      cmocka_unit_test(free_or_close_from_login_prompt),
       cmocka_unit_test(refresh_rotation_and_revocation),
       cmocka_unit_test(id_tokens_refused),
       cmocka_unit_test(restored_session_and_key_rotation),
