@@ -285,7 +285,8 @@ typedef struct authloop_client_options {
   int allow_insecure_http; /* non-zero: allow plain http to any host */
   /* Paths under the base URL, for every dialect that has the operation;
    * NULL = the default ("/auth/login", Kuzzle "/_login", CometChat "/me";
-   * "cognito" takes none: every call is a POST to its "/").
+   * "cognito" and "oidc" take none, AUTHLOOP_ENOTSUP: every Cognito call is
+   * a POST to its "/", and OpenID Connect's endpoints come from discovery).
    * Starts with '/', no space, control byte, '?' or '#'. */
   const char *login_path;
   const char *logout_path;

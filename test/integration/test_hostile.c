@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MARK "X-Injected"
@@ -54,6 +55,8 @@ static authloop_client *client_of(test_env *e, const char *provider, const char 
     o.app_id = "app1";
     o.base_url = cc_client;
     o.admin_url = cc_admin;
+  } else if (strcmp(provider, "cognito") == 0 || strcmp(provider, "oidc") == 0) {
+    o.client_id = "client1";
   }
   assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
   return c;
@@ -231,6 +234,13 @@ static void gateway_refresh_answers(void **state) {
   (void)state;
   refresh_answers("gateway", "/auth/refresh",
                   "{\"accessToken\":\"%s\",\"idToken\":\"i\",\"expiresIn\":60}", "/api/me");
+  /* the id token, and a rotated refresh token, as hostile as the access token */
+  refresh_answers("gateway", "/auth/refresh",
+                  "{\"accessToken\":\"fresh\",\"idToken\":\"%s\",\"expiresIn\":60}", "/api/me");
+  refresh_answers("gateway", "/auth/refresh",
+                  "{\"accessToken\":\"fresh\",\"idToken\":\"i\",\"refreshToken\":\"%s\","
+                  "\"expiresIn\":60}",
+                  "/api/me");
 }
 
 static void kuzzle_refresh_answers(void **state) {
@@ -244,24 +254,31 @@ static void kuzzle_refresh_answers(void **state) {
 
 /* A session file is as hostile as a server: a planted token is refused. */
 static void restored_session_files(void **state) {
-  static const char *const providers[] = {"gateway", "kuzzle", "cometchat"};
-  size_t p, i;
+  static const char *const providers[] = {"gateway", "kuzzle", "cometchat", "cognito", "oidc"};
+  static const char *const fields[] = {"accessToken", "idToken", "refreshToken"};
+  size_t p, i, f;
   (void)state;
-  for (p = 0; p < 3; p++) {
-    for (i = 0; i < N_BAD; i++) {
+  for (p = 0; p < sizeof(providers) / sizeof(providers[0]); p++) {
+    for (i = 0; i <= N_BAD * 3; i++) { /* the last: every token good, restored */
       test_env e;
       test_log log = {0};
       authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
       authloop_client *c;
       char path[320], payload[1024];
+      const char *token[3] = {"a", "", "r"};
+      long long now_ms = (long long)time(NULL) * 1000;
       int fd, n;
+      f = i % 3; /* each token of the file in turn */
+      if (i < N_BAD * 3)
+        token[f] = bad_tokens[i / 3];
       snprintf(path, sizeof(path), "%s/planted-%zu-%zu", tmpdir, p, i);
       n = snprintf(payload, sizeof(payload),
                    "ALS1\x01%c{\"v\":1,\"provider\":\"%s\",\"baseUrl\":\"%s\",\"user\":"
-                   "{\"id\":\"u\",\"_id\":\"u\",\"uid\":\"u\"},\"accessToken\":\"%s\","
-                   "\"idToken\":\"\",\"refreshToken\":\"r\",\"lifetime\":3600,"
-                   "\"expiresAt\":4102444800000,\"lastActivity\":1700000000000}",
-                   0, providers[p], p == 2 ? cc_client : server.base_url, bad_tokens[i]);
+                   "{\"id\":\"u\",\"_id\":\"u\",\"uid\":\"u\",\"sub\":\"u\"},\"accessToken\":"
+                   "\"%s\",\"idToken\":\"%s\",\"refreshToken\":\"%s\",\"lifetime\":3600,"
+                   "\"expiresAt\":%lld,\"lastActivity\":%lld}",
+                   0, providers[p], p == 2 ? cc_client : server.base_url, token[0], token[1],
+                   token[2], now_ms + 3000000, now_ms);
       fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
       assert_true(fd >= 0);
       assert_int_equal(write(fd, payload, (size_t)n), n);
@@ -272,8 +289,16 @@ static void restored_session_files(void **state) {
       o.log_level = AUTHLOOP_LOG_WARN;
       test_env_init(&e, &server, &o);
       c = client_of(&e, providers[p], path);
+      if (i == N_BAD * 3) { /* the same file, clean: it is restored (so it is the token above) */
+        if (!authloop_is_logged_in(c))
+          fail_msg("%s: a clean session file was not restored: %s", providers[p], log.text);
+        test_env_close(&e);
+        unlink(path);
+        continue;
+      }
       if (authloop_is_logged_in(c))
-        fail_msg("%s: a session file with token %s was restored", providers[p], bad_tokens[i]);
+        fail_msg("%s: a session file with %s %s was restored", providers[p], fields[f],
+                 bad_tokens[i / 3]);
       test_run_until(&e, &log.lines, 1, 2000);
       assert_non_null(strstr(log.text, "ignored"));
       test_env_close(&e);
@@ -366,6 +391,85 @@ static void cognito_answer(const char *sub) {
   test_fault(&server, fault);
 }
 
+/* Cognito's answers (canned by the reference server at its root, as
+ * cognito-local would give them): each token of a login answer, and the
+ * access token of a refresh's, with a byte that breaks a header line: the
+ * login is refused, the refresh fails, the good tokens stay. */
+static void cognito_tokens(const char *access, const char *id_claims_or_bad, const char *refresh) {
+  char body[2048];
+  char *claims = NULL;
+  json_t *f;
+  char *text;
+  if (!strchr(id_claims_or_bad, '\\')) /* claims: a JWT of them; else a bad token as it is */
+    claims =
+        authloop__b64url_encode((const unsigned char *)id_claims_or_bad, strlen(id_claims_or_bad));
+  snprintf(body, sizeof(body),
+           "{\"AuthenticationResult\":{\"AccessToken\":\"%s\",\"IdToken\":\"%s%s%s\"%s%s%s,"
+           "\"ExpiresIn\":3600}}",
+           access, claims ? "eyJhbGciOiJSUzI1NiJ9." : "", claims ? claims : id_claims_or_bad,
+           claims ? ".c2ln" : "", refresh ? ",\"RefreshToken\":\"" : "", refresh ? refresh : "",
+           refresh ? "\"" : "");
+  free(claims);
+  f = json_pack("{s:s, s:s, s:i}", "route", "/", "body", body, "count", 1);
+  text = json_dumps(f, JSON_COMPACT);
+  test_fault(&server, text);
+  free(text);
+  json_decref(f);
+}
+
+static authloop_client *cognito_client(test_env *e) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c = NULL;
+  o.provider = "cognito";
+  o.base_url = server.base_url;
+  o.client_id = "client1";
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+static void cognito_answers(void **state) {
+  static const char good_id[] =
+      "{\"sub\":\"u-1\",\"cognito:username\":\"alice\",\"iat\":1000,\"exp\":4600}";
+  size_t i;
+  int field;
+  (void)state;
+  for (i = 0; i < N_BAD; i++) {
+    for (field = 0; field < 3; field++) { /* the login's access, id and refresh tokens */
+      test_env e;
+      test_recorder r;
+      authloop_client *c;
+      test_env_init(&e, &server, NULL);
+      c = cognito_client(&e);
+      test_record(c, &r);
+      cognito_tokens(field == 0 ? bad_tokens[i] : "AT", field == 1 ? bad_tokens[i] : good_id,
+                     field == 2 ? bad_tokens[i] : "RT");
+      assert_int_equal(authloop_login_password(c, "alice", "pw"), 0);
+      refused_login(&e, c, &r, "cognito login", NULL);
+      test_env_close(&e);
+    }
+    {
+      test_env e;
+      test_recorder r;
+      test_done d = {0, 0};
+      authloop_client *c;
+      test_env_init(&e, &server, NULL);
+      c = cognito_client(&e);
+      test_record(c, &r);
+      cognito_tokens("AT", good_id, "RT");
+      assert_int_equal(authloop_login_password(c, "alice", "pw"), 0);
+      assert_true(wait_login(&e, &r)->success);
+      cognito_tokens(bad_tokens[i], good_id, NULL);
+      assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+      test_run_until(&e, &d.count, 1, 5000);
+      assert_int_equal(d.status, AUTHLOOP_EPROTO);
+      assert_string_equal(authloop_access_token(c), "AT");
+      assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 0);
+      nothing_injected();
+      test_env_close(&e);
+    }
+  }
+}
+
 /* A refresh renews its user's session: an answer for another user (a
  * hostile or broken server) is refused, and the session stays the user's,
  * whatever the dialect says of users. */
@@ -454,15 +558,11 @@ static void discovery_endpoints_that_leak(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(discovery_endpoints_that_leak),
-      cmocka_unit_test(a_refresh_for_another_user),
-      cmocka_unit_test(gateway_login_answers),
-      cmocka_unit_test(kuzzle_login_answers),
-      cmocka_unit_test(cometchat_auth_token_answers),
-      cmocka_unit_test(gateway_refresh_answers),
-      cmocka_unit_test(kuzzle_refresh_answers),
-      cmocka_unit_test(restored_session_files),
-      cmocka_unit_test(application_values),
+      cmocka_unit_test(discovery_endpoints_that_leak), cmocka_unit_test(a_refresh_for_another_user),
+      cmocka_unit_test(gateway_login_answers),         cmocka_unit_test(kuzzle_login_answers),
+      cmocka_unit_test(cometchat_auth_token_answers),  cmocka_unit_test(gateway_refresh_answers),
+      cmocka_unit_test(kuzzle_refresh_answers),        cmocka_unit_test(cognito_answers),
+      cmocka_unit_test(restored_session_files),        cmocka_unit_test(application_values),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */

@@ -781,6 +781,16 @@ static void options(void **state) {
   o.app_id = "x";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
   o.app_id = NULL;
+  /* the endpoints come from discovery: no path option, each refused */
+  o.login_path = "/login";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.login_path = NULL;
+  o.logout_path = "/logout";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.logout_path = NULL;
+  o.refresh_path = "/token";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+  o.refresh_path = NULL;
   o.base_url = "http://op.example";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINSECURE);
   o.base_url = issuer;
