@@ -639,10 +639,10 @@ static int refresh_start(authloop_client *c) {
   if (now < authloop__sat_add(c->tokens_at, c->provider->refresh_floor_ms)) {
     /* too soon after the tokens it would replace: it waits, as it would for
      * another process's lock (evaluate starts it again at lock_retry_at) */
-    if (!c->lock_wait)
-      c->lock_wait_until = authloop__sat_add(now, c->ctx->timeout_ms);
-    c->lock_wait = 1;
     c->lock_retry_at = authloop__sat_add(c->tokens_at, c->provider->refresh_floor_ms);
+    if (!c->lock_wait) /* bounded from the end of this wait, whatever the timeout */
+      c->lock_wait_until = authloop__sat_add(c->lock_retry_at, c->ctx->timeout_ms);
+    c->lock_wait = 1;
     authloop__set_state(c, AUTHLOOP_STATE_REFRESHING);
     return 0;
   }
