@@ -28,11 +28,22 @@ stage() { # stage NAME BUILD_DIR [meson test args...]
 }
 
 scripts/build.sh build || exit 1
+if [ $quick -eq 0 ]; then
+  # the sanitizer and fuzzing builds compile while the plain tests wait on
+  # their servers and timers, below them in priority (each reports what
+  # failed when it is waited for)
+  nice -n 10 scripts/build.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+    >build/sanitize-build.log 2>&1 &
+  sanitize_build=$!
+  CC=clang CXX=clang++ nice -n 10 scripts/build.sh build-fuzz -Dfuzz=true -Dfuzz_seconds=8 -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dsamples=false -Dbuildtype=debugoptimized >build/fuzz-build.log 2>&1 &
+  fuzz_build=$!
+fi
 # three at a time: most of these tests wait on servers and timers, not on the CPU
 stage plain build --num-processes 3
 
 if [ $quick -eq 0 ]; then
-  scripts/build.sh build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || exit 1
+  wait $sanitize_build || { cat build/sanitize-build.log; exit 1; }
   # the C suites are what the sanitizer and valgrind stages are for: fidelity
   # runs Node, gtk and qt GUI programs under Xvfb, python Python (PyGObject), and consumers, abi and docs build
   # programs of their own with the plain compiler (a sanitized library cannot
@@ -43,8 +54,7 @@ if [ $quick -eq 0 ]; then
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 stage sanitize build-sanitize $not_c --num-processes 3
   # every parser fuzzed from the committed seeds, 8 s each (clang, libFuzzer;
   # scripts/fuzz.sh runs them for longer)
-  CC=clang CXX=clang++ scripts/build.sh build-fuzz -Dfuzz=true -Dfuzz_seconds=8 -Db_sanitize=address,undefined \
-    -Db_lundef=false -Dsamples=false -Dbuildtype=debugoptimized || exit 1
+  wait $fuzz_build || { cat build/fuzz-build.log; exit 1; }
   stage fuzz build-fuzz --suite fuzz
   # GLib's own suppressions and ours (test/suppressions/valgrind.supp: what
   # GLib, GIO and libsecret keep for the life of the process)
