@@ -44,7 +44,7 @@ typedef struct {
   authloop__jtok *tok; /* tok[0] is the root */
   uint32_t n, cap;
   int spaced; /* whitespace between some tokens (authloop__jcompact has work to do) */
-  authloop__jtok small[32];
+  authloop__jtok small[64]; /* enough for most answers (a login: about 40) */
 } authloop__jdoc;
 
 /* Parses len bytes of text. 0; AUTHLOOP_EPROTO when it is not JSON as

@@ -850,12 +850,13 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp) {
 }
 
 /* "name: value" appended to the list; every byte checked here, and only here. */
+/* name: one of ours, or a dialect's checked by the caller */
 static int add_header(struct curl_slist **list, const char *name, const char *prefix,
                       const char *value) {
   size_t nn = strlen(name), np = strlen(prefix), nv = strlen(value), n, at;
   char small[512], *h = small;
   struct curl_slist *l;
-  if (!authloop__header_name_ok(name) || !authloop__header_value_ok(value, nv))
+  if (!authloop__header_value_ok(value, nv))
     return AUTHLOOP_EINVAL;
   n = nn + np + nv + 3;
   if (n > sizeof(small) && !(h = malloc(n)))
@@ -906,8 +907,9 @@ static int set_headers(authloop__transfer *x, const authloop__request *r, size_t
     rc = *r->bearer ? add_header(&x->headers, "Authorization", "Bearer ", r->bearer)
                     : AUTHLOOP_EINVAL;
   for (i = 0; rc == 0 && i < AUTHLOOP__MAX_HEADERS && r->headers[i].name; i++)
-    rc = r->headers[i].value ? add_header(&x->headers, r->headers[i].name, "", r->headers[i].value)
-                             : AUTHLOOP_EINVAL;
+    rc = r->headers[i].value && authloop__header_name_ok(r->headers[i].name)
+             ? add_header(&x->headers, r->headers[i].name, "", r->headers[i].value)
+             : AUTHLOOP_EINVAL;
   return rc;
 }
 
