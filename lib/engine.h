@@ -126,7 +126,8 @@ struct authloop_client {
   authloop__timing timing;
   uint64_t margin_ms, retry_base_ms, retry_cap_ms;
   unsigned retry_attempt;
-  uint64_t refreshed_at; /* when the server last gave new tokens (0: never) */
+  uint64_t refreshed_at; /* when the server last gave new tokens, or said it refreshes
+                            none (0: never) */
   uint64_t tokens_at;    /* when the session's tokens were had (a login, a refresh, a restore) */
   int refresh_lost;      /* a refresh's answer was lost since the tokens were had: the server may
                             have done it, so a refusal now means that, not a revocation */

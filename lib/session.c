@@ -477,12 +477,15 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
   if (!again || last > t->last_activity)
     t->last_activity = last;
   t->retrying = t->warned = t->stale = t->unrefreshable = 0;
-  c->tokens_at = now_boot; /* another process's tokens: as if had now (the dialect's floor) */
+  /* when the server issued them, for the dialect's floor: their expiry less
+   * their lifetime (the file's tokens are seldom that young) */
+  c->tokens_at = 0;
   if (st->expires_at == -1) {
     t->expires_at = t->refresh_due = AUTHLOOP__NEVER;
   } else if ((uint64_t)st->expires_at > now_wall) {
     uint64_t lifetime_ms = (uint64_t)st->lifetime_s * 1000u;
     t->expires_at = to_boot(st->expires_at, now_boot, now_wall);
+    c->tokens_at = authloop__sat_sub(t->expires_at, lifetime_ms);
     t->refresh_due =
         authloop__refresh_due(authloop__sat_sub(t->expires_at, lifetime_ms), lifetime_ms,
                               c->margin_ms, authloop__random_u32(&c->ctx->rng));
@@ -632,7 +635,7 @@ static int refresh_start(authloop_client *c) {
   authloop__view v;
   uint64_t now = authloop__boot_ms();
   int rc;
-  if (!c->provider->refresh_request || c->timing.unrefreshable)
+  if (!c->provider->refresh_request)
     return AUTHLOOP_ENOTSUP;
   if (c->ctx->closing)
     return AUTHLOOP_ECLOSING;
@@ -853,10 +856,12 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
     release_lock(c);
     c->timing.unrefreshable = 1;
     c->timing.retrying = 0;
+    /* a 401 still asks the server again (then the answer is whether the
+     * token was revoked), but not more often than a refresh would */
+    c->refreshed_at = now;
     authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
     finish_waiters(c, r.error);
-    fail_retried_calls(c, r.error);
-    flush_calls(c, now);
+    flush_calls(c, now); /* those that had a 401 go again: its answer is theirs */
     authloop__client_evaluate(c, now);
   } else if (r.error == AUTHLOOP_EREVOKED ||
              (r.error == AUTHLOOP_EREJECTED && !r.server_code &&
@@ -872,8 +877,10 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
                                              : AUTHLOOP_EXPIRED_REVOKED);
   } else {
     /* sent, perhaps done, but no answer from the server: no answer at all,
-     * or a gateway's (5xx) in its place; it may have refreshed */
-    if (o->sent && (o->error ? o->error != AUTHLOOP_ECANCELED : o->answer.status >= 500))
+     * or a gateway's (a 5xx without the server's own error) in its place; it
+     * may have refreshed */
+    if (o->sent &&
+        (o->error ? o->error != AUTHLOOP_ECANCELED : o->answer.status >= 500 && !r.server_code))
       c->refresh_lost = 1;
     release_lock(c);
     refresh_failed(c, o, r.error, now);
@@ -934,8 +941,9 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
     /* the lock's holder (stopped, or stuck) keeps it too long: this attempt
      * fails as a timed-out refresh would, and the backoff tries again */
     c->lock_wait = 0;
-    authloop__log(c->ctx, AUTHLOOP_LOG_WARN,
-                  "session file %s: its lock is held too long by another process", c->session_path);
+    authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "session file %s: its lock is held too long%s",
+                  c->session_path ? c->session_path : "(none)",
+                  c->session_path ? " by another process" : "");
     refresh_failed(c, NULL, AUTHLOOP_ETIMEDOUT, now); /* which evaluates again */
     return;
   } else if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait && now >= c->lock_retry_at &&
@@ -959,6 +967,8 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
       continue;
     }
     if (act == AUTHLOOP__EXPIRE_LIFETIME) {
+      if (take_newer(c, now))
+        continue; /* another process has a newer session: ours goes on with it */
       authloop__session_end(c, AUTHLOOP_EXPIRED_LIFETIME);
       return;
     }

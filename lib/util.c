@@ -298,13 +298,38 @@ uint32_t authloop__random_u32(authloop__rng *r) {
 
 /* ---- logging ------------------------------------------------------------------------- */
 
+/* The length of a UTF-8 control at s that a terminal or a text view acts
+ * on: C1 (U+0080..U+009F) and the bidirectional marks, embeddings,
+ * overrides and isolates (U+061C, U+200E, U+200F, U+202A..U+202E,
+ * U+2066..U+2069); 0 for anything else. */
+static size_t utf8_control(const unsigned char *s) {
+  if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
+    return 2;
+  if (s[0] == 0xd8 && s[1] == 0x9c)
+    return 2;
+  if (s[0] == 0xe2 && s[1] == 0x80 &&
+      (s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xaa && s[2] <= 0xae)))
+    return 3;
+  if (s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9)
+    return 3;
+  return 0;
+}
+
 void authloop__printable(char *s) {
   int utf8 = authloop__utf8_ok(s);
-  for (; *s; s++) {
+  char *o = s;
+  while (*s) {
     unsigned char ch = (unsigned char)*s;
-    if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !utf8))
-      *s = '?';
+    size_t k = utf8 && ch >= 0x80 ? utf8_control((const unsigned char *)s) : 0;
+    if (k) { /* a whole control: one '?' (its bytes are there: the text is UTF-8) */
+      *o++ = '?';
+      s += k;
+      continue;
+    }
+    *o++ = ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !utf8) ? '?' : *s;
+    s++;
   }
+  *o = '\0';
 }
 
 char *authloop__printable_dup(const char *s) {

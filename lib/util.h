@@ -95,8 +95,10 @@ int authloop__has_space(const char *s);
  * code point past U+10FFFF. */
 int authloop__utf8_ok(const char *s);
 /* Text from a server made safe to show (in an event, a log line): every
- * control byte (below 0x20, 0x7f) becomes '?', and so does every byte past
- * ASCII when the text is not UTF-8. In place; or a copy (NULL: no memory). */
+ * control byte (below 0x20, 0x7f) and every UTF-8 control a terminal or a
+ * text view acts on (C1, bidirectional overrides) becomes one '?', and so
+ * does every byte past ASCII when the text is not UTF-8. In place (it may
+ * get shorter); or a copy (NULL: no memory). */
 void authloop__printable(char *s);
 char *authloop__printable_dup(const char *s);
 /* The one rule for a value that may reach an HTTP header line: no byte below

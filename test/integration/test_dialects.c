@@ -386,6 +386,15 @@ static void kuzzle_login_answers_at_the_edges(void **state) {
        AUTHLOOP_EPROTO, NULL},
       {302, "javascript:alert(1)",
        "{\"error\":null,\"result\":{\"headers\":{},\"statusCode\":302}}", AUTHLOOP_EPROTO, NULL},
+      /* a right-to-left override (the server writes each character of its
+       * header as one byte: these three are U+202E's UTF-8), a space: no URL
+       * a browser should be handed */
+      {302,
+       "https://sso.example.test/a\xc3\xa2\xc2\x80\xc2\xae"
+       "b",
+       "{\"error\":null,\"result\":{\"headers\":{},\"statusCode\":302}}", AUTHLOOP_EPROTO, NULL},
+      {302, "https://sso.example.test/a b",
+       "{\"error\":null,\"result\":{\"headers\":{},\"statusCode\":302}}", AUTHLOOP_EPROTO, NULL},
       /* a step's statusCode that is not the status */
       {302, "https://sso.example.test/a",
        "{\"error\":null,\"result\":{\"headers\":{},"
@@ -541,6 +550,144 @@ static void kuzzle_api_key_is_not_refreshed(void **state) {
   assert_string_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].message, "lifetime");
   assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 0);
   assert_int_equal(test_stat(&server, "/_refreshToken"), refreshes + 1); /* asked once */
+  test_env_close(&e);
+}
+
+/* The floor's wait is bounded from its own end: with a request timeout
+ * shorter than the floor, a refresh right after the login still goes. */
+static void kuzzle_floor_with_a_short_timeout(void **state) {
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  test_done done = {0};
+  authloop_client *c;
+  (void)state;
+  o.ca_file = server.ca;
+  o.timeout_ms = 900;
+  test_env_init(&e, &server, &o);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
+  test_run_until(&e, &done.count, 1, 5000);
+  assert_int_equal(done.status, 0);
+  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1);
+  test_env_close(&e);
+}
+
+/* An API key's client: logged in with the key (a two-step login completed
+ * by it), its lifetime ttl_ms. */
+static authloop_client *api_key_client(test_env *e, test_recorder *r, const char *session_path,
+                                       int ttl_ms) {
+  authloop_client *c = kuzzle_client(e, session_path);
+  char body[128];
+  json_t *tok;
+  test_record(c, r);
+  assert_int_equal(authloop_login_strategy(c, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
+                   0);
+  test_run_until(e, &r->count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
+  snprintf(body, sizeof(body), "{\"username\":\"kuzzle-user\",\"ttl\":%d,\"apiKey\":true}", ttl_ms);
+  tok = test_control(&server, "/__test/kuzzle-token", body);
+  assert_int_equal(authloop_set_token(c, json_string_value(json_object_get(tok, "jwt"))), 0);
+  json_decref(tok);
+  assert_true(wait_login(e, r)->success);
+  return c;
+}
+
+/* A 401 to an application request on a session the server never refreshes:
+ * the answer is the call's (status 0, HTTP 401), not ENOTSUP; and once the
+ * key is revoked, a 401 asks the server again (a refresh, whose answer says
+ * so), and the session ends "revoked". */
+static void kuzzle_api_key_401s(void **state) {
+  test_env e;
+  test_recorder r;
+  test_done done = {0};
+  reply rep = {0};
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = api_key_client(&e, &r, NULL, 60000);
+  assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
+  test_run_until(&e, &done.count, 1, 5000);
+  assert_int_equal(done.status, AUTHLOOP_ENOTSUP);
+  test_fault(&server, "{\"route\":\"/users/_me\",\"status\":401,\"body\":\"{\\\"status\\\":401,"
+                      "\\\"error\\\":{\\\"id\\\":\\\"security.rights.forbidden\\\"}}\"}");
+  assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &rep.count, 1, 5000);
+  assert_int_equal(rep.status, 0);
+  assert_int_equal(rep.http, 401);
+  assert_true(authloop_is_logged_in(c));
+  authloop_client_free(c);
+
+  /* a key revoked before anything asked: the 401 asks, the session ends */
+  c = api_key_client(&e, &r, NULL, 60000);
+  json_decref(test_control(&server, "/__test/kuzzle-revoke", "{\"username\":\"kuzzle-user\"}"));
+  rep.count = 0;
+  assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, on_reply, &rep), 0);
+  test_run_until(&e, &rep.count, 1, 5000);
+  assert_int_equal(rep.status, AUTHLOOP_EREVOKED);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
+  test_env_close(&e);
+}
+
+/* A session restored from its file a second before its token's end: the
+ * tokens are older than the dialect's floor (counted from when the server
+ * issued them, not from the restore), so the refresh goes at once. */
+static void kuzzle_restored_near_expiry(void **state) {
+  char dir[256], path[300];
+  test_env e;
+  test_recorder r, r2;
+  authloop_client *c;
+  (void)state;
+  test_make_tmpdir(dir, sizeof(dir), "kuzzle-restore");
+  snprintf(path, sizeof(path), "%s/session", dir);
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, path);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "4s"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  test_run_until_stored(&e, 5000);
+  authloop_client_free(c);
+  test_run_for(&e, 2700); /* about a second of the token left */
+  c = kuzzle_client(&e, path);
+  test_record(c, &r2);
+  assert_true(authloop_is_logged_in(c));
+  assert_int_equal(authloop_touch(c), 0);
+  test_run_until(&e, &r2.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1, 5000);
+  assert_int_equal(r2.count[AUTHLOOP_EV_SESSION_EXPIRED], 0);
+  assert_true(authloop_is_logged_in(c));
+  test_env_close(&e);
+  test_remove_tree(dir);
+}
+
+/* Kuzzle's own 503 (its envelope, api.process.overloaded: refused before the
+ * action ran) is no lost answer: when the token is then revoked, the
+ * session ends "revoked", not "refresh_lost". */
+static void kuzzle_overloaded_is_not_lost(void **state) {
+  test_env e;
+  test_recorder r;
+  test_done done = {0};
+  authloop_client *c;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = kuzzle_client(&e, NULL);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+  assert_true(wait_login(&e, &r)->success);
+  test_fault(&server, "{\"route\":\"/_refreshToken\",\"status\":503,\"body\":\"{\\\"status\\\":503,"
+                      "\\\"error\\\":{\\\"id\\\":\\\"api.process.overloaded\\\",\\\"message\\\":"
+                      "\\\"Request discarded: Kuzzle Server is overloaded.\\\"}}\"}");
+  assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
+  test_run_until(&e, &done.count, 1, 5000);
+  assert_int_equal(done.status, AUTHLOOP_EUNAVAILABLE);
+  json_decref(test_control(&server, "/__test/kuzzle-revoke", "{\"username\":\"kuzzle-user\"}"));
+  done.count = 0;
+  assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 8000);
+  assert_int_equal(r.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
   test_env_close(&e);
 }
 
@@ -1456,6 +1603,10 @@ int main(void) {
       cmocka_unit_test(kuzzle_login_answers_at_the_edges),
       cmocka_unit_test(kuzzle_long_lifetime),
       cmocka_unit_test(kuzzle_api_key_is_not_refreshed),
+      cmocka_unit_test(kuzzle_api_key_401s),
+      cmocka_unit_test(kuzzle_floor_with_a_short_timeout),
+      cmocka_unit_test(kuzzle_restored_near_expiry),
+      cmocka_unit_test(kuzzle_overloaded_is_not_lost),
       cmocka_unit_test(kuzzle_refresh_keeps_expires_in),
       cmocka_unit_test(kuzzle_expired_or_revoked_token_ends_the_session),
       cmocka_unit_test(kuzzle_global_logout),

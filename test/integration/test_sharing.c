@@ -522,6 +522,63 @@ static void an_idle_process_leaves_an_active_one_alone(void **state) {
   test_env_close(&b);
 }
 
+/* A session the server never refreshes (a Kuzzle API key) ends at its
+ * token's end only when the file holds nothing newer: another process that
+ * logged in again meanwhile (the same user) keeps it going here too, as an
+ * idle end would. */
+static authloop_client *kuzzle_on(test_env *e, const char *path) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c = NULL;
+  o.provider = "kuzzle";
+  o.base_url = server.base_url;
+  o.session_path = path;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+static void an_unrefreshed_session_takes_a_newer_one(void **state) {
+  test_env a, b;
+  test_recorder ra, rb;
+  test_done done = {0, 0};
+  authloop_client *ca, *cb;
+  char path[320];
+  json_t *tok;
+  (void)state;
+  new_path(path, sizeof(path));
+  test_env_init(&a, &server, NULL);
+  test_env_init(&b, &server, NULL);
+  ca = kuzzle_on(&a, path);
+  test_record(ca, &ra);
+  assert_int_equal(authloop_login_strategy(ca, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
+                   0);
+  test_run_until(&a, &ra.count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
+  tok = test_control(&server, "/__test/kuzzle-token",
+                     "{\"username\":\"kuzzle-user\",\"ttl\":4000,\"apiKey\":true}");
+  assert_int_equal(authloop_set_token(ca, json_string_value(json_object_get(tok, "jwt"))), 0);
+  json_decref(tok);
+  test_run_until(&a, &ra.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_true(ra.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &done), 0);
+  test_run_until(&a, &done.count, 1, 5000);
+  assert_int_equal(done.status, AUTHLOOP_ENOTSUP); /* A's key is never refreshed */
+  run_two_until_stored(&a, &b);
+  cb = kuzzle_on(&b, path);
+  test_record(cb, &rb);
+  assert_int_equal(authloop_logout(cb), 0);
+  run_two_to(&a, &b, &rb.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(authloop_login_local(cb, "kuzzle-user", "kuzzle-pass", "1h"), 0);
+  run_two_to(&a, &b, &rb.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_true(rb.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  run_two_until_stored(&a, &b);
+  authloop_touch(ca);
+  run_two_for(&a, &b, 5000); /* past the key's end */
+  assert_int_equal(ra.count[AUTHLOOP_EV_SESSION_EXPIRED], 0);
+  assert_true(authloop_is_logged_in(ca));
+  assert_string_equal(authloop_access_token(ca), authloop_access_token(cb));
+  test_env_close(&a);
+  test_env_close(&b);
+}
+
 /* ---- locks -------------------------------------------------------------------------- */
 
 /* A holder that keeps the lock (a stopped process): a refresh waits at most
@@ -938,6 +995,7 @@ int main(void) {
       cmocka_unit_test(a_new_login_elsewhere),
       cmocka_unit_test(a_login_after_the_file_went_is_newer),
       cmocka_unit_test(an_idle_process_leaves_an_active_one_alone),
+      cmocka_unit_test(an_unrefreshed_session_takes_a_newer_one),
       cmocka_unit_test(a_stuck_lock_holder_is_waited_for_only_so_long),
       cmocka_unit_test(a_lock_file_not_ours_is_not_used),
       cmocka_unit_test(an_unwritable_session_lets_the_lock_go),

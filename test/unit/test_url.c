@@ -231,6 +231,13 @@ static void printable_text(void **state) {
       {"\xc3\xa9\xff", "??"
                        "?"},
       {"", ""},
+      /* C1 CSI and NEL, a right-to-left override, an isolate: one '?' each */
+      {"a\xc2\x9b"
+       "31mred\xc2\x85z",
+       "a?31mred?z"},
+      {"user\xe2\x80\xaegpj.exe", "user?gpj.exe"},
+      {"\xe2\x81\xa6x\xe2\x81\xa9\xd8\x9c", "?x??"},
+      {"\xc2\xa0\xe2\x80\x94", "\xc2\xa0\xe2\x80\x94"}, /* a no-break space, a dash: text */
   };
   size_t i;
   (void)state;
