@@ -348,6 +348,7 @@ static void login_finished(authloop_client *c, authloop__result *r) {
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
   authloop__outcome_emit(c, &c->login_outcome, AUTHLOOP_EV_LOGIN_ATTEMPT, NULL);
   c->timing.last_activity = now; /* logging in is activity */
+  c->refreshed_at = 0;           /* a login's tokens: a 401 may ask for a refresh at once */
   authloop__session_generation(c);
   authloop__session_started(c, now, 1);
 }

@@ -477,6 +477,7 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
   if (!again || last > t->last_activity)
     t->last_activity = last;
   t->retrying = t->warned = t->stale = t->unrefreshable = 0;
+  c->refreshed_at = 0; /* other tokens: a 401 may ask for a refresh at once */
   /* when the server issued them, for the dialect's floor: their expiry less
    * their lifetime (the file's tokens are seldom that young) */
   c->tokens_at = 0;
@@ -486,6 +487,8 @@ static int adopt(authloop_client *c, authloop__stored *st, int again) {
     uint64_t lifetime_ms = (uint64_t)st->lifetime_s * 1000u;
     t->expires_at = to_boot(st->expires_at, now_boot, now_wall);
     c->tokens_at = authloop__sat_sub(t->expires_at, lifetime_ms);
+    if (c->tokens_at > now_boot) /* a writer's clock ahead: never in the future */
+      c->tokens_at = now_boot;
     t->refresh_due =
         authloop__refresh_due(authloop__sat_sub(t->expires_at, lifetime_ms), lifetime_ms,
                               c->margin_ms, authloop__random_u32(&c->ctx->rng));
@@ -877,10 +880,12 @@ static void on_refresh_done(void *ud, const authloop__outcome *o) {
                                              : AUTHLOOP_EXPIRED_REVOKED);
   } else {
     /* sent, perhaps done, but no answer from the server: no answer at all,
-     * or a gateway's (a 5xx without the server's own error) in its place; it
-     * may have refreshed */
+     * or a 5xx: a gateway's in its place, or the server's after it may have
+     * acted (but a 503 in the server's own words, refused before acting:
+     * Kuzzle's api.process.overloaded) */
     if (o->sent &&
-        (o->error ? o->error != AUTHLOOP_ECANCELED : o->answer.status >= 500 && !r.server_code))
+        (o->error ? o->error != AUTHLOOP_ECANCELED
+                  : o->answer.status >= 500 && (o->answer.status != 503 || !r.server_code)))
       c->refresh_lost = 1;
     release_lock(c);
     refresh_failed(c, o, r.error, now);

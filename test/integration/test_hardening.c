@@ -475,6 +475,38 @@ static void logout_then_close(void **state) {
   }
 }
 
+/* A session file written by a clock ahead (within the skew taken: its
+ * expiry past now + its lifetime): its tokens are not from the future, so no
+ * refresh waits for them to "come" (a refresh parked for minutes, and the
+ * requests behind it timed out). */
+static int ahead_done, ahead_status;
+static void ahead_cb(authloop_client *c, int status, void *ud) {
+  (void)c;
+  (void)ud;
+  ahead_done++;
+  ahead_status = status;
+}
+
+static void a_file_from_a_clock_ahead(void **state) {
+  char path[320];
+  long long now = wall_ms();
+  test_env e;
+  test_log log;
+  authloop_client *c;
+  (void)state;
+  snprintf(path, sizeof(path), "%s/ahead", tmpdir);
+  memset(&log, 0, sizeof(log));
+  write_session(path, 3600, now + 3600LL * 1000 + 200000, now); /* 200 s ahead */
+  c = restoring(&e, path, &log);
+  assert_true(authloop_is_logged_in(c));
+  ahead_done = 0;
+  assert_int_equal(authloop_refresh(c, ahead_cb, NULL), 0);
+  test_run_until(&e, &ahead_done, 1, 3000); /* at once: the planted refresh token is refused */
+  assert_int_equal(ahead_status, AUTHLOOP_EREVOKED);
+  test_env_close(&e);
+  unlink(path);
+}
+
 /* ---- strings handed out live until control returns to the loop ---------------------------- */
 
 typedef struct {
@@ -850,6 +882,7 @@ int main(void) {
       cmocka_unit_test(a_fifo_does_not_block),
       cmocka_unit_test(logout_then_free),
       cmocka_unit_test(logout_then_close),
+      cmocka_unit_test(a_file_from_a_clock_ahead),
       cmocka_unit_test(strings_live_until_control_returns),
       cmocka_unit_test(stale_temporaries_are_removed),
       cmocka_unit_test(names_that_do_not_resolve),
