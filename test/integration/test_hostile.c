@@ -193,10 +193,12 @@ static void on_response(authloop_client *c, int status, long http, const char *b
 
 /* A refresh answer with a bad token is a malformed answer: the session keeps
  * its good token and goes on using it; the bad one is never sent. */
+/* n: the first n of bad_tokens (each field is tried with every one where it
+ * is the answer's main token; with the first, CR LF, elsewhere) */
 static void refresh_answers(const char *provider, const char *route, const char *fmt,
-                            const char *me_path) {
+                            const char *me_path, size_t n) {
   size_t i;
-  for (i = 0; i < N_BAD; i++) {
+  for (i = 0; i < n; i++) {
     test_env e;
     test_recorder r;
     authloop_client *c;
@@ -233,14 +235,14 @@ static void refresh_answers(const char *provider, const char *route, const char 
 static void gateway_refresh_answers(void **state) {
   (void)state;
   refresh_answers("gateway", "/auth/refresh",
-                  "{\"accessToken\":\"%s\",\"idToken\":\"i\",\"expiresIn\":60}", "/api/me");
+                  "{\"accessToken\":\"%s\",\"idToken\":\"i\",\"expiresIn\":60}", "/api/me", N_BAD);
   /* the id token, and a rotated refresh token, as hostile as the access token */
   refresh_answers("gateway", "/auth/refresh",
-                  "{\"accessToken\":\"fresh\",\"idToken\":\"%s\",\"expiresIn\":60}", "/api/me");
+                  "{\"accessToken\":\"fresh\",\"idToken\":\"%s\",\"expiresIn\":60}", "/api/me", 1);
   refresh_answers("gateway", "/auth/refresh",
                   "{\"accessToken\":\"fresh\",\"idToken\":\"i\",\"refreshToken\":\"%s\","
                   "\"expiresIn\":60}",
-                  "/api/me");
+                  "/api/me", 1);
 }
 
 static void kuzzle_refresh_answers(void **state) {
@@ -249,7 +251,7 @@ static void kuzzle_refresh_answers(void **state) {
                   "{\"requestId\":\"x\",\"status\":200,\"error\":null,\"controller\":\"auth\","
                   "\"action\":\"refreshToken\",\"result\":{\"_id\":\"kuzzle-user\",\"jwt\":\"%s\","
                   "\"expiresAt\":4102444800000,\"ttl\":3600000}}",
-                  "/_me");
+                  "/_me", N_BAD);
 }
 
 /* A session file is as hostile as a server: a planted token is refused. */
@@ -269,6 +271,8 @@ static void restored_session_files(void **state) {
       long long now_ms = (long long)time(NULL) * 1000;
       int fd, n;
       f = i % 3; /* each token of the file in turn */
+      if (f != 0 && i / 3 != 0 && i < N_BAD * 3)
+        continue; /* the id and refresh tokens: CR LF is enough (one check for all three) */
       if (i < N_BAD * 3)
         token[f] = bad_tokens[i / 3];
       snprintf(path, sizeof(path), "%s/planted-%zu-%zu", tmpdir, p, i);
@@ -436,6 +440,8 @@ static void cognito_answers(void **state) {
   for (i = 0; i < N_BAD; i++) {
     for (field = 0; field < 3; field++) { /* the login's access, id and refresh tokens */
       test_env e;
+      if (field != 0 && i != 0)
+        continue; /* id and refresh: CR LF is enough (one check for all three) */
       test_recorder r;
       authloop_client *c;
       test_env_init(&e, &server, NULL);
