@@ -43,7 +43,7 @@ typedef struct {
   size_t buf_len;
   authloop__jtok *tok; /* tok[0] is the root */
   uint32_t n, cap;
-  int spaced; /* whitespace between some tokens (authloop__jcompact has work to do) */
+  int spaced;               /* whitespace between some tokens (authloop__jcompact has work to do) */
   authloop__jtok small[64]; /* enough for most answers (a login: about 40) */
 } authloop__jdoc;
 
