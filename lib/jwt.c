@@ -47,6 +47,20 @@ int authloop__b64url_decode(const char *in, size_t len, unsigned char **out, siz
   }
   for (; i < padded; i++)
     std[i] = '=';
+  /* canonical only: the bits the last character carries past the data are
+   * zero, so that no two texts decode to the same bytes (a signature that
+   * verifies under another spelling would be a second token) */
+  if (len % 4 >= 2) {
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *at = strchr(alphabet, std[len - 1]);
+    unsigned spare = len % 4 == 2 ? 0x0f : 0x03;
+    if (!at || ((unsigned)(at - alphabet) & spare) != 0) {
+      free(std);
+      free(buf);
+      return AUTHLOOP_EPROTO;
+    }
+  }
   rc = mbedtls_base64_decode(buf, padded / 4 * 3 + 1, &n, std, padded);
   free(std);
   if (rc != 0) {

@@ -69,6 +69,31 @@ static void bad_signatures_do_not(void **state) {
   assert_int_equal(authloop__jws_verify(TOKEN_CRIT, &set), AUTHLOOP_EPROTO);
 }
 
+/* The same signature bytes spelt otherwise (the last character's spare bits
+ * set: "g" and "n" both end in the bits 10) is another token: refused, as
+ * a header or claims part spelt so is (the fuzz target found the signature's). */
+static void only_canonical_base64url(void **state) {
+  static const char good[] = TOKEN_ES256_OK;
+  char other[sizeof(good)];
+  size_t n = strlen(good);
+  (void)state;
+  assert_int_equal(good[n - 1], 'g');
+  memcpy(other, good, sizeof(good));
+  other[n - 1] = 'n';
+  assert_int_equal(authloop__jws_verify(good, &set), 0);
+  assert_int_equal(authloop__jws_verify(other, &set), AUTHLOOP_EPROTO);
+  {
+    unsigned char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(authloop__b64url_decode("QQ", 2, &out, &len), 0); /* "A" */
+    free(out);
+    assert_int_equal(authloop__b64url_decode("QR", 2, &out, &len), AUTHLOOP_EPROTO);
+    assert_int_equal(authloop__b64url_decode("QUI", 3, &out, &len), 0); /* "AB" */
+    free(out);
+    assert_int_equal(authloop__b64url_decode("QUJ", 3, &out, &len), AUTHLOOP_EPROTO);
+  }
+}
+
 static void malformed_tokens(void **state) {
   const char *bad[] = {"",
                        "a",
@@ -172,7 +197,7 @@ int main(void) {
       cmocka_unit_test(usable_keys_only),      cmocka_unit_test(good_signatures_verify),
       cmocka_unit_test(bad_signatures_do_not), cmocka_unit_test(malformed_tokens),
       cmocka_unit_test(malformed_sets),        cmocka_unit_test(many_keys),
-      cmocka_unit_test(one_kid_two_types),
+      cmocka_unit_test(one_kid_two_types),     cmocka_unit_test(only_canonical_base64url),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("jwks and jws", tests, setup, teardown);
