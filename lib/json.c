@@ -47,7 +47,7 @@ static int push(authloop__jdoc *d, authloop__jtype type, uint32_t off) {
   return (int)d->n++;
 }
 
-static void skip_ws(scanner *sc) {
+static void skip_ws_run(scanner *sc) {
   size_t p = sc->p;
   while (p < sc->len) {
     unsigned char c = sc->s[p];
@@ -59,6 +59,13 @@ static void skip_ws(scanner *sc) {
     sc->d->spaced = 1;
     sc->p = p;
   }
+}
+
+/* Most answers have no space between tokens: one look, then the run. */
+static inline void skip_ws(scanner *sc) {
+  unsigned char c = sc->p < sc->len ? sc->s[sc->p] : 0;
+  if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+    skip_ws_run(sc);
 }
 
 static int hex4(const unsigned char *s, unsigned *out) {
@@ -485,7 +492,24 @@ int authloop__jdoc_parse(authloop__jdoc *d, const char *text, size_t len) {
   return rc;
 }
 
+/* A small object's keys are compared with each other, pair by pair; a
+ * 64-bit filter per open object (of its keys' lengths and first and last
+ * bytes) says when a key cannot be one seen before, which is nearly always. */
+static int first_of_its_kind(const authloop__jdoc *d, uint32_t k, int depth, uint64_t *seen) {
+  const authloop__jtok *t = &d->tok[k];
+  const unsigned char *s = (const unsigned char *)d->buf + t->off;
+  uint64_t bit;
+  if (depth > 64)
+    return 0;
+  bit = 1ull << ((t->len * 7u + (t->len ? s[0] * 3u + s[t->len - 1] : 0u)) & 63u);
+  if (seen[depth - 1] & bit)
+    return 0;
+  seen[depth - 1] |= bit;
+  return 1;
+}
+
 static int parse(authloop__jdoc *d, const char *text, size_t len) {
+  uint64_t seen[64]; /* first_of_its_kind's filters, by depth */
   scanner sc;
   int cur = -1, depth = 0, rc = AUTHLOOP_EPROTO;
   memset(d, 0, sizeof(*d));
@@ -513,6 +537,8 @@ static int parse(authloop__jdoc *d, const char *text, size_t len) {
     if (c == '{' || c == '[') {
       if (++depth > AUTHLOOP__JSON_MAX_DEPTH)
         return AUTHLOOP_EPROTO;
+      if (depth <= (int)AUTHLOOP__COUNT(seen))
+        seen[depth - 1] = 0;
       if ((t = push(d, c == '{' ? AUTHLOOP__J_OBJECT : AUTHLOOP__J_ARRAY, (uint32_t)sc.p)) < 0)
         return AUTHLOOP_ENOMEM;
       /* while open: len = the parent + 1, skip = members so far */
@@ -584,7 +610,7 @@ static int parse(authloop__jdoc *d, const char *text, size_t len) {
       return AUTHLOOP_EPROTO;
     if ((k = scan_string(&sc)) < 0)
       return k == -2 ? AUTHLOOP_ENOMEM : AUTHLOOP_EPROTO;
-    if (d->tok[cur].skip < WALK_KEYS) {
+    if (d->tok[cur].skip < WALK_KEYS && !first_of_its_kind(d, (uint32_t)k, depth, seen)) {
       uint32_t j = (uint32_t)cur + 1;
       while (j < (uint32_t)k) {
         if (same_key(d, j, (uint32_t)k))
