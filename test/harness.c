@@ -554,6 +554,34 @@ void test_done_cb(authloop_client *c, int status, void *userdata) {
   d->status = status;
 }
 
+void test_reply_cb(authloop_client *c, int status, long http, const char *body, size_t len,
+                   void *userdata) {
+  test_reply *r = userdata;
+  (void)c;
+  (void)body;
+  (void)len;
+  r->count++;
+  r->status = status;
+  r->http = http;
+}
+
+void test_kuzzle_api_key_login(test_env *e, authloop_client *c, test_recorder *r, int ttl_ms) {
+  int changes = r->count[AUTHLOOP_EV_STATE_CHANGED], logins = r->count[AUTHLOOP_EV_LOGIN_ATTEMPT];
+  char body[128];
+  json_t *tok;
+  assert_int_equal(authloop_login_strategy(c, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
+                   0);
+  test_run_until(e, &r->count[AUTHLOOP_EV_STATE_CHANGED], changes + 2, 5000);
+  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
+  snprintf(body, sizeof(body), "{\"username\":\"kuzzle-user\",\"ttl\":%d,\"apiKey\":true}", ttl_ms);
+  tok = test_control(&server, "/__test/kuzzle-token", body);
+  assert_int_equal(strncmp(json_string_value(json_object_get(tok, "jwt")), "kapikey-", 8), 0);
+  assert_int_equal(authloop_set_token(c, json_string_value(json_object_get(tok, "jwt"))), 0);
+  json_decref(tok);
+  test_run_until(e, &r->count[AUTHLOOP_EV_LOGIN_ATTEMPT], logins + 1, 5000);
+  assert_true(r->last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+}
+
 void test_log_cb(authloop_log_level level, const char *msg, void *userdata) {
   test_log *l = userdata;
   int n;

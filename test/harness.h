@@ -134,6 +134,20 @@ typedef struct {
 } test_done;
 void test_done_cb(authloop_client *c, int status, void *userdata);
 
+/* A response callback's outcome (authloop_request): how many times it ran,
+ * the last status and HTTP status. */
+typedef struct {
+  int count, status;
+  long http;
+} test_reply;
+void test_reply_cb(authloop_client *c, int status, long http, const char *body, size_t len,
+                   void *userdata);
+
+/* A Kuzzle client's login with an API key of the reference server (a
+ * two-step login completed by the key, "kapikey-...") that lives ttl_ms:
+ * asserts that it succeeds. */
+void test_kuzzle_api_key_login(test_env *e, authloop_client *c, test_recorder *r, int ttl_ms);
+
 /* Log capture: every line at DEBUG level, joined. */
 typedef struct {
   char text[64 * 1024];

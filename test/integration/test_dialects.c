@@ -308,23 +308,6 @@ static void kuzzle_unknown_route(void **state) {
   test_env_close(&e);
 }
 
-typedef struct {
-  int count;
-  int status;
-  long http;
-} reply;
-
-static void on_reply(authloop_client *c, int status, long http_status, const char *body, size_t len,
-                     void *ud) {
-  reply *r = ud;
-  (void)c;
-  (void)body;
-  (void)len;
-  r->count++;
-  r->status = status;
-  r->http = http_status;
-}
-
 /* The server refreshed but its answer was lost (the connection dropped, or
  * a gateway answered 502 in its place): Kuzzle refuses a second refresh of
  * that token (tokenRepository.ts refresh: "refreshed"), so the retry is
@@ -484,7 +467,7 @@ static void kuzzle_refresh_in_the_issuing_second(void **state) {
   test_env e;
   test_recorder r;
   test_done done = {0};
-  reply rep = {0};
+  test_reply rep = {0};
   authloop_client *c;
   char *first;
   int n;
@@ -504,7 +487,7 @@ static void kuzzle_refresh_in_the_issuing_second(void **state) {
     free(first);
     test_run_for(&e, 1500); /* past the old token's grace period */
     rep.count = 0;
-    assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, on_reply, &rep), 0);
+    assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, test_reply_cb, &rep), 0);
     test_run_until(&e, &rep.count, 1, 5000);
     assert_int_equal(rep.status, 0);
     assert_int_equal(rep.http, 200);
@@ -515,6 +498,16 @@ static void kuzzle_refresh_in_the_issuing_second(void **state) {
   test_env_close(&e);
 }
 
+/* An API key's client: logged in with the key (a two-step login completed
+ * by it), its lifetime ttl_ms. */
+static authloop_client *api_key_client(test_env *e, test_recorder *r, const char *session_path,
+                                       int ttl_ms) {
+  authloop_client *c = kuzzle_client(e, session_path);
+  test_record(c, r);
+  test_kuzzle_api_key_login(e, c, r, ttl_ms);
+  return c;
+}
+
 /* An API key (or any token the server says it never refreshes:
  * security.token.refresh_forbidden, tokenRepository.ts refresh) is kept,
  * unrefreshed, until it runs out: then sessionExpired "lifetime". */
@@ -523,22 +516,10 @@ static void kuzzle_api_key_is_not_refreshed(void **state) {
   test_recorder r;
   test_done done = {0};
   authloop_client *c;
-  json_t *tok;
   long refreshes = test_stat(&server, "/_refreshToken");
   (void)state;
   test_env_init(&e, &server, NULL);
-  c = kuzzle_client(&e, NULL);
-  test_record(c, &r);
-  assert_int_equal(authloop_login_strategy(c, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
-                   0);
-  test_run_until(&e, &r.count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
-  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
-  tok = test_control(&server, "/__test/kuzzle-token",
-                     "{\"username\":\"kuzzle-user\",\"ttl\":4000,\"apiKey\":true}");
-  assert_int_equal(strncmp(json_string_value(json_object_get(tok, "jwt")), "kapikey-", 8), 0);
-  assert_int_equal(authloop_set_token(c, json_string_value(json_object_get(tok, "jwt"))), 0);
-  json_decref(tok);
-  assert_true(wait_login(&e, &r)->success);
+  c = api_key_client(&e, &r, NULL, 4000);
   assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
   test_run_until(&e, &done.count, 1, 5000);
   assert_int_equal(done.status, AUTHLOOP_ENOTSUP);
@@ -576,26 +557,6 @@ static void kuzzle_floor_with_a_short_timeout(void **state) {
   test_env_close(&e);
 }
 
-/* An API key's client: logged in with the key (a two-step login completed
- * by it), its lifetime ttl_ms. */
-static authloop_client *api_key_client(test_env *e, test_recorder *r, const char *session_path,
-                                       int ttl_ms) {
-  authloop_client *c = kuzzle_client(e, session_path);
-  char body[128];
-  json_t *tok;
-  test_record(c, r);
-  assert_int_equal(authloop_login_strategy(c, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
-                   0);
-  test_run_until(e, &r->count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
-  assert_int_equal(authloop_client_state(c), AUTHLOOP_STATE_AWAITING_TOKEN);
-  snprintf(body, sizeof(body), "{\"username\":\"kuzzle-user\",\"ttl\":%d,\"apiKey\":true}", ttl_ms);
-  tok = test_control(&server, "/__test/kuzzle-token", body);
-  assert_int_equal(authloop_set_token(c, json_string_value(json_object_get(tok, "jwt"))), 0);
-  json_decref(tok);
-  assert_true(wait_login(e, r)->success);
-  return c;
-}
-
 /* A 401 to an application request on a session the server never refreshes:
  * the answer is the call's (status 0, HTTP 401), not ENOTSUP; and once the
  * key is revoked, a 401 asks the server again (a refresh, whose answer says
@@ -604,7 +565,7 @@ static void kuzzle_api_key_401s(void **state) {
   test_env e;
   test_recorder r;
   test_done done = {0};
-  reply rep = {0};
+  test_reply rep = {0};
   authloop_client *c;
   (void)state;
   test_env_init(&e, &server, NULL);
@@ -614,7 +575,7 @@ static void kuzzle_api_key_401s(void **state) {
   assert_int_equal(done.status, AUTHLOOP_ENOTSUP);
   test_fault(&server, "{\"route\":\"/users/_me\",\"status\":401,\"body\":\"{\\\"status\\\":401,"
                       "\\\"error\\\":{\\\"id\\\":\\\"security.rights.forbidden\\\"}}\"}");
-  assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, on_reply, &rep), 0);
+  assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, test_reply_cb, &rep), 0);
   test_run_until(&e, &rep.count, 1, 5000);
   assert_int_equal(rep.status, 0);
   assert_int_equal(rep.http, 401);
@@ -625,7 +586,7 @@ static void kuzzle_api_key_401s(void **state) {
   c = api_key_client(&e, &r, NULL, 60000);
   json_decref(test_control(&server, "/__test/kuzzle-revoke", "{\"username\":\"kuzzle-user\"}"));
   rep.count = 0;
-  assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, on_reply, &rep), 0);
+  assert_int_equal(authloop_request(c, "GET", "/users/_me", NULL, test_reply_cb, &rep), 0);
   test_run_until(&e, &rep.count, 1, 5000);
   assert_int_equal(rep.status, AUTHLOOP_EREVOKED);
   test_run_until(&e, &r.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 5000);
@@ -748,7 +709,7 @@ static void kuzzle_global_logout(void **state) {
   test_env e;
   test_recorder ra, rb;
   authloop_client *a, *b;
-  reply rep = {0};
+  test_reply rep = {0};
   long globals = test_stat(&server, "kuzzleGlobalLogout");
   (void)state;
   test_env_init(&e, &server, NULL);
@@ -760,7 +721,7 @@ static void kuzzle_global_logout(void **state) {
   assert_true(wait_login(&e, &ra)->success);
   assert_int_equal(authloop_login_local(b, "kuzzle-user", "kuzzle-pass", NULL), 0);
   assert_true(wait_login(&e, &rb)->success);
-  assert_int_equal(authloop_request(b, "GET", "/_me", NULL, on_reply, &rep), 0);
+  assert_int_equal(authloop_request(b, "GET", "/_me", NULL, test_reply_cb, &rep), 0);
   test_run_until(&e, &rep.count, 1, 5000);
   assert_int_equal(rep.http, 200);
   assert_int_equal(authloop_logout_global(a), 0);
@@ -768,7 +729,7 @@ static void kuzzle_global_logout(void **state) {
   assert_int_equal(ra.last[AUTHLOOP_EV_LOGOUT].error, 0);
   assert_int_equal(test_stat(&server, "kuzzleGlobalLogout"), globals + 1);
   /* b's token went with it: its next request finds out, and b's session ends */
-  assert_int_equal(authloop_request(b, "GET", "/_me", NULL, on_reply, &rep), 0);
+  assert_int_equal(authloop_request(b, "GET", "/_me", NULL, test_reply_cb, &rep), 0);
   test_run_until(&e, &rb.count[AUTHLOOP_EV_SESSION_EXPIRED], 1, 5000);
   assert_int_equal(rb.last[AUTHLOOP_EV_SESSION_EXPIRED].reason, AUTHLOOP_EXPIRED_REVOKED);
   test_run_until(&e, &rep.count, 2, 5000);
@@ -926,7 +887,7 @@ static void cometchat_validation_codes_in_order(void **state) {
 static void cometchat_token_not_found_logs_out_locally(void **state) {
   test_env e;
   test_recorder r;
-  reply rep = {0};
+  test_reply rep = {0};
   authloop_client *c;
   (void)state;
   test_env_init(&e, &server, NULL);
@@ -934,11 +895,11 @@ static void cometchat_token_not_found_logs_out_locally(void **state) {
   test_record(c, &r);
   assert_int_equal(authloop_login_key(c, "cometchat-uid-5", "authkey-1"), 0);
   assert_true(wait_login(&e, &r)->success);
-  assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+  assert_int_equal(authloop_request(c, "GET", "/me", NULL, test_reply_cb, &rep), 0);
   test_run_until(&e, &rep.count, 1, 5000);
   assert_int_equal(rep.http, 200);
   json_decref(test_control(&server, "/__test/cometchat-revoke", "{\"uid\":\"cometchat-uid-5\"}"));
-  assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+  assert_int_equal(authloop_request(c, "GET", "/me", NULL, test_reply_cb, &rep), 0);
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
   test_run_until(&e, &rep.count, 2, 5000);
   assert_int_equal(rep.status, AUTHLOOP_EREVOKED);
@@ -1035,7 +996,7 @@ static void cometchat_sends_what_the_sdk_sends(void **state) {
 static void cometchat_follows_settings_hosts(void **state) {
   test_env e;
   test_recorder r;
-  reply rep = {0};
+  test_reply rep = {0};
   authloop_client *c;
   char path[320];
   long before;
@@ -1048,7 +1009,7 @@ static void cometchat_follows_settings_hosts(void **state) {
   assert_int_equal(authloop_login_key(c, "cometchat-uid-3", "authkey-1"), 0);
   assert_true(wait_login(&e, &r)->success);
   before = test_stat(&server, "/cometchat/settings-client/v3.0/me");
-  assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+  assert_int_equal(authloop_request(c, "GET", "/me", NULL, test_reply_cb, &rep), 0);
   test_run_until(&e, &rep.count, 1, 5000);
   assert_int_equal(rep.http, 200);
   assert_int_equal(test_stat(&server, "/cometchat/settings-client/v3.0/me"), before + 1);
@@ -1068,7 +1029,7 @@ static void cometchat_follows_settings_hosts(void **state) {
   before = test_stat(&server, "/cometchat/client/v3.0/me");
   assert_int_equal(authloop_login_key(c, "cometchat-uid-3", "authkey-1"), 0);
   assert_true(wait_login(&e, &r)->success);
-  assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+  assert_int_equal(authloop_request(c, "GET", "/me", NULL, test_reply_cb, &rep), 0);
   test_run_until(&e, &rep.count, 2, 5000);
   assert_int_equal(rep.http, 200);
   assert_int_equal(test_stat(&server, "/cometchat/client/v3.0/me"), before + 2);
@@ -1228,7 +1189,7 @@ static void html_fault(const char *route, int status, int count, const char *ret
 static void proxy_401s_do_not_storm(void **state) {
   test_env e;
   test_recorder r;
-  reply rep = {0};
+  test_reply rep = {0};
   authloop_client *c;
   long refreshes;
   int i;
@@ -1240,7 +1201,7 @@ static void proxy_401s_do_not_storm(void **state) {
   html_fault("/auth/refresh", 401, 1, "30");
   refreshes = test_stat(&server, "/auth/refresh");
   for (i = 1; i <= 3; i++) {
-    assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_reply, &rep), 0);
+    assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, test_reply_cb, &rep), 0);
     test_run_until(&e, &rep.count, i, 5000);
     assert_int_equal(rep.status, i == 1 ? AUTHLOOP_EREJECTED : 0);
     if (i > 1)
@@ -1256,7 +1217,7 @@ static void proxy_401s_do_not_storm(void **state) {
   refreshes = test_stat(&server, "/auth/refresh");
   rep.count = 0;
   for (i = 1; i <= 5; i++) {
-    assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_reply, &rep), 0);
+    assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, test_reply_cb, &rep), 0);
     test_run_until(&e, &rep.count, i, 5000);
     assert_int_equal(rep.status, 0);
     assert_int_equal(rep.http, 401);
@@ -1329,7 +1290,7 @@ static void proxy_404_past_expiry_is_retried(void **state) {
 static void cometchat_settings_host_failures_stay_there(void **state) {
   test_env e;
   test_recorder r, r2;
-  reply rep = {0};
+  test_reply rep = {0};
   authloop_client *c, *other;
   char config[160];
   int i;
@@ -1346,7 +1307,7 @@ static void cometchat_settings_host_failures_stay_there(void **state) {
   assert_int_equal(authloop_login_key(c, "cometchat-uid-2", "authkey-1"), 0);
   assert_true(wait_login(&e, &r)->success);
   for (i = 1; i <= 4; i++) {
-    assert_int_equal(authloop_request(c, "GET", "/me", NULL, on_reply, &rep), 0);
+    assert_int_equal(authloop_request(c, "GET", "/me", NULL, test_reply_cb, &rep), 0);
     test_run_until(&e, &rep.count, i, 5000);
     assert_int_equal(rep.status, AUTHLOOP_ENETWORK);
   }

@@ -479,19 +479,12 @@ static void logout_then_close(void **state) {
  * expiry past now + its lifetime): its tokens are not from the future, so no
  * refresh waits for them to "come" (a refresh parked for minutes, and the
  * requests behind it timed out). */
-static int ahead_done, ahead_status;
-static void ahead_cb(authloop_client *c, int status, void *ud) {
-  (void)c;
-  (void)ud;
-  ahead_done++;
-  ahead_status = status;
-}
-
 static void a_file_from_a_clock_ahead(void **state) {
   char path[320];
   long long now = wall_ms();
   test_env e;
   test_log log;
+  test_done done = {0, 0};
   authloop_client *c;
   (void)state;
   snprintf(path, sizeof(path), "%s/ahead", tmpdir);
@@ -499,10 +492,9 @@ static void a_file_from_a_clock_ahead(void **state) {
   write_session(path, 3600, now + 3600LL * 1000 + 200000, now); /* 200 s ahead */
   c = restoring(&e, path, &log);
   assert_true(authloop_is_logged_in(c));
-  ahead_done = 0;
-  assert_int_equal(authloop_refresh(c, ahead_cb, NULL), 0);
-  test_run_until(&e, &ahead_done, 1, 3000); /* at once: the planted refresh token is refused */
-  assert_int_equal(ahead_status, AUTHLOOP_EREVOKED);
+  assert_int_equal(authloop_refresh(c, test_done_cb, &done), 0);
+  test_run_until(&e, &done.count, 1, 3000); /* at once: the planted refresh token is refused */
+  assert_int_equal(done.status, AUTHLOOP_EREVOKED);
   test_env_close(&e);
   unlink(path);
 }
@@ -651,21 +643,6 @@ static void names_that_do_not_resolve(void **state) {
 
 /* ---- found by attacking the redesign ------------------------------------------------------ */
 
-typedef struct {
-  int count[1];
-} answers;
-
-static void on_answer(authloop_client *c, int status, long http, const char *body, size_t len,
-                      void *ud) {
-  answers *a = ud;
-  (void)c;
-  (void)http;
-  (void)body;
-  (void)len;
-  a->count[0]++;
-  (void)status;
-}
-
 /* Requests wait for a slow refresh, three go out to a dropped connection (the
  * origin goes on hold), and the fourth's answer, arriving after its wait
  * deadline, brings the origin back: that wakes every client while the answer
@@ -676,7 +653,7 @@ static void an_answer_that_brings_its_origin_back(void **state) {
   test_recorder r;
   authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   authloop_client *c;
-  answers a = {{0}};
+  test_reply a = {0};
   long me = test_stat(&server, "/api/me");
   (void)state;
   o.ca_file = server.ca;
@@ -689,13 +666,13 @@ static void an_answer_that_brings_its_origin_back(void **state) {
   test_fault(&server, "{\"route\":\"/api/me\",\"delayMs\":1500}");
   test_fault(&server, "{\"route\":\"/api/echo\",\"drop\":true,\"count\":3}");
   assert_int_equal(authloop_refresh(c, NULL, NULL), 0);
-  assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_answer, &a), 0);
-  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", on_answer, &a), 0);
-  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", on_answer, &a), 0);
-  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", on_answer, &a), 0);
-  test_run_until(&e, &a.count[0], 4, 8000);
+  assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, test_reply_cb, &a), 0);
+  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", test_reply_cb, &a), 0);
+  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", test_reply_cb, &a), 0);
+  assert_int_equal(authloop_request(c, "POST", "/api/echo", "{}", test_reply_cb, &a), 0);
+  test_run_until(&e, &a.count, 4, 8000);
   test_run_for(&e, 300);
-  assert_int_equal(a.count[0], 4);
+  assert_int_equal(a.count, 4);
   assert_int_equal(test_stat(&server, "/api/me"), me + 1); /* sent once, not twice */
   test_env_close(&e);
 }
@@ -850,17 +827,18 @@ static void dot_segments_and_userinfo(void **state) {
   test_recorder r;
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
-  answers a = {{0}};
+  test_reply a = {0};
   char url[128];
   (void)state;
   test_env_init(&e, &server, NULL);
   c = gateway(&e, NULL);
   test_record(c, &r);
   assert_true(login(&e, c, &r, 0)->success);
-  assert_int_equal(authloop_request(c, "GET", "/../api/me", NULL, on_answer, &a), AUTHLOOP_EINVAL);
-  assert_int_equal(authloop_request(c, "GET", "/x/%2e%2E/me", NULL, on_answer, &a),
+  assert_int_equal(authloop_request(c, "GET", "/../api/me", NULL, test_reply_cb, &a),
                    AUTHLOOP_EINVAL);
-  assert_int_equal(authloop_request(c, "GET", "/./me", NULL, on_answer, &a), AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_request(c, "GET", "/x/%2e%2E/me", NULL, test_reply_cb, &a),
+                   AUTHLOOP_EINVAL);
+  assert_int_equal(authloop_request(c, "GET", "/./me", NULL, test_reply_cb, &a), AUTHLOOP_EINVAL);
   o.provider = "gateway";
   o.base_url = server.base_url;
   o.login_path = "/auth/../admin";

@@ -542,22 +542,13 @@ static void an_unrefreshed_session_takes_a_newer_one(void **state) {
   test_done done = {0, 0};
   authloop_client *ca, *cb;
   char path[320];
-  json_t *tok;
   (void)state;
   new_path(path, sizeof(path));
   test_env_init(&a, &server, NULL);
   test_env_init(&b, &server, NULL);
   ca = kuzzle_on(&a, path);
   test_record(ca, &ra);
-  assert_int_equal(authloop_login_strategy(ca, "twostep", "{\"username\":\"kuzzle-user\"}", NULL),
-                   0);
-  test_run_until(&a, &ra.count[AUTHLOOP_EV_STATE_CHANGED], 2, 5000);
-  tok = test_control(&server, "/__test/kuzzle-token",
-                     "{\"username\":\"kuzzle-user\",\"ttl\":4000,\"apiKey\":true}");
-  assert_int_equal(authloop_set_token(ca, json_string_value(json_object_get(tok, "jwt"))), 0);
-  json_decref(tok);
-  test_run_until(&a, &ra.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
-  assert_true(ra.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  test_kuzzle_api_key_login(&a, ca, &ra, 4000);
   assert_int_equal(authloop_refresh(ca, test_done_cb, &done), 0);
   test_run_until(&a, &done.count, 1, 5000);
   assert_int_equal(done.status, AUTHLOOP_ENOTSUP); /* A's key is never refreshed */
