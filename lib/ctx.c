@@ -98,7 +98,7 @@ int authloop_ctx_fd(const authloop_ctx *ctx) { return ctx ? uv_backend_fd(ctx->l
 int authloop_ctx_timeout_ms(authloop_ctx *ctx) {
   if (!ctx)
     return -1;
-  if (authloop__dispatch_pending(&ctx->dispatch))
+  if (authloop__dispatch_pending(&ctx->dispatch) || authloop__timer_pending(&ctx->timer))
     return 0;
   if (!uv_loop_alive(ctx->loop))
     return -1; /* nothing scheduled: wait for the fd only (libuv would say 0) */

@@ -133,11 +133,42 @@ static int set_timerfd(authloop__timer *t, uint64_t at) {
 }
 #endif
 
+static void arm_now(authloop__timer *t);
+
+#ifdef __linux__
+static void on_prepare(uv_prepare_t *p) {
+  authloop__timer *t = p->data;
+  uv_prepare_stop(p);
+  arm_now(t);
+}
+#endif
+
+/* The kernel timer is set in the loop's prepare phase, just before it polls:
+ * whatever a turn did to the deadlines (a login, its logout from the
+ * loginAttempt handler, a refresh that replaces its deadline) costs one
+ * system call at most, or none, and none comes between an answer and its
+ * event. authloop__timer_pending() tells an embedding host loop that a turn
+ * is due. Without a timerfd, libuv's timer is set at once. */
+static void arm(authloop__timer *t) {
+#ifdef __linux__
+  if (t->fd >= 0 && !t->failed) {
+    if (!uv_is_active((uv_handle_t *)&t->prepare) && !uv_is_closing((uv_handle_t *)&t->prepare))
+      uv_prepare_start(&t->prepare, on_prepare);
+    return;
+  }
+#endif
+  arm_now(t);
+}
+
+int authloop__timer_pending(const authloop__timer *t) {
+  return uv_is_active((const uv_handle_t *)&t->prepare);
+}
+
 /* Moves the kernel timer only when the earliest deadline comes sooner than it
  * is set for (set for too soon, it goes off early and is set again), and
  * disarms it when nothing is scheduled: one system call when the last
  * session leaves, none for logins and refreshes among many sessions. */
-static void arm(authloop__timer *t) {
+static void arm_now(authloop__timer *t) {
   uint64_t at = t->len ? t->items[0]->at : AUTHLOOP__NEVER;
 #ifdef __linux__
   if (t->fd >= 0 && !t->failed) {
@@ -235,8 +266,9 @@ void authloop__timer_init(authloop__timer *t, uv_loop_t *loop) {
   t->armed_at = AUTHLOOP__NEVER;
   t->fd = -1;
   uv_timer_init(loop, &t->timer); /* cannot fail on a valid loop */
-  t->timer.data = t;
-  t->handles = 1;
+  uv_prepare_init(loop, &t->prepare);
+  t->timer.data = t->prepare.data = t;
+  t->handles = 2;
 #ifdef __linux__
   t->fd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
   if (t->fd >= 0 && uv_poll_init(loop, &t->poll, t->fd) != 0) {
@@ -274,6 +306,7 @@ void authloop__timer_close(authloop__timer *t, void (*closed)(void *ud), void *u
   t->closed = closed;
   t->closed_ud = ud;
   uv_close((uv_handle_t *)&t->timer, handle_closed);
+  uv_close((uv_handle_t *)&t->prepare, handle_closed);
   if (t->fd >= 0)
     uv_close((uv_handle_t *)&t->poll, handle_closed);
 }

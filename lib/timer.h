@@ -46,7 +46,8 @@ typedef struct {
   int failed;        /* the kernel timer could not be set: fall back to the uv_timer */
   uv_poll_t poll;
   uv_timer_t timer;
-  unsigned handles; /* open uv handles */
+  uv_prepare_t prepare; /* a disarm waits for it: the loop's turn may schedule again */
+  unsigned handles;     /* open uv handles */
   void (*closed)(void *ud);
   void *closed_ud;
 } authloop__timer;
@@ -69,6 +70,9 @@ int authloop__timer_set(authloop__timer *t, authloop__timer_entry *e, uint64_t a
  * never use the room promised to others. */
 int authloop__timer_reserve(authloop__timer *t, authloop__timer_entry *e);
 void authloop__timer_release(authloop__timer *t, authloop__timer_entry *e);
+/* Non-zero when a change to the deadlines waits for the loop's next turn
+ * (its prepare phase sets the kernel timer): a host loop must not sleep. */
+int authloop__timer_pending(const authloop__timer *t);
 /* Closes the handles; closed(ud) runs when they are gone. */
 void authloop__timer_close(authloop__timer *t, void (*closed)(void *ud), void *ud);
 

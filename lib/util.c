@@ -273,6 +273,7 @@ int authloop__rng_init(authloop__rng *r) {
     return rc;
   mbedtls_entropy_init(&r->entropy);
   mbedtls_ctr_drbg_init(&r->drbg);
+  r->pooled = 0;
   rc = mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers, sizeof(pers));
   if (rc != 0) {
     authloop__rng_free(r);
@@ -291,9 +292,12 @@ int authloop__random(authloop__rng *r, void *buf, size_t n) {
 }
 
 uint32_t authloop__random_u32(authloop__rng *r) {
-  uint32_t v = 0;
-  authloop__random(r, &v, sizeof(v));
-  return v;
+  if (r->pooled == 0) {
+    if (authloop__random(r, r->pool, sizeof(r->pool)) != 0)
+      return 0;
+    r->pooled = AUTHLOOP__COUNT(r->pool);
+  }
+  return r->pool[--r->pooled];
 }
 
 /* ---- logging ------------------------------------------------------------------------- */

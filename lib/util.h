@@ -123,11 +123,15 @@ int authloop__header_name_ok(const char *s);
 typedef struct {
   mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
+  uint32_t pool[16]; /* authloop__random_u32()'s, drawn 16 at a time */
+  unsigned pooled;
 } authloop__rng;
 
 int authloop__rng_init(authloop__rng *r);
 void authloop__rng_free(authloop__rng *r);
 int authloop__random(authloop__rng *r, void *buf, size_t n);
+/* For what is not a secret (a refresh's jitter): drawn from the DRBG in
+ * batches, one call per 16 values. */
 uint32_t authloop__random_u32(authloop__rng *r);
 
 /* ---- logging --------------------------------------------------------------------- */

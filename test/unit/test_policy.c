@@ -11,6 +11,10 @@
 #include "policy.h"
 #include "timer.h"
 
+#ifdef __linux__
+#include <sys/timerfd.h>
+#endif
+
 #define S      1000ull
 #define MINUTE (60 * S)
 #define T0     (1000 * S) /* an arbitrary boot-clock origin */
@@ -263,9 +267,90 @@ static void promised_room_stays_promised(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* marks the entry fired (its deadline, which nothing else sets to 1) */
+static void count_fired(authloop__timer_entry *e, uint64_t now) {
+  (void)now;
+  e->at = 1;
+}
+
+/* What kernel time the timerfd is set for, in boot-clock ms (AUTHLOOP__NEVER:
+ * disarmed); -1 without a timerfd. */
+static long long kernel_at(const authloop__timer *t) {
+#ifdef __linux__
+  struct itimerspec its;
+  if (t->fd < 0 || timerfd_gettime(t->fd, &its) != 0)
+    return -1;
+  return its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0 ? (long long)-2 : 1;
+#else
+  (void)t;
+  return -1;
+#endif
+}
+
+/* The kernel timer is set once a turn, in the loop's prepare phase: a
+ * deadline set and taken back in one turn (a login whose handler logs out)
+ * costs no system call; one set in a turn is armed before the loop polls, so
+ * a deadline that is due fires in that same turn; a host loop is told a turn
+ * is due meanwhile. */
+static void kernel_timer_set_once_a_turn(void **state) {
+  authloop__timer t;
+  authloop__timer_entry a, b, due;
+  uv_loop_t loop;
+  uint64_t now = authloop__boot_ms();
+  int closed = 0;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  authloop__timer_init(&t, &loop);
+  if (t.fd < 0)
+    skip();
+  authloop__timer_entry_init(&a, never_fires);
+  authloop__timer_entry_init(&b, never_fires);
+  authloop__timer_entry_init(&due, count_fired);
+  /* set and taken back in one turn: nothing reaches the kernel */
+  assert_int_equal(authloop__timer_set(&t, &a, now + 3600 * S), 0);
+  assert_true(authloop__timer_pending(&t));
+  assert_true(t.armed_at == AUTHLOOP__NEVER);
+  authloop__timer_set(&t, &a, AUTHLOOP__NEVER);
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0); /* nothing keeps the loop alive */
+  assert_false(authloop__timer_pending(&t));
+  assert_true(t.armed_at == AUTHLOOP__NEVER);
+  assert_int_equal(kernel_at(&t), -2);
+  /* set in one turn: armed by the time the loop polls */
+  assert_int_equal(authloop__timer_set(&t, &a, now + 3600 * S), 0);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_false(authloop__timer_pending(&t));
+  assert_true(t.armed_at == now + 3600 * S);
+  assert_int_equal(kernel_at(&t), 1);
+  /* a sooner one moves it; a later one leaves it (it goes off early, and is set again) */
+  assert_int_equal(authloop__timer_set(&t, &b, now + 1800 * S), 0);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_true(t.armed_at == now + 1800 * S);
+  authloop__timer_set(&t, &b, now + 7200 * S);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_true(t.armed_at == now + 1800 * S);
+  /* the last one leaves: disarmed, and the loop is free to end */
+  authloop__timer_set(&t, &a, AUTHLOOP__NEVER);
+  authloop__timer_set(&t, &b, AUTHLOOP__NEVER);
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  assert_true(t.armed_at == AUTHLOOP__NEVER);
+  assert_int_equal(kernel_at(&t), -2);
+  /* due now: it fires within the one turn that set it */
+  assert_int_equal(authloop__timer_set(&t, &due, authloop__boot_ms()), 0);
+  uv_run(&loop, UV_RUN_ONCE);
+  assert_true(due.at == 1);
+  assert_true(due.index == AUTHLOOP__NOT_SCHEDULED);
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  assert_int_equal(kernel_at(&t), -2);
+  authloop__timer_close(&t, timer_closed, &closed);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(closed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(promised_room_stays_promised),
+      cmocka_unit_test(kernel_timer_set_once_a_turn),
       cmocka_unit_test(margin_and_its_cap),
       cmocka_unit_test(due_time_and_jitter_bounds),
       cmocka_unit_test(backoff_bounds),
