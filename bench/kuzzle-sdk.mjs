@@ -27,5 +27,7 @@ for (let i = 0; i < n; i++) {
 const cpu = process.cpuUsage(cpu0);
 process.stdout.write(`${JSON.stringify({ bench: 'kuzzle-sdk', n,
   cpu_us_per_cycle: Number(((cpu.user + cpu.system) / n).toFixed(1)),
+  user_us_per_cycle: Number((cpu.user / n).toFixed(1)),
+  sys_us_per_cycle: Number((cpu.system / n).toFixed(1)),
   wall_ms: Math.round(Number(process.hrtime.bigint() - wall0) / 1e6) })}\n`);
 kuzzle.disconnect();

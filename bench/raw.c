@@ -101,7 +101,7 @@ static void start(void) {
 
 int main(int argc, char **argv) {
   const char *ca;
-  uint64_t cpu0, wall0;
+  uint64_t user0, sys0, user1, sys1, wall0;
   url = bench_arg(argc, argv, "--url", NULL);
   ca = bench_arg(argc, argv, "--ca", NULL);
   mode = bench_arg(argc, argv, "--mode", "gateway");
@@ -112,18 +112,21 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "kuzzle") != 0)
     codes = bench_codes(url, ca, "raw", n, 0);
   latency_us = calloc((size_t)n, sizeof(double));
-  cpu0 = bench_cpu_us(); /* the set-up counts, as the SDK's connect does */
+  bench_cpu_split(&user0, &sys0); /* the set-up counts, as the SDK's connect does */
   wall0 = uv_hrtime();
   uv_loop_init(&loop);
   rawcurl_init(&rc, &loop, ca, advance, NULL);
   start();
   while (done < n && !failed && uv_run(&loop, UV_RUN_ONCE))
     ;
+  bench_cpu_split(&user1, &sys1);
   if (strcmp(mode, "latency") == 0)
     printf("{\"bench\":\"raw-latency\",\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f}\n", done,
            bench_percentile(latency_us, done, 50), bench_percentile(latency_us, done, 99));
   else
-    printf("{\"bench\":\"raw-%s\",\"n\":%d,\"cpu_us_per_cycle\":%.1f,\"wall_ms\":%.0f}\n", mode,
-           done, (double)(bench_cpu_us() - cpu0) / done, (double)(uv_hrtime() - wall0) / 1e6);
+    printf("{\"bench\":\"raw-%s\",\"n\":%d,\"cpu_us_per_cycle\":%.1f,\"user_us_per_cycle\":%.1f,"
+           "\"sys_us_per_cycle\":%.1f,\"wall_ms\":%.0f}\n",
+           mode, done, (double)(user1 - user0 + sys1 - sys0) / done, (double)(user1 - user0) / done,
+           (double)(sys1 - sys0) / done, (double)(uv_hrtime() - wall0) / 1e6);
   return failed || done != n;
 }

@@ -9,10 +9,11 @@
 #  - login latency added over the limit, as paired samples (bench/latency.c);
 #  - sessions on one ctx: memory per session as the slope between two sizes,
 #    loop wake-ups while nothing is due, refreshes against their due times.
-#   (a Kuzzle cycle's refresh waits out the second its token was issued in,
-#   so Kuzzle rows run fewer cycles: a second of wall time each)
-#   bench/run.sh            about ten minutes
-#   bench/run.sh --quick    about four minutes: fewer cycles, fewer logins, smaller sizes
+#   (a Kuzzle cycle's refresh waits out the second its token was issued in:
+#   a second of wall time each, so Kuzzle's instruction rows run fewer
+#   cycles, and its CPU rounds run many clients side by side, --clients)
+#   bench/run.sh            under five minutes
+#   bench/run.sh --quick    about two minutes: fewer cycles, fewer logins, smaller sizes
 #   BENCH_SCALE="250000 1000000" BENCH_TTL=900 bench/run.sh    the million-session run
 # Never part of the test suite: it measures, it does not pass or fail.
 set -euo pipefail
@@ -20,13 +21,13 @@ cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 if [ $quick -eq 1 ]; then
-  n=${BENCH_N:-300} nk=${BENCH_NK:-20} rounds=${BENCH_ROUNDS:-3} logins=${BENCH_LOGINS:-300}
-  sizes=${BENCH_SCALE:-"1000 4000"} ttl=${BENCH_TTL:-20} icount_lo=30 icount_hi=90 close_lo=5 close_hi=15
-  kuzzle_lo=5 kuzzle_hi=20
+  n=${BENCH_N:-300} nk=${BENCH_NK:-100} kc=${BENCH_KUZZLE_CLIENTS:-20} rounds=${BENCH_ROUNDS:-3}
+  logins=${BENCH_LOGINS:-300} sizes=${BENCH_SCALE:-"1000 4000"} ttl=${BENCH_TTL:-20}
+  icount_lo=30 icount_hi=90 close_lo=3 close_hi=9 kuzzle_lo=3 kuzzle_hi=9
 else
-  n=${BENCH_N:-2000} nk=${BENCH_NK:-60} rounds=${BENCH_ROUNDS:-3} logins=${BENCH_LOGINS:-1000}
-  sizes=${BENCH_SCALE:-"5000 20000"} ttl=${BENCH_TTL:-40} icount_lo=100 icount_hi=300 close_lo=10 close_hi=30
-  kuzzle_lo=10 kuzzle_hi=40
+  n=${BENCH_N:-2000} nk=${BENCH_NK:-400} kc=${BENCH_KUZZLE_CLIENTS:-40} rounds=${BENCH_ROUNDS:-3}
+  logins=${BENCH_LOGINS:-1000} sizes=${BENCH_SCALE:-"5000 20000"} ttl=${BENCH_TTL:-40}
+  icount_lo=100 icount_hi=300 close_lo=5 close_hi=15 kuzzle_lo=5 kuzzle_hi=20
 fi
 
 scripts/deps.sh
@@ -86,6 +87,7 @@ counted() {
 }
 
 echo "== instructions per cycle (callgrind: (I($icount_hi) - I($icount_lo)) / $((icount_hi - icount_lo)) cycles;" \
+  "Kuzzle: (I($kuzzle_hi) - I($kuzzle_lo)) / $((kuzzle_hi - kuzzle_lo));" \
   "closed connections: (I($close_hi) - I($close_lo)) / $((close_hi - close_lo)))" >&2
 SECONDS=0
 jobs_=()
@@ -109,12 +111,14 @@ cat "$tmp"/icount-* >>"$results"
 echo "   ($SECONDS s)" >&2
 
 start_server tls --kuzzle-keep-alive
-echo "== CPU per cycle: $n gateway and $nk Kuzzle cycles (login -> refresh -> logout), $rounds rounds, interleaved" >&2
+echo "== CPU per cycle: $n gateway and $nk Kuzzle cycles (login -> refresh -> logout; authloop's" \
+  "Kuzzle cycles on $kc clients side by side), $rounds rounds, interleaved" >&2
 for _ in $(seq "$rounds"); do
   for mode in gateway kuzzle; do
-    m=$n
-    [ $mode = kuzzle ] && m=$nk
-    counted "$tls_url" "$tls_ca" "$b/bench_cycles" --url "$tls_url" --ca "$tls_ca" --mode "$mode" --n "$m"
+    m=$n clients=1
+    [ $mode = kuzzle ] && m=$nk clients=$kc
+    counted "$tls_url" "$tls_ca" "$b/bench_cycles" --url "$tls_url" --ca "$tls_ca" --mode "$mode" --n "$m" \
+      --clients "$clients"
     counted "$tls_url" "$tls_ca" "$b/bench_raw" --url "$tls_url" --ca "$tls_ca" --mode "$mode" --n "$m"
   done
   counted "$tls_url" "$tls_ca" node bench/kuzzle-sdk.mjs "$tls_port" "$tls_ca" "$n"

@@ -38,8 +38,8 @@ for (program, mode, transport, conn), r in sorted(ic.items()):
         "<= 1.30" if conn == "keep" else "")
 
 # ---- CPU -------------------------------------------------------------------------------------
-def cpu(bench):
-    return [r["cpu_us_per_cycle"] for r in lines if r["bench"] == bench]
+def cpu(bench, key="cpu_us_per_cycle"):
+    return [r[key] for r in lines if r["bench"] == bench]
 
 
 loads = [float(r["load"]) for r in lines if "load" in r]
@@ -51,16 +51,28 @@ for mode in ("gateway", "kuzzle"):
         continue
     req = [r["requests_per_cycle"] for r in lines if r["bench"] == f"authloop-{mode}"][0]
     lreq = [r["requests_per_cycle"] for r in lines if r["bench"] == f"raw-{mode}"][0]
-    row(f"CPU per cycle, {mode} TLS, authloop (min / median / max)", f"{spread(a)} us ({req} requests)")
-    row(f"CPU per cycle, {mode} TLS, the limit", f"{spread(l)} us ({lreq} requests)")
+    clients = [r.get("clients", 1) for r in lines if r["bench"] == f"authloop-{mode}"][0]
+    row(f"CPU per cycle, {mode} TLS, authloop (min / median / max)",
+        f"{spread(a)} us ({req} requests; user {spread(cpu(f'authloop-{mode}', 'user_us_per_cycle'))},"
+        f" system {spread(cpu(f'authloop-{mode}', 'sys_us_per_cycle'))}"
+        + (f"; {clients} clients side by side" if clients > 1 else "") + ")")
+    row(f"CPU per cycle, {mode} TLS, the limit",
+        f"{spread(l)} us ({lreq} requests; user {spread(cpu(f'raw-{mode}', 'user_us_per_cycle'))},"
+        f" system {spread(cpu(f'raw-{mode}', 'sys_us_per_cycle'))})")
     # per round: the two ran side by side, under the same load
     row(f"CPU authloop / limit, {mode}, per round", spread([x / y for x, y in zip(a, l)], "{:.2f}"))
 sdk = cpu("kuzzle-sdk")
 if sdk:
     req = [r["requests_per_cycle"] for r in lines if r["bench"] == "kuzzle-sdk"][0]
-    row("CPU per cycle, kuzzle-sdk on Node, connect included", f"{spread(sdk)} us ({req} requests)")
+    row("CPU per cycle, kuzzle-sdk on Node, connect included",
+        f"{spread(sdk)} us ({req} requests; user {spread(cpu('kuzzle-sdk', 'user_us_per_cycle'))},"
+        f" system {spread(cpu('kuzzle-sdk', 'sys_us_per_cycle'))})")
     row("CPU authloop / kuzzle-sdk, per round",
         spread([x / y for x, y in zip(cpu("authloop-kuzzle"), sdk)], "{:.2f}"), "<= 0.15")
+    # the kernel's work (system time) is the loopback's and the machine's, per request
+    row("user CPU authloop / kuzzle-sdk, per round",
+        spread([x / y for x, y in zip(cpu("authloop-kuzzle", "user_us_per_cycle"),
+                                      cpu("kuzzle-sdk", "user_us_per_cycle"))], "{:.2f}"))
 
 # ---- latency ---------------------------------------------------------------------------------
 lat = [r for r in lines if r["bench"] == "latency-paired"]

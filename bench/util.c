@@ -96,6 +96,13 @@ uint64_t bench_cpu_us(void) {
          (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+void bench_cpu_split(uint64_t *user_us, uint64_t *sys_us) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  *user_us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
+  *sys_us = (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+}
+
 static long status_kib(const char *field) {
   char line[256];
   long v = -1;

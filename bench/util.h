@@ -15,6 +15,8 @@ void bench_codes_free(char **codes, int n);
 long bench_stat(const char *url, const char *ca, const char *key);
 /* user + system CPU time of this process, in microseconds */
 uint64_t bench_cpu_us(void);
+/* the same, apart: user and system (the kernel's work for this process) */
+void bench_cpu_split(uint64_t *user_us, uint64_t *sys_us);
 /* resident and peak resident memory of this process, in KiB */
 long bench_rss_kib(void);
 long bench_peak_rss_kib(void);
