@@ -324,6 +324,53 @@ static void a_poll_loop_sleeps_after_logout(void **state) {
   close_polled(ctx, &loop);
 }
 
+/* A session restored outside the loop (authloop_client_new() reads the file
+ * at once) has its refresh deadline before any turn of the loop: the ctx asks
+ * the host loop for a turn (timeout 0), whose prepare phase sets the kernel
+ * timer, and the loop, sleeping on nothing but the ctx's fd and timeout,
+ * wakes for the refresh. */
+static void a_poll_loop_refreshes_a_restored_session(void **state) {
+  char dir[256], path[300];
+  uv_loop_t loop;
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client_options co = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_ctx *ctx;
+  authloop_client *c;
+  test_recorder first, second;
+  char *code = test_mint_code_ttl(&server, "restored", 4);
+  (void)state;
+  test_make_tmpdir(dir, sizeof(dir), "embed");
+  snprintf(path, sizeof(path), "%s/s.session", dir);
+  /* a first run logs in and leaves its session in the file */
+  assert_int_equal(uv_loop_init(&loop), 0);
+  o.ca_file = server.ca;
+  assert_int_equal(authloop_ctx_new(&loop, &o, &ctx), 0);
+  co.provider = "gateway";
+  co.base_url = server.base_url;
+  co.session_path = path;
+  assert_int_equal(authloop_client_new(ctx, &co, &c), 0);
+  test_record(c, &first);
+  assert_int_equal(authloop_login_code(c, code), 0);
+  free(code);
+  poll_until(ctx, uv_hrtime() + 5 * SEC, &first.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1);
+  assert_true(first.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  close_polled(ctx, &loop);
+  /* the next run restores it, outside any turn of its loop */
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(authloop_ctx_new(&loop, &o, &ctx), 0);
+  assert_int_equal(authloop_client_new(ctx, &co, &c), 0);
+  test_record(c, &second);
+  assert_true(authloop_is_logged_in(c));
+  assert_int_equal(authloop_ctx_timeout_ms(ctx), 0);
+  poll_until(ctx, uv_hrtime() + 6 * SEC, &second.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1);
+  assert_int_equal(second.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1);
+  assert_int_equal(authloop_logout(c), 0);
+  poll_until(ctx, uv_hrtime() + 5 * SEC, &second.count[AUTHLOOP_EV_LOGOUT], 1);
+  assert_int_equal(second.count[AUTHLOOP_EV_LOGOUT], 1);
+  close_polled(ctx, &loop);
+  test_remove_tree(dir);
+}
+
 typedef struct {
   authloop_ctx *ctx;
   uint64_t posted, ran;
@@ -612,6 +659,7 @@ int main(void) {
       cmocka_unit_test(a_poll_loop_drives_login_refresh_logout),
       cmocka_unit_test(the_poll_loop_sample_logs_in_and_out),
       cmocka_unit_test(a_poll_loop_sleeps_after_logout),
+      cmocka_unit_test(a_poll_loop_refreshes_a_restored_session),
       cmocka_unit_test(posts_reach_an_idle_poll_loop),
       cmocka_unit_test(closing_the_ctx_inside_a_handler),
       cmocka_unit_test(freeing_or_closing_with_calls_pending),
