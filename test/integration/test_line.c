@@ -350,6 +350,51 @@ static void http2_streams_share_a_connection(void **state) {
   test_server_stop(&h2);
 }
 
+/* After a burst on every connection a server has, the connections stay for
+ * the next burst: libcurl's cache alone keeps 4 for each transfer it holds,
+ * and as a burst ended it closed all but 4, each to come back with a full
+ * handshake. */
+static void a_burst_keeps_its_connections(void **state) {
+  enum { N = 16 };
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  replies rep;
+  slot s[N];
+  long connections;
+  int i, round, rc;
+  (void)state;
+  o.ca_file = server.ca;
+  o.max_host_connections = N;
+  test_env_init(&e, &server, &o);
+  c = gateway(&e, server.base_url);
+  test_record(c, &r);
+  login(&e, c, &r, &server);
+  connections = test_stat(&server, "connections");
+  for (round = 0; round < 2; round++) {
+    /* held answers: the N go side by side, on N connections */
+    fault(&server, "/api/me", test_scaled(300), N);
+    memset(&rep, 0, sizeof(rep));
+    for (i = 0; i < N; i++) {
+      s[i].r = &rep;
+      s[i].i = i;
+      API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
+      assert_int_equal(rc, 0);
+    }
+    test_run_until(&e, &rep.n, N, 8000);
+    for (i = 0; i < N; i++) {
+      assert_int_equal(rep.status[i], 0);
+      assert_int_equal(rep.http[i], 200);
+    }
+  }
+  /* the login's connection and N - 1 more, for both bursts; the test's own
+   * calls (two faults, this count) open one each */
+  assert_int_equal(test_stat(&server, "connections") - connections, N - 1 + 3);
+  clear(&server, "/api/me");
+  test_env_close(&e);
+}
+
 /* One server however its host is spelled: libcurl's per-host limit does not
  * mind case, nor does the line. */
 static void one_line_per_server_whatever_the_case(void **state) {
@@ -388,6 +433,7 @@ int main(void) {
       cmocka_unit_test(started_under_a_pump),
       cmocka_unit_test(http2_streams_share_a_connection),
       cmocka_unit_test(one_line_per_server_whatever_the_case),
+      cmocka_unit_test(a_burst_keeps_its_connections),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER"))
