@@ -23,22 +23,29 @@ typedef struct {
   size_t len, p;
 } scanner;
 
-static int push(authloop__jdoc *d, authloop__jtype type, uint32_t off) {
+/* Room for twice the tokens (a document past its first 64). */
+static int grow_tokens(authloop__jdoc *d) {
   authloop__jtok *t;
-  if (d->n == d->cap) {
-    uint32_t cap = d->cap * 2;
-    if (cap <= d->cap || cap > UINT32_MAX / 2)
+  uint32_t cap = d->cap * 2;
+  if (cap <= d->cap || cap > UINT32_MAX / 2)
+    return -1;
+  if (d->tok == d->small) {
+    if (!(t = malloc((size_t)cap * sizeof(*t))))
       return -1;
-    if (d->tok == d->small) {
-      if (!(t = malloc((size_t)cap * sizeof(*t))))
-        return -1;
-      memcpy(t, d->small, sizeof(d->small));
-    } else if (!(t = realloc(d->tok, (size_t)cap * sizeof(*t)))) {
-      return -1;
-    }
-    d->tok = t;
-    d->cap = cap;
+    memcpy(t, d->small, sizeof(d->small));
+  } else if (!(t = realloc(d->tok, (size_t)cap * sizeof(*t)))) {
+    return -1;
   }
+  d->tok = t;
+  d->cap = cap;
+  return 0;
+}
+
+/* inline: a hundred a Kuzzle cycle */
+static inline int push(authloop__jdoc *d, authloop__jtype type, uint32_t off) {
+  authloop__jtok *t;
+  if (d->n == d->cap && grow_tokens(d) != 0)
+    return -1;
   t = &d->tok[d->n];
   t->type = (uint8_t)type;
   t->skip = 1;

@@ -140,9 +140,28 @@ int authloop__utf8_ok(const char *s) {
 
 /* ASCII whitespace, whatever the locale counts as space (a byte of a UTF-8
  * character may be one in a single-byte locale). */
+/* Tokens are checked for whitespace as they arrive: with SSE2 sixteen bytes
+ * at a time (a byte in '\t'..'\r' has c - '\t' <= 4, unsigned), after the
+ * string's length, so that nothing past its end is read. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+static int is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 int authloop__has_space(const char *s) {
-  for (; *s; s++)
-    if (*s == ' ' || (*s >= '\t' && *s <= '\r'))
+  size_t len = strlen(s), i = 0;
+#if defined(__SSE2__)
+  const __m128i sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t'), four = _mm_set1_epi8(4);
+  for (; i + 16 <= len; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i d = _mm_sub_epi8(v, tab);
+    __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, sp), _mm_cmpeq_epi8(_mm_max_epu8(d, four), four));
+    if (_mm_movemask_epi8(hit))
+      return 1;
+  }
+#endif
+  for (; i < len; i++)
+    if (is_space((unsigned char)s[i]))
       return 1;
   return 0;
 }

@@ -175,6 +175,23 @@ static void header_bytes(void **state) {
       }
     }
   }
+  /* whitespace in a token, found at every position of a buffer of two blocks
+   * of 16 and a tail, for every byte value */
+  {
+    char buf[38];
+    int v;
+    size_t pos;
+    assert_false(authloop__has_space(""));
+    for (v = 1; v < 256; v++) {
+      for (pos = 0; pos + 1 < sizeof(buf); pos++) {
+        memset(buf, 'a', sizeof(buf));
+        buf[sizeof(buf) - 1] = '\0';
+        buf[pos] = (char)v;
+        if (authloop__has_space(buf) != (v == ' ' || (v >= '\t' && v <= '\r')))
+          fail_msg("byte 0x%02x at %zu judged wrong", v, pos);
+      }
+    }
+  }
   /* UTF-8, as JSON text needs it */
   assert_true(authloop__utf8_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
   assert_false(authloop__utf8_ok("\xff"));
