@@ -53,7 +53,11 @@ static void on_refreshed(authloop_client *c, int status, void *ud) {
     fprintf(stderr, "refresh failed: %s\n", authloop_strerror(status));
     o->r->failed++;
   }
-  authloop_logout(c);
+  if (authloop_logout(c) != 0) { /* the session ended with the refresh: no logout event comes */
+    fprintf(stderr, "logout refused after the refresh\n");
+    o->r->failed++;
+    stop(o->r);
+  }
 }
 
 static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {

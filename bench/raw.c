@@ -5,7 +5,9 @@
  * all (bench/rawcurl.c: one easy handle, reused; CAINFO and NOSIGNAL set
  * once). From each answer it takes only the values it must send next, by
  * finding them in the text (no JSON parser). Prints one JSON line.
- *   raw --url U [--ca CA] --mode gateway|kuzzle|latency --n N */
+ *   raw --url U [--ca CA] --mode gateway|kuzzle|latency --n N [--wait-ms W]
+ * --wait-ms: a Kuzzle refresh waits until W ms after the login's answer, as
+ * authloop's waits out the second its token was issued in (0: at once). */
 #include "rawcurl.h"
 #include "util.h"
 
@@ -14,6 +16,8 @@
 #include <string.h>
 
 static uv_loop_t loop;
+static uv_timer_t refresh_pause;
+static uint64_t wait_ms, t_tokens; /* kuzzle: the refresh waits until t_tokens + wait_ms */
 static rawcurl rc;
 static const char *url, *mode;
 static char **codes;
@@ -33,6 +37,13 @@ static void request(const char *method, const char *path, const char *json, int 
 static void take(char *out, size_t cap, const char *key) {
   if (rawcurl_take(&rc, key, out, cap) != 0)
     failed++;
+}
+
+/* kuzzle: the refresh, at once or when the second its token was issued in is
+ * over (--wait-ms 1000, as authloop waits it out) */
+static void refresh_now(uv_timer_t *t) {
+  (void)t;
+  request("POST", "/_refreshToken?expiresIn=1h", NULL, 1);
 }
 
 /* one answer arrived: the next request of the cycle */
@@ -61,6 +72,7 @@ static void advance(long status, void *ud) {
   switch (step++) {
   case 0: /* logged in */
     if (kuzzle) {
+      t_tokens = uv_now(&loop);
       take(token, sizeof(token), "jwt");
       request("GET", "/users/_me", NULL, 1);
     } else {
@@ -72,7 +84,11 @@ static void advance(long status, void *ud) {
     }
     break;
   case 1: /* kuzzle: got the user */
-    request("POST", "/_refreshToken?expiresIn=1h", NULL, 1);
+    if (wait_ms && uv_now(&loop) < t_tokens + wait_ms) {
+      uv_timer_start(&refresh_pause, refresh_now, t_tokens + wait_ms - uv_now(&loop), 0);
+      break;
+    }
+    refresh_now(NULL);
     break;
   case 2: /* refreshed */
     take(token, sizeof(token), kuzzle ? "jwt" : "accessToken");
@@ -106,6 +122,7 @@ int main(int argc, char **argv) {
   ca = bench_arg(argc, argv, "--ca", NULL);
   mode = bench_arg(argc, argv, "--mode", "gateway");
   n = atoi(bench_arg(argc, argv, "--n", "2000"));
+  wait_ms = (uint64_t)atoi(bench_arg(argc, argv, "--wait-ms", "0"));
   if (!url || n < 1)
     return 2;
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -115,6 +132,7 @@ int main(int argc, char **argv) {
   bench_cpu_split(&user0, &sys0); /* the set-up counts, as the SDK's connect does */
   wall0 = uv_hrtime();
   uv_loop_init(&loop);
+  uv_timer_init(&loop, &refresh_pause);
   rawcurl_init(&rc, &loop, ca, advance, NULL);
   start();
   while (done < n && !failed && uv_run(&loop, UV_RUN_ONCE))
