@@ -23,11 +23,14 @@ quick=0
 if [ $quick -eq 1 ]; then
   n=${BENCH_N:-300} nk=${BENCH_NK:-60} kc=${BENCH_KUZZLE_CLIENTS:-20} rounds=${BENCH_ROUNDS:-3}
   logins=${BENCH_LOGINS:-300} sizes=${BENCH_SCALE:-"1000 4000"} ttl=${BENCH_TTL:-20}
-  icount_lo=20 icount_hi=60 close_lo=3 close_hi=9 kuzzle_lo=3 kuzzle_hi=9
+  icount_lo=${BENCH_ICOUNT_LO:-20} icount_hi=${BENCH_ICOUNT_HI:-60} close_lo=3 close_hi=9 kuzzle_lo=3 kuzzle_hi=9
 else
   n=${BENCH_N:-2000} nk=${BENCH_NK:-200} kc=${BENCH_KUZZLE_CLIENTS:-40} rounds=${BENCH_ROUNDS:-3}
   logins=${BENCH_LOGINS:-1000} sizes=${BENCH_SCALE:-"5000 20000"} ttl=${BENCH_TTL:-60}
-  icount_lo=50 icount_hi=150 close_lo=5 close_hi=15 kuzzle_lo=5 kuzzle_hi=20
+  # (I(150) - I(50)) / 100 fits the run in five minutes; BENCH_ICOUNT_LO=100
+  # BENCH_ICOUNT_HI=300 gives the (I(300) - I(100)) / 200 (ratios within 2%)
+  icount_lo=${BENCH_ICOUNT_LO:-50} icount_hi=${BENCH_ICOUNT_HI:-150}
+  close_lo=5 close_hi=15 kuzzle_lo=5 kuzzle_hi=20
 fi
 
 scripts/deps.sh
