@@ -136,24 +136,37 @@ static int set_timerfd(authloop__timer *t, uint64_t at) {
 static void arm_now(authloop__timer *t);
 
 #ifdef __linux__
-static void on_prepare(uv_prepare_t *p) {
-  authloop__timer *t = p->data;
-  uv_prepare_stop(p);
+/* the turn's changes, set in the kernel timer: by whichever of the two
+ * handles runs first (see arm) */
+static void settle(authloop__timer *t) {
+  uv_idle_stop(&t->idle);
+  uv_prepare_stop(&t->prepare);
   arm_now(t);
 }
+static void on_idle(uv_idle_t *h) { settle(h->data); }
+static void on_prepare(uv_prepare_t *h) { settle(h->data); }
 #endif
 
-/* The kernel timer is set in the loop's prepare phase, just before it polls:
- * whatever a turn did to the deadlines (a login, its logout from the
- * loginAttempt handler, a refresh that replaces its deadline) costs one
- * system call at most, or none, and none comes between an answer and its
- * event. authloop__timer_pending() tells an embedding host loop that a turn
- * is due. Without a timerfd, libuv's timer is set at once. */
+/* The kernel timer is set once a turn, before the loop polls: whatever a turn
+ * did to the deadlines (a login, its logout from the loginAttempt handler, a
+ * refresh that replaces its deadline) costs one system call at most, or none,
+ * and none comes between an answer and its event. A change starts an idle
+ * and a prepare handle; the first of them to run sets the timer and stops
+ * both, in the next idle phase or, for a change made in an idle callback,
+ * in the prepare phase of the same turn. The idle handle is what tells
+ * libuv, and any host loop that asks uv_backend_timeout() or
+ * authloop_ctx_timeout_ms(), that a turn is due: a change made after the
+ * prepare phase (in a prepare callback, the poll, the check phase, outside
+ * the loop) gets a turn without sleeping, and otherwise both are stopped
+ * before the loop computes how long to sleep. Without a timerfd, libuv's
+ * timer is set at once. */
 static void arm(authloop__timer *t) {
 #ifdef __linux__
   if (t->fd >= 0 && !t->failed) {
-    if (!uv_is_active((uv_handle_t *)&t->prepare) && !uv_is_closing((uv_handle_t *)&t->prepare))
+    if (!uv_is_active((uv_handle_t *)&t->idle) && !uv_is_closing((uv_handle_t *)&t->idle)) {
+      uv_idle_start(&t->idle, on_idle);
       uv_prepare_start(&t->prepare, on_prepare);
+    }
     return;
   }
 #endif
@@ -161,7 +174,7 @@ static void arm(authloop__timer *t) {
 }
 
 int authloop__timer_pending(const authloop__timer *t) {
-  return uv_is_active((const uv_handle_t *)&t->prepare);
+  return uv_is_active((const uv_handle_t *)&t->idle);
 }
 
 /* Moves the kernel timer only when the earliest deadline comes sooner than it
@@ -266,9 +279,10 @@ void authloop__timer_init(authloop__timer *t, uv_loop_t *loop) {
   t->armed_at = AUTHLOOP__NEVER;
   t->fd = -1;
   uv_timer_init(loop, &t->timer); /* cannot fail on a valid loop */
+  uv_idle_init(loop, &t->idle);
   uv_prepare_init(loop, &t->prepare);
-  t->timer.data = t->prepare.data = t;
-  t->handles = 2;
+  t->timer.data = t->idle.data = t->prepare.data = t;
+  t->handles = 3;
 #ifdef __linux__
   t->fd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
   if (t->fd >= 0 && uv_poll_init(loop, &t->poll, t->fd) != 0) {
@@ -306,6 +320,7 @@ void authloop__timer_close(authloop__timer *t, void (*closed)(void *ud), void *u
   t->closed = closed;
   t->closed_ud = ud;
   uv_close((uv_handle_t *)&t->timer, handle_closed);
+  uv_close((uv_handle_t *)&t->idle, handle_closed);
   uv_close((uv_handle_t *)&t->prepare, handle_closed);
   if (t->fd >= 0)
     uv_close((uv_handle_t *)&t->poll, handle_closed);

@@ -46,7 +46,8 @@ typedef struct {
   int failed;        /* the kernel timer could not be set: fall back to the uv_timer */
   uv_poll_t poll;
   uv_timer_t timer;
-  uv_prepare_t prepare; /* a disarm waits for it: the loop's turn may schedule again */
+  uv_idle_t idle;       /* a change waits for the first of these two: */
+  uv_prepare_t prepare; /* the kernel timer is set once a turn */
   unsigned handles;     /* open uv handles */
   void (*closed)(void *ud);
   void *closed_ud;
@@ -70,8 +71,8 @@ int authloop__timer_set(authloop__timer *t, authloop__timer_entry *e, uint64_t a
  * never use the room promised to others. */
 int authloop__timer_reserve(authloop__timer *t, authloop__timer_entry *e);
 void authloop__timer_release(authloop__timer *t, authloop__timer_entry *e);
-/* Non-zero when a change to the deadlines waits for the loop's next turn
- * (its prepare phase sets the kernel timer): a host loop must not sleep. */
+/* Non-zero when a change to the deadlines waits for the loop's next turn,
+ * which sets the kernel timer: a host loop must not sleep. */
 int authloop__timer_pending(const authloop__timer *t);
 /* Closes the handles; closed(ud) runs when they are gone. */
 void authloop__timer_close(authloop__timer *t, void (*closed)(void *ud), void *ud);

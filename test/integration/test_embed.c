@@ -326,7 +326,7 @@ static void a_poll_loop_sleeps_after_logout(void **state) {
 
 /* A session restored outside the loop (authloop_client_new() reads the file
  * at once) has its refresh deadline before any turn of the loop: the ctx asks
- * the host loop for a turn (timeout 0), whose prepare phase sets the kernel
+ * the host loop for a turn (timeout 0), which sets the kernel
  * timer, and the loop, sleeping on nothing but the ctx's fd and timeout,
  * wakes for the refresh. */
 static void a_poll_loop_refreshes_a_restored_session(void **state) {

@@ -11,6 +11,7 @@
 #include "policy.h"
 #include "timer.h"
 
+#include <poll.h>
 #ifdef __linux__
 #include <sys/timerfd.h>
 #endif
@@ -347,10 +348,82 @@ static void kernel_timer_set_once_a_turn(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+typedef struct {
+  authloop__timer *t;
+  authloop__timer_entry *e;
+  uint64_t at;
+} set_later;
+
+/* an application's prepare callback that sets a deadline, once */
+static void set_in_prepare(uv_prepare_t *p) {
+  set_later *s = p->data;
+  assert_int_equal(authloop__timer_set(s->t, s->e, s->at), 0);
+  uv_prepare_stop(p);
+}
+
+static void watchdog(uv_timer_t *w) { (void)w; }
+
+/* A deadline set where the turn has no prepare phase left (an application's
+ * prepare callback), or from outside the loop of a host that polls libuv's
+ * own backend fd and timeout, is set in the kernel before the loop sleeps:
+ * it fires when due, not when something else wakes the loop. */
+static void a_deadline_set_late_in_a_turn_fires(void **state) {
+  authloop__timer t;
+  authloop__timer_entry e;
+  uv_loop_t loop;
+  uv_prepare_t app;
+  uv_timer_t dog;
+  set_later s;
+  uint64_t t0;
+  int closed = 0;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  authloop__timer_init(&t, &loop);
+  if (t.fd < 0)
+    skip();
+  /* from a prepare callback of the application's */
+  authloop__timer_entry_init(&e, count_fired);
+  t0 = authloop__boot_ms();
+  s = (set_later){&t, &e, t0 + 50};
+  uv_prepare_init(&loop, &app);
+  app.data = &s;
+  uv_prepare_start(&app, set_in_prepare);
+  /* wakes the loop after 3 s only if the deadline did not: unreferenced,
+   * it keeps nothing alive */
+  uv_timer_init(&loop, &dog);
+  uv_timer_start(&dog, watchdog, 3000, 0);
+  uv_unref((uv_handle_t *)&dog);
+  while (e.at != 1 && authloop__boot_ms() - t0 < 3000)
+    uv_run(&loop, UV_RUN_ONCE);
+  assert_true(e.at == 1);
+  assert_true(authloop__boot_ms() - t0 < 1000);
+  /* a host loop on uv_backend_fd() and uv_backend_timeout(), the deadline
+   * set outside any turn */
+  authloop__timer_entry_init(&e, count_fired);
+  t0 = authloop__boot_ms();
+  assert_int_equal(authloop__timer_set(&t, &e, t0 + 50), 0);
+  assert_int_equal(uv_backend_timeout(&loop), 0);
+  while (e.at != 1 && authloop__boot_ms() - t0 < 3000) {
+    struct pollfd p = {uv_backend_fd(&loop), POLLIN, 0};
+    int timeout = uv_backend_timeout(&loop);
+    poll(&p, 1, timeout < 0 || timeout > 3000 ? 3000 : timeout);
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  assert_true(e.at == 1);
+  assert_true(authloop__boot_ms() - t0 < 1000);
+  uv_close((uv_handle_t *)&app, NULL);
+  uv_close((uv_handle_t *)&dog, NULL);
+  authloop__timer_close(&t, timer_closed, &closed);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(closed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(promised_room_stays_promised),
       cmocka_unit_test(kernel_timer_set_once_a_turn),
+      cmocka_unit_test(a_deadline_set_late_in_a_turn_fires),
       cmocka_unit_test(margin_and_its_cap),
       cmocka_unit_test(due_time_and_jitter_bounds),
       cmocka_unit_test(backoff_bounds),
