@@ -158,6 +158,10 @@ int main(int argc, char **argv) {
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   bench_cpu_split(&user1, &sys1);
+  if (r.done == 0) {
+    fprintf(stderr, "cycles: no cycle completed\n");
+    return 1;
+  }
   if (strcmp(r.mode, "latency") == 0)
     printf("{\"bench\":\"authloop-latency\",\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f}\n", r.done,
            bench_percentile(r.latency_us, r.done, 50), bench_percentile(r.latency_us, r.done, 99));

@@ -138,6 +138,10 @@ int main(int argc, char **argv) {
   while (done < n && !failed && uv_run(&loop, UV_RUN_ONCE))
     ;
   bench_cpu_split(&user1, &sys1);
+  if (done == 0) {
+    fprintf(stderr, "raw: no cycle completed\n");
+    return 1;
+  }
   if (strcmp(mode, "latency") == 0)
     printf("{\"bench\":\"raw-latency\",\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f}\n", done,
            bench_percentile(latency_us, done, 50), bench_percentile(latency_us, done, 99));

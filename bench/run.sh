@@ -40,10 +40,20 @@ results=$(mktemp)
 tmp=$(mktemp -d)
 servers=()
 cleanup() {
-  for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+  # the servers, and any measurement still running (each icount.sh's server
+  # goes with it: its standard input is the lifeline)
+  for p in "${servers[@]}" $(jobs -p); do kill "$p" 2>/dev/null || true; done
   rm -rf "$tmp" "$results"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# waitall PID...: waits for every one; fails if any failed (a bare wait says 0)
+waitall() {
+  local p rc=0
+  for p in "$@"; do wait "$p" || rc=1; done
+  return $rc
+}
 
 # start_server NAME [server flags...]: sets NAME_url, NAME_port and NAME_ca
 start_server() {
@@ -109,9 +119,11 @@ for row in "kuzzle tls close" "kuzzle tls keep" "kuzzle plain keep" "gateway tls
     [[ $row == kuzzle* ]] || continue
     BENCH_ICOUNT_LO=$lo BENCH_ICOUNT_HI=$hi bench/icount.sh build-bench $program $row \
       >"$tmp/icount-$program-${row// /-}" &
+    jobs_+=($!)
   done
 done
-wait
+waitall "${jobs_[@]}" || { echo "run.sh: an instruction count failed" >&2; exit 1; }
+jobs_=()
 for row in "kuzzle tls close" "kuzzle tls keep" "kuzzle plain keep" "gateway tls keep" "gateway plain keep"; do
   [[ $row == kuzzle* ]] && continue
   lo=$icount_lo hi=$icount_hi
@@ -119,10 +131,16 @@ for row in "kuzzle tls close" "kuzzle tls keep" "kuzzle plain keep" "gateway tls
     BENCH_ICOUNT_LO=$lo BENCH_ICOUNT_HI=$hi bench/icount.sh build-bench $program $row \
       >"$tmp/icount-$program-${row// /-}" &
     jobs_+=($!)
-    if [ ${#jobs_[@]} -ge 2 ]; then wait "${jobs_[0]}"; jobs_=("${jobs_[@]:1}"); fi
+    if [ ${#jobs_[@]} -ge 2 ]; then
+      waitall "${jobs_[0]}" || { echo "run.sh: an instruction count failed" >&2; exit 1; }
+      jobs_=("${jobs_[@]:1}")
+    fi
   done
 done
-wait
+waitall "${jobs_[@]}" || { echo "run.sh: an instruction count failed" >&2; exit 1; }
+for f in "$tmp"/icount-*; do
+  [ -s "$f" ] || { echo "run.sh: no count in $f" >&2; exit 1; }
+done
 cat "$tmp"/icount-* >>"$results"
 echo "   ($SECONDS s)" >&2
 
@@ -163,7 +181,7 @@ for size in $sizes; do
   # the two dialects side by side, each with a fresh server of its own (what
   # a server keeps of earlier runs is not measured); memory, wake-ups and
   # in-flight counts are each process's own
-  scale_pids=()
+  scale_pids=() first=${#servers[@]}
   for mode in gateway kuzzle; do
     start_server "scale_$mode" --kuzzle-keep-alive --code-ttl 3600
     url_var="scale_${mode}_url" ca_var="scale_${mode}_ca"
@@ -171,10 +189,10 @@ for size in $sizes; do
       --idle-s 5 >"$tmp/scale-$mode-$size" &
     scale_pids+=($!)
   done
-  wait "${scale_pids[@]}"
+  waitall "${scale_pids[@]}" || { echo "run.sh: a sessions run failed ($size)" >&2; exit 1; }
   cat "$tmp/scale-gateway-$size" "$tmp/scale-kuzzle-$size" >>"$results"
-  kill "${servers[-1]}" "${servers[-2]}"
-  unset 'servers[-1]' 'servers[-2]'
+  kill "${servers[first]}" "${servers[first + 1]}"
+  unset "servers[$first]" "servers[$((first + 1))]"
 done
 echo "   ($SECONDS s)" >&2
 python3 bench/table.py "$results"
