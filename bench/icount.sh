@@ -49,6 +49,10 @@ a=$(count "$lo")
 before=$(requests)
 c=$(count "$hi")
 after=$(requests)
+# a count or a request total that is not a number is a failed run, said here
+for v in "$a" "$c" "$before" "$after"; do
+  [[ $v =~ ^[0-9]+$ ]] || { echo "icount.sh: no count ($program $mode $transport $conn)" >&2; exit 1; }
+done
+per_cycle=$(python3 -c "print(round(($after - $before) / $hi, 2))")
 printf '{"bench":"icount","program":"%s","mode":"%s","transport":"%s","connections":"%s","instructions_per_cycle":%d,"requests_per_cycle":%s}\n' \
-  "$program" "$mode" "$transport" "$conn" $(( (c - a) / (hi - lo) )) \
-  "$(python3 -c "print(round(($after - $before) / $hi, 2))")"
+  "$program" "$mode" "$transport" "$conn" $(( (c - a) / (hi - lo) )) "$per_cycle"

@@ -42,11 +42,13 @@ servers=()
 cleanup() {
   # the servers, and any measurement still running (each icount.sh's server
   # goes with it: its standard input is the lifeline)
-  for p in "${servers[@]}" $(jobs -p); do kill "$p" 2>/dev/null || true; done
+  for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in $(jobs -p); do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
   rm -rf "$tmp" "$results"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # waitall PID...: waits for every one; fails if any failed (a bare wait says 0)
 waitall() {
@@ -65,7 +67,10 @@ start_server() {
     --keep-alive-ms 600000 "$@" >"$state/ready" &
   servers+=($!)
   # its one line of output says where it listens (setup, not measured)
-  until [ -s "$state/ready" ]; do sleep 0.05; done
+  until [ -s "$state/ready" ]; do
+    kill -0 "${servers[-1]}" 2>/dev/null || { echo "run.sh: the server did not start" >&2; exit 1; }
+    sleep 0.05
+  done
   ready=$(head -n 1 "$state/ready")
   port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' <<<"$ready")
   [[ " $* " == *" --plain "* ]] && scheme=http
@@ -117,7 +122,8 @@ for row in "kuzzle tls close" "kuzzle tls keep" "kuzzle plain keep" "gateway tls
     # Instruction counts move with the load only through the server (how its
     # answers arrive in reads), so no more at once
     [[ $row == kuzzle* ]] || continue
-    BENCH_ICOUNT_LO=$lo BENCH_ICOUNT_HI=$hi bench/icount.sh build-bench $program $row \
+    # a process group each (setsid): cleanup ends the callgrind run with it
+    BENCH_ICOUNT_LO=$lo BENCH_ICOUNT_HI=$hi setsid bench/icount.sh build-bench $program $row \
       >"$tmp/icount-$program-${row// /-}" &
     jobs_+=($!)
   done
@@ -128,7 +134,8 @@ for row in "kuzzle tls close" "kuzzle tls keep" "kuzzle plain keep" "gateway tls
   [[ $row == kuzzle* ]] && continue
   lo=$icount_lo hi=$icount_hi
   for program in cycles raw; do
-    BENCH_ICOUNT_LO=$lo BENCH_ICOUNT_HI=$hi bench/icount.sh build-bench $program $row \
+    # a process group each (setsid): cleanup ends the callgrind run with it
+    BENCH_ICOUNT_LO=$lo BENCH_ICOUNT_HI=$hi setsid bench/icount.sh build-bench $program $row \
       >"$tmp/icount-$program-${row// /-}" &
     jobs_+=($!)
     if [ ${#jobs_[@]} -ge 2 ]; then
