@@ -219,6 +219,21 @@ static void boot_clock_moves_and_counts_from_an_offset(void **state) {
 
 static void timer_closed(void *ud) { (*(int *)ud)++; }
 
+/* a loop and a ctx's timer on it; the timer closed, then the loop, with
+ * nothing left behind */
+static void timer_open(uv_loop_t *loop, authloop__timer *t) {
+  assert_int_equal(uv_loop_init(loop), 0);
+  authloop__timer_init(t, loop);
+}
+
+static void timer_shut(uv_loop_t *loop, authloop__timer *t) {
+  int closed = 0;
+  authloop__timer_close(t, timer_closed, &closed);
+  uv_run(loop, UV_RUN_DEFAULT);
+  assert_int_equal(closed, 1);
+  assert_int_equal(uv_loop_close(loop), 0);
+}
+
 static void never_fires(authloop__timer_entry *e, uint64_t now) {
   (void)e, (void)now;
   fail_msg("no entry is due in this test");
@@ -298,10 +313,8 @@ static void kernel_timer_set_once_a_turn(void **state) {
   authloop__timer_entry a, b, due;
   uv_loop_t loop;
   uint64_t now = authloop__boot_ms();
-  int closed = 0;
   (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  authloop__timer_init(&t, &loop);
+  timer_open(&loop, &t);
   if (t.fd < 0)
     skip();
   authloop__timer_entry_init(&a, never_fires);
@@ -342,10 +355,7 @@ static void kernel_timer_set_once_a_turn(void **state) {
   assert_true(due.index == AUTHLOOP__NOT_SCHEDULED);
   assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
   assert_int_equal(kernel_at(&t), -2);
-  authloop__timer_close(&t, timer_closed, &closed);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(closed, 1);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  timer_shut(&loop, &t);
 }
 
 typedef struct {
@@ -375,10 +385,8 @@ static void a_deadline_set_late_in_a_turn_fires(void **state) {
   uv_timer_t dog;
   set_later s;
   uint64_t t0;
-  int closed = 0;
   (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  authloop__timer_init(&t, &loop);
+  timer_open(&loop, &t);
   if (t.fd < 0)
     skip();
   /* from a prepare callback of the application's */
@@ -413,10 +421,7 @@ static void a_deadline_set_late_in_a_turn_fires(void **state) {
   assert_true(authloop__boot_ms() - t0 < 1000);
   uv_close((uv_handle_t *)&app, NULL);
   uv_close((uv_handle_t *)&dog, NULL);
-  authloop__timer_close(&t, timer_closed, &closed);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(closed, 1);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  timer_shut(&loop, &t);
 }
 
 int main(void) {
