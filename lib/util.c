@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h> /* every x86-64 has it */
+#endif
 
 char *authloop__secret_dup(const char *s) {
   size_t n = strlen(s) + 1;
@@ -139,13 +142,10 @@ int authloop__utf8_ok(const char *s) {
 }
 
 /* ASCII whitespace, whatever the locale counts as space (a byte of a UTF-8
- * character may be one in a single-byte locale). */
-/* Tokens are checked for whitespace as they arrive: with SSE2 sixteen bytes
- * at a time (a byte in '\t'..'\r' has c - '\t' <= 4, unsigned), after the
- * string's length, so that nothing past its end is read. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+ * character may be one in a single-byte locale). Tokens are checked for it as
+ * they arrive: with SSE2 sixteen bytes at a time (a byte in '\t'..'\r' has
+ * c - '\t' <= 4, unsigned), after the string's length, so that nothing past
+ * its end is read. */
 static int is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
 int authloop__has_space(const char *s) {
@@ -172,9 +172,6 @@ int authloop__has_space(const char *s) {
  * bit while its own top bit is clear; DEL is a zero byte of w ^ 0x7f...: the
  * test can flag a byte next to a real hit, never a clean word, and a hit is
  * all that is asked). */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 int authloop__header_value_ok(const char *s, size_t len) {
   size_t i = 0;
 #if defined(__SSE2__)
