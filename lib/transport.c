@@ -878,6 +878,7 @@ static int has_header(const authloop__request *r, const char *name) {
 
 typedef struct {
   const char *name, *prefix, *value;
+  size_t nn, np, nv; /* their lengths */
 } header_line;
 
 /* The request's header lines: "name: value" each, in one buffer, linked
@@ -889,33 +890,36 @@ static int set_headers(authloop__transfer *x, const authloop__request *r, size_t
   header_line l[AUTHLOOP__COUNT(x->hnode)];
   size_t n = 0, i, total = 0, at = 0;
   if (body_len > EXPECT_THRESHOLD) /* no 100-continue round trip */
-    l[n++] = (header_line){"Expect", "", ""};
+    l[n++] = (header_line){.name = "Expect", .prefix = "", .value = ""};
   /* JSON with a body; with none, no type (not curl's form type for a bodiless
    * POST, PUT or DELETE), unless the dialect names one */
   if (!has_header(r, "Content-Type") && (x->body || strcmp(r->method, "GET") != 0))
-    l[n++] = (header_line){"Content-Type", "", x->body ? "application/json" : ""};
-  l[n++] = (header_line){"User-Agent", "", x->t->user_agent};
+    l[n++] = (header_line){
+        .name = "Content-Type", .prefix = "", .value = x->body ? "application/json" : ""};
+  l[n++] = (header_line){.name = "User-Agent", .prefix = "", .value = x->t->user_agent};
   if (r->bearer) {
     if (!*r->bearer)
       return AUTHLOOP_EINVAL;
-    l[n++] = (header_line){"Authorization", "Bearer ", r->bearer};
+    l[n++] = (header_line){.name = "Authorization", .prefix = "Bearer ", .value = r->bearer};
   }
   for (i = 0; i < AUTHLOOP__MAX_HEADERS && r->headers[i].name; i++) {
     if (!r->headers[i].value || !authloop__header_name_ok(r->headers[i].name))
       return AUTHLOOP_EINVAL;
-    l[n++] = (header_line){r->headers[i].name, "", r->headers[i].value};
+    l[n++] = (header_line){.name = r->headers[i].name, .prefix = "", .value = r->headers[i].value};
   }
   for (i = 0; i < n; i++) {
-    size_t nv = strlen(l[i].value);
-    if (!authloop__header_value_ok(l[i].value, nv))
+    l[i].nn = strlen(l[i].name);
+    l[i].np = strlen(l[i].prefix);
+    l[i].nv = strlen(l[i].value);
+    if (!authloop__header_value_ok(l[i].value, l[i].nv))
       return AUTHLOOP_EINVAL;
-    total += strlen(l[i].name) + strlen(l[i].prefix) + nv + 3;
+    total += l[i].nn + l[i].np + l[i].nv + 3;
   }
   if (!(x->hbuf = malloc(total)))
     return AUTHLOOP_ENOMEM;
   x->hbuf_len = total;
   for (i = 0; i < n; i++) {
-    size_t nn = strlen(l[i].name), np = strlen(l[i].prefix), nv = strlen(l[i].value);
+    size_t nn = l[i].nn, np = l[i].np, nv = l[i].nv;
     char *h = x->hbuf + at;
     memcpy(h, l[i].name, nn);
     h[nn] = ':';
