@@ -90,6 +90,28 @@ static void on_reply(authloop_client *c, int status, long http, const char *body
   s->r->n++;
 }
 
+/* n GET /api/me side by side, their replies counted afresh in rep */
+static void send_gets(authloop_client *c, replies *rep, slot *s, int n) {
+  int i, rc;
+  memset(rep, 0, sizeof(*rep));
+  for (i = 0; i < n; i++) {
+    s[i].r = rep;
+    s[i].i = i;
+    API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
+    assert_int_equal(rc, 0);
+  }
+}
+
+/* all n answered, each a 200 */
+static void wait_ok(test_env *e, replies *rep, int n) {
+  int i;
+  test_run_until(e, &rep->n, n, 8000);
+  for (i = 0; i < n; i++) {
+    assert_int_equal(rep->status[i], 0);
+    assert_int_equal(rep->http[i], 200);
+  }
+}
+
 static void fault(const test_server *s, const char *route, unsigned delay_ms, int count) {
   char f[160];
   snprintf(f, sizeof(f), "{\"route\":\"%s\",\"delayMs\":%u,\"count\":%d}", route, delay_ms, count);
@@ -305,7 +327,7 @@ static void http2_streams_share_a_connection(void **state) {
   replies rep = {0};
   slot s[N];
   long connections;
-  int i, rc;
+  int i;
   uint64_t t0;
   (void)state;
   test_server_start(&h2, "--http2", NULL);
@@ -319,17 +341,8 @@ static void http2_streams_share_a_connection(void **state) {
   fault(&h2, "/api/me", test_scaled(500), N);
   connections = test_stat(&h2, "connections");
   t0 = uv_hrtime();
-  for (i = 0; i < N; i++) {
-    s[i].r = &rep;
-    s[i].i = i;
-    API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
-    assert_int_equal(rc, 0);
-  }
-  test_run_until(&e, &rep.n, N, 8000);
-  for (i = 0; i < N; i++) {
-    assert_int_equal(rep.status[i], 0);
-    assert_int_equal(rep.http[i], 200);
-  }
+  send_gets(c, &rep, s, N);
+  wait_ok(&e, &rep, N);
   /* the first answer, then all the others together: about two delays */
   assert_true((uv_hrtime() - t0) / 1000000 < test_scaled(500) * 3);
   /* no new connection for the 16 (the stats call opens its own) */
@@ -338,11 +351,7 @@ static void http2_streams_share_a_connection(void **state) {
   /* the line empties, and still knows its server multiplexes: with the
    * first of four slow past half the timeout, the other three go beside it */
   fault(&h2, "/api/me", test_scaled(1500), 1);
-  memset(&rep, 0, sizeof(rep));
-  for (i = 0; i < 4; i++) {
-    API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
-    assert_int_equal(rc, 0);
-  }
+  send_gets(c, &rep, s, 4);
   test_run_until(&e, &rep.n, 4, 8000);
   for (i = 0; i < 4; i++)
     assert_int_equal(rep.status[i], 0);
@@ -363,7 +372,7 @@ static void a_burst_keeps_its_connections(void **state) {
   replies rep;
   slot s[N];
   long connections;
-  int i, round, rc;
+  int round;
   (void)state;
   o.ca_file = server.ca;
   o.max_host_connections = N;
@@ -375,18 +384,8 @@ static void a_burst_keeps_its_connections(void **state) {
   for (round = 0; round < 2; round++) {
     /* held answers: the N go side by side, on N connections */
     fault(&server, "/api/me", test_scaled(300), N);
-    memset(&rep, 0, sizeof(rep));
-    for (i = 0; i < N; i++) {
-      s[i].r = &rep;
-      s[i].i = i;
-      API(rc = authloop_request(c, "GET", "/api/me", NULL, on_reply, &s[i]));
-      assert_int_equal(rc, 0);
-    }
-    test_run_until(&e, &rep.n, N, 8000);
-    for (i = 0; i < N; i++) {
-      assert_int_equal(rep.status[i], 0);
-      assert_int_equal(rep.http[i], 200);
-    }
+    send_gets(c, &rep, s, N);
+    wait_ok(&e, &rep, N);
   }
   /* the login's connection and N - 1 more, for both bursts; the test's own
    * calls (two faults, this count) open one each */
