@@ -325,10 +325,11 @@ static void a_poll_loop_sleeps_after_logout(void **state) {
 }
 
 /* A session restored outside the loop (authloop_client_new() reads the file
- * at once) has its refresh deadline before any turn of the loop: the ctx asks
- * the host loop for a turn (timeout 0), which sets the kernel
- * timer, and the loop, sleeping on nothing but the ctx's fd and timeout,
- * wakes for the refresh. */
+ * at once) has its events and its refresh deadline before any turn of the
+ * loop: the ctx asks the host loop for a turn (timeout 0), and the loop,
+ * sleeping on nothing but the ctx's fd and timeout from then on, wakes for
+ * the refresh. (That a deadline changed alone asks for a turn is
+ * policy/a_deadline_set_late_in_a_turn_fires.) */
 static void a_poll_loop_refreshes_a_restored_session(void **state) {
   char dir[256], path[300];
   uv_loop_t loop;
