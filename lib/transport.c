@@ -58,7 +58,17 @@ typedef struct {
   curl_socket_t fd;
   authloop__transport *t;
   authloop__link link; /* in t->sockets until its close callback */
+  int kept;            /* in t->by_fd: stopped, not closed, when libcurl is done with it */
 } sock;
+
+/* A socket's watcher outlives libcurl's interest in it: stopped, it waits in
+ * t->by_fd for the next socket with its fd number, which a kept connection's
+ * next request brings back. That spares each request a watcher made and
+ * closed: an allocation, an ioctl and two epoll_ctl calls of libuv's checks,
+ * and a close callback. libuv knows a watcher by its fd number alone; a
+ * stopped one has left epoll. Fd numbers past BY_FD_MAX get a watcher each
+ * time, as before. */
+#define BY_FD_MAX 65536u
 
 /* The transfers to one server (scheme, host, port): libcurl gets as many as
  * it has connections for, max_host_connections (a server that answered over
@@ -84,6 +94,8 @@ static void handle_closed(uv_handle_t *h) { one_closed(h->data); }
 static void sock_closed(uv_handle_t *h) {
   sock *sk = AUTHLOOP__CONTAINER_OF(h, sock, poll);
   authloop__transport *t = sk->t;
+  if (sk->kept && (unsigned)sk->fd < t->n_by_fd && t->by_fd[sk->fd] == sk)
+    t->by_fd[sk->fd] = NULL;
   authloop__list_remove(&sk->link);
   free(sk);
   one_closed(t);
@@ -630,6 +642,26 @@ static void drain(authloop__transport *t) {
 
 /* ---- curl -> libuv ------------------------------------------------------------ */
 
+/* What a socket action finished ends, and what the line handed libcurl in
+ * its place goes out now, in the same callback: left to libcurl's 0 ms
+ * timer it waited for the next loop turn, and a server kept busy by a line
+ * (a million refreshes due) got its next requests only after the client had
+ * read every answer of the turn. Rounds are bounded: each sends what the
+ * last one's completions started. */
+static void drain_and_send(authloop__transport *t, CURLMcode rc) {
+  int running, round;
+  drain(t);
+  for (round = 0; round < 4 && t->activated && t->multi && !t->closing; round++) {
+    CURLMcode again;
+    t->activated = 0;
+    again = curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (rc == CURLM_OK)
+      rc = again;
+    drain(t);
+  }
+  fail_stranded(t, rc);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   sock *sk = h->data;
   authloop__transport *t = sk->t;
@@ -643,16 +675,16 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       flags |= CURL_CSELECT_OUT;
   }
   CURLMcode rc = curl_multi_socket_action(t->multi, sk->fd, flags, &running);
-  drain(t);
-  fail_stranded(t, rc);
+  drain_and_send(t, rc);
 }
 
 static void on_curl_timer(uv_timer_t *h) {
   authloop__transport *t = h->data;
   int running;
-  CURLMcode rc = curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  drain(t);
-  fail_stranded(t, rc);
+  CURLMcode rc;
+  t->activated = 0; /* this action starts them */
+  rc = curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  drain_and_send(t, rc);
 }
 
 static int strand(authloop__transport *t, CURL *easy) {
@@ -665,6 +697,46 @@ static int strand(authloop__transport *t, CURL *easy) {
   return -1;
 }
 
+/* Room in t->by_fd for fd (at most BY_FD_MAX entries); 0 when there is none. */
+static int by_fd_room(authloop__transport *t, curl_socket_t fd) {
+  unsigned n = t->n_by_fd ? t->n_by_fd : 64;
+  void **p;
+  if (fd < 0 || (unsigned)fd >= BY_FD_MAX)
+    return 0;
+  if ((unsigned)fd < t->n_by_fd)
+    return 1;
+  while (n <= (unsigned)fd)
+    n *= 2;
+  if (!(p = realloc(t->by_fd, n * sizeof(*p))))
+    return 0;
+  memset(p + t->n_by_fd, 0, (n - t->n_by_fd) * sizeof(*p));
+  t->by_fd = p;
+  t->n_by_fd = n;
+  return 1;
+}
+
+static sock *sock_watch(authloop__transport *t, curl_socket_t s) {
+  sock *sk = s >= 0 && (unsigned)s < t->n_by_fd ? t->by_fd[s] : NULL;
+  if (sk)
+    return sk;
+  if (!(sk = calloc(1, sizeof(*sk))))
+    return NULL;
+  if (uv_poll_init_socket(t->loop, &sk->poll, s) != 0) {
+    free(sk);
+    return NULL;
+  }
+  sk->fd = s;
+  sk->t = t;
+  sk->poll.data = sk;
+  t->handles++;
+  authloop__list_push(&t->sockets, &sk->link);
+  if (by_fd_room(t, s)) {
+    sk->kept = 1;
+    t->by_fd[s] = sk;
+  }
+  return sk;
+}
+
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
   authloop__transport *t = userp;
   sock *sk = socketp;
@@ -672,22 +744,16 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
   if (what == CURL_POLL_REMOVE) {
     if (sk) {
       curl_multi_assign(t->multi, s, NULL);
-      sock_close(sk);
+      if (sk->kept) /* libcurl may close the fd now: out of epoll first */
+        uv_poll_stop(&sk->poll);
+      else
+        sock_close(sk);
     }
     return 0;
   }
   if (!sk) {
-    if (!(sk = calloc(1, sizeof(*sk))))
+    if (!(sk = sock_watch(t, s)))
       return strand(t, easy);
-    if (uv_poll_init_socket(t->loop, &sk->poll, s) != 0) {
-      free(sk);
-      return strand(t, easy);
-    }
-    sk->fd = s;
-    sk->t = t;
-    sk->poll.data = sk;
-    t->handles++;
-    authloop__list_push(&t->sockets, &sk->link);
     curl_multi_assign(t->multi, s, sk);
   }
   if (what & CURL_POLL_IN)
@@ -775,6 +841,7 @@ void authloop__transport_attach(authloop__transport *t) {
 
 void authloop__transport_discard(authloop__transport *t) {
   bases_free(t);
+  free(t->by_fd);
   curl_multi_cleanup(t->multi);
   curl_share_cleanup(t->share);
   free(t->ca_file);
@@ -814,6 +881,9 @@ void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud),
     authloop__list_remove(k);
     free(AUTHLOOP__CONTAINER_OF(k, struct line, link));
   }
+  free(t->by_fd); /* the watchers' close callbacks find it gone */
+  t->by_fd = NULL;
+  t->n_by_fd = 0;
   uv_close((uv_handle_t *)&t->timer, handle_closed);
   uv_close((uv_handle_t *)&t->queue_timer, handle_closed);
 }
@@ -1005,6 +1075,7 @@ static int activate(authloop__transport *t, authloop__transfer *x, uint64_t left
   x->queued = 0;
   x->in_multi = 1;
   x->line->active++;
+  t->activated = 1;
   return 0;
 }
 
@@ -1323,6 +1394,16 @@ unsigned authloop__transport_in_libcurl(const authloop__transport *t) {
   unsigned n = 0;
   for (k = t->lines.next; k != &t->lines; k = k->next)
     n += AUTHLOOP__CONTAINER_OF(k, const struct line, link)->active;
+  return n;
+}
+
+unsigned authloop__transport_watchers(const authloop__transport *t, const uv_poll_t **first) {
+  const authloop__link *k;
+  unsigned n = 0;
+  *first = NULL;
+  for (k = t->sockets.next; k != &t->sockets; k = k->next)
+    if (!n++)
+      *first = &AUTHLOOP__CONTAINER_OF(k, const sock, link)->poll;
   return n;
 }
 

@@ -44,9 +44,12 @@ typedef struct {
   uv_timer_t timer;
   uv_timer_t queue_timer; /* the lines' deadlines, and moving them on after an abort */
   authloop__link transfers, sockets;
+  void **by_fd; /* the stopped watcher kept for each fd number (lib/transport.c, socket_cb) */
+  unsigned n_by_fd;
   authloop__link lines; /* one per server (scheme, host, port): lib/transport.c, pump */
   unsigned max_host;    /* max_host_connections */
   int pumping;
+  int activated;  /* handed to libcurl since its last socket action (drain_and_send) */
   CURL *spare[8]; /* easy handles kept for the next transfers (curl_easy_reset) */
   unsigned n_spare;
   struct authloop__base *bases[4]; /* base URLs parsed once (lib/transport.c, base_get) */
@@ -85,6 +88,9 @@ void authloop__transfer_abort(authloop__transfer *x);
 void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering);
 /* How many transfers libcurl has now (the rest wait in line): for tests. */
 unsigned authloop__transport_in_libcurl(const authloop__transport *t);
+/* The socket watchers it has, open or closing, and the first one's handle
+ * (NULL when none): for tests. */
+unsigned authloop__transport_watchers(const authloop__transport *t, const uv_poll_t **first);
 int authloop__transport_busy(const authloop__transport *t);
 /* Closes curl and the handles; closed(ud) runs when they are gone. */
 void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud), void *ud);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +111,13 @@ static void wait_ok(test_env *e, replies *rep, int n) {
     assert_int_equal(rep->status[i], 0);
     assert_int_equal(rep->http[i], 200);
   }
+}
+
+static void on_mine(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  (*(int *)p->data)++;
+  uv_poll_stop(p);
 }
 
 static void fault(const test_server *s, const char *route, unsigned delay_ms, int count) {
@@ -394,6 +402,148 @@ static void a_burst_keeps_its_connections(void **state) {
   test_env_close(&e);
 }
 
+/* the fd a watcher watches */
+static int fd_of(const uv_poll_t *p) {
+  uv_os_fd_t fd = -1;
+  assert_int_equal(uv_fileno((const uv_handle_t *)p, &fd), 0);
+  return fd;
+}
+
+/* A kept connection keeps its socket's watcher between requests (stopped,
+ * out of epoll): the first design made one and closed it for every request,
+ * an allocation, an ioctl, two epoll_ctl and a close callback each time. */
+static void a_kept_connection_keeps_its_watcher(void **state) {
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  replies rep;
+  slot s[1];
+  const uv_poll_t *first = NULL, *now = NULL;
+  int round;
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  c = gateway(&e, server.base_url);
+  test_record(c, &r);
+  login(&e, c, &r, &server);
+  for (round = 0; round < 5; round++) {
+    send_gets(c, &rep, s, 1);
+    wait_ok(&e, &rep, 1);
+    uv_run(&e.loop, UV_RUN_NOWAIT); /* any close callback has run */
+    assert_int_equal(authloop__transport_watchers(&e.ctx->transport, round ? &now : &first), 1);
+    if (round)
+      assert_ptr_equal(now, first);
+    assert_false(uv_is_active((const uv_handle_t *)first));
+  }
+  test_env_close(&e);
+}
+
+typedef struct {
+  test_env *e;
+  int n, sent_at_first; /* the second request was on the wire when the first's reply ran */
+} pair_state;
+
+static void on_pair_reply(authloop_client *c, int status, long http, const char *body, size_t len,
+                          void *ud) {
+  pair_state *p = ud;
+  const uv_poll_t *w = NULL;
+  (void)c;
+  (void)body;
+  (void)len;
+  assert_int_equal(status, 0);
+  assert_int_equal(http, 200);
+  if (p->n++ == 0)
+    p->sent_at_first = authloop__transport_watchers(&p->e->ctx->transport, &w) == 1 &&
+                       uv_is_active((const uv_handle_t *)w);
+}
+
+/* What waits in line goes out in the loop turn whose answer freed its
+ * connection: the reply to the first of two requests on one connection runs
+ * after libcurl sent the second (it watches the socket for the answer).
+ * Left to libcurl's 0 ms timer, the second went out a turn later, and a
+ * server kept busy by a line waited on the client's every turn. */
+static void the_line_moves_on_in_the_same_turn(void **state) {
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  pair_state p = {0};
+  int i;
+  (void)state;
+  o.ca_file = server.ca;
+  o.max_host_connections = 1;
+  test_env_init(&e, &server, &o);
+  p.e = &e;
+  c = gateway(&e, server.base_url);
+  test_record(c, &r);
+  login(&e, c, &r, &server);
+  for (i = 0; i < 2; i++)
+    assert_int_equal(authloop_request(c, "GET", "/api/me", NULL, on_pair_reply, &p), 0);
+  test_run_until(&e, &p.n, 2, 8000);
+  assert_true(p.sent_at_first);
+  test_env_close(&e);
+}
+
+static void on_kuzzle_me(authloop_client *c, int status, long http, const char *body, size_t len,
+                         void *ud) {
+  (void)c;
+  (void)body;
+  (void)len;
+  assert_int_equal(status, 0);
+  assert_int_equal(http, 200);
+  (*(int *)ud)++;
+}
+
+/* An fd number a watcher was kept for is free for the application's own
+ * watcher once libcurl has closed the socket (Kuzzle's answers close their
+ * connections), and authloop's requests work beside it and after it. */
+static void an_fd_number_authloop_had_is_the_apps_next(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  authloop_client *c;
+  uv_poll_t mine;
+  const uv_poll_t *first = NULL;
+  int pair[2], fd, fired = 0, answered = 0;
+  char byte = 'x';
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  o.provider = "kuzzle";
+  o.base_url = server.base_url;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "1h"), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 8000);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  uv_run(&e.loop, UV_RUN_NOWAIT);
+  assert_int_equal(authloop__transport_watchers(&e.ctx->transport, &first), 1);
+  fd = fd_of(first);
+  /* the connection is gone (Connection: close): its number is closed */
+  assert_int_equal(fcntl(fd, F_GETFD), -1);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+  if (pair[0] != fd) { /* the lowest free number is often fd itself */
+    assert_int_equal(dup2(pair[0], fd), fd);
+    close(pair[0]);
+  }
+  assert_int_equal(uv_poll_init_socket(&e.loop, &mine, fd), 0);
+  mine.data = &fired;
+  assert_int_equal(uv_poll_start(&mine, UV_READABLE, on_mine), 0);
+  assert_int_equal(write(pair[1], &byte, 1), 1);
+  test_run_until(&e, &fired, 1, 2000);
+  /* authloop beside it: its request goes out on another number */
+  assert_int_equal(authloop_request(c, "GET", "/_me", NULL, on_kuzzle_me, &answered), 0);
+  test_run_until(&e, &answered, 1, 8000);
+  /* and after it, with the number free again */
+  uv_close((uv_handle_t *)&mine, NULL);
+  uv_run(&e.loop, UV_RUN_NOWAIT);
+  close(fd);
+  close(pair[1]);
+  assert_int_equal(authloop_request(c, "GET", "/_me", NULL, on_kuzzle_me, &answered), 0);
+  test_run_until(&e, &answered, 2, 8000);
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 8000);
+  test_env_close(&e);
+}
+
 /* One server however its host is spelled: libcurl's per-host limit does not
  * mind case, nor does the line. */
 static void one_line_per_server_whatever_the_case(void **state) {
@@ -433,6 +583,9 @@ int main(void) {
       cmocka_unit_test(http2_streams_share_a_connection),
       cmocka_unit_test(one_line_per_server_whatever_the_case),
       cmocka_unit_test(a_burst_keeps_its_connections),
+      cmocka_unit_test(a_kept_connection_keeps_its_watcher),
+      cmocka_unit_test(an_fd_number_authloop_had_is_the_apps_next),
+      cmocka_unit_test(the_line_moves_on_in_the_same_turn),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER"))
