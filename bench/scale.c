@@ -4,8 +4,14 @@
  * within the minute it falls due, and how many requests the server saw at
  * once. Prints one JSON line; per-session memory is the slope between two
  * runs of different sizes (bench/run.sh), so that fixed costs do not count.
+ * While the refreshes run, a timeline in ten-second steps says who set the
+ * pace: refreshes answered, the latest of them against its due time, the
+ * client loop's busy share, and the server's CPU share.
  *   scale --url U --ca CA --mode gateway|kuzzle [--n 10000] [--ttl 120] [--idle-s 10]
- *         [--batch 200] */
+ *         [--batch 200] [--login-rate 0]
+ * Refreshes fall due at the rate the logins were made: --login-rate (logins
+ * a second, 0: as fast as the server answers) keeps that rate within what
+ * the server can refresh, so that the server's pace is not what is measured. */
 #include "util.h"
 
 #include <authloop.h>
@@ -31,6 +37,9 @@ struct scale {
   const char *mode;
   char expires[32];
   int n, batch, started, logged_in, failed, refreshed, expired;
+  unsigned login_rate; /* logins a second, 0: unpaced */
+  uint64_t login_t0;
+  uv_timer_t pace;
   uint64_t *due;          /* ms, boot clock: the latest a session's refresh may fall due */
   uint64_t *refreshed_at; /* ms, in the order they came */
   int64_t max_late_ms;    /* INT64_MIN until a refresh came */
@@ -38,12 +47,27 @@ struct scale {
   double token_bytes;
   unsigned wakeups;
   sess *sess;
+  /* the refresh phase's timeline, one step each STEP_MS */
+  const char *url, *ca;
+  int step_refreshed;
+  int64_t step_late_ms;
+  uint64_t phase_at_ms, step_at_ms, step_idle_ns, step_srv_us;
+  long stats_calls; /* the steps' own requests to the server */
+  char timeline[16384];
+  size_t timeline_len;
 };
+
+#define STEP_MS 10000ULL
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
 
+static void on_pace(uv_timer_t *t);
+
 static void login_next(scale *s) {
-  while (s->started < s->n && s->started - s->logged_in - s->failed < s->batch) {
+  uint64_t allowed =
+      s->login_rate ? (now_ms() - s->login_t0) * s->login_rate / 1000 + 1 : UINT64_MAX;
+  while (s->started < s->n && s->started - s->logged_in - s->failed < s->batch &&
+         (uint64_t)s->started < allowed) {
     int i = s->started++, rc;
     if (strcmp(s->mode, "kuzzle") == 0)
       rc = authloop_login_local(s->c[i], s->users[i], "scale-pass", s->expires);
@@ -52,6 +76,10 @@ static void login_next(scale *s) {
     if (rc != 0)
       s->failed++;
   }
+  /* paced: the rest when their time comes */
+  if (s->login_rate && s->started < s->n && (uint64_t)s->started >= allowed &&
+      !uv_is_active((uv_handle_t *)&s->pace))
+    uv_timer_start(&s->pace, on_pace, 5, 0);
 }
 
 /* The latest a refresh of c's new token falls due: expiry minus the margin
@@ -86,6 +114,8 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
     s->refreshed_at[s->refreshed++] = t;
     if (late > s->max_late_ms)
       s->max_late_ms = late;
+    if (late > s->step_late_ms)
+      s->step_late_ms = late;
     if (late > (int64_t)LATE_MS)
       s->late++;
     s->due[i] = 0; /* one refresh each is what is measured */
@@ -97,6 +127,33 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
 }
 
 static void on_prepare(uv_prepare_t *p) { ((scale *)p->data)->wakeups++; }
+static void on_pace(uv_timer_t *t) { login_next(t->data); }
+
+/* one step of the timeline: [s since the phase began, refreshes answered,
+ * the latest of them in s past its due time, client busy share, server CPU share] */
+static void on_step(uv_timer_t *t) {
+  scale *s = t->data;
+  uint64_t now = now_ms(), idle = uv_metrics_idle_time(&s->loop);
+  uint64_t srv = (uint64_t)bench_stat(s->url, s->ca, "cpuUs"), wall = now - s->step_at_ms;
+  int k;
+  s->stats_calls++;
+  if (wall && s->timeline_len + 96 < sizeof(s->timeline)) {
+    k = snprintf(s->timeline + s->timeline_len, sizeof(s->timeline) - s->timeline_len,
+                 "%s[%.0f,%d,%.1f,%.2f,%.2f]", s->timeline_len ? "," : "",
+                 (double)(s->step_at_ms - s->phase_at_ms) / 1000.0,
+                 s->refreshed - s->step_refreshed,
+                 s->step_late_ms == INT64_MIN ? 0.0 : (double)s->step_late_ms / 1000.0,
+                 1.0 - (double)(idle - s->step_idle_ns) / 1e6 / (double)wall,
+                 (double)(srv - s->step_srv_us) / 1e3 / (double)wall);
+    if (k > 0)
+      s->timeline_len += (size_t)k;
+  }
+  s->step_at_ms = now;
+  s->step_idle_ns = idle;
+  s->step_srv_us = srv;
+  s->step_refreshed = s->refreshed;
+  s->step_late_ms = INT64_MIN;
+}
 static void on_stop(uv_timer_t *t) { uv_stop(t->loop); }
 
 /* runs the loop until *counter (plus *also) reaches target or limit_ms passes */
@@ -122,12 +179,15 @@ int main(int argc, char **argv) {
   long rss0, peak0, rss, peak, conns0, conns, max_in_flight;
   uint64_t t0, login_ms, first_due = UINT64_MAX, last_due = 0, idle_ms = 0, jitter_ms;
   uv_prepare_t prep;
-  uv_timer_t t;
+  uv_timer_t t, step;
+  long refresh_conns, refresh_requests;
+  uint64_t cpu0, srv0, refresh_ms;
   int i, k, busiest = 0;
   s.mode = bench_arg(argc, argv, "--mode", "gateway");
   s.max_late_ms = INT64_MIN;
   s.n = atoi(bench_arg(argc, argv, "--n", "10000"));
   s.batch = atoi(bench_arg(argc, argv, "--batch", "200"));
+  s.login_rate = (unsigned)atoi(bench_arg(argc, argv, "--login-rate", "0"));
   if (!url || !ca || s.n < 1 || ttl < 4)
     return 2;
   snprintf(s.expires, sizeof(s.expires), "%ds", ttl);
@@ -164,6 +224,9 @@ int main(int argc, char **argv) {
   memset(s.due, 1, (size_t)s.n * sizeof(uint64_t));
   memset(s.refreshed_at, 1, (size_t)s.n * sizeof(uint64_t));
   uv_loop_init(&s.loop);
+  uv_loop_configure(&s.loop, UV_METRICS_IDLE_TIME);
+  s.url = url;
+  s.ca = ca;
   co.ca_file = ca;
   if (authloop_ctx_new(&s.loop, &co, &s.ctx) != 0)
     return 1;
@@ -181,10 +244,13 @@ int main(int argc, char **argv) {
     authloop_on(s.c[i], AUTHLOOP_EV_TOKEN_REFRESHED, on_event, &s.sess[i]);
     authloop_on(s.c[i], AUTHLOOP_EV_SESSION_EXPIRED, on_event, &s.sess[i]);
   }
-  t0 = now_ms();
+  uv_timer_init(&s.loop, &s.pace);
+  s.pace.data = &s;
+  t0 = s.login_t0 = now_ms();
   login_next(&s);
   run_until(&s, &s.logged_in, &s.failed, s.n, 3600000);
   login_ms = now_ms() - t0;
+  uv_close((uv_handle_t *)&s.pace, NULL);
   rss = bench_rss_kib();
   peak = bench_peak_rss_kib();
   conns = bench_stat(url, ca, "connections") - conns0 - 1; /* -1: that stats call */
@@ -215,9 +281,26 @@ int main(int argc, char **argv) {
 
   /* every token comes due: each refresh within the minute it falls due? */
   json_decref(bench_control(url, ca, "/__test/reset-stats", "{}"));
+  cpu0 = bench_cpu_us();
+  srv0 = (uint64_t)bench_stat(url, ca, "cpuUs");
+  refresh_ms = now_ms();
+  s.step_at_ms = s.phase_at_ms = refresh_ms;
+  s.step_idle_ns = uv_metrics_idle_time(&s.loop);
+  s.step_srv_us = srv0;
+  s.step_late_ms = INT64_MIN;
+  uv_timer_init(&s.loop, &step);
+  step.data = &s;
+  uv_timer_start(&step, on_step, STEP_MS, STEP_MS);
   run_until(&s, &s.refreshed, &s.expired, s.logged_in,
             (last_due > now_ms() ? last_due - now_ms() : 0) + LATE_MS + 30000);
+  on_step(&step);
+  uv_close((uv_handle_t *)&step, NULL);
+  refresh_ms = now_ms() - refresh_ms;
   max_in_flight = bench_stat(url, ca, "maxInFlight");
+  /* less the bench's own: the steps', srv0's, maxInFlight's and this one */
+  refresh_conns = bench_stat(url, ca, "connections") - s.stats_calls - 3;
+  refresh_requests =
+      bench_stat(url, ca, strcmp(s.mode, "kuzzle") == 0 ? "/_refreshToken" : "/auth/refresh");
   for (i = 0; i < s.refreshed; i++) {
     int in_second = 0;
     for (k = i; k < s.refreshed && s.refreshed_at[k] - s.refreshed_at[i] < 1000; k++)
@@ -225,19 +308,26 @@ int main(int argc, char **argv) {
     if (in_second > busiest)
       busiest = in_second;
   }
-  printf("{\"bench\":\"scale\",\"mode\":\"%s\",\"sessions\":%d,\"failed\":%d,\"login_s\":%.1f,"
+  printf("{\"bench\":\"scale\",\"mode\":\"%s\",\"sessions\":%d,\"failed\":%d,\"login_rate\":%u,"
+         "\"login_s\":%.1f,"
          "\"rss_kib\":%ld,\"peak_rss_kib\":%ld,\"token_bytes_per_session\":%.0f,"
          "\"tcp_connections\":%ld,\"idle_s\":%.1f,\"idle_wakeups_per_s\":%.2f,\"refreshed\":%d,"
          "\"expired\":%d,\"late_refreshes\":%d,\"max_late_s\":%.1f,\"refresh_spread_s\":%.1f,"
-         "\"most_refreshes_in_1s\":%d,\"max_in_flight\":%ld}\n",
-         s.mode, s.logged_in, s.failed, (double)login_ms / 1000.0, rss - rss0, peak - peak0,
-         s.token_bytes / (s.logged_in ? s.logged_in : 1), conns, (double)idle_ms / 1000.0,
+         "\"most_refreshes_in_1s\":%d,\"max_in_flight\":%ld,\"refresh_requests\":%ld,"
+         "\"refresh_connections\":%ld,\"refresh_client_cpu_s\":%.1f,"
+         "\"refresh_server_cpu_s\":%.1f,\"refresh_phase_s\":%.1f,\"timeline\":[%s]}\n",
+         s.mode, s.logged_in, s.failed, s.login_rate, (double)login_ms / 1000.0, rss - rss0,
+         peak - peak0, s.token_bytes / (s.logged_in ? s.logged_in : 1), conns,
+         (double)idle_ms / 1000.0,
          /* two iterations are not wake-ups: entering uv_run, and the stop timer */
          idle_ms ? (double)(s.wakeups > 2 ? s.wakeups - 2 : 0) * 1000.0 / (double)idle_ms : -1.0,
          s.refreshed, s.expired, s.late + (s.logged_in - s.refreshed),
          s.refreshed ? (double)s.max_late_ms / 1000.0 : 0.0,
          s.refreshed ? (double)(s.refreshed_at[s.refreshed - 1] - s.refreshed_at[0]) / 1000.0 : 0,
-         busiest, max_in_flight);
+         busiest, max_in_flight, refresh_requests, refresh_conns,
+         (double)(bench_cpu_us() - cpu0) / 1e6,
+         (double)((uint64_t)bench_stat(url, ca, "cpuUs") - srv0) / 1e6, (double)refresh_ms / 1000.0,
+         s.timeline);
   authloop_ctx_close(s.ctx, NULL, NULL);
   uv_run(&s.loop, UV_RUN_DEFAULT);
   if (s.codes)
