@@ -5,8 +5,10 @@
  * once. Prints one JSON line; per-session memory is the slope between two
  * runs of different sizes (bench/run.sh), so that fixed costs do not count.
  * While the refreshes run, a timeline in ten-second steps says who set the
- * pace: refreshes answered, the latest of them against its due time, the
- * client loop's busy share, and the server's CPU share.
+ * pace: [s, refreshes answered, the latest of them in s past its due time,
+ * the client loop's busy share, the server's CPU share, its garbage
+ * collections' share, the longest it held its event loop in ms (with
+ * --bench-probe), authloop's warnings].
  *   scale --url U --ca CA --mode gateway|kuzzle [--n 10000] [--ttl 120] [--idle-s 10]
  *         [--batch 200] [--login-rate 0]
  * Refreshes fall due at the rate the logins were made: --login-rate (logins
@@ -45,13 +47,15 @@ struct scale {
   int64_t max_late_ms;    /* INT64_MIN until a refresh came */
   int late;
   double token_bytes;
-  unsigned wakeups;
+  unsigned wakeups, settle_turns; /* loop turns while nothing is due: after, within SETTLE_MS */
+  uint64_t idle_from;
   sess *sess;
   /* the refresh phase's timeline, one step each STEP_MS */
   const char *url, *ca;
   int step_refreshed;
   int64_t step_late_ms;
-  uint64_t phase_at_ms, step_at_ms, step_idle_ns, step_srv_us;
+  uint64_t phase_at_ms, step_at_ms, step_idle_ns, step_srv_us, step_gc_ms;
+  unsigned warnings, step_warnings;
   long stats_calls; /* the steps' own requests to the server */
   char timeline[16384];
   size_t timeline_len;
@@ -126,33 +130,59 @@ static void on_event(authloop_client *c, const authloop_event *ev, void *ud) {
   }
 }
 
-static void on_prepare(uv_prepare_t *p) { ((scale *)p->data)->wakeups++; }
+/* The turns right after the logins finish what they queued (events, the
+ * kernel timer set once a turn) without sleeping: those are not wake-ups. */
+#define SETTLE_MS 100
+
+static void on_prepare(uv_prepare_t *p) {
+  scale *s = p->data;
+  if (now_ms() < s->idle_from + SETTLE_MS)
+    s->settle_turns++;
+  else
+    s->wakeups++;
+}
 static void on_pace(uv_timer_t *t) { login_next(t->data); }
 
-/* one step of the timeline: [s since the phase began, refreshes answered,
- * the latest of them in s past its due time, client busy share, server CPU share] */
+/* one step of the timeline (above) */
 static void on_step(uv_timer_t *t) {
   scale *s = t->data;
-  uint64_t now = now_ms(), idle = uv_metrics_idle_time(&s->loop);
-  uint64_t srv = (uint64_t)bench_stat(s->url, s->ca, "cpuUs"), wall = now - s->step_at_ms;
+  uint64_t now = now_ms(), idle = uv_metrics_idle_time(&s->loop), wall = now - s->step_at_ms;
+  json_t *st = bench_control(s->url, s->ca, "/__test/stats", NULL);
+  uint64_t srv = (uint64_t)json_integer_value(json_object_get(st, "cpuUs"));
+  uint64_t gc = (uint64_t)json_integer_value(json_object_get(st, "gcMs"));
+  long loop_max = (long)json_integer_value(json_object_get(st, "loopMaxMs"));
   int k;
+  json_decref(st);
   s->stats_calls++;
-  if (wall && s->timeline_len + 96 < sizeof(s->timeline)) {
-    k = snprintf(s->timeline + s->timeline_len, sizeof(s->timeline) - s->timeline_len,
-                 "%s[%.0f,%d,%.1f,%.2f,%.2f]", s->timeline_len ? "," : "",
-                 (double)(s->step_at_ms - s->phase_at_ms) / 1000.0,
-                 s->refreshed - s->step_refreshed,
-                 s->step_late_ms == INT64_MIN ? 0.0 : (double)s->step_late_ms / 1000.0,
-                 1.0 - (double)(idle - s->step_idle_ns) / 1e6 / (double)wall,
-                 (double)(srv - s->step_srv_us) / 1e3 / (double)wall);
+  if (wall && s->timeline_len + 128 < sizeof(s->timeline)) {
+    k = snprintf(
+        s->timeline + s->timeline_len, sizeof(s->timeline) - s->timeline_len,
+        "%s[%.0f,%d,%.1f,%.2f,%.2f,%.2f,%ld,%u]", s->timeline_len ? "," : "",
+        (double)(s->step_at_ms - s->phase_at_ms) / 1000.0, s->refreshed - s->step_refreshed,
+        s->step_late_ms == INT64_MIN ? 0.0 : (double)s->step_late_ms / 1000.0,
+        1.0 - (double)(idle - s->step_idle_ns) / 1e6 / (double)wall,
+        (double)(srv - s->step_srv_us) / 1e3 / (double)wall,
+        (double)(gc - s->step_gc_ms) / (double)wall, loop_max, s->warnings - s->step_warnings);
     if (k > 0)
       s->timeline_len += (size_t)k;
   }
   s->step_at_ms = now;
   s->step_idle_ns = idle;
   s->step_srv_us = srv;
+  s->step_gc_ms = gc;
+  s->step_warnings = s->warnings;
   s->step_refreshed = s->refreshed;
   s->step_late_ms = INT64_MIN;
+}
+
+/* authloop's warnings (a refresh that failed, a server on hold), counted;
+ * the first said on stderr */
+static void on_log(authloop_log_level level, const char *message, void *ud) {
+  scale *s = ud;
+  if (level > AUTHLOOP_LOG_WARN)
+    return;
+  if (!s->warnings++)
+    fprintf(stderr, "scale: first warning: %s\n", message);
 }
 static void on_stop(uv_timer_t *t) { uv_stop(t->loop); }
 
@@ -228,6 +258,9 @@ int main(int argc, char **argv) {
   s.url = url;
   s.ca = ca;
   co.ca_file = ca;
+  co.log_cb = on_log;
+  co.log_level = AUTHLOOP_LOG_WARN;
+  co.log_userdata = &s;
   if (authloop_ctx_new(&s.loop, &co, &s.ctx) != 0)
     return 1;
   conns0 = bench_stat(url, ca, "connections");
@@ -273,6 +306,7 @@ int main(int argc, char **argv) {
     uv_prepare_start(&prep, on_prepare);
     uv_timer_init(&s.loop, &t);
     uv_timer_start(&t, on_stop, idle_ms, 0);
+    s.idle_from = now_ms();
     uv_run(&s.loop, UV_RUN_DEFAULT);
     uv_prepare_stop(&prep);
     uv_close((uv_handle_t *)&prep, NULL);
@@ -311,23 +345,25 @@ int main(int argc, char **argv) {
   printf("{\"bench\":\"scale\",\"mode\":\"%s\",\"sessions\":%d,\"failed\":%d,\"login_rate\":%u,"
          "\"login_s\":%.1f,"
          "\"rss_kib\":%ld,\"peak_rss_kib\":%ld,\"token_bytes_per_session\":%.0f,"
-         "\"tcp_connections\":%ld,\"idle_s\":%.1f,\"idle_wakeups_per_s\":%.2f,\"refreshed\":%d,"
+         "\"tcp_connections\":%ld,\"idle_s\":%.1f,\"idle_wakeups_per_s\":%.2f,\"idle_settle_"
+         "turns\":%u,\"refreshed\":%d,"
          "\"expired\":%d,\"late_refreshes\":%d,\"max_late_s\":%.1f,\"refresh_spread_s\":%.1f,"
          "\"most_refreshes_in_1s\":%d,\"max_in_flight\":%ld,\"refresh_requests\":%ld,"
          "\"refresh_connections\":%ld,\"refresh_client_cpu_s\":%.1f,"
-         "\"refresh_server_cpu_s\":%.1f,\"refresh_phase_s\":%.1f,\"timeline\":[%s]}\n",
+         "\"refresh_server_cpu_s\":%.1f,\"refresh_phase_s\":%.1f,\"warnings\":%u,"
+         "\"timeline\":[%s]}\n",
          s.mode, s.logged_in, s.failed, s.login_rate, (double)login_ms / 1000.0, rss - rss0,
          peak - peak0, s.token_bytes / (s.logged_in ? s.logged_in : 1), conns,
          (double)idle_ms / 1000.0,
-         /* two iterations are not wake-ups: entering uv_run, and the stop timer */
-         idle_ms ? (double)(s.wakeups > 2 ? s.wakeups - 2 : 0) * 1000.0 / (double)idle_ms : -1.0,
-         s.refreshed, s.expired, s.late + (s.logged_in - s.refreshed),
+         /* the stop timer's turn is not a wake-up */
+         idle_ms ? (double)(s.wakeups > 1 ? s.wakeups - 1 : 0) * 1000.0 / (double)idle_ms : -1.0,
+         s.settle_turns, s.refreshed, s.expired, s.late + (s.logged_in - s.refreshed),
          s.refreshed ? (double)s.max_late_ms / 1000.0 : 0.0,
          s.refreshed ? (double)(s.refreshed_at[s.refreshed - 1] - s.refreshed_at[0]) / 1000.0 : 0,
          busiest, max_in_flight, refresh_requests, refresh_conns,
          (double)(bench_cpu_us() - cpu0) / 1e6,
          (double)((uint64_t)bench_stat(url, ca, "cpuUs") - srv0) / 1e6, (double)refresh_ms / 1000.0,
-         s.timeline);
+         s.warnings, s.timeline);
   authloop_ctx_close(s.ctx, NULL, NULL);
   uv_run(&s.loop, UV_RUN_DEFAULT);
   if (s.codes)

@@ -16,8 +16,20 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import path from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import ms from 'ms';
 import { ensureCertificates } from './certs.mjs';
+
+// what the benches ask the stats for (--bench-probe): garbage collection time and
+// event-loop delay; off otherwise (its timer would wake the server 100 times a second)
+const benchProbe = { gcMs: 0, delay: null };
+function startBenchProbe() {
+  benchProbe.delay = monitorEventLoopDelay({ resolution: 10 });
+  benchProbe.delay.enable();
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) benchProbe.gcMs += e.duration;
+  }).observe({ entryTypes: ['gc'] });
+}
 
 const MAX_BODY = 64 * 1024;
 
@@ -39,6 +51,7 @@ function parseArgs(argv) {
     else if (a === '--keep-alive-ms') opts.keepAliveMs = Number(next());
     // Kuzzle closes every HTTP connection; benchmarks keep them, to measure authloop, not TLS
     else if (a === '--kuzzle-keep-alive') opts.kuzzleKeepAlive = true;
+    else if (a === '--bench-probe') startBenchProbe(); // GC time and loop delay in the stats
     // plain HTTP instead of TLS, for benchmarks that measure the client without TLS
     else if (a === '--plain') opts.plain = true;
     // HTTP/2 (with HTTP/1.1 for clients that do not offer it): gateway routes only
@@ -766,8 +779,13 @@ class ReferenceServer {
         sendJson(r, 200, { aliases: Object.fromEntries(this.aliases) });
       },
       'GET /__test/stats': (q, r) => {
-        const cpu = process.cpuUsage(); // the server's own CPU, for the benches
-        sendJson(r, 200, { ...this.stats, cpuUs: cpu.user + cpu.system });
+        // for the benches: the server's own CPU, its garbage collections' time and the
+        // longest its event loop was held since the last stats call
+        const cpu = process.cpuUsage();
+        const loopMaxMs = benchProbe.delay ? benchProbe.delay.max / 1e6 : 0;
+        if (benchProbe.delay) benchProbe.delay.reset();
+        sendJson(r, 200, { ...this.stats, cpuUs: cpu.user + cpu.system, gcMs: Math.round(benchProbe.gcMs),
+          loopMaxMs: Math.round(loopMaxMs) });
       },
       'GET /_publicApi': kz((q, r) => this.kuzzle.publicApi(q, r)),
       'POST /_refreshToken': kz((q, r, b, u) => this.kuzzle.refreshToken(q, r, u)),
