@@ -15,6 +15,8 @@
 #   bench/run.sh            under five minutes
 #   bench/run.sh --quick    about two minutes: fewer cycles, fewer logins, smaller sizes
 #   BENCH_SCALE="250000 1000000" BENCH_TTL=900 bench/run.sh    the million-session run
+#   (BENCH_LOGIN_RATE=3000: logins paced at 3,000 a second, so that refreshes fall due no
+#   faster than the one reference server can answer them; unpaced by default)
 # Never part of the test suite: it measures, it does not pass or fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -190,10 +192,10 @@ for size in $sizes; do
   # in-flight counts are each process's own
   scale_pids=() first=${#servers[@]}
   for mode in gateway kuzzle; do
-    start_server "scale_$mode" --kuzzle-keep-alive --code-ttl 3600
+    start_server "scale_$mode" --kuzzle-keep-alive --code-ttl 3600 --bench-probe
     url_var="scale_${mode}_url" ca_var="scale_${mode}_ca"
     "$b/bench_scale" --url "${!url_var}" --ca "${!ca_var}" --mode "$mode" --n "$size" --ttl "$ttl" \
-      --idle-s 5 >"$tmp/scale-$mode-$size" &
+      --idle-s 5 --login-rate "${BENCH_LOGIN_RATE:-0}" >"$tmp/scale-$mode-$size" &
     scale_pids+=($!)
   done
   waitall "${scale_pids[@]}" || { echo "run.sh: a sessions run failed ($size)" >&2; exit 1; }

@@ -115,6 +115,14 @@ for mode in ("gateway", "kuzzle"):
     row(f"{mode}: refreshes, each within a minute of its due time",
         f"{big['refreshed']:,} of {big['sessions']:,}, {big['late_refreshes']} late, "
         f"the latest {big['max_late_s']:+.1f} s from its due time", "0 late")
+    steps = big.get("timeline") or []
+    if steps:
+        # [s, answered, latest, client busy, server CPU, server GC, server loop hold ms, warnings]
+        busiest = max(steps, key=lambda st: st[1])
+        row(f"{mode}: refresh phase, busiest 10 s",
+            f"{busiest[1] / 10:,.0f} a second; client loop {busiest[3]:.0%} busy, "
+            f"server CPU {busiest[4]:.0%} (logins {big.get('login_rate') or 'unpaced'}"
+            f"{' a second' if big.get('login_rate') else ''}); {big.get('warnings', 0)} warnings")
     row(f"{mode}: most requests in flight at once", str(big["max_in_flight"]), "<= 8")
 
 w = max(len(r[0]) for r in rows)
