@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
   char *data;
@@ -58,16 +59,16 @@ typedef struct {
   curl_socket_t fd;
   authloop__transport *t;
   authloop__link link; /* in t->sockets until its close callback */
-  int kept;            /* in t->by_fd: stopped, not closed, when libcurl is done with it */
+  int kept;            /* in t->by_fd: stopped between requests, closed with its socket */
 } sock;
 
-/* A socket's watcher outlives libcurl's interest in it: stopped, it waits in
- * t->by_fd for the next socket with its fd number, which a kept connection's
- * next request brings back. That spares each request a watcher made and
- * closed: an allocation, an ioctl and two epoll_ctl calls of libuv's checks,
- * and a close callback. libuv knows a watcher by its fd number alone; a
- * stopped one has left epoll. Fd numbers past BY_FD_MAX get a watcher each
- * time, as before. */
+/* A socket's watcher outlives libcurl's interest in it between requests:
+ * stopped (out of epoll at once), it waits in t->by_fd until the kept
+ * connection's next request, and goes when libcurl closes the socket
+ * (on_close_socket). That spares each request a watcher made and closed: an
+ * allocation, an ioctl and two epoll_ctl calls of libuv's checks, and a close
+ * callback. Fd numbers past BY_FD_MAX get a watcher each time, closed when
+ * libcurl is done with the socket. */
 #define BY_FD_MAX 65536u
 
 /* The transfers to one server (scheme, host, port): libcurl gets as many as
@@ -470,6 +471,23 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
 }
 #endif
 
+/* libcurl closes a socket: the watcher kept for its number goes first, while
+ * the fd is still this socket. Stopping or closing a watcher takes its number
+ * out of epoll whoever holds it by then (libuv's uv__platform_invalidate_fd):
+ * a watcher left behind for a closed socket would, when the ctx closes, take
+ * out the application's own handle (or another ctx's connection) that got the
+ * number since. No watcher outlives its socket. */
+static int on_close_socket(void *ud, curl_socket_t fd) {
+  authloop__transport *t = ud;
+  if (fd >= 0 && (unsigned)fd < t->n_by_fd && t->by_fd[fd]) {
+    sock *sk = t->by_fd[fd];
+    t->by_fd[fd] = NULL;
+    sk->kept = 0;
+    sock_close(sk);
+  }
+  return close(fd);
+}
+
 /* The transport's own options, the same for every transfer. The ones whose
  * failure (libcurl out of memory) would leave a weaker default behind (every
  * protocol libcurl has, the system's CAs instead of ours) fail it. */
@@ -490,6 +508,8 @@ static int transport_options(authloop__transport *t, CURL *e) {
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
 #if LIBCURL_VERSION_NUM >= 0x075000
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
 #endif
@@ -841,9 +861,9 @@ void authloop__transport_attach(authloop__transport *t) {
 
 void authloop__transport_discard(authloop__transport *t) {
   bases_free(t);
-  free(t->by_fd);
-  curl_multi_cleanup(t->multi);
+  curl_multi_cleanup(t->multi); /* may close sockets: on_close_socket reads by_fd */
   curl_share_cleanup(t->share);
+  free(t->by_fd);
   free(t->ca_file);
   free(t->user_agent);
   memset(t, 0, sizeof(*t));
