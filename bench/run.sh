@@ -14,9 +14,10 @@
 #   cycles, and its CPU rounds run many clients side by side, --clients)
 #   bench/run.sh            under five minutes
 #   bench/run.sh --quick    about two minutes: fewer cycles, fewer logins, smaller sizes
-#   BENCH_SCALE="250000 1000000" BENCH_TTL=900 bench/run.sh    the million-session run
-#   (BENCH_LOGIN_RATE=3000: logins paced at 3,000 a second, so that refreshes fall due no
-#   faster than the one reference server can answer them; unpaced by default)
+#   BENCH_SCALE="200000 1000000" BENCH_TTL=900 BENCH_LOGIN_RATE=3000 BENCH_SCALE_MODES=gateway \
+#     bench/run.sh    a million sessions, then the same with BENCH_SCALE_MODES=kuzzle (side by
+#     side, the two would share the two cores). BENCH_LOGIN_RATE paces the logins so that
+#     refreshes fall due no faster than the one reference server answers them (default: unpaced)
 # Never part of the test suite: it measures, it does not pass or fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -185,23 +186,30 @@ for _ in $(seq "$rounds"); do
 done
 [ ${#pin[@]} -gt 0 ] && taskset -pc 0-$(($(nproc) - 1)) "${servers[0]}" >/dev/null
 echo "   ($SECONDS s)" >&2
+scale_modes=${BENCH_SCALE_MODES:-gateway kuzzle}
 echo "== sessions on one ctx: $sizes (token lifetime $ttl s)" >&2
 for size in $sizes; do
   # the two dialects side by side, each with a fresh server of its own (what
   # a server keeps of earlier runs is not measured); memory, wake-ups and
   # in-flight counts are each process's own
-  scale_pids=() first=${#servers[@]}
-  for mode in gateway kuzzle; do
+  scale_pids=() scale_servers=()
+  for mode in $scale_modes; do
     start_server "scale_$mode" --kuzzle-keep-alive --code-ttl 3600 --bench-probe
+    idx=("${!servers[@]}")
+    scale_servers+=("${idx[-1]}")
     url_var="scale_${mode}_url" ca_var="scale_${mode}_ca"
     "$b/bench_scale" --url "${!url_var}" --ca "${!ca_var}" --mode "$mode" --n "$size" --ttl "$ttl" \
       --idle-s 5 --login-rate "${BENCH_LOGIN_RATE:-0}" >"$tmp/scale-$mode-$size" &
     scale_pids+=($!)
   done
   waitall "${scale_pids[@]}" || { echo "run.sh: a sessions run failed ($size)" >&2; exit 1; }
-  cat "$tmp/scale-gateway-$size" "$tmp/scale-kuzzle-$size" >>"$results"
-  kill "${servers[first]}" "${servers[first + 1]}"
-  unset "servers[$first]" "servers[$((first + 1))]"
+  for mode in $scale_modes; do
+    cat "$tmp/scale-$mode-$size" >>"$results"
+  done
+  for k in "${scale_servers[@]}"; do
+    kill "${servers[k]}"
+    unset "servers[$k]"
+  done
 done
 echo "   ($SECONDS s)" >&2
 python3 bench/table.py "$results"
