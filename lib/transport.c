@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 typedef struct {
   char *data;
@@ -59,17 +58,7 @@ typedef struct {
   curl_socket_t fd;
   authloop__transport *t;
   authloop__link link; /* in t->sockets until its close callback */
-  int kept;            /* in t->by_fd: stopped between requests, closed with its socket */
 } sock;
-
-/* A socket's watcher outlives libcurl's interest in it between requests:
- * stopped (out of epoll at once), it waits in t->by_fd until the kept
- * connection's next request, and goes when libcurl closes the socket
- * (on_close_socket). That spares each request a watcher made and closed: an
- * allocation, an ioctl and two epoll_ctl calls of libuv's checks, and a close
- * callback. Fd numbers past BY_FD_MAX get a watcher each time, closed when
- * libcurl is done with the socket. */
-#define BY_FD_MAX 65536u
 
 /* The transfers to one server (scheme, host, port): libcurl gets as many as
  * it has connections for, max_host_connections (a server that answered over
@@ -95,8 +84,6 @@ static void handle_closed(uv_handle_t *h) { one_closed(h->data); }
 static void sock_closed(uv_handle_t *h) {
   sock *sk = AUTHLOOP__CONTAINER_OF(h, sock, poll);
   authloop__transport *t = sk->t;
-  if (sk->kept && (unsigned)sk->fd < t->n_by_fd && t->by_fd[sk->fd] == sk)
-    t->by_fd[sk->fd] = NULL;
   authloop__list_remove(&sk->link);
   free(sk);
   one_closed(t);
@@ -471,23 +458,6 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
 }
 #endif
 
-/* libcurl closes a socket: the watcher kept for its number goes first, while
- * the fd is still this socket. Stopping or closing a watcher takes its number
- * out of epoll whoever holds it by then (libuv's uv__platform_invalidate_fd):
- * a watcher left behind for a closed socket would, when the ctx closes, take
- * out the application's own handle (or another ctx's connection) that got the
- * number since. No watcher outlives its socket. */
-static int on_close_socket(void *ud, curl_socket_t fd) {
-  authloop__transport *t = ud;
-  if (fd >= 0 && (unsigned)fd < t->n_by_fd && t->by_fd[fd]) {
-    sock *sk = t->by_fd[fd];
-    t->by_fd[fd] = NULL;
-    sk->kept = 0;
-    sock_close(sk);
-  }
-  return close(fd);
-}
-
 /* The transport's own options, the same for every transfer. The ones whose
  * failure (libcurl out of memory) would leave a weaker default behind (every
  * protocol libcurl has, the system's CAs instead of ours) fail it. */
@@ -508,8 +478,6 @@ static int transport_options(authloop__transport *t, CURL *e) {
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
 #if LIBCURL_VERSION_NUM >= 0x075000
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
 #endif
@@ -717,46 +685,6 @@ static int strand(authloop__transport *t, CURL *easy) {
   return -1;
 }
 
-/* Room in t->by_fd for fd (at most BY_FD_MAX entries); 0 when there is none. */
-static int by_fd_room(authloop__transport *t, curl_socket_t fd) {
-  unsigned n = t->n_by_fd ? t->n_by_fd : 64;
-  void **p;
-  if (fd < 0 || (unsigned)fd >= BY_FD_MAX)
-    return 0;
-  if ((unsigned)fd < t->n_by_fd)
-    return 1;
-  while (n <= (unsigned)fd)
-    n *= 2;
-  if (!(p = realloc(t->by_fd, n * sizeof(*p))))
-    return 0;
-  memset(p + t->n_by_fd, 0, (n - t->n_by_fd) * sizeof(*p));
-  t->by_fd = p;
-  t->n_by_fd = n;
-  return 1;
-}
-
-static sock *sock_watch(authloop__transport *t, curl_socket_t s) {
-  sock *sk = s >= 0 && (unsigned)s < t->n_by_fd ? t->by_fd[s] : NULL;
-  if (sk)
-    return sk;
-  if (!(sk = calloc(1, sizeof(*sk))))
-    return NULL;
-  if (uv_poll_init_socket(t->loop, &sk->poll, s) != 0) {
-    free(sk);
-    return NULL;
-  }
-  sk->fd = s;
-  sk->t = t;
-  sk->poll.data = sk;
-  t->handles++;
-  authloop__list_push(&t->sockets, &sk->link);
-  if (by_fd_room(t, s)) {
-    sk->kept = 1;
-    t->by_fd[s] = sk;
-  }
-  return sk;
-}
-
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
   authloop__transport *t = userp;
   sock *sk = socketp;
@@ -764,16 +692,22 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
   if (what == CURL_POLL_REMOVE) {
     if (sk) {
       curl_multi_assign(t->multi, s, NULL);
-      if (sk->kept) /* libcurl may close the fd now: out of epoll first */
-        uv_poll_stop(&sk->poll);
-      else
-        sock_close(sk);
+      sock_close(sk);
     }
     return 0;
   }
   if (!sk) {
-    if (!(sk = sock_watch(t, s)))
+    if (!(sk = calloc(1, sizeof(*sk))))
       return strand(t, easy);
+    if (uv_poll_init_socket(t->loop, &sk->poll, s) != 0) {
+      free(sk);
+      return strand(t, easy);
+    }
+    sk->fd = s;
+    sk->t = t;
+    sk->poll.data = sk;
+    t->handles++;
+    authloop__list_push(&t->sockets, &sk->link);
     curl_multi_assign(t->multi, s, sk);
   }
   if (what & CURL_POLL_IN)
@@ -861,9 +795,8 @@ void authloop__transport_attach(authloop__transport *t) {
 
 void authloop__transport_discard(authloop__transport *t) {
   bases_free(t);
-  curl_multi_cleanup(t->multi); /* may close sockets: on_close_socket reads by_fd */
+  curl_multi_cleanup(t->multi);
   curl_share_cleanup(t->share);
-  free(t->by_fd);
   free(t->ca_file);
   free(t->user_agent);
   memset(t, 0, sizeof(*t));
@@ -901,9 +834,6 @@ void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud),
     authloop__list_remove(k);
     free(AUTHLOOP__CONTAINER_OF(k, struct line, link));
   }
-  free(t->by_fd); /* the watchers' close callbacks find it gone */
-  t->by_fd = NULL;
-  t->n_by_fd = 0;
   uv_close((uv_handle_t *)&t->timer, handle_closed);
   uv_close((uv_handle_t *)&t->queue_timer, handle_closed);
 }
@@ -1417,13 +1347,15 @@ unsigned authloop__transport_in_libcurl(const authloop__transport *t) {
   return n;
 }
 
-unsigned authloop__transport_watchers(const authloop__transport *t, const uv_poll_t **first) {
+unsigned authloop__transport_watchers(const authloop__transport *t, const uv_poll_t **active) {
   const authloop__link *k;
   unsigned n = 0;
-  *first = NULL;
-  for (k = t->sockets.next; k != &t->sockets; k = k->next)
-    if (!n++)
-      *first = &AUTHLOOP__CONTAINER_OF(k, const sock, link)->poll;
+  *active = NULL;
+  for (k = t->sockets.next; k != &t->sockets; k = k->next, n++) {
+    const uv_poll_t *p = &AUTHLOOP__CONTAINER_OF(k, const sock, link)->poll;
+    if (!*active && uv_is_active((const uv_handle_t *)p))
+      *active = p;
+  }
   return n;
 }
 

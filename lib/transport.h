@@ -44,8 +44,6 @@ typedef struct {
   uv_timer_t timer;
   uv_timer_t queue_timer; /* the lines' deadlines, and moving them on after an abort */
   authloop__link transfers, sockets;
-  void **by_fd; /* the stopped watcher kept for each fd number (lib/transport.c, socket_cb) */
-  unsigned n_by_fd;
   authloop__link lines; /* one per server (scheme, host, port): lib/transport.c, pump */
   unsigned max_host;    /* max_host_connections */
   int pumping;
@@ -88,9 +86,9 @@ void authloop__transfer_abort(authloop__transfer *x);
 void authloop__transport_cancel_all(authloop__transport *t, int spare_lingering);
 /* How many transfers libcurl has now (the rest wait in line): for tests. */
 unsigned authloop__transport_in_libcurl(const authloop__transport *t);
-/* The socket watchers it has, open or closing, and the first one's handle
- * (NULL when none): for tests. */
-unsigned authloop__transport_watchers(const authloop__transport *t, const uv_poll_t **first);
+/* How many socket watchers it has (active, stopped or closing), and the first
+ * active one (NULL when none): for tests. */
+unsigned authloop__transport_watchers(const authloop__transport *t, const uv_poll_t **active);
 int authloop__transport_busy(const authloop__transport *t);
 /* Closes curl and the handles; closed(ud) runs when they are gone. */
 void authloop__transport_close(authloop__transport *t, void (*closed)(void *ud), void *ud);
