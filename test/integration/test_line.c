@@ -578,7 +578,9 @@ static void failed_connections_leave_no_watcher(void **state) {
     assert_int_equal(authloop__request_path(&req, "/x", 0), 0);
     assert_int_equal(authloop__transport_start(&e.ctx->transport, &req, on_probe, probe, &x), 0);
     test_run_until(&e, &probe[0], 1, 8000);
-    assert_int_equal(probe[1], errors[i]);
+    /* (a resolver that does not answer within the second times out: the
+     * resolve is cancelled, its socketpair closed the same way) */
+    assert_true(probe[1] == errors[i] || (i == 0 && probe[1] == AUTHLOOP_ETIMEDOUT));
     uv_run(&e.loop, UV_RUN_NOWAIT); /* close callbacks */
     assert_int_equal(authloop__transport_watchers(&e.ctx->transport, &w), 0);
   }
