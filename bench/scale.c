@@ -212,14 +212,15 @@ int main(int argc, char **argv) {
   uv_timer_t t, step;
   long refresh_conns, refresh_requests;
   uint64_t cpu0, srv0, refresh_ms;
-  int i, k, busiest = 0;
+  int i, k, busiest = 0, rate;
   s.mode = bench_arg(argc, argv, "--mode", "gateway");
   s.max_late_ms = INT64_MIN;
   s.n = atoi(bench_arg(argc, argv, "--n", "10000"));
   s.batch = atoi(bench_arg(argc, argv, "--batch", "200"));
-  s.login_rate = (unsigned)atoi(bench_arg(argc, argv, "--login-rate", "0"));
-  if (!url || !ca || s.n < 1 || ttl < 4)
+  rate = atoi(bench_arg(argc, argv, "--login-rate", "0"));
+  if (!url || !ca || s.n < 1 || ttl < 4 || rate < 0)
     return 2;
+  s.login_rate = (unsigned)rate;
   snprintf(s.expires, sizeof(s.expires), "%ds", ttl);
   if (strcmp(s.mode, "kuzzle") != 0) {
     s.codes = bench_codes(url, ca, "scale", s.n, ttl);

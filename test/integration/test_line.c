@@ -13,12 +13,12 @@
 #include "engine.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -504,12 +504,18 @@ static void an_fd_number_authloop_had_is_the_apps_next(void **state) {
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 8000);
   assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
   /* the number of a request's connection, seen while it is under way (the
-   * request's own timeout bounds the wait) */
+   * request's own timeout bounds the wait; a spinning loop fails) */
   assert_int_equal(authloop_request(c, "GET", "/_me", NULL, on_kuzzle_me, &answered), 0);
-  while (!answered) {
-    if (fd < 0 && authloop__transport_watchers(&e.ctx->transport, &w) && w)
-      fd = fd_of(w);
-    uv_run(&e.loop, UV_RUN_ONCE);
+  {
+    uint64_t start = uv_hrtime();
+    unsigned long turns = 0;
+    while (!answered) {
+      if (fd < 0 && authloop__transport_watchers(&e.ctx->transport, &w) && w)
+        fd = fd_of(w);
+      uv_run(&e.loop, UV_RUN_ONCE);
+      turns++;
+    }
+    test_check_spin(turns, start, "waiting for the request");
   }
   assert_int_equal(answered, 1);
   assert_true(fd >= 0);
