@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* authloop doing full cycles (login -> refresh -> logout) back to back, or
  * timed logins, for bench/run.sh. Prints one JSON line.
- *   cycles --url U --ca CA --mode gateway|kuzzle|latency --n N [--clients K]
+ *   cycles --url U --ca CA --mode gateway|kuzzle|latency --n N [--clients K] [--userinfo -1]
  * --clients K: K clients on the one ctx share the N cycles, each doing its
  * cycles back to back, their first logins spread over a second. A Kuzzle
  * refresh waits out the second its token was issued in (docs/decisions.md),
  * so one client does a cycle a second: K of them make the CPU rounds K times
  * shorter, and each client's cycle is still the same requests in the same
- * order. */
+ * order. --userinfo -1 (kuzzle): no getCurrentUser after a login, the
+ * requests the official SDK makes (bench/kuzzle-sdk.mjs). */
 #include "util.h"
 
 #include <authloop.h>
@@ -114,6 +115,7 @@ int main(int argc, char **argv) {
   r.mode = bench_arg(argc, argv, "--mode", "gateway");
   r.n = atoi(bench_arg(argc, argv, "--n", "2000"));
   r.clients = atoi(bench_arg(argc, argv, "--clients", "1"));
+  opts.userinfo = atoi(bench_arg(argc, argv, "--userinfo", "0"));
   if (!url || r.n < 1 || r.clients < 1 || r.clients > r.n)
     return 2;
   if (strcmp(r.mode, "kuzzle") != 0)
@@ -166,11 +168,11 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"authloop-latency\",\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f}\n", r.done,
            bench_percentile(r.latency_us, r.done, 50), bench_percentile(r.latency_us, r.done, 99));
   else
-    printf("{\"bench\":\"authloop-%s\",\"n\":%d,\"clients\":%d,\"cpu_us_per_cycle\":%.1f,"
+    printf("{\"bench\":\"authloop-%s%s\",\"n\":%d,\"clients\":%d,\"cpu_us_per_cycle\":%.1f,"
            "\"user_us_per_cycle\":%.1f,\"sys_us_per_cycle\":%.1f,\"wall_ms\":%.0f}\n",
-           r.mode, r.done, r.clients, (double)(user1 - user0 + sys1 - sys0) / r.done,
-           (double)(user1 - user0) / r.done, (double)(sys1 - sys0) / r.done,
-           (double)(uv_hrtime() - wall0) / 1e6);
+           r.mode, opts.userinfo == -1 ? "-sdk-requests" : "", r.done, r.clients,
+           (double)(user1 - user0 + sys1 - sys0) / r.done, (double)(user1 - user0) / r.done,
+           (double)(sys1 - sys0) / r.done, (double)(uv_hrtime() - wall0) / 1e6);
   if (r.codes)
     bench_codes_free(r.codes, r.n);
   free(r.latency_us);

@@ -165,6 +165,10 @@ for _ in $(seq "$rounds"); do
       --clients "$clients"
     counted "$tls_url" "$tls_ca" "$b/bench_raw" --url "$tls_url" --ca "$tls_ca" --mode "$mode" --n "$m"
   done
+  # authloop making the requests the SDK makes (option userinfo -1: no
+  # getCurrentUser after a login): the like-for-like row against the SDK
+  counted "$tls_url" "$tls_ca" "$b/bench_cycles" --url "$tls_url" --ca "$tls_ca" --mode kuzzle --n "$nk" \
+    --clients "$kc" --userinfo -1
   # the SDK as its own code goes (its refresh at once, Kuzzle then answers
   # with the same jwt), and as authloop goes (a client each, the second
   # waited out): the like-for-like row

@@ -321,9 +321,13 @@ typedef struct authloop_client_options {
    * (registered with the OP): a custom scheme ("com.example.app:/callback")
    * or a loopback URL (RFC 8252) */
   const char *redirect_uri;
-  /* "oidc": 1: the user object is the userinfo endpoint's answer (fetched
-   * once at login, its sub checked against the id token's), 0: the id
-   * token's claims */
+  /* Whether a login fetches the user object: 1 yes, -1 no, 0 the dialect's
+   * default; any other value is AUTHLOOP_EINVAL.
+   * "oidc" (default no): 1: the userinfo endpoint's answer (its sub checked
+   * against the id token's); otherwise the id token's claims.
+   * "kuzzle" (default yes): getCurrentUser's answer; -1: one request fewer a
+   * login, as the official SDK makes: the user is {"_id"} from the login's
+   * answer, without a name (authloop_user_name() NULL). */
   int userinfo;
 } authloop_client_options;
 

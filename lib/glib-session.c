@@ -76,7 +76,7 @@ struct _AuthloopSession {
       *redirect_uri, *session_path, *ca_file;
   GBytes *session_key;
   guint refresh_margin, idle_window;
-  gboolean userinfo;
+  gint userinfo;
   core *core;
   authloop_client *client;
   GError *init_error; /* why the session could not be made: every call reports it */
@@ -362,7 +362,7 @@ static int make(AuthloopSession *self) {
   o.session_path = self->session_path;
   o.refresh_margin_s = self->refresh_margin;
   o.idle_window_s = self->idle_window;
-  o.userinfo = self->userinfo ? 1 : 0;
+  o.userinfo = self->userinfo;
   if (self->session_key) {
     if (g_bytes_get_size(self->session_key) != 32)
       return AUTHLOOP_EINVAL;
@@ -503,7 +503,7 @@ static void set_property(GObject *obj, guint id, const GValue *value, GParamSpec
     self->idle_window = g_value_get_uint(value);
     break;
   case PROP_USERINFO:
-    self->userinfo = g_value_get_boolean(value);
+    self->userinfo = g_value_get_int(value);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, pspec);
@@ -531,7 +531,7 @@ static void get_property(GObject *obj, guint id, GValue *value, GParamSpec *pspe
     g_value_set_uint(value, self->idle_window);
     break;
   case PROP_USERINFO:
-    g_value_set_boolean(value, self->userinfo);
+    g_value_set_int(value, self->userinfo);
     break;
   case PROP_STATE:
     g_value_set_enum(value, self->state);
@@ -612,7 +612,14 @@ static void authloop_session_class_init(AuthloopSessionClass *klass) {
   props[PROP_REFRESH_MARGIN] =
       g_param_spec_uint("refresh-margin", NULL, NULL, 0, G_MAXUINT, 0, ctor);
   props[PROP_IDLE_WINDOW] = g_param_spec_uint("idle-window", NULL, NULL, 0, G_MAXUINT, 0, ctor);
-  props[PROP_USERINFO] = g_param_spec_boolean("userinfo", NULL, NULL, FALSE, ctor);
+  /**
+   * AuthloopSession:userinfo:
+   *
+   * Whether a login fetches the user object: 1 yes, -1 no, 0 the dialect's
+   * default (authloop_client_options.userinfo). It was a boolean before
+   * 0.2: TRUE and FALSE still set 1 and 0.
+   */
+  props[PROP_USERINFO] = g_param_spec_int("userinfo", NULL, NULL, -1, 1, 0, ctor);
   /**
    * AuthloopSession:state:
    *

@@ -2,7 +2,8 @@
 /* The Kuzzle v2 dialect (docs/protocol.md, section kuzzle): strategy login
  * with expiresIn, two-step strategies (an answer without a jwt, or a
  * redirect) completed by a token, the user from getCurrentUser at
- * /users/_me (the route every 2.x serves; /_me only from 2.4.0), refresh with
+ * /users/_me (the route every 2.x serves; /_me only from 2.4.0; option
+ * userinfo -1: the login answer's _id alone), refresh with
  * /_refreshToken, logout (optionally global). Every routed answer is Kuzzle's
  * envelope {"requestId", "status", "error", "controller", "action",
  * "result", ...}; errors raised before routing are the bare error object. */
@@ -28,6 +29,7 @@
 
 typedef struct {
   char *base, *login_path, *logout_path, *refresh_path;
+  int fetch_user; /* getCurrentUser after a login (option userinfo 0 or 1; -1: not) */
   /* the login being made; expires_in stays for the session's refreshes */
   char *strategy, *credentials, *expires_in, *token;
 } kuzzle;
@@ -190,8 +192,10 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
   int failed = 0;
   (void)env;
   if (o->app_id || o->region || o->admin_url || o->device_id || o->client_id || o->client_secret ||
-      o->scope || o->redirect_uri || o->userinfo)
+      o->scope || o->redirect_uri)
     return AUTHLOOP_ENOTSUP; /* CometChat's, Cognito's and OpenID Connect's options */
+  if (o->userinfo < -1 || o->userinfo > 1)
+    return AUTHLOOP_EINVAL;
   if (!o->base_url || !authloop__path_option_ok(o->login_path) ||
       !authloop__path_option_ok(o->logout_path) || !authloop__path_option_ok(o->refresh_path))
     return AUTHLOOP_EINVAL;
@@ -201,6 +205,7 @@ static int init(const authloop_client_options *o, const authloop__provider_env *
   k->login_path = path_or(o->login_path, "/_login", &failed);
   k->logout_path = path_or(o->logout_path, "/_logout", &failed);
   k->refresh_path = path_or(o->refresh_path, "/_refreshToken", &failed);
+  k->fetch_user = o->userinfo >= 0;
   if (failed) {
     kuzzle_free(k);
     return AUTHLOOP_ENOMEM;
@@ -351,6 +356,18 @@ static int await_step(const kuzzle *k, const authloop__answer *a, const authloop
   return 0;
 }
 
+/* Without getCurrentUser (option userinfo -1): the user is the login
+ * answer's _id alone, {"_id": ...}, with no name. */
+static int login_user(const authloop__jdoc *d, int result, authloop__result *out, long status) {
+  const char *id = authloop__jstr(d, result, "_id");
+  const char *pair[2];
+  if (!id || !authloop__utf8_ok(id))
+    return malformed(out, status, "\"_id\"");
+  pair[0] = "_id";
+  pair[1] = id;
+  return authloop__result_user_text(out, authloop__jw_object(pair, 1), id, NULL);
+}
+
 static int login_answer(void *state, const authloop__view *v, int step, const authloop__answer *a,
                         authloop__result *out) {
   kuzzle *k = state;
@@ -380,8 +397,12 @@ static int login_answer(void *state, const authloop__view *v, int step, const au
       await_step(k, a, &d, result,
                  out); /* a step without a redirect: the token comes another way */
     } else if ((rc = take_jwt(&d, result, out, a->status)) == 0) {
-      out->next = AUTHLOOP__NEXT_STEP;
-      out->step = STEP_ME;
+      if (k->fetch_user) {
+        out->next = AUTHLOOP__NEXT_STEP;
+        out->step = STEP_ME;
+      } else {
+        login_user(&d, result, out, a->status);
+      }
     }
   } else if (rc == 0) {
     if (user_fields(&d, result, &id, &name) != 0)

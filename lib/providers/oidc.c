@@ -456,7 +456,7 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
   oidc *o;
   size_t n;
   (void)env;
-  if (opt->userinfo && opt->userinfo != 1)
+  if (opt->userinfo < -1 || opt->userinfo > 1)
     return AUTHLOOP_EINVAL;
   if (opt->app_id || opt->region || opt->admin_url || opt->device_id || opt->login_path ||
       opt->logout_path || opt->refresh_path)
@@ -484,7 +484,7 @@ static int init(const authloop_client_options *opt, const authloop__provider_env
     oidc_free(o);
     return AUTHLOOP_ENOMEM;
   }
-  o->userinfo = opt->userinfo;
+  o->userinfo = opt->userinfo == 1;
   /* the ctx's data for this issuer; a client made without one (tests) keeps its own */
   if (!(o->is = env->shared) && !(o->is = o->own_is = issuer_new())) {
     oidc_free(o);

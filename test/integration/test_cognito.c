@@ -353,7 +353,7 @@ static void options_and_requests(void **state) {
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
   o.scope = NULL;
   o.userinfo = 1;
-  o.provider = "kuzzle";
+  o.provider = "cometchat";
   assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
   o.userinfo = 0;
 

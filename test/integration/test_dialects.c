@@ -159,6 +159,119 @@ static void kuzzle_password_is_the_local_strategy(void **state) {
   test_env_close(&e);
 }
 
+static authloop_client *kuzzle_client_without_me(test_env *e, const char *session_path) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c = NULL;
+  o.provider = "kuzzle";
+  o.base_url = server.base_url;
+  o.session_path = session_path;
+  o.userinfo = -1;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+/* A login answer of ours, the jwt and _id as JSON text. */
+static void kuzzle_login_fault(const char *id_member) {
+  char body[512];
+  json_t *f;
+  char *text;
+  snprintf(body, sizeof(body),
+           "{\"requestId\":\"x\",\"status\":200,\"error\":null,\"controller\":\"auth\","
+           "\"action\":\"login\",\"result\":{%s\"jwt\":\"kauth-x\",\"expiresAt\":4102444800000,"
+           "\"ttl\":3600000}}",
+           id_member);
+  f = json_pack("{s:s, s:i, s:s}", "route", "/_login/local", "status", 200, "body", body);
+  text = json_dumps(f, JSON_COMPACT);
+  test_fault(&server, text);
+  free(text);
+  json_decref(f);
+}
+
+/* Option userinfo -1: no getCurrentUser after the login (the official SDK
+ * makes none): the user is the login answer's _id alone, written again as
+ * JSON, with no name; it is kept in the session file as any user is. An
+ * answer without a usable _id is refused as malformed. */
+static void kuzzle_user_from_the_login_answer(void **state) {
+  static const char *const refused[] = {"", "\"_id\":\"\",", "\"_id\":7,", "\"_id\":null,",
+                                        "\"_id\":{},"};
+  char dir[256], path[300];
+  test_env e;
+  test_recorder r, r2;
+  authloop_client *c;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  const authloop_user *u;
+  long me;
+  size_t i;
+  (void)state;
+  test_make_tmpdir(dir, sizeof(dir), "kuzzle-no-me");
+  snprintf(path, sizeof(path), "%s/session", dir);
+  test_env_init(&e, &server, NULL);
+  /* the values: 1, 0, -1; and no other; no other dialect but OpenID Connect */
+  o.provider = "kuzzle";
+  o.base_url = server.base_url;
+  o.userinfo = 2;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  o.userinfo = -2;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_EINVAL);
+  o.userinfo = -1;
+  o.provider = "gateway";
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), AUTHLOOP_ENOTSUP);
+
+  me = test_stat(&server, "/users/_me");
+  c = kuzzle_client_without_me(&e, path);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", "1h"), 0);
+  assert_true(wait_login(&e, &r)->success);
+  u = authloop_current_user(c);
+  assert_string_equal(authloop_user_id(u), "kuzzle-user");
+  assert_null(authloop_user_name(u));
+  assert_string_equal(authloop_user_json(u), "{\"_id\":\"kuzzle-user\"}");
+  assert_int_equal(strncmp(authloop_access_token(c), "kauth-", 6), 0);
+  assert_int_equal(authloop_token_lifetime(c), 3600);
+  assert_int_equal(test_stat(&server, "/users/_me"), me); /* none asked */
+  test_run_until_stored(&e, 5000);
+  authloop_client_free(c);
+
+  /* restored from the file: the same user */
+  c = kuzzle_client_without_me(&e, path);
+  test_record(c, &r2);
+  assert_true(authloop_is_logged_in(c));
+  assert_string_equal(authloop_user_json(authloop_current_user(c)), "{\"_id\":\"kuzzle-user\"}");
+  assert_int_equal(authloop_logout(c), 0);
+  test_run_until(&e, &r2.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r2.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  authloop_client_free(c);
+
+  /* the id decoded, then escaped again as JSON writes it */
+  c = kuzzle_client_without_me(&e, NULL);
+  test_record(c, &r);
+  kuzzle_login_fault("\"_id\":\"a\\\"b\\u00e9\\/\",");
+  assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+  assert_true(wait_login(&e, &r)->success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "a\"b\xc3\xa9/");
+  assert_string_equal(authloop_user_json(authloop_current_user(c)),
+                      "{\"_id\":\"a\\\"b\xc3\xa9/\"}");
+  authloop_client_free(c);
+
+  for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    const authloop_event *ev;
+    c = kuzzle_client_without_me(&e, NULL);
+    test_record(c, &r);
+    kuzzle_login_fault(refused[i]);
+    assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+    ev = wait_login(&e, &r);
+    if (ev->success || ev->error != AUTHLOOP_EPROTO)
+      fail_msg("login answer with %s: success %d, %s", refused[i], ev->success,
+               authloop_err_name(ev->error));
+    assert_false(authloop_is_logged_in(c));
+    assert_null(authloop_current_user(c));
+    authloop_client_free(c);
+  }
+  assert_int_equal(test_stat(&server, "/users/_me"), me);
+  test_env_close(&e);
+  test_remove_tree(dir);
+}
+
 static void kuzzle_never_expiring_token(void **state) {
   test_env e;
   test_recorder r;
@@ -1560,6 +1673,7 @@ int main(void) {
       cmocka_unit_test(kuzzle_refusals_map_to_their_codes),
       cmocka_unit_test(kuzzle_password_is_the_local_strategy),
       cmocka_unit_test(kuzzle_never_expiring_token),
+      cmocka_unit_test(kuzzle_user_from_the_login_answer),
       cmocka_unit_test(kuzzle_two_step_strategy),
       cmocka_unit_test(kuzzle_redirect_strategy),
       cmocka_unit_test(kuzzle_before_2_4),

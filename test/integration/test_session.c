@@ -443,6 +443,20 @@ static void bad_input(void **state) {
   assert_null(authloop_session_new(NULL, server.base_url, &e));
   assert_true(g_error_matches(e, AUTHLOOP_ERROR, AUTHLOOP_ERROR_EINVAL));
   g_clear_error(&e);
+  /* "userinfo" is an integer from -1 to 1; TRUE, as when it was a boolean, is 1 */
+  {
+    gint v = 0;
+    s = g_initable_new(AUTHLOOP_TYPE_SESSION, NULL, &e, "provider", "kuzzle", "base-url",
+                       server.base_url, "userinfo", -1, NULL);
+    assert_null(e);
+    g_object_get(s, "userinfo", &v, NULL);
+    assert_int_equal(v, -1);
+    g_object_unref(s);
+    assert_null(g_initable_new(AUTHLOOP_TYPE_SESSION, NULL, &e, "provider", "gateway", "base-url",
+                               server.base_url, "userinfo", TRUE, NULL));
+    assert_true(g_error_matches(e, AUTHLOOP_ERROR, AUTHLOOP_ERROR_ENOTSUP));
+    g_clear_error(&e);
+  }
   s = session();
   authloop_session_login_code_async(s, "bad\r\ncode", NULL, on_answer,
                                     expect(&a, authloop_session_login_code_finish));
