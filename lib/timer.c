@@ -112,8 +112,9 @@ static void on_timerfd(uv_poll_t *p, int status, int events) {
   uint64_t expirations;
   (void)status;
   (void)events;
-  while (read(t->fd, &expirations, sizeof(expirations)) > 0) {
-  }
+  /* one read takes every expiration (a second would only fail EAGAIN); one
+   * that failed leaves the fd readable, and the poll calls again */
+  (void)!read(t->fd, &expirations, sizeof(expirations));
   t->armed_at = AUTHLOOP__NEVER; /* it went off */
   on_due(t);
 }
