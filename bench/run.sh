@@ -5,7 +5,8 @@
 #    (bench/raw.c), gateway and kuzzle, TLS and plain HTTP, and a real Kuzzle
 #    (Connection: close): the headline, steady whatever the machine's load;
 #  - CPU per cycle, min/median/max over interleaved rounds, with the load
-#    average, against the limit and the official kuzzle-sdk (connect included);
+#    average, TLS and plain HTTP, against the limit and (TLS) the official
+#    kuzzle-sdk (connect included), authloop also making the SDK's requests;
 #  - login latency added over the limit, as paired samples (bench/latency.c);
 #  - sessions on one ctx: memory per session as the slope between two sizes,
 #    loop wake-ups while nothing is due, refreshes against their due times.
@@ -103,8 +104,8 @@ counted() {
   line=$("$@")
   after=$(requests "$url" "$ca")
   cycles=$(sed -n 's/.*"n":\([0-9]*\).*/\1/p' <<<"$line")
-  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["requests_per_cycle"]=round((int(sys.argv[3])-int(sys.argv[2]))/int(sys.argv[4]),2); r["load"]=open("/proc/loadavg").read().split()[0]; print(json.dumps(r))' \
-    "$line" "$before" "$after" "$cycles" >>"$results"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["requests_per_cycle"]=round((int(sys.argv[3])-int(sys.argv[2]))/int(sys.argv[4]),2); r["transport"]="plain" if sys.argv[5].startswith("http:") else "tls"; r["load"]=open("/proc/loadavg").read().split()[0]; print(json.dumps(r))' \
+    "$line" "$before" "$after" "$cycles" "$url" >>"$results"
 }
 
 echo "== instructions per cycle (callgrind: (I($icount_hi) - I($icount_lo)) / $((icount_hi - icount_lo)) cycles;" \
@@ -155,15 +156,20 @@ cat "$tmp"/icount-* >>"$results"
 echo "   ($SECONDS s)" >&2
 
 start_server tls --kuzzle-keep-alive
+start_server plain --kuzzle-keep-alive --plain
 echo "== CPU per cycle: $n gateway and $nk Kuzzle cycles (login -> refresh -> logout; authloop's" \
-  "Kuzzle cycles on $kc clients side by side), $rounds rounds, interleaved" >&2
+  "Kuzzle cycles on $kc clients side by side), TLS and plain HTTP, $rounds rounds, interleaved" >&2
 for _ in $(seq "$rounds"); do
-  for mode in gateway kuzzle; do
-    m=$n clients=1
-    [ $mode = kuzzle ] && m=$nk clients=$kc
-    counted "$tls_url" "$tls_ca" "$b/bench_cycles" --url "$tls_url" --ca "$tls_ca" --mode "$mode" --n "$m" \
-      --clients "$clients"
-    counted "$tls_url" "$tls_ca" "$b/bench_raw" --url "$tls_url" --ca "$tls_ca" --mode "$mode" --n "$m"
+  for transport in tls plain; do
+    url_var="${transport}_url" ca_var="${transport}_ca"
+    url=${!url_var} ca=${!ca_var}
+    for mode in gateway kuzzle; do
+      m=$n clients=1
+      [ $mode = kuzzle ] && m=$nk clients=$kc
+      counted "$url" "$ca" "$b/bench_cycles" --url "$url" --ca "$ca" --mode "$mode" --n "$m" \
+        --clients "$clients"
+      counted "$url" "$ca" "$b/bench_raw" --url "$url" --ca "$ca" --mode "$mode" --n "$m"
+    done
   done
   # authloop making the requests the SDK makes (option userinfo -1: no
   # getCurrentUser after a login): the like-for-like row against the SDK

@@ -38,37 +38,48 @@ for (program, mode, transport, conn), r in sorted(ic.items()):
         "<= 1.30" if conn == "keep" else "")
 
 # ---- CPU -------------------------------------------------------------------------------------
-def cpu(bench, key="cpu_us_per_cycle"):
-    return [r[key] for r in lines if r["bench"] == bench]
+def cpu(bench, key="cpu_us_per_cycle", transport="tls"):
+    return [r[key] for r in lines if r["bench"] == bench and r.get("transport", "tls") == transport]
+
+
+def first(bench, key, default=None, transport="tls"):
+    v = [r.get(key, default) for r in lines
+         if r["bench"] == bench and r.get("transport", "tls") == transport]
+    return v[0] if v else default
 
 
 loads = [float(r["load"]) for r in lines if "load" in r]
 if loads:
     row("load average (1 min) during the CPU rounds", spread(loads, "{:.2f}"))
-for mode in ("gateway", "kuzzle"):
-    a, l = cpu(f"authloop-{mode}"), cpu(f"raw-{mode}")
-    if not a or not l:
-        continue
-    req = [r["requests_per_cycle"] for r in lines if r["bench"] == f"authloop-{mode}"][0]
-    lreq = [r["requests_per_cycle"] for r in lines if r["bench"] == f"raw-{mode}"][0]
-    clients = [r.get("clients", 1) for r in lines if r["bench"] == f"authloop-{mode}"][0]
-    row(f"CPU per cycle, {mode} TLS, authloop (min / median / max)",
-        f"{spread(a)} us ({req} requests; user {spread(cpu(f'authloop-{mode}', 'user_us_per_cycle'))},"
-        f" system {spread(cpu(f'authloop-{mode}', 'sys_us_per_cycle'))}"
-        + (f"; {clients} clients side by side" if clients > 1 else "") + ")")
-    like = clients == 1
-    row(f"CPU per cycle, {mode} TLS, the limit" + ("" if like else ", one client, its refresh at once"),
-        f"{spread(l)} us ({lreq} requests; user {spread(cpu(f'raw-{mode}', 'user_us_per_cycle'))},"
-        f" system {spread(cpu(f'raw-{mode}', 'sys_us_per_cycle'))})")
-    # per round: the two ran side by side, under the same load; a ratio only
-    # when they did the same work (authloop's Kuzzle rounds run many clients
-    # that wait out the second; the limit's one that does not)
-    if like:
-        row(f"CPU authloop / limit, {mode}, per round", spread([x / y for x, y in zip(a, l)], "{:.2f}"))
+for transport, tname in (("tls", "TLS"), ("plain", "plain HTTP")):
+    for mode in ("gateway", "kuzzle"):
+        a, l = cpu(f"authloop-{mode}", transport=transport), cpu(f"raw-{mode}", transport=transport)
+        if not a or not l:
+            continue
+        req = first(f"authloop-{mode}", "requests_per_cycle", transport=transport)
+        lreq = first(f"raw-{mode}", "requests_per_cycle", transport=transport)
+        clients = first(f"authloop-{mode}", "clients", 1, transport=transport)
+        row(f"CPU per cycle, {mode} {tname}, authloop (min / median / max)",
+            f"{spread(a)} us ({req} requests; user"
+            f" {spread(cpu(f'authloop-{mode}', 'user_us_per_cycle', transport))},"
+            f" system {spread(cpu(f'authloop-{mode}', 'sys_us_per_cycle', transport))}"
+            + (f"; {clients} clients side by side" if clients > 1 else "") + ")")
+        like = clients == 1
+        row(f"CPU per cycle, {mode} {tname}, the limit"
+            + ("" if like else ", one client, its refresh at once"),
+            f"{spread(l)} us ({lreq} requests; user"
+            f" {spread(cpu(f'raw-{mode}', 'user_us_per_cycle', transport))},"
+            f" system {spread(cpu(f'raw-{mode}', 'sys_us_per_cycle', transport))})")
+        # per round: the two ran side by side, under the same load; a ratio only
+        # when they did the same work (authloop's Kuzzle rounds run many clients
+        # that wait out the second; the limit's one that does not)
+        if like:
+            row(f"CPU authloop / limit, {mode} {tname}, per round",
+                spread([x / y for x, y in zip(a, l)], "{:.2f}"))
 # authloop making the SDK's requests (option userinfo -1: no getCurrentUser)
 mine = cpu("authloop-kuzzle-sdk-requests")
 if mine:
-    req = [r["requests_per_cycle"] for r in lines if r["bench"] == "authloop-kuzzle-sdk-requests"][0]
+    req = first("authloop-kuzzle-sdk-requests", "requests_per_cycle")
     row("CPU per cycle, kuzzle TLS, authloop making the SDK's requests (userinfo -1)",
         f"{spread(mine)} us ({req} requests; user"
         f" {spread(cpu('authloop-kuzzle-sdk-requests', 'user_us_per_cycle'))},"
@@ -79,8 +90,8 @@ for bench, how, target in (
     sdk = cpu(bench)
     if not sdk:
         continue
-    req = [r["requests_per_cycle"] for r in lines if r["bench"] == bench][0]
-    clients = [r.get("clients", 1) for r in lines if r["bench"] == bench][0]
+    req = first(bench, "requests_per_cycle")
+    clients = first(bench, "clients", 1)
     row(f"CPU per cycle, kuzzle-sdk on Node, connect included, {how}",
         f"{spread(sdk)} us ({req} requests; user {spread(cpu(bench, 'user_us_per_cycle'))},"
         f" system {spread(cpu(bench, 'sys_us_per_cycle'))}; {clients} client(s))")
