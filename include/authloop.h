@@ -327,7 +327,8 @@ typedef struct authloop_client_options {
    * against the id token's); otherwise the id token's claims.
    * "kuzzle" (default yes): getCurrentUser's answer; -1: one request fewer a
    * login, as the official SDK makes: the user is {"_id"} from the login's
-   * answer, without a name (authloop_user_name() NULL). */
+   * answer, without a name (authloop_user_name() NULL). A session restored
+   * from its file has the user it was saved with, whatever this option. */
   int userinfo;
 } authloop_client_options;
 
@@ -571,7 +572,7 @@ AUTHLOOP_EXTERN const char *authloop_user_field(const authloop_user *u, const ch
 /* The user object as the server sent it, without whitespace between tokens: the same keys in
  * the same order, string escapes as the server wrote them (CometChat's carries its authToken,
  * as the SDK's user does). Restored from a session file: the same object, as jansson writes
- * it. */
+ * it. Kuzzle with the option userinfo -1: {"_id"}, written from the decoded id. */
 AUTHLOOP_EXTERN const char *authloop_user_json(const authloop_user *u);
 
 /* ---- events ----------------------------------------------------------------- */

@@ -616,10 +616,13 @@ static void authloop_session_class_init(AuthloopSessionClass *klass) {
    * AuthloopSession:userinfo:
    *
    * Whether a login fetches the user object: 1 yes, -1 no, 0 the dialect's
-   * default (authloop_client_options.userinfo). It was a boolean before
-   * 0.2: TRUE and FALSE still set 1 and 0.
+   * default (authloop_client_options.userinfo); any other value fails the
+   * construction (AUTHLOOP_ERROR_EINVAL), as it fails authloop_client_new().
+   * It was a boolean before 0.2: TRUE and FALSE still set 1 and 0.
    */
-  props[PROP_USERINFO] = g_param_spec_int("userinfo", NULL, NULL, -1, 1, 0, ctor);
+  /* the whole int range: a value GLib clamped with a warning would be
+   * constructed as another option than the application asked for */
+  props[PROP_USERINFO] = g_param_spec_int("userinfo", NULL, NULL, G_MININT, G_MAXINT, 0, ctor);
   /**
    * AuthloopSession:state:
    *

@@ -112,8 +112,9 @@ static void on_timerfd(uv_poll_t *p, int status, int events) {
   uint64_t expirations;
   (void)status;
   (void)events;
-  /* one read takes every expiration (a second would only fail EAGAIN); one
-   * that failed leaves the fd readable, and the poll calls again */
+  /* one read takes every expiration (a second would only fail EAGAIN); the
+   * fd is non-blocking, so one that fails (a wake-up with nothing to read)
+   * changes nothing: on_due arms the timer again */
   (void)!read(t->fd, &expirations, sizeof(expirations));
   t->armed_at = AUTHLOOP__NEVER; /* it went off */
   on_due(t);

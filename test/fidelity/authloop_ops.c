@@ -4,7 +4,8 @@
  * and prints one JSON line per outcome, so that the test can compare what
  * reached the server with what the official SDK sent for the same steps.
  *
- *   authloop_ops --ca CA --provider P [--base URL] [--admin URL] [--app ID] [--session FILE] OP...
+ *   authloop_ops --ca CA --provider P [--base URL] [--admin URL] [--app ID] [--session FILE]
+ *                [--userinfo N] OP...
  *
  * OP: local:USER:PASS[:EXPIRES]   Kuzzle, the local strategy
  *     strategy:NAME:JSON           Kuzzle, any strategy
@@ -163,6 +164,8 @@ int main(int argc, char **argv) {
       o.app_id = argv[i + 1];
     else if (strcmp(argv[i], "--session") == 0)
       o.session_path = argv[i + 1];
+    else if (strcmp(argv[i], "--userinfo") == 0)
+      o.userinfo = atoi(argv[i + 1]);
     else
       break;
   }

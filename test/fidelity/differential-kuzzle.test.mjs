@@ -31,12 +31,13 @@ after(async () => {
 const base = () => ({ provider: 'kuzzle', base: `https://127.0.0.1:${server.port}` });
 
 // The SDK's steps, then authloop's, each from a reset log; the differences.
-async function both(scenario, sdkSteps, ops) {
+async function both(scenario, sdkSteps, ops, options = {}) {
   await reset(server);
   await sdkSteps();
   const sdk = await received(server);
   await reset(server);
-  const outcomes = await runAuthloop(server, base(), typeof ops === 'function' ? await ops() : ops);
+  const outcomes = await runAuthloop(server, { ...base(), ...options },
+    typeof ops === 'function' ? await ops() : ops);
   const mine = await received(server);
   // getCurrentUser: the SDK's /_me, authloop's /users/_me (docs/protocol.md)
   check('kuzzle', scenario, compare(sdk, mine, { 'GET /_me': 'GET /users/_me' }), list);
@@ -71,6 +72,20 @@ test('local login, refresh, logout', async () => {
     await kuzzle.auth.refreshToken();
     await kuzzle.auth.logout();
   }, ['local:kuzzle-user:kuzzle-pass:1h', 'refresh', 'logout']);
+  assert.deepEqual(outcomes.map((o) => [o.event, o.success]),
+    [['loginAttempt', true], ['refresh', true], ['logout', true]]);
+});
+
+// option userinfo -1: authloop's login is the SDK's one request, without
+// getCurrentUser; the rest of the session as above
+test('local login without getCurrentUser (userinfo -1), refresh, logout', async () => {
+  const outcomes = await both('local login without getCurrentUser (userinfo -1), refresh, logout',
+    async () => {
+      await kuzzle.auth.login('local', { username: 'kuzzle-user', password: 'kuzzle-pass' }, '1h');
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await kuzzle.auth.refreshToken();
+      await kuzzle.auth.logout();
+    }, ['local:kuzzle-user:kuzzle-pass:1h', 'refresh', 'logout'], { userinfo: '-1' });
   assert.deepEqual(outcomes.map((o) => [o.event, o.success]),
     [['loginAttempt', true], ['refresh', true], ['logout', true]]);
 });

@@ -192,8 +192,15 @@ static void kuzzle_login_fault(const char *id_member) {
  * JSON, with no name; it is kept in the session file as any user is. An
  * answer without a usable _id is refused as malformed. */
 static void kuzzle_user_from_the_login_answer(void **state) {
-  static const char *const refused[] = {"", "\"_id\":\"\",", "\"_id\":7,", "\"_id\":null,",
-                                        "\"_id\":{},"};
+  static const char *const refused[] = {
+      "",
+      "\"_id\":\"\",",
+      "\"_id\":7,",
+      "\"_id\":null,",
+      "\"_id\":{},",
+      "\"_id\":\"a\\u0000b\",", /* a NUL would cut the id */
+      "\"_id\":\"\\ud800\",",   /* a lone surrogate: no UTF-8 for it */
+      "\"_id\":\"a\",\"_id\":\"b\","};
   char dir[256], path[300];
   test_env e;
   test_recorder r, r2;

@@ -443,7 +443,8 @@ static void bad_input(void **state) {
   assert_null(authloop_session_new(NULL, server.base_url, &e));
   assert_true(g_error_matches(e, AUTHLOOP_ERROR, AUTHLOOP_ERROR_EINVAL));
   g_clear_error(&e);
-  /* "userinfo" is an integer from -1 to 1; TRUE, as when it was a boolean, is 1 */
+  /* "userinfo" is 1, -1 or 0, and any other value fails the construction
+   * (not a warning and the default); TRUE, as when it was a boolean, is 1 */
   {
     gint v = 0;
     s = g_initable_new(AUTHLOOP_TYPE_SESSION, NULL, &e, "provider", "kuzzle", "base-url",
@@ -455,6 +456,14 @@ static void bad_input(void **state) {
     assert_null(g_initable_new(AUTHLOOP_TYPE_SESSION, NULL, &e, "provider", "gateway", "base-url",
                                server.base_url, "userinfo", TRUE, NULL));
     assert_true(g_error_matches(e, AUTHLOOP_ERROR, AUTHLOOP_ERROR_ENOTSUP));
+    g_clear_error(&e);
+    assert_null(g_initable_new(AUTHLOOP_TYPE_SESSION, NULL, &e, "provider", "kuzzle", "base-url",
+                               server.base_url, "userinfo", 2, NULL));
+    assert_true(g_error_matches(e, AUTHLOOP_ERROR, AUTHLOOP_ERROR_EINVAL));
+    g_clear_error(&e);
+    assert_null(g_initable_new(AUTHLOOP_TYPE_SESSION, NULL, &e, "provider", "oidc", "base-url",
+                               server.base_url, "client-id", "c", "userinfo", G_MININT, NULL));
+    assert_true(g_error_matches(e, AUTHLOOP_ERROR, AUTHLOOP_ERROR_EINVAL));
     g_clear_error(&e);
   }
   s = session();
