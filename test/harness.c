@@ -212,6 +212,14 @@ void test_fault(const test_server *s, const char *json) {
   json_decref(test_control(s, "/__test/faults", json));
 }
 
+void test_fault_body(const test_server *s, const char *route, long status, const char *body) {
+  json_t *f = json_pack("{s:s, s:i, s:s}", "route", route, "status", (int)status, "body", body);
+  char *text = json_dumps(f, JSON_COMPACT);
+  test_fault(s, text);
+  free(text);
+  json_decref(f);
+}
+
 long test_stat(const test_server *s, const char *key) {
   json_t *j = test_control(s, "/__test/stats", NULL);
   json_t *v =

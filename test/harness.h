@@ -49,6 +49,8 @@ char *test_mint_code(const test_server *s, const char *user_id);
 /* A code whose tokens live ttl_s seconds (0: the server's default). */
 char *test_mint_code_ttl(const test_server *s, const char *user_id, int ttl_s);
 void test_fault(const test_server *s, const char *json);
+/* One answer for route: status and body as given (a fault with the server's defaults). */
+void test_fault_body(const test_server *s, const char *route, long status, const char *body);
 /* POST (json non-NULL) or GET a control path; the answer must be 200. */
 json_t *test_control(const test_server *s, const char *path, const char *json);
 /* GET /__test/stats -> a route's count ("/auth/login") or a top-level counter. */

@@ -27,14 +27,20 @@ static int group_teardown(void **state) {
   return 0;
 }
 
-static authloop_client *kuzzle_client(test_env *e, const char *session_path) {
+/* userinfo: the option (0: getCurrentUser at login, -1: none) */
+static authloop_client *kuzzle_client_with(test_env *e, const char *session_path, int userinfo) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop_client *c = NULL;
   o.provider = "kuzzle";
   o.base_url = server.base_url; /* Kuzzle lives at the root */
   o.session_path = session_path;
+  o.userinfo = userinfo;
   assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
   return c;
+}
+
+static authloop_client *kuzzle_client(test_env *e, const char *session_path) {
+  return kuzzle_client_with(e, session_path, 0);
 }
 
 static authloop_client *cometchat_client(test_env *e, const char *app_id,
@@ -160,31 +166,18 @@ static void kuzzle_password_is_the_local_strategy(void **state) {
 }
 
 static authloop_client *kuzzle_client_without_me(test_env *e, const char *session_path) {
-  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
-  authloop_client *c = NULL;
-  o.provider = "kuzzle";
-  o.base_url = server.base_url;
-  o.session_path = session_path;
-  o.userinfo = -1;
-  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
-  return c;
+  return kuzzle_client_with(e, session_path, -1);
 }
 
 /* A login answer of ours, the jwt and _id as JSON text. */
 static void kuzzle_login_fault(const char *id_member) {
   char body[512];
-  json_t *f;
-  char *text;
   snprintf(body, sizeof(body),
            "{\"requestId\":\"x\",\"status\":200,\"error\":null,\"controller\":\"auth\","
            "\"action\":\"login\",\"result\":{%s\"jwt\":\"kauth-x\",\"expiresAt\":4102444800000,"
            "\"ttl\":3600000}}",
            id_member);
-  f = json_pack("{s:s, s:i, s:s}", "route", "/_login/local", "status", 200, "body", body);
-  text = json_dumps(f, JSON_COMPACT);
-  test_fault(&server, text);
-  free(text);
-  json_decref(f);
+  test_fault_body(&server, "/_login/local", 200, body);
 }
 
 /* Option userinfo -1: no getCurrentUser after the login (the official SDK

@@ -63,11 +63,7 @@ static authloop_client *client_of(test_env *e, const char *provider, const char 
 }
 
 static void fault_body(const char *route, long status, const char *body) {
-  json_t *f = json_pack("{s:s, s:i, s:s}", "route", route, "status", (int)status, "body", body);
-  char *text = json_dumps(f, JSON_COMPACT);
-  test_fault(&server, text);
-  free(text);
-  json_decref(f);
+  test_fault_body(&server, route, status, body);
 }
 
 static void nothing_injected(void) {
