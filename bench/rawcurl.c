@@ -41,7 +41,7 @@ void rawcurl_request(rawcurl *r, const char *method, const char *url, const char
     curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->post);
     curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(r->post));
   }
-  curl_multi_add_handle(r->multi, r->easy);
+  curl_multi_add_handle(r->hub->multi, r->easy);
 }
 
 int rawcurl_take(const rawcurl *r, const char *key, char *out, size_t cap) {
@@ -64,9 +64,12 @@ static void drain(rawcurl *r) {
     CURLcode result = m->data.result;
     if (m->msg != CURLMSG_DONE)
       continue;
+    rawcurl *c = r;
+    if (r->joined) /* which client's: only when there are others */
+      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
     curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(r->multi, m->easy_handle);
-    r->done(result == CURLE_OK ? status : 0, r->ud);
+    c->done(result == CURLE_OK ? status : 0, c->ud);
   }
 }
 
@@ -124,8 +127,30 @@ static int timer_cb(CURLM *m, long ms, void *ud) {
   return 0;
 }
 
+static void easy_init(rawcurl *r, const char *ca) {
+  r->easy = curl_easy_init();
+  if (ca)
+    curl_easy_setopt(r->easy, CURLOPT_CAINFO, ca);
+  curl_easy_setopt(r->easy, CURLOPT_SHARE, r->hub->share);
+  curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+}
+
+void rawcurl_join(rawcurl *r, rawcurl *hub, const char *ca, rawcurl_done done, void *ud) {
+  memset(r, 0, sizeof(*r));
+  r->loop = hub->loop;
+  r->done = done;
+  r->ud = ud;
+  r->hub = hub;
+  hub->joined = 1;
+  easy_init(r, ca);
+}
+
 void rawcurl_init(rawcurl *r, uv_loop_t *loop, const char *ca, rawcurl_done done, void *ud) {
   memset(r, 0, sizeof(*r));
+  r->hub = r;
   r->loop = loop;
   r->done = done;
   r->ud = ud;
@@ -140,11 +165,5 @@ void rawcurl_init(rawcurl *r, uv_loop_t *loop, const char *ca, rawcurl_done done
   curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
   curl_multi_setopt(r->multi, CURLMOPT_TIMERDATA, r);
   curl_multi_setopt(r->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
-  r->easy = curl_easy_init();
-  if (ca)
-    curl_easy_setopt(r->easy, CURLOPT_CAINFO, ca);
-  curl_easy_setopt(r->easy, CURLOPT_SHARE, r->share);
-  curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+  easy_init(r, ca);
 }

@@ -13,7 +13,7 @@
 /* status: the HTTP status, 0 when the transfer failed */
 typedef void (*rawcurl_done)(long status, void *ud);
 
-typedef struct {
+typedef struct rawcurl {
   uv_loop_t *loop;
   uv_timer_t timer;
   CURLM *multi;
@@ -22,12 +22,17 @@ typedef struct {
   struct curl_slist *headers;
   rawcurl_done done;
   void *ud;
+  struct rawcurl *hub; /* whose multi handle it uses: itself, or another's (rawcurl_join) */
+  int joined;          /* others use this one's multi handle */
   size_t body_len;
   char body[65536]; /* the answer, NUL-terminated */
   char post[1024];  /* the request's body, alive until the answer */
 } rawcurl;
 
 void rawcurl_init(rawcurl *r, uv_loop_t *loop, const char *ca, rawcurl_done done, void *ud);
+/* Another client on hub's loop and multi handle (its connections, its
+ * share handle): an easy handle of its own, its own answer and callback. */
+void rawcurl_join(rawcurl *r, rawcurl *hub, const char *ca, rawcurl_done done, void *ud);
 /* One request: url is the whole URL; json the body (POST) or NULL; method
  * "GET" or "POST"; bearer the token to send, or NULL. */
 void rawcurl_request(rawcurl *r, const char *method, const char *url, const char *json,

@@ -175,6 +175,10 @@ for _ in $(seq "$rounds"); do
   # getCurrentUser after a login): the like-for-like row against the SDK
   counted "$tls_url" "$tls_ca" "$b/bench_cycles" --url "$tls_url" --ca "$tls_ca" --mode kuzzle --n "$nk" \
     --clients "$kc" --userinfo -1
+  # the limit in that regime: as many clients on one multi handle, the same
+  # requests and pauses (bench/raw_clients.c)
+  counted "$tls_url" "$tls_ca" "$b/bench_raw_clients" --url "$tls_url" --ca "$tls_ca" --n "$nk" \
+    --clients "$kc" --userinfo -1
   # the SDK as its own code goes (its refresh at once, Kuzzle then answers
   # with the same jwt), and as authloop goes (a client each, the second
   # waited out): the like-for-like row

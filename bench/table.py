@@ -84,6 +84,15 @@ if mine:
         f"{spread(mine)} us ({req} requests; user"
         f" {spread(cpu('authloop-kuzzle-sdk-requests', 'user_us_per_cycle'))},"
         f" system {spread(cpu('authloop-kuzzle-sdk-requests', 'sys_us_per_cycle'))})")
+floor = cpu("raw-kuzzle-clients-sdk-requests")
+if floor:
+    row("CPU per cycle, kuzzle TLS, the limit making the SDK's requests, as many clients side by side",
+        f"{spread(floor)} us ({first('raw-kuzzle-clients-sdk-requests', 'requests_per_cycle')} requests;"
+        f" user {spread(cpu('raw-kuzzle-clients-sdk-requests', 'user_us_per_cycle'))},"
+        f" system {spread(cpu('raw-kuzzle-clients-sdk-requests', 'sys_us_per_cycle'))})")
+    if mine:
+        row("CPU authloop / the limit, both making the SDK's requests on as many clients, per round",
+            spread([x / y for x, y in zip(mine, floor)], "{:.2f}"))
 for bench, how, target in (
         ("kuzzle-sdk-waits", "each of its clients waiting out the second as authloop's do", "<= 0.15"),
         ("kuzzle-sdk", "one client, its refresh at once (its own way)", "")):
@@ -98,7 +107,9 @@ for bench, how, target in (
     # the target is read from authloop making the SDK's own requests, like for
     # like; authloop's default (getCurrentUser at login, one request more) beside it
     for who, label, tgt in (("authloop-kuzzle-sdk-requests", "authloop making the SDK's requests",
-                             target), ("authloop-kuzzle", "authloop as it comes (4 requests)", "")):
+                             target), ("authloop-kuzzle", "authloop as it comes (4 requests)", ""),
+                            ("raw-kuzzle-clients-sdk-requests",
+                             "the limit making the SDK's requests (the floor)", "")):
         if not cpu(who):
             continue
         row(f"CPU {label} / kuzzle-sdk ({how}), per round",
