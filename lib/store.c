@@ -545,7 +545,9 @@ static int write_atomically(const char *path, const unsigned char *data, size_t 
   if (!tmp)
     return ENOMEM;
   snprintf(tmp, n, "%s.tmp-XXXXXX", path);
-  if ((fd = mkstemp(tmp)) < 0) {
+  /* close-on-exec from its first instant: a program the application starts
+   * while this runs on the thread pool must not hold the session's bytes */
+  if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
     rc = errno;
     free(tmp);
     return rc;

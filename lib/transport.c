@@ -6,13 +6,16 @@
 #include "transport.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
   char *data;
@@ -458,6 +461,24 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
 }
 #endif
 
+/* Every socket libcurl opens for a connection is close-on-exec from its
+ * first instant (not set after: another thread may fork in between): a
+ * program the application starts must not hold authloop's connections. */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+  (void)ud;
+  (void)purpose;
+#ifdef SOCK_CLOEXEC
+  return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+#else
+  curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+  if (s != CURL_SOCKET_BAD && fcntl(s, F_SETFD, FD_CLOEXEC) != 0) {
+    close(s);
+    return CURL_SOCKET_BAD;
+  }
+  return s;
+#endif
+}
+
 /* The transport's own options, the same for every transfer. The ones whose
  * failure (libcurl out of memory) would leave a weaker default behind (every
  * protocol libcurl has, the system's CAs instead of ours) fail it. */
@@ -478,6 +499,7 @@ static int transport_options(authloop__transport *t, CURL *e) {
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body_bytes);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
 #if LIBCURL_VERSION_NUM >= 0x075000
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
 #endif

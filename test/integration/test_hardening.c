@@ -7,6 +7,9 @@
 #include "harness.h"
 #include "jwt.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -578,6 +582,94 @@ static void strings_live_until_control_returns(void **state) {
 
 /* Temporaries a writer killed mid-write left behind (each may hold a whole
  * session) go when the file is next loaded or written; other names stay. */
+/* ---- descriptors a program the application starts must not inherit ------------------------ */
+
+/* Every fsync() of this program passes through here: the session file's
+ * temporary, synced before its rename, is then open, and its descriptor is
+ * looked at (whatever thread of the pool writes it). */
+static int temporaries_synced, temporaries_inheritable;
+
+int fsync(int fd) {
+  static int (*real)(int);
+  char link[64], target[512];
+  ssize_t n;
+  if (!real)
+    *(void **)&real = dlsym(RTLD_NEXT, "fsync");
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+  n = readlink(link, target, sizeof(target) - 1);
+  if (n > 0) {
+    target[n] = '\0';
+    if (strstr(target, "/cloexec.tmp-")) {
+      __atomic_add_fetch(&temporaries_synced, 1, __ATOMIC_SEQ_CST);
+      if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+        __atomic_add_fetch(&temporaries_inheritable, 1, __ATOMIC_SEQ_CST);
+    }
+  }
+  return real(fd);
+}
+
+/* The sockets of this process connected to the reference server: how many,
+ * and how many of them a program started by exec() would hold. */
+static int server_sockets(int *inheritable) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *ent;
+  int n = 0;
+  *inheritable = 0;
+  assert_non_null(d);
+  while ((ent = readdir(d))) {
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+    int fd = atoi(ent->d_name);
+    if (fd < 3 || fd == dirfd(d) || getpeername(fd, (struct sockaddr *)&a, &len) != 0)
+      continue;
+    if ((a.ss_family == AF_INET && ntohs(((struct sockaddr_in *)&a)->sin_port) == server.port) ||
+        (a.ss_family == AF_INET6 && ntohs(((struct sockaddr_in6 *)&a)->sin6_port) == server.port)) {
+      n++;
+      if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+        (*inheritable)++;
+    }
+  }
+  closedir(d);
+  return n;
+}
+
+/* A program the application starts (fork and exec) holds none of
+ * authloop's descriptors: not its connections, kept between requests (the
+ * server would never see them close, and the program could write into
+ * them), not the session file's temporary, which holds the whole session
+ * (written on the thread pool, while the application's thread may fork). */
+static void descriptors_are_close_on_exec(void **state) {
+  char path[400];
+  test_env e;
+  test_recorder r;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c;
+  int i, inheritable;
+  (void)state;
+  snprintf(path, sizeof(path), "%s/cloexec", tmpdir);
+  o.session_path = path;
+  test_env_init(&e, &server, NULL);
+  c = gateway(&e, &o);
+  test_record(c, &r);
+  assert_true(login(&e, c, &r, 3600)->success);
+  test_run_until_stored(&e, 5000);
+  for (i = 0; i < 3; i++) {
+    test_done d = {0};
+    assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+    test_run_until(&e, &d.count, 1, 5000);
+    assert_int_equal(d.status, 0);
+    test_run_until_stored(&e, 5000);
+  }
+  assert_true(server_sockets(&inheritable) >= 1); /* the connection kept for the next request */
+  assert_int_equal(inheritable, 0);
+  assert_true(__atomic_load_n(&temporaries_synced, __ATOMIC_SEQ_CST) >=
+              4); /* the login's, each refresh's */
+  assert_int_equal(__atomic_load_n(&temporaries_inheritable, __ATOMIC_SEQ_CST), 0);
+  authloop_client_free(c);
+  test_env_close(&e);
+  unlink(path);
+}
+
 static void stale_temporaries_are_removed(void **state) {
   char dir[320], path[400], tmp[420], other[420];
   long long now = wall_ms();
@@ -863,6 +955,7 @@ int main(void) {
       cmocka_unit_test(a_file_from_a_clock_ahead),
       cmocka_unit_test(strings_live_until_control_returns),
       cmocka_unit_test(stale_temporaries_are_removed),
+      cmocka_unit_test(descriptors_are_close_on_exec),
       cmocka_unit_test(names_that_do_not_resolve),
       cmocka_unit_test(an_answer_that_brings_its_origin_back),
       cmocka_unit_test(a_stale_session_backs_off),
