@@ -243,6 +243,7 @@ typedef struct authloop_preauth_result {
   const char *authorization_code; /* on success */
   const char *message;            /* on failure; the server's own when it sent one */
   const char *server_code;        /* the server's error code as text, or NULL */
+  /* (message and server_code: control bytes shown as '?', as in events) */
   int http_status;
 } authloop_preauth_result;
 
@@ -562,8 +563,10 @@ AUTHLOOP_EXTERN int authloop_ctx_set_online(authloop_ctx *ctx, int online);
 AUTHLOOP_EXTERN int authloop_ctx_is_online(const authloop_ctx *ctx);
 
 /* The user's fields, valid as the session queries' strings are. id: never
- * NULL for a user of a session; name: NULL when the server sent none. All
- * return NULL for a NULL user. */
+ * NULL for a user of a session, never with a control byte (a server's answer
+ * with one fails the login, AUTHLOOP_EPROTO); name: NULL when the server sent
+ * none, its control bytes (C0, DEL, C1, bidirectional controls) shown as '?'.
+ * All return NULL for a NULL user. */
 AUTHLOOP_EXTERN const char *authloop_user_id(const authloop_user *u);
 AUTHLOOP_EXTERN const char *authloop_user_name(const authloop_user *u);
 /* A top-level string field of the user object ("email", "tenantId" ...), or

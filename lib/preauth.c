@@ -31,6 +31,12 @@ static void run_result(authloop__deferred *d) {
   res.status = call->r.error;
   res.http_status = (int)call->r.http_status;
   if (res.status) {
+    /* a server's words: shown or logged by applications, so no control
+     * byte in them, as in a client's events */
+    if (call->r.message)
+      authloop__printable(call->r.message);
+    if (call->r.server_code)
+      authloop__printable(call->r.server_code);
     res.message = call->r.message ? call->r.message : authloop_strerror(res.status);
     res.server_code = call->r.server_code;
   } else {

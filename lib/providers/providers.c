@@ -53,7 +53,15 @@ int authloop__answer_doc(const authloop__answer *a, authloop__result *r, authloo
 int authloop__result_user_text(authloop__result *r, char *text, const char *id, const char *name) {
   authloop__secret_free(r->user);
   r->user = text;
-  if (!text || !(r->user_id = strdup(id)) || (name && !(r->user_name = strdup(name))))
+  /* The id names the user to the application (keys, paths, logs): one with a
+   * control byte is refused, not altered into another user's. The name is
+   * only shown: its control bytes become '?', as in a server's messages.
+   * The user's JSON keeps both as the server sent them, escaped. */
+  if (text && !authloop__text_ok(id))
+    return authloop__result_fail(r, AUTHLOOP_EPROTO, r->http_status, "malformed response: %s",
+                                 "the user id holds a control character");
+  if (!text || !(r->user_id = strdup(id)) ||
+      (name && !(r->user_name = authloop__printable_dup(name))))
     return authloop__result_fail(r, AUTHLOOP_ENOMEM, r->http_status, NULL, NULL);
   return 0;
 }

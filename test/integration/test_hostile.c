@@ -164,6 +164,112 @@ static void cometchat_auth_token_answers(void **state) {
   }
 }
 
+/* A user id with a control byte is refused: the id names the user to the
+ * application, and altering it would name another. A name with control
+ * bytes (C0, DEL, C1, a bidirectional override) logs in, shown with '?' in
+ * their place; the user's JSON keeps the server's escapes. Every dialect
+ * whose server gives the user: the gateway's login answer, Kuzzle's
+ * getCurrentUser (GET /users/_me) and, with userinfo -1, its login answer, CometChat's
+ * PUT /me. */
+#define HOSTILE_NAME "a\\u001b[2J\\u0007b\\u009bc\\u202ed\\r\\ne"
+static const char *const bad_ids[] = {"admin\\r\\nX-Injected: 1", "ad\\nmin", "ad\\u007fmin",
+                                      "ad\\u001bmin", "ad\\tmin"};
+
+static const char *user_answer(const char *dialect, const char *id, char *body, size_t n) {
+  if (strcmp(dialect, "gateway") == 0) {
+    snprintf(body, n,
+             "{\"user\":{\"id\":\"%s\",\"name\":\"" HOSTILE_NAME "\"},\"accessToken\":\"a\","
+             "\"idToken\":\"i\",\"refreshToken\":\"r\",\"expiresIn\":60}",
+             id);
+    return "/auth/login";
+  }
+  if (strcmp(dialect, "kuzzle") == 0) {
+    snprintf(body, n,
+             "{\"requestId\":\"x\",\"status\":200,\"error\":null,\"controller\":\"auth\","
+             "\"action\":\"getCurrentUser\",\"result\":{\"_id\":\"%s\",\"_source\":"
+             "{\"name\":\"" HOSTILE_NAME "\"}}}",
+             id);
+    return "/users/_me";
+  }
+  if (strcmp(dialect, "kuzzle-1") == 0) {
+    snprintf(body, n,
+             "{\"requestId\":\"x\",\"status\":200,\"error\":null,\"controller\":\"auth\","
+             "\"action\":\"login\",\"result\":{\"_id\":\"%s\",\"jwt\":\"j\","
+             "\"expiresAt\":4102444800000,\"ttl\":3600000}}",
+             id);
+    return "/_login/local";
+  }
+  snprintf(body, n, "{\"data\":{\"uid\":\"%s\",\"name\":\"" HOSTILE_NAME "\"}}", id);
+  return "/cometchat/client/v3.0/me";
+}
+
+static authloop_client *user_client(test_env *e, const char *dialect) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c = NULL;
+  if (strncmp(dialect, "kuzzle", 6) != 0)
+    return client_of(e, dialect, NULL);
+  o.provider = "kuzzle";
+  o.base_url = server.base_url;
+  o.userinfo = strcmp(dialect, "kuzzle-1") == 0 ? -1 : 0;
+  assert_int_equal(authloop_client_new(e->ctx, &o, &c), 0);
+  return c;
+}
+
+static void user_login(authloop_client *c, const char *dialect) {
+  if (strcmp(dialect, "gateway") == 0)
+    assert_int_equal(authloop_login_code(c, "any-code"), 0);
+  else if (strcmp(dialect, "cometchat") == 0)
+    assert_int_equal(authloop_login_key(c, "cometchat-uid-1", "authkey-1"), 0);
+  else
+    assert_int_equal(authloop_login_local(c, "kuzzle-user", "kuzzle-pass", NULL), 0);
+}
+
+static void user_ids_and_names_with_control_bytes(void **state) {
+  static const char *const dialects[] = {"gateway", "kuzzle", "kuzzle-1", "cometchat"};
+  size_t i, j;
+  (void)state;
+  for (i = 0; i < sizeof(dialects) / sizeof(dialects[0]); i++) {
+    for (j = 0; j <= sizeof(bad_ids) / sizeof(bad_ids[0]); j++) {
+      test_env e;
+      test_recorder r;
+      authloop_client *c;
+      const authloop_event *ev;
+      const char *id = j < sizeof(bad_ids) / sizeof(bad_ids[0]) ? bad_ids[j] : "plain-id";
+      char body[768];
+      const char *route = user_answer(dialects[i], id, body, sizeof(body));
+      test_env_init(&e, &server, NULL);
+      c = user_client(&e, dialects[i]);
+      test_record(c, &r);
+      fault_body(route, 200, body);
+      user_login(c, dialects[i]);
+      ev = wait_login(&e, &r);
+      if (strcmp(id, "plain-id") != 0) { /* refused, nothing of it kept */
+        if (ev->success || ev->error != AUTHLOOP_EPROTO)
+          fail_msg("%s: a user id with a control byte (%s): success %d, %s", dialects[i], id,
+                   ev->success, authloop_err_name(ev->error));
+        assert_non_null(strstr(ev->message, "control character"));
+        assert_false(authloop_is_logged_in(c));
+        assert_null(authloop_current_user(c));
+      } else { /* the id as sent; the name shown without its controls */
+        const authloop_user *u = authloop_current_user(c);
+        const char *name = authloop_user_name(u);
+        if (!ev->success)
+          fail_msg("%s: %s", dialects[i], authloop_err_name(ev->error));
+        assert_string_equal(authloop_user_id(u), "plain-id");
+        if (strcmp(dialects[i], "kuzzle-1") == 0) {
+          assert_null(name); /* no name in a login answer */
+        } else {
+          assert_string_equal(name, "a?[2J?b?c?d??e");
+          assert_non_null(strstr(authloop_user_json(u), "\\u001b[2J"));
+        }
+      }
+      nothing_injected();
+      authloop_client_free(c);
+      test_env_close(&e);
+    }
+  }
+}
+
 typedef struct {
   int done, status;
   long http;
@@ -257,13 +363,16 @@ static void restored_session_files(void **state) {
   size_t p, i, f;
   (void)state;
   for (p = 0; p < sizeof(providers) / sizeof(providers[0]); p++) {
-    for (i = 0; i <= N_BAD * 3; i++) { /* the last: every token good, restored */
+    /* after the bad tokens: every token good, restored; then a user id with
+     * CR LF (every dialect's id key), not restored */
+    for (i = 0; i <= N_BAD * 3 + 1; i++) {
       test_env e;
       test_log log = {0};
       authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
       authloop_client *c;
       char path[320], payload[1024];
       const char *token[3] = {"a", "", "r"};
+      const char *uid = i > N_BAD * 3 ? "u\\r\\nX-Injected: 1" : "u";
       long long now_ms = (long long)time(NULL) * 1000;
       int fd, n;
       f = i % 3; /* each token of the file in turn */
@@ -274,11 +383,11 @@ static void restored_session_files(void **state) {
       snprintf(path, sizeof(path), "%s/planted-%zu-%zu", tmpdir, p, i);
       n = snprintf(payload, sizeof(payload),
                    "ALS1\x01%c{\"v\":1,\"provider\":\"%s\",\"baseUrl\":\"%s\",\"user\":"
-                   "{\"id\":\"u\",\"_id\":\"u\",\"uid\":\"u\",\"sub\":\"u\"},\"accessToken\":"
-                   "\"%s\",\"idToken\":\"%s\",\"refreshToken\":\"%s\",\"lifetime\":3600,"
-                   "\"expiresAt\":%lld,\"lastActivity\":%lld}",
-                   0, providers[p], p == 2 ? cc_client : server.base_url, token[0], token[1],
-                   token[2], now_ms + 3000000, now_ms);
+                   "{\"id\":\"%s\",\"_id\":\"%s\",\"uid\":\"%s\",\"sub\":\"%s\"},"
+                   "\"accessToken\":\"%s\",\"idToken\":\"%s\",\"refreshToken\":\"%s\","
+                   "\"lifetime\":3600,\"expiresAt\":%lld,\"lastActivity\":%lld}",
+                   0, providers[p], p == 2 ? cc_client : server.base_url, uid, uid, uid, uid,
+                   token[0], token[1], token[2], now_ms + 3000000, now_ms);
       fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
       assert_true(fd >= 0);
       assert_int_equal(write(fd, payload, (size_t)n), n);
@@ -297,8 +406,9 @@ static void restored_session_files(void **state) {
         continue;
       }
       if (authloop_is_logged_in(c))
-        fail_msg("%s: a session file with %s %s was restored", providers[p], fields[f],
-                 bad_tokens[i / 3]);
+        fail_msg("%s: a session file with %s %s was restored", providers[p],
+                 i > N_BAD * 3 ? "the user id" : fields[f],
+                 i > N_BAD * 3 ? uid : bad_tokens[i / 3]);
       test_run_until(&e, &log.lines, 1, 2000);
       assert_non_null(strstr(log.text, "ignored"));
       test_env_close(&e);
@@ -560,11 +670,17 @@ static void discovery_endpoints_that_leak(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(discovery_endpoints_that_leak), cmocka_unit_test(a_refresh_for_another_user),
-      cmocka_unit_test(gateway_login_answers),         cmocka_unit_test(kuzzle_login_answers),
-      cmocka_unit_test(cometchat_auth_token_answers),  cmocka_unit_test(gateway_refresh_answers),
-      cmocka_unit_test(kuzzle_refresh_answers),        cmocka_unit_test(cognito_answers),
-      cmocka_unit_test(restored_session_files),        cmocka_unit_test(application_values),
+      cmocka_unit_test(discovery_endpoints_that_leak),
+      cmocka_unit_test(a_refresh_for_another_user),
+      cmocka_unit_test(gateway_login_answers),
+      cmocka_unit_test(kuzzle_login_answers),
+      cmocka_unit_test(cometchat_auth_token_answers),
+      cmocka_unit_test(gateway_refresh_answers),
+      cmocka_unit_test(kuzzle_refresh_answers),
+      cmocka_unit_test(cognito_answers),
+      cmocka_unit_test(restored_session_files),
+      cmocka_unit_test(application_values),
+      cmocka_unit_test(user_ids_and_names_with_control_bytes),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   if (getenv("AUTHLOOP_TEST_FILTER")) /* run one test by name, when debugging */

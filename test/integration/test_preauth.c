@@ -245,6 +245,27 @@ static void server_refusal_reaches_the_callback(void **state) {
   test_env_close(&e);
 }
 
+/* The server's words reach the callback without control bytes, as an
+ * event's do: an application logs them, and a CR/LF or an escape sequence
+ * in them would forge a log line or drive a terminal. */
+static void a_refusal_with_control_bytes_is_printable(void **state) {
+  test_env e;
+  outcome out = {0};
+  authloop_preauth_options o = opts("u1", key_path("ec256.key"), "x");
+  (void)state;
+  test_env_init(&e, &server, NULL);
+  test_fault_body(&server, "/auth/pre-auth", 403,
+                  "{\"error\":{\"code\":\"x\\r\\nX-Injected: 1\",\"name\":\"N\","
+                  "\"message\":\"denied\\r\\n\\u001b[31mFAKE\\u009b\\u202e\"}}");
+  assert_int_equal(authloop_preauth(e.ctx, &o, on_result, &out), 0);
+  test_run_until(&e, &out.count, 1, 5000);
+  assert_int_equal(out.r.status, AUTHLOOP_EREJECTED);
+  assert_int_equal(out.r.http_status, 403);
+  assert_string_equal(out.server_code, "x??X-Injected: 1");
+  assert_string_equal(out.message, "denied???[31mFAKE??");
+  test_env_close(&e);
+}
+
 static void bad_keys_fail_at_once_without_a_request(void **state) {
   static const struct {
     const char *key, *pem, *passphrase;
@@ -527,6 +548,7 @@ int main(void) {
       cmocka_unit_test(rs256_encrypted_key_from_a_buffer),
       cmocka_unit_test(pkcs8_aes_key_by_mbedtls_version),
       cmocka_unit_test(server_refusal_reaches_the_callback),
+      cmocka_unit_test(a_refusal_with_control_bytes_is_printable),
       cmocka_unit_test(bad_keys_fail_at_once_without_a_request),
       cmocka_unit_test(close_with_preauth_in_flight_cancels_once),
       cmocka_unit_test(signatures_check_out_with_openssl),
