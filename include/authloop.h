@@ -562,11 +562,11 @@ AUTHLOOP_EXTERN int authloop_request(authloop_client *c, const char *method, con
 AUTHLOOP_EXTERN int authloop_ctx_set_online(authloop_ctx *ctx, int online);
 AUTHLOOP_EXTERN int authloop_ctx_is_online(const authloop_ctx *ctx);
 
-/* The user's fields, valid as the session queries' strings are. id: never
- * NULL for a user of a session, never with a control byte (a server's answer
+/* The user's fields, valid as the session queries' strings are. Controls
+ * here: C0 (TAB too), DEL, C1, U+2028, U+2029 and the bidirectional ones. id:
+ * never NULL for a user of a session, never with a control (a server's answer
  * with one fails the login, AUTHLOOP_EPROTO); name: NULL when the server sent
- * none, its control bytes (C0, DEL, C1, bidirectional controls) shown as '?'.
- * All return NULL for a NULL user. */
+ * none, its controls shown as '?'. All return NULL for a NULL user. */
 AUTHLOOP_EXTERN const char *authloop_user_id(const authloop_user *u);
 AUTHLOOP_EXTERN const char *authloop_user_name(const authloop_user *u);
 /* A top-level string field of the user object ("email", "tenantId" ...), or

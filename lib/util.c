@@ -333,17 +333,18 @@ uint32_t authloop__random_u32(authloop__rng *r) {
 
 /* ---- logging ------------------------------------------------------------------------- */
 
-/* The length of a UTF-8 control at s that a terminal or a text view acts
- * on: C1 (U+0080..U+009F) and the bidirectional marks, embeddings,
- * overrides and isolates (U+061C, U+200E, U+200F, U+202A..U+202E,
- * U+2066..U+2069); 0 for anything else. */
+/* The length of a UTF-8 control at s that a terminal, a text view or a log
+ * reader acts on: C1 (U+0080..U+009F), the line and paragraph separators
+ * (U+2028, U+2029: a line break to JavaScript and Python), and the
+ * bidirectional marks, embeddings, overrides and isolates (U+061C, U+200E,
+ * U+200F, U+202A..U+202E, U+2066..U+2069); 0 for anything else. */
 static size_t utf8_control(const unsigned char *s) {
   if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
     return 2;
   if (s[0] == 0xd8 && s[1] == 0x9c)
     return 2;
   if (s[0] == 0xe2 && s[1] == 0x80 &&
-      (s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xaa && s[2] <= 0xae)))
+      (s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xa8 && s[2] <= 0xae)))
     return 3;
   if (s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9)
     return 3;
@@ -365,6 +366,23 @@ void authloop__printable(char *s) {
     s++;
   }
   *o = '\0';
+}
+
+int authloop__printable_ok(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (!authloop__text_ok(s))
+    return 0;
+  for (; *p; p++)
+    if (*p >= 0x80 && utf8_control(p))
+      return 0;
+  return 1;
+}
+
+int authloop__plain_url_ok(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+      return 0;
+  return 1;
 }
 
 char *authloop__printable_dup(const char *s) {

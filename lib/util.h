@@ -96,11 +96,17 @@ int authloop__has_space(const char *s);
 int authloop__utf8_ok(const char *s);
 /* Text from a server made safe to show (in an event, a log line): every
  * control byte (below 0x20, 0x7f) and every UTF-8 control a terminal or a
- * text view acts on (C1, bidirectional overrides) becomes one '?', and so
- * does every byte past ASCII when the text is not UTF-8. In place (it may
- * get shorter); or a copy (NULL: no memory). */
+ * text view acts on (C1, line and paragraph separators, bidirectional
+ * controls) becomes one '?', and so does every byte past ASCII when the text
+ * is not UTF-8. In place (it may get shorter); or a copy (NULL: no memory).
+ * printable_ok: 1 when s is UTF-8 that this would leave as it is. */
 void authloop__printable(char *s);
 char *authloop__printable_dup(const char *s);
+int authloop__printable_ok(const char *s);
+/* A URL as RFC 3986 writes it: printable ASCII, no space (an application
+ * shows it or hands it to a browser, where a control or a bidirectional
+ * override in it would be shown or acted on). */
+int authloop__plain_url_ok(const char *s);
 /* The one rule for a value that may reach an HTTP header line: no byte below
  * 0x20 (CR, LF, NUL, TAB ...) and no DEL. The transport refuses any header that
  * breaks it; parsers and API calls use it to refuse such values early. */

@@ -324,16 +324,6 @@ static int passport_step(const authloop__jdoc *d, int result, long status) {
          authloop__jis(d, authloop__jget(d, result, "headers"), AUTHLOOP__J_OBJECT);
 }
 
-/* A URL as RFC 3986 writes it: printable ASCII, no space (the application
- * hands it to a browser; a control byte or a bidirectional override in it
- * would be shown or acted on). */
-static int plain_url(const char *s) {
-  for (; *s; s++)
-    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
-      return 0;
-  return 1;
-}
-
 /* Such a step: the login waits for the token (authloop_set_token()), with
  * the result as JSON text and, for a redirect (OAuth ...: 3xx with a
  * Location), where to send the user: an absolute https URL (http only when
@@ -342,7 +332,7 @@ static int await_step(const kuzzle *k, const authloop__answer *a, const authloop
                       int result, authloop__result *out) {
   if (a->status >= 300 && a->status <= 399) {
     const char *l = a->location;
-    if (!l || !plain_url(l) ||
+    if (!l || !authloop__plain_url_ok(l) ||
         !(strncasecmp(l, "https://", 8) == 0 ||
           (strncasecmp(l, "http://", 7) == 0 && strncasecmp(k->base, "http://", 7) == 0)))
       return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",

@@ -273,7 +273,8 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
 
 static int user_fields(const authloop__jdoc *d, int user, const char **id, const char **name) {
   int n = authloop__jget(d, user, "name");
-  /* sub: at most 255 ASCII characters (OpenID Connect Core 2), no control byte */
+  /* sub: at most 255 bytes (OpenID Connect Core 2 says ASCII characters; a
+   * provider's UTF-8 is taken), no control (the engine refuses the rest) */
   if (!authloop__jis(d, user, AUTHLOOP__J_OBJECT) || !(*id = authloop__jstr(d, user, "sub")) ||
       strlen(*id) > 255 || !authloop__text_ok(*id))
     return AUTHLOOP_EPROTO;
@@ -809,11 +810,13 @@ static int device_answer(oidc *o, const authloop__view *v, const authloop__answe
   iv = authloop__jget(&d, 0, "interval");
   if (!dc || !authloop__text_ok(dc) || strlen(dc) > 1024)
     authloop__result_missing(out, a->status, "device_code");
-  else if (!uc || !authloop__text_ok(uc) || strlen(uc) > 64)
+  /* the prompt is shown to the user, the URIs opened in a browser: no
+   * control in the code, the URIs as RFC 3986 writes them (printable ASCII) */
+  else if (!uc || !authloop__printable_ok(uc) || strlen(uc) > 64)
     authloop__result_missing(out, a->status, "user_code");
-  else if (!uri || strlen(uri) > MAX_URL || !authloop__text_ok(uri) ||
+  else if (!uri || strlen(uri) > MAX_URL || !authloop__plain_url_ok(uri) ||
            strncmp(uri, "https://", 8) != 0 ||
-           (complete && (strlen(complete) > MAX_URL || !authloop__text_ok(complete) ||
+           (complete && (strlen(complete) > MAX_URL || !authloop__plain_url_ok(complete) ||
                          strncmp(complete, "https://", 8) != 0)))
     authloop__result_missing(out, a->status, "verification_uri");
   else if (authloop__jint(&d, authloop__jget(&d, 0, "expires_in"), &exp) != 0 || exp <= 0 ||

@@ -54,10 +54,11 @@ int authloop__result_user_text(authloop__result *r, char *text, const char *id, 
   authloop__secret_free(r->user);
   r->user = text;
   /* The id names the user to the application (keys, paths, logs): one with a
-   * control byte is refused, not altered into another user's. The name is
+   * control (C0, DEL, C1, a line separator, a bidirectional control) is
+   * refused, not altered into another user's. The name is
    * only shown: its control bytes become '?', as in a server's messages.
    * The user's JSON keeps both as the server sent them, escaped. */
-  if (text && !authloop__text_ok(id))
+  if (text && !authloop__printable_ok(id))
     return authloop__result_fail(r, AUTHLOOP_EPROTO, r->http_status, "malformed response: %s",
                                  "the user id holds a control character");
   if (!text || !(r->user_id = strdup(id)) ||

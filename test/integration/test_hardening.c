@@ -580,8 +580,6 @@ static void strings_live_until_control_returns(void **state) {
   }
 }
 
-/* Temporaries a writer killed mid-write left behind (each may hold a whole
- * session) go when the file is next loaded or written; other names stay. */
 /* ---- descriptors a program the application starts must not inherit ------------------------ */
 
 /* Every fsync() of this program passes through here: the session file's
@@ -590,11 +588,10 @@ static void strings_live_until_control_returns(void **state) {
 static int temporaries_synced, temporaries_inheritable;
 
 int fsync(int fd) {
-  static int (*real)(int);
+  int (*real)(int);
   char link[64], target[512];
   ssize_t n;
-  if (!real)
-    *(void **)&real = dlsym(RTLD_NEXT, "fsync");
+  *(void **)&real = dlsym(RTLD_NEXT, "fsync"); /* on every call: any thread may make it */
   snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
   n = readlink(link, target, sizeof(target) - 1);
   if (n > 0) {
@@ -670,6 +667,8 @@ static void descriptors_are_close_on_exec(void **state) {
   unlink(path);
 }
 
+/* Temporaries a writer killed mid-write left behind (each may hold a whole
+ * session) go when the file is next loaded or written; other names stay. */
 static void stale_temporaries_are_removed(void **state) {
   char dir[320], path[400], tmp[420], other[420];
   long long now = wall_ms();

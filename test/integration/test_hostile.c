@@ -164,16 +164,23 @@ static void cometchat_auth_token_answers(void **state) {
   }
 }
 
-/* A user id with a control byte is refused: the id names the user to the
- * application, and altering it would name another. A name with control
- * bytes (C0, DEL, C1, a bidirectional override) logs in, shown with '?' in
- * their place; the user's JSON keeps the server's escapes. Every dialect
+/* A user id with a control is refused: the id names the user to the
+ * application, and altering it would name another. A name with controls
+ * (C0, DEL, C1, a line separator, a bidirectional override) logs in, shown
+ * with '?' in their place; the user's JSON keeps the server's escapes. Every dialect
  * whose server gives the user: the gateway's login answer, Kuzzle's
  * getCurrentUser (GET /users/_me) and, with userinfo -1, its login answer, CometChat's
  * PUT /me. */
-#define HOSTILE_NAME "a\\u001b[2J\\u0007b\\u009bc\\u202ed\\r\\ne"
-static const char *const bad_ids[] = {"admin\\r\\nX-Injected: 1", "ad\\nmin", "ad\\u007fmin",
-                                      "ad\\u001bmin", "ad\\tmin"};
+#define HOSTILE_NAME "a\\u001b[2J\\u0007b\\u009bc\\u202ed\\r\\ne\\u2028f"
+static const char *const bad_ids[] = {"admin\\r\\nX-Injected: 1",
+                                      "ad\\nmin",
+                                      "ad\\u007fmin",
+                                      "ad\\u001bmin",
+                                      "ad\\tmin",
+                                      "ad\\u0085min",
+                                      "ad\\u202emin",
+                                      "ad\\u2028min",
+                                      "ad\\u061cmin"};
 
 static const char *user_answer(const char *dialect, const char *id, char *body, size_t n) {
   if (strcmp(dialect, "gateway") == 0) {
@@ -259,7 +266,7 @@ static void user_ids_and_names_with_control_bytes(void **state) {
         if (strcmp(dialects[i], "kuzzle-1") == 0) {
           assert_null(name); /* no name in a login answer */
         } else {
-          assert_string_equal(name, "a?[2J?b?c?d??e");
+          assert_string_equal(name, "a?[2J?b?c?d??e?f");
           assert_non_null(strstr(authloop_user_json(u), "\\u001b[2J"));
         }
       }

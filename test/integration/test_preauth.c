@@ -256,13 +256,13 @@ static void a_refusal_with_control_bytes_is_printable(void **state) {
   test_env_init(&e, &server, NULL);
   test_fault_body(&server, "/auth/pre-auth", 403,
                   "{\"error\":{\"code\":\"x\\r\\nX-Injected: 1\",\"name\":\"N\","
-                  "\"message\":\"denied\\r\\n\\u001b[31mFAKE\\u009b\\u202e\"}}");
+                  "\"message\":\"denied\\r\\n\\u001b[31mFAKE\\u009b\\u202e\\u2028\"}}");
   assert_int_equal(authloop_preauth(e.ctx, &o, on_result, &out), 0);
   test_run_until(&e, &out.count, 1, 5000);
   assert_int_equal(out.r.status, AUTHLOOP_EREJECTED);
   assert_int_equal(out.r.http_status, 403);
   assert_string_equal(out.server_code, "x??X-Injected: 1");
-  assert_string_equal(out.message, "denied???[31mFAKE??");
+  assert_string_equal(out.message, "denied???[31mFAKE???");
   test_env_close(&e);
 }
 

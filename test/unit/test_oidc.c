@@ -326,6 +326,54 @@ static void a_refused_refresh_keeps_the_rotated_token(void **state) {
   p->free(s);
 }
 
+/* A device login's prompt is shown to the user and its URIs opened in a
+ * browser: a user code with a control, or a URI that is not printable ASCII
+ * (RFC 3986), is refused; the same answer, clean, is the control. */
+static void device_prompts_that_would_mislead(void **state) {
+  static const struct {
+    const char *code, *uri, *complete;
+  } cases[] = {
+      {"WDJB-MJHT", ISSUER "/device", ISSUER "/device?user_code=WDJB-MJHT"}, /* the control */
+      {"WDJB\\u001b[2J", ISSUER "/device", NULL},
+      {"WDJB\\u2028MJHT", ISSUER "/device", NULL},
+      {"WDJB\\u202eTHJM", ISSUER "/device", NULL},
+      {"WDJB-MJHT", ISSUER "/dev\\u202eice", NULL},
+      {"WDJB-MJHT", ISSUER "/dev\\u0085ice", NULL},
+      {"WDJB-MJHT", ISSUER "/dev ice", NULL},
+      {"WDJB-MJHT", ISSUER "/d\\u00e9vice", NULL},
+      {"WDJB-MJHT", ISSUER "/device", ISSUER "/device?c=\\u2066x"},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    authloop__view v = {0};
+    authloop__result r = {0};
+    authloop__answer a;
+    char body[512], complete[256] = "";
+    void *s = client(0);
+    if (cases[i].complete)
+      snprintf(complete, sizeof(complete), ",\"verification_uri_complete\":\"%s\"",
+               cases[i].complete);
+    snprintf(body, sizeof(body),
+             "{\"device_code\":\"dc-1\",\"user_code\":\"%s\",\"verification_uri\":\"%s\"%s,"
+             "\"expires_in\":600,\"interval\":5}",
+             cases[i].code, cases[i].uri, complete);
+    a = answer(body);
+    if (i == 0) {
+      assert_int_equal(p->login_answer(s, &v, 2 /* STEP_DEVICE */, &a, &r), 0);
+      assert_string_equal(r.prompt_code, "WDJB-MJHT");
+      assert_string_equal(r.prompt_uri, ISSUER "/device");
+    } else {
+      if (p->login_answer(s, &v, 2, &a, &r) != AUTHLOOP_EPROTO)
+        fail_msg("a device answer taken: %s", body);
+      assert_null(r.prompt_code);
+      assert_null(r.prompt_uri);
+    }
+    authloop__result_clear(&r);
+    p->free(s);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(verifier_owes_nothing_to_the_nonce),
@@ -333,6 +381,7 @@ int main(void) {
       cmocka_unit_test(an_issuer_with_a_trailing_slash),
       cmocka_unit_test(endpoints_from_discovery),
       cmocka_unit_test(a_refused_refresh_keeps_the_rotated_token),
+      cmocka_unit_test(device_prompts_that_would_mislead),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("oidc browser login", tests, NULL, NULL);
