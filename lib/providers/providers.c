@@ -58,9 +58,18 @@ int authloop__result_user_text(authloop__result *r, char *text, const char *id, 
    * refused, not altered into another user's. The name is
    * only shown: its control bytes become '?', as in a server's messages.
    * The user's JSON keeps both as the server sent them, escaped. */
-  if (text && !authloop__printable_ok(id))
-    return authloop__result_fail(r, AUTHLOOP_EPROTO, r->http_status, "malformed response: %s",
+  if (text && !authloop__printable_ok(id)) {
+    /* nothing of the answer is kept, not its tokens either; but a refresh
+     * token the server rotated stays (the old one is spent: a refused
+     * refresh hands the new one back, as the other refusals do) */
+    long status = r->http_status;
+    char *rotated = r->refresh_token;
+    r->refresh_token = NULL;
+    authloop__result_clear(r);
+    r->refresh_token = rotated;
+    return authloop__result_fail(r, AUTHLOOP_EPROTO, status, "malformed response: %s",
                                  "the user id holds a control character");
+  }
   if (!text || !(r->user_id = strdup(id)) ||
       (name && !(r->user_name = authloop__printable_dup(name))))
     return authloop__result_fail(r, AUTHLOOP_ENOMEM, r->http_status, NULL, NULL);
