@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #if defined(__SSE2__)
 #include <emmintrin.h> /* every x86-64 has it */
 #endif
@@ -383,6 +384,15 @@ int authloop__plain_url_ok(const char *s) {
     if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
       return 0;
   return 1;
+}
+
+int authloop__browser_url_ok(const char *s, int http_too) {
+  size_t scheme = strncasecmp(s, "https://", 8) == 0              ? 8
+                  : http_too && strncasecmp(s, "http://", 7) == 0 ? 7
+                                                                  : 0;
+  size_t authority = scheme ? strcspn(s + scheme, "/?#") : 0;
+  return scheme && authloop__plain_url_ok(s) && authority > 0 &&
+         !memchr(s + scheme, '@', authority);
 }
 
 char *authloop__printable_dup(const char *s) {

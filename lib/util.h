@@ -107,6 +107,9 @@ int authloop__printable_ok(const char *s);
  * shows it or hands it to a browser, where a control or a bidirectional
  * override in it would be shown or acted on). */
 int authloop__plain_url_ok(const char *s);
+/* A URL for a browser: plain (above), https (or http when http_too), with a
+ * host and no credentials before it. */
+int authloop__browser_url_ok(const char *s, int http_too);
 /* The one rule for a value that may reach an HTTP header line: no byte below
  * 0x20 (CR, LF, NUL, TAB ...) and no DEL. The transport refuses any header that
  * breaks it; parsers and API calls use it to refuse such values early. */

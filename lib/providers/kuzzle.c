@@ -332,9 +332,7 @@ static int await_step(const kuzzle *k, const authloop__answer *a, const authloop
                       int result, authloop__result *out) {
   if (a->status >= 300 && a->status <= 399) {
     const char *l = a->location;
-    if (!l || !authloop__plain_url_ok(l) ||
-        !(strncasecmp(l, "https://", 8) == 0 ||
-          (strncasecmp(l, "http://", 7) == 0 && strncasecmp(k->base, "http://", 7) == 0)))
+    if (!l || !authloop__browser_url_ok(l, strncasecmp(k->base, "http://", 7) == 0))
       return authloop__result_fail(out, AUTHLOOP_EPROTO, a->status, "malformed response: %s",
                                    "a strategy's redirect without an http(s) Location");
     if (!(out->redirect_url = strdup(l)))

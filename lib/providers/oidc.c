@@ -158,7 +158,7 @@ static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key
   }
   size_t auth = strcspn(v + (strlen(v) > scheme ? scheme : 0), "/");
   if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 || strlen(v) <= scheme ||
-      !authloop__text_ok(v) || authloop__has_space(v) || strpbrk(v, "?#\\") ||
+      !authloop__plain_url_ok(v) || strpbrk(v, "?#\\") || /* RFC 3986: printable ASCII */
       v[scheme] == '/' ||            /* an empty host: libcurl would read past the slashes */
       memchr(v + scheme, '@', auth)) /* no credentials in a URL */
     return AUTHLOOP_EPROTO;
@@ -811,13 +811,12 @@ static int device_answer(oidc *o, const authloop__view *v, const authloop__answe
   if (!dc || !authloop__text_ok(dc) || strlen(dc) > 1024)
     authloop__result_missing(out, a->status, "device_code");
   /* the prompt is shown to the user, the URIs opened in a browser: no
-   * control in the code, the URIs as RFC 3986 writes them (printable ASCII) */
+   * control in the code, the URIs as RFC 3986 writes them (printable ASCII),
+   * https, with a host and no credentials before it */
   else if (!uc || !authloop__printable_ok(uc) || strlen(uc) > 64)
     authloop__result_missing(out, a->status, "user_code");
-  else if (!uri || strlen(uri) > MAX_URL || !authloop__plain_url_ok(uri) ||
-           strncmp(uri, "https://", 8) != 0 ||
-           (complete && (strlen(complete) > MAX_URL || !authloop__plain_url_ok(complete) ||
-                         strncmp(complete, "https://", 8) != 0)))
+  else if (!uri || strlen(uri) > MAX_URL || !authloop__browser_url_ok(uri, 0) ||
+           (complete && (strlen(complete) > MAX_URL || !authloop__browser_url_ok(complete, 0))))
     authloop__result_missing(out, a->status, "verification_uri");
   else if (authloop__jint(&d, authloop__jget(&d, 0, "expires_in"), &exp) != 0 || exp <= 0 ||
            exp > MAX_DEVICE_S)

@@ -50,29 +50,32 @@ int authloop__answer_doc(const authloop__answer *a, authloop__result *r, authloo
   return rc;
 }
 
+/* An answer given up once the dialect took its tokens: nothing of it is
+ * kept, but a refresh token the server rotated stays (the old one is spent:
+ * a refused refresh hands the new one back, as the other refusals do). why:
+ * the message, or NULL. */
+static int drop_answer(authloop__result *r, int error, const char *why) {
+  long status = r->http_status;
+  char *rotated = r->refresh_token;
+  r->refresh_token = NULL;
+  authloop__result_clear(r);
+  r->refresh_token = rotated;
+  return authloop__result_fail(r, error, status, why ? "malformed response: %s" : NULL, why);
+}
+
 int authloop__result_user_text(authloop__result *r, char *text, const char *id, const char *name) {
   authloop__secret_free(r->user);
   r->user = text;
   /* The id names the user to the application (keys, paths, logs): one with a
    * control (C0, DEL, C1, a line separator, a bidirectional control) is
-   * refused, not altered into another user's. The name is
-   * only shown: its control bytes become '?', as in a server's messages.
-   * The user's JSON keeps both as the server sent them, escaped. */
-  if (text && !authloop__printable_ok(id)) {
-    /* nothing of the answer is kept, not its tokens either; but a refresh
-     * token the server rotated stays (the old one is spent: a refused
-     * refresh hands the new one back, as the other refusals do) */
-    long status = r->http_status;
-    char *rotated = r->refresh_token;
-    r->refresh_token = NULL;
-    authloop__result_clear(r);
-    r->refresh_token = rotated;
-    return authloop__result_fail(r, AUTHLOOP_EPROTO, status, "malformed response: %s",
-                                 "the user id holds a control character");
-  }
+   * refused, not altered into another user's. The name is only shown: its
+   * controls become '?', as in a server's messages. The user's JSON keeps
+   * both as the server sent them, escaped. */
+  if (text && !authloop__printable_ok(id))
+    return drop_answer(r, AUTHLOOP_EPROTO, "the user id holds a control character");
   if (!text || !(r->user_id = strdup(id)) ||
       (name && !(r->user_name = authloop__printable_dup(name))))
-    return authloop__result_fail(r, AUTHLOOP_ENOMEM, r->http_status, NULL, NULL);
+    return drop_answer(r, AUTHLOOP_ENOMEM, NULL);
   return 0;
 }
 

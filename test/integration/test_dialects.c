@@ -491,6 +491,10 @@ static void kuzzle_login_answers_at_the_edges(void **state) {
        "{\"error\":null,\"result\":{\"headers\":{},\"statusCode\":302}}", AUTHLOOP_EPROTO, NULL},
       {302, "https://sso.example.test/a b",
        "{\"error\":null,\"result\":{\"headers\":{},\"statusCode\":302}}", AUTHLOOP_EPROTO, NULL},
+      /* credentials before the host: the host a user reads is not the one
+       * the browser goes to */
+      {302, "https://sso.example.test@evil.example.test/a",
+       "{\"error\":null,\"result\":{\"headers\":{},\"statusCode\":302}}", AUTHLOOP_EPROTO, NULL},
       /* a step's statusCode that is not the status */
       {302, "https://sso.example.test/a",
        "{\"error\":null,\"result\":{\"headers\":{},"

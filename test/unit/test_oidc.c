@@ -238,6 +238,14 @@ static void endpoints_from_discovery(void **state) {
       {",\"revocation_endpoint\":\"https:///u:p@op.example/revoke\"", AUTHLOOP_EPROTO},
       {",\"revocation_endpoint\":\"https:///op.example/revoke\"", AUTHLOOP_EPROTO},
       {",\"revocation_endpoint\":\"http://op.example/revoke\"", AUTHLOOP_EPROTO},
+      /* a browser opens these: RFC 3986's printable ASCII only */
+      {",\"authorization_endpoint\":\"https://op.example/au\\u202eth\"", AUTHLOOP_EPROTO},
+      {",\"end_session_endpoint\":\"https://op.example/log\\u2028out\"", AUTHLOOP_EPROTO},
+      {",\"end_session_endpoint\":\"https://op.example/log\\u0085out\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/d\\u00e9j\\u00e0\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth\",\"end_session_endpoint\":"
+       "\"https://op.example/logout\"",
+       0},
   };
   size_t i;
   (void)state;
@@ -342,6 +350,10 @@ static void device_prompts_that_would_mislead(void **state) {
       {"WDJB-MJHT", ISSUER "/dev ice", NULL},
       {"WDJB-MJHT", ISSUER "/d\\u00e9vice", NULL},
       {"WDJB-MJHT", ISSUER "/device", ISSUER "/device?c=\\u2066x"},
+      {"WDJB-MJHT", "https://op.example@evil.example/device", NULL}, /* credentials */
+      {"WDJB-MJHT", "https:///device", NULL},                        /* no host */
+      {"WDJB-MJHT", "http://op.example/device", NULL},               /* not https */
+      {"WDJB-MJHT", ISSUER "/device", "https://a@b/device"},
   };
   size_t i;
   (void)state;
