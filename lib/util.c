@@ -392,6 +392,7 @@ int authloop__browser_url_ok(const char *s, int http_too) {
                                                                   : 0;
   size_t authority = scheme ? strcspn(s + scheme, "/?#") : 0;
   return scheme && authloop__plain_url_ok(s) && authority > 0 &&
+         s[scheme] != ':' && /* a port is no host */
          !memchr(s + scheme, '@', authority);
 }
 

@@ -159,8 +159,9 @@ static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key
   size_t auth = strcspn(v + (strlen(v) > scheme ? scheme : 0), "/");
   if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 || strlen(v) <= scheme ||
       !authloop__plain_url_ok(v) || strpbrk(v, "?#\\") || /* RFC 3986: printable ASCII */
-      v[scheme] == '/' ||            /* an empty host: libcurl would read past the slashes */
-      memchr(v + scheme, '@', auth)) /* no credentials in a URL */
+      v[scheme] == '/' || v[scheme] == ':' ||             /* an empty host (libcurl would read past
+                                                           * the slashes), a port without one */
+      memchr(v + scheme, '@', auth))                      /* no credentials in a URL */
     return AUTHLOOP_EPROTO;
   /* plain http is the issuer's own (allowed to loopback): its origin only */
   if (scheme == 7) {

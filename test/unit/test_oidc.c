@@ -237,6 +237,7 @@ static void endpoints_from_discovery(void **state) {
       {",\"revocation_endpoint\":\"https://u:p@op.example/revoke\"", AUTHLOOP_EPROTO},
       {",\"revocation_endpoint\":\"https:///u:p@op.example/revoke\"", AUTHLOOP_EPROTO},
       {",\"revocation_endpoint\":\"https:///op.example/revoke\"", AUTHLOOP_EPROTO},
+      {",\"revocation_endpoint\":\"https://:8443/revoke\"", AUTHLOOP_EPROTO},
       {",\"revocation_endpoint\":\"http://op.example/revoke\"", AUTHLOOP_EPROTO},
       /* a browser opens these: RFC 3986's printable ASCII only */
       {",\"authorization_endpoint\":\"https://op.example/au\\u202eth\"", AUTHLOOP_EPROTO},
@@ -352,6 +353,7 @@ static void device_prompts_that_would_mislead(void **state) {
       {"WDJB-MJHT", ISSUER "/device", ISSUER "/device?c=\\u2066x"},
       {"WDJB-MJHT", "https://op.example@evil.example/device", NULL}, /* credentials */
       {"WDJB-MJHT", "https:///device", NULL},                        /* no host */
+      {"WDJB-MJHT", "https://:8443/device", NULL},                   /* a port, no host */
       {"WDJB-MJHT", "http://op.example/device", NULL},               /* not https */
       {"WDJB-MJHT", ISSUER "/device", "https://a@b/device"},
   };
