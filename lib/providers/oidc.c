@@ -156,12 +156,10 @@ static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key
                    !authloop__jis(d, at, AUTHLOOP__J_STRING);
     return required || mistyped ? AUTHLOOP_EPROTO : 0;
   }
-  size_t auth = strcspn(v + (strlen(v) > scheme ? scheme : 0), "/");
-  if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 || strlen(v) <= scheme ||
-      !authloop__plain_url_ok(v) || strpbrk(v, "?#\\") || /* RFC 3986: printable ASCII */
-      v[scheme] == '/' || v[scheme] == ':' ||             /* an empty host (libcurl would read past
-                                                           * the slashes), a port without one */
-      memchr(v + scheme, '@', auth))                      /* no credentials in a URL */
+  /* the authorization and end-session URLs go to browsers: the one rule
+   * for those (printable ASCII, a host, no credentials), for them all */
+  if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 ||
+      !authloop__browser_url_ok(v, scheme == 7) || strpbrk(v, "?#\\"))
     return AUTHLOOP_EPROTO;
   /* plain http is the issuer's own (allowed to loopback): its origin only */
   if (scheme == 7) {
