@@ -141,8 +141,10 @@ static int post_form(oidc *o, const char *endpoint, authloop__jw *w, authloop__r
 }
 
 /* An endpoint from the discovery document: absolute, of the issuer's scheme
- * (https, or http where the issuer was allowed it), no query or fragment,
- * nothing that could not be sent; NULL when absent. 0 or EPROTO. */
+ * (https, or http where the issuer was allowed it), no fragment, nothing that
+ * could not be sent; NULL when absent. 0 or EPROTO. A query is the
+ * endpoint's own and stays (RFC 6749 3.1, 3.2; RP-Initiated Logout 2: Azure
+ * AD B2C names its policy in one, "?p=..."): parameters are added after it. */
 static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key, char **dst,
                          int required) {
   const char *v = authloop__jstr(d, 0, key);
@@ -159,7 +161,7 @@ static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key
   /* the authorization and end-session URLs go to browsers: the one rule
    * for those (printable ASCII, a host, no credentials), for them all */
   if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 ||
-      !authloop__browser_url_ok(v, scheme == 7) || strpbrk(v, "?#\\"))
+      !authloop__browser_url_ok(v, scheme == 7) || strpbrk(v, "#\\"))
     return AUTHLOOP_EPROTO;
   /* plain http is the issuer's own (allowed to loopback): its origin only */
   if (scheme == 7) {
@@ -617,6 +619,18 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
   return 0;
 }
 
+/* endpoint, then the parameters in q after its own query's, if it has one. */
+static void url_with_query(authloop__jw *u, const char *endpoint, const authloop__jw *q) {
+  size_t n = strlen(endpoint);
+  authloop__jw_raw(u, endpoint, n);
+  if (!strchr(endpoint, '?'))
+    authloop__jw_raw(u, "?", 1);
+  else if (endpoint[n - 1] != '?' && endpoint[n - 1] != '&')
+    authloop__jw_raw(u, "&", 1);
+  if (q->data)
+    authloop__jw_raw(u, q->data, q->len);
+}
+
 /* The authorization URL (RFC 6749 4.1.1, RFC 7636 4.3, OpenID Connect Core
  * 3.1.2.1): for the app to open in the browser. */
 static int authorization_url(oidc *o, authloop__result *out) {
@@ -641,10 +655,7 @@ static int authorization_url(oidc *o, authloop__result *out) {
   /* offline access is granted only with consent asked (Core 11) */
   if (strstr(o->scope, "offline_access"))
     form_add(&q, "prompt", "consent");
-  authloop__jw_raw(&u, o->is->authorization_ep, strlen(o->is->authorization_ep));
-  authloop__jw_raw(&u, "?", 1);
-  if (q.data)
-    authloop__jw_raw(&u, q.data, q.len);
+  url_with_query(&u, o->is->authorization_ep, &q);
   if (q.data)
     authloop__wipe_free(q.data, q.cap);
   if (u.failed || q.failed || !challenge[0] || !(out->redirect_url = strdup(u.data))) {
@@ -804,7 +815,11 @@ static int device_answer(oidc *o, const authloop__view *v, const authloop__answe
   }
   dc = authloop__jstr(&d, 0, "device_code");
   uc = authloop__jstr(&d, 0, "user_code");
-  uri = authloop__jstr(&d, 0, "verification_uri");
+  /* Google's device endpoint names it verification_url (its "OAuth 2.0 for
+   * TV and Limited-Input Device Applications"): read where RFC 8628's name
+   * is absent */
+  uri = authloop__jget(&d, 0, "verification_uri") >= 0 ? authloop__jstr(&d, 0, "verification_uri")
+                                                       : authloop__jstr(&d, 0, "verification_url");
   complete = authloop__jstr(&d, 0, "verification_uri_complete");
   iv = authloop__jget(&d, 0, "interval");
   if (!dc || !authloop__text_ok(dc) || strlen(dc) > 1024)
@@ -1085,10 +1100,7 @@ static int logout_request(void *state, const authloop__view *v, int global,
     authloop__jw q = {NULL, 0, 0, 0}, u = {NULL, 0, 0, 0};
     form_add(&q, "id_token_hint", v->id_token);
     form_add(&q, "client_id", o->client_id);
-    authloop__jw_raw(&u, o->is->end_session_ep, strlen(o->is->end_session_ep));
-    authloop__jw_raw(&u, "?", 1);
-    if (q.data)
-      authloop__jw_raw(&u, q.data, q.len);
+    url_with_query(&u, o->is->end_session_ep, &q);
     if (!u.failed && !q.failed)
       o->end_session_url = u.data;
     else if (u.data)

@@ -739,6 +739,68 @@ static void user_from_userinfo(void **state) {
   test_env_close(&e);
 }
 
+/* Endpoints whose discovery names a policy in their query (a router in
+ * front of the OP, as Azure AD B2C's older endpoints: "?p=NAME"; RFC 6749
+ * 3.1 and 3.2 let an endpoint carry a query, which is kept): a browser login
+ * with its code exchange, a refresh, a logout revoking the refresh token and
+ * the end-session URL, then a device login, all with the policy named, or
+ * the router would refuse them. */
+static void endpoints_naming_a_policy(void **state) {
+  test_env e;
+  test_recorder r, rd;
+  test_done d = {0, 0};
+  authloop_client *c;
+  const char *url;
+  char *location, *rt, body[4096];
+  json_t *s, *res;
+  long named;
+  (void)state;
+  json_decref(test_control(&peer, "/__test/policy", "{\"p\":\"b2c_1_signin\"}"));
+  named = stat_of("policy_named");
+  test_env_init(&e, &peer, NULL);
+  c = browser_client(&e, "public", NULL, "com.example.authloop:/callback");
+  test_record(c, &r);
+  url = authorization_url(&e, c, &r);
+  assert_true(strncmp(url, issuer, strlen(issuer)) == 0);
+  assert_true(strncmp(url + strlen(issuer), "/auth?p=b2c_1_signin&response_type=code&", 40) == 0);
+  location = user_authorizes(url, 0);
+  assert_int_equal(authloop_login_callback(c, location), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_string_equal(authloop_user_id(authloop_current_user(c)), "alice");
+  /* jwks, then the code exchange */
+  assert_true(stat_of("policy_named") >= named + 3);
+  rt = strdup(refresh_token(c));
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  assert_int_equal(d.status, 0);
+  assert_string_not_equal(refresh_token(c), rt); /* rotated: the OP answered */
+  free(rt);
+  rt = strdup(refresh_token(c));
+  assert_int_equal(authloop_logout(c), 0);
+  url = authloop_end_session_url(c);
+  assert_non_null(url);
+  assert_true(strncmp(url + strlen(issuer), "/session/end?p=b2c_1_signin&id_token_hint=", 42) == 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+  snprintf(body, sizeof(body), "{\"token\":\"%s\"}", rt);
+  res = test_control(&peer, "/__test/introspect", body);
+  assert_true(json_is_false(json_object_get(res, "active"))); /* revoked */
+  json_decref(res);
+  free(rt);
+  free(location);
+  authloop_client_free(c);
+
+  /* the device login: its authorization request and its polls */
+  c = device_login(&e, &rd, "public", NULL);
+  assert_true(rd.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  s = test_control(&peer, "/__test/stats", NULL);
+  assert_int_equal(json_integer_value(json_object_get(s, "policy_refused")), 0);
+  json_decref(s);
+  test_env_close(&e);
+  json_decref(test_control(&peer, "/__test/policy", "{\"p\":\"\"}"));
+}
+
 /* Discovery says another issuer (the same server named otherwise): refused. */
 static void discovery_of_another_issuer(void **state) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
@@ -822,6 +884,7 @@ int main(void) {
       cmocka_unit_test(close_during_browser_login),
       cmocka_unit_test(browser_denied_and_nonce),
       cmocka_unit_test(user_from_userinfo),
+      cmocka_unit_test(endpoints_naming_a_policy),
       cmocka_unit_test(discovery_of_another_issuer),
       cmocka_unit_test(options),
   };

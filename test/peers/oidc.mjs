@@ -21,6 +21,10 @@
 //   - test control: POST /__test/introspect {"token"} (as "confidential"),
 //     POST /__test/revoke {"token", "client_id"}, POST /__test/tamper {"mode"}
 //     rewrites the id_token of every token answer that way ("" off),
+//     POST /__test/policy {"p"}: a policy router in front of the OP, as Azure
+//     AD B2C's older endpoints are: every endpoint in the discovery document
+//     names the policy in its query ("?p=NAME"), and a request to one of
+//     them without it is refused 400 before the OP sees it ("" off),
 //     GET /__test/stats: {"token_requests", "jwks_requests", "discovery_requests", "reuse", "polls":
 //     {client: [ms of each device-code poll]}}; client "slow"'s first poll of
 //     each code is answered slow_down (a rate policy in front of the OP), and
@@ -66,6 +70,8 @@ const slowed = new Set(); // device codes of client "slow" told slow_down once
 const afterPoll = new Map(); // user code -> a scripted user who acts once its code is polled
 const normal = (code) => String(code).replace(/[^0-9a-z]/gi, '').toUpperCase();
 let tamper = '';
+let policy = ''; // POST /__test/policy
+const policyPaths = new Set(); // the endpoints' paths discovery gave out with it
 let handler = null;
 const server = https.createServer({
   key: fs.readFileSync(path.join(dir, 'server.key')),
@@ -165,6 +171,20 @@ function tampered(token, mode) {
     default: return token;
   }
 }
+provider.use(async (ctx, next) => {
+  await next();
+  // the policy router's discovery: each endpoint with the policy in its query
+  if (policy && ctx.path === '/.well-known/openid-configuration' && ctx.status === 200 && ctx.body) {
+    const doc = { ...ctx.body };
+    for (const [k, v] of Object.entries(doc)) {
+      if ((k.endsWith('_endpoint') || k === 'jwks_uri') && typeof v === 'string') {
+        policyPaths.add(new URL(v).pathname);
+        doc[k] = `${v}?p=${policy}`;
+      }
+    }
+    ctx.body = doc;
+  }
+});
 provider.use(async (ctx, next) => {
   if (ctx.path === '/token') stats.token_requests++;
   if (ctx.path === '/jwks') stats.jwks_requests++;
@@ -317,7 +337,8 @@ async function call(urlPath, fields, auth) {
   return new Promise((resolve, reject) => {
     const headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
     if (auth) headers.Authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
-    const r = https.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', ca, headers }, (resp) => {
+    const p = policy ? `?p=${policy}` : '';
+    const r = https.request({ host: '127.0.0.1', port, path: urlPath + p, method: 'POST', ca, headers }, (resp) => {
       let text = '';
       resp.on('data', (d) => { text += d; });
       resp.on('end', () => resolve({ status: resp.statusCode, json: text ? JSON.parse(text) : null }));
@@ -358,11 +379,26 @@ handler = async (req, res) => {
         case '/__test/tamper':
           tamper = args.mode || '';
           return send(res, 200, { tamper });
+        case '/__test/policy':
+          policy = args.p || '';
+          policyPaths.clear();
+          return send(res, 200, { policy });
         case '/__test/stats':
           return send(res, 200, stats);
         default:
           return send(res, 404, { error: 'no such control' });
       }
+    }
+    if (policy && policyPaths.has(u.pathname)) {
+      // the router takes its own parameter; the OP behind it never sees it
+      const named = u.searchParams.getAll('p');
+      if (named.length !== 1 || named[0] !== policy) {
+        stats.policy_refused = (stats.policy_refused || 0) + 1;
+        return send(res, 400, { error: 'invalid_request', error_description: 'the request names no policy' });
+      }
+      u.searchParams.delete('p');
+      req.url = u.pathname + u.search;
+      stats.policy_named = (stats.policy_named || 0) + 1;
     }
     return callback(req, res);
   } catch (e) {

@@ -30,25 +30,20 @@ static authloop__answer answer(const char *body) {
   return a;
 }
 
-/* A client that has discovered the issuer (iss_param: the OP says it sends
- * iss in its redirects) and holds an empty key set. */
-static void *client(int iss_param) {
+/* A client that has discovered the issuer from doc and holds an empty key
+ * set. */
+static void *discovered(const char *doc) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop__provider_env env = {0};
   const char *bases[AUTHLOOP__MAX_BASES] = {0};
   authloop__result r = {0};
   authloop__view v = {0};
   authloop__answer a;
-  char doc[512];
   void *s = NULL;
   o.base_url = ISSUER;
   o.client_id = "app";
   o.redirect_uri = "com.example.app:/cb";
   assert_int_equal(p->init(&o, &env, &s, bases), 0);
-  snprintf(doc, sizeof(doc),
-           "{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":\"" ISSUER "/auth\","
-           "\"token_endpoint\":\"" ISSUER "/token\",\"jwks_uri\":\"" ISSUER "/jwks\"%s}",
-           iss_param ? ",\"authorization_response_iss_parameter_supported\":true" : "");
   a = answer(doc);
   assert_int_equal(p->login_answer(s, &v, 0, &a, &r), 0); /* discovery */
   authloop__result_clear(&r);
@@ -56,6 +51,17 @@ static void *client(int iss_param) {
   assert_int_equal(p->login_answer(s, &v, 1, &a, &r), 0); /* the keys */
   authloop__result_clear(&r);
   return s;
+}
+
+/* The same with the usual endpoints (iss_param: the OP says it sends iss in
+ * its redirects). */
+static void *client(int iss_param) {
+  char doc[512];
+  snprintf(doc, sizeof(doc),
+           "{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":\"" ISSUER "/auth\","
+           "\"token_endpoint\":\"" ISSUER "/token\",\"jwks_uri\":\"" ISSUER "/jwks\"%s}",
+           iss_param ? ",\"authorization_response_iss_parameter_supported\":true" : "");
+  return discovered(doc);
 }
 
 /* A query parameter's value from a URL (its raw text), copied. */
@@ -244,6 +250,12 @@ static void endpoints_from_discovery(void **state) {
       {",\"end_session_endpoint\":\"https://op.example/log\\u2028out\"", AUTHLOOP_EPROTO},
       {",\"end_session_endpoint\":\"https://op.example/log\\u0085out\"", AUTHLOOP_EPROTO},
       {",\"authorization_endpoint\":\"https://op.example/d\\u00e9j\\u00e0\"", AUTHLOOP_EPROTO},
+      /* a query is the endpoint's (RFC 6749 3.1, 3.2), a fragment never */
+      {",\"authorization_endpoint\":\"https://op.example/auth?p=b2c_1_signin\"", 0},
+      {",\"revocation_endpoint\":\"https://op.example/revoke?p=b2c_1_signin\"", 0},
+      {",\"authorization_endpoint\":\"https://op.example/auth#top\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?p=1#top\"", AUTHLOOP_EPROTO},
+      {",\"revocation_endpoint\":\"https://op.example/revoke?p=a\\\\b\"", AUTHLOOP_EPROTO},
       {",\"authorization_endpoint\":\"https://op.example/auth\",\"end_session_endpoint\":"
        "\"https://op.example/logout\"",
        0},
@@ -267,6 +279,101 @@ static void endpoints_from_discovery(void **state) {
     assert_int_equal(discover(s, "{\"issuer\":\"" ISSUER "\",\"token_endpoint\":\"\","
                                  "\"jwks_uri\":\"" ISSUER "/jwks\"}"),
                      AUTHLOOP_EPROTO);
+    p->free(s);
+  }
+}
+
+/* An endpoint's own query stays, and what authloop adds comes after it: the
+ * authorization URL, the code exchange, the end-session URL (Azure AD B2C's
+ * discovery names its policy so, "?p=..."). */
+static void endpoint_queries_stay(void **state) {
+  unsigned char random[64] = {9, 8, 7};
+  authloop__request q = {0};
+  authloop__view v = {0};
+  char *url, *st, redirect[256];
+  int step;
+  void *s = discovered("{\"issuer\":\"" ISSUER "\","
+                       "\"authorization_endpoint\":\"" ISSUER "/auth?p=b2c_1_signin\","
+                       "\"token_endpoint\":\"" ISSUER "/token?p=b2c_1_signin\","
+                       "\"end_session_endpoint\":\"" ISSUER "/logout?p=b2c_1_signin\","
+                       "\"jwks_uri\":\"" ISSUER "/jwks?p=b2c_1_signin\"}");
+  (void)state;
+  url = begin(s, random, &step);
+  assert_true(strncmp(url, ISSUER "/auth?p=b2c_1_signin&response_type=code&client_id=app&", 54) ==
+              0);
+  assert_null(strchr(strchr(url, '?') + 1, '?'));
+  st = param(url, "state");
+  snprintf(redirect, sizeof(redirect), "com.example.app:/cb?code=c-1&state=%s", st);
+  assert_int_equal(resume(s, redirect, &step), 0);
+  assert_int_equal(p->login_request(s, &v, step, &q), 0);
+  assert_string_equal(q.base, ISSUER "/token?p=b2c_1_signin");
+  authloop__request_clear(&q);
+  p->login_end(s);
+  v.id_token = "id-1";
+  assert_int_equal(p->logout_request(s, &v, 0, &q), AUTHLOOP__NO_REQUEST);
+  authloop__request_clear(&q);
+  assert_string_equal(p->end_session_url(s),
+                      ISSUER "/logout?p=b2c_1_signin&id_token_hint=id-1&client_id=app");
+  free(url);
+  free(st);
+  p->free(s);
+  /* a query left empty, or open for more: nothing doubled */
+  s = discovered("{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":\"" ISSUER "/auth?\","
+                 "\"token_endpoint\":\"" ISSUER "/token\",\"jwks_uri\":\"" ISSUER "/jwks\","
+                 "\"end_session_endpoint\":\"" ISSUER "/logout?a=b&\"}");
+  url = begin(s, random, &step);
+  assert_true(strncmp(url, ISSUER "/auth?response_type=code&", 43) == 0);
+  assert_int_equal(p->logout_request(s, &v, 0, &q), AUTHLOOP__NO_REQUEST);
+  authloop__request_clear(&q);
+  assert_string_equal(p->end_session_url(s), ISSUER "/logout?a=b&id_token_hint=id-1&client_id=app");
+  free(url);
+  p->login_end(s);
+  p->free(s);
+}
+
+/* Google's device endpoint answers verification_url where RFC 8628 says
+ * verification_uri: read under either name, the RFC's first; a bad value
+ * under either is refused, and the RFC's name present but unusable is not
+ * passed over for the other. */
+static void device_answers_in_googles_words(void **state) {
+  static const struct {
+    const char *uris, *want;
+  } cases[] = {
+      {"\"verification_url\":\"https://www.google.com/device\"", "https://www.google.com/device"},
+      {"\"verification_uri\":\"" ISSUER "/device\",\"verification_url\":\"" ISSUER "/other\"",
+       ISSUER "/device"},
+      {"\"verification_url\":\"http://www.google.com/device\"", NULL},
+      {"\"verification_url\":\"https://www.google.com/dev\\u202eice\"", NULL},
+      {"\"verification_url\":7", NULL},
+      {"\"verification_uri\":null,\"verification_url\":\"" ISSUER "/device\"", NULL},
+      {"\"verification_uri\":7,\"verification_url\":\"" ISSUER "/device\"", NULL},
+      {"\"verification_uri\":\"\",\"verification_url\":\"" ISSUER "/device\"", NULL},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    authloop__view v = {0};
+    authloop__result r = {0};
+    authloop__answer a;
+    char body[512];
+    void *s = client(0);
+    /* Google's answer, as its documentation shows it */
+    snprintf(body, sizeof(body),
+             "{\"device_code\":\"4/4-GMMhmHCXhWEzkobqIHGG_EnNYYsAkukHspeYUk9E8\","
+             "\"user_code\":\"GQVQ-JKEC\",%s,\"expires_in\":1800,\"interval\":5}",
+             cases[i].uris);
+    a = answer(body);
+    if (cases[i].want) {
+      assert_int_equal(p->login_answer(s, &v, 2 /* STEP_DEVICE */, &a, &r), 0);
+      assert_string_equal(r.prompt_uri, cases[i].want);
+      assert_string_equal(r.prompt_code, "GQVQ-JKEC");
+      assert_int_equal(r.prompt_interval_s, 5);
+    } else {
+      if (p->login_answer(s, &v, 2, &a, &r) != AUTHLOOP_EPROTO)
+        fail_msg("a device answer taken: %s", body);
+      assert_null(r.prompt_uri);
+    }
+    authloop__result_clear(&r);
     p->free(s);
   }
 }
@@ -396,6 +503,8 @@ int main(void) {
       cmocka_unit_test(endpoints_from_discovery),
       cmocka_unit_test(a_refused_refresh_keeps_the_rotated_token),
       cmocka_unit_test(device_prompts_that_would_mislead),
+      cmocka_unit_test(endpoint_queries_stay),
+      cmocka_unit_test(device_answers_in_googles_words),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("oidc browser login", tests, NULL, NULL);

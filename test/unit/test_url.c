@@ -101,6 +101,23 @@ static void segments_are_encoded_whole(void **state) {
   curl_free(u);
 }
 
+/* An endpoint's own query stays, with what a request adds after it
+ * (RFC 6749 3.1, 3.2: discovery may give one, "?p=policy"). */
+static void a_base_with_a_query_keeps_it(void **state) {
+  authloop__request r = {0};
+  char *u;
+  (void)state;
+  r.method = "POST";
+  r.base = "https://op.example/tenant/oauth2/v2.0/token?p=b2c_1_signin";
+  u = url_of(&r);
+  assert_string_equal(u, "https://op.example/tenant/oauth2/v2.0/token?p=b2c_1_signin");
+  curl_free(u);
+  authloop__request_query(&r, "global", "true");
+  u = url_of(&r);
+  assert_string_equal(u, "https://op.example/tenant/oauth2/v2.0/token?p=b2c_1_signin&global=true");
+  curl_free(u);
+}
+
 static void bad_parts_are_refused(void **state) {
   static const char *const literals[] = {"no-slash", "/a b",      "/a?b",  "/a#b",
                                          "/a\r\nb",  "/\x7f",     "/../x", "/a/./b",
@@ -272,6 +289,7 @@ int main(void) {
       cmocka_unit_test(refused),
       cmocka_unit_test(insecure_opt_in),
       cmocka_unit_test(segments_are_encoded_whole),
+      cmocka_unit_test(a_base_with_a_query_keeps_it),
       cmocka_unit_test(bad_parts_are_refused),
       cmocka_unit_test(header_bytes),
       cmocka_unit_test(printable_text),
