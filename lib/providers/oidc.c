@@ -143,8 +143,8 @@ static int post_form(oidc *o, const char *endpoint, authloop__jw *w, authloop__r
 /* An endpoint from the discovery document: absolute, of the issuer's scheme
  * (https, or http where the issuer was allowed it), no fragment, nothing that
  * could not be sent; NULL when absent. 0 or EPROTO. A query is the
- * endpoint's own and stays (RFC 6749 3.1, 3.2; RP-Initiated Logout 2: Azure
- * AD B2C names its policy in one, "?p=..."): parameters are added after it. */
+ * endpoint's own and stays (RFC 6749 3.1, 3.2; RP-Initiated Logout 2.1; Azure
+ * AD B2C may name its policy in one, "?p=..."): parameters come after it. */
 static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key, char **dst,
                          int required) {
   const char *v = authloop__jstr(d, 0, key);

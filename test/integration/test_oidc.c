@@ -740,8 +740,8 @@ static void user_from_userinfo(void **state) {
 }
 
 /* Endpoints whose discovery names a policy in their query (a router in
- * front of the OP, as Azure AD B2C's older endpoints: "?p=NAME"; RFC 6749
- * 3.1 and 3.2 let an endpoint carry a query, which is kept): a browser login
+ * front of the OP, "?p=NAME" as Azure AD B2C's may; RFC 6749 3.1 and 3.2
+ * let an endpoint carry a query, which is kept): a browser login
  * with its code exchange, a refresh, a logout revoking the refresh token and
  * the end-session URL, then a device login, all with the policy named, or
  * the router would refuse them. */
