@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pure.h" /* last */
 
@@ -140,11 +141,46 @@ static int post_form(oidc *o, const char *endpoint, authloop__jw *w, authloop__r
   return o->basic ? authloop__request_header(out, "Authorization", o->basic) : 0;
 }
 
+/* Whether the query of URL v names none of the parameters authloop sends (a
+ * parameter given twice is an error, RFC 6749 3.1, 3.2; a server that took
+ * the first would take the issuer's: "code_challenge_method=plain" ahead of
+ * S256 is PKCE undone). Names are compared as a server may read them: a name
+ * with an escape is refused, case is ignored, and ';' separates as '&' (as
+ * HTML 4 let it). */
+static int query_names_none_of_ours(const char *v) {
+  static const char *const ours[] = {
+      /* every name authloop sends to an endpoint, the access token's (RFC
+       * 6750 2.3: one way a request), and the two that would stand for a
+       * whole authorization request (RFC 9101) */
+      "access_token",  "client_id",      "client_secret",
+      "code",          "code_challenge", "code_challenge_method",
+      "code_verifier", "device_code",    "grant_type",
+      "id_token_hint", "nonce",          "prompt",
+      "redirect_uri",  "refresh_token",  "request",
+      "request_uri",   "response_type",  "scope",
+      "state",         "token",          "token_type_hint",
+  };
+  const char *q = strchr(v, '?');
+  size_t i;
+  while (q && *q) {
+    size_t len;
+    q++;
+    len = strcspn(q, "=&;");
+    if (memchr(q, '%', len) || memchr(q, '+', len))
+      return 0;
+    for (i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+      if (strlen(ours[i]) == len && strncasecmp(q, ours[i], len) == 0)
+        return 0;
+    q = strpbrk(q, "&;");
+  }
+  return 1;
+}
+
 /* An endpoint from the discovery document: absolute, of the issuer's scheme
  * (https, or http where the issuer was allowed it), no fragment, nothing that
  * could not be sent; NULL when absent. 0 or EPROTO. A query is the
- * endpoint's own and stays (RFC 6749 3.1, 3.2; RP-Initiated Logout 2.1; Azure
- * AD B2C may name its policy in one, "?p=..."): parameters come after it. */
+ * endpoint's own and stays (RFC 6749 3.1, 3.2; RP-Initiated Logout 2.1):
+ * parameters come after it, and it may name none of them. */
 static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key, char **dst,
                          int required) {
   const char *v = authloop__jstr(d, 0, key);
@@ -161,12 +197,13 @@ static int take_endpoint(const oidc *o, const authloop__jdoc *d, const char *key
   /* the authorization and end-session URLs go to browsers: the one rule
    * for those (printable ASCII, a host, no credentials), for them all */
   if (strlen(v) > MAX_URL || strncmp(v, o->issuer, scheme) != 0 ||
-      !authloop__browser_url_ok(v, scheme == 7) || strpbrk(v, "#\\"))
+      !authloop__browser_url_ok(v, scheme == 7) || strpbrk(v, "#\\") ||
+      !query_names_none_of_ours(v))
     return AUTHLOOP_EPROTO;
   /* plain http is the issuer's own (allowed to loopback): its origin only */
   if (scheme == 7) {
     size_t io = scheme + strcspn(o->issuer + scheme, "/");
-    if (strncmp(v, o->issuer, io) != 0 || (v[io] != '/' && v[io] != '\0'))
+    if (strncmp(v, o->issuer, io) != 0 || (v[io] != '/' && v[io] != '?' && v[io] != '\0'))
       return AUTHLOOP_EPROTO;
   }
   return (*dst = strdup(v)) ? 0 : AUTHLOOP_ENOMEM;
@@ -619,13 +656,15 @@ static int login_start(void *state, const authloop__credential *cred, int *step)
   return 0;
 }
 
-/* endpoint, then the parameters in q after its own query's, if it has one. */
+/* endpoint, then the parameters in q after its own query's, if it has one
+ * (only the first '?' starts a query: a later one is data, RFC 3986 3.4). */
 static void url_with_query(authloop__jw *u, const char *endpoint, const authloop__jw *q) {
   size_t n = strlen(endpoint);
+  const char *query = strchr(endpoint, '?');
   authloop__jw_raw(u, endpoint, n);
-  if (!strchr(endpoint, '?'))
+  if (!query)
     authloop__jw_raw(u, "?", 1);
-  else if (endpoint[n - 1] != '?' && endpoint[n - 1] != '&')
+  else if (query[1] != '\0' && endpoint[n - 1] != '&')
     authloop__jw_raw(u, "&", 1);
   if (q->data)
     authloop__jw_raw(u, q->data, q->len);

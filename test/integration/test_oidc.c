@@ -740,12 +740,19 @@ static void user_from_userinfo(void **state) {
 }
 
 /* Endpoints whose discovery names a policy in their query (a router in
- * front of the OP, "?p=NAME" as Azure AD B2C's may; RFC 6749 3.1 and 3.2
- * let an endpoint carry a query, which is kept): a browser login
- * with its code exchange, a refresh, a logout revoking the refresh token and
+ * front of the OP, "?p=NAME"; RFC 6749 3.1 and 3.2 let an endpoint carry a
+ * query, which is kept): a browser login with its code exchange and the user
+ * from the userinfo endpoint, a refresh, a logout revoking the refresh token and
  * the end-session URL, then a device login, all with the policy named, or
  * the router would refuse them. */
+static int policy_off(void **state) {
+  (void)state; /* whatever became of the test */
+  json_decref(test_control(&peer, "/__test/policy", "{\"p\":\"\"}"));
+  return 0;
+}
+
 static void endpoints_naming_a_policy(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   test_env e;
   test_recorder r, rd;
   test_done d = {0, 0};
@@ -758,7 +765,14 @@ static void endpoints_naming_a_policy(void **state) {
   json_decref(test_control(&peer, "/__test/policy", "{\"p\":\"b2c_1_signin\"}"));
   named = stat_of("policy_named");
   test_env_init(&e, &peer, NULL);
-  c = browser_client(&e, "public", NULL, "com.example.authloop:/callback");
+  o.provider = "oidc";
+  o.base_url = issuer;
+  o.client_id = "public";
+  o.scope = "openid offline_access profile email";
+  o.redirect_uri = "com.example.authloop:/callback";
+  o.userinfo = 1;
+  c = NULL;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
   test_record(c, &r);
   url = authorization_url(&e, c, &r);
   assert_true(strncmp(url, issuer, strlen(issuer)) == 0);
@@ -768,8 +782,11 @@ static void endpoints_naming_a_policy(void **state) {
   test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 5000);
   assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
   assert_string_equal(authloop_user_id(authloop_current_user(c)), "alice");
-  /* jwks, then the code exchange */
-  assert_true(stat_of("policy_named") >= named + 3);
+  /* the userinfo endpoint's answer, not the id token's claims */
+  assert_string_equal(authloop_user_field(authloop_current_user(c), "email"), "alice@example.test");
+  assert_null(authloop_user_field(authloop_current_user(c), "aud"));
+  /* jwks, the code exchange, the userinfo */
+  assert_true(stat_of("policy_named") >= named + 4);
   rt = strdup(refresh_token(c));
   assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
   test_run_until(&e, &d.count, 1, 5000);
@@ -798,7 +815,6 @@ static void endpoints_naming_a_policy(void **state) {
   assert_int_equal(json_integer_value(json_object_get(s, "policy_refused")), 0);
   json_decref(s);
   test_env_close(&e);
-  json_decref(test_control(&peer, "/__test/policy", "{\"p\":\"\"}"));
 }
 
 /* Discovery says another issuer (the same server named otherwise): refused. */
@@ -884,7 +900,7 @@ int main(void) {
       cmocka_unit_test(close_during_browser_login),
       cmocka_unit_test(browser_denied_and_nonce),
       cmocka_unit_test(user_from_userinfo),
-      cmocka_unit_test(endpoints_naming_a_policy),
+      cmocka_unit_test_teardown(endpoints_naming_a_policy, policy_off),
       cmocka_unit_test(discovery_of_another_issuer),
       cmocka_unit_test(options),
   };

@@ -23,12 +23,10 @@
 //     rewrites the id_token of every token answer that way ("" off),
 //     POST /__test/policy {"p"}: a policy router in front of the OP: every
 //     endpoint in the discovery document names the policy in its query
-//     ("?p=NAME", as Azure AD B2C's endpoints may; RFC 6749 3.1 and 3.2 let
-//     an endpoint have a query), and a request to one of them without it is
-//     refused 400 before the OP sees it ("" off). The discovery document
-//     stays where OpenID Connect Discovery 4 puts it, at the issuer (B2C's
-//     "?p=" form asks for the policy there too, which no issuer URL can
-//     hold: authloop reaches B2C by its path form, ".../{policy}/v2.0"),
+//     ("?p=NAME"; RFC 6749 3.1 and 3.2 let an endpoint have a query), and a
+//     request to one of them without it, or with it twice, is refused 400
+//     before the OP sees it ("" off). The discovery document stays where
+//     OpenID Connect Discovery 4 puts it, at the issuer,
 //     GET /__test/stats: {"token_requests", "jwks_requests", "discovery_requests", "reuse", "polls":
 //     {client: [ms of each device-code poll]}}; client "slow"'s first poll of
 //     each code is answered slow_down (a rate policy in front of the OP), and

@@ -256,6 +256,22 @@ static void endpoints_from_discovery(void **state) {
       {",\"authorization_endpoint\":\"https://op.example/auth#top\"", AUTHLOOP_EPROTO},
       {",\"authorization_endpoint\":\"https://op.example/auth?p=1#top\"", AUTHLOOP_EPROTO},
       {",\"revocation_endpoint\":\"https://op.example/revoke?p=a\\\\b\"", AUTHLOOP_EPROTO},
+      /* but no parameter authloop sends there too, however it is spelt */
+      {",\"authorization_endpoint\":\"https://op.example/auth?p=1&code_challenge_method=plain\"",
+       AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?state=x\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?Redirect_URI=x\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?p=1;nonce=n\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?code%5Fchallenge=x\"",
+       AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?request_uri\"", AUTHLOOP_EPROTO},
+      {",\"revocation_endpoint\":\"https://op.example/revoke?token=x\"", AUTHLOOP_EPROTO},
+      {",\"end_session_endpoint\":\"https://op.example/end?id_token_hint=x\"", AUTHLOOP_EPROTO},
+      {",\"device_authorization_endpoint\":\"https://op.example/d?p=1&&scope=all\"",
+       AUTHLOOP_EPROTO},
+      {",\"userinfo_endpoint\":\"https://op.example/me?access_token=x\"", AUTHLOOP_EPROTO},
+      /* a name of ours as a value, or as part of another name, is no name of ours */
+      {",\"authorization_endpoint\":\"https://op.example/auth?p=state&codes=1&x_nonce=2&\"", 0},
       {",\"authorization_endpoint\":\"https://op.example/auth\",\"end_session_endpoint\":"
        "\"https://op.example/logout\"",
        0},
@@ -274,6 +290,30 @@ static void endpoints_from_discovery(void **state) {
     p->free(s);
   }
   {
+    /* a plain-http issuer on loopback: its own origin only, a query after it
+     * or after a path alike */
+    static const struct {
+      const char *token;
+      int rc;
+    } plain[] = {{"http://127.0.0.1:8080/token?p=1", 0},
+                 {"http://127.0.0.1:8080?p=1", 0},
+                 {"http://127.0.0.1:8080", 0},
+                 {"http://127.0.0.1:8081/token", AUTHLOOP_EPROTO},
+                 {"http://127.0.0.1:80800/token", AUTHLOOP_EPROTO},
+                 {"https://127.0.0.1:8080/token", AUTHLOOP_EPROTO}};
+    for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+      char doc[512];
+      void *s = fresh("http://127.0.0.1:8080");
+      snprintf(doc, sizeof(doc),
+               "{\"issuer\":\"http://127.0.0.1:8080\",\"token_endpoint\":\"%s\","
+               "\"jwks_uri\":\"http://127.0.0.1:8080/jwks\"}",
+               plain[i].token);
+      if (discover(s, doc) != plain[i].rc)
+        fail_msg("%s: expected %d", plain[i].token, plain[i].rc);
+      p->free(s);
+    }
+  }
+  {
     /* a required one as "" is still missing */
     void *s = fresh(ISSUER);
     assert_int_equal(discover(s, "{\"issuer\":\"" ISSUER "\",\"token_endpoint\":\"\","
@@ -284,8 +324,8 @@ static void endpoints_from_discovery(void **state) {
 }
 
 /* An endpoint's own query stays, and what authloop adds comes after it: the
- * authorization URL, the code exchange, the end-session URL (Azure AD B2C's
- * discovery names its policy so, "?p=..."). */
+ * authorization URL, the code exchange, the end-session URL (RFC 6749 3.1,
+ * 3.2; RP-Initiated Logout 2.1). */
 static void endpoint_queries_stay(void **state) {
   unsigned char random[64] = {9, 8, 7};
   authloop__request q = {0};
@@ -316,6 +356,21 @@ static void endpoint_queries_stay(void **state) {
                       ISSUER "/logout?p=b2c_1_signin&id_token_hint=id-1&client_id=app");
   free(url);
   free(st);
+  p->free(s);
+  /* a '?' after the first is data in the query: the parameters do not join it */
+  s = discovered("{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":\"" ISSUER "/auth?a=b?\","
+                 "\"token_endpoint\":\"" ISSUER "/token\",\"jwks_uri\":\"" ISSUER "/jwks\"}");
+  url = begin(s, random, &step);
+  assert_true(strncmp(url, ISSUER "/auth?a=b?&response_type=code&", 48) == 0);
+  free(url);
+  p->login_end(s);
+  p->free(s);
+  s = discovered("{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":\"" ISSUER "/auth??\","
+                 "\"token_endpoint\":\"" ISSUER "/token\",\"jwks_uri\":\"" ISSUER "/jwks\"}");
+  url = begin(s, random, &step);
+  assert_true(strncmp(url, ISSUER "/auth??&response_type=code&", 45) == 0);
+  free(url);
+  p->login_end(s);
   p->free(s);
   /* a query left empty, or open for more: nothing doubled */
   s = discovered("{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":\"" ISSUER "/auth?\","
