@@ -524,7 +524,8 @@ typedef void (*authloop_done_cb)(authloop_client *c, int status, void *userdata)
 /* Refreshes the tokens now, or joins the refresh in flight: every caller gets
  * the same outcome (0 or an error) through cb (may be NULL), once, from the
  * loop. 0; AUTHLOOP_EINVAL, AUTHLOOP_ECLOSING, AUTHLOOP_ENOTLOGGEDIN,
- * AUTHLOOP_ENOTSUP (CometChat, or a token that never expires),
+ * AUTHLOOP_ENOTSUP (CometChat, or a token that never expires and no
+ * refresh token to renew it with),
  * AUTHLOOP_EOFFLINE, AUTHLOOP_ENOMEM. A refused refresh token ends the
  * session (sessionExpired, reason revoked; cb gets AUTHLOOP_EREVOKED). */
 AUTHLOOP_EXTERN int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata);

@@ -1044,9 +1044,13 @@ int authloop_refresh(authloop_client *c, authloop_done_cb cb, void *userdata) {
     return rc;
   if (!authloop__logged_in(c))
     return AUTHLOOP_ENOTLOGGEDIN;
-  if (!c->provider->refresh_request || c->session.lifetime_s == AUTHLOOP__LIFETIME_NEVER ||
+  /* a token that never expires (one of unknown lifetime with a refresh
+   * token to renew it may be renewed when asked, as on a 401), or that the
+   * server never refreshes */
+  if (!c->provider->refresh_request ||
+      (c->session.lifetime_s == AUTHLOOP__LIFETIME_NEVER && !c->session.refresh_token) ||
       c->timing.unrefreshable)
-    return AUTHLOOP_ENOTSUP; /* a token that never expires, or that the server never refreshes */
+    return AUTHLOOP_ENOTSUP;
   if (!c->ctx->online_app)
     return AUTHLOOP_EOFFLINE;
   if (!(w = calloc(1, sizeof(*w))) || (cb && !(w->out = authloop__callback_reserve()))) {

@@ -24,7 +24,7 @@
 
 #define MAX_URL            2048
 #define MAX_EXPIRES_IN     (10LL * 366 * 24 * 3600)
-#define SKEW_S             120 /* clock skew allowed on exp and iat */
+#define SKEW_S             120 /* clock skew allowed on exp, iat and nbf */
 #define DEFAULT_INTERVAL_S 5   /* RFC 8628 3.2 */
 #define MAX_INTERVAL_S     300
 #define SLOW_DOWN_S        5 /* RFC 8628 3.5 */
@@ -260,7 +260,8 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
                           authloop__result *out, long status, char **claims) {
   authloop__jdoc d;
   const char *iss, *sub;
-  long long exp, iat, now = v->now_wall_ms / 1000;
+  long long exp, iat, nbf, now = v->now_wall_ms / 1000;
+  int at;
   int rc = o->is->have_keys ? authloop__jws_verify(token, &o->is->keys) : AUTHLOOP_ENOENT;
   const char *why = NULL;
   *claims = NULL;
@@ -297,6 +298,9 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
     why = "it has expired";
   else if (authloop__jint(&d, authloop__jget(&d, 0, "iat"), &iat) != 0 || iat > now + SKEW_S)
     why = "it was issued in the future";
+  else if ((at = authloop__jget(&d, 0, "nbf")) >= 0 &&
+           (authloop__jint(&d, at, &nbf) != 0 || nbf > now + SKEW_S))
+    why = "it is not valid yet"; /* RFC 7519 4.1.5 */
   else if (o->browser && !sub_was &&
            (!authloop__jstr(&d, 0, "nonce") || strcmp(authloop__jstr(&d, 0, "nonce"), o->nonce)))
     why = "its nonce is not this login's"; /* a replayed or injected token */
@@ -322,6 +326,13 @@ static int user_fields(const authloop__jdoc *d, int user, const char **id, const
     n = -1; /* a name of another type is no display name */
   *name = authloop__jstring(d, n);
   return 0;
+}
+
+/* Whether key is there as neither a string nor null. */
+static int mistyped(const authloop__jdoc *d, const char *key) {
+  int at = authloop__jget(d, 0, key);
+  return at >= 0 && !authloop__jis(d, at, AUTHLOOP__J_NULL) &&
+         !authloop__jis(d, at, AUTHLOOP__J_STRING);
 }
 
 /* A token answer (RFC 6749 5.1). sub_was: a refresh's session subject
@@ -352,8 +363,9 @@ static int token_answer(oidc *o, const authloop__view *v, const authloop__answer
     authloop__result_missing(out, a->status, "token_type");
     goto done;
   }
-  if ((authloop__jget(&d, 0, "refresh_token") >= 0 && !refresh) ||
-      (authloop__jget(&d, 0, "id_token") >= 0 && !id) || (!sub_was && !id)) {
+  /* null or "" is absent (the refresh token held is kept, RFC 6749 6);
+   * another type is a broken answer */
+  if (mistyped(&d, "refresh_token") || mistyped(&d, "id_token") || (!sub_was && !id)) {
     authloop__result_missing(out, a->status, !id ? "id_token" : "refresh_token");
     goto done;
   }

@@ -375,6 +375,35 @@ static void refresh_rotation_and_revocation(void **state) {
   test_env_close(&e);
 }
 
+/* A token answer without expires_in and an opaque access token (RFC 6749
+ * 5.1 only recommends expires_in): a lifetime nobody knows, so no timer
+ * refreshes it; but the refresh token renews it when the app asks. */
+static void tokens_of_unknown_lifetime(void **state) {
+  test_env e;
+  test_recorder r;
+  test_done d = {0, 0};
+  authloop_client *c;
+  char *rt, *at;
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  c = device_login(&e, &r, "unknown-lifetime", NULL);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(authloop_token_lifetime(c), -1);
+  assert_non_null(refresh_token(c));
+  rt = strdup(refresh_token(c));
+  at = strdup(authloop_access_token(c));
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_REFRESHED], 1);
+  assert_string_not_equal(refresh_token(c), rt); /* rotated: the OP answered */
+  assert_string_not_equal(authloop_access_token(c), at);
+  assert_int_equal(authloop_token_lifetime(c), -1);
+  free(rt);
+  free(at);
+  test_env_close(&e);
+}
+
 /* Each way an id token can be wrong (the OP's real answer, its id token
  * rewritten for clients "tamper-MODE"): the login is refused with EPROTO and
  * nobody is logged in. And an ES256 id token (client "es256") is good. */
@@ -894,6 +923,7 @@ int main(void) {
       cmocka_unit_test(close_during_device_login),
       cmocka_unit_test(free_or_close_from_login_prompt),
       cmocka_unit_test(refresh_rotation_and_revocation),
+      cmocka_unit_test(tokens_of_unknown_lifetime),
       cmocka_unit_test(id_tokens_refused),
       cmocka_unit_test(restored_session_and_key_rotation),
       cmocka_unit_test(browser_login),

@@ -30,7 +30,8 @@
 //     GET /__test/stats: {"token_requests", "jwks_requests", "discovery_requests", "reuse", "polls":
 //     {client: [ms of each device-code poll]}}; client "slow"'s first poll of
 //     each code is answered slow_down (a rate policy in front of the OP), and
-//     client "flaky"'s 503 (a server in trouble).
+//     client "flaky"'s 503 (a server in trouble); client "unknown-lifetime"'s
+//     token answers have no expires_in.
 //
 //   node test/peers/oidc.mjs --state-dir DIR [--stdin-lifeline] [--short SECONDS]
 //
@@ -103,6 +104,8 @@ const provider = new Provider(issuer, {
     { client_id: 'expiring', grant_types: grants, redirect_uris: REDIRECTS, response_types: ['code'],
       token_endpoint_auth_method: 'none', application_type: 'native' },
     { client_id: 'slow', grant_types: grants, redirect_uris: REDIRECTS, response_types: ['code'],
+      token_endpoint_auth_method: 'none', application_type: 'native' },
+    { client_id: 'unknown-lifetime', grant_types: grants, redirect_uris: REDIRECTS, response_types: ['code'],
       token_endpoint_auth_method: 'none', application_type: 'native' },
     { client_id: 'flaky', grant_types: grants, redirect_uris: REDIRECTS, response_types: ['code'],
       token_endpoint_auth_method: 'none', application_type: 'native' },
@@ -222,6 +225,13 @@ provider.use(async (ctx, next) => {
       ctx.status = 503;
       ctx.body = { error: 'temporarily_unavailable', error_description: 'try again later' };
     }
+  }
+  // client "unknown-lifetime": its token answers say no expires_in (RFC 6749
+  // 5.1 only recommends it), and its access tokens are opaque
+  if (ctx.path === '/token' && client === 'unknown-lifetime' && ctx.body && typeof ctx.body === 'object' &&
+      ctx.body.access_token) {
+    const { expires_in: _, ...rest } = ctx.body;
+    ctx.body = rest;
   }
   const mode = tamper || (client && client.startsWith('tamper-') ? client.slice(7) : '');
   if (ctx.path === '/token' && mode && ctx.body && typeof ctx.body === 'object' && ctx.body.id_token) {

@@ -171,6 +171,12 @@ static void challenges_are_not_answered(void **state) {
   assert_non_null(strstr(r.message, "NEW_PASSWORD_REQUIRED"));
   assert_null(r.access_token);
   authloop__result_clear(&r);
+  /* on a refresh, a refusal for this time, not "this token is never
+   * refreshed" (ENOTSUP), which would stop refreshes for the token's life */
+  assert_int_equal(authloop__cognito_auth_answer(&a, REFRESH, &r), AUTHLOOP_EREJECTED);
+  assert_string_equal(r.server_code, "NEW_PASSWORD_REQUIRED");
+  assert_null(r.access_token);
+  authloop__result_clear(&r);
 }
 
 static int error(long status, const char *body, int kind, authloop__result *r) {

@@ -497,6 +497,109 @@ static void a_refused_refresh_keeps_the_rotated_token(void **state) {
   p->free(s);
 }
 
+/* A refresh answer whose refresh_token is rt (JSON text, or NULL: none) and
+ * whose id token has these claims after the usual ones. */
+static char *refresh_with(const char *rt, const char *claims) {
+  char payload[512], *h = b64("{\"alg\":\"RS256\",\"kid\":\"elsewhere\"}"), *b, *body;
+  char field[64] = "";
+  snprintf(payload, sizeof(payload),
+           "{\"iss\":\"" ISSUER "\",\"aud\":\"app\",\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld%s}",
+           (long long)time(NULL) + 3600, (long long)time(NULL), claims);
+  if (rt)
+    snprintf(field, sizeof(field), ",\"refresh_token\":%s", rt);
+  b = b64(payload);
+  body = malloc(2048);
+  snprintf(body, 2048,
+           "{\"access_token\":\"at-2\",\"token_type\":\"Bearer\",\"expires_in\":3600%s,"
+           "\"id_token\":\"%s.%s.c2ln\"}",
+           field, h, b);
+  free(h);
+  free(b);
+  return body;
+}
+
+/* A refresh answer without a new refresh token, as null or "" as some
+ * servers write it, keeps the one held (RFC 6749 6: the server MAY issue a
+ * new one); another type is a broken answer. */
+static void refresh_answers_without_a_new_refresh_token(void **state) {
+  static const struct {
+    const char *rt, *want;
+    int rc;
+  } cases[] = {
+      {"\"rt-2\"", "rt-2", 0},
+      {NULL, NULL, 0},
+      {"null", NULL, 0},
+      {"\"\"", NULL, 0},
+      {"7", NULL, AUTHLOOP_EPROTO},
+      {"[\"rt-2\"]", NULL, AUTHLOOP_EPROTO},
+      {"{}", NULL, AUTHLOOP_EPROTO},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    authloop__view v = {0};
+    authloop__result r = {0};
+    authloop__answer a;
+    char *body = refresh_with(cases[i].rt, "");
+    void *s = client(0);
+    v.user_json = "{\"sub\":\"alice\"}";
+    v.refresh_token = "rt-1";
+    v.now_wall_ms = (long long)time(NULL) * 1000;
+    a = answer(body);
+    if (p->refresh_answer(s, &v, &a, &r) != cases[i].rc)
+      fail_msg("refresh_token %s: expected %d", cases[i].rt ? cases[i].rt : "(none)", cases[i].rc);
+    if (cases[i].rc == 0) {
+      assert_string_equal(r.access_token, "at-2");
+      if (cases[i].want)
+        assert_string_equal(r.refresh_token, cases[i].want);
+      else
+        assert_null(r.refresh_token); /* the held one stays */
+    }
+    authloop__result_clear(&r);
+    free(body);
+    p->free(s);
+  }
+}
+
+/* An id token is refused before its nbf (RFC 7519 4.1.5), allowing the same
+ * skew as iat; an nbf that is no number is refused too. */
+static void id_tokens_not_valid_yet(void **state) {
+  char claims[128];
+  const long long now = (long long)time(NULL);
+  const struct {
+    long long nbf_from_now;
+    int rc;
+  } cases[] = {
+      {-60, 0}, {0, 0}, {30, 0}, {3600, AUTHLOOP_EPROTO}, {365LL * 86400, AUTHLOOP_EPROTO}};
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]) + 2; i++) {
+    authloop__view v = {0};
+    authloop__result r = {0};
+    authloop__answer a;
+    char *body;
+    void *s = client(0);
+    int want;
+    if (i < sizeof(cases) / sizeof(cases[0])) {
+      snprintf(claims, sizeof(claims), ",\"nbf\":%lld", now + cases[i].nbf_from_now);
+      want = cases[i].rc;
+    } else {
+      snprintf(claims, sizeof(claims), ",\"nbf\":%s", i % 2 ? "\"0\"" : "9223372036854775808");
+      want = AUTHLOOP_EPROTO;
+    }
+    body = refresh_with("\"rt-2\"", claims);
+    v.user_json = "{\"sub\":\"alice\"}";
+    v.refresh_token = "rt-1";
+    v.now_wall_ms = now * 1000;
+    a = answer(body);
+    if (p->refresh_answer(s, &v, &a, &r) != want)
+      fail_msg("%s: expected %d", claims, want);
+    authloop__result_clear(&r);
+    free(body);
+    p->free(s);
+  }
+}
+
 /* A device login's prompt is shown to the user and its URIs opened in a
  * browser: a user code with a control, or a URI that is not printable ASCII
  * (RFC 3986), is refused; the same answer, clean, is the control. */
@@ -559,6 +662,8 @@ int main(void) {
       cmocka_unit_test(a_refused_refresh_keeps_the_rotated_token),
       cmocka_unit_test(device_prompts_that_would_mislead),
       cmocka_unit_test(endpoint_queries_stay),
+      cmocka_unit_test(refresh_answers_without_a_new_refresh_token),
+      cmocka_unit_test(id_tokens_not_valid_yet),
       cmocka_unit_test(device_answers_in_googles_words),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
