@@ -67,6 +67,8 @@ authloop__action authloop__decide(const authloop__timing *t, uint64_t now, uint6
     *wake_at = authloop__sat_add(t->last_activity, t->idle_ms);
     return AUTHLOOP__WAIT;
   }
+  if (t->expires_at == AUTHLOOP__NEVER) /* nothing to warn of: it never runs out */
+    return AUTHLOOP__WAIT;
   if (now >= t->expires_at)
     return AUTHLOOP__EXPIRE_IDLE;
   if (!t->warned)

@@ -492,6 +492,7 @@ typedef struct {
   int unlocked;      /* the lock was busy past the deadline: current goes without it */
   uint64_t deadline; /* while waiting: when to go without the lock */
   int error;         /* errno of the current job, 0 if it worked, EWOULDBLOCK: busy */
+  int tidied;        /* the current job removed stale temporaries (under the lock) */
 } store_slot;
 
 /* Every writer of the process, so that a load sees what any ctx has queued
@@ -605,8 +606,10 @@ static void work(uv_work_t *wk) {
     slot->error = EWOULDBLOCK;
     return;
   }
-  if (lock >= 0 && j->tidy)
+  if (lock >= 0 && j->tidy) {
     remove_stale_temporaries(slot->path);
+    slot->tidied = 1;
+  }
   if (j->op == OP_WRITE && j->sid > 0 && marks_login(slot->path, j->sid))
     slot->error = 0; /* the login was logged out while this was on its way: the mark stays */
   else if (j->op == OP_WRITE)
@@ -619,9 +622,11 @@ static void work(uv_work_t *wk) {
 }
 
 static void after_work(uv_work_t *wk, int status);
+static void forget_tidied(authloop__store_writer *w, const char *path);
 
 static void slot_start(store_slot *slot) {
   slot->error = 0;
+  slot->tidied = 0;
   slot->running = 1;
   slot->work.data = slot;
   if (uv_queue_work(slot->w->loop, &slot->work, work, after_work) != 0) {
@@ -709,6 +714,8 @@ static void after_work(uv_work_t *wk, int status) {
   if (slot->error)
     authloop__logf(slot->w->log, AUTHLOOP_LOG_WARN, "session file %s: %s failed: %s", slot->path,
                    slot->current.op == OP_WRITE ? "write" : "delete", strerror(slot->error));
+  if (slot->current.tidy && !slot->tidied) /* it went without the lock: the next one tidies */
+    forget_tidied(slot->w, slot->path);
   job_clear(&slot->current);
   slot->deadline = 0;
   slot->unlocked = 0;
@@ -753,6 +760,18 @@ static int first_for(authloop__store_writer *w, const char *path) {
     authloop__list_push(&w->tidied, &t->link);
   }
   return 1;
+}
+
+/* path's stale temporaries were not removed after all (no lock): the next
+ * job for it tries again. */
+static void forget_tidied(authloop__store_writer *w, const char *path) {
+  authloop__link *l;
+  for (l = w->tidied.next; l != &w->tidied; l = l->next)
+    if (strcmp(AUTHLOOP__CONTAINER_OF(l, tidied_path, link)->path, path) == 0) {
+      authloop__list_remove(l);
+      free(AUTHLOOP__CONTAINER_OF(l, tidied_path, link));
+      return;
+    }
 }
 
 static void submit(authloop__store_writer *w, const char *path, store_job job) {

@@ -143,12 +143,12 @@ int authloop__cognito_auth_answer(const authloop__answer *a, int kind, authloop_
   result = authloop__jget(&d, 0, "AuthenticationResult");
   if (result < 0 && (challenge = authloop__jstr(&d, 0, "ChallengeName")) != NULL &&
       authloop__text_ok(challenge) && strlen(challenge) < 128) {
-    /* a login cannot go on; a refresh is refused this time (ENOTSUP would
-     * mean "never refreshed", for the rest of the token's life) and tried
-     * again, as any refusal, until the token runs out */
-    authloop__result_fail(
-        out, kind == CALL_REFRESH ? AUTHLOOP_EREJECTED : AUTHLOOP_ENOTSUP, a->status,
-        "the server asks for the challenge %s, which authloop does not answer", challenge);
+    /* on a refresh too: what it asks for needs the user, so the token is
+     * kept, unrefreshed, until it runs out (real Cognito sends none to
+     * REFRESH_TOKEN_AUTH) */
+    authloop__result_fail(out, AUTHLOOP_ENOTSUP, a->status,
+                          "the server asks for the challenge %s, which authloop does not answer",
+                          challenge);
     if (!(out->server_code = strdup(challenge)))
       authloop__result_fail(out, AUTHLOOP_ENOMEM, a->status, NULL, NULL);
     goto done;

@@ -24,6 +24,7 @@
 
 #define MAX_URL            2048
 #define MAX_EXPIRES_IN     (10LL * 366 * 24 * 3600)
+#define MAX_QUERY_NAMES    16  /* in an endpoint's own query */
 #define SKEW_S             120 /* clock skew allowed on exp, iat and nbf */
 #define DEFAULT_INTERVAL_S 5   /* RFC 8628 3.2 */
 #define MAX_INTERVAL_S     300
@@ -146,7 +147,10 @@ static int post_form(oidc *o, const char *endpoint, authloop__jw *w, authloop__r
  * the first would take the issuer's: "code_challenge_method=plain" ahead of
  * S256 is PKCE undone). Names are compared as a server may read them: a name
  * with an escape is refused, case is ignored, and ';' separates as '&' (as
- * HTML 4 let it). */
+ * HTML 4 let it). And at most MAX_QUERY_NAMES of them, none empty but at the
+ * end: servers keep only so many (Node's querystring 1,000, PHP's
+ * max_input_vars), and a query of a thousand '&' would push authloop's
+ * code_challenge_method out of what they read, leaving "plain". */
 static int query_names_none_of_ours(const char *v) {
   static const char *const ours[] = {
       /* every name authloop sends to an endpoint, the access token's (RFC
@@ -161,12 +165,12 @@ static int query_names_none_of_ours(const char *v) {
       "state",         "token",          "token_type_hint",
   };
   const char *q = strchr(v, '?');
-  size_t i;
+  size_t i, names = 0;
   while (q && *q) {
     size_t len;
     q++;
     len = strcspn(q, "=&;");
-    if (memchr(q, '%', len) || memchr(q, '+', len))
+    if ((len == 0 && *q) || ++names > MAX_QUERY_NAMES || memchr(q, '%', len) || memchr(q, '+', len))
       return 0;
     for (i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
       if (strlen(ours[i]) == len && strncasecmp(q, ours[i], len) == 0)

@@ -710,6 +710,53 @@ static void stale_temporaries_are_removed(void **state) {
   test_remove_tree(dir);
 }
 
+/* A write that went without the lock (a lock file nobody should trust: one
+ * anyone may write) removed no temporary, since that is done under the lock
+ * only; the next write that holds the lock does. */
+static void temporaries_go_with_the_first_locked_write(void **state) {
+  char dir[320], path[400], lock[420], tmp[420];
+  test_env e;
+  test_recorder r;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c;
+  long long now = wall_ms();
+  int fd, i;
+  (void)state;
+  snprintf(dir, sizeof(dir), "%s/tmps-locked", tmpdir);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  snprintf(path, sizeof(path), "%s/session", dir);
+  snprintf(lock, sizeof(lock), "%s/session.lock", dir);
+  snprintf(tmp, sizeof(tmp), "%s/session.tmp-LEFT01", dir);
+  fd = open(lock, O_CREAT | O_WRONLY, 0600);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(chmod(lock, 0666), 0); /* anyone may write it: not used */
+  test_env_init(&e, &server, NULL);
+  o.session_path = path;
+  c = gateway(&e, &o);
+  test_record(c, &r);
+  write_session(tmp, 3600, now + 3000 * 1000, now);
+  for (i = 0; i < 2; i++) {
+    test_done d = {0};
+    if (i == 0) {
+      assert_true(login(&e, c, &r, 3600)->success); /* its write goes without the lock */
+    } else {
+      assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+      test_run_until(&e, &d.count, 1, 5000);
+      assert_int_equal(d.status, 0);
+    }
+    test_run_until_stored(&e, 5000);
+    if (i == 0) {
+      assert_int_equal(access(tmp, F_OK), 0); /* no lock: left */
+      assert_int_equal(chmod(lock, 0600), 0); /* the lock is good again */
+    }
+  }
+  assert_int_not_equal(access(tmp, F_OK), 0);
+  authloop_client_free(c);
+  test_env_close(&e);
+  test_remove_tree(dir);
+}
+
 /* A host name that does not resolve is that host's problem, not a network
  * that is down: it never puts anything on hold. */
 static void names_that_do_not_resolve(void **state) {
@@ -954,6 +1001,7 @@ int main(void) {
       cmocka_unit_test(a_file_from_a_clock_ahead),
       cmocka_unit_test(strings_live_until_control_returns),
       cmocka_unit_test(stale_temporaries_are_removed),
+      cmocka_unit_test(temporaries_go_with_the_first_locked_write),
       cmocka_unit_test(descriptors_are_close_on_exec),
       cmocka_unit_test(names_that_do_not_resolve),
       cmocka_unit_test(an_answer_that_brings_its_origin_back),

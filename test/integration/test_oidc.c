@@ -379,6 +379,7 @@ static void refresh_rotation_and_revocation(void **state) {
  * 5.1 only recommends expires_in): a lifetime nobody knows, so no timer
  * refreshes it; but the refresh token renews it when the app asks. */
 static void tokens_of_unknown_lifetime(void **state) {
+  long tokens, unavailable;
   test_env e;
   test_recorder r;
   test_done d = {0, 0};
@@ -387,6 +388,7 @@ static void tokens_of_unknown_lifetime(void **state) {
   (void)state;
   test_env_init(&e, &peer, NULL);
   c = device_login(&e, &r, "unknown-lifetime", NULL);
+  unavailable = stat_of("unavailable");
   assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
   assert_int_equal(authloop_token_lifetime(c), -1);
   assert_non_null(refresh_token(c));
@@ -399,6 +401,28 @@ static void tokens_of_unknown_lifetime(void **state) {
   assert_string_not_equal(refresh_token(c), rt); /* rotated: the OP answered */
   assert_string_not_equal(authloop_access_token(c), at);
   assert_int_equal(authloop_token_lifetime(c), -1);
+
+  /* a refresh asked for that fails (a 503 before the OP) is that call's
+   * answer: nothing is tried again behind it, however active the user, and
+   * nothing is warned of when the user goes idle */
+  d.count = 0;
+  tokens = stat_of("token_requests");
+  json_decref(test_control(&peer, "/__test/unavailable", "{\"count\":1}"));
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  assert_int_equal(d.status, AUTHLOOP_EUNAVAILABLE);
+  assert_int_equal(stat_of("unavailable"), unavailable + 1);
+  assert_int_equal(authloop_touch(c), 0);
+  test_run_for(&e, 3000); /* the first retries would come within it */
+  assert_int_equal(stat_of("unavailable"), unavailable + 1);
+  assert_int_equal(stat_of("token_requests"), tokens);
+  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_EXPIRING], 0);
+  assert_true(authloop_is_logged_in(c));
+  /* and the next one asked for goes */
+  d.count = 0;
+  assert_int_equal(authloop_refresh(c, test_done_cb, &d), 0);
+  test_run_until(&e, &d.count, 1, 5000);
+  assert_int_equal(d.status, 0);
   free(rt);
   free(at);
   test_env_close(&e);

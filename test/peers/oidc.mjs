@@ -27,6 +27,8 @@
 //     request to one of them without it, or with it twice, is refused 400
 //     before the OP sees it ("" off). The discovery document stays where
 //     OpenID Connect Discovery 4 puts it, at the issuer,
+//     POST /__test/unavailable {"count"}: the token endpoint's next COUNT
+//     requests are answered 503 before the OP sees them,
 //     GET /__test/stats: {"token_requests", "jwks_requests", "discovery_requests", "reuse", "polls":
 //     {client: [ms of each device-code poll]}}; client "slow"'s first poll of
 //     each code is answered slow_down (a rate policy in front of the OP), and
@@ -74,6 +76,7 @@ const afterPoll = new Map(); // user code -> a scripted user who acts once its c
 const normal = (code) => String(code).replace(/[^0-9a-z]/gi, '').toUpperCase();
 let tamper = '';
 let policy = ''; // POST /__test/policy
+let unavailable = 0; // POST /__test/unavailable: the token endpoint's next N requests
 const policyPaths = new Set(); // the endpoints' paths discovery gave out with it
 let handler = null;
 const server = https.createServer({
@@ -391,6 +394,9 @@ handler = async (req, res) => {
         case '/__test/tamper':
           tamper = args.mode || '';
           return send(res, 200, { tamper });
+        case '/__test/unavailable':
+          unavailable = Number(args.count) || 0;
+          return send(res, 200, { unavailable });
         case '/__test/policy':
           policy = args.p || '';
           policyPaths.clear();
@@ -400,6 +406,13 @@ handler = async (req, res) => {
         default:
           return send(res, 404, { error: 'no such control' });
       }
+    }
+    if (unavailable > 0 && u.pathname === '/token') {
+      // a proxy in front of the OP in trouble: the OP never sees the request
+      unavailable--;
+      stats.unavailable = (stats.unavailable || 0) + 1;
+      req.resume();
+      return send(res, 503, { error: 'temporarily_unavailable', error_description: 'try again later' });
     }
     if (policy && policyPaths.has(u.pathname)) {
       // the router takes its own parameter; the OP behind it never sees it

@@ -270,6 +270,15 @@ static void endpoints_from_discovery(void **state) {
       {",\"device_authorization_endpoint\":\"https://op.example/d?p=1&&scope=all\"",
        AUTHLOOP_EPROTO},
       {",\"userinfo_endpoint\":\"https://op.example/me?access_token=x\"", AUTHLOOP_EPROTO},
+      /* a parameter count that would push ours out of what a server reads:
+       * empty names (but at the end), more than 16 */
+      {",\"authorization_endpoint\":\"https://op.example/auth?p=1&&&&\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?=1\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?&p=1\"", AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?a&b&c&d&e&f&g&h&i&j&k&l&m&n&o&p&q\"",
+       AUTHLOOP_EPROTO},
+      {",\"authorization_endpoint\":\"https://op.example/auth?a&b&c&d&e&f&g&h&i&j&k&l&m&n&o&p\"",
+       0},
       /* a name of ours as a value, or as part of another name, is no name of ours */
       {",\"authorization_endpoint\":\"https://op.example/auth?p=state&codes=1&x_nonce=2&\"", 0},
       {",\"authorization_endpoint\":\"https://op.example/auth\",\"end_session_endpoint\":"

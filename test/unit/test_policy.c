@@ -141,6 +141,24 @@ static void retries_and_offline(void **state) {
   assert_int_equal(authloop__decide(&t, t.last_activity + t.idle_ms, &wake), AUTHLOOP__EXPIRE_IDLE);
 }
 
+/* A token that never runs out (or whose lifetime nobody knows) is never
+ * warned of or ended for idleness, whatever made a time come due. */
+static void a_token_that_never_runs_out(void **state) {
+  authloop__timing t = timing();
+  uint64_t wake;
+  (void)state;
+  t.expires_at = t.refresh_due = AUTHLOOP__NEVER;
+  t.last_activity = T0;
+  assert_int_equal(authloop__decide(&t, T0 + 300 * MINUTE, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, AUTHLOOP__NEVER);
+  t.retrying = 1; /* a try come due, the user idle */
+  t.retry_at = T0 + 2 * MINUTE;
+  assert_int_equal(authloop__decide(&t, T0 + 300 * MINUTE, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, AUTHLOOP__NEVER);
+  t.last_activity = T0 + 299 * MINUTE; /* active: the try goes */
+  assert_int_equal(authloop__decide(&t, T0 + 300 * MINUTE, &wake), AUTHLOOP__REFRESH);
+}
+
 static void suspend_past_the_deadline(void **state) {
   authloop__timing t = timing();
   uint64_t wake;
@@ -435,6 +453,7 @@ int main(void) {
       cmocka_unit_test(retry_after_and_expiry),
       cmocka_unit_test(decisions),
       cmocka_unit_test(unrefreshable_token),
+      cmocka_unit_test(a_token_that_never_runs_out),
       cmocka_unit_test(retries_and_offline),
       cmocka_unit_test(suspend_past_the_deadline),
       cmocka_unit_test(stale_restored_session),
