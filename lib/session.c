@@ -769,6 +769,9 @@ static void schedule_retry(authloop_client *c, uint64_t now, long long retry_aft
   if (t->expires_at == AUTHLOOP__NEVER) {
     t->retrying = 0;
     t->retry_at = AUTHLOOP__NEVER;
+    /* no retry's time paces the 401s then: a 401 in the next seconds is
+     * the answer, as after a refresh, not a refresh of each */
+    c->refreshed_at = now;
     return;
   }
   backoff = authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
@@ -952,6 +955,7 @@ static int take_newer(authloop_client *c, uint64_t now) {
 void authloop__client_evaluate(authloop_client *c, uint64_t now) {
   authloop__timing *t = &c->timing;
   uint64_t wake = AUTHLOOP__NEVER, calls;
+  int rc;
   if (c->ctx->closing || c->freed)
     return;
   if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait && now >= c->lock_wait_until) {
@@ -964,12 +968,17 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
     refresh_failed(c, NULL, AUTHLOOP_ETIMEDOUT, now); /* which evaluates again */
     return;
   } else if (c->state == AUTHLOOP_STATE_REFRESHING && c->lock_wait && now >= c->lock_retry_at &&
-             refresh_start(c) != 0) {
+             (rc = refresh_start(c)) != 0) {
     /* the refresh could not start after all: it backs off, rather than
-     * start again at once in the loop below */
+     * start again at once in the loop below; with no retry to come (a
+     * token of unknown lifetime), those waiting for it have their answer */
     c->lock_wait = 0;
     authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
     schedule_retry(c, now, 0);
+    if (!t->retrying) {
+      finish_waiters(c, rc);
+      fail_retried_calls(c, rc);
+    }
   }
   while (c->state == AUTHLOOP_STATE_LOGGED_IN) {
     authloop__action act;

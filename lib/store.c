@@ -679,6 +679,7 @@ static void on_retry(authloop__timer_entry *e, uint64_t now) {
     return;
   }
   if (slot->next.op != OP_NONE) {
+    slot->next.tidy |= slot->current.tidy; /* what it replaces was to tidy */
     job_clear(&slot->current);
     slot->current = slot->next;
     memset(&slot->next, 0, sizeof(slot->next));

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -757,6 +758,48 @@ static void temporaries_go_with_the_first_locked_write(void **state) {
   test_remove_tree(dir);
 }
 
+/* A first write that waits for a busy lock, replaced while it waits by a
+ * newer one (the logout's mark): the newer one tidies in its place, under
+ * the lock, rather than the path passing for tidied (helper-36). */
+static void a_replaced_first_write_still_tidies(void **state) {
+  char dir[320], path[400], lock[420], tmp[420];
+  test_env e;
+  test_recorder r;
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  authloop_client *c;
+  long long now = wall_ms();
+  int fd;
+  (void)state;
+  snprintf(dir, sizeof(dir), "%s/tmps-replaced", tmpdir);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  snprintf(path, sizeof(path), "%s/session", dir);
+  snprintf(lock, sizeof(lock), "%s/session.lock", dir);
+  snprintf(tmp, sizeof(tmp), "%s/session.tmp-LEFT02", dir);
+  fd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(flock(fd, LOCK_EX), 0); /* another process's write, for a moment */
+  test_env_init(&e, &server, NULL);
+  o.session_path = path;
+  c = gateway(&e, &o);
+  test_record(c, &r);
+  write_session(tmp, 3600, now + 3000 * 1000, now);
+  assert_true(login(&e, c, &r, 3600)->success); /* its write waits for the lock */
+  /* time for that write to meet the busy lock (tried again every 20 ms);
+   * were it slower, the mark would replace it before it ran, and tidy too */
+  test_run_for(&e, 300);
+  assert_int_equal(authloop_logout(c), 0); /* the mark replaces the waiting write */
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+  assert_int_equal(access(tmp, F_OK), 0); /* nothing ran under the lock yet */
+  flock(fd, LOCK_UN);                     /* well before the lock wait's deadline */
+  close(fd);
+  test_run_until_file(&e, path, TEST_FILE_LOGGED_OUT, 5000);
+  test_run_until_stored(&e, 5000);
+  assert_int_not_equal(access(tmp, F_OK), 0);
+  authloop_client_free(c);
+  test_env_close(&e);
+  test_remove_tree(dir);
+}
+
 /* A host name that does not resolve is that host's problem, not a network
  * that is down: it never puts anything on hold. */
 static void names_that_do_not_resolve(void **state) {
@@ -1002,6 +1045,7 @@ int main(void) {
       cmocka_unit_test(strings_live_until_control_returns),
       cmocka_unit_test(stale_temporaries_are_removed),
       cmocka_unit_test(temporaries_go_with_the_first_locked_write),
+      cmocka_unit_test(a_replaced_first_write_still_tidies),
       cmocka_unit_test(descriptors_are_close_on_exec),
       cmocka_unit_test(names_that_do_not_resolve),
       cmocka_unit_test(an_answer_that_brings_its_origin_back),

@@ -416,7 +416,6 @@ static void tokens_of_unknown_lifetime(void **state) {
   test_run_for(&e, 3000); /* the first retries would come within it */
   assert_int_equal(stat_of("unavailable"), unavailable + 1);
   assert_int_equal(stat_of("token_requests"), tokens);
-  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_EXPIRING], 0);
   assert_true(authloop_is_logged_in(c));
   /* and the next one asked for goes */
   d.count = 0;
@@ -425,6 +424,61 @@ static void tokens_of_unknown_lifetime(void **state) {
   assert_int_equal(d.status, 0);
   free(rt);
   free(at);
+  test_env_close(&e);
+}
+
+/* A token of unknown lifetime while the token endpoint is down (a 503
+ * before the OP) and its access token is dead (401s): the first 401 tries
+ * one refresh, the next ones, seconds later, are answered as they are (not
+ * a refresh each); and when the user goes idle nothing is tried or warned
+ * of behind the application's back. */
+static void unknown_lifetime_in_an_outage(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  test_env e;
+  test_recorder r;
+  authloop_client *c = NULL;
+  char body[4096];
+  long before, tokens;
+  int i;
+  (void)state;
+  test_env_init(&e, &peer, NULL);
+  o.provider = "oidc";
+  o.base_url = issuer;
+  o.client_id = "unknown-lifetime";
+  o.scope = "openid offline_access profile email";
+  o.idle_window_s = 1;
+  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+  test_record(c, &r);
+  assert_int_equal(authloop_login_device(c), 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  user_acts(c, "alice", 0);
+  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
+  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  assert_int_equal(authloop_token_lifetime(c), -1);
+  snprintf(body, sizeof(body), "{\"token\":\"%s\",\"client_id\":\"unknown-lifetime\"}",
+           authloop_access_token(c));
+  json_decref(test_control(&peer, "/__test/revoke", body)); /* the userinfo says 401 */
+  json_decref(test_control(&peer, "/__test/unavailable", "{\"count\":1000}"));
+  before = stat_of("unavailable");
+  tokens = stat_of("token_requests");
+  for (i = 0; i < 8; i++) {
+    test_reply rep = {0, 0, 0};
+    assert_int_equal(authloop_request(c, "GET", "/me", NULL, test_reply_cb, &rep), 0);
+    test_run_until(&e, &rep.count, 1, 5000);
+    /* the first waits for the refresh it started and gets its failure;
+     * the next have the 401 */
+    assert_int_equal(rep.status, i == 0 ? AUTHLOOP_EUNAVAILABLE : 0);
+    if (i > 0)
+      assert_int_equal(rep.http, 401);
+  }
+  assert_int_equal(stat_of("unavailable"), before + 1); /* one refresh tried, not eight */
+  test_run_for(&e, 3000);                               /* idle after the first second */
+  assert_int_equal(stat_of("unavailable"), before + 1);
+  assert_int_equal(stat_of("token_requests"), tokens);
+  assert_int_equal(r.count[AUTHLOOP_EV_TOKEN_EXPIRING], 0);
+  assert_int_equal(r.count[AUTHLOOP_EV_SESSION_EXPIRED], 0);
+  json_decref(test_control(&peer, "/__test/unavailable", "{\"count\":0}"));
+  authloop_client_free(c);
   test_env_close(&e);
 }
 
@@ -948,6 +1002,7 @@ int main(void) {
       cmocka_unit_test(free_or_close_from_login_prompt),
       cmocka_unit_test(refresh_rotation_and_revocation),
       cmocka_unit_test(tokens_of_unknown_lifetime),
+      cmocka_unit_test(unknown_lifetime_in_an_outage),
       cmocka_unit_test(id_tokens_refused),
       cmocka_unit_test(restored_session_and_key_rotation),
       cmocka_unit_test(browser_login),
