@@ -127,8 +127,7 @@ struct authloop_client {
   uint64_t margin_ms, retry_base_ms, retry_cap_ms;
   unsigned retry_attempt;
   uint64_t refreshed_at; /* when the server last gave new tokens, or said it refreshes
-                            none, or a token of unknown lifetime failed to (0: never):
-                            a 401 sooner than AUTHLOOP__REFRESH_AGAIN_MS after is the answer */
+                            none (0: never) */
   uint64_t tokens_at;    /* when the session's tokens were had (a login, a refresh, a restore) */
   int refresh_lost;      /* a refresh's answer was lost since the tokens were had: the server may
                             have done it, so a refusal now means that, not a revocation */

@@ -46,6 +46,8 @@ authloop__action authloop__decide(const authloop__timing *t, uint64_t now, uint6
     *wake_at = t->expires_at;
     return AUTHLOOP__WAIT;
   }
+  if (t->expires_at == AUTHLOOP__NEVER) /* unknown lifetime: nothing is due, warned of or ended */
+    return AUTHLOOP__WAIT;
   if (t->stale) { /* restored with a dead token: refresh on first activity */
     if (!active || t->offline)
       return AUTHLOOP__WAIT;
@@ -67,8 +69,6 @@ authloop__action authloop__decide(const authloop__timing *t, uint64_t now, uint6
     *wake_at = authloop__sat_add(t->last_activity, t->idle_ms);
     return AUTHLOOP__WAIT;
   }
-  if (t->expires_at == AUTHLOOP__NEVER) /* nothing to warn of: it never runs out */
-    return AUTHLOOP__WAIT;
   if (now >= t->expires_at)
     return AUTHLOOP__EXPIRE_IDLE;
   if (!t->warned)

@@ -760,22 +760,14 @@ void authloop__session_end(authloop_client *c, authloop_expiry_reason reason) {
 
 /* The next try after a refresh that failed or could not start: backoff with
  * jitter (or the server's Retry-After), never past the token's expiry, and
- * always later than now (a zero jitter would retry in the same turn). None
- * for a token of unknown lifetime: nothing is due, it is refreshed only when
- * asked (or on a 401), and a try that failed was that call's answer. */
+ * always later than now (a zero jitter would retry in the same turn). For a
+ * token of unknown lifetime nothing is ever due (authloop__decide()): no
+ * try comes by itself, and the time only paces the 401s that would start
+ * one (answered()). */
 static void schedule_retry(authloop_client *c, uint64_t now, long long retry_after_ms) {
   authloop__timing *t = &c->timing;
-  uint64_t backoff;
-  if (t->expires_at == AUTHLOOP__NEVER) {
-    t->retrying = 0;
-    t->retry_at = AUTHLOOP__NEVER;
-    /* no retry's time paces the 401s then: a 401 in the next seconds is
-     * the answer, as after a refresh, not a refresh of each */
-    c->refreshed_at = now;
-    return;
-  }
-  backoff = authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
-                                 authloop__random_u32(&c->ctx->rng));
+  uint64_t backoff = authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
+                                          authloop__random_u32(&c->ctx->rng));
   t->retrying = 1;
   t->retry_at = authloop__retry_at(now, backoff + 1, retry_after_ms, t->expires_at);
 }
@@ -784,12 +776,10 @@ static void refresh_failed(authloop_client *c, const authloop__outcome *o, int r
   /* transient: the session stays; try again later, never past expiry */
   authloop__timing *t = &c->timing;
   schedule_retry(c, now, o ? o->retry_after_ms : 0);
-  if (t->retrying)
-    authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh failed: %s; next try in %llu ms",
-                  authloop_err_name(rc), (unsigned long long)authloop__sat_sub(t->retry_at, now));
-  else
-    authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh failed: %s; not tried again until asked",
-                  authloop_err_name(rc));
+  authloop__log(c->ctx, AUTHLOOP_LOG_WARN, "refresh failed: %s; next try %s %llu ms",
+                authloop_err_name(rc),
+                t->expires_at == AUTHLOOP__NEVER ? "when asked, a 401's not before" : "in",
+                (unsigned long long)authloop__sat_sub(t->retry_at, now));
   authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
   finish_waiters(c, rc);
   fail_retried_calls(c, rc);
@@ -975,9 +965,10 @@ void authloop__client_evaluate(authloop_client *c, uint64_t now) {
     c->lock_wait = 0;
     authloop__set_state(c, AUTHLOOP_STATE_LOGGED_IN);
     schedule_retry(c, now, 0);
-    if (!t->retrying) {
+    if (t->expires_at == AUTHLOOP__NEVER) {
       finish_waiters(c, rc);
       fail_retried_calls(c, rc);
+      flush_calls(c, now); /* those that waited for it go with the token held */
     }
   }
   while (c->state == AUTHLOOP_STATE_LOGGED_IN) {

@@ -403,8 +403,8 @@ static void tokens_of_unknown_lifetime(void **state) {
   assert_int_equal(authloop_token_lifetime(c), -1);
 
   /* a refresh asked for that fails (a 503 before the OP) is that call's
-   * answer: nothing is tried again behind it, however active the user, and
-   * nothing is warned of when the user goes idle */
+   * answer: nothing is tried again behind it, however active the user (the
+   * idle user: unknown_lifetime_in_an_outage) */
   d.count = 0;
   tokens = stat_of("token_requests");
   json_decref(test_control(&peer, "/__test/unavailable", "{\"count\":1}"));

@@ -142,7 +142,8 @@ static void retries_and_offline(void **state) {
 }
 
 /* A token that never runs out (or whose lifetime nobody knows) is never
- * warned of or ended for idleness, whatever made a time come due. */
+ * refreshed by itself, warned of or ended for idleness, whatever made a
+ * time come due (a failed try's time only paces the 401s). */
 static void a_token_that_never_runs_out(void **state) {
   authloop__timing t = timing();
   uint64_t wake;
@@ -155,8 +156,11 @@ static void a_token_that_never_runs_out(void **state) {
   t.retry_at = T0 + 2 * MINUTE;
   assert_int_equal(authloop__decide(&t, T0 + 300 * MINUTE, &wake), AUTHLOOP__WAIT);
   assert_int_equal(wake, AUTHLOOP__NEVER);
-  t.last_activity = T0 + 299 * MINUTE; /* active: the try goes */
-  assert_int_equal(authloop__decide(&t, T0 + 300 * MINUTE, &wake), AUTHLOOP__REFRESH);
+  t.last_activity = T0 + 299 * MINUTE; /* active: still nothing by itself */
+  assert_int_equal(authloop__decide(&t, T0 + 300 * MINUTE, &wake), AUTHLOOP__WAIT);
+  assert_int_equal(wake, AUTHLOOP__NEVER);
+  t.offline = 1;
+  assert_int_equal(authloop__decide(&t, T0 + 300 * MINUTE, &wake), AUTHLOOP__WAIT);
 }
 
 static void suspend_past_the_deadline(void **state) {
