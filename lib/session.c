@@ -768,6 +768,11 @@ static void schedule_retry(authloop_client *c, uint64_t now, long long retry_aft
   authloop__timing *t = &c->timing;
   uint64_t backoff = authloop__backoff_ms(c->retry_attempt++, c->retry_base_ms, c->retry_cap_ms,
                                           authloop__random_u32(&c->ctx->rng));
+  /* no expiry bounds a server's Retry-After then (a day would turn every
+   * 401 away for a day): the longest backoff step does */
+  if (t->expires_at == AUTHLOOP__NEVER && retry_after_ms > 0 &&
+      (uint64_t)retry_after_ms > c->retry_cap_ms)
+    retry_after_ms = (long long)c->retry_cap_ms;
   t->retrying = 1;
   t->retry_at = authloop__retry_at(now, backoff + 1, retry_after_ms, t->expires_at);
 }
