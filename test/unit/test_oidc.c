@@ -446,19 +446,24 @@ static char *b64(const char *text) {
   return authloop__b64url_encode((const unsigned char *)text, strlen(text));
 }
 
-/* A token answer of a refresh, with an id token for audience aud (signed
- * by a key the client does not have: vouched for by TLS on a refresh). */
-static char *refresh_body(const char *aud, const char *extra) {
-  char payload[256], *h = b64("{\"alg\":\"RS256\",\"kid\":\"elsewhere\"}"), *b, *body;
+/* A refresh answer whose refresh_token is rt (JSON text, or NULL: none) and
+ * whose id token, for audience aud, has these claims after the usual ones
+ * (signed by a key the client does not have: vouched for by TLS on a
+ * refresh). */
+static char *refresh_with(const char *aud, const char *rt, const char *claims) {
+  char payload[512], *h = b64("{\"alg\":\"RS256\",\"kid\":\"elsewhere\"}"), *b, *body;
+  char field[64] = "";
   snprintf(payload, sizeof(payload),
-           "{\"iss\":\"" ISSUER "\",\"aud\":\"%s\",\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld}",
-           aud, (long long)time(NULL) + 3600, (long long)time(NULL));
+           "{\"iss\":\"" ISSUER "\",\"aud\":\"%s\",\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld%s}",
+           aud, (long long)time(NULL) + 3600, (long long)time(NULL), claims);
+  if (rt)
+    snprintf(field, sizeof(field), ",\"refresh_token\":%s", rt);
   b = b64(payload);
   body = malloc(2048);
   snprintf(body, 2048,
-           "{\"access_token\":\"at-2\",\"token_type\":\"Bearer\",\"expires_in\":3600,"
-           "\"refresh_token\":\"rt-2\",\"id_token\":\"%s.%s.c2ln\"%s}",
-           h, b, extra);
+           "{\"access_token\":\"at-2\",\"token_type\":\"Bearer\",\"expires_in\":3600%s,"
+           "\"id_token\":\"%s.%s.c2ln\"}",
+           field, h, b);
   free(h);
   free(b);
   return body;
@@ -477,13 +482,13 @@ static void a_refused_refresh_keeps_the_rotated_token(void **state) {
   v.user_json = "{\"sub\":\"alice\"}";
   v.refresh_token = "rt-1";
   v.now_wall_ms = (long long)time(NULL) * 1000;
-  body = refresh_body("app", "");
+  body = refresh_with("app", "\"rt-2\"", "");
   a = answer(body);
   assert_int_equal(p->refresh_answer(s, &v, &a, &r), 0); /* the control: accepted */
   assert_string_equal(r.refresh_token, "rt-2");
   authloop__result_clear(&r);
   free(body);
-  body = refresh_body("another-app", "");
+  body = refresh_with("another-app", "\"rt-2\"", "");
   a = answer(body);
   assert_int_equal(p->refresh_answer(s, &v, &a, &r), AUTHLOOP_EPROTO);
   assert_null(r.access_token);
@@ -504,27 +509,6 @@ static void a_refused_refresh_keeps_the_rotated_token(void **state) {
   assert_string_equal(r.message, "plain words"); /* the control */
   authloop__result_clear(&r);
   p->free(s);
-}
-
-/* A refresh answer whose refresh_token is rt (JSON text, or NULL: none) and
- * whose id token has these claims after the usual ones. */
-static char *refresh_with(const char *rt, const char *claims) {
-  char payload[512], *h = b64("{\"alg\":\"RS256\",\"kid\":\"elsewhere\"}"), *b, *body;
-  char field[64] = "";
-  snprintf(payload, sizeof(payload),
-           "{\"iss\":\"" ISSUER "\",\"aud\":\"app\",\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld%s}",
-           (long long)time(NULL) + 3600, (long long)time(NULL), claims);
-  if (rt)
-    snprintf(field, sizeof(field), ",\"refresh_token\":%s", rt);
-  b = b64(payload);
-  body = malloc(2048);
-  snprintf(body, 2048,
-           "{\"access_token\":\"at-2\",\"token_type\":\"Bearer\",\"expires_in\":3600%s,"
-           "\"id_token\":\"%s.%s.c2ln\"}",
-           field, h, b);
-  free(h);
-  free(b);
-  return body;
 }
 
 /* A refresh answer without a new refresh token, as null or "" as some
@@ -549,7 +533,7 @@ static void refresh_answers_without_a_new_refresh_token(void **state) {
     authloop__view v = {0};
     authloop__result r = {0};
     authloop__answer a;
-    char *body = refresh_with(cases[i].rt, "");
+    char *body = refresh_with("app", cases[i].rt, "");
     void *s = client(0);
     v.user_json = "{\"sub\":\"alice\"}";
     v.refresh_token = "rt-1";
@@ -596,7 +580,7 @@ static void id_tokens_not_valid_yet(void **state) {
       snprintf(claims, sizeof(claims), ",\"nbf\":%s", i % 2 ? "\"0\"" : "9223372036854775808");
       want = AUTHLOOP_EPROTO;
     }
-    body = refresh_with("\"rt-2\"", claims);
+    body = refresh_with("app", "\"rt-2\"", claims);
     v.user_json = "{\"sub\":\"alice\"}";
     v.refresh_token = "rt-1";
     v.now_wall_ms = now * 1000;
