@@ -775,6 +775,10 @@ static void schedule_retry(authloop_client *c, uint64_t now, long long retry_aft
     retry_after_ms = (long long)c->retry_cap_ms;
   t->retrying = 1;
   t->retry_at = authloop__retry_at(now, backoff + 1, retry_after_ms, t->expires_at);
+  /* pacing 401s only: never closer than a refresh's own pace (full jitter
+   * may draw a few ms) */
+  if (t->expires_at == AUTHLOOP__NEVER && t->retry_at < now + AUTHLOOP__REFRESH_AGAIN_MS)
+    t->retry_at = now + AUTHLOOP__REFRESH_AGAIN_MS;
 }
 
 static void refresh_failed(authloop_client *c, const authloop__outcome *o, int rc, uint64_t now) {
