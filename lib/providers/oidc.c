@@ -256,6 +256,17 @@ static int audience_ok(const oidc *o, const authloop__jdoc *d) {
          (n == 1 ? !azp || strcmp(azp, o->client_id) == 0 : azp && strcmp(azp, o->client_id) == 0);
 }
 
+/* An id token's iss names the issuer exactly (OpenID Connect Core 3.1.3.7,
+ * point 2), with one exception: Google's reference for its OpenID Connect
+ * endpoints says its issuer, "https://accounts.google.com", is also given
+ * without the scheme for older integrations. Only for that issuer, and only
+ * that one name. */
+static int made_by_issuer(const oidc *o, const char *iss) {
+  static const char google[] = "https://accounts.google.com";
+  return strcmp(iss, o->issuer) == 0 ||
+         (strcmp(o->issuer, google) == 0 && strcmp(iss, google + strlen("https://")) == 0);
+}
+
 /* The id token's signature and claims (OpenID Connect Core 3.1.3.7, and
  * 12.2 for a refresh's: the same subject). 0 with the claims as text in
  * *claims; AUTHLOOP_ENOENT: signed by a key not (yet) had; else a failure
@@ -292,7 +303,7 @@ static int check_id_token(oidc *o, const authloop__view *v, const char *token, c
   }
   iss = authloop__jstr(&d, 0, "iss");
   sub = authloop__jstr(&d, 0, "sub");
-  if (!iss || strcmp(iss, o->issuer) != 0)
+  if (!iss || !made_by_issuer(o, iss))
     why = "another issuer made it";
   else if (!audience_ok(o, &d))
     why = "it is not for this client";

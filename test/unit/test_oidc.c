@@ -32,7 +32,7 @@ static authloop__answer answer(const char *body) {
 
 /* A client that has discovered the issuer from doc and holds an empty key
  * set. */
-static void *discovered(const char *doc) {
+static void *discovered_at(const char *issuer, const char *doc) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   authloop__provider_env env = {0};
   const char *bases[AUTHLOOP__MAX_BASES] = {0};
@@ -40,7 +40,7 @@ static void *discovered(const char *doc) {
   authloop__view v = {0};
   authloop__answer a;
   void *s = NULL;
-  o.base_url = ISSUER;
+  o.base_url = issuer;
   o.client_id = "app";
   o.redirect_uri = "com.example.app:/cb";
   assert_int_equal(p->init(&o, &env, &s, bases), 0);
@@ -52,6 +52,8 @@ static void *discovered(const char *doc) {
   authloop__result_clear(&r);
   return s;
 }
+
+static void *discovered(const char *doc) { return discovered_at(ISSUER, doc); }
 
 /* The same with the usual endpoints (iss_param: the OP says it sends iss in
  * its redirects). */
@@ -455,11 +457,11 @@ static char *b64(const char *text) {
  * whose id token, for audience aud, has these claims after the usual ones
  * (signed by a key the client does not have: vouched for by TLS on a
  * refresh). */
-static char *refresh_with(const char *aud, const char *rt, const char *claims) {
+static char *refresh_from(const char *iss, const char *aud, const char *rt, const char *claims) {
   char payload[512], *h = b64("{\"alg\":\"RS256\",\"kid\":\"elsewhere\"}"), *b, *body;
   char field[64] = "";
   snprintf(payload, sizeof(payload),
-           "{\"iss\":\"" ISSUER "\",\"aud\":\"%s\",\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld%s}",
+           "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld%s}", iss,
            aud, (long long)time(NULL) + 3600, (long long)time(NULL), claims);
   if (rt)
     snprintf(field, sizeof(field), ",\"refresh_token\":%s", rt);
@@ -472,6 +474,10 @@ static char *refresh_with(const char *aud, const char *rt, const char *claims) {
   free(h);
   free(b);
   return body;
+}
+
+static char *refresh_with(const char *aud, const char *rt, const char *claims) {
+  return refresh_from(ISSUER, aud, rt, claims);
 }
 
 /* A refresh refused for its id token still hands back the rotated refresh
@@ -598,6 +604,52 @@ static void id_tokens_not_valid_yet(void **state) {
   }
 }
 
+/* An id token names its issuer exactly; Google's name theirs with or without
+ * the scheme, and only for Google's issuer is the short name taken. */
+static void id_tokens_in_googles_words(void **state) {
+  static const struct {
+    const char *issuer, *iss;
+    int rc;
+  } cases[] = {
+      {"https://accounts.google.com", "https://accounts.google.com", 0},
+      {"https://accounts.google.com", "accounts.google.com", 0},
+      {"https://accounts.google.com", "http://accounts.google.com", AUTHLOOP_EPROTO},
+      {"https://accounts.google.com", "accounts.google.com/", AUTHLOOP_EPROTO},
+      {"https://accounts.google.com", "https://accounts.google.com/", AUTHLOOP_EPROTO},
+      {"https://accounts.google.com", "ACCOUNTS.google.com", AUTHLOOP_EPROTO},
+      {"https://accounts.google.com", "", AUTHLOOP_EPROTO},
+      {ISSUER, ISSUER, 0},
+      {ISSUER, "op.example", AUTHLOOP_EPROTO},
+      {ISSUER, "accounts.google.com", AUTHLOOP_EPROTO},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char doc[512];
+    authloop__view v = {0};
+    authloop__result r = {0};
+    authloop__answer a;
+    char *body;
+    void *s;
+    snprintf(doc, sizeof(doc),
+             "{\"issuer\":\"%s\",\"authorization_endpoint\":\"https://x.example/auth\","
+             "\"token_endpoint\":\"https://x.example/token\","
+             "\"jwks_uri\":\"https://x.example/jwks\"}",
+             cases[i].issuer);
+    s = discovered_at(cases[i].issuer, doc);
+    body = refresh_from(cases[i].iss, "app", "\"rt-2\"", "");
+    v.user_json = "{\"sub\":\"alice\"}";
+    v.refresh_token = "rt-1";
+    v.now_wall_ms = (long long)time(NULL) * 1000;
+    a = answer(body);
+    if (p->refresh_answer(s, &v, &a, &r) != cases[i].rc)
+      fail_msg("issuer %s, iss \"%s\": expected %d", cases[i].issuer, cases[i].iss, cases[i].rc);
+    authloop__result_clear(&r);
+    free(body);
+    p->free(s);
+  }
+}
+
 /* A device login's prompt is shown to the user and its URIs opened in a
  * browser: a user code with a control, or a URI that is not printable ASCII
  * (RFC 3986), is refused; the same answer, clean, is the control. */
@@ -662,6 +714,7 @@ int main(void) {
       cmocka_unit_test(endpoint_queries_stay),
       cmocka_unit_test(refresh_answers_without_a_new_refresh_token),
       cmocka_unit_test(id_tokens_not_valid_yet),
+      cmocka_unit_test(id_tokens_in_googles_words),
       cmocka_unit_test(device_answers_in_googles_words),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
