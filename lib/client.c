@@ -189,6 +189,7 @@ typedef struct {
    * the logout is made from the session's tokens, kept here (wiped) */
   int preparing, global;
   authloop__session tokens;
+  unsigned logins_begun; /* the client's when the logout was asked for */
 } logout_op;
 
 /* Logouts are left to finish: each holds a reference on the client and is
@@ -291,9 +292,10 @@ static int send_login_step(authloop_client *c, int first) {
   return rc;
 }
 
+/* authloop_login_redirect() hands these out: retired, readable until the loop turns. */
 static void forget_redirect(authloop_client *c) {
-  free(c->redirect_url);
-  free(c->redirect_result);
+  authloop__retire_text(c->ctx, c->redirect_url);
+  authloop__retire_text(c->ctx, c->redirect_result);
   c->redirect_url = c->redirect_result = NULL;
 }
 
@@ -306,16 +308,21 @@ static void keep_end_session_url(authloop_client *c) {
 }
 
 /* A device login's codes, kept for authloop_login_prompt_of() and told by
- * loginPrompt (taken from r). */
+ * loginPrompt (taken from r); out of memory, the login fails with ENOMEM. */
 static void keep_prompt(authloop_client *c, authloop__result *r) {
+  authloop_login_prompt *p = calloc(1, sizeof(*p));
+  if (!p) {
+    authloop__result_fail(r, AUTHLOOP_ENOMEM, 0, NULL, NULL);
+    return;
+  }
   authloop__forget_prompt(c);
-  c->prompt.verification_uri = r->prompt_uri;
-  c->prompt.verification_uri_complete = r->prompt_uri_complete;
-  c->prompt.user_code = r->prompt_code;
-  c->prompt.expires_in = (long)r->prompt_expires_s;
-  c->prompt.interval = (long)r->prompt_interval_s;
+  p->verification_uri = r->prompt_uri;
+  p->verification_uri_complete = r->prompt_uri_complete;
+  p->user_code = r->prompt_code;
+  p->expires_in = (long)r->prompt_expires_s;
+  p->interval = (long)r->prompt_interval_s;
   r->prompt_uri = r->prompt_uri_complete = r->prompt_code = NULL;
-  c->has_prompt = 1;
+  c->prompt = p;
   authloop__outcome_emit(c, NULL, AUTHLOOP_EV_LOGIN_PROMPT, NULL);
 }
 
@@ -535,7 +542,7 @@ int authloop_login_device(authloop_client *c) {
 }
 
 const authloop_login_prompt *authloop_login_prompt_of(const authloop_client *c) {
-  return c && !c->freed && c->has_prompt ? &c->prompt : NULL;
+  return c && !c->freed ? c->prompt : NULL;
 }
 
 const char *authloop_end_session_url(const authloop_client *c) {
@@ -549,6 +556,7 @@ static int login(authloop_client *c, const authloop__credential *cred) {
   authloop__session_clear(&c->pending);
   authloop__retire_text(c->ctx, c->end_session_url); /* a new login: the old one is over */
   c->end_session_url = NULL;
+  c->logins_begun++; /* and a logout still on its way keeps none of its own */
   return start_login(c, cred, c->provider->accepts);
 }
 
@@ -656,7 +664,8 @@ static int logout_send(logout_op *op, const authloop__view *v) {
   authloop_client *c = op->c;
   authloop__request req = {0};
   int rc = c->provider->logout_request(c->pstate, v, op->global, &req);
-  keep_end_session_url(c);
+  if (op->logins_begun == c->logins_begun && !c->freed) /* no newer login's to replace */
+    keep_end_session_url(c);
   req.flags |= AUTHLOOP__LINGER; /* it reaches the server even if the client is freed now */
   op->origin = authloop__origin_of(c, req.base);
   if (rc == 0)
@@ -726,6 +735,7 @@ static int logout(authloop_client *c, int global) {
   }
   op->c = c;
   op->global = global;
+  op->logins_begun = c->logins_begun;
   authloop__view_of(c, &c->session, &v);
   if (c->provider->prepare_request &&
       (rc = c->provider->prepare_request(c->pstate, &v, &req)) != AUTHLOOP__NO_REQUEST) {

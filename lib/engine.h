@@ -115,9 +115,11 @@ struct authloop_client {
   authloop__event_entry *login_outcome; /* its loginAttempt, reserved when it began */
   authloop__event_entry *await_note;    /* stateChanged to AWAITING_TOKEN, likewise */
   char *redirect_url, *redirect_result; /* what a redirect strategy said, while AWAITING_TOKEN */
-  authloop_login_prompt prompt; /* a device login's codes (strings owned), when has_prompt */
-  int has_prompt;
+  /* a device login's codes (the struct and its strings owned), or NULL; handed
+   * out, so retired (never changed in place) when the prompt goes */
+  authloop_login_prompt *prompt;
   char *end_session_url; /* the last logout's (authloop_end_session_url), until a login begins */
+  unsigned logins_begun; /* a logout sent after a login began keeps no end-session URL */
   authloop__timer_entry login_wake; /* a login step sent later (a device login's polls) */
   int login_local; /* login_wake reads the step's answer, no request (AUTHLOOP__NO_REQUEST) */
   authloop__origin *login_origin;
@@ -161,6 +163,8 @@ void authloop__shared_put(authloop__shared *s);
 void authloop__forget_prompt(authloop_client *c);
 /* A string handed out by a query, freed (wiped) once the loop turns (lib/state.c). */
 void authloop__retire_text(authloop_ctx *ctx, char *p);
+/* The same for a block that holds no secret (a struct handed out): freed. */
+void authloop__retire_block(authloop_ctx *ctx, void *p);
 /* Drops a reference; the last one frees the client. */
 void authloop__client_unref(authloop_client *c);
 /* The guard of every call on a client: EINVAL (NULL or freed), the

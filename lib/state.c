@@ -154,11 +154,13 @@ int authloop__online(const authloop_ctx *ctx, const authloop__origin *o) {
 /* ---- references, life and death ------------------------------------------------------ */
 
 void authloop__forget_prompt(authloop_client *c) {
-  authloop__retire_text(c->ctx, (char *)c->prompt.verification_uri);
-  authloop__retire_text(c->ctx, (char *)c->prompt.verification_uri_complete);
-  authloop__retire_text(c->ctx, (char *)c->prompt.user_code);
-  memset(&c->prompt, 0, sizeof(c->prompt));
-  c->has_prompt = 0;
+  if (!c->prompt)
+    return;
+  authloop__retire_text(c->ctx, (char *)c->prompt->verification_uri);
+  authloop__retire_text(c->ctx, (char *)c->prompt->verification_uri_complete);
+  authloop__retire_text(c->ctx, (char *)c->prompt->user_code);
+  authloop__retire_block(c->ctx, c->prompt); /* its reader may hold it: as it was */
+  c->prompt = NULL;
 }
 
 void authloop__shared_put(authloop__shared *s) {
@@ -189,8 +191,8 @@ static void client_destroy(authloop_client *c) {
   authloop__session_clear(&c->pending);
   authloop__outcome_drop(&c->login_outcome);
   authloop__outcome_drop(&c->await_note);
-  free(c->redirect_url);
-  free(c->redirect_result);
+  authloop__retire_text(c->ctx, c->redirect_url); /* authloop_login_redirect()'s */
+  authloop__retire_text(c->ctx, c->redirect_result);
   c->provider->free(c->pstate);
   authloop__shared_put(c->shared); /* after the state that points into it */
   authloop__listeners_free(&c->listeners);
@@ -249,23 +251,27 @@ void authloop__set_state(authloop_client *c, authloop_state s) {
  * happens where nothing can fail, does not allocate; should one turn retire
  * more than that and memory run out, the string is kept (logged), never
  * freed under the application. */
-#define RETIRE_RESERVE 8
+#define RETIRE_RESERVE 12 /* a client's most at its end: 4 session, 4 prompt, 2 redirect, 1 URL */
 
 typedef struct {
   authloop__deferred d;
   authloop_ctx *ctx;
   size_t n, cap, promised; /* promised: RETIRE_RESERVE per live client */
   int queued;
-  void **items; /* char * (a secret) or authloop_user *, told apart by kinds */
+  void **items; /* a secret string, an authloop_user * or a block, told apart by kinds */
   unsigned char *kinds;
 } graveyard;
+
+enum { RETIRED_TEXT, RETIRED_USER, RETIRED_BLOCK };
 
 static void run_graveyard(authloop__deferred *d) {
   graveyard *g = AUTHLOOP__CONTAINER_OF(d, graveyard, d);
   size_t i;
   for (i = 0; i < g->n; i++) {
-    if (g->kinds[i])
+    if (g->kinds[i] == RETIRED_USER)
       authloop__user_free(g->items[i]);
+    else if (g->kinds[i] == RETIRED_BLOCK)
+      free(g->items[i]);
     else
       authloop__secret_free(g->items[i]);
   }
@@ -321,7 +327,7 @@ void authloop__graveyard_free(authloop_ctx *ctx) {
   ctx->graveyard = NULL;
 }
 
-static void retire(authloop_ctx *ctx, void *p, int is_user) {
+static void retire(authloop_ctx *ctx, void *p, int kind) {
   graveyard *g = ctx->graveyard;
   if (!p)
     return;
@@ -332,20 +338,22 @@ static void retire(authloop_ctx *ctx, void *p, int is_user) {
     return;
   }
   g->items[g->n] = p;
-  g->kinds[g->n++] = (unsigned char)is_user;
+  g->kinds[g->n++] = (unsigned char)kind;
   if (!g->queued) {
     g->queued = 1;
     authloop__defer(&ctx->dispatch, &g->d);
   }
 }
 
-void authloop__retire_text(authloop_ctx *ctx, char *p) { retire(ctx, p, 0); }
+void authloop__retire_text(authloop_ctx *ctx, char *p) { retire(ctx, p, RETIRED_TEXT); }
+
+void authloop__retire_block(authloop_ctx *ctx, void *p) { retire(ctx, p, RETIRED_BLOCK); }
 
 void authloop__session_retire(authloop_ctx *ctx, authloop__session *s) {
-  retire(ctx, s->access_token, 0);
-  retire(ctx, s->id_token, 0);
-  retire(ctx, s->refresh_token, 0);
-  retire(ctx, s->user, 1);
+  retire(ctx, s->access_token, RETIRED_TEXT);
+  retire(ctx, s->id_token, RETIRED_TEXT);
+  retire(ctx, s->refresh_token, RETIRED_TEXT);
+  retire(ctx, s->user, RETIRED_USER);
   memset(s, 0, sizeof(*s));
 }
 
@@ -354,7 +362,7 @@ static void take(authloop_client *c, const authloop__session *s, char **dst, cha
   if (!*src)
     return;
   if (s == &c->session)
-    retire(c->ctx, *dst, 0);
+    retire(c->ctx, *dst, RETIRED_TEXT);
   else
     authloop__secret_free(*dst);
   *dst = *src;
@@ -373,7 +381,7 @@ int authloop__session_merge(authloop_client *c, authloop__session *s, authloop__
     if (rc)
       return authloop__result_fail(r, rc, r->http_status, NULL, NULL);
     if (s == &c->session)
-      retire(c->ctx, s->user, 1);
+      retire(c->ctx, s->user, RETIRED_USER);
     else
       authloop__user_free(s->user);
     s->user = u;

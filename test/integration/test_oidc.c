@@ -795,6 +795,119 @@ static void restored_session_and_key_rotation(void **state) {
   test_remove_tree(dir);
 }
 
+/* What the login queries hand out stays as it was until the loop turns, as
+ * the header promises, whatever ends the login in between: the browser
+ * login's URL after a cancel or a free, the device login's prompt (the
+ * struct and its strings) after a cancel or a free. ASan and valgrind run
+ * this too; a plain build sees the freed bytes change. */
+static void login_queries_outlive_the_login(void **state) {
+  int deed;
+  (void)state;
+  for (deed = 0; deed < 4; deed++) { /* browser cancel, browser free, device cancel, device free */
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    int browser = deed < 2, freeing = deed % 2;
+    test_env_init(&e, &peer, NULL);
+    if (browser) {
+      const char *url;
+      char *copy;
+      c = browser_client(&e, "public", NULL, "com.example.authloop:/callback");
+      test_record(c, &r);
+      url = authorization_url(&e, c, &r);
+      copy = strdup(url);
+      if (freeing)
+        authloop_client_free(c);
+      else
+        assert_int_equal(authloop_login_cancel(c), 0);
+      assert_string_equal(url, copy);
+      if (!freeing)
+        assert_null(authloop_login_redirect(c));
+      free(copy);
+    } else {
+      const authloop_login_prompt *p;
+      char *uri, *code;
+      c = client(&e, "public", NULL, NULL);
+      test_record(c, &r);
+      assert_int_equal(authloop_login_device(c), 0);
+      test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+      p = authloop_login_prompt_of(c);
+      assert_non_null(p);
+      uri = strdup(p->verification_uri);
+      code = strdup(p->user_code);
+      if (freeing)
+        authloop_client_free(c);
+      else
+        assert_int_equal(authloop_login_cancel(c), 0);
+      assert_non_null(p->verification_uri);
+      assert_non_null(p->user_code);
+      assert_string_equal(p->verification_uri, uri);
+      assert_string_equal(p->user_code, code);
+      assert_int_equal(p->interval, 1);
+      if (!freeing)
+        assert_null(authloop_login_prompt_of(c));
+      free(uri);
+      free(code);
+    }
+    if (!freeing) {
+      test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 1000);
+      assert_int_equal(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].error, AUTHLOOP_ECANCELED);
+    }
+    test_env_close(&e);
+  }
+}
+
+/* A restored session logs out, which needs the issuer's discovery first, and
+ * a new login begins at once: the end-session URL that logout makes once
+ * discovery answers is the old session's, and is not kept ("NULL once a new
+ * login begins"). Without the new login it is (the control). */
+static void end_session_url_after_a_new_login(void **state) {
+  authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
+  char dir[256], path[300];
+  int again;
+  (void)state;
+  test_make_tmpdir(dir, sizeof(dir), "oidc-end-session");
+  snprintf(path, sizeof(path), "%s/session", dir);
+  o.provider = "oidc";
+  o.base_url = issuer;
+  o.client_id = "public";
+  o.session_path = path;
+  for (again = 0; again < 2; again++) {
+    test_env e;
+    test_recorder r;
+    authloop_client *c;
+    test_env_init(&e, &peer, NULL);
+    assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+    test_record(c, &r);
+    assert_int_equal(authloop_login_device(c), 0);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+    user_acts(c, "alice", 0);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
+    assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+    test_run_until_stored(&e, 5000);
+    test_env_close(&e);
+
+    test_env_init(&e, &peer, NULL); /* a new run: the issuer not yet discovered */
+    assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
+    test_record(c, &r);
+    assert_true(authloop_is_logged_in(c));
+    assert_int_equal(authloop_logout(c), 0);
+    assert_null(authloop_end_session_url(c)); /* discovery first */
+    if (again)
+      assert_int_equal(authloop_login_device(c), 0);
+    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
+    assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
+    if (again) {
+      test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+      assert_null(authloop_end_session_url(c));
+    } else {
+      assert_non_null(authloop_end_session_url(c));
+    }
+    test_env_close(&e);
+  }
+  test_remove_tree(dir);
+}
+
 /* The user from the userinfo endpoint (Core 5.3), when asked for: its
  * claims, not the id token's (no aud, no iss), the same sub. */
 static void user_from_userinfo(void **state) {
@@ -1015,6 +1128,8 @@ int main(void) {
       cmocka_unit_test(close_during_browser_login),
       cmocka_unit_test(browser_denied_and_nonce),
       cmocka_unit_test(user_from_userinfo),
+      cmocka_unit_test(login_queries_outlive_the_login),
+      cmocka_unit_test(end_session_url_after_a_new_login),
       cmocka_unit_test_teardown(endpoints_naming_a_policy, policy_off),
       cmocka_unit_test(discovery_of_another_issuer),
       cmocka_unit_test(options),
