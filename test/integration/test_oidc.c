@@ -103,6 +103,21 @@ static authloop_client *device_login(test_env *e, test_recorder *r, const char *
   return c;
 }
 
+/* A client made with o, logged in by a device login the scripted user
+ * approves at once. */
+static authloop_client *logged_in_by_device(test_env *e, test_recorder *r,
+                                            const authloop_client_options *o) {
+  authloop_client *c = NULL;
+  assert_int_equal(authloop_client_new(e->ctx, o, &c), 0);
+  test_record(c, r);
+  assert_int_equal(authloop_login_device(c), 0);
+  test_run_until(e, &r->count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
+  user_acts(c, "alice", 0);
+  test_run_until(e, &r->count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
+  assert_true(r->last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  return c;
+}
+
 static void device_login_and_logout(void **state) {
   test_env e;
   test_recorder r;
@@ -453,13 +468,7 @@ static void unknown_lifetime_in_an_outage(void **state) {
   o.client_id = "unknown-lifetime";
   o.scope = "openid offline_access profile email";
   o.idle_window_s = 1;
-  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
-  test_record(c, &r);
-  assert_int_equal(authloop_login_device(c), 0);
-  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
-  user_acts(c, "alice", 0);
-  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
-  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  c = logged_in_by_device(&e, &r, &o);
   assert_int_equal(authloop_token_lifetime(c), -1);
   snprintf(body, sizeof(body), "{\"token\":\"%s\",\"client_id\":\"unknown-lifetime\"}",
            authloop_access_token(c));
@@ -718,13 +727,7 @@ static void restored_session_and_key_rotation(void **state) {
   o.base_url = issuer;
   o.client_id = "public";
   o.session_path = path;
-  assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
-  test_record(c, &r);
-  assert_int_equal(authloop_login_device(c), 0);
-  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
-  user_acts(c, "alice", 0);
-  test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
-  assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+  c = logged_in_by_device(&e, &r, &o);
   /* a bad signature by a key the ctx has (its login fetched them) is
    * refused; the refresh token the OP rotated all the same is kept, so the
    * next refresh uses the new one: the OP sees no reuse */
@@ -877,13 +880,7 @@ static void end_session_url_after_a_new_login(void **state) {
     test_recorder r;
     authloop_client *c;
     test_env_init(&e, &peer, NULL);
-    assert_int_equal(authloop_client_new(e.ctx, &o, &c), 0);
-    test_record(c, &r);
-    assert_int_equal(authloop_login_device(c), 0);
-    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
-    user_acts(c, "alice", 0);
-    test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_ATTEMPT], 1, 12000);
-    assert_true(r.last[AUTHLOOP_EV_LOGIN_ATTEMPT].success);
+    c = logged_in_by_device(&e, &r, &o);
     test_run_until_stored(&e, 5000);
     test_env_close(&e);
 
