@@ -554,10 +554,12 @@ static int login(authloop_client *c, const authloop__credential *cred) {
   if (rc)
     return rc;
   authloop__session_clear(&c->pending);
+  if ((rc = start_login(c, cred, c->provider->accepts)) != 0)
+    return rc; /* refused at once: no login began, the last logout's URL stays */
   authloop__retire_text(c->ctx, c->end_session_url); /* a new login: the old one is over */
   c->end_session_url = NULL;
   c->logins_begun++; /* and a logout still on its way keeps none of its own */
-  return start_login(c, cred, c->provider->accepts);
+  return 0;
 }
 
 int authloop_login_code(authloop_client *c, const char *authorization_code) {

@@ -863,7 +863,8 @@ static void login_queries_outlive_the_login(void **state) {
 /* A restored session logs out, which needs the issuer's discovery first, and
  * a new login begins at once: the end-session URL that logout makes once
  * discovery answers is the old session's, and is not kept ("NULL once a new
- * login begins"). Without the new login it is (the control). */
+ * login begins"). Without the new login it is (the control), and so it is
+ * after a login call refused at once, which begins nothing. */
 static void end_session_url_after_a_new_login(void **state) {
   authloop_client_options o = AUTHLOOP_CLIENT_OPTIONS_INIT;
   char dir[256], path[300];
@@ -875,7 +876,7 @@ static void end_session_url_after_a_new_login(void **state) {
   o.base_url = issuer;
   o.client_id = "public";
   o.session_path = path;
-  for (again = 0; again < 2; again++) {
+  for (again = 0; again < 3; again++) { /* 0: no login; 1: a login; 2: one refused at once */
     test_env e;
     test_recorder r;
     authloop_client *c;
@@ -890,11 +891,13 @@ static void end_session_url_after_a_new_login(void **state) {
     assert_true(authloop_is_logged_in(c));
     assert_int_equal(authloop_logout(c), 0);
     assert_null(authloop_end_session_url(c)); /* discovery first */
-    if (again)
+    if (again == 1)
       assert_int_equal(authloop_login_device(c), 0);
+    else if (again == 2)
+      assert_int_equal(authloop_login_code(c, "x"), AUTHLOOP_EWRONGPROVIDER);
     test_run_until(&e, &r.count[AUTHLOOP_EV_LOGOUT], 1, 5000);
     assert_int_equal(r.last[AUTHLOOP_EV_LOGOUT].error, 0);
-    if (again) {
+    if (again == 1) {
       test_run_until(&e, &r.count[AUTHLOOP_EV_LOGIN_PROMPT], 1, 5000);
       assert_null(authloop_end_session_url(c));
     } else {
