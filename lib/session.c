@@ -581,7 +581,9 @@ static int take_the_lock(authloop_client *c, uint64_t now) {
     return REFRESH_WAITING;
   }
   c->lock_wait = 0;
-  if (rc) { /* no lock file possible (read-only directory, a lock file not ours): alone */
+  if (rc == AUTHLOOP_ENOMEM)
+    return rc; /* a transient failure: this attempt fails, not the lock's use */
+  if (rc) {    /* no lock file possible (read-only directory, a lock file not ours): alone */
     if (!c->lock_warned)
       authloop__log(c->ctx, AUTHLOOP_LOG_WARN,
                     "session file %s: no usable lock beside it (read-only directory, or a lock "
@@ -597,8 +599,14 @@ static int take_the_lock(authloop_client *c, uint64_t now) {
   }
   /* newer, or this login's logout mark (whatever its generation: it may have
    * come while our own refresh held the lock) */
-  if (read_stored(c, &st, &why) == 0 &&
-      (st.gen > c->gen || (st.ended && st.sid > 0 && st.sid == c->sid))) {
+  if ((rc = read_stored(c, &st, &why)) == AUTHLOOP_ENOMEM) {
+    /* not read is not "nothing newer": another process may have rotated
+     * our refresh token away; this attempt fails as a transient one */
+    authloop__stored_clear(&st);
+    release_lock(c);
+    return AUTHLOOP_ENOMEM;
+  }
+  if (rc == 0 && (st.gen > c->gen || (st.ended && st.sid > 0 && st.sid == c->sid))) {
     int ended = st.ended, rc2 = ended ? 0 : adopt(c, &st, 1);
     authloop__stored_clear(&st);
     if (!ended && rc2 == 0 && c->timing.stale)

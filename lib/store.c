@@ -224,7 +224,7 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
   const unsigned char *payload;
   size_t n;
   json_t *root;
-  int rc, encrypted;
+  int rc, encrypted, nomem;
   memset(out, 0, sizeof(*out));
   if (len < STORE_HEADER || memcmp(data, STORE_MAGIC, 4) != 0 || data[4] != STORE_VERSION ||
       (data[5] & ~(STORE_FLAG_ENCRYPTED | STORE_FLAG_ENDED)) ||
@@ -232,8 +232,9 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
     return AUTHLOOP_EPROTO;
   if (data[5] & STORE_FLAG_ENDED) { /* a logout's mark: the generation and login only */
     long long v, gen = -1, sid = -1;
-    root = json_loadb((const char *)data + STORE_HEADER, len - STORE_HEADER, JSON_REJECT_DUPLICATES,
-                      NULL);
+    root = authloop__json_parse((const char *)data + STORE_HEADER, len - STORE_HEADER, &nomem);
+    if (!root && nomem)
+      return AUTHLOOP_ENOMEM; /* not a malformed file */
     if (json_is_object(root) && json_object_get(root, "gen")) {
       gen = count_field(root, "gen");
       sid = count_field(root, "sid");
@@ -270,11 +271,13 @@ int authloop__store_decode(const unsigned char *data, size_t len, const unsigned
     }
     payload = plain;
   }
-  root = json_loadb((const char *)payload, n, JSON_REJECT_DUPLICATES, NULL);
+  root = authloop__json_parse((const char *)payload, n, &nomem);
   if (plain) {
     mbedtls_platform_zeroize(plain, n);
     free(plain);
   }
+  if (!root && nomem)
+    return AUTHLOOP_ENOMEM; /* not a malformed file */
   rc = json_is_object(root) ? decode_payload(root, out) : AUTHLOOP_EPROTO;
   authloop__json_wipe_decref(root);
   return rc;
@@ -390,8 +393,10 @@ static int lock_open(const char *path) {
   char *name = malloc(n);
   struct stat st;
   int fd;
-  if (!name)
+  if (!name) {
+    errno = ENOMEM; /* not "no lock possible" */
     return -1;
+  }
   snprintf(name, n, "%s.lock", path);
   fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
   free(name);
@@ -407,7 +412,7 @@ static int lock_open(const char *path) {
 int authloop__store_trylock(const char *path, int *fd) {
   int l = lock_open(path), rc;
   if (l < 0)
-    return AUTHLOOP_ESTORE;
+    return errno == ENOMEM ? AUTHLOOP_ENOMEM : AUTHLOOP_ESTORE;
   while ((rc = flock(l, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
   }
   if (rc != 0) {
@@ -598,11 +603,14 @@ static int marks_login(const char *path, long long sid) {
 static void work(uv_work_t *wk) {
   store_slot *slot = wk->data;
   store_job *j = &slot->current;
-  int lock = j->lock_fd;
+  int lock = j->lock_fd, rc;
   j->lock_fd = -1;
-  /* busy: try again later (or, past the deadline, go without); no lock
-   * possible (read-only directory, a lock file not ours): go without */
-  if (lock < 0 && authloop__store_trylock(slot->path, &lock) == 1 && !slot->unlocked) {
+  /* busy, or no memory to look: try again later (or, past the deadline, go
+   * without); no lock possible (read-only directory, a lock file not ours):
+   * go without */
+  if (lock < 0 &&
+      ((rc = authloop__store_trylock(slot->path, &lock)) == 1 || rc == AUTHLOOP_ENOMEM) &&
+      !slot->unlocked) {
     slot->error = EWOULDBLOCK;
     return;
   }

@@ -321,6 +321,8 @@ int test_run_status(const char *const argv[], char **out) {
   close(p[0]);
   assert_int_equal(waitpid(pid, &status, 0), pid);
   *out = text;
+  if (WIFSIGNALED(status)) /* a hang that `timeout -s KILL` ended (it kills itself too) */
+    return 128 + WTERMSIG(status);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 

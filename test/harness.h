@@ -59,7 +59,8 @@ long test_stat(const test_server *s, const char *key);
 long test_last_gap_ms(const test_server *s, const char *route);
 /* Runs a program to its end; returns what it printed (free it). It must exit 0. */
 char *test_run_program(const char *const argv[]);
-/* The same, for a program whose exit status is the answer. */
+/* The same, for a program whose exit status is the answer (128 + the signal
+ * that ended it). */
 int test_run_status(const char *const argv[], char **out);
 /* A plain HTTPS request to the server (not through authloop): returns the
  * body (free it) and the status in *status. authorization may be NULL. */

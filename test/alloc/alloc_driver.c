@@ -11,7 +11,9 @@
  * FLOW: "gateway" (the default, as above); "preauth KEYFILE" (a pre-auth with
  * the backend key KEYFILE as client "alloc-backend", then close: out of
  * memory must be ENOMEM, never a key error); "twostep" (a Kuzzle two-step
- * strategy: the pause, then the token, then close).
+ * strategy: the pause, then the token, then close); "lockwait DIR" (URL the
+ * OpenID Connect peer: a device login, a refresh waiting for the session
+ * file's lock, which this program holds and lets go; N counts from then).
  *
  * The contract checked: every call either fails at once (no outcome) or gets
  * exactly one outcome; the ctx closes once; the loop closes clean. Exit 0
@@ -21,10 +23,12 @@
 
 #include <curl/curl.h>
 #include <execinfo.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 extern void *__libc_malloc(size_t);
@@ -164,6 +168,91 @@ static size_t sink(char *p, size_t size, size_t n, void *ud) {
   return add;
 }
 
+/* ---- a refresh that waits for another process's lock ------------------------------ */
+/* An OpenID Connect login whose tokens have no stated lifetime (the peer's
+ * client "unknown-lifetime"), so that no retry is ever scheduled for it; the
+ * session file's lock held here, as another process would; a refresh asked
+ * for, which waits for the lock; the lock let go, and from then on the Nth
+ * allocation fails. Whatever fails, the refresh's caller has one answer. */
+static char lock_path[600];
+static int lock_fd = -1, refresh_status;
+static uv_timer_t unlock_timer;
+static const char *peer_url, *peer_ca;
+
+static void approve(const char *user_code) {
+  char reply[512] = "", u[256], body[256];
+  CURL *e = curl_easy_init();
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  long status = 0;
+  snprintf(u, sizeof(u), "%s/__user/device", peer_url);
+  snprintf(body, sizeof(body), "{\"user_code\":\"%s\",\"login\":\"alice\",\"deny\":false}",
+           user_code);
+  curl_easy_setopt(e, CURLOPT_URL, u);
+  curl_easy_setopt(e, CURLOPT_CAINFO, peer_ca);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)reply);
+  if (curl_easy_perform(e) != CURLE_OK ||
+      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200)
+    exit(2); /* no verdict: the user could not act */
+  curl_slist_free_all(h);
+  curl_easy_cleanup(e);
+}
+
+static int lock_unused; /* the log said the lock could not be used */
+static void on_log(authloop_log_level level, const char *message, void *ud) {
+  (void)level;
+  (void)ud;
+  /* the lock file is ours and usable: only out of memory could say so */
+  lock_unused |= strstr(message, "no usable lock") != NULL;
+}
+
+static void on_unlocked_closed(uv_handle_t *h) { (void)h; }
+
+static void let_go(uv_timer_t *t) {
+  flock(lock_fd, LOCK_UN);
+  close(lock_fd);
+  lock_fd = -1;
+  uv_close((uv_handle_t *)t, on_unlocked_closed);
+  calls = 0;
+  armed = 1; /* from here on, the Nth allocation fails */
+}
+
+static void on_lock_refreshed(authloop_client *c, int status, void *ud) {
+  run *r = ud;
+  r->refreshes++;
+  refresh_status = status;
+  r->logout_rc = authloop_logout(c);
+  if (r->logout_rc != 0)
+    r->close_rc = authloop_ctx_close(r->ctx, on_closed, r);
+}
+
+static void on_lockwait(authloop_client *c, const authloop_event *ev, void *ud) {
+  run *r = ud;
+  if (ev->type == AUTHLOOP_EV_LOGIN_PROMPT) {
+    approve(authloop_login_prompt_of(c)->user_code);
+  } else if (ev->type == AUTHLOOP_EV_LOGIN_ATTEMPT) {
+    r->logins++;
+    if (!ev->success || authloop_token_lifetime(c) != -1)
+      exit(2); /* no verdict: not the login this flow is about */
+    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0)
+      exit(2);
+    r->refresh_rc = authloop_refresh(c, on_lock_refreshed, r);
+    EXPECT(r->refresh_rc == 0 && authloop_client_state(c) == AUTHLOOP_STATE_REFRESHING,
+           "the refresh does not wait for the lock: %s", authloop_err_name(r->refresh_rc));
+    if (r->refresh_rc != 0)
+      exit(1);
+    /* a few of the ctx's looks at the lock (every 20 ms) find it held */
+    uv_timer_init(authloop_ctx_loop(r->ctx), &unlock_timer);
+    uv_timer_start(&unlock_timer, let_go, 70, 0);
+  } else if (ev->type == AUTHLOOP_EV_LOGOUT) {
+    r->logouts++;
+    r->close_rc = authloop_ctx_close(r->ctx, on_closed, r);
+  }
+}
+
 /* A one-time code from the server, before anything is made to fail. */
 static void mint(const char *url, const char *ca, char *code, size_t n) {
   char reply[512] = "", u[256];
@@ -216,7 +305,7 @@ int main(int argc, char **argv) {
   char code[256];
   int t = 0, rc;
   const char *flow = argc > 4 ? argv[4] : "gateway";
-  if (argc < 4 || (strcmp(flow, "preauth") == 0 && argc < 6))
+  if (argc < 4 || ((strcmp(flow, "preauth") == 0 || strcmp(flow, "lockwait") == 0) && argc < 6))
     return 2;
   fail_at = atol(argv[3]);
   {
@@ -239,9 +328,13 @@ int main(int argc, char **argv) {
     mint_kuzzle(argv[1], argv[2]);
   if (uv_loop_init(&loop) != 0)
     return 2;
-  armed = 1;
+  armed = strcmp(flow, "lockwait") != 0; /* that one's count starts when the lock goes */
   o.ca_file = argv[2];
   o.timeout_ms = 5000;
+  if (strcmp(flow, "lockwait") == 0) {
+    o.log_cb = on_log;
+    o.log_level = AUTHLOOP_LOG_WARN;
+  }
   if ((rc = authloop_ctx_new(&loop, &o, &r.ctx)) != 0) {
     EXPECT(rc == AUTHLOOP_ENOMEM, "authloop_ctx_new: %s", authloop_err_name(rc));
     goto done;
@@ -265,6 +358,37 @@ int main(int argc, char **argv) {
                preauth_status != AUTHLOOP_EKEYTYPE && preauth_status != AUTHLOOP_EKEYPASS,
            "the result is %s", authloop_err_name(preauth_status));
     EXPECT(uv_loop_close(&loop) == 0, "the loop does not close");
+    goto done;
+  }
+  if (strcmp(flow, "lockwait") == 0) {
+    char path[512];
+    peer_url = argv[1];
+    peer_ca = argv[2];
+    snprintf(path, sizeof(path), "%s/lockwait-%ld.session", argv[5], (long)getpid());
+    snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+    co.provider = "oidc";
+    co.base_url = argv[1];
+    co.client_id = "unknown-lifetime";
+    co.scope = "openid offline_access profile email";
+    co.session_path = path;
+    if ((rc = authloop_client_new(r.ctx, &co, &r.c)) != 0)
+      return 2;
+    for (t = 0; t < AUTHLOOP_EV__COUNT; t++)
+      if (authloop_on(r.c, (authloop_event_type)t, on_lockwait, &r) < 0)
+        return 2;
+    if (authloop_login_device(r.c) != 0)
+      return 2;
+    uv_run(&loop, UV_RUN_DEFAULT); /* a caller never answered would hang here: the test kills it */
+    EXPECT(r.close_rc == 0 && r.closed == 1, "close %s, %d close callbacks",
+           authloop_err_name(r.close_rc), r.closed);
+    EXPECT(r.refreshes == 1, "the refresh that waited for the lock has %d answers", r.refreshes);
+    EXPECT(r.logouts <= 1, "%d logout events", r.logouts);
+    EXPECT(!lock_unused, "out of memory was taken for a lock that cannot be used");
+    EXPECT(uv_loop_close(&loop) == 0, "the loop does not close");
+    if (r.refreshes)
+      printf("the refresh: %s\n", authloop_err_name(refresh_status));
+    unlink(path);
+    unlink(lock_path);
     goto done;
   }
   if (strcmp(flow, "twostep") == 0) {

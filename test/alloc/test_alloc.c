@@ -26,20 +26,22 @@ typedef struct {
 } result;
 
 static const char *flow = "gateway", *flow_arg; /* the driver's FLOW [ARG] */
+static test_server *target = &server;           /* the driver's URL and CA */
+static long refresh_enomem; /* runs whose refresh was answered ENOMEM (lockwait) */
 
 static result drive(long n, int valgrind, unsigned limit_s) {
   char nbuf[32], limit[16];
   const char *drv = getenv("AUTHLOOP_ALLOC_DRIVER");
-  const char *plain[] = {"timeout", "-s", "KILL", limit,    drv, server.base_url,
-                         server.ca, nbuf, flow,   flow_arg, NULL};
+  const char *plain[] = {"timeout",  "-s", "KILL", limit,    drv, target->base_url,
+                         target->ca, nbuf, flow,   flow_arg, NULL};
   const char *vg[] = {"timeout", "-s", "KILL", limit, "valgrind", "-q",
                       /* valgrind would replace the driver's own malloc too, and
                        * then no allocation fails: it must keep it (the driver's
                        * calls __libc_malloc, which valgrind does watch) */
                       "--soname-synonyms=somalloc=nouserintercepts", "--error-exitcode=99",
                       "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
-                      "--show-leak-kinds=definite,indirect", drv, server.base_url, server.ca, nbuf,
-                      flow, flow_arg, NULL};
+                      "--show-leak-kinds=definite,indirect", drv, target->base_url, target->ca,
+                      nbuf, flow, flow_arg, NULL};
   result r;
   snprintf(nbuf, sizeof(nbuf), "%ld", n);
   snprintf(limit, sizeof(limit), "%u", limit_s);
@@ -134,7 +136,10 @@ static void sweep_flow(unsigned spread, int valgrind_runs) {
     }
     runs++;
     if (r.status == 0) {
-      refused_at_once += strstr(r.out, "ENOMEM") != NULL;
+      if (strstr(r.out, "the refresh: ENOMEM")) /* an outcome, not a refusal */
+        refresh_enomem++;
+      else
+        refused_at_once += strstr(r.out, "ENOMEM") != NULL;
     } else if (r.status == 1 || r.status == 128 + SIGKILL) {
       fail_msg("allocation %ld: %s", n,
                r.status == 1 ? r.out : "the flow hung (an outcome was lost)");
@@ -233,11 +238,41 @@ static void a_two_step_pause_is_never_lost(void **state) {
   sweep_flow(60, 2);
 }
 
+/* A refresh that waited for another process's lock on the session file,
+ * and then could not start (any allocation failing from when the lock goes):
+ * its caller has exactly one answer, even for a token of unknown lifetime,
+ * for which no retry is ever scheduled (a caller was once left waiting for
+ * it). Out of memory there is this attempt's failure, answered ENOMEM: never
+ * taken for "no lock possible" or "nothing newer in the file", after which
+ * the refresh went on without the lock, or without another process's tokens. */
+static void a_refresh_after_a_lock_wait_is_answered(void **state) {
+  test_server peer;
+  char dir[320];
+  json_t *ready;
+  (void)state;
+  if (!have_driver())
+    skip();
+  ready = test_peer_start(&peer, "oidc", NULL);
+  json_decref(ready);
+  snprintf(dir, sizeof(dir), "%s/lockwait", server.dir);
+  mkdir(dir, 0700);
+  target = &peer;
+  flow = "lockwait";
+  flow_arg = dir;
+  refresh_enomem = 0;
+  sweep_flow(10, 1);
+  target = &server;
+  test_server_stop(&peer);
+  print_message("# %ld runs answered the refresh ENOMEM\n", refresh_enomem);
+  assert_true(refresh_enomem > 0); /* the sweep did reach a refresh that could not start */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_allocation_failure_keeps_the_contract),
       cmocka_unit_test(preauth_out_of_memory_is_enomem),
       cmocka_unit_test(a_two_step_pause_is_never_lost),
+      cmocka_unit_test(a_refresh_after_a_lock_wait_is_answered),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("allocation failures", tests, test_group_setup,
