@@ -844,3 +844,33 @@ char *authloop__jw_object(const char *const *pairs, size_t n) {
   }
   return w.data;
 }
+
+json_t *authloop__json_parse(const char *text, size_t len, int *nomem) {
+  json_error_t e;
+  authloop__jdoc d;
+  json_t *j;
+  int rc;
+  if (!text)
+    text = "", len = 0;
+  /* jansson sets the error's code only where it reports an error: some of
+   * its allocation failures return NULL with none set (the code byte would
+   * be read uninitialised), others as a syntax error ("invalid token"). A
+   * refusal always has a text, and is this module's refusal too: text that
+   * this parser (which tells its own allocation failures apart) accepts and
+   * jansson refused, jansson refused for want of memory. */
+  memset(&e, 0, sizeof(e));
+  j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+  if (!nomem)
+    return j;
+  *nomem = 0;
+  if (j)
+    return j;
+  if (json_error_code(&e) == json_error_out_of_memory || !e.text[0]) {
+    *nomem = 1;
+    return NULL;
+  }
+  rc = authloop__jdoc_parse(&d, text, len);
+  authloop__jdoc_free(&d);
+  *nomem = rc != AUTHLOOP_EPROTO;
+  return NULL;
+}

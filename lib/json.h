@@ -104,4 +104,9 @@ char *authloop__json_text(const json_t *j);
  * authloop__secret_free), or NULL when out of memory. */
 char *authloop__jw_object(const char *const *pairs, size_t n);
 
+/* A jansson tree of text (len bytes), duplicates refused. NULL when it is
+ * not JSON, or (with *nomem set; nomem may be NULL) when memory ran out: a
+ * different failure. */
+json_t *authloop__json_parse(const char *text, size_t len, int *nomem);
+
 #endif

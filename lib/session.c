@@ -355,6 +355,11 @@ void authloop__session_forget(authloop_client *c, int how, long long gen, long l
     return; /* another backend's or key's file: not ours */
   } else if (rc == AUTHLOOP_ENOENT && how == AUTHLOOP__FORGET_IDLE) {
     return;
+  } else if (rc == AUTHLOOP_ENOMEM && how != AUTHLOOP__FORGET_LOGOUT) {
+    /* not read is not ours to replace: it may hold another user's session,
+     * or a newer one; a logout's mark goes all the same (a logout must end
+     * the copies other processes hold) */
+    return;
   }
   if (how == AUTHLOOP__FORGET_IDLE) {
     authloop__store_delete(&c->ctx->store, c->session_path);
@@ -593,9 +598,9 @@ static int take_the_lock(authloop_client *c, uint64_t now) {
     return 0;
   }
   if (authloop__store_hold(&c->ctx->store, c->session_path) != 0) {
-    authloop__store_unlock(c->lock_fd);
+    authloop__store_unlock(c->lock_fd); /* out of memory: this attempt fails, as above */
     c->lock_fd = -1;
-    return 0;
+    return AUTHLOOP_ENOMEM;
   }
   /* newer, or this login's logout mark (whatever its generation: it may have
    * come while our own refresh held the lock) */

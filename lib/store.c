@@ -335,12 +335,14 @@ int authloop__installation_id(const char *path, const char *app, unsigned char o
 /* A directory where nobody but us (or root) can add or rename files: owned by
  * us or root, and not writable by group or others unless sticky (then only a
  * file's owner may rename or remove it, and the file must be ours). */
+static const char dir_nomem[] = "out of memory";
+
 static const char *dir_problem(const char *path) {
   char *copy = strdup(path);
   struct stat st;
   int rc;
   if (!copy)
-    return "out of memory";
+    return dir_nomem;
   rc = stat(dirname(copy), &st);
   free(copy);
   if (rc != 0 || !S_ISDIR(st.st_mode))
@@ -374,7 +376,7 @@ int authloop__store_read(const char *path, unsigned char **out, size_t *len, con
     *why = dir_problem(path);
   if (*why) {
     close(fd);
-    return AUTHLOOP_EPERM;
+    return *why == dir_nomem ? AUTHLOOP_ENOMEM : AUTHLOOP_EPERM; /* not "unsafe" */
   }
   return authloop__read_and_close(fd, (size_t)st.st_size, out, len);
 }
@@ -411,12 +413,15 @@ static int lock_open(const char *path) {
 
 int authloop__store_trylock(const char *path, int *fd) {
   int l = lock_open(path), rc;
+  if (l < 0 && (errno == EMFILE || errno == ENFILE))
+    return 1; /* out of descriptors for now: as busy, looked at again */
   if (l < 0)
     return errno == ENOMEM ? AUTHLOOP_ENOMEM : AUTHLOOP_ESTORE;
   while ((rc = flock(l, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
   }
   if (rc != 0) {
-    int busy = errno == EWOULDBLOCK;
+    /* held by another; or the kernel out of locks: as busy, looked at again */
+    int busy = errno == EWOULDBLOCK || errno == ENOLCK;
     close(l);
     return busy ? 1 : AUTHLOOP_ESTORE;
   }
@@ -582,17 +587,20 @@ static int write_atomically(const char *path, const unsigned char *data, size_t 
 }
 
 /* Whether the file at path is a logout's mark of login sid (read here,
- * on the pool: a mark is plain and small, no key is needed). */
+ * on the pool: a mark is plain and small, no key is needed); -1 when memory
+ * ran out before that could be told. */
 static int marks_login(const char *path, long long sid) {
   unsigned char *data;
   size_t len;
   const char *why;
   authloop__stored st;
-  int ended;
-  if (authloop__store_read(path, &data, &len, &why) != 0)
-    return 0;
-  ended = len > 5 && (data[5] & STORE_FLAG_ENDED) &&
-          authloop__store_decode(data, len, NULL, &st) == 0 && st.sid == sid;
+  int ended = 0, rc;
+  if ((rc = authloop__store_read(path, &data, &len, &why)) != 0)
+    return rc == AUTHLOOP_ENOMEM ? -1 : 0;
+  if (len > 5 && (data[5] & STORE_FLAG_ENDED)) {
+    rc = authloop__store_decode(data, len, NULL, &st);
+    ended = rc == AUTHLOOP_ENOMEM ? -1 : rc == 0 && st.sid == sid;
+  }
   authloop__wipe_free(data, len);
   return ended;
 }
@@ -603,7 +611,7 @@ static int marks_login(const char *path, long long sid) {
 static void work(uv_work_t *wk) {
   store_slot *slot = wk->data;
   store_job *j = &slot->current;
-  int lock = j->lock_fd, rc;
+  int lock = j->lock_fd, rc, marked;
   j->lock_fd = -1;
   /* busy, or no memory to look: try again later (or, past the deadline, go
    * without); no lock possible (read-only directory, a lock file not ours):
@@ -618,7 +626,10 @@ static void work(uv_work_t *wk) {
     remove_stale_temporaries(slot->path);
     slot->tidied = 1;
   }
-  if (j->op == OP_WRITE && j->sid > 0 && marks_login(slot->path, j->sid))
+  marked = j->op == OP_WRITE && j->sid > 0 ? marks_login(slot->path, j->sid) : 0;
+  if (marked < 0)
+    slot->error = ENOMEM; /* a login's mark may be there: nothing is written over it */
+  else if (marked)
     slot->error = 0; /* the login was logged out while this was on its way: the mark stays */
   else if (j->op == OP_WRITE)
     slot->error = write_atomically(slot->path, j->data, j->len);

@@ -66,19 +66,6 @@ void authloop__json_wipe_decref(json_t *j) {
   json_decref(j);
 }
 
-json_t *authloop__json_parse(const char *body, size_t len, int *nomem) {
-  json_error_t e;
-  json_t *j;
-  /* jansson sets the error's code only where it reports an error: some of
-   * its allocation failures return NULL with none set (the code byte would
-   * be read uninitialised). A refusal always has a text; none is memory. */
-  memset(&e, 0, sizeof(e));
-  j = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &e);
-  if (nomem)
-    *nomem = !j && (json_error_code(&e) == json_error_out_of_memory || !e.text[0]);
-  return j;
-}
-
 int authloop__options_copy(void *dst, size_t dst_size, size_t dst_align, const void *src) {
   size_t size, i;
   memcpy(&size, src, sizeof(size));

@@ -67,10 +67,6 @@ void authloop__wipe_free(void *p, size_t n);
 int authloop__secret_set(char **p, const char *s);
 /* Wipes every string value in a JSON tree, then drops the reference. */
 void authloop__json_wipe_decref(json_t *j);
-/* Parses a response body (NUL-terminated, len bytes) as JSON, duplicates
- * refused. NULL when it is not JSON, or (with *nomem set, nomem may be
- * NULL) when memory ran out: a different failure. */
-json_t *authloop__json_parse(const char *body, size_t len, int *nomem);
 /* Reads up to size bytes of an open file into a new NUL-terminated buffer
  * (*len: what was read) and closes fd: 0, or AUTHLOOP_ENOMEM. */
 int authloop__read_and_close(int fd, size_t size, unsigned char **out, size_t *len);

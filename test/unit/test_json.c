@@ -3,6 +3,7 @@
  * same values (test/json_compare.h), at the edges of every rule and over
  * many mutated answers; the writer's text reads back as what it wrote. */
 #include "../json_compare.h"
+#include "json.h"
 #include "util.h"
 
 #include <setjmp.h>
@@ -413,6 +414,56 @@ static void writer_round_trips(void **state) {
   authloop__secret_free(text);
 }
 
+/* jansson's allocator failing at its Nth call: a parse that fails is said
+ * to be out of memory (never malformed) for text that is good JSON, at every
+ * N (jansson calls some of these failures "invalid token", some nothing, and
+ * gets past some); and bad text is malformed, not out of memory. */
+static long jansson_calls, jansson_fail_at;
+static void *failing_malloc(size_t n) {
+  return ++jansson_calls == jansson_fail_at ? NULL : malloc(n);
+}
+
+static void out_of_memory_is_never_malformed(void **state) {
+  static const char *const good[] = {
+      "{\"v\":1,\"provider\":\"oidc\",\"baseUrl\":\"https://127.0.0.1:4000\",\"user\":{\"sub\":"
+      "\"alice\",\"name\":\"Alice Liddell\",\"roles\":[\"a\",\"b\",1,2.5,true,null]},"
+      "\"accessToken\":\"abcdefghijklmnopqrstuvwxyz0123456789\",\"idToken\":\"\",\"lifetime\":"
+      "-1,\"gen\":1764000000001,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7}",
+      "[1,\"two\",{\"three\":[3,{\"\\u00e9\":\"\\ud83d\\ude00\"}]}]",
+      "{\"gen\":3,\"sid\":2,\"v\":1}"};
+  static const char *const bad[] = {"{\"a\":1,\"a\":2}", "{\"a\":}", "[1,2", "{\"a\":\"\\u0000\"}",
+                                    "{\"a\":1}x"};
+  size_t i;
+  long failed_parses = 0;
+  int nomem;
+  json_t *j;
+  (void)state;
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    nomem = -1;
+    assert_null(authloop__json_parse(bad[i], strlen(bad[i]), &nomem));
+    assert_int_equal(nomem, 0);
+  }
+  json_set_alloc_funcs(failing_malloc, free);
+  for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    for (jansson_fail_at = 1;; jansson_fail_at++) {
+      jansson_calls = 0;
+      nomem = -1;
+      j = authloop__json_parse(good[i], strlen(good[i]), &nomem);
+      if (j) {
+        assert_int_equal(nomem, 0);
+        json_decref(j);
+      } else {
+        assert_int_equal(nomem, 1); /* good text: only memory could refuse it */
+        failed_parses++;
+      }
+      if (jansson_calls < jansson_fail_at)
+        break; /* no call was made to fail: every N was tried */
+    }
+  }
+  json_set_alloc_funcs(malloc, free);
+  assert_true(failed_parses > 20); /* the failures did reach the parser */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(edges_of_every_rule),
@@ -423,6 +474,7 @@ int main(void) {
       cmocka_unit_test(compact_values),
       cmocka_unit_test(lookups),
       cmocka_unit_test(writer_round_trips),
+      cmocka_unit_test(out_of_memory_is_never_malformed),
   };
   cmocka_set_message_output(CM_OUTPUT_TAP);
   return cmocka_run_group_tests_name("json", tests, NULL, NULL);
