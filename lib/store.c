@@ -420,8 +420,9 @@ int authloop__store_trylock(const char *path, int *fd) {
   while ((rc = flock(l, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
   }
   if (rc != 0) {
-    /* held by another; or the kernel out of locks: as busy, looked at again */
-    int busy = errno == EWOULDBLOCK || errno == ENOLCK;
+    /* held by another. (ENOLCK is not "busy": a file system without
+     * working locks, NFS without its lock daemon, says it every time) */
+    int busy = errno == EWOULDBLOCK;
     close(l);
     return busy ? 1 : AUTHLOOP_ESTORE;
   }
@@ -627,9 +628,15 @@ static void work(uv_work_t *wk) {
     slot->tidied = 1;
   }
   marked = j->op == OP_WRITE && j->sid > 0 ? marks_login(slot->path, j->sid) : 0;
-  if (marked < 0)
-    slot->error = ENOMEM; /* a login's mark may be there: nothing is written over it */
-  else if (marked)
+  if (marked < 0 && !slot->unlocked) {
+    /* a logout's mark of this login may be there: nothing is written over
+     * it now; the write is tried again, as for a busy lock (and past the
+     * same deadline, made as before) */
+    authloop__store_unlock(lock);
+    slot->error = EWOULDBLOCK;
+    return;
+  }
+  if (marked > 0)
     slot->error = 0; /* the login was logged out while this was on its way: the mark stays */
   else if (j->op == OP_WRITE)
     slot->error = write_atomically(slot->path, j->data, j->len);

@@ -86,7 +86,7 @@ int authloop__store_busy(const authloop__store_writer *w);
 
 /* The lock beside a session file ("<path>.lock"), for a refresh shared by
  * processes: 0 and the held fd; 1 when another holds it (or, for now, no
- * descriptor or kernel lock is to be had); AUTHLOOP_ENOMEM; or
+ * descriptor is to be had); AUTHLOOP_ENOMEM; or
  * AUTHLOOP_ESTORE when no lock is possible there. Who
  * finds it busy looks again after AUTHLOOP__LOCK_RETRY_MS, on the loop (a
  * refresh, a write), never blocking a thread. */

@@ -9,6 +9,8 @@
  * token another has rotated away, and never wait without a bound. */
 #include "harness.h"
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -977,6 +979,60 @@ static void a_freed_client_answers_nothing(void **state) {
   test_env_close(&a);
 }
 
+/* A file system without working locks (NFS without its lock daemon): every
+ * flock() fails ENOLCK. authloop's calls of flock() come here (the library is
+ * linked into this program); those of the tests, which never ask for
+ * LOCK_NB, pass through. */
+static int locks_fail;
+int flock(int fd, int op) {
+  static int (*real)(int, int);
+  if (locks_fail && (op & LOCK_EX) && (op & LOCK_NB)) {
+    errno = ENOLCK;
+    return -1;
+  }
+  if (!real)
+    real = (int (*)(int, int))dlsym(RTLD_NEXT, "flock");
+  return real(fd, op);
+}
+
+/* There, a refresh goes without the lock, and says so, as where no lock
+ * file can be made: ENOLCK is not a busy lock, which a refresh would wait
+ * out until it failed, at every try, until the session died. */
+static void a_file_system_without_locks(void **state) {
+  test_env a;
+  test_recorder ra;
+  test_log log = {0};
+  authloop_client *ca;
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  test_done d = {0};
+  char path[320];
+  long refreshes;
+  (void)state;
+  new_path(path, sizeof(path));
+  o.ca_file = server.ca;
+  o.log_cb = test_log_cb;
+  o.log_userdata = &log;
+  o.log_level = AUTHLOOP_LOG_DEBUG;
+  o.timeout_ms = 1000;
+  test_env_init(&a, &server, &o);
+  ca = client_on(&a, path, 0);
+  test_record(ca, &ra);
+  login_as(&a, ca, &ra, "nolocks", 3600);
+  test_run_until_file(&a, path, 1, 5000);
+  test_run_until_stored(&a, 5000);
+  locks_fail = 1;
+  refreshes = test_stat(&server, "/auth/refresh");
+  assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
+  test_run_until(&a, &d.count, 1, 5000);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(test_stat(&server, "/auth/refresh"), refreshes + 1);
+  test_run_until_stored(&a, 5000); /* the log is delivered from the loop too */
+  locks_fail = 0;
+  assert_non_null(strstr(log.text, "no usable lock"));
+  assert_null(strstr(log.text, "held too long"));
+  test_env_close(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(taken_tokens_keep_their_expiry_and_schedule),
@@ -998,6 +1054,7 @@ int main(void) {
       cmocka_unit_test(another_ctx_sees_a_pending_logout),
       cmocka_unit_test(generations_are_bounded),
       cmocka_unit_test(a_freed_client_answers_nothing),
+      cmocka_unit_test(a_file_system_without_locks),
   };
   /* one pool thread: a write that waited on it for a lock would deadlock */
   setenv("UV_THREADPOOL_SIZE", "1", 1);
