@@ -355,13 +355,11 @@ void authloop__session_forget(authloop_client *c, int how, long long gen, long l
     return; /* another backend's or key's file: not ours */
   } else if (rc == AUTHLOOP_ENOENT && how == AUTHLOOP__FORGET_IDLE) {
     return;
-  } else if (rc == AUTHLOOP_ENOMEM && how != AUTHLOOP__FORGET_LOGOUT &&
-             how != AUTHLOOP__FORGET_IDLE) {
-    /* not read is not ours to mark: it may hold another user's session, or
-     * a newer one, and this one's tokens are dead anyway. A logout's mark
-     * goes all the same (a logout must end the copies other processes
-     * hold), and an idle end's delete (else the next start would revive
-     * the session; a process still active writes it again) */
+  } else if (rc == AUTHLOOP_ENOMEM && how != AUTHLOOP__FORGET_LOGOUT) {
+    /* not read is not ours to replace: it may hold a logout's mark (which an
+     * idle end must not remove: other processes would revive the session),
+     * another user's session, or a newer one. A logout's mark goes all the
+     * same (a logout must end the copies other processes hold). */
     return;
   }
   if (how == AUTHLOOP__FORGET_IDLE) {

@@ -497,13 +497,14 @@ typedef struct {
   uv_work_t work;
   authloop__timer_entry retry; /* the lock was busy: try again */
   store_job current, next;
-  int running;       /* current is on the thread pool */
-  int waiting;       /* current waits for another's lock (retry is scheduled) */
-  int held;          /* the loop holds the lock: nothing starts */
-  int unlocked;      /* the lock was busy past the deadline: current goes without it */
-  uint64_t deadline; /* while waiting: when to go without the lock */
-  int error;         /* errno of the current job, 0 if it worked, EWOULDBLOCK: busy */
-  int tidied;        /* the current job removed stale temporaries (under the lock) */
+  int running;         /* current is on the thread pool */
+  int waiting;         /* current waits for another's lock (retry is scheduled) */
+  int held;            /* the loop holds the lock: nothing starts */
+  int unlocked;        /* the lock was busy past the deadline: current goes without it */
+  int short_of_memory; /* the last wait was for memory, not for another's lock */
+  uint64_t deadline;   /* while waiting: when to go without the lock */
+  int error;           /* errno of the current job, 0 if it worked, EWOULDBLOCK: busy */
+  int tidied;          /* the current job removed stale temporaries (under the lock) */
 } store_slot;
 
 /* Every writer of the process, so that a load sees what any ctx has queued
@@ -612,7 +613,7 @@ static int marks_login(const char *path, long long sid) {
 static void work(uv_work_t *wk) {
   store_slot *slot = wk->data;
   store_job *j = &slot->current;
-  int lock = j->lock_fd, rc, marked;
+  int lock = j->lock_fd, handed = j->lock_fd >= 0, rc = 0, marked;
   j->lock_fd = -1;
   /* busy, or no memory to look: try again later (or, past the deadline, go
    * without); no lock possible (read-only directory, a lock file not ours):
@@ -621,6 +622,7 @@ static void work(uv_work_t *wk) {
       ((rc = authloop__store_trylock(slot->path, &lock)) == 1 || rc == AUTHLOOP_ENOMEM) &&
       !slot->unlocked) {
     slot->error = EWOULDBLOCK;
+    slot->short_of_memory = rc == AUTHLOOP_ENOMEM;
     return;
   }
   if (lock >= 0 && j->tidy) {
@@ -628,12 +630,15 @@ static void work(uv_work_t *wk) {
     slot->tidied = 1;
   }
   marked = j->op == OP_WRITE && j->sid > 0 ? marks_login(slot->path, j->sid) : 0;
+  if (marked < 0 && handed)
+    marked = 0; /* a refresh's lock, held since it read the file: no mark came since */
   if (marked < 0 && !slot->unlocked) {
     /* a logout's mark of this login may be there: nothing is written over
      * it now; the write is tried again, as for a busy lock (and past the
      * same deadline, made as before) */
     authloop__store_unlock(lock);
     slot->error = EWOULDBLOCK;
+    slot->short_of_memory = 1;
     return;
   }
   if (marked > 0)
@@ -714,8 +719,10 @@ static void on_retry(authloop__timer_entry *e, uint64_t now) {
   if (now >= slot->deadline && !slot->unlocked) {
     slot->unlocked = 1;
     authloop__logf(slot->w->log, AUTHLOOP_LOG_WARN,
-                   "session file %s: its lock is held too long by another process; "
-                   "writing without it",
+                   slot->short_of_memory
+                       ? "session file %s: out of memory until the deadline; writing as it can"
+                       : "session file %s: its lock is held too long by another process; "
+                         "writing without it",
                    slot->path);
   }
   slot_start(slot);
