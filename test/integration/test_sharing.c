@@ -616,6 +616,29 @@ static void a_stuck_lock_holder_is_waited_for_only_so_long(void **state) {
   close(fd);
 }
 
+/* A ctx logging everything into log (timeout_ms 0: the default), a client
+ * on a new session file at path, logged in as user, its session on disk. */
+static authloop_client *logged_in_and_stored(test_env *e, test_recorder *r, test_log *log,
+                                             char *path, size_t n, const char *user,
+                                             unsigned timeout_ms) {
+  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
+  authloop_client *c;
+  new_path(path, n);
+  o.ca_file = server.ca;
+  o.log_cb = test_log_cb;
+  o.log_userdata = log;
+  o.log_level = AUTHLOOP_LOG_DEBUG;
+  if (timeout_ms)
+    o.timeout_ms = timeout_ms;
+  test_env_init(e, &server, &o);
+  c = client_on(e, path, 0);
+  test_record(c, r);
+  login_as(e, c, r, user, 3600);
+  test_run_until_file(e, path, 1, 5000);
+  test_run_until_stored(e, 5000);
+  return c;
+}
+
 /* A lock file that is not ours (writable by others: anyone could hold it
  * forever) is not used: the refresh goes without it, and says so. */
 static void a_lock_file_not_ours_is_not_used(void **state) {
@@ -623,24 +646,13 @@ static void a_lock_file_not_ours_is_not_used(void **state) {
   test_recorder ra;
   test_log log = {0};
   authloop_client *ca;
-  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   test_done d = {0};
   char path[320], lock[340];
   long refreshes;
   int fd;
   (void)state;
-  new_path(path, sizeof(path));
+  ca = logged_in_and_stored(&a, &ra, &log, path, sizeof(path), "planted", 0);
   snprintf(lock, sizeof(lock), "%s.lock", path);
-  o.ca_file = server.ca;
-  o.log_cb = test_log_cb;
-  o.log_userdata = &log;
-  o.log_level = AUTHLOOP_LOG_DEBUG;
-  test_env_init(&a, &server, &o);
-  ca = client_on(&a, path, 0);
-  test_record(ca, &ra);
-  login_as(&a, ca, &ra, "planted", 3600);
-  test_run_until_file(&a, path, 1, 5000);
-  test_run_until_stored(&a, 5000);
   assert_int_equal(chmod(lock, 0666), 0);
   fd = open(lock, O_RDWR);
   assert_int_equal(flock(fd, LOCK_EX), 0); /* held by "someone else", forever */
@@ -1009,23 +1021,11 @@ static void a_file_system_without_locks(void **state) {
   test_recorder ra;
   test_log log = {0};
   authloop_client *ca;
-  authloop_ctx_options o = AUTHLOOP_CTX_OPTIONS_INIT;
   test_done d = {0};
   char path[320];
   long refreshes;
   (void)state;
-  new_path(path, sizeof(path));
-  o.ca_file = server.ca;
-  o.log_cb = test_log_cb;
-  o.log_userdata = &log;
-  o.log_level = AUTHLOOP_LOG_DEBUG;
-  o.timeout_ms = 1000;
-  test_env_init(&a, &server, &o);
-  ca = client_on(&a, path, 0);
-  test_record(ca, &ra);
-  login_as(&a, ca, &ra, "nolocks", 3600);
-  test_run_until_file(&a, path, 1, 5000);
-  test_run_until_stored(&a, 5000);
+  ca = logged_in_and_stored(&a, &ra, &log, path, sizeof(path), "nolocks", 1000);
   locks_fail = 1;
   refreshes = test_stat(&server, "/auth/refresh");
   assert_int_equal(authloop_refresh(ca, test_done_cb, &d), 0);
