@@ -196,13 +196,52 @@ static void on_twostep(authloop_client *c, const authloop_event *ev, void *ud) {
   }
 }
 
+/* ---- the servers' test controls, before anything is made to fail ----------------- */
+
 static size_t sink(char *p, size_t size, size_t n, void *ud) {
   size_t have = strlen(ud), add = size * n;
-  if (have + add < 511) {
+  if (have + add < 1024) { /* the reply buffers' size */
     memcpy((char *)ud + have, p, add);
     ((char *)ud)[have + add] = '\0';
   }
   return add;
+}
+
+/* POSTs JSON body to url path; the answer in reply (1024 bytes, cut
+ * short). The HTTP status, or 0 when none came. */
+static long post_json(const char *url, const char *path, const char *ca, const char *body,
+                      char *reply) {
+  char u[256];
+  CURL *e = curl_easy_init();
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  long status = 0;
+  reply[0] = '\0';
+  snprintf(u, sizeof(u), "%s%s", url, path);
+  curl_easy_setopt(e, CURLOPT_URL, u);
+  curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)reply);
+  if (curl_easy_perform(e) != CURLE_OK ||
+      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+    status = 0;
+  curl_slist_free_all(h);
+  curl_easy_cleanup(e);
+  return status;
+}
+
+/* The string member name of a reply (no escapes in it) into out (n bytes):
+ * 1, or 0 when there is none or it does not fit. */
+static int string_field(const char *reply, const char *name, char *out, size_t n) {
+  char key[64];
+  const char *p, *q;
+  snprintf(key, sizeof(key), "\"%s\":\"", name);
+  if (!(p = strstr(reply, key)) || !(q = strchr(p += strlen(key), '"')) || (size_t)(q - p) >= n)
+    return 0;
+  memcpy(out, p, (size_t)(q - p));
+  out[q - p] = '\0';
+  return 1;
 }
 
 /* ---- a refresh that waits for another process's lock ------------------------------ */
@@ -217,24 +256,11 @@ static uv_timer_t unlock_timer;
 static const char *peer_url, *peer_ca;
 
 static void approve(const char *user_code) {
-  char reply[512] = "", u[256], body[256];
-  CURL *e = curl_easy_init();
-  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-  long status = 0;
-  snprintf(u, sizeof(u), "%s/__user/device", peer_url);
+  char reply[1024], body[256];
   snprintf(body, sizeof(body), "{\"user_code\":\"%s\",\"login\":\"alice\",\"deny\":false}",
            user_code);
-  curl_easy_setopt(e, CURLOPT_URL, u);
-  curl_easy_setopt(e, CURLOPT_CAINFO, peer_ca);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)reply);
-  if (curl_easy_perform(e) != CURLE_OK ||
-      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200)
+  if (post_json(peer_url, "/__user/device", peer_ca, body, reply) != 200)
     exit(2); /* no verdict: the user could not act */
-  curl_slist_free_all(h);
-  curl_easy_cleanup(e);
 }
 
 static int lock_unused; /* the log said the lock could not be used */
@@ -292,46 +318,19 @@ static void on_lockwait(authloop_client *c, const authloop_event *ev, void *ud) 
 
 /* A one-time code from the server, before anything is made to fail. */
 static void mint(const char *url, const char *ca, char *code, size_t n) {
-  char reply[512] = "", u[256];
-  CURL *e = curl_easy_init();
-  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-  const char *p, *q;
-  snprintf(u, sizeof(u), "%s/__test/codes", url);
-  curl_easy_setopt(e, CURLOPT_URL, u);
-  curl_easy_setopt(e, CURLOPT_CAINFO, ca);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"userId\":\"allocs\"}");
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)reply);
-  if (curl_easy_perform(e) != CURLE_OK || !(p = strstr(reply, "\"authorizationCode\":\"")) ||
-      !(q = strchr(p += 21, '"')) || (size_t)(q - p) >= n)
+  char reply[1024];
+  if (!post_json(url, "/__test/codes", ca, "{\"userId\":\"allocs\"}", reply) ||
+      !string_field(reply, "authorizationCode", code, n))
     exit(2);
-  memcpy(code, p, (size_t)(q - p));
-  code[q - p] = '\0';
-  curl_slist_free_all(h);
-  curl_easy_cleanup(e);
 }
 
 /* A Kuzzle token for the second step, before anything is made to fail. */
 static void mint_kuzzle(const char *url, const char *ca) {
-  char reply[1024] = "", u[256];
-  CURL *e = curl_easy_init();
-  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-  const char *p, *q;
-  snprintf(u, sizeof(u), "%s/__test/kuzzle-token", url);
-  curl_easy_setopt(e, CURLOPT_URL, u);
-  curl_easy_setopt(e, CURLOPT_CAINFO, ca);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"username\":\"kuzzle-user\",\"ttl\":60000}");
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)reply);
-  if (curl_easy_perform(e) != CURLE_OK || !(p = strstr(reply, "\"jwt\":\"")) ||
-      !(q = strchr(p += 7, '"')) || (size_t)(q - p) >= sizeof(kuzzle_token))
+  char reply[1024];
+  if (!post_json(url, "/__test/kuzzle-token", ca, "{\"username\":\"kuzzle-user\",\"ttl\":60000}",
+                 reply) ||
+      !string_field(reply, "jwt", kuzzle_token, sizeof(kuzzle_token)))
     exit(2);
-  memcpy(kuzzle_token, p, (size_t)(q - p));
-  kuzzle_token[q - p] = '\0';
-  curl_slist_free_all(h);
-  curl_easy_cleanup(e);
 }
 
 int main(int argc, char **argv) {
